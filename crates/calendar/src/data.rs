@@ -51,7 +51,7 @@ pub(crate) const EMBEDDED: &str = include_str!("../data/prc-holidays.toml");
 pub(crate) fn parse(file: &str, text: &str) -> Result<Calendar, CalendarError> {
     let raw: RawCalendar = toml::from_str(text).map_err(|e| CalendarError::Syntax {
         file: file.to_owned(),
-        reason: e.message().to_owned(),
+        reason: e.to_string().trim_end().to_owned(),
     })?;
     let invalid = |key: String, reason: String| CalendarError::Invalid {
         file: file.to_owned(),

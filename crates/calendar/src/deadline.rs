@@ -140,18 +140,18 @@ impl Deadline {
             trace: Vec::new(),
         };
         let due = ctx.eval(start_label, start, duration, true)?;
-        if let Some(kind) = cal.day(due) {
-            if !kind.is_workday() {
-                if let Some(note) = kind.note() {
-                    ctx.trace.push(
-                        format!(
-                            "note: {} is a rest day ({note}); the profile does not move it",
-                            format_date(due)
-                        )
-                        .into(),
-                    );
-                }
-            }
+        if let Some(note) = cal
+            .day(due)
+            .filter(|k| !k.is_workday())
+            .and_then(|k| k.note())
+        {
+            ctx.trace.push(
+                format!(
+                    "note: {} is a rest day ({note}); the profile does not move it",
+                    format_date(due)
+                )
+                .into(),
+            );
         }
         Ok(Deadline {
             start_label: start_label.to_owned(),

@@ -1,0 +1,112 @@
+//! Who is acting. Every command carries its actor; the guards decide what that actor may do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgencyId, DeputyId};
+
+/// The role an API key is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 交办机关: registers, assigns, decides objections and extensions, supervises.
+    AssigningOffice,
+    /// An agency's office (厅办公室): signs for, dispatches, requests adjustments and extensions.
+    AgencyAdmin,
+    /// A division's handler (承办人): records communication, drafts opinions and replies.
+    Handler,
+    /// A leader (领导) of an agency: approves and signs.
+    Leader,
+    /// 代表: submits, gives feedback.
+    Deputy,
+    /// Reads and verifies; never changes anything.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::AssigningOffice,
+        Role::AgencyAdmin,
+        Role::Handler,
+        Role::Leader,
+        Role::Deputy,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::AssigningOffice => "assigning_office",
+            Role::AgencyAdmin => "agency_admin",
+            Role::Handler => "handler",
+            Role::Leader => "leader",
+            Role::Deputy => "deputy",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// Roles that act for one agency.
+    pub fn is_agency_role(self) -> bool {
+        matches!(self, Role::AgencyAdmin | Role::Handler | Role::Leader)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown role `{s}`; expected one of {}",
+                    Role::ALL.map(Role::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// The principal behind a command: a role, and the agency or deputy it acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub role: Role,
+    /// Set for agency roles (and for the assigning office, its own agency id).
+    pub agency: Option<AgencyId>,
+    /// Set for the deputy role.
+    pub deputy: Option<DeputyId>,
+}
+
+impl Actor {
+    pub fn assigning_office(agency: AgencyId) -> Actor {
+        Actor {
+            role: Role::AssigningOffice,
+            agency: Some(agency),
+            deputy: None,
+        }
+    }
+
+    pub fn agency(role: Role, agency: AgencyId) -> Actor {
+        Actor {
+            role,
+            agency: Some(agency),
+            deputy: None,
+        }
+    }
+
+    pub fn deputy(deputy: DeputyId) -> Actor {
+        Actor {
+            role: Role::Deputy,
+            agency: None,
+            deputy: Some(deputy),
+        }
+    }
+
+    /// True when this actor works for `agency` in one of `roles`.
+    pub fn acts_for(&self, agency: AgencyId, roles: &[Role]) -> bool {
+        self.agency == Some(agency) && roles.contains(&self.role)
+    }
+}

@@ -1,0 +1,185 @@
+//! Commands: what an actor asks for. Dates come with the command; the domain reads no clock.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use super::event::ReviewDecision;
+use super::types::*;
+use crate::actor::Actor;
+use crate::ids::*;
+
+/// A command with its actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub actor: Actor,
+    pub kind: CommandKind,
+}
+
+/// A unit to assign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitAssignment {
+    pub assignment_id: AssignmentId,
+    pub agency: AgencyId,
+    pub role: UnitRole,
+}
+
+/// How the assigning office decides an adjustment request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AdjustmentChoice {
+    /// Reassign to `agency`; `role` defaults to the old assignment's role.
+    Accept {
+        agency: AgencyId,
+        role: Option<UnitRole>,
+        new_assignment: AssignmentId,
+    },
+    Reject {
+        reason: String,
+    },
+    Escalate {
+        reason: String,
+    },
+}
+
+/// A commitment promised in a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentDraft {
+    pub id: CommitmentId,
+    pub measure: String,
+    pub division: Option<DivisionId>,
+    pub target_date: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Submit {
+        details: SuggestionDetails,
+        on: Date,
+    },
+    StartReview {
+        on: Date,
+    },
+    Review {
+        decision: ReviewDecision,
+        reason: String,
+        on: Date,
+    },
+    Withdraw {
+        reason: String,
+        on: Date,
+    },
+    Assign {
+        units: Vec<UnitAssignment>,
+        on: Date,
+    },
+    SignFor {
+        assignment: AssignmentId,
+        on: Date,
+    },
+    RequestAdjustment {
+        assignment: AssignmentId,
+        reason: String,
+        suggested_agency: Option<AgencyId>,
+        on: Date,
+    },
+    DecideAdjustment {
+        assignment: AssignmentId,
+        choice: AdjustmentChoice,
+        on: Date,
+    },
+    Dispatch {
+        assignment: AssignmentId,
+        division: DivisionId,
+        handler: String,
+        responsible_leader: String,
+        leading_official: Option<String>,
+        plan: String,
+        on: Date,
+    },
+    RecordCommunication {
+        communication: Communication,
+    },
+    RequestExtension {
+        assignment: AssignmentId,
+        new_due: Date,
+        reason: String,
+        on: Date,
+    },
+    DecideExtension {
+        assignment: AssignmentId,
+        approve: bool,
+        on: Date,
+    },
+    SubmitOpinion {
+        opinion: CoHandlingOpinion,
+    },
+    AcknowledgeOpinion {
+        opinion: OpinionId,
+        on: Date,
+    },
+    WaiveOpinion {
+        assignment: AssignmentId,
+        reason: String,
+        on: Date,
+    },
+    IssueReply {
+        reply: Reply,
+        commitments: Vec<CommitmentDraft>,
+        explanation: Option<String>,
+    },
+    ChangeClass {
+        to: ReplyClass,
+        reason: String,
+        on: Date,
+    },
+    RecordFeedback {
+        feedback: Feedback,
+    },
+    CloseFeedbackWindow {
+        on: Date,
+    },
+    ResolveEscalation {
+        outcome: String,
+        on: Date,
+    },
+    ReportProgress {
+        commitment: CommitmentId,
+        note: String,
+        on: Date,
+    },
+    ConvertCommitment {
+        commitment: CommitmentId,
+        evidence: String,
+        on: Date,
+    },
+}
+
+impl CommandKind {
+    /// The command's name in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandKind::Submit { .. } => "submit",
+            CommandKind::StartReview { .. } => "start review",
+            CommandKind::Review { .. } => "review",
+            CommandKind::Withdraw { .. } => "withdraw",
+            CommandKind::Assign { .. } => "assign",
+            CommandKind::SignFor { .. } => "sign for",
+            CommandKind::RequestAdjustment { .. } => "request an adjustment",
+            CommandKind::DecideAdjustment { .. } => "decide an adjustment",
+            CommandKind::Dispatch { .. } => "dispatch",
+            CommandKind::RecordCommunication { .. } => "record a communication",
+            CommandKind::RequestExtension { .. } => "request an extension",
+            CommandKind::DecideExtension { .. } => "decide an extension",
+            CommandKind::SubmitOpinion { .. } => "submit a co-handling opinion",
+            CommandKind::AcknowledgeOpinion { .. } => "acknowledge an opinion",
+            CommandKind::WaiveOpinion { .. } => "waive an opinion",
+            CommandKind::IssueReply { .. } => "issue a reply",
+            CommandKind::ChangeClass { .. } => "change the class",
+            CommandKind::RecordFeedback { .. } => "record feedback",
+            CommandKind::CloseFeedbackWindow { .. } => "close the feedback window",
+            CommandKind::ResolveEscalation { .. } => "resolve the escalation",
+            CommandKind::ReportProgress { .. } => "report progress",
+            CommandKind::ConvertCommitment { .. } => "convert a commitment",
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Events: the facts a decision produced. Only ever added to, never changed in place.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use banli_calendar::Deadline;
+
+use super::types::*;
+use crate::ids::*;
+
+macro_rules! events {
+    ($($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? })*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+            pub struct $name { $(pub $field: $ty),* }
+        )*
+
+        /// Every event of a suggestion's lifecycle.
+        // Events are built once and then serialised or applied; boxing the large one buys nothing.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+        pub enum SuggestionEvent { $($name($name)),* }
+
+        impl SuggestionEvent {
+            /// The event type name as it appears on the wire (`snake_case`).
+            pub fn type_name(&self) -> &'static str {
+                match self { $(SuggestionEvent::$name(_) => stringify!($name)),* }
+            }
+        }
+    };
+}
+
+events! {
+    /// 提交: a suggestion was submitted (or registered on a deputy's behalf).
+    Submitted { details: SuggestionDetails, on: Date }
+    ReviewStarted { on: Date }
+    /// 审查: accepted (立案), not accepted, or converted to a letter.
+    Reviewed { decision: ReviewDecision, reason: String, on: Date }
+    /// 撤回: withdrawn in writing by the lead deputy.
+    Withdrawn { reason: String, on: Date }
+    /// 交办: assigned to one unit.
+    Assigned {
+        assignment_id: AssignmentId,
+        agency: AgencyId,
+        role: UnitRole,
+        deadlines: AssignmentDeadlines,
+        replaces: Option<AssignmentId>,
+        on: Date,
+    }
+    /// 签收.
+    SignedFor { assignment_id: AssignmentId, on: Date }
+    AdjustmentRequested { assignment_id: AssignmentId, request: AdjustmentRequest }
+    AdjustmentDecided { assignment_id: AssignmentId, decision: AdjustmentDecision, on: Date }
+    /// 分办: dispatched to a division.
+    Dispatched { assignment_id: AssignmentId, dispatch: Dispatch }
+    CommunicationRecorded { communication: Communication }
+    ExtensionRequested { assignment_id: AssignmentId, request: ExtensionRequest }
+    ExtensionDecided {
+        assignment_id: AssignmentId,
+        approved: bool,
+        new_reply_deadline: Option<Deadline>,
+        on: Date,
+    }
+    OpinionSubmitted { opinion: CoHandlingOpinion }
+    OpinionAcknowledged { opinion_id: OpinionId, on: Date }
+    /// The assigning office waived a co-handler's opinion.
+    OpinionWaived { assignment_id: AssignmentId, reason: String, on: Date }
+    ReplyIssued { reply: Reply }
+    /// Every responsible unit has replied; the feedback window opens.
+    Replied { feedback_due: Deadline, on: Date }
+    ClassChanged { change: ClassChange }
+    FeedbackRecorded { feedback: Feedback }
+    /// All feedback is in, or the window elapsed.
+    Evaluated { dissatisfied: u32, returned: u32, on: Date }
+    /// 重新办理: a new round with new reply deadlines for the responsible units.
+    ReHandlingOpened { round: u32, reply_deadlines: Vec<(AssignmentId, Deadline)>, on: Date }
+    /// Still dissatisfied after the last round: consultation meeting or special explanation.
+    Escalated { reason: String, on: Date }
+    EscalationResolved { outcome: String, on: Date }
+    /// B-class (or open commitments): tracked until done.
+    FollowUpStarted { on: Date }
+    CommitmentCreated { commitment: Commitment }
+    CommitmentProgressed { commitment_id: CommitmentId, report: ProgressReport }
+    CommitmentConverted { commitment_id: CommitmentId, evidence: String, on: Date }
+    Closed { on: Date }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    Accept,
+    NotAccept,
+    ConvertToLetter,
+}

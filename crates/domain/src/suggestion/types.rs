@@ -1,0 +1,325 @@
+//! The value types of a suggestion's lifecycle.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use banli_calendar::Deadline;
+
+use crate::ids::*;
+
+/// Which body the suggestion was made to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// 人民代表大会: deputies' suggestions.
+    Npc,
+    /// 政协: members' proposals.
+    Cppcc,
+}
+
+/// 大会期间 or 闭会期间.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Session,
+    Recess,
+}
+
+/// 单位重难特: a unit's own priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Normal,
+    Key,
+    Difficult,
+    Special,
+}
+
+/// 公开: how much of the reply is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disclosure {
+    #[default]
+    Full,
+    Summary,
+    None,
+}
+
+/// What a deputy submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuggestionDetails {
+    pub session_id: SessionId,
+    /// Unique per session, e.g. `2020-0123`.
+    pub number: String,
+    pub title: String,
+    pub body: String,
+    pub category: String,
+    pub kind: ItemKind,
+    /// 领衔代表.
+    pub lead_deputy: DeputyId,
+    /// 附议/联名代表.
+    pub co_signers: Vec<DeputyId>,
+    /// 重点督办.
+    pub key_supervised: bool,
+    pub priority: Priority,
+    pub confidential: bool,
+    pub disclosure: Disclosure,
+}
+
+/// How a unit takes part (主办 / 会办 / 分办 / 独办).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitRole {
+    Lead,
+    Co,
+    Separate,
+    Sole,
+}
+
+impl UnitRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitRole::Lead => "lead",
+            UnitRole::Co => "co",
+            UnitRole::Separate => "separate",
+            UnitRole::Sole => "sole",
+        }
+    }
+
+    /// Lead, sole and separate units reply to the deputy.
+    pub fn is_responsible(self) -> bool {
+        self != UnitRole::Co
+    }
+}
+
+/// The due dates of one assignment, each with its explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentDeadlines {
+    /// The last day an adjustment may be requested.
+    pub objection: Deadline,
+    /// First contact with the deputy (responsible units).
+    pub first_contact: Option<Deadline>,
+    /// The co-handler's opinion to the lead (co-handlers).
+    pub co_opinion: Option<Deadline>,
+    /// The reply (responsible units), moved by approved extensions and re-handling.
+    pub reply: Option<Deadline>,
+    /// The latest an extension may move the reply to.
+    pub reply_cap: Option<Deadline>,
+}
+
+/// Internal dispatch to a division (分办到处室).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    pub division: DivisionId,
+    pub handler: String,
+    pub responsible_leader: String,
+    /// 领办: the principal leader who personally leads a key item.
+    pub leading_official: Option<String>,
+    pub plan: String,
+    pub on: Date,
+}
+
+/// 退回/调整交办 request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjustmentRequest {
+    pub reason: String,
+    pub suggested_agency: Option<AgencyId>,
+    pub on: Date,
+    pub decision: Option<AdjustmentDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AdjustmentDecision {
+    /// The assignment is superseded by one to `agency` (in `role`).
+    Accept {
+        agency: AgencyId,
+        role: UnitRole,
+        new_assignment: AssignmentId,
+    },
+    /// The unit keeps the item; the clock is not reset.
+    Reject { reason: String },
+    /// Referred to a higher authority; stays pending.
+    Escalate { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRequest {
+    pub new_due: Date,
+    pub reason: String,
+    pub on: Date,
+    pub approved: Option<bool>,
+}
+
+/// The phase of the handling a communication belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommunicationPhase {
+    Before,
+    During,
+    After,
+    Recess,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommunicationMethod {
+    Visit,
+    Phone,
+    Letter,
+    Symposium,
+    FieldResearch,
+    Questionnaire,
+    OnlineMeeting,
+    FaceToFaceReply,
+}
+
+/// 沟通: one contact between a unit and deputies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Communication {
+    pub id: CommunicationId,
+    pub assignment_id: AssignmentId,
+    pub phase: CommunicationPhase,
+    pub method: CommunicationMethod,
+    /// A meeting in person (or an approved online meeting): counts for the meeting rate.
+    pub face_to_face: bool,
+    pub deputies: Vec<DeputyId>,
+    pub participants: Vec<String>,
+    pub summary: String,
+    pub on: Date,
+}
+
+/// Who signed a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signer {
+    pub name: String,
+    pub position: SignerPosition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignerPosition {
+    /// 主要负责人.
+    PrincipalHead,
+    /// 分管领导 authorised to sign.
+    AuthorizedLeader,
+    DivisionHead,
+    Staff,
+}
+
+/// 会办意见: a co-handler's formal opinion letter to the lead unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoHandlingOpinion {
+    pub id: OpinionId,
+    pub assignment_id: AssignmentId,
+    pub document_number: String,
+    pub body: String,
+    pub signer: Signer,
+    pub on: Date,
+    pub acknowledged_on: Option<Date>,
+}
+
+/// 答复类别. `D` exists only in the national four-class scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ReplyClass {
+    /// Solved or basically solved.
+    A,
+    /// Being solved or planned.
+    B,
+    /// For reference (A/B/C), or planned gradually (A/B/C/D).
+    C,
+    /// For reference, national scheme only.
+    D,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyType {
+    Initial,
+    ReHandled,
+    Supplementary,
+    Joint,
+}
+
+/// 答复: an immutable reply document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub id: ReplyId,
+    pub assignment_id: AssignmentId,
+    pub reply_type: ReplyType,
+    pub document_number: String,
+    pub body: String,
+    /// The class the unit proposed; the assigning office may change it later (see class history).
+    pub class: ReplyClass,
+    pub signer: Signer,
+    /// The co-handling opinions the reply is based on.
+    pub references: Vec<OpinionId>,
+    /// Co-units that countersigned a joint letter.
+    pub countersigned_by: Vec<AgencyId>,
+    pub round: u32,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassChange {
+    pub from: ReplyClass,
+    pub to: ReplyClass,
+    pub reason: String,
+    /// True for a B → A conversion after commitments were met.
+    pub conversion: bool,
+    pub on: Date,
+}
+
+/// 满意 / 基本满意 / 不满意.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Satisfaction {
+    Satisfied,
+    BasicallySatisfied,
+    Dissatisfied,
+}
+
+/// 代表意见: one deputy's rating of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub deputy: DeputyId,
+    pub level: Satisfaction,
+    pub handling: Option<Satisfaction>,
+    pub result: Option<Satisfaction>,
+    pub comment: String,
+    /// 0 for the first reply, n for the n-th re-handling round.
+    pub round: u32,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitmentState {
+    Open,
+    /// Done, with evidence (承诺兑现).
+    Converted,
+}
+
+/// A progress report on a commitment; append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressReport {
+    pub note: String,
+    pub on: Date,
+}
+
+/// 承诺事项: a measure promised in a reply, tracked until done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commitment {
+    pub id: CommitmentId,
+    pub assignment_id: AssignmentId,
+    pub measure: String,
+    pub owner: AgencyId,
+    pub division: Option<DivisionId>,
+    pub target_date: Date,
+    pub state: CommitmentState,
+    pub progress: Vec<ProgressReport>,
+    pub evidence: String,
+    pub converted_on: Option<Date>,
+    pub created_on: Date,
+}
