@@ -1,1 +1,212 @@
-//! placeholder
+//! Database connections: one URL picks the backend once — SQLite (the embedded default, a file
+//! in WAL mode) or PostgreSQL — and every adapter matches on [`Pool`] with [`on_pool!`] so that
+//! each backend's code is type-checked against its own driver.
+//!
+//! Must never: hold a service's SQL. Adapters own their SQL and migrations; this crate only
+//! connects, and gives tests a fresh database.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub mod testing;
+
+pub use sqlx;
+
+/// A connection pool on one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which backend a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the same body against whichever backend the pool is, with `$p` bound to the typed pool.
+#[macro_export]
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "unsupported database URL scheme in `{0}`: use sqlite://PATH (embedded) or postgres://USER@HOST/DB"
+    )]
+    Scheme(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot open the database ({backend:?}): {source}. Check the URL, that the server is running and that the user may connect"
+    )]
+    Open {
+        backend: Backend,
+        source: sqlx::Error,
+    },
+}
+
+/// Connection settings beyond the URL.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Pool {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Connects by URL: `sqlite://path/to/file.db` (created if missing, WAL) or `postgres://…`.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Pool, ConnectError> {
+        if url.starts_with("sqlite:") {
+            let open = |source| ConnectError::Open {
+                backend: Backend::Sqlite,
+                source,
+            };
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(open)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let file = options.get_filename();
+            if let Some(dir) = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty() && !is_memory(file))
+            {
+                std::fs::create_dir_all(dir).map_err(|source| ConnectError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(open)?;
+            Ok(Pool::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let open = |source| ConnectError::Open {
+                backend: Backend::Postgres,
+                source,
+            };
+            let options = PgConnectOptions::from_str(url).map_err(open)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(open)?;
+            Ok(Pool::Postgres(pool))
+        } else {
+            Err(ConnectError::Scheme(redact(url)))
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+}
+
+fn is_memory(path: &Path) -> bool {
+    path.as_os_str() == ":memory:"
+}
+
+/// The SQLite URL of the database file in a data directory.
+pub fn sqlite_url_in(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("banli.db").display())
+}
+
+/// The URL with any password replaced, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/banli"),
+            "postgres://app:***@db:5432/banli"
+        );
+        assert_eq!(redact("postgres://app@db/banli"), "postgres://app@db/banli");
+        assert_eq!(redact("sqlite://data/banli.db"), "sqlite://data/banli.db");
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused_with_what_to_do() {
+        let err = Pool::connect("mysql://root:pw@localhost/x", &ConnectOptions::default())
+            .await
+            .expect_err("mysql");
+        let text = err.to_string();
+        assert!(
+            text.contains("use sqlite://PATH") && !text.contains("pw@"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_creates_its_directory_and_uses_wal() {
+        let dir = std::env::temp_dir().join(format!("banli-db-test-{}", uuid::Uuid::now_v7()));
+        let pool = Pool::connect(
+            &sqlite_url_in(&dir.join("nested")),
+            &ConnectOptions::default(),
+        )
+        .await
+        .expect("opens");
+        let Pool::Sqlite(p) = &pool else {
+            panic!("sqlite")
+        };
+        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(p)
+            .await
+            .expect("pragma");
+        assert_eq!(mode.0, "wal");
+        pool.close().await;
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

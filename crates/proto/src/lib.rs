@@ -41,7 +41,8 @@ pub mod audit {
 }
 
 /// The encoded `FileDescriptorSet` of every banli proto, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/banli_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/banli_descriptor.bin"));
 
 #[cfg(test)]
 mod tests {
@@ -49,10 +50,20 @@ mod tests {
 
     #[test]
     fn descriptor_set_names_every_api() {
-        let fds = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).expect("valid descriptor set");
+        let fds = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET)
+            .expect("valid descriptor set");
         let packages: Vec<_> = fds.file.iter().filter_map(|f| f.package.clone()).collect();
-        for p in ["banli.events.v1", "banli.suggestions.v1", "banli.coordination.v1", "banli.followup.v1", "banli.audit.v1"] {
-            assert!(packages.iter().any(|x| x == p), "{p} missing from {packages:?}");
+        for p in [
+            "banli.events.v1",
+            "banli.suggestions.v1",
+            "banli.coordination.v1",
+            "banli.followup.v1",
+            "banli.audit.v1",
+        ] {
+            assert!(
+                packages.iter().any(|x| x == p),
+                "{p} missing from {packages:?}"
+            );
         }
     }
 
@@ -66,7 +77,10 @@ mod tests {
             aggregate_type: "suggestion".into(),
             aggregate_id: "s1".into(),
             aggregate_version: 7,
-            payload: Some(Payload::Withdrawn(Withdrawn { reason: "resolved".into(), on: "2020-05-01".into() })),
+            payload: Some(Payload::Withdrawn(Withdrawn {
+                reason: "resolved".into(),
+                on: "2020-05-01".into(),
+            })),
             ..Default::default()
         };
         let back = EventEnvelope::decode(e.encode_to_vec().as_slice()).expect("decodes");

@@ -1,1 +1,7 @@
-//! placeholder
+//! The suggestions service (建议办理): sessions, deputies, the agency directory, suggestions with
+//! their assignments, replies and feedback.
+//!
+//! Owns its tables and its outbox; never reads another service's tables. This crate is the
+//! library; the `banli` binary runs it.
+
+pub mod store;

@@ -1,0 +1,235 @@
+//! Sessions, deputies, agencies and divisions.
+
+use banli_db::on_pool;
+use banli_domain::ids::{AgencyId, DeputyId, DivisionId, SessionId};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use time::{Date, OffsetDateTime};
+
+use super::{Store, StoreError, unique_as};
+
+/// 届次/会次.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    /// `npc` or `cppcc`.
+    pub body: String,
+    pub term: i32,
+    pub number: i32,
+    pub name: String,
+    pub opens_on: Date,
+    pub closes_on: Date,
+}
+
+/// 代表. `contact` is personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deputy {
+    pub id: DeputyId,
+    pub name: String,
+    pub delegation: String,
+    pub contact: String,
+}
+
+/// 单位: an agency, or the assigning office.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agency {
+    pub id: AgencyId,
+    pub name: String,
+    pub assigning_office: bool,
+}
+
+/// 处室.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Division {
+    pub id: DivisionId,
+    pub agency_id: AgencyId,
+    pub name: String,
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    id: String,
+    body: String,
+    term: i32,
+    number: i32,
+    name: String,
+    opens_on: Date,
+    closes_on: Date,
+}
+
+#[derive(FromRow)]
+struct AgencyRow {
+    id: String,
+    name: String,
+    assigning_office: bool,
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("`{s}` is not a valid id")))
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(Session {
+            id: parse_id(&r.id)?,
+            body: r.body,
+            term: r.term,
+            number: r.number,
+            name: r.name,
+            opens_on: r.opens_on,
+            closes_on: r.closes_on,
+        })
+    }
+}
+
+impl TryFrom<AgencyRow> for Agency {
+    type Error = StoreError;
+    fn try_from(r: AgencyRow) -> Result<Self, StoreError> {
+        Ok(Agency {
+            id: parse_id(&r.id)?,
+            name: r.name,
+            assigning_office: r.assigning_office,
+        })
+    }
+}
+
+impl Store {
+    pub async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        on_pool!(self.pool(), p => sqlx::query(
+            "INSERT INTO sessions (id, body, term, number, name, opens_on, closes_on, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(s.id.to_string())
+        .bind(&s.body)
+        .bind(s.term)
+        .bind(s.number)
+        .bind(&s.name)
+        .bind(s.opens_on)
+        .bind(s.closes_on)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(unique_as("session")))?;
+        Ok(())
+    }
+
+    pub async fn get_session(&self, id: SessionId) -> Result<Session, StoreError> {
+        let row: Option<SessionRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT id, body, term, number, name, opens_on, closes_on FROM sessions WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(p)
+        .await)?;
+        row.ok_or_else(|| StoreError::NotFound(format!("session {id}")))?
+            .try_into()
+    }
+
+    pub async fn list_sessions(&self) -> Result<Vec<Session>, StoreError> {
+        let rows: Vec<SessionRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT id, body, term, number, name, opens_on, closes_on FROM sessions ORDER BY opens_on DESC, id",
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter().map(Session::try_from).collect()
+    }
+
+    pub async fn create_deputy(&self, d: &Deputy) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        on_pool!(self.pool(), p => sqlx::query("INSERT INTO deputies (id, name, delegation, contact, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(d.id.to_string())
+            .bind(&d.name)
+            .bind(&d.delegation)
+            .bind(&d.contact)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(unique_as("deputy")))?;
+        Ok(())
+    }
+
+    pub async fn get_deputy(&self, id: DeputyId) -> Result<Deputy, StoreError> {
+        let row: Option<(String, String, String)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT name, delegation, contact FROM deputies WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(p)
+        .await)?;
+        let (name, delegation, contact) =
+            row.ok_or_else(|| StoreError::NotFound(format!("deputy {id}")))?;
+        Ok(Deputy {
+            id,
+            name,
+            delegation,
+            contact,
+        })
+    }
+
+    pub async fn create_agency(&self, a: &Agency) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        on_pool!(self.pool(), p => sqlx::query("INSERT INTO agencies (id, name, assigning_office, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(a.id.to_string())
+            .bind(&a.name)
+            .bind(a.assigning_office)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(unique_as("agency")))?;
+        Ok(())
+    }
+
+    pub async fn get_agency(&self, id: AgencyId) -> Result<Agency, StoreError> {
+        let row: Option<AgencyRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT id, name, assigning_office FROM agencies WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await)?;
+        row.ok_or_else(|| StoreError::NotFound(format!("agency {id}")))?
+            .try_into()
+    }
+
+    pub async fn list_agencies(&self) -> Result<Vec<Agency>, StoreError> {
+        let rows: Vec<AgencyRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT id, name, assigning_office FROM agencies ORDER BY name")
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(Agency::try_from).collect()
+    }
+
+    pub async fn create_division(&self, d: &Division) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let result = on_pool!(self.pool(), p => sqlx::query("INSERT INTO divisions (id, agency_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(d.id.to_string())
+            .bind(d.agency_id.to_string())
+            .bind(&d.name)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()));
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("agency {}", d.agency_id)))
+            }
+            Err(e) => Err(unique_as("division")(e)),
+        }
+    }
+
+    pub async fn list_divisions(&self, agency: AgencyId) -> Result<Vec<Division>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self.pool(), p => sqlx::query_as("SELECT id, name FROM divisions WHERE agency_id = $1 ORDER BY name")
+            .bind(agency.to_string())
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(id, name)| {
+                Ok(Division {
+                    id: parse_id(&id)?,
+                    agency_id: agency,
+                    name,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! Storage of the suggestions service on SQLite and PostgreSQL.
+//!
+//! A suggestion is stored as its current state (JSON) plus every event, appended under an
+//! expected version in one transaction with the outbox rows that carry the events to other
+//! services. Runtime queries only (no compile-time database); each backend has its own migrations.
+
+mod directory;
+mod rows;
+mod suggestions;
+
+pub use directory::{Agency, Deputy, Division, Session};
+pub use suggestions::{ListFilter, NewEvent, OutboxRow, SuggestionSummary};
+
+use banli_db::{Pool, on_pool};
+
+/// What can go wrong at the storage edge, in terms the application can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Someone else changed the aggregate first.
+    #[error("version conflict: expected version {expected}, the stored version is {actual}")]
+    Conflict { expected: u64, actual: u64 },
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+/// Maps a unique violation to `AlreadyExists(what)`, anything else to `Database`.
+pub(crate) fn unique_as(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::AlreadyExists(what.to_owned())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+/// The suggestions service's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Applies this service's migrations (idempotent). The migrations table is the service's own,
+    /// so several services can share one SQLite file in the embedded mode.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut m = sqlx::migrate!("./migrations/sqlite");
+                m.dangerous_set_table_name("_migrations_suggestions");
+                m.run(p).await
+            }
+            Pool::Postgres(p) => {
+                let mut m = sqlx::migrate!("./migrations/postgres");
+                m.dangerous_set_table_name("_migrations_suggestions");
+                m.run(p).await
+            }
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(StoreError::from))
+    }
+}

@@ -1,0 +1,36 @@
+//! Row types and their conversion to domain types.
+
+use sqlx::FromRow;
+
+#[derive(Debug, FromRow)]
+pub(crate) struct SnapshotRow {
+    pub snapshot: String,
+    pub version: i64,
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct EventRow {
+    pub payload: String,
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct SummaryRow {
+    pub id: String,
+    pub session_id: String,
+    pub number: String,
+    pub state: String,
+    pub version: i64,
+    pub title: String,
+    pub key_supervised: bool,
+}
+
+#[derive(Debug, FromRow)]
+pub(crate) struct OutboxDbRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub payload: String,
+}

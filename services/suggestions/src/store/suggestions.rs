@@ -1,0 +1,395 @@
+//! Suggestions: state, events and outbox, appended under an expected version.
+
+use banli_db::on_pool;
+use banli_domain::Actor;
+use banli_domain::ids::{AgencyId, SessionId, SuggestionId};
+use banli_domain::suggestion::{Suggestion, SuggestionEvent, UnitRole};
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::rows::{EventRow, OutboxDbRow, SnapshotRow, SummaryRow};
+use super::{Store, StoreError};
+
+/// An event to append, with its envelope fields.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event: SuggestionEvent,
+    pub actor: Actor,
+    pub occurred_at: OffsetDateTime,
+}
+
+impl NewEvent {
+    pub fn new(event: SuggestionEvent, actor: Actor, occurred_at: OffsetDateTime) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event,
+            actor,
+            occurred_at,
+        }
+    }
+}
+
+/// `suggestion.<snake_case event name>`, the type other services subscribe to.
+pub fn event_type(e: &SuggestionEvent) -> String {
+    let mut out = String::from("suggestion.");
+    for (i, c) in e.type_name().chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A row of the outbox, waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: u64,
+    /// The event envelope as JSON.
+    pub payload: String,
+}
+
+/// What lists return per suggestion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuggestionSummary {
+    pub id: SuggestionId,
+    pub session_id: SessionId,
+    pub number: String,
+    pub state: String,
+    pub version: u64,
+    pub title: String,
+    pub key_supervised: bool,
+}
+
+/// Filters for listing suggestions; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub session_id: Option<SessionId>,
+    pub state: Option<String>,
+    /// Only suggestions this agency is (or was) assigned.
+    pub agency_id: Option<AgencyId>,
+    pub role: Option<UnitRole>,
+    /// Only suggestions with an open assignment whose reply was due before this date.
+    pub overdue_on: Option<Date>,
+    pub key_only: bool,
+    /// Cursor: only ids after this one (ids are time-ordered).
+    pub after: Option<SuggestionId>,
+    pub limit: u32,
+}
+
+enum Bind {
+    Text(String),
+    Date(Date),
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    event_id: Uuid,
+    event_type: &'a str,
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    aggregate_version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: OffsetDateTime,
+    actor: &'a Actor,
+    payload: &'a SuggestionEvent,
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
+}
+
+impl Store {
+    /// The current state, or `None` when no such suggestion exists.
+    pub async fn load(&self, id: SuggestionId) -> Result<Option<Suggestion>, StoreError> {
+        let row: Option<SnapshotRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT snapshot, version FROM suggestions WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(p)
+            .await)?;
+        let Some(row) = row else { return Ok(None) };
+        let s: Suggestion = serde_json::from_str(&row.snapshot)
+            .map_err(|e| StoreError::Corrupt(format!("suggestion {id}: {e}")))?;
+        if s.version != row.version as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "suggestion {id}: snapshot version {} differs from row version {}",
+                s.version, row.version
+            )));
+        }
+        Ok(Some(s))
+    }
+
+    /// Every event of a suggestion, in order.
+    pub async fn events(&self, id: SuggestionId) -> Result<Vec<SuggestionEvent>, StoreError> {
+        let rows: Vec<EventRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT payload FROM suggestion_events WHERE suggestion_id = $1 ORDER BY version")
+            .bind(id.to_string())
+            .fetch_all(p)
+            .await)?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(&r.payload)
+                    .map_err(|e| StoreError::Corrupt(format!("event of {id}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Appends `events`, which took the suggestion from `expected_version` to `after`, with their
+    /// outbox rows, in one transaction. `expected_version` 0 creates the suggestion. Nothing is
+    /// written when any step fails.
+    pub async fn append(
+        &self,
+        after: &Suggestion,
+        expected_version: u64,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() || after.version != expected_version + events.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "append of {} event(s) from version {expected_version} does not reach version {}",
+                events.len(),
+                after.version
+            )));
+        }
+        let id = after.id.to_string();
+        let snapshot = json(after)?;
+        let now = events
+            .last()
+            .map_or_else(OffsetDateTime::now_utc, |e| e.occurred_at);
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let version = expected_version + 1 + i as u64;
+            let ty = event_type(&e.event);
+            let envelope = Envelope {
+                event_id: e.event_id,
+                event_type: &ty,
+                aggregate_type: "suggestion",
+                aggregate_id: id.clone(),
+                aggregate_version: version,
+                occurred_at: e.occurred_at,
+                actor: &e.actor,
+                payload: &e.event,
+            };
+            rows.push((
+                e.event_id.to_string(),
+                ty.clone(),
+                version as i64,
+                json(&e.event)?,
+                json(&e.actor)?,
+                json(&envelope)?,
+                e.occurred_at,
+            ));
+        }
+        let details = &after.details;
+        let assignments: Vec<_> = after
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.id.to_string(),
+                    a.agency.to_string(),
+                    a.role.as_str(),
+                    a.state.as_str(),
+                    a.deadlines.reply.as_ref().map(|d| d.due),
+                )
+            })
+            .collect();
+
+        on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            if expected_version == 0 {
+                let r = sqlx::query(
+                    "INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, snapshot, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&id)
+                .bind(details.session_id.to_string())
+                .bind(&details.number)
+                .bind(after.state.as_str())
+                .bind(after.version as i64)
+                .bind(&details.title)
+                .bind(details.lead_deputy.to_string())
+                .bind(details.key_supervised)
+                .bind(&snapshot)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                match r {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        return Err(StoreError::AlreadyExists(format!("suggestion number {} in this session", details.number)));
+                    }
+                    Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                        return Err(StoreError::NotFound(format!("session {}", details.session_id)));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                let r = sqlx::query("UPDATE suggestions SET state = $1, version = $2, title = $3, snapshot = $4, updated_at = $5 WHERE id = $6 AND version = $7")
+                    .bind(after.state.as_str())
+                    .bind(after.version as i64)
+                    .bind(&details.title)
+                    .bind(&snapshot)
+                    .bind(now)
+                    .bind(&id)
+                    .bind(expected_version as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    let actual: Option<(i64,)> = sqlx::query_as("SELECT version FROM suggestions WHERE id = $1").bind(&id).fetch_optional(&mut *tx).await?;
+                    return Err(match actual {
+                        None => StoreError::NotFound(format!("suggestion {id}")),
+                        Some((v,)) => StoreError::Conflict { expected: expected_version, actual: v as u64 },
+                    });
+                }
+            }
+            for (event_id, ty, version, payload, actor, envelope, at) in &rows {
+                sqlx::query("INSERT INTO suggestion_events (suggestion_id, version, event_id, event_type, payload, actor, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&id).bind(*version).bind(event_id).bind(ty).bind(payload).bind(actor).bind(*at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| match &e {
+                        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { expected: expected_version, actual: expected_version + 1 },
+                        _ => StoreError::Database(e),
+                    })?;
+                sqlx::query("INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(event_id).bind(ty).bind("suggestion").bind(&id).bind(*version).bind(envelope).bind(*at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM suggestion_assignments WHERE suggestion_id = $1").bind(&id).execute(&mut *tx).await?;
+            for (aid, agency, role, state, due) in &assignments {
+                sqlx::query("INSERT INTO suggestion_assignments (assignment_id, suggestion_id, agency_id, role, state, reply_due) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(aid).bind(&id).bind(agency).bind(*role).bind(*state).bind(*due)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Lists suggestions by filter, in id order, from the cursor.
+    pub async fn list(&self, f: &ListFilter) -> Result<Vec<SuggestionSummary>, StoreError> {
+        let mut sql = String::from(
+            "SELECT s.id, s.session_id, s.number, s.state, s.version, s.title, s.key_supervised FROM suggestions s WHERE 1 = 1",
+        );
+        let mut binds = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, b: Bind| {
+            binds.push(b);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(s) = f.session_id {
+            push(&mut sql, " AND s.session_id = ?", Bind::Text(s.to_string()));
+        }
+        if let Some(state) = &f.state {
+            push(&mut sql, " AND s.state = ?", Bind::Text(state.clone()));
+        }
+        if f.key_only {
+            sql.push_str(" AND s.key_supervised = TRUE");
+        }
+        if f.agency_id.is_some() || f.role.is_some() || f.overdue_on.is_some() {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM suggestion_assignments a WHERE a.suggestion_id = s.id AND a.state <> 'superseded'");
+            if let Some(a) = f.agency_id {
+                push(&mut sql, " AND a.agency_id = ?", Bind::Text(a.to_string()));
+            }
+            if let Some(r) = f.role {
+                push(
+                    &mut sql,
+                    " AND a.role = ?",
+                    Bind::Text(r.as_str().to_owned()),
+                );
+            }
+            if let Some(d) = f.overdue_on {
+                push(
+                    &mut sql,
+                    " AND a.reply_due < ? AND a.state IN ('pending_sign', 'accepted', 'adjustment_pending', 'in_handling', 're_handling') \
+                     AND s.state IN ('assigned', 're_handling')",
+                    Bind::Date(d),
+                );
+            }
+            sql.push(')');
+        }
+        if let Some(after) = f.after {
+            push(&mut sql, " AND s.id > ?", Bind::Text(after.to_string()));
+        }
+        let limit = f.limit.clamp(1, 1000);
+        sql.push_str(&format!(" ORDER BY s.id LIMIT {limit}"));
+        let rows: Vec<SummaryRow> = on_pool!(self.pool(), p => {
+            // Built only from the constant fragments above; every value is bound.
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(t) => q.bind(t.clone()),
+                    Bind::Date(d) => q.bind(*d),
+                };
+            }
+            q.fetch_all(p).await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                let parse = |s: &str| {
+                    s.parse()
+                        .map_err(|_| StoreError::Corrupt(format!("bad id `{s}`")))
+                };
+                Ok(SuggestionSummary {
+                    id: parse(&r.id)?,
+                    session_id: r
+                        .session_id
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("bad id `{}`", r.session_id)))?,
+                    number: r.number,
+                    state: r.state,
+                    version: r.version as u64,
+                    title: r.title,
+                    key_supervised: r.key_supervised,
+                })
+            })
+            .collect()
+    }
+
+    /// Outbox rows not yet published, oldest first.
+    pub async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows: Vec<OutboxDbRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    seq: r.seq,
+                    event_id: r.event_id.parse().map_err(|_| {
+                        StoreError::Corrupt(format!("bad event id `{}`", r.event_id))
+                    })?,
+                    event_type: r.event_type,
+                    aggregate_type: r.aggregate_type,
+                    aggregate_id: r.aggregate_id,
+                    aggregate_version: r.aggregate_version as u64,
+                    payload: r.payload,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks outbox rows as published.
+    pub async fn mark_published(&self, seqs: &[i64], at: OffsetDateTime) -> Result<(), StoreError> {
+        on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            for seq in seqs {
+                sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2 AND published_at IS NULL").bind(at).bind(*seq).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
