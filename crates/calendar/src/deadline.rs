@@ -217,7 +217,7 @@ impl Deadline {
         }))
     }
 
-    /// Moves the due date by an approved extension, keeping the history in the trace.
+    /// Moves the due date by a decision (an approved extension), keeping the history in the trace.
     pub fn extend(&mut self, new_due: Date, reason: &str) {
         self.trace.push(
             format!(
@@ -228,6 +228,8 @@ impl Deadline {
             .into(),
         );
         self.due = new_due;
+        // From now on the date is a decision: new calendar data leaves it alone.
+        self.duration = DurationSpec::FixedDate { date: new_due };
     }
 
     /// The whole explanation on one line.

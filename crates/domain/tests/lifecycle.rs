@@ -1078,3 +1078,123 @@ fn class_changes_keep_the_history() {
     assert_eq!(w.s().replies[0].class, ReplyClass::A);
     assert_eq!(w.s().class_history.len(), 1);
 }
+
+#[test]
+fn new_calendar_data_moves_open_deadlines_and_records_the_old_date() {
+    use banli_calendar::Calendar;
+    let mut w = World::new();
+    w.registered(date!(2020 - 09 - 25));
+    let (sole, extended) = (AssignmentId::new(), AssignmentId::new());
+    let units = vec![
+        UnitAssignment {
+            assignment_id: sole,
+            agency: w.lead,
+            role: UnitRole::Separate,
+        },
+        UnitAssignment {
+            assignment_id: extended,
+            agency: w.co1,
+            role: UnitRole::Separate,
+        },
+    ];
+    w.run(
+        w.office_actor(),
+        CommandKind::Assign {
+            units,
+            on: date!(2020 - 09 - 29),
+        },
+    );
+    w.run(
+        w.admin(w.co1),
+        CommandKind::RequestExtension {
+            assignment: extended,
+            new_due: date!(2021 - 01 - 29),
+            reason: "survey".into(),
+            on: date!(2020 - 10 - 12),
+        },
+    );
+    w.run(
+        w.office_actor(),
+        CommandKind::DecideExtension {
+            assignment: extended,
+            approve: true,
+            on: date!(2020 - 10 - 13),
+        },
+    );
+    // Unchanged data: nothing to do.
+    assert!(
+        w.run(
+            w.office_actor(),
+            CommandKind::RecomputeDeadlines {
+                on: date!(2020 - 09 - 30)
+            }
+        )
+        .is_empty()
+    );
+
+    // A corrected notice withdraws the make-up Saturday 2020-10-10.
+    let text = include_str!("../../calendar/data/prc-holidays.toml")
+        .replace(
+            r#"makeup = ["2020-09-27", "2020-10-10"]"#,
+            r#"makeup = ["2020-09-27"]"#,
+        )
+        .replace(r#"version = "2026.1""#, r#"version = "2026.2""#);
+    let cal = Calendar::from_toml_str("corrected.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let rules = banli_domain::Rules {
+        profile: &w.profile,
+        calendar: &cal,
+    };
+    let cmd = Command {
+        actor: w.office_actor(),
+        kind: CommandKind::RecomputeDeadlines {
+            on: date!(2020 - 09 - 30),
+        },
+    };
+    let events = decide(w.state.as_ref(), &cmd, &rules).unwrap_or_else(|e| panic!("{e}"));
+    let SuggestionEvent::DeadlinesRecomputed(e) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.calendar_version, "2026.2");
+    // Only the objection windows (5 working days) and first contacts (15) cross 2020-10-10;
+    // the approved extension is a fixed date and stays.
+    let moved: Vec<_> = e
+        .changes
+        .iter()
+        .map(|c| (c.assignment_id, c.kind, c.old_due, c.deadline.due))
+        .collect();
+    assert!(
+        moved.contains(&(
+            Some(sole),
+            DeadlineKind::Objection,
+            date!(2020 - 10 - 13),
+            date!(2020 - 10 - 14)
+        )),
+        "{moved:?}"
+    );
+    assert!(
+        moved
+            .iter()
+            .all(|(id, kind, ..)| !(*id == Some(extended) && *kind == DeadlineKind::Reply)),
+        "{moved:?}"
+    );
+    assert!(
+        e.changes[0]
+            .deadline
+            .explain()
+            .contains("was 2020-10-13 with 2026.1"),
+        "{}",
+        e.changes[0].deadline.explain()
+    );
+    w.state.as_mut().expect("state").apply(&events[0]);
+    assert_eq!(
+        w.s().assignment(sole).map(|a| a.deadlines.objection.due),
+        Some(date!(2020 - 10 - 14))
+    );
+    assert_eq!(
+        w.s()
+            .assignment(extended)
+            .and_then(|a| a.deadlines.reply.as_ref())
+            .map(|d| d.due),
+        Some(date!(2021 - 01 - 29))
+    );
+}

@@ -49,7 +49,7 @@ async fn fixture(db: &TestDb) -> Fixture {
     f.store
         .create_session(&Session {
             id: f.session,
-            body: "npc".into(),
+            body: Body::Npc,
             term: 13,
             number: 3,
             name: "13th PC, 3rd session".into(),

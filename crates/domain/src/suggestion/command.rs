@@ -152,6 +152,10 @@ pub enum CommandKind {
         evidence: String,
         on: Date,
     },
+    /// Recompute open deadlines against the calendar in the rules (after new calendar data).
+    RecomputeDeadlines {
+        on: Date,
+    },
 }
 
 impl CommandKind {
@@ -180,6 +184,7 @@ impl CommandKind {
             CommandKind::ResolveEscalation { .. } => "resolve the escalation",
             CommandKind::ReportProgress { .. } => "report progress",
             CommandKind::ConvertCommitment { .. } => "convert a commitment",
+            CommandKind::RecomputeDeadlines { .. } => "recompute deadlines",
         }
     }
 }

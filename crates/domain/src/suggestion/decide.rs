@@ -427,6 +427,10 @@ pub fn decide(
                 },
             )])
         }
+        K::RecomputeDeadlines { on } => {
+            ctx.office()?;
+            ctx.recompute_deadlines(*on)
+        }
     }
 }
 
@@ -1154,6 +1158,84 @@ impl<'a> Ctx<'a> {
             events.push(SuggestionEvent::Escalated(Escalated { reason, on }));
         }
         Ok(events)
+    }
+
+    /// Open deadlines recomputed against the rules' calendar; no events when nothing moves.
+    fn recompute_deadlines(&self, on: Date) -> Result<Vec<SuggestionEvent>> {
+        if self.s.state.is_terminal() {
+            return Ok(Vec::new());
+        }
+        let policy = self.rules.profile.out_of_range();
+        let none = BTreeMap::new();
+        let mut changes = Vec::new();
+        let mut check = |assignment_id, kind, d: &Deadline| -> Result<()> {
+            let moved = d
+                .recompute(self.rules.calendar, policy, &none)
+                .map_err(|e| DomainError::Deadline {
+                    command: self.name,
+                    reason: e.to_string(),
+                })?;
+            if let Some(r) = moved {
+                changes.push(DeadlineChange {
+                    assignment_id,
+                    kind,
+                    old_due: r.old_due,
+                    deadline: r.deadline,
+                });
+            }
+            Ok(())
+        };
+        let talked = |a: &Assignment| {
+            self.s
+                .communications
+                .iter()
+                .any(|c| c.assignment_id == a.id)
+        };
+        for a in self.s.active_assignments() {
+            use AssignmentState as A;
+            let id = Some(a.id);
+            if matches!(a.state, A::PendingSign | A::Accepted) {
+                check(id, DeadlineKind::Objection, &a.deadlines.objection)?;
+            }
+            if let Some(d) = a.deadlines.first_contact.as_ref().filter(|_| !talked(a)) {
+                check(id, DeadlineKind::FirstContact, d)?;
+            }
+            if let Some(d) = a
+                .deadlines
+                .co_opinion
+                .as_ref()
+                .filter(|_| matches!(a.state, A::PendingSign | A::Accepted | A::InHandling))
+            {
+                check(id, DeadlineKind::CoOpinion, d)?;
+            }
+            if let Some(d) = a
+                .deadlines
+                .reply
+                .as_ref()
+                .filter(|_| !matches!(a.state, A::Replied | A::Done))
+            {
+                check(id, DeadlineKind::Reply, d)?;
+            }
+        }
+        if let Some(d) = self
+            .s
+            .feedback_due
+            .as_ref()
+            .filter(|_| self.s.state == SuggestionState::Replied)
+        {
+            check(None, DeadlineKind::Feedback, d)?;
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let calendar_version = self.rules.calendar.version().to_owned();
+        Ok(vec![SuggestionEvent::DeadlinesRecomputed(
+            DeadlinesRecomputed {
+                calendar_version,
+                changes,
+                on,
+            },
+        )])
     }
 
     /// From evaluated: into follow-up when commitments are open or the class calls for it, else closed.

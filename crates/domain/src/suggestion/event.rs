@@ -85,6 +85,29 @@ events! {
     CommitmentProgressed { commitment_id: CommitmentId, report: ProgressReport }
     CommitmentConverted { commitment_id: CommitmentId, evidence: String, on: Date }
     Closed { on: Date }
+    /// Open deadlines moved because the calendar data changed.
+    DeadlinesRecomputed { calendar_version: String, changes: Vec<DeadlineChange>, on: Date }
+}
+
+/// Which deadline of a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    Objection,
+    FirstContact,
+    CoOpinion,
+    Reply,
+    Feedback,
+}
+
+/// One recomputed deadline, with the date it had before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineChange {
+    /// `None` for the suggestion's own deadlines (feedback).
+    pub assignment_id: Option<AssignmentId>,
+    pub kind: DeadlineKind,
+    pub old_due: Date,
+    pub deadline: Deadline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -456,6 +456,24 @@ impl Suggestion {
                 }
             }
             E::Closed(_) => self.state = SuggestionState::Closed,
+            E::DeadlinesRecomputed(e) => {
+                for c in &e.changes {
+                    let d = Some(c.deadline.clone());
+                    match (
+                        c.assignment_id.and_then(|id| self.assignment_mut(id)),
+                        c.kind,
+                    ) {
+                        (None, DeadlineKind::Feedback) => self.feedback_due = d,
+                        (Some(a), DeadlineKind::Objection) => {
+                            a.deadlines.objection = c.deadline.clone()
+                        }
+                        (Some(a), DeadlineKind::FirstContact) => a.deadlines.first_contact = d,
+                        (Some(a), DeadlineKind::CoOpinion) => a.deadlines.co_opinion = d,
+                        (Some(a), DeadlineKind::Reply) => a.deadlines.reply = d,
+                        _ => {}
+                    }
+                }
+            }
         }
     }
 

@@ -3,8 +3,8 @@
 CREATE TABLE sessions (
     id          TEXT PRIMARY KEY,
     body        TEXT NOT NULL CHECK (body IN ('npc', 'cppcc')),
-    term        INTEGER NOT NULL CHECK (term > 0),
-    number      INTEGER NOT NULL CHECK (number > 0),
+    term        BIGINT NOT NULL CHECK (term > 0),
+    number      BIGINT NOT NULL CHECK (number > 0),
     name        TEXT NOT NULL,
     opens_on    DATE NOT NULL,
     closes_on   DATE NOT NULL,

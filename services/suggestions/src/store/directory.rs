@@ -1,57 +1,20 @@
 //! Sessions, deputies, agencies and divisions.
 
 use banli_db::on_pool;
-use banli_domain::ids::{AgencyId, DeputyId, DivisionId, SessionId};
-use serde::{Deserialize, Serialize};
+use banli_domain::directory::{Agency, Deputy, Division, Session};
+use banli_domain::ids::{AgencyId, DeputyId, SessionId};
+use banli_domain::suggestion::Body;
 use sqlx::FromRow;
 use time::{Date, OffsetDateTime};
 
 use super::{Store, StoreError, unique_as};
 
-/// 届次/会次.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub id: SessionId,
-    /// `npc` or `cppcc`.
-    pub body: String,
-    pub term: i32,
-    pub number: i32,
-    pub name: String,
-    pub opens_on: Date,
-    pub closes_on: Date,
-}
-
-/// 代表. `contact` is personal data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deputy {
-    pub id: DeputyId,
-    pub name: String,
-    pub delegation: String,
-    pub contact: String,
-}
-
-/// 单位: an agency, or the assigning office.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Agency {
-    pub id: AgencyId,
-    pub name: String,
-    pub assigning_office: bool,
-}
-
-/// 处室.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Division {
-    pub id: DivisionId,
-    pub agency_id: AgencyId,
-    pub name: String,
-}
-
 #[derive(FromRow)]
 struct SessionRow {
     id: String,
     body: String,
-    term: i32,
-    number: i32,
+    term: i64,
+    number: i64,
     name: String,
     opens_on: Date,
     closes_on: Date,
@@ -72,11 +35,19 @@ fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
 impl TryFrom<SessionRow> for Session {
     type Error = StoreError;
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        let body = match r.body.as_str() {
+            "npc" => Body::Npc,
+            "cppcc" => Body::Cppcc,
+            other => return Err(StoreError::Corrupt(format!("session body `{other}`"))),
+        };
+        let count = |n: i64| {
+            u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("session number {n}")))
+        };
         Ok(Session {
             id: parse_id(&r.id)?,
-            body: r.body,
-            term: r.term,
-            number: r.number,
+            body,
+            term: count(r.term)?,
+            number: count(r.number)?,
             name: r.name,
             opens_on: r.opens_on,
             closes_on: r.closes_on,
@@ -102,9 +73,12 @@ impl Store {
             "INSERT INTO sessions (id, body, term, number, name, opens_on, closes_on, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(s.id.to_string())
-        .bind(&s.body)
-        .bind(s.term)
-        .bind(s.number)
+        .bind(match s.body {
+            Body::Npc => "npc",
+            Body::Cppcc => "cppcc",
+        })
+        .bind(i64::from(s.term))
+        .bind(i64::from(s.number))
         .bind(&s.name)
         .bind(s.opens_on)
         .bind(s.closes_on)

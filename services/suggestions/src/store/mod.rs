@@ -8,7 +8,7 @@ mod directory;
 mod rows;
 mod suggestions;
 
-pub use directory::{Agency, Deputy, Division, Session};
+pub use banli_domain::directory::{Agency, Deputy, Division, Session};
 pub use suggestions::{ListFilter, NewEvent, OutboxRow, SuggestionSummary};
 
 use banli_db::{Pool, on_pool};

@@ -1,0 +1,3 @@
+pub mod calendar;
+pub mod init;
+pub mod profile;

@@ -1,0 +1,243 @@
+//! Typed configuration, loaded once: defaults → TOML file (`--config`) → `BANLI_*` environment
+//! → command-line flags. Unknown keys in the file are refused with the file and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded database, keys and generated secrets live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` switches the backend; empty means SQLite in `data_dir`.
+    pub database_url: Option<Secret>,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// A shipped profile name (`hunan`, `national`) or the path of a profile TOML file.
+    pub profile: String,
+    /// Calendar data replacing the shipped data (a path), if any.
+    pub calendar: Option<PathBuf>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `banli=debug,sqlx=warn`.
+    pub level: String,
+}
+
+/// A value that never prints: a database URL may hold a password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&banli_db::redact(&self.0))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            profile: "hunan".to_owned(),
+            calendar: None,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Values given on the command line or in the environment (clap reads both).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// TOML configuration file (see deploy/config/banli.example.toml).
+    #[arg(long, env = "BANLI_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded database and generated secrets [default: ./data].
+    #[arg(long, env = "BANLI_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL; a postgres:// URL switches the backend [default: SQLite in the data directory].
+    #[arg(
+        long,
+        env = "BANLI_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Rule profile: hunan, national, or a path to a profile TOML file [default: hunan].
+    #[arg(long, env = "BANLI_PROFILE", global = true)]
+    pub profile: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers in order.
+    pub fn load(o: &Overrides) -> Result<Config> {
+        let mut config = match &o.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &o.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(u) = o.database_url.as_ref().filter(|u| !u.is_empty()) {
+            config.database_url = Some(Secret(u.clone()));
+        }
+        if let Some(p) = &o.profile {
+            config.profile = p.clone();
+        }
+        if let Ok(v) = std::env::var("BANLI_LOG_FORMAT") {
+            config.log.format = v;
+        }
+        if let Ok(v) = std::env::var("BANLI_LOG") {
+            config.log.level = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!(
+                "log.format must be `text` or `json`, not `{}`",
+                self.log.format
+            );
+        }
+        if let Some(url) = &self.database_url {
+            let u = &url.0;
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:"))
+            {
+                bail!(
+                    "database_url `{}` is neither sqlite:// nor postgres://",
+                    banli_db::redact(u)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.0.clone(),
+            None => banli_db::sqlite_url_in(&self.data_dir),
+        }
+    }
+
+    /// The rule profile in force.
+    pub fn rule_profile(&self) -> Result<banli_domain::RuleProfile> {
+        if let Some(p) = banli_domain::RuleProfile::builtin(&self.profile) {
+            return Ok(p);
+        }
+        let path = Path::new(&self.profile);
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "profile `{}` is neither a shipped profile (hunan, national) nor a readable file",
+                self.profile
+            )
+        })?;
+        Ok(banli_domain::RuleProfile::from_toml_str(
+            &path.display().to_string(),
+            &text,
+        )?)
+    }
+
+    /// The calendar in force: the shipped data, or the configured file.
+    pub fn calendar(&self) -> Result<banli_calendar::Calendar> {
+        match &self.calendar {
+            None => Ok(banli_calendar::Calendar::embedded().clone()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read calendar data {}", path.display()))?;
+                Ok(banli_calendar::Calendar::from_toml_str(
+                    &path.display().to_string(),
+                    &text,
+                )?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_defaults_and_loads() {
+        let text = include_str!("../../../deploy/config/banli.example.toml");
+        let parsed: Config = toml::from_str(text).expect("the example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_and_key() {
+        let dir = std::env::temp_dir().join(format!("banli-config-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "http_adr = \"127.0.0.1:1\"\n").expect("write");
+        let err = Config::load(&Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(
+            text.contains("bad.toml") && text.contains("http_adr"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(dir).expect("cleanup");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_secrets_do_not_print() {
+        let o = Overrides {
+            database_url: Some("postgres://u:pw@h/db".into()),
+            profile: Some("national".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&o).expect("loads");
+        assert_eq!(c.profile, "national");
+        assert!(!format!("{c:?}").contains("pw"));
+        assert_eq!(c.database_url(), "postgres://u:pw@h/db");
+        let bad = Overrides {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&bad).is_err());
+    }
+
+    fn uuid_like() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,145 @@
+//! The directory: sessions, deputies, agencies and divisions.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use crate::error::DomainError;
+use crate::ids::*;
+use crate::suggestion::Body;
+
+/// 届次/会次: one session of a People's Congress (or CPPCC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub body: Body,
+    /// 届: the term, e.g. 13.
+    pub term: u32,
+    /// 次: the session within the term, e.g. 3.
+    pub number: u32,
+    pub name: String,
+    pub opens_on: Date,
+    pub closes_on: Date,
+}
+
+impl Session {
+    /// Validates a session: a name, a positive term and number, and closing not before opening.
+    pub fn new(
+        id: SessionId,
+        body: Body,
+        term: u32,
+        number: u32,
+        name: &str,
+        opens_on: Date,
+        closes_on: Date,
+    ) -> Result<Session, DomainError> {
+        let invalid = |field, reason: &str| DomainError::Invalid {
+            command: "create a session",
+            field,
+            reason: reason.to_owned(),
+        };
+        if term == 0 {
+            return Err(invalid("term", "must be at least 1"));
+        }
+        if number == 0 {
+            return Err(invalid("number", "must be at least 1"));
+        }
+        if name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if closes_on < opens_on {
+            return Err(invalid("closes_on", "is before opens_on"));
+        }
+        Ok(Session {
+            id,
+            body,
+            term,
+            number,
+            name: name.trim().to_owned(),
+            opens_on,
+            closes_on,
+        })
+    }
+
+    /// Whether an item received on `date` is a session item (大会期间) or a recess item (闭会期间).
+    pub fn is_in_session(&self, date: Date) -> bool {
+        self.opens_on <= date && date <= self.closes_on
+    }
+}
+
+/// 代表. `contact` is personal data: it never goes into events or the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deputy {
+    pub id: DeputyId,
+    pub name: String,
+    /// 代表团: the delegation the deputy belongs to.
+    pub delegation: String,
+    pub contact: String,
+}
+
+/// 单位: a handling agency, or the assigning office (交办机关).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agency {
+    pub id: AgencyId,
+    pub name: String,
+    pub assigning_office: bool,
+}
+
+/// 处室: a division of an agency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Division {
+    pub id: DivisionId,
+    pub agency_id: AgencyId,
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn sessions_are_validated() {
+        let ok = Session::new(
+            SessionId::new(),
+            Body::Npc,
+            13,
+            3,
+            " 13th PC, 3rd session ",
+            date!(2020 - 01 - 10),
+            date!(2020 - 01 - 16),
+        )
+        .expect("valid");
+        assert_eq!(ok.name, "13th PC, 3rd session");
+        assert!(ok.is_in_session(date!(2020 - 01 - 12)));
+        assert!(!ok.is_in_session(date!(2020 - 03 - 01)));
+        let err = Session::new(
+            SessionId::new(),
+            Body::Npc,
+            13,
+            3,
+            "x",
+            date!(2020 - 01 - 16),
+            date!(2020 - 01 - 10),
+        )
+        .expect_err("backwards");
+        assert!(matches!(
+            err,
+            DomainError::Invalid {
+                field: "closes_on",
+                ..
+            }
+        ));
+        assert!(
+            Session::new(
+                SessionId::new(),
+                Body::Cppcc,
+                0,
+                1,
+                "x",
+                date!(2020 - 01 - 10),
+                date!(2020 - 01 - 10)
+            )
+            .is_err()
+        );
+    }
+}
