@@ -29,8 +29,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the platform: REST and gRPC on the embedded default (SQLite in the data directory).
+    Serve(ServeArgs),
     /// Create or upgrade the database (migrations) and the assigning office.
     Init,
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
     /// The PRC working-day calendar and deadline arithmetic.
     #[command(subcommand)]
     Calendar(cmd::calendar::CalendarCommand),
@@ -62,7 +67,18 @@ fn main() -> ExitCode {
     }
     telemetry::init(&config.log);
     let result = match cli.command {
+        Command::Serve(args) => {
+            let mut config = config;
+            if let Some(a) = args.http_addr {
+                config.http_addr = a;
+            }
+            if let Some(a) = args.grpc_addr {
+                config.grpc_addr = a;
+            }
+            run_async(cmd::serve::run(&config))
+        }
         Command::Init => run_async(cmd::init::run(&config)),
+        Command::Keys(c) => run_async(cmd::keys::run(&config, c)),
         Command::Calendar(c) => cmd::calendar::run(&config, c),
         Command::Profile(c) => cmd::profile::run(&config, c),
     };
@@ -73,6 +89,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// REST listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "BANLI_HTTP_ADDR")]
+    http_addr: Option<std::net::SocketAddr>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long, env = "BANLI_GRPC_ADDR")]
+    grpc_addr: Option<std::net::SocketAddr>,
 }
 
 fn redacted(c: &Config) -> Config {

@@ -105,7 +105,7 @@ impl Pool {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty() && !is_memory(file))
             {
-                std::fs::create_dir_all(dir).map_err(|source| ConnectError::DataDir {
+                create_private_dir(dir).map_err(|source| ConnectError::DataDir {
                     path: dir.display().to_string(),
                     source,
                 })?;
@@ -138,6 +138,20 @@ impl Pool {
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
     }
+}
+
+/// Creates the data directory readable only by its owner: it holds the database and secrets.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn is_memory(path: &Path) -> bool {

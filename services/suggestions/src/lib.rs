@@ -4,4 +4,10 @@
 //! Owns its tables and its outbox; never reads another service's tables. This crate is the
 //! library; the `banli` binary runs it.
 
+pub mod app;
+pub mod dto;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod policy;
 pub mod store;

@@ -1,3 +1,5 @@
 pub mod calendar;
 pub mod init;
+pub mod keys;
 pub mod profile;
+pub mod serve;

@@ -5,11 +5,15 @@
 //! services. Runtime queries only (no compile-time database); each backend has its own migrations.
 
 mod directory;
+mod idempotency;
+mod keys;
 mod rows;
 mod suggestions;
 
 pub use banli_domain::directory::{Agency, Deputy, Division, Session};
-pub use suggestions::{ListFilter, NewEvent, OutboxRow, SuggestionSummary};
+pub use idempotency::Idempotency;
+pub use keys::ApiKey;
+pub use suggestions::{ListFilter, NewEvent, OutboxRow, SuggestionSummary, event_type};
 
 use banli_db::{Pool, on_pool};
 

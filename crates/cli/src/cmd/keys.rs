@@ -1,0 +1,123 @@
+//! `banli keys`: create, list and revoke API keys against the configured database.
+
+use anyhow::{Result, bail};
+use banli_db::{ConnectOptions, Pool};
+use banli_domain::Role;
+use banli_suggestions::app::{App, Clock};
+use banli_suggestions::store::Store;
+use clap::Subcommand;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; the token is printed once, as the last line.
+    Create {
+        /// assigning_office, agency_admin, handler, leader, deputy or auditor.
+        #[arg(long)]
+        role: Role,
+        /// The agency (id or exact name) for agency_admin, handler and leader keys.
+        #[arg(long)]
+        agency: Option<String>,
+        /// The deputy id for deputy keys.
+        #[arg(long)]
+        deputy: Option<Uuid>,
+        /// A note for whom the key is.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List keys (never their tokens).
+    List,
+    /// Revoke a key at once.
+    Revoke { id: Uuid },
+}
+
+pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
+    let pool = Pool::connect(
+        &config.database_url(),
+        &ConnectOptions {
+            max_connections: 2,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let store = Store::new(pool.clone());
+    store.migrate().await?;
+    super::init::ensure_assigning_office(&store).await?;
+    let result = match cmd {
+        KeysCommand::Create {
+            role,
+            agency,
+            deputy,
+            label,
+        } => {
+            let agency_id = match agency {
+                None => None,
+                Some(a) => match Uuid::try_parse(&a) {
+                    Ok(id) => Some(id),
+                    Err(_) => match store
+                        .list_agencies()
+                        .await?
+                        .into_iter()
+                        .find(|x| x.name == a)
+                    {
+                        Some(found) => Some(found.id.0),
+                        None => bail!(
+                            "no agency is named `{a}`; `banli` lists agencies at GET /v1/agencies"
+                        ),
+                    },
+                },
+            };
+            let app = App::new(
+                store.clone(),
+                config.rule_profile()?,
+                config.calendar()?,
+                Clock::System,
+            );
+            let (agency_id, deputy_id) = app
+                .key_binding(role, agency_id, deputy)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            let (key, token) = store.create_key(role, agency_id, deputy_id, &label).await?;
+            println!(
+                "created key {} (role {}{})",
+                key.id,
+                key.role,
+                agency_id
+                    .map(|a| format!(", agency {a}"))
+                    .or(deputy_id.map(|d| format!(", deputy {d}")))
+                    .unwrap_or_default()
+            );
+            println!("the token below is shown once; keep it secret:");
+            println!("{token}");
+            Ok(())
+        }
+        KeysCommand::List => {
+            for k in store.list_keys().await? {
+                let bound = k
+                    .agency_id
+                    .map(|a| a.to_string())
+                    .or(k.deputy_id.map(|d| d.to_string()))
+                    .unwrap_or_else(|| "-".into());
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}  {:<16}  {:<36}  {:<7}  {}",
+                    k.id, k.role, bound, status, k.label
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id } => {
+            let k = store.revoke_key(id).await?;
+            println!("revoked key {} ({})", k.id, k.role);
+            Ok(())
+        }
+    };
+    pool.close().await;
+    result
+}

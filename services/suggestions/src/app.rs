@@ -1,0 +1,724 @@
+//! The application layer: one handler per use case, called by both REST and gRPC.
+//!
+//! Each change loads the suggestion, checks the policy and the expected version, lets the domain
+//! decide, and appends the events with their outbox rows in one transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use banli_calendar::{Calendar, Deadline, OutOfRangePolicy};
+use banli_domain::directory::{Agency, Deputy, Division, Session};
+use banli_domain::ids::*;
+use banli_domain::suggestion::*;
+use banli_domain::{Role, RuleProfile, Rules};
+use time::{Date, OffsetDateTime, UtcOffset};
+use uuid::Uuid;
+
+use crate::dto::*;
+use crate::error::{AppError, ErrorCode};
+use crate::policy::{self, Action, Principal, Visibility};
+use crate::store::{Idempotency, ListFilter, NewEvent, Store, StoreError};
+
+/// Where "today" comes from. Business dates are in China Standard Time (UTC+8).
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    /// A fixed business date (tests, replays, benchmarks).
+    Fixed(Date),
+}
+
+impl Clock {
+    pub fn today(&self) -> Date {
+        match self {
+            Clock::System => {
+                let cst = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
+                OffsetDateTime::now_utc().to_offset(cst).date()
+            }
+            Clock::Fixed(d) => *d,
+        }
+    }
+}
+
+/// Everything a use case needs.
+#[derive(Debug, Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    profile: RuleProfile,
+    calendar: Calendar,
+    clock: Clock,
+}
+
+/// The most items one page returns.
+pub const MAX_PAGE: u32 = 200;
+
+impl App {
+    pub fn new(store: Store, profile: RuleProfile, calendar: Calendar, clock: Clock) -> App {
+        App {
+            inner: Arc::new(Inner {
+                store,
+                profile,
+                calendar,
+                clock,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn today(&self) -> Date {
+        self.inner.clock.today()
+    }
+
+    pub fn profile(&self) -> &RuleProfile {
+        &self.inner.profile
+    }
+
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            profile: &self.inner.profile,
+            calendar: &self.inner.calendar,
+        }
+    }
+
+    /// Resolves a bearer token to a principal.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let key = self.store().authenticate(token).await?.ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                "the API key is unknown or revoked; create one with `banli keys create`",
+            )
+        })?;
+        Ok(Principal {
+            key_id: key.id,
+            role: key.role,
+            agency: key.agency_id,
+            deputy: key.deputy_id,
+        })
+    }
+
+    // ---- idempotency ----
+
+    /// Runs `f` once per (caller, key, request): a replay returns the stored response.
+    pub async fn idempotent<F, Fut>(
+        &self,
+        p: &Principal,
+        key: Option<&str>,
+        request_hash: &str,
+        f: F,
+    ) -> Result<(u16, String), AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(u16, String), AppError>>,
+    {
+        let Some(key) = key else { return f().await };
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AppError::malformed(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        let principal = p.key_id.to_string();
+        match self
+            .store()
+            .reserve_idempotency(&principal, key, request_hash)
+            .await?
+        {
+            Idempotency::Replay { status, response } if status < 400 => Ok((status, response)),
+            Idempotency::Replay { response, .. } => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&response).map_err(|e| AppError::internal(&e))?;
+                let code = v["code"]
+                    .as_str()
+                    .and_then(ErrorCode::parse)
+                    .unwrap_or(ErrorCode::Internal);
+                Err(AppError::new(
+                    code,
+                    v["detail"].as_str().unwrap_or_default(),
+                ))
+            }
+            Idempotency::Mismatch => Err(AppError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("Idempotency-Key `{key}` was used for a different request; use a new key"),
+            )),
+            Idempotency::InProgress => Err(AppError::new(
+                ErrorCode::IdempotencyKeyInProgress,
+                format!("a request with Idempotency-Key `{key}` is still running; retry shortly"),
+            )),
+            Idempotency::Reserved => match f().await {
+                Ok((status, body)) => {
+                    self.store()
+                        .complete_idempotency(&principal, key, status, &body)
+                        .await?;
+                    Ok((status, body))
+                }
+                Err(e) if e.code.http_status() < 500 => {
+                    // A refusal is an answer too: the same request gets the same refusal.
+                    let body = serde_json::json!({ "code": e.code.as_str(), "detail": e.detail })
+                        .to_string();
+                    self.store()
+                        .complete_idempotency(&principal, key, e.code.http_status(), &body)
+                        .await?;
+                    Err(e)
+                }
+                Err(e) => {
+                    let _ = self.store().release_idempotency(&principal, key).await;
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    // ---- directory ----
+
+    pub async fn create_session(
+        &self,
+        p: &Principal,
+        r: CreateSession,
+    ) -> Result<SessionView, AppError> {
+        policy::allow(p, Action::ManageDirectory)?;
+        let s = Session::new(
+            SessionId::new(),
+            r.body,
+            r.term,
+            r.number,
+            &r.name,
+            r.opens_on,
+            r.closes_on,
+        )?;
+        self.store().create_session(&s).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => AppError::new(
+                ErrorCode::AlreadyExists,
+                format!(
+                    "session {} {}-{} already exists",
+                    r.body_name(),
+                    r.term,
+                    r.number
+                ),
+            ),
+            e => e.into(),
+        })?;
+        Ok((&s).into())
+    }
+
+    pub async fn list_sessions(&self, p: &Principal) -> Result<Vec<SessionView>, AppError> {
+        policy::allow(p, Action::ReadDirectory)?;
+        Ok(self
+            .store()
+            .list_sessions()
+            .await?
+            .iter()
+            .map(SessionView::from)
+            .collect())
+    }
+
+    pub async fn get_session(&self, p: &Principal, id: Uuid) -> Result<SessionView, AppError> {
+        policy::allow(p, Action::ReadDirectory)?;
+        Ok((&self.store().get_session(SessionId(id)).await?).into())
+    }
+
+    pub async fn create_deputy(
+        &self,
+        p: &Principal,
+        r: CreateDeputy,
+    ) -> Result<DeputyView, AppError> {
+        policy::allow(p, Action::ManageDirectory)?;
+        if r.name.trim().is_empty() {
+            return Err(AppError::invalid("name must not be empty"));
+        }
+        let d = Deputy {
+            id: DeputyId::new(),
+            name: r.name.trim().to_owned(),
+            delegation: r.delegation.trim().to_owned(),
+            contact: r.contact,
+        };
+        self.store().create_deputy(&d).await?;
+        Ok((&d).into())
+    }
+
+    pub async fn get_deputy(&self, p: &Principal, id: Uuid) -> Result<DeputyView, AppError> {
+        policy::allow(p, Action::ReadDeputy(DeputyId(id)))
+            .map_err(|_| AppError::not_found(format!("deputy {id} not found")))?;
+        Ok((&self.store().get_deputy(DeputyId(id)).await?).into())
+    }
+
+    pub async fn create_agency(
+        &self,
+        p: &Principal,
+        r: CreateAgency,
+    ) -> Result<AgencyView, AppError> {
+        policy::allow(p, Action::ManageDirectory)?;
+        if r.name.trim().is_empty() {
+            return Err(AppError::invalid("name must not be empty"));
+        }
+        let a = Agency {
+            id: AgencyId::new(),
+            name: r.name.trim().to_owned(),
+            assigning_office: false,
+        };
+        self.store().create_agency(&a).await.map_err(|e| match e {
+            StoreError::AlreadyExists(_) => AppError::new(
+                ErrorCode::AlreadyExists,
+                format!("an agency named `{}` already exists", a.name),
+            ),
+            e => e.into(),
+        })?;
+        Ok((&a).into())
+    }
+
+    pub async fn list_agencies(&self, p: &Principal) -> Result<Vec<AgencyView>, AppError> {
+        policy::allow(p, Action::ReadDirectory)?;
+        Ok(self
+            .store()
+            .list_agencies()
+            .await?
+            .iter()
+            .map(AgencyView::from)
+            .collect())
+    }
+
+    pub async fn get_agency(&self, p: &Principal, id: Uuid) -> Result<AgencyView, AppError> {
+        policy::allow(p, Action::ReadDirectory)?;
+        Ok((&self.store().get_agency(AgencyId(id)).await?).into())
+    }
+
+    pub async fn create_division(
+        &self,
+        p: &Principal,
+        agency: Uuid,
+        r: CreateDivision,
+    ) -> Result<DivisionView, AppError> {
+        policy::allow(p, Action::ManageDivisions(AgencyId(agency)))?;
+        if r.name.trim().is_empty() {
+            return Err(AppError::invalid("name must not be empty"));
+        }
+        let d = Division {
+            id: DivisionId::new(),
+            agency_id: AgencyId(agency),
+            name: r.name.trim().to_owned(),
+        };
+        self.store().create_division(&d).await?;
+        Ok((&d).into())
+    }
+
+    pub async fn list_divisions(
+        &self,
+        p: &Principal,
+        agency: Uuid,
+    ) -> Result<Vec<DivisionView>, AppError> {
+        policy::allow(p, Action::ReadDirectory)?;
+        self.store().get_agency(AgencyId(agency)).await?;
+        Ok(self
+            .store()
+            .list_divisions(AgencyId(agency))
+            .await?
+            .iter()
+            .map(DivisionView::from)
+            .collect())
+    }
+
+    // ---- keys ----
+
+    pub async fn create_key(&self, p: &Principal, r: CreateKey) -> Result<CreatedKey, AppError> {
+        policy::allow(p, Action::ManageKeys)?;
+        let (agency, deputy) = self.key_binding(r.role, r.agency_id, r.deputy_id).await?;
+        let (key, token) = self
+            .store()
+            .create_key(r.role, agency, deputy, r.label.trim())
+            .await?;
+        tracing::info!(key_id = %key.id, role = %key.role, "api key created");
+        Ok(CreatedKey {
+            key: (&key).into(),
+            token,
+        })
+    }
+
+    /// Checks what a new key of `role` is bound to.
+    pub async fn key_binding(
+        &self,
+        role: Role,
+        agency: Option<Uuid>,
+        deputy: Option<Uuid>,
+    ) -> Result<(Option<AgencyId>, Option<DeputyId>), AppError> {
+        match role {
+            Role::AssigningOffice => {
+                let office = self
+                    .store()
+                    .list_agencies()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.assigning_office)
+                    .ok_or_else(|| {
+                        AppError::new(
+                            ErrorCode::FailedPrecondition,
+                            "no assigning office exists; run `banli init` first",
+                        )
+                    })?;
+                if agency.is_some_and(|a| a != office.id.0) {
+                    return Err(AppError::invalid(
+                        "an assigning_office key belongs to the assigning office; leave agency_id out",
+                    ));
+                }
+                Ok((Some(office.id), None))
+            }
+            Role::Deputy => {
+                let d = deputy.ok_or_else(|| AppError::invalid("a deputy key needs deputy_id"))?;
+                self.store().get_deputy(DeputyId(d)).await?;
+                Ok((None, Some(DeputyId(d))))
+            }
+            Role::Auditor => Ok((None, None)),
+            _ => {
+                let a = agency
+                    .ok_or_else(|| AppError::invalid(format!("a {role} key needs agency_id")))?;
+                let found = self.store().get_agency(AgencyId(a)).await?;
+                if found.assigning_office {
+                    return Err(AppError::invalid(
+                        "agency roles belong to handling agencies, not the assigning office",
+                    ));
+                }
+                Ok((Some(found.id), None))
+            }
+        }
+    }
+
+    pub async fn list_keys(&self, p: &Principal) -> Result<Vec<KeyView>, AppError> {
+        policy::allow(p, Action::ManageKeys)?;
+        Ok(self
+            .store()
+            .list_keys()
+            .await?
+            .iter()
+            .map(KeyView::from)
+            .collect())
+    }
+
+    pub async fn revoke_key(&self, p: &Principal, id: Uuid) -> Result<KeyView, AppError> {
+        policy::allow(p, Action::ManageKeys)?;
+        if id == p.key_id {
+            return Err(AppError::invalid(
+                "a key cannot revoke itself; use another assigning_office key",
+            ));
+        }
+        let key = self.store().revoke_key(id).await?;
+        tracing::info!(key_id = %id, "api key revoked");
+        Ok((&key).into())
+    }
+
+    // ---- calendar ----
+
+    pub fn calendar_days(
+        &self,
+        p: &Principal,
+        from: Date,
+        to: Date,
+    ) -> Result<CalendarDays, AppError> {
+        policy::allow(p, Action::UseCalendar)?;
+        let cal = &self.inner.calendar;
+        if to < from {
+            return Err(AppError::invalid("`to` is before `from`"));
+        }
+        if (to - from).whole_days() > 731 {
+            return Err(AppError::invalid(
+                "at most two years (732 days) per request",
+            ));
+        }
+        if !cal.covers(from) || !cal.covers(to) {
+            return Err(AppError::invalid(format!(
+                "the calendar data (version {}) covers {} to {}; ask within that range",
+                cal.version(),
+                date_text(cal.first_day()),
+                date_text(cal.last_day())
+            )));
+        }
+        let mut days = Vec::new();
+        let mut d = from;
+        while d <= to {
+            let kind = cal
+                .day(d)
+                .ok_or_else(|| AppError::invalid("outside the calendar data"))?;
+            days.push(CalendarDay {
+                date: d,
+                workday: kind.is_workday(),
+                note: kind.note(),
+            });
+            match d.next_day() {
+                Some(n) => d = n,
+                None => break,
+            }
+        }
+        Ok(CalendarDays {
+            days,
+            calendar_version: cal.version().to_owned(),
+        })
+    }
+
+    pub fn compute_deadline(
+        &self,
+        p: &Principal,
+        r: &DeadlineRequest,
+    ) -> Result<DeadlineView, AppError> {
+        policy::allow(p, Action::UseCalendar)?;
+        if matches!(
+            r.duration,
+            banli_calendar::DurationSpec::AfterDeadline { .. }
+        ) {
+            return Err(AppError::invalid(
+                "after_deadline durations need other deadlines; give calendar_days, working_days, calendar_months or fixed_date",
+            ));
+        }
+        let policy = if r.allow_weekends_only {
+            OutOfRangePolicy::WeekendsOnly
+        } else {
+            OutOfRangePolicy::Refuse
+        };
+        let d = Deadline::compute(
+            &self.inner.calendar,
+            "start",
+            r.start,
+            &r.duration,
+            policy,
+            &BTreeMap::new(),
+        )
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+        Ok((&d).into())
+    }
+
+    // ---- suggestions ----
+
+    pub async fn submit(
+        &self,
+        p: &Principal,
+        r: SubmitSuggestion,
+    ) -> Result<SuggestionView, AppError> {
+        let lead = DeputyId(r.lead_deputy_id);
+        policy::allow(p, Action::Submit(lead))?;
+        let session = self.store().get_session(SessionId(r.session_id)).await?;
+        for d in std::iter::once(&r.lead_deputy_id).chain(&r.co_signer_ids) {
+            self.store()
+                .get_deputy(DeputyId(*d))
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(_) => {
+                        AppError::invalid(format!("deputy {d} does not exist; create it first"))
+                    }
+                    e => e.into(),
+                })?;
+        }
+        let on = r.received_on.unwrap_or_else(|| self.today());
+        let details = SuggestionDetails {
+            session_id: session.id,
+            number: r.number.trim().to_owned(),
+            title: r.title.trim().to_owned(),
+            body: r.body,
+            category: r.category,
+            kind: r.kind.unwrap_or(if session.is_in_session(on) {
+                ItemKind::Session
+            } else {
+                ItemKind::Recess
+            }),
+            lead_deputy: lead,
+            co_signers: r.co_signer_ids.into_iter().map(DeputyId).collect(),
+            key_supervised: r.key_supervised,
+            priority: r.priority,
+            confidential: r.confidential,
+            disclosure: r.disclosure,
+        };
+        let cmd = Command {
+            actor: p.actor(),
+            kind: CommandKind::Submit { details, on },
+        };
+        let events = decide(None, &cmd, &self.rules())?;
+        let Some(SuggestionEvent::Submitted(first)) = events.first() else {
+            return Err(AppError::internal(&"submit produced no Submitted event"));
+        };
+        let mut s = Suggestion::new(SuggestionId::new(), first);
+        for e in &events[1..] {
+            s.apply(e);
+        }
+        let now = OffsetDateTime::now_utc();
+        let new: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| NewEvent::new(e, p.actor(), now))
+            .collect();
+        self.store().append(&s, 0, &new).await?;
+        Ok(SuggestionView::new(&s, self.today()))
+    }
+
+    /// Loads a suggestion the caller is party to; anything else is "not found".
+    async fn visible(&self, p: &Principal, id: Uuid) -> Result<Suggestion, AppError> {
+        let s = self.store().load(SuggestionId(id)).await?;
+        match s {
+            Some(s) if policy::can_see(p, &s) => Ok(s),
+            _ => Err(AppError::not_found(format!(
+                "suggestion {id} not found (or this key is not party to it)"
+            ))),
+        }
+    }
+
+    pub async fn get(&self, p: &Principal, id: Uuid) -> Result<SuggestionView, AppError> {
+        Ok(SuggestionView::new(
+            &self.visible(p, id).await?,
+            self.today(),
+        ))
+    }
+
+    pub async fn list(
+        &self,
+        p: &Principal,
+        mut filter: ListFilter,
+        page_token: Option<&str>,
+    ) -> Result<SuggestionPage, AppError> {
+        policy::allow(p, Action::ListSuggestions)?;
+        match policy::visibility(p)? {
+            Visibility::All => {}
+            Visibility::Agency(a) => {
+                if filter.agency_id.is_some_and(|x| x != a) {
+                    return Err(AppError::forbidden(
+                        "an agency key lists only its own agency's suggestions; leave agency_id out or use your own",
+                    ));
+                }
+                filter.agency_id = Some(a);
+            }
+            Visibility::Deputy(_) => {}
+        }
+        if let Some(token) = page_token {
+            filter.after = Some(decode_token(token)?);
+        }
+        let limit = if filter.limit == 0 {
+            50
+        } else {
+            filter.limit.min(MAX_PAGE)
+        };
+        let deputy = match policy::visibility(p)? {
+            Visibility::Deputy(d) => Some(d),
+            _ => None,
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        // Deputies see only their own items; the store filters by agency, so a deputy's page is
+        // filtered here, reading on until the page is full.
+        loop {
+            filter.limit = limit + 1;
+            let rows = self.store().list(&filter).await?;
+            let fetched = rows.len();
+            for row in rows {
+                if items.len() == limit as usize {
+                    next = items
+                        .last()
+                        .map(|s: &SuggestionSummaryView| encode_token(s.id));
+                    break;
+                }
+                filter.after = Some(row.id);
+                if let Some(d) = deputy {
+                    let Some(s) = self.store().load(row.id).await? else {
+                        continue;
+                    };
+                    if !s.deputies().any(|x| x == d) {
+                        continue;
+                    }
+                }
+                items.push(row.into());
+            }
+            if next.is_some() || fetched <= limit as usize {
+                break;
+            }
+        }
+        Ok(SuggestionPage {
+            items,
+            next_page_token: next,
+        })
+    }
+
+    /// Runs one command on a suggestion. `expected` is the client's `If-Match` version.
+    pub async fn execute<F>(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        expected: Option<u64>,
+        build: F,
+    ) -> Result<SuggestionView, AppError>
+    where
+        F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
+    {
+        policy::allow(p, Action::ChangeSuggestion)?;
+        let s = self.visible(p, id).await?;
+        if let Some(v) = expected
+            && v != s.version
+        {
+            return Err(AppError::new(
+                ErrorCode::StaleVersion,
+                format!(
+                    "the suggestion is at version {}, not {v}; read it again",
+                    s.version
+                ),
+            ));
+        }
+        let today = self.today();
+        let kind = build(&s, today)?;
+        let cmd = Command {
+            actor: p.actor(),
+            kind,
+        };
+        let events = decide(Some(&s), &cmd, &self.rules())?;
+        if events.is_empty() {
+            return Ok(SuggestionView::new(&s, today));
+        }
+        let mut after = s.clone();
+        for e in &events {
+            after.apply(e);
+        }
+        let now = OffsetDateTime::now_utc();
+        let new: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| NewEvent::new(e, p.actor(), now))
+            .collect();
+        self.store().append(&after, s.version, &new).await?;
+        Ok(SuggestionView::new(&after, today))
+    }
+
+    /// The event history of a suggestion the caller is party to.
+    pub async fn events(
+        &self,
+        p: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<serde_json::Value>, AppError> {
+        self.visible(p, id).await?;
+        let events = self.store().events(SuggestionId(id)).await?;
+        Ok(events.iter().enumerate().map(|(i, e)| serde_json::json!({ "version": i + 1, "type": crate::store::event_type(e), "data": e })).collect())
+    }
+}
+
+trait BodyName {
+    fn body_name(&self) -> &'static str;
+}
+
+impl BodyName for CreateSession {
+    fn body_name(&self) -> &'static str {
+        match self.body {
+            Body::Npc => "npc",
+            Body::Cppcc => "cppcc",
+        }
+    }
+}
+
+/// Page tokens are opaque to clients: the last id, in a versioned wrapper.
+pub fn encode_token(id: Uuid) -> String {
+    format!("p1.{}", id.simple())
+}
+
+pub fn decode_token(token: &str) -> Result<SuggestionId, AppError> {
+    token
+        .strip_prefix("p1.")
+        .and_then(|t| Uuid::try_parse(t).ok())
+        .map(SuggestionId)
+        .ok_or_else(|| {
+            AppError::malformed(
+                "page_token is not a token this API issued; pass next_page_token back unchanged",
+            )
+        })
+}

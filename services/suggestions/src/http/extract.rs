@@ -1,0 +1,163 @@
+//! Extractors that turn every bad request into a problem document: the caller's key, JSON
+//! bodies (with their hash and Idempotency-Key), paths, queries and If-Match.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, IF_MATCH};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::{AppState, Problem};
+use crate::error::{AppError, ErrorCode};
+use crate::policy::Principal;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                "send `Authorization: Bearer <api key>`; `banli keys create` makes a key",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::Unauthenticated,
+                    "the Authorization header must be `Bearer <api key>`",
+                )
+            })?;
+        let principal = state.app.authenticate(token).await?;
+        tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
+        Ok(Caller(principal))
+    }
+}
+
+/// A JSON body, with the SHA-256 of its bytes and the request's Idempotency-Key.
+#[derive(Debug)]
+pub struct Posted<T> {
+    pub value: T,
+    pub hash: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+        let json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.split(';').next().is_some_and(|m| {
+                    m.trim().eq_ignore_ascii_case("application/json") || m.trim().ends_with("+json")
+                })
+            });
+        if !json {
+            return Err(AppError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            )
+            .into());
+        }
+        let idempotency_key = req
+            .headers()
+            .get("idempotency-key")
+            .map(|v| v.to_str().map(str::to_owned))
+            .transpose()
+            .map_err(|_| AppError::malformed("Idempotency-Key must be visible ASCII"))?;
+        let limit = state.body_limit;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is larger than {limit} bytes"),
+                )
+            })?;
+        let value = serde_json::from_slice::<T>(&bytes)
+            .map_err(|e| AppError::malformed(format!("invalid JSON body: {e}")))?;
+        let hash = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Posted {
+            value,
+            hash,
+            idempotency_key,
+        })
+    }
+}
+
+/// Path parameters; a malformed id is a 400 that says so.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| {
+                AppError::malformed(format!("bad path parameter: {}", e.body_text())).into()
+            })
+    }
+}
+
+/// Query parameters; an unknown or malformed one is a 400 that names it.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| AppError::malformed(format!("bad query: {}", e.body_text())).into())
+    }
+}
+
+/// The version named by `If-Match` (`"v3"`, `W/"v3"` or `3`); `None` when absent or `*`.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<u64>);
+
+impl FromRequestParts<AppState> for IfMatch {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
+        let Some(v) = parts.headers.get(IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let text = v.to_str().unwrap_or_default().trim();
+        if text == "*" {
+            return Ok(IfMatch(None));
+        }
+        let bare = text
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .trim_start_matches('v');
+        bare.parse::<u64>().map(|n| IfMatch(Some(n))).map_err(|_| {
+            AppError::malformed(format!(
+                "If-Match `{text}` is not an ETag this API issued (like \"v3\")"
+            ))
+            .into()
+        })
+    }
+}

@@ -1,0 +1,746 @@
+//! Every REST route, with its OpenAPI description next to it.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use banli_domain::ids::*;
+use banli_domain::suggestion::*;
+use serde::Deserialize;
+use time::Date;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::extract::{ApiPath, ApiQuery, Caller, IfMatch, Posted};
+use super::{AppState, Problem, ProblemDocument};
+use crate::dto::*;
+use crate::error::AppError;
+use crate::policy::Principal;
+use crate::store::ListFilter;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "banli", description = "Handling deputies' suggestions (人大代表建议办理). Every call needs `Authorization: Bearer <api key>`; errors are RFC 9457 problem documents with a stable `code`; POSTs honour `Idempotency-Key`; changes honour `If-Match` with the `ETag` of the last read."),
+    modifiers(&Security),
+    security(("bearer" = [])),
+    components(schemas(ProblemDocument)),
+    tags(
+        (name = "suggestions", description = "Submit, review, assign, and read suggestions"),
+        (name = "handling", description = "What agencies do with an assignment, and what deputies and the office do with replies"),
+        (name = "directory", description = "Sessions, deputies, agencies and divisions"),
+        (name = "calendar", description = "The PRC working-day calendar and deadline arithmetic"),
+        (name = "keys", description = "API keys (assigning office only)"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(calendar_days))
+        .routes(routes!(calendar_deadline))
+        .routes(routes!(create_session, list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(create_deputy))
+        .routes(routes!(get_deputy))
+        .routes(routes!(create_agency, list_agencies))
+        .routes(routes!(get_agency))
+        .routes(routes!(create_division, list_divisions))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+        .routes(routes!(submit, list_suggestions))
+        .routes(routes!(get_suggestion))
+        .routes(routes!(suggestion_events))
+        .routes(routes!(start_review))
+        .routes(routes!(review))
+        .routes(routes!(withdraw))
+        .routes(routes!(assign))
+        .routes(routes!(sign_for))
+        .routes(routes!(request_adjustment))
+        .routes(routes!(decide_adjustment))
+        .routes(routes!(dispatch))
+        .routes(routes!(record_communication))
+        .routes(routes!(request_extension))
+        .routes(routes!(decide_extension))
+        .routes(routes!(submit_opinion))
+        .routes(routes!(acknowledge_opinion))
+        .routes(routes!(waive_opinion))
+        .routes(routes!(issue_reply))
+        .routes(routes!(change_class))
+        .routes(routes!(record_feedback))
+        .routes(routes!(close_feedback_window))
+        .routes(routes!(resolve_escalation))
+        .routes(routes!(report_progress))
+        .routes(routes!(convert_commitment))
+}
+
+type ApiResult = Result<Response, Problem>;
+
+fn json_response(status: u16, body: String, etag: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(v) = etag
+        && let Ok(h) = HeaderValue::from_str(&format!("\"v{v}\""))
+    {
+        res.headers_mut().insert(header::ETAG, h);
+    }
+    res
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string(v).map_err(|e| AppError::internal(&e))
+}
+
+fn ok<T: serde::Serialize>(v: &T) -> ApiResult {
+    Ok(json_response(200, to_json(v)?, None))
+}
+
+fn suggestion(status: u16, v: &SuggestionView) -> ApiResult {
+    Ok(json_response(status, to_json(v)?, Some(v.version)))
+}
+
+/// The version inside a stored suggestion response, for the ETag of a replay.
+fn version_of(body: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get("version")?
+        .as_u64()
+}
+
+/// A POST through the idempotency store: the first response is kept and replayed.
+async fn posted<F, Fut>(
+    st: &AppState,
+    caller: &Caller,
+    hash: &str,
+    key: Option<&str>,
+    etag: bool,
+    f: F,
+) -> ApiResult
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(u16, String), AppError>>,
+{
+    let (status, body) = st.app.idempotent(&caller.0, key, hash, f).await?;
+    let tag = if etag { version_of(&body) } else { None };
+    Ok(json_response(status, body, tag))
+}
+
+/// A command on a suggestion: idempotent, version-checked, answered with the new state.
+async fn command<T, F>(
+    st: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    if_match: IfMatch,
+    body: Posted<T>,
+    build: F,
+) -> ApiResult
+where
+    F: FnOnce(T, &Suggestion, Date, &Principal) -> Result<CommandKind, AppError>,
+{
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    let p = &caller.0;
+    posted(
+        st,
+        caller,
+        &hash,
+        idempotency_key.as_deref(),
+        true,
+        || async {
+            let view = st
+                .app
+                .execute(p, id, if_match.0, |s, today| build(value, s, today, p))
+                .await?;
+            Ok((200, to_json(&view)?))
+        },
+    )
+    .await
+}
+
+// ---- health ----
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(), responses((status = 200, description = "alive")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(), responses((status = 200, description = "ready"), (status = 503, body = ProblemDocument)))]
+async fn readyz(State(st): State<AppState>) -> ApiResult {
+    st.app.store().ping().await.map_err(|_| {
+        AppError::new(
+            crate::error::ErrorCode::Unavailable,
+            "the database does not answer",
+        )
+    })?;
+    Ok("ready".into_response())
+}
+
+// ---- calendar ----
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DaysQuery {
+    /// First day, `YYYY-MM-DD`.
+    from: Date,
+    /// Last day, `YYYY-MM-DD` (at most two years after `from`).
+    to: Date,
+}
+
+/// Working days and rest days, with holiday and make-up-day notes.
+#[utoipa::path(get, path = "/v1/calendar/days", tag = "calendar", params(DaysQuery),
+    responses((status = 200, body = CalendarDays), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn calendar_days(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DaysQuery>,
+) -> ApiResult {
+    ok(&st.app.calendar_days(&caller.0, q.from, q.to)?)
+}
+
+/// A due date from a start date and a duration, with its trace.
+#[utoipa::path(post, path = "/v1/calendar/deadline", tag = "calendar", request_body = DeadlineRequest,
+    responses((status = 200, body = DeadlineView), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn calendar_deadline(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<DeadlineRequest>,
+) -> ApiResult {
+    ok(&st.app.compute_deadline(&caller.0, &body.value)?)
+}
+
+// ---- directory ----
+
+/// Create a session (届次/会次). Assigning office.
+#[utoipa::path(post, path = "/v1/sessions", tag = "directory", request_body = CreateSession,
+    responses((status = 201, body = SessionView), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn create_session(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<CreateSession>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    posted(
+        &st,
+        &caller,
+        &hash,
+        idempotency_key.as_deref(),
+        false,
+        || async {
+            Ok((
+                201,
+                to_json(&st.app.create_session(&caller.0, value).await?)?,
+            ))
+        },
+    )
+    .await
+}
+
+/// List sessions.
+#[utoipa::path(get, path = "/v1/sessions", tag = "directory", responses((status = 200, body = Vec<SessionView>)))]
+async fn list_sessions(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    ok(&st.app.list_sessions(&caller.0).await?)
+}
+
+/// One session.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "directory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = SessionView), (status = 404, body = ProblemDocument)))]
+async fn get_session(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.get_session(&caller.0, id).await?)
+}
+
+/// Register a deputy (代表). Assigning office.
+#[utoipa::path(post, path = "/v1/deputies", tag = "directory", request_body = CreateDeputy,
+    responses((status = 201, body = DeputyView), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn create_deputy(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<CreateDeputy>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    posted(
+        &st,
+        &caller,
+        &hash,
+        idempotency_key.as_deref(),
+        false,
+        || async {
+            Ok((
+                201,
+                to_json(&st.app.create_deputy(&caller.0, value).await?)?,
+            ))
+        },
+    )
+    .await
+}
+
+/// One deputy. A deputy's key reads only its own record.
+#[utoipa::path(get, path = "/v1/deputies/{id}", tag = "directory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = DeputyView), (status = 404, body = ProblemDocument)))]
+async fn get_deputy(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.get_deputy(&caller.0, id).await?)
+}
+
+/// Register an agency (单位). Assigning office.
+#[utoipa::path(post, path = "/v1/agencies", tag = "directory", request_body = CreateAgency,
+    responses((status = 201, body = AgencyView), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+async fn create_agency(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<CreateAgency>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    posted(
+        &st,
+        &caller,
+        &hash,
+        idempotency_key.as_deref(),
+        false,
+        || async {
+            Ok((
+                201,
+                to_json(&st.app.create_agency(&caller.0, value).await?)?,
+            ))
+        },
+    )
+    .await
+}
+
+/// The agency directory, the assigning office included.
+#[utoipa::path(get, path = "/v1/agencies", tag = "directory", responses((status = 200, body = Vec<AgencyView>)))]
+async fn list_agencies(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    ok(&st.app.list_agencies(&caller.0).await?)
+}
+
+/// One agency.
+#[utoipa::path(get, path = "/v1/agencies/{id}", tag = "directory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AgencyView), (status = 404, body = ProblemDocument)))]
+async fn get_agency(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.get_agency(&caller.0, id).await?)
+}
+
+/// Add a division (处室). Assigning office, or the agency's own agency_admin.
+#[utoipa::path(post, path = "/v1/agencies/{id}/divisions", tag = "directory", params(("id" = Uuid, Path)), request_body = CreateDivision,
+    responses((status = 201, body = DivisionView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+async fn create_division(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Posted<CreateDivision>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    posted(
+        &st,
+        &caller,
+        &hash,
+        idempotency_key.as_deref(),
+        false,
+        || async {
+            Ok((
+                201,
+                to_json(&st.app.create_division(&caller.0, id, value).await?)?,
+            ))
+        },
+    )
+    .await
+}
+
+/// An agency's divisions.
+#[utoipa::path(get, path = "/v1/agencies/{id}/divisions", tag = "directory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<DivisionView>), (status = 404, body = ProblemDocument)))]
+async fn list_divisions(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.list_divisions(&caller.0, id).await?)
+}
+
+// ---- keys ----
+
+/// Create an API key. The token is in the response once and never again.
+#[utoipa::path(post, path = "/v1/admin/keys", tag = "keys", request_body = CreateKey,
+    responses((status = 201, body = CreatedKey), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn create_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<CreateKey>,
+) -> ApiResult {
+    // Not through the idempotency store: a replay would have to keep the token, which is shown
+    // once and never stored.
+    Ok(json_response(
+        201,
+        to_json(&st.app.create_key(&caller.0, body.value).await?)?,
+        None,
+    ))
+}
+
+/// Every key (without tokens).
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "keys", responses((status = 200, body = Vec<KeyView>), (status = 403, body = ProblemDocument)))]
+async fn list_keys(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    ok(&st.app.list_keys(&caller.0).await?)
+}
+
+/// Revoke a key at once.
+#[utoipa::path(delete, path = "/v1/admin/keys/{id}", tag = "keys", params(("id" = Uuid, Path)),
+    responses((status = 200, body = KeyView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn revoke_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.revoke_key(&caller.0, id).await?)
+}
+
+// ---- suggestions ----
+
+/// Submit a suggestion (lead deputy), or register one on a deputy's behalf (assigning office).
+#[utoipa::path(post, path = "/v1/suggestions", tag = "suggestions", request_body = SubmitSuggestion,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+    responses((status = 201, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument),
+        (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn submit(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<SubmitSuggestion>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    posted(
+        &st,
+        &caller,
+        &hash,
+        idempotency_key.as_deref(),
+        true,
+        || async { Ok((201, to_json(&st.app.submit(&caller.0, value).await?)?)) },
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    session_id: Option<Uuid>,
+    /// A suggestion state, e.g. `assigned`.
+    state: Option<String>,
+    /// Items assigned to this agency (agency keys: their own, always).
+    agency_id: Option<Uuid>,
+    /// With `agency_id`: only items where it has this role (`lead`, `co`, `separate`, `sole`).
+    #[param(value_type = Option<String>)]
+    role: Option<UnitRole>,
+    /// Only items with a reply past due.
+    #[serde(default)]
+    overdue: bool,
+    /// Only key-supervised items.
+    #[serde(default)]
+    key: bool,
+    /// 1–200, default 50.
+    page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    page_token: Option<String>,
+}
+
+/// The suggestions the caller is party to, filtered, in submission order.
+#[utoipa::path(get, path = "/v1/suggestions", tag = "suggestions", params(ListQuery),
+    responses((status = 200, body = SuggestionPage), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn list_suggestions(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult {
+    if let Some(size) = q.page_size
+        && !(1..=crate::app::MAX_PAGE).contains(&size)
+    {
+        return Err(AppError::malformed("page_size must be between 1 and 200").into());
+    }
+    let filter = ListFilter {
+        session_id: q.session_id.map(SessionId),
+        state: q.state,
+        agency_id: q.agency_id.map(AgencyId),
+        role: q.role,
+        overdue_on: q.overdue.then(|| st.app.today()),
+        key_only: q.key,
+        after: None,
+        limit: q.page_size.unwrap_or(50),
+    };
+    ok(&st
+        .app
+        .list(&caller.0, filter, q.page_token.as_deref())
+        .await?)
+}
+
+/// One suggestion with its assignments, deadlines (each with its trace), replies and feedback.
+#[utoipa::path(get, path = "/v1/suggestions/{id}", tag = "suggestions", params(("id" = Uuid, Path)),
+    responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 404, body = ProblemDocument)))]
+async fn get_suggestion(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    suggestion(200, &st.app.get(&caller.0, id).await?)
+}
+
+/// The suggestion's events, in order.
+#[utoipa::path(get, path = "/v1/suggestions/{id}/events", tag = "suggestions", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = ProblemDocument)))]
+async fn suggestion_events(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.events(&caller.0, id).await?)
+}
+
+macro_rules! command_route {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, |$v:ident, $s:ident, $today:ident, $p:ident| $build:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = $tag, request_body = $body,
+            params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+            responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
+                (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
+                (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+        async fn $name(State(st): State<AppState>, caller: Caller, ApiPath(id): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
+            #[allow(unused_variables)]
+            command(&st, &caller, id, if_match, body, |$v: $body, $s: &Suggestion, $today: Date, $p: &Principal| $build).await
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, $sub:ident = $subname:literal, |$v:ident, $s:ident, $today:ident, $p:ident| $build:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = $tag, request_body = $body,
+            params(("id" = Uuid, Path), ($subname = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+            responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
+                (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
+                (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+        async fn $name(State(st): State<AppState>, caller: Caller, ApiPath((id, $sub)): ApiPath<(Uuid, Uuid)>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
+            #[allow(unused_variables)]
+            command(&st, &caller, id, if_match, body, |$v: $body, $s: &Suggestion, $today: Date, $p: &Principal| $build).await
+        }
+    };
+}
+
+/// An empty JSON object, for commands without fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+command_route!(
+    /// Start the review. Assigning office.
+    start_review, "/v1/suggestions/{id}/start-review", "suggestions", Empty, |v, s, today, p| Ok(CommandKind::StartReview { on: today }));
+command_route!(
+    /// Accept (立案), not accept, or convert to a letter. Assigning office.
+    review, "/v1/suggestions/{id}/review", "suggestions", Review, |v, s, today, p| Ok(CommandKind::Review { decision: v.decision, reason: v.reason, on: today }));
+command_route!(
+    /// Withdraw in writing (lead deputy, or the office recording the request). Only before closing.
+    withdraw, "/v1/suggestions/{id}/withdraw", "suggestions", Reason, |v, s, today, p| Ok(CommandKind::Withdraw { reason: v.reason, on: today }));
+command_route!(
+/// Assign one or more units: one lead with co-handlers, one sole unit, or separate units.
+assign, "/v1/suggestions/{id}/assignments", "suggestions", Assign, |v, s, today, p| Ok(CommandKind::Assign {
+    units: v.units.into_iter().map(|u| UnitAssignment { assignment_id: AssignmentId::new(), agency: AgencyId(u.agency_id), role: u.role }).collect(),
+    on: today,
+}));
+command_route!(
+    /// Sign for an assignment (签收). The assigned unit's agency_admin or leader.
+    sign_for, "/v1/suggestions/{id}/assignments/{assignment_id}/sign-for", "handling", Empty, assignment_id = "assignment_id",
+    |v, s, today, p| Ok(CommandKind::SignFor { assignment: AssignmentId(assignment_id), on: today }));
+command_route!(
+    /// Contest an assignment within the objection window (退回/调整交办).
+    request_adjustment, "/v1/suggestions/{id}/assignments/{assignment_id}/adjustment-request", "handling", AdjustmentRequestBody, assignment_id = "assignment_id",
+    |v, s, today, p| Ok(CommandKind::RequestAdjustment { assignment: AssignmentId(assignment_id), reason: v.reason, suggested_agency: v.suggested_agency_id.map(AgencyId), on: today }));
+command_route!(
+/// Decide an adjustment request: `accept` (reassign to `agency_id`), `reject`, or `escalate`. Assigning office.
+decide_adjustment, "/v1/suggestions/{id}/assignments/{assignment_id}/adjustment-decision", "handling", AdjustmentDecisionBody, assignment_id = "assignment_id",
+|v, s, today, p| {
+    let choice = match v.outcome.as_str() {
+        "accept" => AdjustmentChoice::Accept {
+            agency: AgencyId(v.agency_id.ok_or_else(|| AppError::invalid("agency_id is required to accept an adjustment"))?),
+            role: v.role,
+            new_assignment: AssignmentId::new(),
+        },
+        "reject" => AdjustmentChoice::Reject { reason: v.reason },
+        "escalate" => AdjustmentChoice::Escalate { reason: v.reason },
+        other => return Err(AppError::invalid(format!("outcome `{other}` is not accept, reject or escalate"))),
+    };
+    Ok(CommandKind::DecideAdjustment { assignment: AssignmentId(assignment_id), choice, on: today })
+});
+command_route!(
+/// Dispatch to a division with the responsible leader (and the leading official for key items).
+dispatch, "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", "handling", DispatchBody, assignment_id = "assignment_id",
+|v, s, today, p| Ok(CommandKind::Dispatch {
+    assignment: AssignmentId(assignment_id),
+    division: DivisionId(v.division_id),
+    handler: v.handler,
+    responsible_leader: v.responsible_leader,
+    leading_official: v.leading_official,
+    plan: v.plan,
+    on: today,
+}));
+command_route!(
+/// Record a communication with deputies (沟通).
+record_communication, "/v1/suggestions/{id}/communications", "handling", CommunicationBody, |v, s, today, p| {
+    let on = v.on.unwrap_or(today);
+    if on > today {
+        return Err(AppError::invalid("a communication cannot be dated in the future"));
+    }
+    Ok(CommandKind::RecordCommunication {
+        communication: Communication {
+            id: CommunicationId::new(),
+            assignment_id: AssignmentId(v.assignment_id),
+            phase: v.phase,
+            method: v.method,
+            face_to_face: v.face_to_face,
+            deputies: v.deputy_ids.into_iter().map(DeputyId).collect(),
+            participants: v.participants,
+            summary: v.summary,
+            on,
+        },
+    })
+});
+command_route!(
+    /// Ask to move the reply date (at most the profile's cap from the assignment).
+    request_extension, "/v1/suggestions/{id}/assignments/{assignment_id}/extension-request", "handling", ExtensionRequestBody, assignment_id = "assignment_id",
+    |v, s, today, p| Ok(CommandKind::RequestExtension { assignment: AssignmentId(assignment_id), new_due: v.new_due, reason: v.reason, on: today }));
+command_route!(
+    /// Approve or reject the pending extension. Assigning office.
+    decide_extension, "/v1/suggestions/{id}/assignments/{assignment_id}/extension-decision", "handling", Decision, assignment_id = "assignment_id",
+    |v, s, today, p| Ok(CommandKind::DecideExtension { assignment: AssignmentId(assignment_id), approve: v.approve, on: today }));
+command_route!(
+/// A co-handler's formal opinion letter to the lead (会办意见).
+submit_opinion, "/v1/suggestions/{id}/opinions", "handling", OpinionBody, |v, s, today, p| {
+    let on = v.on.unwrap_or(today);
+    if on > today {
+        return Err(AppError::invalid("an opinion cannot be dated in the future"));
+    }
+    Ok(CommandKind::SubmitOpinion {
+        opinion: CoHandlingOpinion {
+            id: OpinionId::new(),
+            assignment_id: AssignmentId(v.assignment_id),
+            document_number: v.document_number,
+            body: v.body,
+            signer: Signer { name: v.signer.name, position: v.signer.position },
+            on,
+            acknowledged_on: None,
+        },
+    })
+});
+command_route!(
+    /// The lead unit acknowledges a co-handling opinion.
+    acknowledge_opinion, "/v1/suggestions/{id}/opinions/{opinion_id}/acknowledge", "handling", Empty, opinion_id = "opinion_id",
+    |v, s, today, p| Ok(CommandKind::AcknowledgeOpinion { opinion: OpinionId(opinion_id), on: today }));
+command_route!(
+    /// Waive a co-handler's opinion (recorded with its reason). Assigning office.
+    waive_opinion, "/v1/suggestions/{id}/assignments/{assignment_id}/opinion-waiver", "handling", Reason, assignment_id = "assignment_id",
+    |v, s, today, p| Ok(CommandKind::WaiveOpinion { assignment: AssignmentId(assignment_id), reason: v.reason, on: today }));
+command_route!(
+/// Issue a reply (答复) behind the gates: a communication with the lead deputy, every
+/// co-opinion in or waived, an authorised signer; class B replies list their commitments.
+issue_reply, "/v1/suggestions/{id}/replies", "handling", ReplyBody, |v, s, today, p| {
+    let reply_type = v.reply_type.unwrap_or(match s.state {
+        SuggestionState::ReHandling => ReplyType::ReHandled,
+        SuggestionState::InFollowUp => ReplyType::Supplementary,
+        _ => ReplyType::Initial,
+    });
+    let on = v.on.unwrap_or(today);
+    if on > today {
+        return Err(AppError::invalid("a reply cannot be dated in the future"));
+    }
+    Ok(CommandKind::IssueReply {
+        reply: Reply {
+            id: ReplyId::new(),
+            assignment_id: AssignmentId(v.assignment_id),
+            reply_type,
+            document_number: v.document_number,
+            body: v.body,
+            class: v.class,
+            signer: Signer { name: v.signer.name, position: v.signer.position },
+            references: v.opinion_ids.into_iter().map(OpinionId).collect(),
+            countersigned_by: v.countersigned_by.into_iter().map(AgencyId).collect(),
+            round: 0,
+            on,
+        },
+        commitments: v.commitments.into_iter().map(|c| CommitmentDraft { id: CommitmentId::new(), measure: c.measure, division: c.division_id.map(DivisionId), target_date: c.target_date }).collect(),
+        explanation: v.explanation,
+    })
+});
+command_route!(
+    /// Change the class of the reply (the history is kept). Assigning office.
+    change_class, "/v1/suggestions/{id}/class", "handling", ClassChangeBody, |v, s, today, p| Ok(CommandKind::ChangeClass { to: v.to, reason: v.reason, on: today }));
+command_route!(
+/// A deputy's rating of the reply (代表意见); a dissatisfied rating reopens the item.
+record_feedback, "/v1/suggestions/{id}/feedback", "handling", FeedbackBody, |v, s, today, p| {
+    let deputy = v.deputy_id.map(DeputyId).or(p.deputy).ok_or_else(|| AppError::invalid("deputy_id is required (only a deputy's own key may leave it out)"))?;
+    Ok(CommandKind::RecordFeedback {
+        feedback: Feedback { deputy, level: v.level, handling: v.handling, result: v.result, comment: v.comment, round: 0, on: today },
+    })
+});
+command_route!(
+    /// Evaluate after the feedback window has passed. Assigning office.
+    close_feedback_window, "/v1/suggestions/{id}/feedback-window/close", "handling", Empty, |v, s, today, p| Ok(CommandKind::CloseFeedbackWindow { on: today }));
+command_route!(
+    /// Record how an escalation was resolved (consultation meeting, special explanation). Assigning office.
+    resolve_escalation, "/v1/suggestions/{id}/escalation/resolve", "handling", OutcomeBody, |v, s, today, p| Ok(CommandKind::ResolveEscalation { outcome: v.outcome, on: today }));
+command_route!(
+    /// Report progress on a commitment (append-only). The owner unit.
+    report_progress, "/v1/suggestions/{id}/commitments/{commitment_id}/progress", "handling", ProgressBody, commitment_id = "commitment_id",
+    |v, s, today, p| Ok(CommandKind::ReportProgress { commitment: CommitmentId(commitment_id), note: v.note, on: today }));
+command_route!(
+    /// Convert a commitment: done, with evidence. The owner unit's agency_admin or leader.
+    convert_commitment, "/v1/suggestions/{id}/commitments/{commitment_id}/convert", "handling", EvidenceBody, commitment_id = "commitment_id",
+    |v, s, today, p| Ok(CommandKind::ConvertCommitment { commitment: CommitmentId(commitment_id), evidence: v.evidence, on: today }));

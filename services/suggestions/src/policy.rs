@@ -1,0 +1,121 @@
+//! Who may see and do what: the one place that decides, tested as a matrix over every endpoint.
+//!
+//! Coarse rules live here (which roles may call an endpoint, which suggestions a caller is party
+//! to); the domain's guards decide the rest (which unit may sign, reply, rate, …).
+
+use banli_domain::ids::{AgencyId, DeputyId};
+use banli_domain::suggestion::Suggestion;
+use banli_domain::{Actor, Role};
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+/// The authenticated caller: an API key and what it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: Uuid,
+    pub role: Role,
+    pub agency: Option<AgencyId>,
+    pub deputy: Option<DeputyId>,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor {
+            role: self.role,
+            agency: self.agency,
+            deputy: self.deputy,
+        }
+    }
+}
+
+/// What a caller asks to do, as far as the policy is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create sessions, deputies, agencies.
+    ManageDirectory,
+    /// Create a division of `agency`.
+    ManageDivisions(AgencyId),
+    /// Read sessions, agencies and divisions.
+    ReadDirectory,
+    /// Read a deputy's record (including contact details).
+    ReadDeputy(DeputyId),
+    /// Create, list and revoke API keys.
+    ManageKeys,
+    /// Submit a suggestion led by this deputy.
+    Submit(DeputyId),
+    /// Read the suggestions one is party to.
+    ListSuggestions,
+    /// Use the calendar endpoints.
+    UseCalendar,
+    /// Change a suggestion one is party to (the domain checks which change).
+    ChangeSuggestion,
+}
+
+/// Which suggestions a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    All,
+    Agency(AgencyId),
+    Deputy(DeputyId),
+}
+
+pub fn visibility(p: &Principal) -> Result<Visibility, AppError> {
+    match (p.role, p.agency, p.deputy) {
+        (Role::AssigningOffice | Role::Auditor, ..) => Ok(Visibility::All),
+        (Role::Deputy, _, Some(d)) => Ok(Visibility::Deputy(d)),
+        (r, Some(a), _) if r.is_agency_role() => Ok(Visibility::Agency(a)),
+        _ => Err(AppError::forbidden(
+            "this key is not bound to an agency or a deputy",
+        )),
+    }
+}
+
+/// Whether the caller is party to the suggestion: the office and auditors see everything, an
+/// agency the items where it holds a live assignment, a deputy the items they lead or co-signed.
+pub fn can_see(p: &Principal, s: &Suggestion) -> bool {
+    match visibility(p) {
+        Ok(Visibility::All) => true,
+        Ok(Visibility::Agency(a)) => s.active_assignments().any(|x| x.agency == a),
+        Ok(Visibility::Deputy(d)) => s.deputies().any(|x| x == d),
+        Err(_) => false,
+    }
+}
+
+/// Allows or refuses an action, with a reason that says what would be allowed.
+pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
+    let ok = match action {
+        Action::ManageDirectory | Action::ManageKeys => p.role == Role::AssigningOffice,
+        Action::ManageDivisions(agency) => {
+            p.role == Role::AssigningOffice
+                || (p.role == Role::AgencyAdmin && p.agency == Some(agency))
+        }
+        Action::ReadDirectory | Action::UseCalendar => true,
+        Action::ReadDeputy(d) => match p.role {
+            Role::Deputy => p.deputy == Some(d),
+            _ => true,
+        },
+        Action::Submit(lead) => {
+            p.role == Role::AssigningOffice || (p.role == Role::Deputy && p.deputy == Some(lead))
+        }
+        Action::ListSuggestions => visibility(p).is_ok(),
+        Action::ChangeSuggestion => p.role != Role::Auditor && visibility(p).is_ok(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let needs = match action {
+        Action::ManageDirectory | Action::ManageKeys => "an assigning_office key",
+        Action::ManageDivisions(_) => {
+            "an assigning_office key or the agency's own agency_admin key"
+        }
+        Action::ReadDeputy(_) => "the deputy's own key or a non-deputy key",
+        Action::Submit(_) => "the lead deputy's own key or an assigning_office key",
+        Action::ChangeSuggestion => "a key that may act (auditors only read)",
+        _ => "a key bound to an agency or deputy",
+    };
+    Err(AppError::forbidden(format!(
+        "a {} key may not do this; it needs {needs}",
+        p.role
+    )))
+}
