@@ -1,0 +1,202 @@
+//! gRPC over a real local port: health, reflection, the same rules and error codes as REST.
+
+use banli_proto::suggestions::v1 as pb;
+use pb::suggestion_service_client::SuggestionServiceClient;
+use serde_json::json;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+
+use crate::support::{Api, World};
+
+async fn start(w: &World) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(banli_suggestions::grpc::serve(
+        w.api.app.clone(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    (format!("http://{addr}"), tx)
+}
+
+fn authed<T>(msg: T, key: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    let v: MetadataValue<_> = format!("Bearer {key}").parse().expect("metadata");
+    r.metadata_mut().insert("authorization", v);
+    r
+}
+
+#[tokio::test]
+async fn grpc_serves_the_same_rules() {
+    let w = World::new(Api::sqlite().await).await;
+    let (url, stop) = start(&w).await;
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "banli.suggestions.v1.SuggestionService".into(),
+        })
+        .await
+        .expect("health");
+    assert_eq!(
+        h.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    let mut client = SuggestionServiceClient::new(channel);
+    let err = client
+        .get_suggestion(pb::GetSuggestionRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await
+        .expect_err("no key");
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let submit = pb::SubmitSuggestionRequest {
+        session_id: w.session.clone(),
+        number: "2020-0700".into(),
+        title: "t".into(),
+        body: "b".into(),
+        lead_deputy_id: w.deputy.clone(),
+        idempotency_key: "g1".into(),
+        ..Default::default()
+    };
+    let s = client
+        .submit_suggestion(authed(submit.clone(), &w.keys.deputy))
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!((s.state.as_str(), s.version), ("submitted", 1));
+    let replay = client
+        .submit_suggestion(authed(submit, &w.keys.deputy))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(
+        replay.id, s.id,
+        "the idempotency key replays the first answer"
+    );
+
+    let err = client
+        .get_suggestion(authed(
+            pb::GetSuggestionRequest { id: s.id.clone() },
+            &w.keys.other_deputy,
+        ))
+        .await
+        .expect_err("not party");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(
+        err.metadata()
+            .get("banli-error-code")
+            .and_then(|v| v.to_str().ok()),
+        Some("not_found")
+    );
+    let err = client
+        .get_suggestion(authed(
+            pb::GetSuggestionRequest { id: "nope".into() },
+            &w.keys.office,
+        ))
+        .await
+        .expect_err("bad id");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let err = client
+        .review_suggestion(authed(
+            pb::ReviewSuggestionRequest {
+                suggestion_id: s.id.clone(),
+                decision: 1,
+                ..Default::default()
+            },
+            &w.keys.office,
+        ))
+        .await
+        .expect_err("wrong state");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("cannot review while the suggestion is submitted"),
+        "{}",
+        err.message()
+    );
+    let ok = client
+        .start_review(authed(
+            pb::StartReviewRequest {
+                suggestion_id: s.id.clone(),
+                expected_version: 1,
+            },
+            &w.keys.office,
+        ))
+        .await
+        .expect("start");
+    assert_eq!(ok.into_inner().state, "under_review");
+    let stale = client
+        .start_review(authed(
+            pb::StartReviewRequest {
+                suggestion_id: s.id.clone(),
+                expected_version: 1,
+            },
+            &w.keys.office,
+        ))
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+
+    // What gRPC wrote, REST reads.
+    let r = w
+        .api
+        .get(&format!("/v1/suggestions/{}", s.id), &w.keys.office)
+        .await;
+    assert_eq!(r.body["state"], json!("under_review"));
+    let _ = stop.send(());
+    w.api.close().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+    let w = World::new(Api::sqlite().await).await;
+    let (url, stop) = start(&w).await;
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut client = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let Some(Ok(resp)) = stream.next().await else {
+        panic!("no reflection answer")
+    };
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected answer")
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"banli.suggestions.v1.SuggestionService".to_owned()),
+        "{names:?}"
+    );
+    let _ = stop.send(());
+    w.api.close().await;
+}

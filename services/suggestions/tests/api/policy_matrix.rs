@@ -1,0 +1,384 @@
+//! The authorization matrix: every endpoint × every kind of caller, own and other.
+//!
+//! "allowed" means authorization passed: the answer may still be a state or validation refusal
+//! (409, 422), never 401, 403 or 404. Everyone else gets exactly the status in the table.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Api, World};
+
+const CALLERS: [&str; 9] = [
+    "office",
+    "auditor",
+    "lead_admin",
+    "co1_admin",
+    "other_admin",
+    "deputy",
+    "co_signer",
+    "other_deputy",
+    "anonymous",
+];
+
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    /// Callers that pass authorization.
+    allowed: &'static [&'static str],
+    /// The status for callers who may see the item but not do this (403), if different from
+    /// callers who may not see it at all (404).
+    party: &'static [&'static str],
+}
+
+fn key<'a>(w: &'a World, who: &str) -> Option<&'a str> {
+    let k = &w.keys;
+    Some(match who {
+        "office" => &k.office,
+        "auditor" => &k.auditor,
+        "lead_admin" => &k.lead_admin,
+        "co1_admin" => &k.co1_admin,
+        "other_admin" => &k.other_admin,
+        "deputy" => &k.deputy,
+        "co_signer" => &k.co_signer,
+        "other_deputy" => &k.other_deputy,
+        _ => return None,
+    })
+}
+
+/// Parties to the test suggestion: may read it.
+const PARTIES: &[&str] = &[
+    "office",
+    "auditor",
+    "lead_admin",
+    "co1_admin",
+    "deputy",
+    "co_signer",
+];
+
+#[tokio::test]
+async fn every_endpoint_for_every_caller() {
+    let w = World::new(Api::sqlite().await).await;
+    let k = &w.keys;
+    let api = &w.api;
+    // A suggestion with a lead reply of class B (a commitment), a co-opinion, and co2 waived.
+    let (id, lead, co1, co2) = w.assigned("2020-0500").await;
+    w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
+    w.sign_and_dispatch(&id, &co1, &k.co1_admin).await;
+    api.ok(&format!("/v1/suggestions/{id}/communications"), &k.lead_admin, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [w.deputy], "summary": "visit"})).await;
+    let s = api.ok(&format!("/v1/suggestions/{id}/opinions"), &k.co1_admin, json!({"assignment_id": co1, "document_number": "会办1号", "body": "agree", "signer": {"name": "Zhao", "position": "authorized_leader"}})).await;
+    let opinion = s["opinions"][0]["id"].as_str().expect("opinion").to_owned();
+    api.ok(
+        &format!("/v1/suggestions/{id}/assignments/{co2}/opinion-waiver"),
+        &k.office,
+        json!({"reason": "n/a"}),
+    )
+    .await;
+    let s = api
+        .ok(
+            &format!("/v1/suggestions/{id}/replies"),
+            &k.lead_admin,
+            json!({"assignment_id": lead, "document_number": "答复1号", "body": "planned", "class": "B", "signer": {"name": "Chen", "position": "principal_head"}, "opinion_ids": [opinion], "commitments": [{"measure": "open the fund", "target_date": "2020-12-31"}]}),
+        )
+        .await;
+    let commitment = s["commitments"][0]["id"]
+        .as_str()
+        .expect("commitment")
+        .to_owned();
+    let agency = w.lead.clone();
+    let sid = &id;
+    let p = |suffix: &str| format!("/v1/suggestions/{sid}{suffix}");
+    let post = |path: String,
+                body: Value,
+                allowed: &'static [&'static str],
+                party: &'static [&'static str]| Case {
+        method: Method::POST,
+        path,
+        body: Some(body),
+        allowed,
+        party,
+    };
+    let office_only: &'static [&'static str] = &["office"];
+    let staff_of_lead: &'static [&'static str] = &["lead_admin"];
+    // Parties that may see but not act: everyone who may read, minus the allowed.
+    let all_parties: &'static [&'static str] = PARTIES;
+    let cases = vec![
+        Case {
+            method: Method::GET,
+            path: p(""),
+            body: None,
+            allowed: PARTIES,
+            party: &[],
+        },
+        Case {
+            method: Method::GET,
+            path: p("/events"),
+            body: None,
+            allowed: PARTIES,
+            party: &[],
+        },
+        post(p("/start-review"), json!({}), office_only, all_parties),
+        post(
+            p("/review"),
+            json!({"decision": "accept"}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p("/assignments"),
+            json!({"units": [{"agency_id": w.other, "role": "co"}]}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{lead}/sign-for")),
+            json!({}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{lead}/adjustment-request")),
+            json!({"reason": "not ours"}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{lead}/adjustment-decision")),
+            json!({"outcome": "reject", "reason": "stays"}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{lead}/dispatch")),
+            json!({"division_id": uuid::Uuid::now_v7(), "handler": "h", "responsible_leader": "l"}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p("/communications"),
+            json!({"assignment_id": lead, "phase": "after", "method": "phone", "deputy_ids": [w.deputy], "summary": "follow-up call"}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{lead}/extension-request")),
+            json!({"new_due": "2020-07-01", "reason": "survey"}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{lead}/extension-decision")),
+            json!({"approve": true}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p("/opinions"),
+            json!({"assignment_id": co1, "document_number": "2", "body": "b", "signer": {"name": "z", "position": "staff"}}),
+            &["co1_admin"],
+            all_parties,
+        ),
+        post(
+            p(&format!("/opinions/{opinion}/acknowledge")),
+            json!({}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p(&format!("/assignments/{co2}/opinion-waiver")),
+            json!({"reason": "again"}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p("/replies"),
+            json!({"assignment_id": lead, "document_number": "2", "body": "b", "class": "A", "signer": {"name": "c", "position": "principal_head"}}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p("/class"),
+            json!({"to": "C", "reason": "re-rated"}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p("/feedback-window/close"),
+            json!({}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p("/escalation/resolve"),
+            json!({"outcome": "met"}),
+            office_only,
+            all_parties,
+        ),
+        post(
+            p(&format!("/commitments/{commitment}/progress")),
+            json!({"note": "halfway"}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p(&format!("/commitments/{commitment}/convert")),
+            json!({"evidence": "regulation 12"}),
+            staff_of_lead,
+            all_parties,
+        ),
+        post(
+            p("/feedback"),
+            json!({"level": "satisfied", "deputy_id": w.deputy}),
+            &["office", "deputy"],
+            all_parties,
+        ),
+        post(
+            p("/withdraw"),
+            json!({"reason": "resolved"}),
+            &["office", "deputy"],
+            all_parties,
+        ),
+        // Directory and keys: role-gated, not item-scoped.
+        post(
+            "/v1/sessions".into(),
+            json!({"body": "npc", "term": 13, "number": 4, "name": "x", "opens_on": "2021-01-10", "closes_on": "2021-01-16"}),
+            office_only,
+            &CALLERS_BUT_ANON,
+        ),
+        post(
+            "/v1/deputies".into(),
+            json!({"name": "x", "delegation": "y"}),
+            office_only,
+            &CALLERS_BUT_ANON,
+        ),
+        post(
+            "/v1/agencies".into(),
+            json!({"name": "New agency"}),
+            office_only,
+            &CALLERS_BUT_ANON,
+        ),
+        post(
+            format!("/v1/agencies/{agency}/divisions"),
+            json!({"name": "A division"}),
+            &["office", "lead_admin"],
+            &CALLERS_BUT_ANON,
+        ),
+        post(
+            "/v1/admin/keys".into(),
+            json!({"role": "auditor"}),
+            office_only,
+            &CALLERS_BUT_ANON,
+        ),
+        Case {
+            method: Method::GET,
+            path: "/v1/admin/keys".into(),
+            body: None,
+            allowed: office_only,
+            party: &CALLERS_BUT_ANON,
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/agencies".into(),
+            body: None,
+            allowed: &CALLERS_BUT_ANON,
+            party: &[],
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/sessions".into(),
+            body: None,
+            allowed: &CALLERS_BUT_ANON,
+            party: &[],
+        },
+        Case {
+            method: Method::GET,
+            path: format!("/v1/deputies/{}", w.deputy),
+            body: None,
+            allowed: &[
+                "office",
+                "auditor",
+                "lead_admin",
+                "co1_admin",
+                "other_admin",
+                "deputy",
+            ],
+            party: &[],
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/suggestions".into(),
+            body: None,
+            allowed: &CALLERS_BUT_ANON,
+            party: &[],
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/calendar/days?from=2020-01-01&to=2020-01-02".into(),
+            body: None,
+            allowed: &CALLERS_BUT_ANON,
+            party: &[],
+        },
+        post(
+            "/v1/suggestions".into(),
+            json!({"session_id": w.session, "number": "2020-0999", "title": "t", "body": "b", "lead_deputy_id": w.deputy}),
+            &["office", "deputy"],
+            &CALLERS_BUT_ANON,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        // The allowed callers go last, so that a change they make cannot hide a refusal.
+        let mut order: Vec<&str> = CALLERS
+            .iter()
+            .copied()
+            .filter(|c| !case.allowed.contains(c))
+            .collect();
+        order.extend(CALLERS.iter().copied().filter(|c| case.allowed.contains(c)));
+        for who in order {
+            let r = api
+                .call(
+                    case.method.clone(),
+                    &case.path,
+                    key(&w, who),
+                    case.body.clone(),
+                    &[],
+                )
+                .await;
+            let got = r.status.as_u16();
+            let expected_ok = case.allowed.contains(&who);
+            let fine = if who == "anonymous" {
+                got == 401
+            } else if expected_ok {
+                !matches!(got, 401 | 403 | 404) && got < 500
+            } else if case.party.contains(&who) {
+                got == 403
+            } else {
+                got == 404
+            };
+            if !fine {
+                failures.push(format!(
+                    "{} {} as {who}: {got} {}",
+                    case.method, case.path, r.body
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} wrong answers:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    w.api.close().await;
+}
+
+const CALLERS_BUT_ANON: [&str; 8] = [
+    "office",
+    "auditor",
+    "lead_admin",
+    "co1_admin",
+    "other_admin",
+    "deputy",
+    "co_signer",
+    "other_deputy",
+];

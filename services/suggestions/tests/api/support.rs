@@ -1,0 +1,306 @@
+//! A running API over a fresh database, with a key for every kind of caller.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use banli_calendar::Calendar;
+use banli_db::testing::TestDb;
+use banli_domain::directory::Agency;
+use banli_domain::ids::AgencyId;
+use banli_domain::{Role, RuleProfile};
+use banli_suggestions::app::{App, Clock};
+use banli_suggestions::store::Store;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use time::macros::date;
+use tower::ServiceExt;
+
+pub struct Api {
+    pub router: Router,
+    pub app: App,
+    pub db: Option<TestDb>,
+    pub office: String,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    /// The API on SQLite, with today fixed at 2020-03-02.
+    pub async fn sqlite() -> Api {
+        Api::on(TestDb::sqlite().await, 1024 * 1024).await
+    }
+
+    pub async fn on(db: TestDb, limit: usize) -> Api {
+        let store = Store::new(db.pool.clone());
+        store.migrate().await.expect("migrations");
+        let office = Agency {
+            id: AgencyId::new(),
+            name: "Assigning office".into(),
+            assigning_office: true,
+        };
+        store.create_agency(&office).await.expect("office");
+        let (_, token) = store
+            .create_key(Role::AssigningOffice, Some(office.id), None, "test")
+            .await
+            .expect("key");
+        let app = App::new(
+            store,
+            RuleProfile::hunan(),
+            Calendar::embedded().clone(),
+            Clock::Fixed(date!(2020 - 03 - 02)),
+        );
+        let router = banli_suggestions::http::router(app.clone(), limit);
+        Api {
+            router,
+            app,
+            db: Some(db),
+            office: token,
+        }
+    }
+
+    pub async fn close(mut self) {
+        if let Some(db) = self.db.take() {
+            db.drop_db().await;
+        }
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Response {
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("the router answers");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        self.raw(req).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.call(Method::GET, path, Some(key), None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(key), Some(body), &[])
+            .await
+    }
+
+    /// POST that must succeed; returns the body.
+    pub async fn ok(&self, path: &str, key: &str, body: Value) -> Value {
+        let r = self.post(path, key, body).await;
+        assert!(
+            r.status.is_success(),
+            "POST {path}: {} {}",
+            r.status,
+            r.body
+        );
+        r.body
+    }
+
+    pub async fn key(&self, role: &str, agency: Option<&str>, deputy: Option<&str>) -> String {
+        let body =
+            json!({ "role": role, "agency_id": agency, "deputy_id": deputy, "label": "test" });
+        self.ok("/v1/admin/keys", &self.office, body).await["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+}
+
+/// A populated world: a session, four agencies, three deputies, keys for each kind of caller.
+pub struct World {
+    pub api: Api,
+    pub session: String,
+    pub lead: String,
+    pub co1: String,
+    pub co2: String,
+    pub other: String,
+    pub deputy: String,
+    pub co_signer: String,
+    pub keys: Keys,
+}
+
+pub struct Keys {
+    pub office: String,
+    pub auditor: String,
+    pub lead_admin: String,
+    pub lead_handler: String,
+    pub co1_admin: String,
+    pub other_admin: String,
+    pub deputy: String,
+    pub co_signer: String,
+    pub other_deputy: String,
+}
+
+impl World {
+    pub async fn new(api: Api) -> World {
+        let office = api.office.clone();
+        let session = api
+            .ok("/v1/sessions", &office, json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}))
+            .await["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let mut ids = Vec::new();
+        for name in [
+            "Department of Industry",
+            "Department of Finance",
+            "Department of Science",
+            "Department of Transport",
+        ] {
+            ids.push(
+                api.ok("/v1/agencies", &office, json!({ "name": name }))
+                    .await["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        let mut deputies = Vec::new();
+        for name in ["Deputy Liu", "Deputy Chen", "Deputy Zhao"] {
+            deputies.push(
+                api.ok(
+                    "/v1/deputies",
+                    &office,
+                    json!({ "name": name, "delegation": "Changsha", "contact": "+86 731 0000" }),
+                )
+                .await["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        let keys = Keys {
+            office: office.clone(),
+            auditor: api.key("auditor", None, None).await,
+            lead_admin: api.key("agency_admin", Some(&ids[0]), None).await,
+            lead_handler: api.key("handler", Some(&ids[0]), None).await,
+            co1_admin: api.key("agency_admin", Some(&ids[1]), None).await,
+            other_admin: api.key("agency_admin", Some(&ids[3]), None).await,
+            deputy: api.key("deputy", None, Some(&deputies[0])).await,
+            co_signer: api.key("deputy", None, Some(&deputies[1])).await,
+            other_deputy: api.key("deputy", None, Some(&deputies[2])).await,
+        };
+        World {
+            api,
+            session,
+            lead: ids[0].clone(),
+            co1: ids[1].clone(),
+            co2: ids[2].clone(),
+            other: ids[3].clone(),
+            deputy: deputies[0].clone(),
+            co_signer: deputies[1].clone(),
+            keys,
+        }
+    }
+
+    pub async fn submit(&self, number: &str) -> Value {
+        self.api
+            .ok(
+                "/v1/suggestions",
+                &self.keys.deputy,
+                json!({"session_id": self.session, "number": number, "title": "Digital upgrades for small manufacturers", "body": "A fund and a platform.", "lead_deputy_id": self.deputy, "co_signer_ids": [self.co_signer]}),
+            )
+            .await
+    }
+
+    /// Submitted, reviewed, accepted and assigned to lead + co1 + co2; returns (id, lead, co1, co2).
+    pub async fn assigned(&self, number: &str) -> (String, String, String, String) {
+        let s = self.submit(number).await;
+        let id = s["id"].as_str().expect("id").to_owned();
+        let office = &self.keys.office;
+        self.api
+            .ok(
+                &format!("/v1/suggestions/{id}/start-review"),
+                office,
+                json!({}),
+            )
+            .await;
+        self.api
+            .ok(
+                &format!("/v1/suggestions/{id}/review"),
+                office,
+                json!({"decision": "accept"}),
+            )
+            .await;
+        let s = self
+            .api
+            .ok(&format!("/v1/suggestions/{id}/assignments"), office, json!({"units": [{"agency_id": self.lead, "role": "lead"}, {"agency_id": self.co1, "role": "co"}, {"agency_id": self.co2, "role": "co"}]}))
+            .await;
+        let a = |agency: &str| {
+            s["assignments"]
+                .as_array()
+                .expect("assignments")
+                .iter()
+                .find(|a| a["agency_id"] == agency)
+                .expect("assignment")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        };
+        (id.clone(), a(&self.lead), a(&self.co1), a(&self.co2))
+    }
+
+    pub async fn sign_and_dispatch(&self, id: &str, assignment: &str, key: &str) {
+        self.api
+            .ok(
+                &format!("/v1/suggestions/{id}/assignments/{assignment}/sign-for"),
+                key,
+                json!({}),
+            )
+            .await;
+        self.api
+            .ok(
+                &format!("/v1/suggestions/{id}/assignments/{assignment}/dispatch"),
+                key,
+                json!({"division_id": uuid::Uuid::now_v7(), "handler": "Li Hua", "responsible_leader": "Director Wang", "plan": "visit and survey"}),
+            )
+            .await;
+    }
+}
