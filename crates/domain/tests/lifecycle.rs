@@ -965,13 +965,31 @@ fn key_items_need_a_leading_official() {
     );
     let dispatch = |lo: Option<String>| CommandKind::Dispatch {
         assignment: id,
-        division: DivisionId::new(),
+        division: DIVISION,
         handler: "Li".into(),
         responsible_leader: "Wang".into(),
         leading_official: lo,
         plan: "plan".into(),
+        unit_divisions: vec![DIVISION],
         on: DAY0,
     };
+    let mut elsewhere = dispatch(Some("Director Chen".into()));
+    if let CommandKind::Dispatch { unit_divisions, .. } = &mut elsewhere {
+        unit_divisions.clear();
+    }
+    let err = w
+        .try_run(w.admin(w.lead), elsewhere)
+        .expect_err("not the unit's division");
+    assert!(
+        matches!(
+            err,
+            DomainError::Invalid {
+                field: "division",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = w
         .try_run(w.admin(w.lead), dispatch(None))
         .expect_err("领办");

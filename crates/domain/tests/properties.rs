@@ -283,11 +283,12 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
             admin,
             CommandKind::Dispatch {
                 assignment: a_id,
-                division: DivisionId::new(),
+                division: DIVISION,
                 handler: "h".into(),
                 responsible_leader: "l".into(),
                 leading_official: None,
                 plan: "p".into(),
+                unit_divisions: vec![DIVISION],
                 on,
             },
         ),

@@ -681,6 +681,27 @@ impl App {
         Ok(SuggestionView::new(&after, today))
     }
 
+    /// The divisions of the unit an assignment belongs to (empty for an unknown assignment),
+    /// for the domain to check a dispatch against.
+    pub async fn unit_divisions(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        assignment: Uuid,
+    ) -> Result<Vec<DivisionId>, AppError> {
+        let s = self.visible(p, id).await?;
+        let Some(a) = s.assignment(AssignmentId(assignment)) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .store()
+            .list_divisions(a.agency)
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect())
+    }
+
     /// The event history of a suggestion the caller is party to.
     pub async fn events(
         &self,

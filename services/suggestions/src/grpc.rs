@@ -514,6 +514,10 @@ impl SuggestionService for Grpc {
         let r = req.into_inner();
         let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
         let division = DivisionId(uuid("division_id", &r.division_id)?);
+        let unit_divisions = self
+            .app
+            .unit_divisions(&p, uuid("suggestion_id", &r.suggestion_id)?, assignment.0)
+            .await?;
         self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
             Ok(CommandKind::Dispatch {
                 assignment,
@@ -522,6 +526,7 @@ impl SuggestionService for Grpc {
                 responsible_leader: r.responsible_leader,
                 leading_official: (!r.leading_official.is_empty()).then_some(r.leading_official),
                 plan: r.plan,
+                unit_divisions,
                 on: today,
             })
         })

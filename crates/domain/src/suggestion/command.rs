@@ -94,6 +94,8 @@ pub enum CommandKind {
         responsible_leader: String,
         leading_official: Option<String>,
         plan: String,
+        /// The divisions the assigned unit has, from the directory: `division` must be one.
+        unit_divisions: Vec<DivisionId>,
         on: Date,
     },
     RecordCommunication {

@@ -125,11 +125,15 @@ pub fn decide(
             responsible_leader,
             leading_official,
             plan,
+            unit_divisions,
             on,
         } => {
             let a = ctx.assignment(*assignment)?;
             ctx.agency(a, AGENCY_DECIDERS)?;
             ctx.assignment_in(a, &[AssignmentState::Accepted])?;
+            if !unit_divisions.contains(division) {
+                return Err(ctx.invalid("division", &format!("{division} is not a division of the assigned unit {}; add it to the directory first", a.agency)));
+            }
             if handler.trim().is_empty() || responsible_leader.trim().is_empty() {
                 return Err(ctx.invalid("handler", "and the responsible leader are both required"));
             }

@@ -158,11 +158,12 @@ impl World {
             self.admin(agency),
             CommandKind::Dispatch {
                 assignment: a,
-                division: DivisionId::new(),
+                division: DIVISION,
                 handler: "Li Hua".into(),
                 responsible_leader: "Director Wang".into(),
                 leading_official: None,
                 plan: "visit the deputy, survey 20 firms".into(),
+                unit_divisions: vec![DIVISION],
                 on,
             },
         );
@@ -246,6 +247,11 @@ impl World {
         }
     }
 }
+
+/// The one division every test unit has.
+pub const DIVISION: DivisionId = DivisionId(uuid::Uuid::from_u128(
+    0x0190_0000_0000_7000_8000_0000_0000_0001,
+));
 
 pub const DAY0: Date = date!(2020 - 03 - 02);
 

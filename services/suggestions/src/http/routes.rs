@@ -620,18 +620,44 @@ decide_adjustment, "/v1/suggestions/{id}/assignments/{assignment_id}/adjustment-
     };
     Ok(CommandKind::DecideAdjustment { assignment: AssignmentId(assignment_id), choice, on: today })
 });
-command_route!(
-/// Dispatch to a division with the responsible leader (and the leading official for key items).
-dispatch, "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", "handling", DispatchBody, assignment_id = "assignment_id",
-|v, s, today, p| Ok(CommandKind::Dispatch {
-    assignment: AssignmentId(assignment_id),
-    division: DivisionId(v.division_id),
-    handler: v.handler,
-    responsible_leader: v.responsible_leader,
-    leading_official: v.leading_official,
-    plan: v.plan,
-    on: today,
-}));
+/// Dispatch to a division of the unit with the responsible leader (and, for key items, the
+/// leading official 领办). The unit's agency_admin or leader.
+#[utoipa::path(post, path = "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", tag = "handling", request_body = DispatchBody,
+    params(("id" = Uuid, Path), ("assignment_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+    responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
+        (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
+        (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn dispatch(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((id, assignment_id)): ApiPath<(Uuid, Uuid)>,
+    if_match: IfMatch,
+    body: Posted<DispatchBody>,
+) -> ApiResult {
+    let unit_divisions = st.app.unit_divisions(&caller.0, id, assignment_id).await?;
+    command(
+        &st,
+        &caller,
+        id,
+        if_match,
+        body,
+        |v: DispatchBody, _: &Suggestion, today: Date, _: &Principal| {
+            Ok(CommandKind::Dispatch {
+                assignment: AssignmentId(assignment_id),
+                division: DivisionId(v.division_id),
+                handler: v.handler,
+                responsible_leader: v.responsible_leader,
+                leading_official: v.leading_official,
+                plan: v.plan,
+                unit_divisions,
+                on: today,
+            })
+        },
+    )
+    .await
+}
+
 command_route!(
 /// Record a communication with deputies (沟通).
 record_communication, "/v1/suggestions/{id}/communications", "handling", CommunicationBody, |v, s, today, p| {

@@ -418,6 +418,24 @@ async fn domain_refusals_map_to_their_statuses() {
         )
         .await;
     assert_problem(&r, 404, "not_found");
+    // A division that is not the unit's.
+    let foreign = w
+        .api
+        .ok(
+            &format!("/v1/agencies/{}/divisions", w.co1),
+            &k.office,
+            json!({"name": "Budget"}),
+        )
+        .await;
+    let r = w
+        .api
+        .post(
+            &format!("/v1/suggestions/{id}/assignments/{lead}/dispatch"),
+            &k.lead_admin,
+            json!({"division_id": foreign["id"], "handler": "h", "responsible_leader": "l"}),
+        )
+        .await;
+    assert_problem(&r, 422, "invalid_argument");
     // Unknown enum value.
     let r = w
         .api

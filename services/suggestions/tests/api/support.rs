@@ -288,6 +288,24 @@ impl World {
     }
 
     pub async fn sign_and_dispatch(&self, id: &str, assignment: &str, key: &str) {
+        let s = self.api.get(&format!("/v1/suggestions/{id}"), key).await;
+        let agency = s.body["assignments"]
+            .as_array()
+            .expect("assignments")
+            .iter()
+            .find(|a| a["id"] == assignment)
+            .expect("assignment")["agency_id"]
+            .as_str()
+            .expect("agency")
+            .to_owned();
+        let division = self
+            .api
+            .ok(
+                &format!("/v1/agencies/{agency}/divisions"),
+                &self.keys.office,
+                json!({ "name": format!("Division for {assignment}") }),
+            )
+            .await;
         self.api
             .ok(
                 &format!("/v1/suggestions/{id}/assignments/{assignment}/sign-for"),
@@ -295,11 +313,12 @@ impl World {
                 json!({}),
             )
             .await;
+        let body = json!({"division_id": division["id"], "handler": "Li Hua", "responsible_leader": "Director Wang", "plan": "visit and survey"});
         self.api
             .ok(
                 &format!("/v1/suggestions/{id}/assignments/{assignment}/dispatch"),
                 key,
-                json!({"division_id": uuid::Uuid::now_v7(), "handler": "Li Hua", "responsible_leader": "Director Wang", "plan": "visit and survey"}),
+                body,
             )
             .await;
     }
