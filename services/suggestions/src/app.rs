@@ -5,15 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use banli_calendar::{Calendar, Deadline, OutOfRangePolicy};
 use banli_domain::directory::{Agency, Deputy, Division, Session};
 use banli_domain::ids::*;
 use banli_domain::suggestion::*;
 use banli_domain::{Role, RuleProfile, Rules};
+use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
+use crate::cache::Bounded;
 use crate::dto::*;
 use crate::error::{AppError, ErrorCode};
 use crate::policy::{self, Action, Principal, Visibility};
@@ -51,7 +54,15 @@ struct Inner {
     profile: RuleProfile,
     calendar: Calendar,
     clock: Clock,
+    /// The last written state of recently changed suggestions (commands start from it).
+    recent: Bounded<SuggestionId, Arc<Suggestion>>,
+    /// Authenticated keys, by the SHA-256 of the token, for [`KEY_CACHE_TTL`].
+    keys: Bounded<String, Principal>,
 }
+
+/// How long an authenticated key is trusted without asking the database again. A key revoked
+/// through this process is forgotten at once; one revoked elsewhere stops working within this.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The most items one page returns.
 pub const MAX_PAGE: u32 = 200;
@@ -64,6 +75,8 @@ impl App {
                 profile,
                 calendar,
                 clock,
+                recent: Bounded::new(2_000, None),
+                keys: Bounded::new(10_000, Some(KEY_CACHE_TTL)),
             }),
         }
     }
@@ -89,18 +102,27 @@ impl App {
 
     /// Resolves a bearer token to a principal.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let digest: String = Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(p) = self.inner.keys.get(&digest) {
+            return Ok(p);
+        }
         let key = self.store().authenticate(token).await?.ok_or_else(|| {
             AppError::new(
                 ErrorCode::Unauthenticated,
                 "the API key is unknown or revoked; create one with `banli keys create`",
             )
         })?;
-        Ok(Principal {
+        let p = Principal {
             key_id: key.id,
             role: key.role,
             agency: key.agency_id,
             deputy: key.deputy_id,
-        })
+        };
+        self.inner.keys.put(digest, p.clone());
+        Ok(p)
     }
 
     // ---- idempotency ----
@@ -405,6 +427,7 @@ impl App {
             ));
         }
         let key = self.store().revoke_key(id).await?;
+        self.inner.keys.clear();
         tracing::info!(key_id = %id, "api key revoked");
         Ok((&key).into())
     }
@@ -545,8 +568,10 @@ impl App {
             .into_iter()
             .map(|e| NewEvent::new(e, p.actor(), now))
             .collect();
-        self.store().append(&s, 0, &new).await?;
-        Ok(SuggestionView::new(&s, self.today()))
+        self.store().append(None, &s, &new).await?;
+        let view = SuggestionView::new(&s, self.today());
+        self.inner.recent.put(s.id, Arc::new(s));
+        Ok(view)
     }
 
     /// Loads a suggestion the caller is party to; anything else is "not found".
@@ -646,7 +671,10 @@ impl App {
         F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
     {
         policy::allow(p, Action::ChangeSuggestion)?;
-        let s = self.visible(p, id).await?;
+        let s = match self.inner.recent.get(&SuggestionId(id)) {
+            Some(s) if policy::can_see(p, &s) => (*s).clone(),
+            _ => self.visible(p, id).await?,
+        };
         if let Some(v) = expected
             && v != s.version
         {
@@ -677,8 +705,13 @@ impl App {
             .into_iter()
             .map(|e| NewEvent::new(e, p.actor(), now))
             .collect();
-        self.store().append(&after, s.version, &new).await?;
-        Ok(SuggestionView::new(&after, today))
+        if let Err(e) = self.store().append(Some(&s), &after, &new).await {
+            self.inner.recent.remove(&s.id);
+            return Err(e.into());
+        }
+        let view = SuggestionView::new(&after, today);
+        self.inner.recent.put(after.id, Arc::new(after));
+        Ok(view)
     }
 
     /// The divisions of the unit an assignment belongs to (empty for an unknown assignment),

@@ -5,6 +5,7 @@
 //! library; the `banli` binary runs it.
 
 pub mod app;
+mod cache;
 pub mod dto;
 pub mod error;
 pub mod grpc;

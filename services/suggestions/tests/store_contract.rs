@@ -87,7 +87,6 @@ async fn run(
         kind,
     };
     let events = decide(state.as_ref(), &cmd, &rules).unwrap_or_else(|e| panic!("{e}"));
-    let expected = state.as_ref().map_or(0, |s| s.version);
     let mut next = state.clone();
     for e in &events {
         match (&mut next, e) {
@@ -103,7 +102,7 @@ async fn run(
         .into_iter()
         .map(|e| NewEvent::new(e, actor.clone(), OffsetDateTime::now_utc()))
         .collect();
-    f.store.append(&after, expected, &new).await?;
+    f.store.append(state.as_ref(), &after, &new).await?;
     *state = Some(after);
     Ok(())
 }
@@ -283,7 +282,11 @@ async fn contract(db: TestDb) {
     );
     let mut after = stale.clone();
     after.apply(&ev.event);
-    let err = f.store.append(&after, 3, &[ev]).await.expect_err("stale");
+    let err = f
+        .store
+        .append(Some(&stale), &after, &[ev])
+        .await
+        .expect_err("stale");
     assert!(
         matches!(
             err,
@@ -314,8 +317,8 @@ async fn contract(db: TestDb) {
     let (a1, e1) = mk("first");
     let (a2, e2) = mk("second");
     let (r1, r2) = tokio::join!(
-        f.store.append(&a1, 4, std::slice::from_ref(&e1)),
-        f.store.append(&a2, 4, std::slice::from_ref(&e2))
+        f.store.append(Some(&s1), &a1, std::slice::from_ref(&e1)),
+        f.store.append(Some(&s1), &a2, std::slice::from_ref(&e2))
     );
     assert!(
         r1.is_ok() != r2.is_ok(),

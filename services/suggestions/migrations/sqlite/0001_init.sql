@@ -36,7 +36,8 @@ CREATE TABLE divisions (
     UNIQUE (agency_id, name)
 );
 
--- One row per suggestion: the current state as JSON, and the columns lists filter on.
+-- One row per suggestion: its version (the lock for appends) and the columns lists filter on.
+-- The state itself is rebuilt from suggestion_events.
 CREATE TABLE suggestions (
     id              TEXT PRIMARY KEY,
     session_id      TEXT NOT NULL REFERENCES sessions (id),
@@ -46,7 +47,6 @@ CREATE TABLE suggestions (
     title           TEXT NOT NULL,
     lead_deputy_id  TEXT NOT NULL,
     key_supervised  INTEGER NOT NULL,
-    snapshot        TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
     UNIQUE (session_id, number)
 );

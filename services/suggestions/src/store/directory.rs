@@ -69,7 +69,9 @@ impl TryFrom<AgencyRow> for Agency {
 impl Store {
     pub async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
-        on_pool!(self.pool(), p => sqlx::query(
+        let s = s.clone();
+        self.write(move |pool| async move {
+        on_pool!(&pool, p => sqlx::query(
             "INSERT INTO sessions (id, body, term, number, name, opens_on, closes_on, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(s.id.to_string())
@@ -88,6 +90,8 @@ impl Store {
         .map(|_| ())
         .map_err(unique_as("session")))?;
         Ok(())
+        })
+        .await
     }
 
     pub async fn get_session(&self, id: SessionId) -> Result<Session, StoreError> {
@@ -112,7 +116,9 @@ impl Store {
 
     pub async fn create_deputy(&self, d: &Deputy) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
-        on_pool!(self.pool(), p => sqlx::query("INSERT INTO deputies (id, name, delegation, contact, created_at) VALUES ($1, $2, $3, $4, $5)")
+        let d = d.clone();
+        self.write(move |pool| async move {
+        on_pool!(&pool, p => sqlx::query("INSERT INTO deputies (id, name, delegation, contact, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(d.id.to_string())
             .bind(&d.name)
             .bind(&d.delegation)
@@ -123,6 +129,8 @@ impl Store {
             .map(|_| ())
             .map_err(unique_as("deputy")))?;
         Ok(())
+        })
+        .await
     }
 
     pub async fn get_deputy(&self, id: DeputyId) -> Result<Deputy, StoreError> {
@@ -144,7 +152,9 @@ impl Store {
 
     pub async fn create_agency(&self, a: &Agency) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
-        on_pool!(self.pool(), p => sqlx::query("INSERT INTO agencies (id, name, assigning_office, created_at) VALUES ($1, $2, $3, $4)")
+        let a = a.clone();
+        self.write(move |pool| async move {
+        on_pool!(&pool, p => sqlx::query("INSERT INTO agencies (id, name, assigning_office, created_at) VALUES ($1, $2, $3, $4)")
             .bind(a.id.to_string())
             .bind(&a.name)
             .bind(a.assigning_office)
@@ -154,6 +164,8 @@ impl Store {
             .map(|_| ())
             .map_err(unique_as("agency")))?;
         Ok(())
+        })
+        .await
     }
 
     pub async fn get_agency(&self, id: AgencyId) -> Result<Agency, StoreError> {
@@ -174,7 +186,9 @@ impl Store {
 
     pub async fn create_division(&self, d: &Division) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
-        let result = on_pool!(self.pool(), p => sqlx::query("INSERT INTO divisions (id, agency_id, name, created_at) VALUES ($1, $2, $3, $4)")
+        let d = d.clone();
+        self.write(move |pool| async move {
+        let result = on_pool!(&pool, p => sqlx::query("INSERT INTO divisions (id, agency_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(d.id.to_string())
             .bind(d.agency_id.to_string())
             .bind(&d.name)
@@ -189,6 +203,8 @@ impl Store {
             }
             Err(e) => Err(unique_as("division")(e)),
         }
+        })
+        .await
     }
 
     pub async fn list_divisions(&self, agency: AgencyId) -> Result<Vec<Division>, StoreError> {

@@ -28,16 +28,24 @@ impl Store {
         request_hash: &str,
     ) -> Result<Idempotency, StoreError> {
         let now = OffsetDateTime::now_utc();
-        let inserted = on_pool!(self.pool(), p => sqlx::query(
+        let (principal_owned, key_owned, hash_owned) = (
+            principal.to_owned(),
+            key.to_owned(),
+            request_hash.to_owned(),
+        );
+        let inserted = self.write(move |pool| async move {
+        Ok(on_pool!(&pool, p => sqlx::query(
             "INSERT INTO idempotency_keys (principal_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
-        .bind(principal)
-        .bind(key)
-        .bind(request_hash)
+        .bind(&principal_owned)
+        .bind(&key_owned)
+        .bind(&hash_owned)
         .bind(now)
         .execute(p)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected()))?)
+        })
+        .await?;
         if inserted == 1 {
             return Ok(Idempotency::Reserved);
         }
@@ -67,31 +75,42 @@ impl Store {
         status: u16,
         response: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self.pool(), p => sqlx::query("UPDATE idempotency_keys SET status = $1, response = $2 WHERE principal_id = $3 AND key = $4")
-            .bind(i32::from(status))
-            .bind(response)
-            .bind(principal)
-            .bind(key)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        let (principal, key, response) =
+            (principal.to_owned(), key.to_owned(), response.to_owned());
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query("UPDATE idempotency_keys SET status = $1, response = $2 WHERE principal_id = $3 AND key = $4")
+                .bind(i32::from(status))
+                .bind(&response)
+                .bind(&principal)
+                .bind(&key)
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Frees a reserved key whose request failed in a way worth retrying (a server-side error).
     pub async fn release_idempotency(&self, principal: &str, key: &str) -> Result<(), StoreError> {
-        on_pool!(self.pool(), p => sqlx::query("DELETE FROM idempotency_keys WHERE principal_id = $1 AND key = $2 AND status IS NULL")
-            .bind(principal)
-            .bind(key)
-            .execute(p)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        let (principal, key) = (principal.to_owned(), key.to_owned());
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query("DELETE FROM idempotency_keys WHERE principal_id = $1 AND key = $2 AND status IS NULL")
+                .bind(&principal)
+                .bind(&key)
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets keys older than the retention period.
     pub async fn purge_idempotency(&self, older_than: OffsetDateTime) -> Result<u64, StoreError> {
-        let n = on_pool!(self.pool(), p => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(older_than).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(n)
+        self.write(move |pool| async move {
+            Ok(on_pool!(&pool, p => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(older_than).execute(p).await.map(|r| r.rows_affected()))?)
+        })
+        .await
     }
 }

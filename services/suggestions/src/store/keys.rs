@@ -102,19 +102,24 @@ impl Store {
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let token = format!("{PREFIX}{}_{secret}", id.simple());
         let now = OffsetDateTime::now_utc();
-        let result = on_pool!(self.pool(), p => sqlx::query(
-            "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id.to_string())
-        .bind(hash(&secret))
-        .bind(role.as_str())
-        .bind(agency.map(|a| a.to_string()))
-        .bind(deputy.map(|d| d.to_string()))
-        .bind(label)
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|_| ()));
+        let (secret_hash, owned_label) = (hash(&secret), label.to_owned());
+        let result = self
+            .write(move |pool| async move {
+                Ok(on_pool!(&pool, p => sqlx::query(
+                    "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id.to_string())
+                .bind(&secret_hash)
+                .bind(role.as_str())
+                .bind(agency.map(|a| a.to_string()))
+                .bind(deputy.map(|d| d.to_string()))
+                .bind(&owned_label)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())))
+            })
+            .await?;
         match result {
             Ok(()) => {}
             Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
@@ -169,12 +174,16 @@ impl Store {
     /// Revokes a key; revoking twice is harmless. `NotFound` for an unknown id.
     pub async fn revoke_key(&self, id: Uuid) -> Result<ApiKey, StoreError> {
         let now = OffsetDateTime::now_utc();
-        on_pool!(self.pool(), p => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id.to_string())
-            .execute(p)
-            .await
-            .map(|_| ()))?;
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id.to_string())
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await?;
         self.list_keys()
             .await?
             .into_iter()

@@ -15,7 +15,11 @@ pub use idempotency::Idempotency;
 pub use keys::ApiKey;
 pub use suggestions::{ListFilter, NewEvent, OutboxRow, SuggestionSummary, event_type};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use banli_db::{Pool, on_pool};
+use tokio::sync::{mpsc, oneshot};
 
 /// What can go wrong at the storage edge, in terms the application can act on.
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +57,72 @@ pub(crate) fn unique_as(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + 
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite allows one writer at a time. Every write runs on one dedicated thread, in order:
+    /// writers queue without SQLite's sleep-and-retry busy handler, and a write transaction is
+    /// never held open while its task waits for a busy runtime to poll it again.
+    writer: Option<Writer>,
+}
+
+type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+#[derive(Debug, Clone)]
+struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    fn spawn() -> Writer {
+        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
+        let spawned = std::thread::Builder::new().name("banli-sqlite-writer".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "the SQLite writer thread could not start a runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                while let Some(job) = rx.recv().await {
+                    job().await;
+                }
+            });
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "the SQLite writer thread could not start");
+        }
+        Writer { jobs }
+    }
 }
 
 impl Store {
     pub fn new(pool: Pool) -> Store {
-        Store { pool }
+        let writer = matches!(pool, Pool::Sqlite(_)).then(Writer::spawn);
+        Store { pool, writer }
+    }
+
+    /// Runs a write: on the writer thread for SQLite, in place for PostgreSQL.
+    pub(crate) async fn write<F, Fut, T>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let Some(writer) = &self.writer else {
+            return f(pool).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            Box::pin(async move {
+                let _ = tx.send(f(pool).await);
+            })
+        });
+        writer
+            .jobs
+            .send(job)
+            .map_err(|_| StoreError::Corrupt("the SQLite writer thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Corrupt("the SQLite writer thread dropped a write".into()))?
     }
 
     pub fn pool(&self) -> &Pool {

@@ -3,12 +3,6 @@
 use sqlx::FromRow;
 
 #[derive(Debug, FromRow)]
-pub(crate) struct SnapshotRow {
-    pub snapshot: String,
-    pub version: i64,
-}
-
-#[derive(Debug, FromRow)]
 pub(crate) struct EventRow {
     pub payload: String,
 }

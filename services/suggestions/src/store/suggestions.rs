@@ -8,7 +8,7 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::rows::{EventRow, OutboxDbRow, SnapshotRow, SummaryRow};
+use super::rows::{EventRow, OutboxDbRow, SummaryRow};
 use super::{Store, StoreError};
 
 /// An event to append, with its envelope fields.
@@ -111,22 +111,17 @@ fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// The current state, or `None` when no such suggestion exists.
+    /// The current state, rebuilt from the events, or `None` when no such suggestion exists.
     pub async fn load(&self, id: SuggestionId) -> Result<Option<Suggestion>, StoreError> {
-        let row: Option<SnapshotRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT snapshot, version FROM suggestions WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(p)
-            .await)?;
-        let Some(row) = row else { return Ok(None) };
-        let s: Suggestion = serde_json::from_str(&row.snapshot)
-            .map_err(|e| StoreError::Corrupt(format!("suggestion {id}: {e}")))?;
-        if s.version != row.version as u64 {
-            return Err(StoreError::Corrupt(format!(
-                "suggestion {id}: snapshot version {} differs from row version {}",
-                s.version, row.version
-            )));
+        let events = self.events(id).await?;
+        if events.is_empty() {
+            return Ok(None);
         }
-        Ok(Some(s))
+        Suggestion::replay(id, &events).map(Some).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "suggestion {id}: the first event is not `submitted`"
+            ))
+        })
     }
 
     /// Every event of a suggestion, in order.
@@ -143,16 +138,20 @@ impl Store {
             .collect()
     }
 
-    /// Appends `events`, which took the suggestion from `expected_version` to `after`, with their
-    /// outbox rows, in one transaction. `expected_version` 0 creates the suggestion. Nothing is
-    /// written when any step fails.
+    /// Appends `events`, which took the suggestion from `before` (`None`: it is new) to `after`,
+    /// with their outbox rows, in one transaction. Nothing is written when any step fails; a
+    /// concurrent change since `before` is a `Conflict`.
     pub async fn append(
         &self,
+        before: Option<&Suggestion>,
         after: &Suggestion,
-        expected_version: u64,
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
-        if events.is_empty() || after.version != expected_version + events.len() as u64 {
+        let expected_version = before.map_or(0, |b| b.version);
+        if events.is_empty()
+            || after.version != expected_version + events.len() as u64
+            || before.is_some_and(|b| b.id != after.id)
+        {
             return Err(StoreError::Corrupt(format!(
                 "append of {} event(s) from version {expected_version} does not reach version {}",
                 events.len(),
@@ -160,7 +159,6 @@ impl Store {
             )));
         }
         let id = after.id.to_string();
-        let snapshot = json(after)?;
         let now = events
             .last()
             .map_or_else(OffsetDateTime::now_utc, |e| e.occurred_at);
@@ -189,55 +187,74 @@ impl Store {
             ));
         }
         let details = &after.details;
-        let assignments: Vec<_> = after
-            .assignments
-            .iter()
-            .map(|a| {
-                (
-                    a.id.to_string(),
-                    a.agency.to_string(),
-                    a.role.as_str(),
-                    a.state.as_str(),
-                    a.deadlines.reply.as_ref().map(|d| d.due),
-                )
-            })
+        // Only the assignment rows that are new or changed are written.
+        let projection =
+            |s: &Suggestion| -> Vec<(String, String, &'static str, &'static str, Option<Date>)> {
+                s.assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.id.to_string(),
+                            a.agency.to_string(),
+                            a.role.as_str(),
+                            a.state.as_str(),
+                            a.deadlines.reply.as_ref().map(|d| d.due),
+                        )
+                    })
+                    .collect()
+            };
+        let old = before.map(projection).unwrap_or_default();
+        let changed: Vec<_> = projection(after)
+            .into_iter()
+            .filter(|row| !old.contains(row))
+            .map(|row| (old.iter().any(|o| o.0 == row.0), row))
             .collect();
 
-        on_pool!(self.pool(), p => {
+        let (session_id, number, title) = (
+            details.session_id.to_string(),
+            details.number.clone(),
+            details.title.clone(),
+        );
+        let (lead, key_supervised, state, version) = (
+            details.lead_deputy.to_string(),
+            details.key_supervised,
+            after.state.as_str(),
+            after.version as i64,
+        );
+        self.write(move |pool| async move {
+        on_pool!(&pool, p => {
             let mut tx = p.begin().await?;
             if expected_version == 0 {
                 let r = sqlx::query(
-                    "INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, snapshot, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&id)
-                .bind(details.session_id.to_string())
-                .bind(&details.number)
-                .bind(after.state.as_str())
-                .bind(after.version as i64)
-                .bind(&details.title)
-                .bind(details.lead_deputy.to_string())
-                .bind(details.key_supervised)
-                .bind(&snapshot)
+                .bind(&session_id)
+                .bind(&number)
+                .bind(state)
+                .bind(version)
+                .bind(&title)
+                .bind(&lead)
+                .bind(key_supervised)
                 .bind(now)
                 .execute(&mut *tx)
                 .await;
                 match r {
                     Ok(_) => {}
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        return Err(StoreError::AlreadyExists(format!("suggestion number {} in this session", details.number)));
+                        return Err(StoreError::AlreadyExists(format!("suggestion number {number} in this session")));
                     }
                     Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                        return Err(StoreError::NotFound(format!("session {}", details.session_id)));
+                        return Err(StoreError::NotFound(format!("session {session_id}")));
                     }
                     Err(e) => return Err(e.into()),
                 }
             } else {
-                let r = sqlx::query("UPDATE suggestions SET state = $1, version = $2, title = $3, snapshot = $4, updated_at = $5 WHERE id = $6 AND version = $7")
-                    .bind(after.state.as_str())
-                    .bind(after.version as i64)
-                    .bind(&details.title)
-                    .bind(&snapshot)
+                let r = sqlx::query("UPDATE suggestions SET state = $1, version = $2, title = $3, updated_at = $4 WHERE id = $5 AND version = $6")
+                    .bind(state)
+                    .bind(version)
+                    .bind(&title)
                     .bind(now)
                     .bind(&id)
                     .bind(expected_version as i64)
@@ -265,16 +282,24 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("DELETE FROM suggestion_assignments WHERE suggestion_id = $1").bind(&id).execute(&mut *tx).await?;
-            for (aid, agency, role, state, due) in &assignments {
-                sqlx::query("INSERT INTO suggestion_assignments (assignment_id, suggestion_id, agency_id, role, state, reply_due) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(aid).bind(&id).bind(agency).bind(*role).bind(*state).bind(*due)
-                    .execute(&mut *tx)
-                    .await?;
+            for (exists, (aid, agency, role, state, due)) in &changed {
+                if *exists {
+                    sqlx::query("UPDATE suggestion_assignments SET state = $1, reply_due = $2 WHERE assignment_id = $3")
+                        .bind(*state).bind(*due).bind(aid)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    sqlx::query("INSERT INTO suggestion_assignments (assignment_id, suggestion_id, agency_id, role, state, reply_due) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(aid).bind(&id).bind(agency).bind(*role).bind(*state).bind(*due)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
         });
         Ok(())
+        })
+        .await
     }
 
     /// Lists suggestions by filter, in id order, from the cursor.
@@ -383,13 +408,17 @@ impl Store {
 
     /// Marks outbox rows as published.
     pub async fn mark_published(&self, seqs: &[i64], at: OffsetDateTime) -> Result<(), StoreError> {
-        on_pool!(self.pool(), p => {
+        let seqs = seqs.to_vec();
+        self.write(move |pool| async move {
+        on_pool!(&pool, p => {
             let mut tx = p.begin().await?;
-            for seq in seqs {
+            for seq in &seqs {
                 sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2 AND published_at IS NULL").bind(at).bind(*seq).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
         Ok(())
+        })
+        .await
     }
 }

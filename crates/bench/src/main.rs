@@ -1,0 +1,435 @@
+//! `banli-bench`: drives a real `banli serve` process over HTTP and prints each figure beside its
+//! baseline, measured in the same run.
+//!
+//!     cargo build --release -p banli -p banli-bench
+//!     target/release/banli-bench                      # lifecycles on SQLite and PostgreSQL, memory
+//!     target/release/banli-bench lifecycle --backend sqlite --clients 32 --seconds 20
+//!     target/release/banli-bench memory --suggestions 100000
+//!
+//! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
+//! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
+//! (The waivers, sign-for and dispatch are what the rules require before a lead may reply.)
+//! The baseline is single-row INSERT transactions on the same database with the same concurrency.
+
+mod client;
+mod server;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::client::Http;
+use crate::server::Server;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "banli-bench",
+    about = "Load and memory figures for banli serve"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Complete lifecycles per second through REST, with p50/p99 per command.
+    Lifecycle {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// RSS of banli serve idle and with N suggestions stored.
+    Memory {
+        #[arg(long, default_value_t = 100_000)]
+        suggestions: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Some(Command::Lifecycle {
+            backend,
+            clients,
+            seconds,
+        }) => lifecycle(backend, clients, Duration::from_secs(seconds)).await,
+        Some(Command::Memory { suggestions }) => memory(suggestions).await,
+        None => {
+            lifecycle(Backend::Sqlite, 32, Duration::from_secs(20)).await?;
+            lifecycle(Backend::Postgres, 32, Duration::from_secs(20)).await?;
+            memory(100_000).await
+        }
+    }
+}
+
+/// What every client needs: keys and ids of a populated directory.
+#[derive(Debug, Clone)]
+struct World {
+    office: String,
+    lead_admin: String,
+    deputy: String,
+    co_signer: String,
+    session: String,
+    lead: String,
+    co1: String,
+    co2: String,
+    division: String,
+    deputy_id: String,
+    co_signer_id: String,
+}
+
+async fn setup(http: &Http, office: &str) -> Result<World> {
+    let id = |v: &Value| {
+        v["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("an id in the response")
+    };
+    let session = id(&http.post("/v1/sessions", office, json!({"body": "npc", "term": 14, "number": 1, "name": "bench", "opens_on": "2026-01-10", "closes_on": "2026-01-16"})).await?.1)?;
+    let mut agencies = Vec::new();
+    for name in ["Industry", "Finance", "Science"] {
+        agencies.push(id(&http
+            .post(
+                "/v1/agencies",
+                office,
+                json!({ "name": format!("{name} {}", uuid::Uuid::now_v7().simple()) }),
+            )
+            .await?
+            .1)?);
+    }
+    let deputy_id = id(&http
+        .post(
+            "/v1/deputies",
+            office,
+            json!({"name": "Deputy A", "delegation": "X"}),
+        )
+        .await?
+        .1)?;
+    let co_signer_id = id(&http
+        .post(
+            "/v1/deputies",
+            office,
+            json!({"name": "Deputy B", "delegation": "X"}),
+        )
+        .await?
+        .1)?;
+    let division = id(&http
+        .post(
+            &format!("/v1/agencies/{}/divisions", agencies[0]),
+            office,
+            json!({"name": "SME"}),
+        )
+        .await?
+        .1)?;
+    let token = |v: Value| v["token"].as_str().map(str::to_owned).context("a token");
+    let lead_admin = token(
+        http.post(
+            "/v1/admin/keys",
+            office,
+            json!({"role": "agency_admin", "agency_id": agencies[0]}),
+        )
+        .await?
+        .1,
+    )?;
+    let deputy = token(
+        http.post(
+            "/v1/admin/keys",
+            office,
+            json!({"role": "deputy", "deputy_id": deputy_id}),
+        )
+        .await?
+        .1,
+    )?;
+    let co_signer = token(
+        http.post(
+            "/v1/admin/keys",
+            office,
+            json!({"role": "deputy", "deputy_id": co_signer_id}),
+        )
+        .await?
+        .1,
+    )?;
+    Ok(World {
+        office: office.to_owned(),
+        lead_admin,
+        deputy,
+        co_signer,
+        session,
+        lead: agencies[0].clone(),
+        co1: agencies[1].clone(),
+        co2: agencies[2].clone(),
+        division,
+        deputy_id,
+        co_signer_id,
+    })
+}
+
+/// Runs one lifecycle, recording each command's latency.
+async fn one_lifecycle(
+    http: &Http,
+    w: &World,
+    n: usize,
+    lat: &mut BTreeMap<&'static str, Vec<Duration>>,
+) -> Result<()> {
+    let mut step =
+        async |name: &'static str, path: String, key: &str, body: Value| -> Result<Value> {
+            let t = Instant::now();
+            let (status, v) = http.post(&path, key, body).await?;
+            lat.entry(name).or_default().push(t.elapsed());
+            anyhow::ensure!(status < 300, "{name}: {status} {v}");
+            Ok(v)
+        };
+    let s = step("submit", "/v1/suggestions".into(), &w.deputy, json!({"session_id": w.session, "number": format!("B-{n}-{}", uuid::Uuid::now_v7().simple()), "title": "bench", "body": "bench", "lead_deputy_id": w.deputy_id, "co_signer_ids": [w.co_signer_id]})).await?;
+    let id = s["id"].as_str().context("id")?.to_owned();
+    let p = |suffix: &str| format!("/v1/suggestions/{id}{suffix}");
+    step("start_review", p("/start-review"), &w.office, json!({})).await?;
+    step(
+        "review",
+        p("/review"),
+        &w.office,
+        json!({"decision": "accept"}),
+    )
+    .await?;
+    let s = step("assign", p("/assignments"), &w.office, json!({"units": [{"agency_id": w.lead, "role": "lead"}, {"agency_id": w.co1, "role": "co"}, {"agency_id": w.co2, "role": "co"}]})).await?;
+    let find = |agency: &str| -> Result<String> {
+        s["assignments"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["agency_id"] == agency))
+            .and_then(|x| x["id"].as_str())
+            .map(str::to_owned)
+            .context("assignment")
+    };
+    let (lead, co1, co2) = (find(&w.lead)?, find(&w.co1)?, find(&w.co2)?);
+    step(
+        "sign_for",
+        p(&format!("/assignments/{lead}/sign-for")),
+        &w.lead_admin,
+        json!({}),
+    )
+    .await?;
+    step(
+        "dispatch",
+        p(&format!("/assignments/{lead}/dispatch")),
+        &w.lead_admin,
+        json!({"division_id": w.division, "handler": "h", "responsible_leader": "l"}),
+    )
+    .await?;
+    for (f2f, who) in [(true, &w.deputy_id), (false, &w.co_signer_id)] {
+        step("communicate", p("/communications"), &w.lead_admin, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": f2f, "deputy_ids": [w.deputy_id, who], "summary": "met"})).await?;
+    }
+    for co in [&co1, &co2] {
+        step(
+            "waive_opinion",
+            p(&format!("/assignments/{co}/opinion-waiver")),
+            &w.office,
+            json!({"reason": "bench"}),
+        )
+        .await?;
+    }
+    step("reply", p("/replies"), &w.lead_admin, json!({"assignment_id": lead, "document_number": "R-1", "body": "done", "class": "A", "signer": {"name": "c", "position": "principal_head"}})).await?;
+    step(
+        "feedback",
+        p("/feedback"),
+        &w.deputy,
+        json!({"level": "satisfied"}),
+    )
+    .await?;
+    let s = step(
+        "feedback",
+        p("/feedback"),
+        &w.co_signer,
+        json!({"level": "satisfied"}),
+    )
+    .await?;
+    anyhow::ensure!(
+        s["state"] == "closed",
+        "the lifecycle ends closed, not {}",
+        s["state"]
+    );
+    Ok(())
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn lifecycle(backend: Backend, clients: usize, duration: Duration) -> Result<()> {
+    let server = match backend {
+        Backend::Sqlite => Server::sqlite().await?,
+        Backend::Postgres => Server::postgres().await?,
+    };
+    let http = Http::new(server.http_url.clone());
+    let world = setup(&http, &server.office_key).await?;
+    println!(
+        "\n== lifecycles through REST on {backend:?}, {clients} concurrent clients, {}s",
+        duration.as_secs()
+    );
+
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, world) = (http.clone(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+            let mut done = 0usize;
+            while start.elapsed() < duration {
+                one_lifecycle(&http, &world, c * 1_000_000 + done, &mut lat).await?;
+                done += 1;
+            }
+            anyhow::Ok((done, lat))
+        }));
+    }
+    let mut lifecycles = 0;
+    let mut all: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+    for t in tasks {
+        let (done, lat) = t.await??;
+        lifecycles += done;
+        for (k, v) in lat {
+            all.entry(k).or_default().extend(v);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut every: Vec<Duration> = all.values().flatten().copied().collect();
+    every.sort();
+    let commands = every.len();
+    let baseline =
+        baseline_inserts(&server, clients, duration.min(Duration::from_secs(10))).await?;
+    let cps = commands as f64 / elapsed;
+    println!(
+        "  lifecycles/s            {:>9.1}  ({lifecycles} complete lifecycles)",
+        lifecycles as f64 / elapsed
+    );
+    println!(
+        "  commands/s              {:>9.1}  ({commands} commands)",
+        cps
+    );
+    println!(
+        "  baseline INSERT tx/s    {baseline:>9.1}  (single-row INSERT transactions, same database, {clients} connections)"
+    );
+    println!(
+        "  commands / baseline     {:>8.1}%  (goal ≥ 25%)",
+        100.0 * cps / baseline
+    );
+    println!(
+        "  all commands            p50 {:>6.2} ms   p99 {:>6.2} ms  (goal p99 ≤ 20 ms)",
+        ms(pct(&every, 0.5)),
+        ms(pct(&every, 0.99))
+    );
+    for (name, mut v) in all {
+        v.sort();
+        println!(
+            "    {name:<16} n={:<7} p50 {:>6.2} ms   p99 {:>6.2} ms",
+            v.len(),
+            ms(pct(&v, 0.5)),
+            ms(pct(&v, 0.99))
+        );
+    }
+    server.stop().await
+}
+
+/// Single-row INSERT transactions per second on the server's database, `clients` at a time.
+async fn baseline_inserts(server: &Server, clients: usize, duration: Duration) -> Result<f64> {
+    let pool = banli_db::Pool::connect(
+        &server.database_url,
+        &banli_db::ConnectOptions {
+            max_connections: clients as u32,
+            ..Default::default()
+        },
+    )
+    .await?;
+    banli_db::on_pool!(&pool, p => {
+        sqlx::query("CREATE TABLE IF NOT EXISTS bench_baseline (id TEXT PRIMARY KEY, payload TEXT NOT NULL)").execute(p).await?;
+    });
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed() < duration {
+                banli_db::on_pool!(&pool, p => {
+                    let mut tx = p.begin().await?;
+                    sqlx::query("INSERT INTO bench_baseline (id, payload) VALUES ($1, $2)").bind(uuid::Uuid::now_v7().to_string()).bind("x".repeat(200)).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                });
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(rate)
+}
+
+async fn memory(suggestions: usize) -> Result<()> {
+    let server = Server::sqlite().await?;
+    let http = Http::new(server.http_url.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = server.rss_kib()?;
+    let world = setup(&http, &server.office_key).await?;
+    println!("\n== memory of banli serve (SQLite)");
+    println!(
+        "  idle RSS                {:>8.1} MiB  (goal ≤ 40 MiB)",
+        idle as f64 / 1024.0
+    );
+    let start = Instant::now();
+    let clients = 32;
+    let per = suggestions.div_ceil(clients);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, w) = (http.clone(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                let body = json!({"session_id": w.session, "number": format!("M-{c}-{i}"), "title": "memory", "body": "a suggestion body of a realistic length ".repeat(8), "lead_deputy_id": w.deputy_id, "co_signer_ids": [w.co_signer_id]});
+                let (status, v) = http.post("/v1/suggestions", &w.office, body).await?;
+                anyhow::ensure!(status == 201, "submit: {status} {v}");
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let stored = per * clients;
+    let (status, page) = http
+        .get("/v1/suggestions?page_size=200", &world.office)
+        .await?;
+    anyhow::ensure!(
+        status == 200 && page["items"].as_array().is_some_and(|a| a.len() == 200),
+        "listing after the load failed"
+    );
+    let loaded = server.rss_kib()?;
+    println!(
+        "  RSS with {stored} stored {:>6.1} MiB  (goal ≤ 150 MiB; stored in {:.0} s)",
+        loaded as f64 / 1024.0,
+        start.elapsed().as_secs_f64()
+    );
+    println!("  baseline: the same process idle, above");
+    server.stop().await
+}
