@@ -7,10 +7,13 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Entries with the time they were put, and the order they came in.
+type Entries<K, V> = (HashMap<K, (V, Instant)>, VecDeque<K>);
+
 /// A map that forgets its oldest entries beyond `capacity`.
 #[derive(Debug)]
 pub struct Bounded<K, V> {
-    inner: Mutex<(HashMap<K, (V, Instant)>, VecDeque<K>)>,
+    inner: Mutex<Entries<K, V>>,
     capacity: usize,
     ttl: Option<Duration>,
 }
