@@ -6,7 +6,34 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
 use serde_json::Value;
+
+/// The few fields the load tool reads from a response; the rest is skipped, as a real client
+/// would, so that the tool's own parsing takes little of the machine the server runs on.
+#[derive(Debug, Default, Deserialize)]
+pub struct Brief {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub assignments: Vec<BriefAssignment>,
+    #[serde(default)]
+    pub items: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BriefAssignment {
+    pub id: String,
+    pub agency_id: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Http {
@@ -28,7 +55,7 @@ impl Http {
         path: &str,
         key: &str,
         body: Option<Value>,
-    ) -> Result<(u16, Value)> {
+    ) -> Result<(u16, Brief)> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -48,18 +75,18 @@ impl Http {
         let status = res.status().as_u16();
         let body = res.into_body().collect().await?.to_bytes();
         let v = if body.is_empty() {
-            Value::Null
+            Brief::default()
         } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
+            serde_json::from_slice(&body).unwrap_or_default()
         };
         Ok((status, v))
     }
 
-    pub async fn post(&self, path: &str, key: &str, body: Value) -> Result<(u16, Value)> {
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Result<(u16, Brief)> {
         self.send(hyper::Method::POST, path, key, Some(body)).await
     }
 
-    pub async fn get(&self, path: &str, key: &str) -> Result<(u16, Value)> {
+    pub async fn get(&self, path: &str, key: &str) -> Result<(u16, Brief)> {
         self.send(hyper::Method::GET, path, key, None).await
     }
 }

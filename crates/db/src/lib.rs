@@ -72,7 +72,7 @@ pub struct ConnectOptions {
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
-            max_connections: 10,
+            max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
         }
     }

@@ -58,7 +58,12 @@ struct Inner {
     recent: Bounded<SuggestionId, Arc<Suggestion>>,
     /// Authenticated keys, by the SHA-256 of the token, for [`KEY_CACHE_TTL`].
     keys: Bounded<String, Principal>,
+    /// Sessions never change once created.
+    sessions: Bounded<SessionId, Session>,
 }
+
+/// The most co-signers one suggestion may name.
+pub const MAX_CO_SIGNERS: usize = 500;
 
 /// How long an authenticated key is trusted without asking the database again. A key revoked
 /// through this process is forgotten at once; one revoked elsewhere stops working within this.
@@ -77,6 +82,7 @@ impl App {
                 clock,
                 recent: Bounded::new(2_000, None),
                 keys: Bounded::new(10_000, Some(KEY_CACHE_TTL)),
+                sessions: Bounded::new(1_000, None),
             }),
         }
     }
@@ -520,17 +526,30 @@ impl App {
     ) -> Result<SuggestionView, AppError> {
         let lead = DeputyId(r.lead_deputy_id);
         policy::allow(p, Action::Submit(lead))?;
-        let session = self.store().get_session(SessionId(r.session_id)).await?;
-        for d in std::iter::once(&r.lead_deputy_id).chain(&r.co_signer_ids) {
-            self.store()
-                .get_deputy(DeputyId(*d))
-                .await
-                .map_err(|e| match e {
-                    StoreError::NotFound(_) => {
-                        AppError::invalid(format!("deputy {d} does not exist; create it first"))
-                    }
-                    e => e.into(),
-                })?;
+        if r.co_signer_ids.len() > MAX_CO_SIGNERS {
+            return Err(AppError::invalid(format!(
+                "at most {MAX_CO_SIGNERS} co-signers"
+            )));
+        }
+        let session = match self.inner.sessions.get(&SessionId(r.session_id)) {
+            Some(s) => s,
+            None => {
+                let s = self.store().get_session(SessionId(r.session_id)).await?;
+                self.inner.sessions.put(s.id, s.clone());
+                s
+            }
+        };
+        let named: Vec<DeputyId> = std::iter::once(r.lead_deputy_id)
+            .chain(r.co_signer_ids.iter().copied())
+            .map(DeputyId)
+            .collect();
+        let missing = self.store().missing_deputies(&named).await?;
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            return Err(AppError::invalid(format!(
+                "deputy {} does not exist; create it first",
+                list.join(", ")
+            )));
         }
         let on = r.received_on.unwrap_or_else(|| self.today());
         let details = SuggestionDetails {
@@ -572,6 +591,14 @@ impl App {
         let view = SuggestionView::new(&s, self.today());
         self.inner.recent.put(s.id, Arc::new(s));
         Ok(view)
+    }
+
+    /// The state a command starts from: the last state this process wrote, else the stored one.
+    async fn current(&self, p: &Principal, id: Uuid) -> Result<Arc<Suggestion>, AppError> {
+        match self.inner.recent.get(&SuggestionId(id)) {
+            Some(s) if policy::can_see(p, &s) => Ok(s),
+            _ => self.visible(p, id).await.map(Arc::new),
+        }
     }
 
     /// Loads a suggestion the caller is party to; anything else is "not found".
@@ -671,10 +698,7 @@ impl App {
         F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
     {
         policy::allow(p, Action::ChangeSuggestion)?;
-        let s = match self.inner.recent.get(&SuggestionId(id)) {
-            Some(s) if policy::can_see(p, &s) => (*s).clone(),
-            _ => self.visible(p, id).await?,
-        };
+        let s = self.current(p, id).await?;
         if let Some(v) = expected
             && v != s.version
         {
@@ -696,7 +720,7 @@ impl App {
         if events.is_empty() {
             return Ok(SuggestionView::new(&s, today));
         }
-        let mut after = s.clone();
+        let mut after = (*s).clone();
         for e in &events {
             after.apply(e);
         }
@@ -722,7 +746,7 @@ impl App {
         id: Uuid,
         assignment: Uuid,
     ) -> Result<Vec<DivisionId>, AppError> {
-        let s = self.visible(p, id).await?;
+        let s = self.current(p, id).await?;
         let Some(a) = s.assignment(AssignmentId(assignment)) else {
             return Ok(Vec::new());
         };

@@ -133,6 +133,31 @@ impl Store {
         .await
     }
 
+    /// Which of `ids` are not in the directory, in one query.
+    pub async fn missing_deputies(&self, ids: &[DeputyId]) -> Result<Vec<DeputyId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        // Only numbered placeholders are spliced in; every id is bound.
+        let sql = format!(
+            "SELECT id FROM deputies WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let found: Vec<(String,)> = on_pool!(self.pool(), p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in ids {
+                q = q.bind(id.to_string());
+            }
+            q.fetch_all(p).await?
+        });
+        Ok(ids
+            .iter()
+            .filter(|id| !found.iter().any(|(f,)| *f == id.to_string()))
+            .copied()
+            .collect())
+    }
+
     pub async fn get_deputy(&self, id: DeputyId) -> Result<Deputy, StoreError> {
         let row: Option<(String, String, String)> = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT name, delegation, contact FROM deputies WHERE id = $1",
