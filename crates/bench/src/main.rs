@@ -494,7 +494,7 @@ async fn memory(suggestions: usize) -> Result<()> {
     );
     let loaded = server.rss_kib()?;
     println!(
-        "  RSS with {stored} stored {:>6.1} MiB  (goal ≤ 150 MiB; stored in {:.0} s)",
+        "  RSS, {stored} stored     {:>6.1} MiB  (goal ≤ 150 MiB; stored in {:.0} s)",
         loaded as f64 / 1024.0,
         start.elapsed().as_secs_f64()
     );

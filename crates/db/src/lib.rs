@@ -141,7 +141,7 @@ impl Pool {
 }
 
 /// Creates the data directory readable only by its owner: it holds the database and secrets.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
     }

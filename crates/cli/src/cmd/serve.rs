@@ -101,7 +101,7 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
             "created on first start",
         )
         .await?;
-    std::fs::create_dir_all(data_dir)
+    banli_db::create_private_dir(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let path = data_dir.join(FIRST_KEY_FILE);
     write_private(&path, &format!("{token}\n"))?;
