@@ -37,11 +37,11 @@ impl Session {
             field,
             reason: reason.to_owned(),
         };
-        if term == 0 {
-            return Err(invalid("term", "must be at least 1"));
+        if !(1..=99).contains(&term) {
+            return Err(invalid("term", "must be between 1 and 99"));
         }
-        if number == 0 {
-            return Err(invalid("number", "must be at least 1"));
+        if !(1..=99).contains(&number) {
+            return Err(invalid("number", "must be between 1 and 99"));
         }
         if name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));

@@ -256,8 +256,8 @@ impl App {
         r: CreateDeputy,
     ) -> Result<DeputyView, AppError> {
         policy::allow(p, Action::ManageDirectory)?;
-        if r.name.trim().is_empty() {
-            return Err(AppError::invalid("name must not be empty"));
+        if r.name.trim().is_empty() || r.delegation.trim().is_empty() {
+            return Err(AppError::invalid("name and delegation must not be empty"));
         }
         let d = Deputy {
             id: DeputyId::new(),

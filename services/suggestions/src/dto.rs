@@ -467,10 +467,13 @@ pub struct SuggestionPage {
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     /// `npc` or `cppcc`.
-    #[schema(value_type = String, example = "npc")]
+    #[schema(value_type = doc::Body)]
     pub body: Body,
+    #[schema(minimum = 1, maximum = 99)]
     pub term: u32,
+    #[schema(minimum = 1, maximum = 99)]
     pub number: u32,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     pub opens_on: Date,
     pub closes_on: Date,
@@ -504,7 +507,9 @@ impl From<&Session> for SessionView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeputy {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub delegation: String,
     /// Personal data: shown to the office, the deputy and agencies, never written to events.
     #[serde(default)]
@@ -533,6 +538,7 @@ impl From<&Deputy> for DeputyView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgency {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
 }
 
@@ -556,6 +562,7 @@ impl From<&Agency> for AgencyView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDivision {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
 }
 
@@ -582,7 +589,7 @@ impl From<&Division> for DivisionView {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// `assigning_office`, `agency_admin`, `handler`, `leader`, `deputy` or `auditor`.
-    #[schema(value_type = String, example = "agency_admin")]
+    #[schema(value_type = doc::Role)]
     pub role: banli_domain::Role,
     /// Required for agency roles.
     pub agency_id: Option<Uuid>,
@@ -651,7 +658,7 @@ pub struct DeadlineRequest {
     pub start: Date,
     /// `{"kind":"working_days","days":5}`, `{"kind":"calendar_days","days":-10}`,
     /// `{"kind":"calendar_months","months":3}` or `{"kind":"fixed_date","date":"2020-06-30"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = doc::Duration)]
     pub duration: DurationSpec,
     /// Outside the calendar data, assume weekends only (said in the trace) instead of refusing.
     #[serde(default)]
@@ -665,13 +672,16 @@ pub struct DeadlineRequest {
 pub struct SubmitSuggestion {
     pub session_id: Uuid,
     /// Unique per session, e.g. `2020-0123`.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub number: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub title: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub body: String,
     #[serde(default)]
     pub category: String,
     /// `session` or `recess`; by default from the session's dates and the date received.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<doc::ItemKind>)]
     pub kind: Option<ItemKind>,
     pub lead_deputy_id: Uuid,
     #[serde(default)]
@@ -680,13 +690,13 @@ pub struct SubmitSuggestion {
     pub key_supervised: bool,
     /// `normal` (default), `key`, `difficult` or `special`.
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = doc::Priority)]
     pub priority: Priority,
     #[serde(default)]
     pub confidential: bool,
     /// `full` (default), `summary` or `none`.
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = doc::Disclosure)]
     pub disclosure: Disclosure,
     /// The date received; default today.
     pub received_on: Option<Date>,
@@ -696,7 +706,7 @@ pub struct SubmitSuggestion {
 #[serde(deny_unknown_fields)]
 pub struct Review {
     /// `accept`, `not_accept` or `convert_to_letter`.
-    #[schema(value_type = String, example = "accept")]
+    #[schema(value_type = doc::ReviewDecision)]
     pub decision: ReviewDecision,
     #[serde(default)]
     pub reason: String,
@@ -705,6 +715,7 @@ pub struct Review {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -713,7 +724,7 @@ pub struct Reason {
 pub struct UnitToAssign {
     pub agency_id: Uuid,
     /// `lead`, `co`, `separate` or `sole`.
-    #[schema(value_type = String, example = "lead")]
+    #[schema(value_type = doc::UnitRole)]
     pub role: UnitRole,
 }
 
@@ -726,6 +737,7 @@ pub struct Assign {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequestBody {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
     pub suggested_agency_id: Option<Uuid>,
 }
@@ -738,7 +750,7 @@ pub struct AdjustmentDecisionBody {
     #[serde(default)]
     pub reason: String,
     pub agency_id: Option<Uuid>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<doc::UnitRole>)]
     pub role: Option<UnitRole>,
 }
 
@@ -746,7 +758,9 @@ pub struct AdjustmentDecisionBody {
 #[serde(deny_unknown_fields)]
 pub struct DispatchBody {
     pub division_id: Uuid,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub handler: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub responsible_leader: String,
     /// 领办: required for key-supervised items.
     pub leading_official: Option<String>,
@@ -758,15 +772,16 @@ pub struct DispatchBody {
 #[serde(deny_unknown_fields)]
 pub struct CommunicationBody {
     pub assignment_id: Uuid,
-    #[schema(value_type = String, example = "during")]
+    #[schema(value_type = doc::CommunicationPhase)]
     pub phase: CommunicationPhase,
-    #[schema(value_type = String, example = "visit")]
+    #[schema(value_type = doc::CommunicationMethod)]
     pub method: CommunicationMethod,
     #[serde(default)]
     pub face_to_face: bool,
     pub deputy_ids: Vec<Uuid>,
     #[serde(default)]
     pub participants: Vec<String>,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub summary: String,
     /// Default today.
     pub on: Option<Date>,
@@ -776,6 +791,7 @@ pub struct CommunicationBody {
 #[serde(deny_unknown_fields)]
 pub struct ExtensionRequestBody {
     pub new_due: Date,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -788,9 +804,10 @@ pub struct Decision {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignerBody {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub name: String,
     /// `principal_head`, `authorized_leader`, `division_head` or `staff`.
-    #[schema(value_type = String, example = "principal_head")]
+    #[schema(value_type = doc::SignerPosition)]
     pub position: SignerPosition,
 }
 
@@ -798,7 +815,9 @@ pub struct SignerBody {
 #[serde(deny_unknown_fields)]
 pub struct OpinionBody {
     pub assignment_id: Uuid,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub document_number: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub body: String,
     pub signer: SignerBody,
     pub on: Option<Date>,
@@ -807,6 +826,7 @@ pub struct OpinionBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitmentBody {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub measure: String,
     pub division_id: Option<Uuid>,
     pub target_date: Date,
@@ -818,12 +838,14 @@ pub struct ReplyBody {
     pub assignment_id: Uuid,
     /// `initial` (default; `re_handled` in a re-handling round, `supplementary` in follow-up), or
     /// `joint`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<doc::ReplyType>)]
     pub reply_type: Option<ReplyType>,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub document_number: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub body: String,
     /// `A`, `B`, `C` (or `D` in the national scheme).
-    #[schema(value_type = String, example = "A")]
+    #[schema(value_type = doc::ReplyClass)]
     pub class: ReplyClass,
     pub signer: SignerBody,
     /// The co-handling opinions the reply is based on (all of them, for a lead unit).
@@ -842,8 +864,9 @@ pub struct ReplyBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassChangeBody {
-    #[schema(value_type = String, example = "B")]
+    #[schema(value_type = doc::ReplyClass)]
     pub to: ReplyClass,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -852,11 +875,11 @@ pub struct ClassChangeBody {
 pub struct FeedbackBody {
     /// Default: the caller's own deputy id (deputy keys).
     pub deputy_id: Option<Uuid>,
-    #[schema(value_type = String, example = "satisfied")]
+    #[schema(value_type = doc::Satisfaction)]
     pub level: Satisfaction,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<doc::Satisfaction>)]
     pub handling: Option<Satisfaction>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<doc::Satisfaction>)]
     pub result: Option<Satisfaction>,
     #[serde(default)]
     pub comment: String,
@@ -865,18 +888,21 @@ pub struct FeedbackBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressBody {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub note: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceBody {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub evidence: String,
 }
 
@@ -887,4 +913,268 @@ pub fn sid(u: Uuid) -> SuggestionId {
 
 pub fn date_text(d: Date) -> String {
     format_date(d)
+}
+
+/// Enumerations as the API spells them, for the OpenAPI document only: the domain's own types do
+/// the (de)serialising, and a test keeps these lists equal to theirs.
+#[allow(dead_code)]
+pub mod doc {
+    use utoipa::ToSchema;
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Body {
+        Npc,
+        Cppcc,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Role {
+        AssigningOffice,
+        AgencyAdmin,
+        Handler,
+        Leader,
+        Deputy,
+        Auditor,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum ItemKind {
+        Session,
+        Recess,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Priority {
+        Normal,
+        Key,
+        Difficult,
+        Special,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Disclosure {
+        Full,
+        Summary,
+        None,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum ReviewDecision {
+        Accept,
+        NotAccept,
+        ConvertToLetter,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum UnitRole {
+        Lead,
+        Co,
+        Separate,
+        Sole,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum CommunicationPhase {
+        Before,
+        During,
+        After,
+        Recess,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum CommunicationMethod {
+        Visit,
+        Phone,
+        Letter,
+        Symposium,
+        FieldResearch,
+        Questionnaire,
+        OnlineMeeting,
+        FaceToFaceReply,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum SignerPosition {
+        PrincipalHead,
+        AuthorizedLeader,
+        DivisionHead,
+        Staff,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum ReplyType {
+        Initial,
+        ReHandled,
+        Supplementary,
+        Joint,
+    }
+
+    #[derive(Debug, ToSchema)]
+    pub enum ReplyClass {
+        A,
+        B,
+        C,
+        D,
+    }
+
+    #[derive(Debug, ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Satisfaction {
+        Satisfied,
+        BasicallySatisfied,
+        Dissatisfied,
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use banli_domain::suggestion as d;
+        use serde::Serialize;
+        use utoipa::PartialSchema;
+
+        fn documented<T: PartialSchema>() -> Vec<String> {
+            let v = serde_json::to_value(T::schema()).unwrap_or_default();
+            v["enum"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+
+        fn spelled<T: Serialize>(values: &[T]) -> Vec<String> {
+            values
+                .iter()
+                .map(|v| {
+                    serde_json::to_value(v)
+                        .ok()
+                        .and_then(|j| j.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .collect()
+        }
+
+        #[test]
+        fn the_document_lists_exactly_the_values_the_api_reads() {
+            assert_eq!(
+                documented::<super::Body>(),
+                spelled(&[d::Body::Npc, d::Body::Cppcc])
+            );
+            assert_eq!(
+                documented::<super::Role>(),
+                banli_domain::Role::ALL
+                    .map(|r| r.as_str().to_owned())
+                    .to_vec()
+            );
+            assert_eq!(
+                documented::<super::ItemKind>(),
+                spelled(&[d::ItemKind::Session, d::ItemKind::Recess])
+            );
+            assert_eq!(
+                documented::<super::Priority>(),
+                spelled(&[
+                    d::Priority::Normal,
+                    d::Priority::Key,
+                    d::Priority::Difficult,
+                    d::Priority::Special
+                ])
+            );
+            assert_eq!(
+                documented::<super::Disclosure>(),
+                spelled(&[
+                    d::Disclosure::Full,
+                    d::Disclosure::Summary,
+                    d::Disclosure::None
+                ])
+            );
+            assert_eq!(
+                documented::<super::ReviewDecision>(),
+                spelled(&[
+                    d::ReviewDecision::Accept,
+                    d::ReviewDecision::NotAccept,
+                    d::ReviewDecision::ConvertToLetter
+                ])
+            );
+            assert_eq!(
+                documented::<super::UnitRole>(),
+                spelled(&[
+                    d::UnitRole::Lead,
+                    d::UnitRole::Co,
+                    d::UnitRole::Separate,
+                    d::UnitRole::Sole
+                ])
+            );
+            assert_eq!(
+                documented::<super::CommunicationPhase>(),
+                spelled(&[
+                    d::CommunicationPhase::Before,
+                    d::CommunicationPhase::During,
+                    d::CommunicationPhase::After,
+                    d::CommunicationPhase::Recess
+                ])
+            );
+            use d::CommunicationMethod as M;
+            assert_eq!(
+                documented::<super::CommunicationMethod>(),
+                spelled(&[
+                    M::Visit,
+                    M::Phone,
+                    M::Letter,
+                    M::Symposium,
+                    M::FieldResearch,
+                    M::Questionnaire,
+                    M::OnlineMeeting,
+                    M::FaceToFaceReply
+                ])
+            );
+            use d::SignerPosition as S;
+            assert_eq!(
+                documented::<super::SignerPosition>(),
+                spelled(&[
+                    S::PrincipalHead,
+                    S::AuthorizedLeader,
+                    S::DivisionHead,
+                    S::Staff
+                ])
+            );
+            assert_eq!(
+                documented::<super::ReplyType>(),
+                spelled(&[
+                    d::ReplyType::Initial,
+                    d::ReplyType::ReHandled,
+                    d::ReplyType::Supplementary,
+                    d::ReplyType::Joint
+                ])
+            );
+            assert_eq!(
+                documented::<super::ReplyClass>(),
+                spelled(&[
+                    d::ReplyClass::A,
+                    d::ReplyClass::B,
+                    d::ReplyClass::C,
+                    d::ReplyClass::D
+                ])
+            );
+            assert_eq!(
+                documented::<super::Satisfaction>(),
+                spelled(&[
+                    d::Satisfaction::Satisfied,
+                    d::Satisfaction::BasicallySatisfied,
+                    d::Satisfaction::Dissatisfied
+                ])
+            );
+        }
+    }
 }

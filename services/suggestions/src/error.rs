@@ -41,6 +41,8 @@ pub enum ErrorCode {
     IdempotencyKeyInProgress,
     /// The media type is not JSON.
     UnsupportedMediaType,
+    /// The route exists, but not with this method.
+    MethodNotAllowed,
     /// The server failed; the request id identifies it in the logs.
     Internal,
     /// The server is starting or shutting down.
@@ -48,7 +50,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -65,6 +67,7 @@ impl ErrorCode {
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::IdempotencyKeyInProgress,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -111,6 +115,7 @@ impl ErrorCode {
             | ErrorCode::IdempotencyKeyInProgress => 409,
             ErrorCode::StaleVersion => 412,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::InvalidArgument | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::Internal => 500,
@@ -126,6 +131,7 @@ impl ErrorCode {
             | ErrorCode::IdempotencyKeyReused
             | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Forbidden => Code::PermissionDenied,
             ErrorCode::NotFound => Code::NotFound,
             ErrorCode::WrongState
@@ -161,6 +167,7 @@ impl ErrorCode {
                 "A request with this Idempotency-Key is still running"
             }
             ErrorCode::UnsupportedMediaType => "The body must be JSON",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::Internal => "Internal error",
             ErrorCode::Unavailable => "Unavailable",
         }

@@ -90,11 +90,12 @@ impl IntoResponse for Problem {
 /// The whole REST surface.
 pub fn router(app: App, body_limit: usize) -> Router {
     let state = AppState { app, body_limit };
-    let (api, openapi) = routes::api().split_for_parts();
+    let (api, mut openapi) = routes::api().split_for_parts();
+    routes::conventions(&mut openapi);
     let request_id = HeaderName::from_static("x-request-id");
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { Problem(AppError::not_found("no such route; see /docs for the API")) })
-        .method_not_allowed_fallback(|| async { Problem(AppError::new(ErrorCode::MalformedRequest, "this method is not allowed on this route; see /docs")) })
+        .method_not_allowed_fallback(|| async { Problem(AppError::new(ErrorCode::MethodNotAllowed, "this method is not allowed on this route; see /docs")) })
         .with_state(state)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| Problem(AppError::internal(&"a handler panicked")).into_response()))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))

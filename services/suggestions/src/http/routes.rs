@@ -23,7 +23,6 @@ use crate::store::ListFilter;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "banli", description = "Handling deputies' suggestions (人大代表建议办理). Every call needs `Authorization: Bearer <api key>`; errors are RFC 9457 problem documents with a stable `code`; POSTs honour `Idempotency-Key`; changes honour `If-Match` with the `ETag` of the last read."),
-    modifiers(&Security),
     security(("bearer" = [])),
     components(schemas(ProblemDocument)),
     tags(
@@ -38,15 +37,87 @@ use crate::store::ListFilter;
 #[derive(Debug)]
 pub struct ApiDoc;
 
-struct Security;
+/// What every route shares: the bearer scheme, and the problem documents of the uniform error
+/// model (declared here once rather than on every route), as `application/problem+json`.
+/// Applied to the finished document, after every route is in it.
+pub fn conventions(api: &mut utoipa::openapi::OpenApi) {
+    Conventions.modify(api);
+}
 
-impl Modify for Security {
+struct Conventions;
+
+impl Modify for Conventions {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in api.paths.paths.iter_mut() {
+            let public = path == "/healthz" || path == "/readyz";
+            for (is_post, op) in [
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (false, item.delete.as_mut()),
+            ] {
+                let Some(op) = op else { continue };
+                let responses = &mut op.responses.responses;
+                // Problem responses declared on a route are problem+json, not plain JSON.
+                for r in responses.values_mut() {
+                    if let RefOr::T(r) = r
+                        && let Some(c) = r.content.shift_remove("application/json")
+                    {
+                        let is_problem = matches!(&c, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(x)) if x.ref_location.ends_with("/ProblemDocument")));
+                        let key = if is_problem {
+                            "application/problem+json"
+                        } else {
+                            "application/json"
+                        };
+                        r.content.insert(key.to_owned(), c);
+                    }
+                }
+                let mut wanted = vec![
+                    ("500", "The server failed; quote the x-request-id"),
+                    ("503", "Starting, shutting down, or timed out"),
+                ];
+                if !public {
+                    wanted.extend([
+                        ("400", "The request could not be read: a bad id, date, query, header or JSON body"),
+                        ("401", "No valid API key"),
+                        ("403", "The key's role may not do this"),
+                        ("404", "Not found, or the key is not party to it"),
+                    ]);
+                }
+                if op.operation_id.as_deref() == Some("revoke_key") {
+                    wanted.push(("422", "A key cannot revoke itself"));
+                }
+                if is_post {
+                    wanted.extend([
+                        ("409", "Wrong state, a rule not yet met, a duplicate, or a concurrent change"),
+                        ("413", "The body is larger than the limit"),
+                        ("415", "The body is not JSON"),
+                        ("422", "A value is not acceptable, or the Idempotency-Key was used for another request"),
+                    ]);
+                }
+                for (status, description) in wanted {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(problem(description)));
+                }
+            }
+        }
     }
 }
 
@@ -204,6 +275,7 @@ async fn readyz(State(st): State<AppState>) -> ApiResult {
 // ---- calendar ----
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DaysQuery {
     /// First day, `YYYY-MM-DD`.
@@ -449,7 +521,7 @@ async fn revoke_key(
 
 /// Submit a suggestion (lead deputy), or register one on a deputy's behalf (assigning office).
 #[utoipa::path(post, path = "/v1/suggestions", tag = "suggestions", request_body = SubmitSuggestion,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 201, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument),
         (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn submit(
@@ -474,6 +546,7 @@ async fn submit(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     session_id: Option<Uuid>,
@@ -482,7 +555,7 @@ struct ListQuery {
     /// Items assigned to this agency (agency keys: their own, always).
     agency_id: Option<Uuid>,
     /// With `agency_id`: only items where it has this role (`lead`, `co`, `separate`, `sole`).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::dto::doc::UnitRole>)]
     role: Option<UnitRole>,
     /// Only items with a reply past due.
     #[serde(default)]
@@ -491,6 +564,7 @@ struct ListQuery {
     #[serde(default)]
     key: bool,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     page_size: Option<u32>,
     /// `next_page_token` of the previous page.
     page_token: Option<String>,
@@ -551,8 +625,8 @@ macro_rules! command_route {
     ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, |$v:ident, $s:ident, $today:ident, $p:ident| $build:expr) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = $tag, request_body = $body,
-            params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
-                ("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+            params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the version this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
+                ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response", pattern = "^[!-~]{1,255}$")),
             responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
                 (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
@@ -564,8 +638,8 @@ macro_rules! command_route {
     ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, $sub:ident = $subname:literal, |$v:ident, $s:ident, $today:ident, $p:ident| $build:expr) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = $tag, request_body = $body,
-            params(("id" = Uuid, Path), ($subname = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
-                ("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+            params(("id" = Uuid, Path), ($subname = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the version this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
+                ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response", pattern = "^[!-~]{1,255}$")),
             responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
                 (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
@@ -623,8 +697,8 @@ decide_adjustment, "/v1/suggestions/{id}/assignments/{assignment_id}/adjustment-
 /// Dispatch to a division of the unit with the responsible leader (and, for key items, the
 /// leading official 领办). The unit's agency_admin or leader.
 #[utoipa::path(post, path = "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", tag = "handling", request_body = DispatchBody,
-    params(("id" = Uuid, Path), ("assignment_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays return the first response")),
+    params(("id" = Uuid, Path), ("assignment_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the version this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response", pattern = "^[!-~]{1,255}$")),
     responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
         (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
         (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
