@@ -21,6 +21,8 @@ pub struct Config {
     pub profile: String,
     /// Calendar data replacing the shipped data (a path), if any.
     pub calendar: Option<PathBuf>,
+    /// How long an Idempotency-Key and its stored response are kept.
+    pub idempotency_retention_hours: u32,
     pub log: LogConfig,
 }
 
@@ -53,6 +55,7 @@ impl Default for Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             profile: "hunan".to_owned(),
             calendar: None,
+            idempotency_retention_hours: 24,
             log: LogConfig::default(),
         }
     }
@@ -123,6 +126,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.idempotency_retention_hours == 0 {
+            bail!("idempotency_retention_hours must be at least 1");
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
                 "log.format must be `text` or `json`, not `{}`",

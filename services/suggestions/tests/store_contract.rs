@@ -552,6 +552,115 @@ async fn contract(db: TestDb) {
         .expect("role");
     assert_eq!(role.iter().map(|s| s.id).collect::<Vec<_>>(), [s6.id]);
 
+    // Idempotency keys: reserve, in progress, replay, mismatch, purge.
+    use banli_suggestions::store::Idempotency;
+    assert_eq!(
+        f.store
+            .reserve_idempotency("k1", "a", "h1")
+            .await
+            .expect("reserve"),
+        Idempotency::Reserved
+    );
+    assert_eq!(
+        f.store
+            .reserve_idempotency("k1", "a", "h1")
+            .await
+            .expect("again"),
+        Idempotency::InProgress
+    );
+    f.store
+        .complete_idempotency("k1", "a", 201, "{\"id\":1}")
+        .await
+        .expect("complete");
+    assert_eq!(
+        f.store
+            .reserve_idempotency("k1", "a", "h1")
+            .await
+            .expect("replay"),
+        Idempotency::Replay {
+            status: 201,
+            response: "{\"id\":1}".into()
+        }
+    );
+    assert_eq!(
+        f.store
+            .reserve_idempotency("k1", "a", "h2")
+            .await
+            .expect("mismatch"),
+        Idempotency::Mismatch
+    );
+    assert_eq!(
+        f.store
+            .reserve_idempotency("k2", "a", "h2")
+            .await
+            .expect("other principal"),
+        Idempotency::Reserved
+    );
+    f.store
+        .release_idempotency("k2", "a")
+        .await
+        .expect("release");
+    assert_eq!(
+        f.store
+            .reserve_idempotency("k2", "a", "h3")
+            .await
+            .expect("after release"),
+        Idempotency::Reserved
+    );
+    assert_eq!(
+        f.store
+            .purge_idempotency(OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .await
+            .expect("purge"),
+        2
+    );
+
+    // Keys: only the hash is stored; a revoked key no longer authenticates.
+    let (key, token) = f
+        .store
+        .create_key(banli_domain::Role::AgencyAdmin, Some(f.lead), None, "ops")
+        .await
+        .expect("key");
+    assert_eq!(
+        f.store
+            .authenticate(&token)
+            .await
+            .expect("auth")
+            .map(|k| k.id),
+        Some(key.id)
+    );
+    assert!(
+        f.store
+            .authenticate(&token.replace(&token[token.len() - 4..], "0000"))
+            .await
+            .expect("auth")
+            .is_none()
+            || token.ends_with("0000")
+    );
+    let missing = f
+        .store
+        .create_key(
+            banli_domain::Role::AgencyAdmin,
+            Some(AgencyId::new()),
+            None,
+            "ops",
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    f.store.revoke_key(key.id).await.expect("revoke");
+    assert!(f.store.authenticate(&token).await.expect("auth").is_none());
+    assert!(
+        f.store
+            .list_keys()
+            .await
+            .expect("list")
+            .iter()
+            .all(|k| k.revoked_at.is_some() || k.id != key.id)
+    );
+
     db.drop_db().await;
 }
 

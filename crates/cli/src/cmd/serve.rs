@@ -53,6 +53,25 @@ pub async fn run(config: &Config) -> Result<()> {
         "banli serving REST on http://{http_addr} (API page: http://{http_addr}/docs) and gRPC on {grpc_addr}"
     );
 
+    let retention = time::Duration::hours(i64::from(config.idempotency_retention_hours));
+    let purge_store = app.store().clone();
+    let purge = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match purge_store
+                .purge_idempotency(time::OffsetDateTime::now_utc() - retention)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "forgot expired idempotency keys"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not purge expired idempotency keys; will retry")
+                }
+            }
+        }
+    });
+
     let shutdown = shutdown_signal();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let router =
@@ -71,6 +90,7 @@ pub async fn run(config: &Config) -> Result<()> {
     }));
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight requests");
+    purge.abort();
     let _ = tx.send(true);
     http_task
         .await
