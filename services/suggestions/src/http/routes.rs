@@ -217,6 +217,35 @@ where
     Ok(json_response(status, body, tag))
 }
 
+/// A POST that creates something: idempotent, answered 201 with what was created.
+async fn create<T, F, Fut, V>(
+    st: &AppState,
+    caller: &Caller,
+    body: Posted<T>,
+    etag: bool,
+    f: F,
+) -> ApiResult
+where
+    F: FnOnce(T) -> Fut,
+    Fut: std::future::Future<Output = Result<V, AppError>>,
+    V: serde::Serialize,
+{
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    posted(
+        st,
+        caller,
+        &hash,
+        idempotency_key.as_deref(),
+        etag,
+        || async { Ok((201, to_json(&f(value).await?)?)) },
+    )
+    .await
+}
+
 /// A command on a suggestion: idempotent, version-checked, answered with the new state.
 async fn command<T, F>(
     st: &AppState,
@@ -316,24 +345,9 @@ async fn create_session(
     caller: Caller,
     body: Posted<CreateSession>,
 ) -> ApiResult {
-    let Posted {
-        value,
-        hash,
-        idempotency_key,
-    } = body;
-    posted(
-        &st,
-        &caller,
-        &hash,
-        idempotency_key.as_deref(),
-        false,
-        || async {
-            Ok((
-                201,
-                to_json(&st.app.create_session(&caller.0, value).await?)?,
-            ))
-        },
-    )
+    create(&st, &caller, body, false, |v| {
+        st.app.create_session(&caller.0, v)
+    })
     .await
 }
 
@@ -362,24 +376,9 @@ async fn create_deputy(
     caller: Caller,
     body: Posted<CreateDeputy>,
 ) -> ApiResult {
-    let Posted {
-        value,
-        hash,
-        idempotency_key,
-    } = body;
-    posted(
-        &st,
-        &caller,
-        &hash,
-        idempotency_key.as_deref(),
-        false,
-        || async {
-            Ok((
-                201,
-                to_json(&st.app.create_deputy(&caller.0, value).await?)?,
-            ))
-        },
-    )
+    create(&st, &caller, body, false, |v| {
+        st.app.create_deputy(&caller.0, v)
+    })
     .await
 }
 
@@ -402,24 +401,9 @@ async fn create_agency(
     caller: Caller,
     body: Posted<CreateAgency>,
 ) -> ApiResult {
-    let Posted {
-        value,
-        hash,
-        idempotency_key,
-    } = body;
-    posted(
-        &st,
-        &caller,
-        &hash,
-        idempotency_key.as_deref(),
-        false,
-        || async {
-            Ok((
-                201,
-                to_json(&st.app.create_agency(&caller.0, value).await?)?,
-            ))
-        },
-    )
+    create(&st, &caller, body, false, |v| {
+        st.app.create_agency(&caller.0, v)
+    })
     .await
 }
 
@@ -449,24 +433,9 @@ async fn create_division(
     ApiPath(id): ApiPath<Uuid>,
     body: Posted<CreateDivision>,
 ) -> ApiResult {
-    let Posted {
-        value,
-        hash,
-        idempotency_key,
-    } = body;
-    posted(
-        &st,
-        &caller,
-        &hash,
-        idempotency_key.as_deref(),
-        false,
-        || async {
-            Ok((
-                201,
-                to_json(&st.app.create_division(&caller.0, id, value).await?)?,
-            ))
-        },
-    )
+    create(&st, &caller, body, false, |v| {
+        st.app.create_division(&caller.0, id, v)
+    })
     .await
 }
 
@@ -529,20 +498,7 @@ async fn submit(
     caller: Caller,
     body: Posted<SubmitSuggestion>,
 ) -> ApiResult {
-    let Posted {
-        value,
-        hash,
-        idempotency_key,
-    } = body;
-    posted(
-        &st,
-        &caller,
-        &hash,
-        idempotency_key.as_deref(),
-        true,
-        || async { Ok((201, to_json(&st.app.submit(&caller.0, value).await?)?)) },
-    )
-    .await
+    create(&st, &caller, body, true, |v| st.app.submit(&caller.0, v)).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
