@@ -1,6 +1,7 @@
 //! Suggestions: state, events and outbox, appended under an expected version.
 
-use banli_db::on_pool;
+use banli_calendar::format_date;
+use banli_db::{Pool, on_pool};
 use banli_domain::Actor;
 use banli_domain::ids::{AgencyId, SessionId, SuggestionId};
 use banli_domain::suggestion::{Suggestion, SuggestionEvent, UnitRole};
@@ -221,8 +222,29 @@ impl Store {
             after.state.as_str(),
             after.version as i64,
         );
+        if let Pool::Postgres(pg) = self.pool() {
+            let append = PgAppend {
+                id,
+                expected_version,
+                state,
+                version,
+                title,
+                session_id,
+                number,
+                lead,
+                key_supervised,
+                now,
+                rows,
+                changed,
+            };
+            return append.run(pg).await;
+        }
+        // SQLite: on the writer thread, in one transaction.
         self.write(move |pool| async move {
-        on_pool!(&pool, p => {
+        let Pool::Sqlite(p) = &pool else {
+            return Err(StoreError::Corrupt("the SQLite write path was handed another pool".into()));
+        };
+        {
             let mut tx = p.begin().await?;
             if expected_version == 0 {
                 let r = sqlx::query(
@@ -296,12 +318,161 @@ impl Store {
                 }
             }
             tx.commit().await?;
-        });
+        }
         Ok(())
         })
         .await
     }
+}
 
+/// An event row's values: id, type, version, payload, actor, envelope, time.
+type EventValues = (String, String, i64, String, String, String, OffsetDateTime);
+/// An assignment row's values: id, agency, role, state, reply due date.
+type AssignmentValues = (String, String, &'static str, &'static str, Option<Date>);
+
+/// One append on PostgreSQL as a single statement: the version-checked update (or insert) of the
+/// suggestion row, its events, their outbox rows and the changed assignment rows, in one round
+/// trip. A statement is atomic, so there is no explicit transaction; when the version check
+/// fails, nothing else is written.
+struct PgAppend {
+    id: String,
+    expected_version: u64,
+    state: &'static str,
+    version: i64,
+    title: String,
+    session_id: String,
+    number: String,
+    lead: String,
+    key_supervised: bool,
+    now: OffsetDateTime,
+    rows: Vec<EventValues>,
+    changed: Vec<(bool, AssignmentValues)>,
+}
+
+impl PgAppend {
+    /// The part after the suggestion row, with array parameters from `$k` on.
+    fn tail(k: usize) -> String {
+        let p = |i: usize| format!("${}", k + i);
+        format!(
+            ", e AS (INSERT INTO suggestion_events (suggestion_id, version, event_id, event_type, payload, actor, occurred_at) \
+               SELECT s.id, x.v, x.eid, x.ty, x.payload, x.actor, x.at FROM s, \
+               UNNEST({0}::bigint[], {1}::text[], {2}::text[], {3}::text[], {4}::text[], {5}::timestamptz[]) AS x(v, eid, ty, payload, actor, at)) \
+             , o AS (INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload, occurred_at) \
+               SELECT x.eid, x.ty, 'suggestion', s.id, x.v, x.env, x.at FROM s, \
+               UNNEST({0}::bigint[], {1}::text[], {2}::text[], {6}::text[], {5}::timestamptz[]) AS x(v, eid, ty, env, at)) \
+             , a AS (INSERT INTO suggestion_assignments (assignment_id, suggestion_id, agency_id, role, state, reply_due) \
+               SELECT x.aid, s.id, x.agency, x.role, x.state, NULLIF(x.due, '')::date FROM s, \
+               UNNEST({7}::text[], {8}::text[], {9}::text[], {10}::text[], {11}::text[]) AS x(aid, agency, role, state, due) \
+               ON CONFLICT (assignment_id) DO UPDATE SET state = EXCLUDED.state, reply_due = EXCLUDED.reply_due) \
+             SELECT COUNT(*) FROM s",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9),
+            p(10),
+            p(11)
+        )
+    }
+
+    async fn run(self, pg: &sqlx::PgPool) -> Result<(), StoreError> {
+        let new = self.expected_version == 0;
+        let sql = if new {
+            format!(
+                "WITH s AS (INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id){}",
+                Self::tail(10)
+            )
+        } else {
+            format!(
+                "WITH s AS (UPDATE suggestions SET state = $1, version = $2, title = $3, updated_at = $4 WHERE id = $5 AND version = $6 RETURNING id){}",
+                Self::tail(7)
+            )
+        };
+        // Only parameter numbers are spliced into the statement; every value is bound.
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        q = if new {
+            q.bind(&self.id)
+                .bind(&self.session_id)
+                .bind(&self.number)
+                .bind(self.state)
+                .bind(self.version)
+                .bind(&self.title)
+                .bind(&self.lead)
+                .bind(self.key_supervised)
+                .bind(self.now)
+        } else {
+            q.bind(self.state)
+                .bind(self.version)
+                .bind(&self.title)
+                .bind(self.now)
+                .bind(&self.id)
+                .bind(self.expected_version as i64)
+        };
+        let col = |f: fn(&EventValues) -> String| self.rows.iter().map(f).collect::<Vec<String>>();
+        let versions: Vec<i64> = self.rows.iter().map(|r| r.2).collect();
+        let times: Vec<OffsetDateTime> = self.rows.iter().map(|r| r.6).collect();
+        let acol = |f: fn(&AssignmentValues) -> String| {
+            self.changed
+                .iter()
+                .map(|(_, a)| f(a))
+                .collect::<Vec<String>>()
+        };
+        q = q
+            .bind(versions)
+            .bind(col(|r| r.0.clone()))
+            .bind(col(|r| r.1.clone()))
+            .bind(col(|r| r.3.clone()))
+            .bind(col(|r| r.4.clone()))
+            .bind(times)
+            .bind(col(|r| r.5.clone()))
+            .bind(acol(|a| a.0.clone()))
+            .bind(acol(|a| a.1.clone()))
+            .bind(acol(|a| a.2.to_owned()))
+            .bind(acol(|a| a.3.to_owned()))
+            .bind(acol(|a| a.4.map(format_date).unwrap_or_default()));
+        match q.fetch_one(pg).await {
+            Ok((1,)) => Ok(()),
+            Ok(_) => {
+                let actual: Option<(i64,)> =
+                    sqlx::query_as("SELECT version FROM suggestions WHERE id = $1")
+                        .bind(&self.id)
+                        .fetch_optional(pg)
+                        .await?;
+                Err(match actual {
+                    None => StoreError::NotFound(format!("suggestion {}", self.id)),
+                    Some((v,)) => StoreError::Conflict {
+                        expected: self.expected_version,
+                        actual: v as u64,
+                    },
+                })
+            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() && new => {
+                Err(StoreError::AlreadyExists(format!(
+                    "suggestion number {} in this session",
+                    self.number
+                )))
+            }
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::Conflict {
+                    expected: self.expected_version,
+                    actual: self.expected_version + 1,
+                })
+            }
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("session {}", self.session_id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Store {
     /// Lists suggestions by filter, in id order, from the cursor.
     pub async fn list(&self, f: &ListFilter) -> Result<Vec<SuggestionSummary>, StoreError> {
         let mut sql = String::from(
