@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use banli_e2e::banli_binary;
+use crate::banli_binary;
 
 fn banli(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(banli_binary())

@@ -1,4 +1,12 @@
-//! End-to-end tests: one binary, one module per area.
+//! End-to-end tests: the `banli` binary as separate processes. One binary, one module per area.
+//!
+//! A test target of the `banli` package (see crates/cli/Cargo.toml), so that `cargo test` always
+//! builds the binary first.
 
 mod cli;
 mod serve;
+
+/// The `banli` binary of this build.
+pub fn banli_binary() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_banli"))
+}

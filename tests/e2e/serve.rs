@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use banli_e2e::banli_binary;
+use crate::banli_binary;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
