@@ -1,0 +1,112 @@
+//! The event transport (事件总线) every service uses: an **embedded** bus for `banli serve` and
+//! **NATS JetStream** for one service per process, behind one interface and one contract suite.
+//!
+//! Delivery is at least once, in publish order per consumer; a publish carries the event id so
+//! that a republished event (after a relay restart) is delivered once (`Nats-Msg-Id` on
+//! JetStream, a seen-set on the embedded bus). Effects are made exactly-once by the consumers'
+//! inbox, not here.
+//!
+//! Must never: interpret payloads. The outbox relay and the inbox live with the services' stores.
+
+mod embedded;
+mod nats;
+
+use std::time::Duration;
+
+pub use embedded::EmbeddedBus;
+pub use nats::{NatsBus, NatsConfig};
+use uuid::Uuid;
+
+/// One event on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub event_id: Uuid,
+    /// e.g. `suggestion.assigned`; the subject is `<prefix>.<event_type>`.
+    pub event_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: u64,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(
+        "cannot reach the event bus at {url}: {reason}; check that NATS with JetStream is running (nats-server -js)"
+    )]
+    Connect { url: String, reason: String },
+    #[error("the event bus refused the operation: {0}")]
+    Bus(String),
+    #[error("a message on the bus is not a banli event: {0}")]
+    Malformed(String),
+}
+
+/// A bus: publish events, read them through named durable consumers.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    Embedded(EmbeddedBus),
+    Nats(Box<NatsBus>),
+}
+
+impl Bus {
+    /// Publishes; returns once the bus has stored the event.
+    pub async fn publish(&self, e: &Envelope) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                b.publish(e);
+                Ok(())
+            }
+            Bus::Nats(b) => b.publish(e).await,
+        }
+    }
+
+    /// A durable consumer: every consumer name sees every event once acknowledged, in order;
+    /// what it has not acknowledged is delivered again to the next handle of the same name.
+    pub async fn consumer(&self, name: &str) -> Result<Consumer, BusError> {
+        match self {
+            Bus::Embedded(b) => Ok(Consumer::Embedded(b.consumer(name))),
+            Bus::Nats(b) => Ok(Consumer::Nats(Box::new(b.consumer(name).await?))),
+        }
+    }
+}
+
+/// A handle on a durable consumer.
+#[derive(Debug)]
+pub enum Consumer {
+    Embedded(embedded::EmbeddedConsumer),
+    Nats(Box<nats::NatsConsumer>),
+}
+
+impl Consumer {
+    /// The next event, or `None` when nothing arrives within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<Delivery>, BusError> {
+        match self {
+            Consumer::Embedded(c) => Ok(c.next(wait).await),
+            Consumer::Nats(c) => c.next(wait).await,
+        }
+    }
+}
+
+/// A delivered event; acknowledge it once its effect is committed.
+#[derive(Debug)]
+pub struct Delivery {
+    pub envelope: Envelope,
+    ack: Ack,
+}
+
+#[derive(Debug)]
+enum Ack {
+    Embedded(embedded::AckHandle),
+    Nats(Box<async_nats::jetstream::Message>),
+}
+
+impl Delivery {
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self.ack {
+            Ack::Embedded(h) => {
+                h.ack();
+                Ok(())
+            }
+            Ack::Nats(m) => m.ack().await.map_err(|e| BusError::Bus(e.to_string())),
+        }
+    }
+}

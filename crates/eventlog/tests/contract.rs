@@ -1,0 +1,116 @@
+//! One contract, run on the embedded bus and on NATS JetStream (`BANLI_TEST_NATS_URL`, default
+//! the local server; skipped with a notice when it does not answer, unless
+//! `BANLI_REQUIRE_SERVICES=1`).
+
+use std::time::Duration;
+
+use banli_eventlog::{Bus, EmbeddedBus, Envelope, NatsBus, NatsConfig};
+use uuid::Uuid;
+
+fn event(aggregate: &str, version: u64) -> Envelope {
+    Envelope {
+        event_id: Uuid::now_v7(),
+        event_type: "suggestion.assigned".into(),
+        aggregate_id: aggregate.into(),
+        aggregate_version: version,
+        payload: format!("{{\"v\":{version}}}").into_bytes(),
+    }
+}
+
+const WAIT: Duration = Duration::from_millis(500);
+
+async fn contract(bus: Bus, redelivery: Duration) {
+    let agg = Uuid::now_v7().to_string();
+    let events: Vec<Envelope> = (1..=5).map(|v| event(&agg, v)).collect();
+    for e in &events {
+        bus.publish(e).await.expect("publish");
+    }
+    // A republished event (a relay that restarted) is delivered once.
+    bus.publish(&events[2]).await.expect("republish");
+
+    // In order, everything, once.
+    let mut a = bus.consumer("coordination").await.expect("consumer");
+    for e in &events[..3] {
+        let d = a.next(WAIT).await.expect("next").expect("an event");
+        assert_eq!(&d.envelope, e);
+        d.ack().await.expect("ack");
+    }
+    // The fourth is delivered but not acknowledged: the consumer dies.
+    let d = a.next(WAIT).await.expect("next").expect("an event");
+    assert_eq!(d.envelope.aggregate_version, 4);
+    drop(d);
+    drop(a);
+
+    // A new handle of the same consumer gets the unacknowledged event again, then the rest.
+    tokio::time::sleep(redelivery).await;
+    let mut a = bus.consumer("coordination").await.expect("consumer");
+    let mut seen = Vec::new();
+    while let Some(d) = a.next(WAIT).await.expect("next") {
+        seen.push(d.envelope.aggregate_version);
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(
+        seen,
+        [4, 5],
+        "redelivered in order, nothing lost, nothing doubled"
+    );
+
+    // Another consumer has its own position and sees everything.
+    let mut b = bus.consumer("followup").await.expect("consumer");
+    let mut all = Vec::new();
+    while let Some(d) = b.next(WAIT).await.expect("next") {
+        all.push(d.envelope.aggregate_version);
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(all, [1, 2, 3, 4, 5]);
+
+    // Events published later reach a waiting consumer.
+    let later = event(&agg, 6);
+    let waiting = tokio::spawn(async move {
+        let d = a
+            .next(Duration::from_secs(5))
+            .await
+            .expect("next")
+            .expect("the late event");
+        let v = d.envelope.aggregate_version;
+        d.ack().await.expect("ack");
+        v
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bus.publish(&later).await.expect("publish");
+    assert_eq!(waiting.await.expect("task"), 6);
+}
+
+#[tokio::test]
+async fn contract_on_the_embedded_bus() {
+    contract(Bus::Embedded(EmbeddedBus::new()), Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn contract_on_nats_jetstream() {
+    let url =
+        std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let unique = Uuid::now_v7().simple().to_string();
+    let config = NatsConfig {
+        url: url.clone(),
+        stream: format!("BANLI_TEST_{unique}"),
+        prefix: format!("banlitest{unique}"),
+        ack_wait: Duration::from_secs(1),
+    };
+    let bus = match NatsBus::connect(config).await {
+        Ok(b) => b,
+        Err(e) if std::env::var("BANLI_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
+            panic!("NATS is required: {e}")
+        }
+        Err(e) => {
+            eprintln!("notice: skipping the NATS contract test: {e}");
+            return;
+        }
+    };
+    contract(
+        Bus::Nats(Box::new(bus.clone())),
+        Duration::from_millis(1200),
+    )
+    .await;
+    bus.delete_stream().await;
+}
