@@ -11,4 +11,5 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod policy;
+pub mod relay;
 pub mod store;

@@ -74,6 +74,18 @@ pub async fn run(config: &Config) -> Result<()> {
 
     let shutdown = shutdown_signal();
     let (tx, rx) = tokio::sync::watch::channel(false);
+    // The embedded event bus: the outbox relay moves committed events onto it. The other
+    // services subscribe to it as they join this process.
+    let bus = banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new());
+    let mut relay_rx = rx.clone();
+    let relay = tokio::spawn(
+        banli_suggestions::relay::Relay::new(app.store().clone(), bus).run(
+            std::time::Duration::from_millis(50),
+            async move {
+                let _ = relay_rx.wait_for(|stop| *stop).await;
+            },
+        ),
+    );
     let router =
         banli_suggestions::http::router(app.clone(), banli_suggestions::http::DEFAULT_BODY_LIMIT);
     let mut http_rx = rx.clone();
@@ -96,6 +108,7 @@ pub async fn run(config: &Config) -> Result<()> {
         .await
         .context("HTTP server task")?
         .context("HTTP server")?;
+    let _ = relay.await;
     grpc_task
         .await
         .context("gRPC server task")?
