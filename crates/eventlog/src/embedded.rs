@@ -1,6 +1,11 @@
-//! The in-process bus: one ordered log shared by every consumer of the process.
+//! The in-process bus: one ordered log shared by the consumers of the process.
+//!
+//! The outbox is the durable record; this bus only carries events from the relay to the
+//! consumers running in the same process. It keeps an event until every declared consumer has
+//! acknowledged it, and remembers event ids for a bounded de-duplication window (like
+//! JetStream's), so memory stays flat however long the process runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,12 +14,39 @@ use uuid::Uuid;
 
 use crate::{Ack, Delivery, Envelope};
 
+/// How many recent event ids are remembered to drop republished events.
+pub const DEDUPE_WINDOW: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct State {
-    log: Vec<Envelope>,
+    /// Retained events; `log[0]` is at absolute position `start`.
+    log: VecDeque<Envelope>,
+    start: usize,
     seen: HashSet<Uuid>,
-    /// Per consumer name: how many events from the start are acknowledged.
+    seen_order: VecDeque<Uuid>,
+    /// Per consumer name: the absolute position up to which it has acknowledged.
     acked: HashMap<String, usize>,
+    /// Consumers whose acknowledgement events wait for.
+    declared: Vec<String>,
+}
+
+impl State {
+    fn end(&self) -> usize {
+        self.start + self.log.len()
+    }
+
+    /// Drops the events every declared consumer has acknowledged.
+    fn trim(&mut self) {
+        let keep_from = self
+            .declared
+            .iter()
+            .map(|n| self.acked.get(n).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(self.end());
+        while self.start < keep_from && self.log.pop_front().is_some() {
+            self.start += 1;
+        }
+    }
 }
 
 /// An in-process bus. Cloning shares it.
@@ -25,15 +57,31 @@ pub struct EmbeddedBus {
 }
 
 impl EmbeddedBus {
-    pub fn new() -> EmbeddedBus {
-        EmbeddedBus::default()
+    /// A bus whose events wait for the acknowledgement of each of `consumers`. A consumer not
+    /// declared here reads from the oldest event still retained.
+    pub fn new(consumers: &[&str]) -> EmbeddedBus {
+        let state = State {
+            declared: consumers.iter().map(|c| (*c).to_owned()).collect(),
+            ..State::default()
+        };
+        EmbeddedBus {
+            state: Arc::new(Mutex::new(state)),
+            notify: Arc::new(Notify::new()),
+        }
     }
 
     pub(crate) fn publish(&self, e: &Envelope) {
         if let Ok(mut s) = self.state.lock()
             && s.seen.insert(e.event_id)
         {
-            s.log.push(e.clone());
+            s.seen_order.push_back(e.event_id);
+            if s.seen_order.len() > DEDUPE_WINDOW
+                && let Some(old) = s.seen_order.pop_front()
+            {
+                s.seen.remove(&old);
+            }
+            s.log.push_back(e.clone());
+            s.trim();
         }
         self.notify.notify_waiters();
     }
@@ -42,13 +90,18 @@ impl EmbeddedBus {
         let from = self
             .state
             .lock()
-            .map(|s| s.acked.get(name).copied().unwrap_or(0))
+            .map(|s| s.acked.get(name).copied().unwrap_or(0).max(s.start))
             .unwrap_or(0);
         EmbeddedConsumer {
             bus: self.clone(),
             name: name.to_owned(),
             next: from,
         }
+    }
+
+    /// Events retained in memory (for metrics and tests).
+    pub fn retained(&self) -> usize {
+        self.state.lock().map(|s| s.log.len()).unwrap_or(0)
     }
 }
 
@@ -65,15 +118,12 @@ impl EmbeddedConsumer {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.bus.notify.notified();
-            let found = self
-                .bus
-                .state
-                .lock()
-                .ok()
-                .and_then(|s| s.log.get(self.next).cloned());
-            if let Some(envelope) = found {
-                let position = self.next;
-                self.next += 1;
+            let found = self.bus.state.lock().ok().and_then(|s| {
+                let at = self.next.max(s.start);
+                s.log.get(at - s.start).cloned().map(|e| (at, e))
+            });
+            if let Some((position, envelope)) = found {
+                self.next = position + 1;
                 let ack = AckHandle {
                     bus: self.bus.clone(),
                     name: self.name.clone(),
@@ -105,6 +155,7 @@ impl AckHandle {
         if let Ok(mut s) = self.bus.state.lock() {
             let acked = s.acked.entry(self.name).or_insert(0);
             *acked = (*acked).max(self.position + 1);
+            s.trim();
         }
     }
 }

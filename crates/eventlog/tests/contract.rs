@@ -83,7 +83,33 @@ async fn contract(bus: Bus, redelivery: Duration) {
 
 #[tokio::test]
 async fn contract_on_the_embedded_bus() {
-    contract(Bus::Embedded(EmbeddedBus::new()), Duration::ZERO).await;
+    let bus = EmbeddedBus::new(&["coordination", "followup"]);
+    contract(Bus::Embedded(bus.clone()), Duration::ZERO).await;
+    // Events both declared consumers acknowledged are gone; the late one waits for followup.
+    assert_eq!(bus.retained(), 1);
+}
+
+#[tokio::test]
+async fn the_embedded_bus_keeps_only_what_a_declared_consumer_still_needs() {
+    let bus = EmbeddedBus::new(&["coordination"]);
+    let b = Bus::Embedded(bus.clone());
+    for v in 1..=3 {
+        b.publish(&event("a", v)).await.expect("publish");
+    }
+    assert_eq!(bus.retained(), 3);
+    let mut c = b.consumer("coordination").await.expect("consumer");
+    let d = c.next(WAIT).await.expect("next").expect("event");
+    d.ack().await.expect("ack");
+    assert_eq!(bus.retained(), 2);
+    // With no declared consumer nothing is retained: the outbox is the record.
+    let none = EmbeddedBus::new(&[]);
+    for v in 1..=1000 {
+        Bus::Embedded(none.clone())
+            .publish(&event("b", v))
+            .await
+            .expect("publish");
+    }
+    assert_eq!(none.retained(), 0);
 }
 
 #[tokio::test]

@@ -130,7 +130,11 @@ async fn scenario(db: TestDb, bus: Bus) {
 
 #[tokio::test]
 async fn relay_on_sqlite_and_the_embedded_bus() {
-    scenario(TestDb::sqlite().await, Bus::Embedded(EmbeddedBus::new())).await;
+    scenario(
+        TestDb::sqlite().await,
+        Bus::Embedded(EmbeddedBus::new(&["test"])),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -76,7 +76,7 @@ pub async fn run(config: &Config) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     // The embedded event bus: the outbox relay moves committed events onto it. The other
     // services subscribe to it as they join this process.
-    let bus = banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new());
+    let bus = banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[]));
     let mut relay_rx = rx.clone();
     let relay = tokio::spawn(
         banli_suggestions::relay::Relay::new(app.store().clone(), bus).run(
