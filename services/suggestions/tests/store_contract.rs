@@ -107,6 +107,40 @@ async fn run(
     Ok(())
 }
 
+/// Submitted, reviewed, accepted and assigned to the fixture's agency in `role`, on 2020-03-02.
+async fn assigned(f: &Fixture, office: &Actor, number: &str, role: UnitRole) -> Suggestion {
+    let mut s = None;
+    let steps = [
+        CommandKind::Submit {
+            details: details(f, number),
+            on: date!(2020 - 01 - 12),
+        },
+        CommandKind::StartReview {
+            on: date!(2020 - 01 - 20),
+        },
+        CommandKind::Review {
+            decision: ReviewDecision::Accept,
+            reason: String::new(),
+            on: date!(2020 - 01 - 21),
+        },
+        CommandKind::Assign {
+            units: vec![UnitAssignment {
+                assignment_id: AssignmentId::new(),
+                agency: f.lead,
+                role,
+            }],
+            on: date!(2020 - 03 - 02),
+        },
+    ];
+    for step in steps {
+        let name = step.name();
+        run(f, &mut s, office.clone(), step)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    s.expect("a state")
+}
+
 fn details(f: &Fixture, number: &str) -> SuggestionDetails {
     SuggestionDetails {
         session_id: f.session,
@@ -181,57 +215,7 @@ async fn contract(db: TestDb) {
     );
 
     // A suggestion through submission, review and assignment.
-    let mut s1 = None;
-    run(
-        &f,
-        &mut s1,
-        office.clone(),
-        CommandKind::Submit {
-            details: details(&f, "2020-0001"),
-            on: date!(2020 - 01 - 12),
-        },
-    )
-    .await
-    .expect("submit");
-    run(
-        &f,
-        &mut s1,
-        office.clone(),
-        CommandKind::StartReview {
-            on: date!(2020 - 01 - 20),
-        },
-    )
-    .await
-    .expect("review");
-    run(
-        &f,
-        &mut s1,
-        office.clone(),
-        CommandKind::Review {
-            decision: ReviewDecision::Accept,
-            reason: String::new(),
-            on: date!(2020 - 01 - 21),
-        },
-    )
-    .await
-    .expect("accept");
-    let units = vec![UnitAssignment {
-        assignment_id: AssignmentId::new(),
-        agency: f.lead,
-        role: UnitRole::Sole,
-    }];
-    run(
-        &f,
-        &mut s1,
-        office.clone(),
-        CommandKind::Assign {
-            units,
-            on: date!(2020 - 03 - 02),
-        },
-    )
-    .await
-    .expect("assign");
-    let s1 = s1.expect("state");
+    let s1 = assigned(&f, &office, "2020-0001", UnitRole::Sole).await;
     let loaded = f.store.load(s1.id).await.expect("load").expect("exists");
     assert_eq!(loaded, s1, "the stored state is the state");
     let events = f.store.events(s1.id).await.expect("events");
@@ -469,57 +453,7 @@ async fn contract(db: TestDb) {
     assert!(role.is_empty(), "s1 is assigned to a sole unit");
     // Overdue: an open assignment past its reply date (2020-06-02) of an item still being handled;
     // the withdrawn item is not overdue.
-    let mut s6 = None;
-    run(
-        &f,
-        &mut s6,
-        office.clone(),
-        CommandKind::Submit {
-            details: details(&f, "2020-0006"),
-            on: date!(2020 - 01 - 12),
-        },
-    )
-    .await
-    .expect("submit");
-    run(
-        &f,
-        &mut s6,
-        office.clone(),
-        CommandKind::StartReview {
-            on: date!(2020 - 01 - 20),
-        },
-    )
-    .await
-    .expect("review");
-    run(
-        &f,
-        &mut s6,
-        office.clone(),
-        CommandKind::Review {
-            decision: ReviewDecision::Accept,
-            reason: String::new(),
-            on: date!(2020 - 01 - 21),
-        },
-    )
-    .await
-    .expect("accept");
-    let units = vec![UnitAssignment {
-        assignment_id: AssignmentId::new(),
-        agency: f.lead,
-        role: UnitRole::Lead,
-    }];
-    run(
-        &f,
-        &mut s6,
-        office.clone(),
-        CommandKind::Assign {
-            units,
-            on: date!(2020 - 03 - 02),
-        },
-    )
-    .await
-    .expect("assign");
-    let s6 = s6.expect("state");
+    let s6 = assigned(&f, &office, "2020-0006", UnitRole::Lead).await;
     let overdue = f
         .store
         .list(&ListFilter {
