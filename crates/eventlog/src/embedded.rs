@@ -86,7 +86,7 @@ impl EmbeddedBus {
         self.notify.notify_waiters();
     }
 
-    pub(crate) fn consumer(&self, name: &str) -> EmbeddedConsumer {
+    pub(crate) fn consumer(&self, name: &str, filter: Option<&str>) -> EmbeddedConsumer {
         let from = self
             .state
             .lock()
@@ -95,6 +95,7 @@ impl EmbeddedBus {
         EmbeddedConsumer {
             bus: self.clone(),
             name: name.to_owned(),
+            filter: filter.map(str::to_owned),
             next: from,
         }
     }
@@ -110,34 +111,80 @@ impl EmbeddedBus {
 pub struct EmbeddedConsumer {
     bus: EmbeddedBus,
     name: String,
+    /// The event type prefix this consumer reads; `None`: all.
+    filter: Option<String>,
     next: usize,
 }
 
 impl EmbeddedConsumer {
-    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Delivery> {
+    fn wants(&self, e: &Envelope) -> bool {
+        self.filter
+            .as_deref()
+            .is_none_or(|f| e.event_type.starts_with(f))
+    }
+
+    /// Up to `max` events in order, waiting up to `wait` for the first.
+    pub(crate) async fn next_batch(&mut self, max: usize, wait: Duration) -> Vec<Delivery> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.bus.notify.notified();
-            let found = self.bus.state.lock().ok().and_then(|s| {
-                let at = self.next.max(s.start);
-                s.log.get(at - s.start).cloned().map(|e| (at, e))
-            });
-            if let Some((position, envelope)) = found {
-                self.next = position + 1;
-                let ack = AckHandle {
-                    bus: self.bus.clone(),
-                    name: self.name.clone(),
-                    position,
-                };
-                return Some(Delivery {
-                    envelope,
-                    ack: Ack::Embedded(ack),
-                });
+            let mut out = Vec::new();
+            if let Ok(mut s) = self.bus.state.lock() {
+                let mut at = self.next.max(s.start);
+                while out.len() < max {
+                    let Some(e) = s.log.get(at - s.start) else {
+                        break;
+                    };
+                    if self.wants(e) {
+                        let ack = AckHandle {
+                            bus: self.bus.clone(),
+                            name: self.name.clone(),
+                            position: at,
+                            through: at,
+                        };
+                        out.push(Delivery {
+                            envelope: e.clone(),
+                            ack: Ack::Embedded(ack),
+                        });
+                    } else if out.is_empty() && s.acked.get(&self.name).copied().unwrap_or(0) >= at
+                    {
+                        // Nothing of ours is in flight: a filtered-out event counts as read.
+                        s.acked.insert(self.name.clone(), at + 1);
+                    }
+                    at += 1;
+                }
+                self.next = at;
+                // Filtered-out events after the last delivery are acknowledged with it.
+                if let Some(Delivery {
+                    ack: Ack::Embedded(h),
+                    ..
+                }) = out.last_mut()
+                {
+                    h.through = at - 1;
+                }
+                s.trim();
+            }
+            if !out.is_empty() {
+                return out;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
+                return out;
             }
         }
+    }
+
+    /// Delivers `position` and everything after it again.
+    pub(crate) fn rewind(&mut self, position: usize) {
+        self.next = self.next.min(position);
+    }
+
+    /// Events after this consumer's acknowledged position (filtered-out ones included).
+    pub(crate) fn pending(&self) -> u64 {
+        self.bus
+            .state
+            .lock()
+            .map(|s| (s.end() - s.acked.get(&self.name).copied().unwrap_or(0).max(s.start)) as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -147,14 +194,15 @@ impl EmbeddedConsumer {
 pub struct AckHandle {
     bus: EmbeddedBus,
     name: String,
-    position: usize,
+    pub(crate) position: usize,
+    through: usize,
 }
 
 impl AckHandle {
     pub(crate) fn ack(self) {
         if let Ok(mut s) = self.bus.state.lock() {
             let acked = s.acked.entry(self.name).or_insert(0);
-            *acked = (*acked).max(self.position + 1);
+            *acked = (*acked).max(self.through + 1);
             s.trim();
         }
     }

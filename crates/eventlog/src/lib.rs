@@ -10,11 +10,13 @@
 
 mod embedded;
 mod nats;
+pub mod runner;
 
 use std::time::Duration;
 
 pub use embedded::EmbeddedBus;
-pub use nats::{NatsBus, NatsConfig};
+pub use nats::{MAX_BATCH, NatsBus, NatsConfig};
+pub use runner::{ConsumerStats, Handled, Handler};
 use uuid::Uuid;
 
 /// One event on the wire.
@@ -59,12 +61,14 @@ impl Bus {
         }
     }
 
-    /// A durable consumer: every consumer name sees every event once acknowledged, in order;
-    /// what it has not acknowledged is delivered again to the next handle of the same name.
-    pub async fn consumer(&self, name: &str) -> Result<Consumer, BusError> {
+    /// A durable consumer of the event types starting with `filter` (e.g. `"suggestion."`;
+    /// `None`: every type): every consumer name sees every such event, in order,
+    /// until it acknowledges it; what it has not acknowledged is delivered again to the next
+    /// handle of the same name.
+    pub async fn consumer(&self, name: &str, filter: Option<&str>) -> Result<Consumer, BusError> {
         match self {
-            Bus::Embedded(b) => Ok(Consumer::Embedded(b.consumer(name))),
-            Bus::Nats(b) => Ok(Consumer::Nats(Box::new(b.consumer(name).await?))),
+            Bus::Embedded(b) => Ok(Consumer::Embedded(b.consumer(name, filter))),
+            Bus::Nats(b) => Ok(Consumer::Nats(Box::new(b.consumer(name, filter).await?))),
         }
     }
 }
@@ -79,9 +83,49 @@ pub enum Consumer {
 impl Consumer {
     /// The next event, or `None` when nothing arrives within `wait`.
     pub async fn next(&mut self, wait: Duration) -> Result<Option<Delivery>, BusError> {
+        Ok(self.next_batch(1, wait).await?.pop())
+    }
+
+    /// Up to `max` (at most [`MAX_BATCH`]) events in order, waiting up to `wait` for the first;
+    /// empty when nothing arrives. Acknowledging the last acknowledges them all.
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let max = max.clamp(1, MAX_BATCH);
         match self {
-            Consumer::Embedded(c) => Ok(c.next(wait).await),
-            Consumer::Nats(c) => c.next(wait).await,
+            Consumer::Embedded(c) => Ok(c.next_batch(max, wait).await),
+            Consumer::Nats(c) => c.next_batch(max, wait).await,
+        }
+    }
+
+    /// Hands a batch back unacknowledged: it is delivered again, in order, after `delay`.
+    pub async fn release(&mut self, batch: Vec<Delivery>, delay: Duration) -> Result<(), BusError> {
+        match self {
+            Consumer::Embedded(c) => {
+                if let Some(Ack::Embedded(h)) = batch.first().map(|d| &d.ack) {
+                    c.rewind(h.position);
+                }
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+            Consumer::Nats(_) => {
+                for d in &batch {
+                    if let Ack::Nats(m) = &d.ack {
+                        nats::nak(m, delay).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// How many events wait for this consumer (its lag).
+    pub async fn pending(&mut self) -> Result<u64, BusError> {
+        match self {
+            Consumer::Embedded(c) => Ok(c.pending()),
+            Consumer::Nats(c) => c.pending().await,
         }
     }
 }

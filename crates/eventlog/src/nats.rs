@@ -44,6 +44,9 @@ const AGGREGATE_ID: &str = "Banli-Aggregate-Id";
 const AGGREGATE_VERSION: &str = "Banli-Aggregate-Version";
 const EVENT_TYPE: &str = "Banli-Event-Type";
 
+/// The most events a consumer takes (and has unacknowledged) at once.
+pub const MAX_BATCH: usize = 256;
+
 impl NatsBus {
     /// Connects and makes sure the stream exists.
     pub async fn connect(config: NatsConfig) -> Result<NatsBus, BusError> {
@@ -92,17 +95,26 @@ impl NatsBus {
         Ok(())
     }
 
-    pub(crate) async fn consumer(&self, name: &str) -> Result<NatsConsumer, BusError> {
+    pub(crate) async fn consumer(
+        &self,
+        name: &str,
+        filter: Option<&str>,
+    ) -> Result<NatsConsumer, BusError> {
+        let filter_subject = filter
+            .map(|f| format!("{}.{}>", self.config.prefix, f))
+            .unwrap_or_default();
         let consumer = self
             .stream
             .get_or_create_consumer(
                 name,
                 consumer::pull::Config {
                     durable_name: Some(name.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
+                    // Acknowledging an event acknowledges every earlier one: consumers apply in
+                    // order, a batch at a time, and acknowledge its last event.
+                    ack_policy: consumer::AckPolicy::All,
                     ack_wait: self.config.ack_wait,
-                    // In order: one event in flight per consumer.
-                    max_ack_pending: 1,
+                    max_ack_pending: MAX_BATCH as i64,
+                    filter_subject,
                     ..Default::default()
                 },
             )
@@ -119,19 +131,50 @@ pub struct NatsConsumer {
 }
 
 impl NatsConsumer {
-    pub(crate) async fn next(&mut self, wait: Duration) -> Result<Option<Delivery>, BusError> {
+    pub(crate) async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
         let mut batch = self
             .consumer
             .fetch()
-            .max_messages(1)
+            .max_messages(max.min(MAX_BATCH))
             .expires(wait)
             .messages()
             .await
             .map_err(|e| BusError::Bus(e.to_string()))?;
-        let Some(message) = batch.next().await else {
-            return Ok(None);
-        };
-        let message = message.map_err(|e| BusError::Bus(e.to_string()))?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| BusError::Bus(e.to_string()))?;
+            out.push(delivery(message));
+        }
+        Ok(out)
+    }
+
+    /// Events not yet delivered to this consumer plus those delivered but not acknowledged.
+    pub(crate) async fn pending(&mut self) -> Result<u64, BusError> {
+        let info = self
+            .consumer
+            .info()
+            .await
+            .map_err(|e| BusError::Bus(e.to_string()))?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+}
+
+/// Asks JetStream to deliver a message again after `delay`.
+pub(crate) async fn nak(
+    m: &async_nats::jetstream::Message,
+    delay: Duration,
+) -> Result<(), BusError> {
+    m.ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
+        .await
+        .map_err(|e| BusError::Bus(e.to_string()))
+}
+
+fn delivery(message: async_nats::jetstream::Message) -> Delivery {
+    {
         let header = |name: &str| {
             message
                 .headers
@@ -139,9 +182,11 @@ impl NatsConsumer {
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_owned())
         };
+        // A message without an event id is not ours: it is delivered with the nil id, for the
+        // consumer to park and report rather than block on.
         let event_id = header("Nats-Msg-Id")
             .and_then(|v| Uuid::try_parse(&v).ok())
-            .ok_or_else(|| BusError::Malformed(format!("no event id on {}", message.subject)))?;
+            .unwrap_or(Uuid::nil());
         let envelope = Envelope {
             event_id,
             event_type: header(EVENT_TYPE).unwrap_or_default(),
@@ -151,9 +196,9 @@ impl NatsConsumer {
                 .unwrap_or_default(),
             payload: message.payload.to_vec(),
         };
-        Ok(Some(Delivery {
+        Delivery {
             envelope,
             ack: Ack::Nats(Box::new(message)),
-        }))
+        }
     }
 }

@@ -29,7 +29,7 @@ async fn contract(bus: Bus, redelivery: Duration) {
     bus.publish(&events[2]).await.expect("republish");
 
     // In order, everything, once.
-    let mut a = bus.consumer("coordination").await.expect("consumer");
+    let mut a = bus.consumer("coordination", None).await.expect("consumer");
     for e in &events[..3] {
         let d = a.next(WAIT).await.expect("next").expect("an event");
         assert_eq!(&d.envelope, e);
@@ -43,7 +43,7 @@ async fn contract(bus: Bus, redelivery: Duration) {
 
     // A new handle of the same consumer gets the unacknowledged event again, then the rest.
     tokio::time::sleep(redelivery).await;
-    let mut a = bus.consumer("coordination").await.expect("consumer");
+    let mut a = bus.consumer("coordination", None).await.expect("consumer");
     let mut seen = Vec::new();
     while let Some(d) = a.next(WAIT).await.expect("next") {
         seen.push(d.envelope.aggregate_version);
@@ -56,7 +56,7 @@ async fn contract(bus: Bus, redelivery: Duration) {
     );
 
     // Another consumer has its own position and sees everything.
-    let mut b = bus.consumer("followup").await.expect("consumer");
+    let mut b = bus.consumer("followup", None).await.expect("consumer");
     let mut all = Vec::new();
     while let Some(d) = b.next(WAIT).await.expect("next") {
         all.push(d.envelope.aggregate_version);
@@ -81,6 +81,62 @@ async fn contract(bus: Bus, redelivery: Duration) {
     assert_eq!(waiting.await.expect("task"), 6);
 }
 
+/// Batches, filters and handing a batch back.
+async fn batches(bus: Bus) {
+    let agg = Uuid::now_v7().to_string();
+    let mut mixed = Vec::new();
+    for v in 1..=6u64 {
+        let mut e = event(&agg, v);
+        if v % 2 == 0 {
+            e.event_type = "coordination.opinion_submitted".into();
+        }
+        bus.publish(&e).await.expect("publish");
+        mixed.push(e);
+    }
+    // A filtered consumer reads only its types, in order, a batch at a time.
+    let mut c = bus
+        .consumer("batcher", Some("coordination."))
+        .await
+        .expect("consumer");
+    let batch = c.next_batch(10, WAIT).await.expect("batch");
+    let versions: Vec<u64> = batch.iter().map(|d| d.envelope.aggregate_version).collect();
+    assert_eq!(versions, [2, 4, 6]);
+    // Handed back, the batch comes again, whole and in order.
+    c.release(batch, Duration::from_millis(100))
+        .await
+        .expect("release");
+    let mut again = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while again.len() < 3 && tokio::time::Instant::now() < deadline {
+        for d in c.next_batch(10, WAIT).await.expect("batch") {
+            again.push(d);
+        }
+    }
+    let versions: Vec<u64> = again.iter().map(|d| d.envelope.aggregate_version).collect();
+    assert_eq!(versions, [2, 4, 6], "released events are delivered again");
+    // Acknowledging the last acknowledges the batch: a new handle has nothing left.
+    again.pop().expect("last").ack().await.expect("ack");
+    drop(again);
+    drop(c);
+    let mut c = bus
+        .consumer("batcher", Some("coordination."))
+        .await
+        .expect("consumer");
+    assert!(
+        c.next(Duration::from_millis(1500))
+            .await
+            .expect("next")
+            .is_none(),
+        "nothing is delivered twice after the batch was acknowledged"
+    );
+    assert_eq!(c.pending().await.expect("pending"), 0);
+}
+
+#[tokio::test]
+async fn batches_on_the_embedded_bus() {
+    batches(Bus::Embedded(EmbeddedBus::new(&["batcher"]))).await;
+}
+
 #[tokio::test]
 async fn contract_on_the_embedded_bus() {
     let bus = EmbeddedBus::new(&["coordination", "followup"]);
@@ -97,7 +153,7 @@ async fn the_embedded_bus_keeps_only_what_a_declared_consumer_still_needs() {
         b.publish(&event("a", v)).await.expect("publish");
     }
     assert_eq!(bus.retained(), 3);
-    let mut c = b.consumer("coordination").await.expect("consumer");
+    let mut c = b.consumer("coordination", None).await.expect("consumer");
     let d = c.next(WAIT).await.expect("next").expect("event");
     d.ack().await.expect("ack");
     assert_eq!(bus.retained(), 2);
@@ -138,5 +194,6 @@ async fn contract_on_nats_jetstream() {
         Duration::from_millis(1200),
     )
     .await;
+    batches(Bus::Nats(Box::new(bus.clone()))).await;
     bus.delete_stream().await;
 }

@@ -86,7 +86,7 @@ async fn scenario(db: TestDb, bus: Bus) {
     assert_eq!(relay.run_once().await.expect("relay"), 0);
     assert!(store.pending_outbox(100).await.expect("outbox").is_empty());
 
-    let mut consumer = bus.consumer("test").await.expect("consumer");
+    let mut consumer = bus.consumer("test", None).await.expect("consumer");
     let mut got = Vec::new();
     while let Some(d) = consumer
         .next(Duration::from_millis(500))
