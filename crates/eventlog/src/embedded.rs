@@ -97,6 +97,7 @@ impl EmbeddedBus {
             name: name.to_owned(),
             filter: filter.map(str::to_owned),
             next: from,
+            attempts: HashMap::new(),
         }
     }
 
@@ -114,6 +115,8 @@ pub struct EmbeddedConsumer {
     /// The event type prefix this consumer reads; `None`: all.
     filter: Option<String>,
     next: usize,
+    /// Deliveries per position not yet acknowledged.
+    attempts: HashMap<usize, u64>,
 }
 
 impl EmbeddedConsumer {
@@ -142,8 +145,11 @@ impl EmbeddedConsumer {
                             position: at,
                             through: at,
                         };
+                        let attempt = self.attempts.entry(at).or_insert(0);
+                        *attempt += 1;
                         out.push(Delivery {
                             envelope: e.clone(),
+                            attempt: *attempt,
                             ack: Ack::Embedded(ack),
                         });
                     } else if out.is_empty() && s.acked.get(&self.name).copied().unwrap_or(0) >= at
@@ -154,6 +160,8 @@ impl EmbeddedConsumer {
                     at += 1;
                 }
                 self.next = at;
+                let acked = s.acked.get(&self.name).copied().unwrap_or(0);
+                self.attempts.retain(|p, _| *p >= acked);
                 // Filtered-out events after the last delivery are acknowledged with it.
                 if let Some(Delivery {
                     ack: Ack::Embedded(h),

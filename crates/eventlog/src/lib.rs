@@ -9,6 +9,7 @@
 //! Must never: interpret payloads. The outbox relay and the inbox live with the services' stores.
 
 mod embedded;
+pub mod inbox;
 mod nats;
 pub mod runner;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 pub use embedded::EmbeddedBus;
 pub use nats::{MAX_BATCH, NatsBus, NatsConfig};
-pub use runner::{ConsumerStats, Handled, Handler};
+pub use runner::{ConsumerStats, Handled, Handler, Incoming};
 use uuid::Uuid;
 
 /// One event on the wire.
@@ -100,21 +101,50 @@ impl Consumer {
         }
     }
 
-    /// Hands a batch back unacknowledged: it is delivered again, in order, after `delay`.
+    /// Hands a batch back unacknowledged: after `delay`, it is delivered again, in order, before
+    /// anything newer.
     pub async fn release(&mut self, batch: Vec<Delivery>, delay: Duration) -> Result<(), BusError> {
+        let done = vec![false; batch.len()];
+        self.settle(batch, &done, delay).await
+    }
+
+    /// Settles a handled batch: events marked `done` are acknowledged; the others are handed
+    /// back and, after `delay`, delivered again in their order before anything newer (JetStream
+    /// delivers its redelivery queue first; the embedded bus rewinds to the first one not done).
+    pub async fn settle(
+        &mut self,
+        batch: Vec<Delivery>,
+        done: &[bool],
+        delay: Duration,
+    ) -> Result<(), BusError> {
         match self {
             Consumer::Embedded(c) => {
-                if let Some(Ack::Embedded(h)) = batch.first().map(|d| &d.ack) {
-                    c.rewind(h.position);
+                let first_open = done.iter().position(|d| !d).unwrap_or(batch.len());
+                let mut batch = batch;
+                let rest = batch.split_off(first_open);
+                if let Some(last) = batch.pop() {
+                    last.ack().await?;
                 }
-                tokio::time::sleep(delay).await;
+                if let Some(Ack::Embedded(h)) = rest.first().map(|d| &d.ack) {
+                    c.rewind(h.position);
+                    tokio::time::sleep(delay).await;
+                }
                 Ok(())
             }
             Consumer::Nats(_) => {
-                for d in &batch {
-                    if let Ack::Nats(m) = &d.ack {
-                        nats::nak(m, delay).await?;
+                let mut handed_back = false;
+                for (d, ok) in batch.into_iter().zip(done) {
+                    if *ok {
+                        d.ack().await?;
+                    } else if let Ack::Nats(m) = &d.ack {
+                        // No server-side delay: delayed redeliveries would come back one by one,
+                        // interleaved with newer events, instead of in order ahead of them.
+                        nats::nak(m).await?;
+                        handed_back = true;
                     }
+                }
+                if handed_back {
+                    tokio::time::sleep(delay).await;
                 }
                 Ok(())
             }
@@ -134,6 +164,8 @@ impl Consumer {
 #[derive(Debug)]
 pub struct Delivery {
     pub envelope: Envelope,
+    /// 1 on the first delivery, then counting redeliveries.
+    pub attempt: u64,
     ack: Ack,
 }
 

@@ -28,7 +28,7 @@ impl NatsConfig {
             url: url.to_owned(),
             stream: "BANLI".into(),
             prefix: "banli".into(),
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
         }
     }
 }
@@ -109,9 +109,9 @@ impl NatsBus {
                 name,
                 consumer::pull::Config {
                     durable_name: Some(name.to_owned()),
-                    // Acknowledging an event acknowledges every earlier one: consumers apply in
-                    // order, a batch at a time, and acknowledge its last event.
-                    ack_policy: consumer::AckPolicy::All,
+                    // Each event is acknowledged on its own: an event whose predecessor is not
+                    // applied yet is handed back while later events of other aggregates go on.
+                    ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: self.config.ack_wait,
                     max_ack_pending: MAX_BATCH as i64,
                     filter_subject,
@@ -163,12 +163,9 @@ impl NatsConsumer {
     }
 }
 
-/// Asks JetStream to deliver a message again after `delay`.
-pub(crate) async fn nak(
-    m: &async_nats::jetstream::Message,
-    delay: Duration,
-) -> Result<(), BusError> {
-    m.ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
+/// Asks JetStream to deliver a message again (from its redelivery queue, ahead of new ones).
+pub(crate) async fn nak(m: &async_nats::jetstream::Message) -> Result<(), BusError> {
+    m.ack_with(async_nats::jetstream::AckKind::Nak(None))
         .await
         .map_err(|e| BusError::Bus(e.to_string()))
 }
@@ -196,8 +193,10 @@ fn delivery(message: async_nats::jetstream::Message) -> Delivery {
                 .unwrap_or_default(),
             payload: message.payload.to_vec(),
         };
+        let attempt = message.info().map_or(1, |i| i.delivered.max(1) as u64);
         Delivery {
             envelope,
+            attempt,
             ack: Ack::Nats(Box::new(message)),
         }
     }

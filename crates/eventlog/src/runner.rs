@@ -19,15 +19,40 @@ pub enum Handled {
     /// Set aside, with the reason recorded, for an operator: an unknown type, a newer schema
     /// version, a payload that cannot be read, an event whose predecessor never came.
     Parked,
+    /// Not applied yet: an earlier version of its aggregate has not been applied. Delivered
+    /// again later; after [`GAP_PATIENCE`] attempts the handler parks it instead.
+    Deferred,
+}
+
+/// How many deliveries an event waiting for its predecessor gets before it is parked. With the
+/// pause between them (growing to 500 ms) that is about 45 s: longer than JetStream's
+/// acknowledgement wait, after which events held by a consumer that died come back.
+pub const GAP_PATIENCE: u64 = 100;
+
+/// A delivered event and how many times it has been delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    pub envelope: Envelope,
+    pub attempt: u64,
 }
 
 /// Applies a batch of events, in order, and records each in the inbox in the same transaction
-/// as its effect. An `Err` means nothing of the batch was committed; it is delivered again.
+/// as its effect; returns one outcome per event. An `Err` means nothing of the batch was
+/// committed; it is delivered again.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
-        batch: &[Envelope],
+        batch: &[Incoming],
     ) -> impl Future<Output = Result<Vec<Handled>, String>> + Send;
+}
+
+impl<T: Handler> Handler for Arc<T> {
+    fn handle(
+        &self,
+        batch: &[Incoming],
+    ) -> impl Future<Output = Result<Vec<Handled>, String>> + Send {
+        T::handle(self, batch)
+    }
 }
 
 /// Counters a consumer exports as metrics.
@@ -36,6 +61,7 @@ pub struct ConsumerStats {
     pub applied: AtomicU64,
     pub duplicates: AtomicU64,
     pub parked: AtomicU64,
+    pub deferred: AtomicU64,
     /// Batches that failed and were handed back.
     pub failures: AtomicU64,
     /// Events waiting for this consumer, as last read from the bus.
@@ -49,6 +75,7 @@ impl ConsumerStats {
                 Handled::Applied => &self.applied,
                 Handled::Duplicate => &self.duplicates,
                 Handled::Parked => &self.parked,
+                Handled::Deferred => &self.deferred,
             };
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -64,6 +91,8 @@ pub struct RunOptions {
     pub filter: Option<String>,
     /// How long a poll waits for the first event of a batch.
     pub poll: Duration,
+    /// The most events handled in one transaction (at most [`MAX_BATCH`]).
+    pub batch: usize,
 }
 
 /// Consumes until `stop` resolves. Never returns early: a bus or handler failure is logged,
@@ -95,7 +124,7 @@ pub async fn run<H: Handler>(
         };
         let batch = tokio::select! {
             () = &mut stop => return,
-            b = c.next_batch(MAX_BATCH, options.poll) => b,
+            b = c.next_batch(options.batch.min(MAX_BATCH), options.poll) => b,
         };
         let batch = match batch {
             Ok(b) => b,
@@ -117,21 +146,32 @@ pub async fn run<H: Handler>(
         if batch.is_empty() {
             continue;
         }
-        let envelopes: Vec<Envelope> = batch.iter().map(|d| d.envelope.clone()).collect();
-        match handler.handle(&envelopes).await {
+        let incoming: Vec<Incoming> = batch
+            .iter()
+            .map(|d| Incoming {
+                envelope: d.envelope.clone(),
+                attempt: d.attempt,
+            })
+            .collect();
+        match handler.handle(&incoming).await {
             Ok(outcomes) => {
                 stats.count(&outcomes);
                 backoff = Duration::from_millis(50);
-                if let Some(last) = batch.into_iter().next_back()
-                    && let Err(e) = last.ack().await
-                {
+                let done: Vec<bool> = (0..batch.len())
+                    .map(|i| outcomes.get(i).is_some_and(|o| *o != Handled::Deferred))
+                    .collect();
+                let attempts = incoming.iter().map(|i| i.attempt).max().unwrap_or(1);
+                let delay = (Duration::from_millis(10) * attempts.min(50) as u32)
+                    .min(Duration::from_millis(500));
+                if let Err(e) = c.settle(batch, &done, delay).await {
                     // The effects are committed; a redelivery is a no-op through the inbox.
-                    tracing::warn!(consumer = %options.name, error = %e, "acknowledging failed; the batch will be delivered again and skipped");
+                    tracing::warn!(consumer = %options.name, error = %e, "acknowledging failed; the events will be delivered again and skipped");
+                    consumer = None;
                 }
             }
             Err(e) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(consumer = %options.name, error = %e, events = envelopes.len(), "applying a batch failed; it will be delivered again");
+                tracing::warn!(consumer = %options.name, error = %e, events = incoming.len(), "applying a batch failed; it will be delivered again");
                 if c.release(batch, backoff).await.is_err() {
                     consumer = None;
                 }

@@ -1,0 +1,311 @@
+//! The consumer inbox (收件箱): exactly-once effects over at-least-once delivery, and
+//! per-aggregate order.
+//!
+//! A consuming service calls [`sqlite::admit`] / [`postgres::admit`] for each delivered event
+//! inside the transaction that commits the event's effect, then [`sqlite::record`] (or
+//! [`sqlite::park`]) in that same transaction. The inbox remembers every event id and, per
+//! aggregate, the last version applied, so a redelivered event is a no-op and version n+1 is
+//! never applied before n.
+//!
+//! Each service has its own three tables, `<service>_inbox`, `<service>_inbox_positions` and
+//! `<service>_parked_events`, created by [`Inbox::migrate`].
+
+use banli_db::{Pool, on_pool};
+use time::OffsetDateTime;
+
+use crate::Envelope;
+
+/// What to do with a delivered event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The next event of its aggregate: apply it.
+    Apply,
+    /// Already handled (same id, or a version at or below the last applied).
+    Duplicate,
+    /// An earlier version of its aggregate never arrived: park it, do not apply it.
+    Gap { expected: u64 },
+    /// A message without an event id: park it.
+    NotAnEvent,
+}
+
+/// One consumer's inbox in one service's tables.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    service: &'static str,
+    consumer: String,
+    q: Queries,
+}
+
+#[derive(Debug, Clone)]
+struct Queries {
+    seen: String,
+    position: String,
+    insert: String,
+    advance: String,
+    park: String,
+    list_parked: String,
+    count_parked: String,
+}
+
+/// A parked event, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Parked {
+    pub event_id: String,
+    pub event_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub parked_at: OffsetDateTime,
+}
+
+impl Inbox {
+    /// `service` names the tables (`coordination` → `coordination_inbox`, …): a fixed
+    /// identifier, never input.
+    pub fn new(service: &'static str, consumer: &str) -> Inbox {
+        assert!(
+            service.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "a service name is lowercase letters and underscores"
+        );
+        let s = service;
+        let q = Queries {
+            seen: format!("SELECT 1 FROM {s}_inbox WHERE consumer = $1 AND event_id = $2"),
+            position: format!(
+                "SELECT version FROM {s}_inbox_positions WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3"
+            ),
+            insert: format!(
+                "INSERT INTO {s}_inbox (consumer, event_id, event_type, aggregate_id, aggregate_version, outcome, handled_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ),
+            advance: format!(
+                "INSERT INTO {s}_inbox_positions (consumer, aggregate_type, aggregate_id, version) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version"
+            ),
+            park: format!(
+                "INSERT INTO {s}_parked_events (consumer, event_id, event_type, aggregate_id, aggregate_version, reason, payload, parked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (consumer, event_id) DO NOTHING"
+            ),
+            list_parked: format!(
+                "SELECT event_id, event_type, aggregate_id, aggregate_version, reason, parked_at FROM {s}_parked_events \
+                 WHERE consumer = $1 ORDER BY parked_at, event_id LIMIT $2"
+            ),
+            count_parked: format!("SELECT COUNT(*) FROM {s}_parked_events WHERE consumer = $1"),
+        };
+        Inbox {
+            service,
+            consumer: consumer.to_owned(),
+            q,
+        }
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Creates the inbox tables if they do not exist.
+    pub async fn migrate(&self, pool: &Pool) -> Result<(), sqlx::Error> {
+        let s = self.service;
+        let (time, text) = match pool {
+            Pool::Sqlite(_) => ("TEXT", "TEXT"),
+            Pool::Postgres(_) => ("TIMESTAMPTZ", "TEXT"),
+        };
+        let ddl = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}_inbox (consumer TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL, \
+                 aggregate_id TEXT NOT NULL, aggregate_version BIGINT NOT NULL, outcome TEXT NOT NULL, handled_at {time} NOT NULL, \
+                 PRIMARY KEY (consumer, event_id))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}_inbox_positions (consumer TEXT NOT NULL, aggregate_type TEXT NOT NULL, \
+                 aggregate_id TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (consumer, aggregate_type, aggregate_id))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}_parked_events (consumer TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL, \
+                 aggregate_id TEXT NOT NULL, aggregate_version BIGINT NOT NULL, reason TEXT NOT NULL, payload {text} NOT NULL, \
+                 parked_at {time} NOT NULL, PRIMARY KEY (consumer, event_id))"
+            ),
+        ];
+        for stmt in ddl {
+            on_pool!(pool, p => sqlx::query(sqlx::AssertSqlSafe(stmt)).execute(p).await.map(|_| ()))?;
+        }
+        Ok(())
+    }
+
+    /// Parked events, oldest first.
+    pub async fn parked(&self, pool: &Pool, limit: u32) -> Result<Vec<Parked>, sqlx::Error> {
+        let rows: Vec<(String, String, String, i64, String, OffsetDateTime)> = on_pool!(pool, p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(self.q.list_parked.clone()))
+                .bind(&self.consumer)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(event_id, event_type, aggregate_id, aggregate_version, reason, parked_at)| {
+                    Parked {
+                        event_id,
+                        event_type,
+                        aggregate_id,
+                        aggregate_version,
+                        reason,
+                        parked_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// How many events are parked.
+    pub async fn parked_count(&self, pool: &Pool) -> Result<u64, sqlx::Error> {
+        let (n,): (i64,) = on_pool!(pool, p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(self.q.count_parked.clone()))
+                .bind(&self.consumer)
+                .fetch_one(p)
+                .await)?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+/// The aggregate type of an event: its type up to the first dot (`suggestion.assigned` →
+/// `suggestion`).
+pub fn aggregate_type(e: &Envelope) -> &str {
+    e.event_type.split('.').next().unwrap_or("")
+}
+
+macro_rules! backend {
+    ($(#[$doc:meta])* $module:ident, $conn:ty) => {
+        $(#[$doc])*
+        pub mod $module {
+            use time::OffsetDateTime;
+
+            use super::{Admission, Inbox, aggregate_type};
+            use crate::Envelope;
+            use crate::runner::Handled;
+
+            /// Whether to apply, skip or park `e`; call inside the effect's transaction.
+            pub async fn admit(
+                inbox: &Inbox,
+                c: &mut $conn,
+                e: &Envelope,
+            ) -> Result<Admission, sqlx::Error> {
+                if e.event_id.is_nil() {
+                    return Ok(Admission::NotAnEvent);
+                }
+                let seen: Option<(i32,)> = sqlx::query_as(sqlx::AssertSqlSafe(inbox.q.seen.clone()))
+                    .bind(&inbox.consumer)
+                    .bind(e.event_id.to_string())
+                    .fetch_optional(&mut *c)
+                    .await?;
+                if seen.is_some() {
+                    return Ok(Admission::Duplicate);
+                }
+                let last: Option<(i64,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(inbox.q.position.clone()))
+                        .bind(&inbox.consumer)
+                        .bind(aggregate_type(e))
+                        .bind(&e.aggregate_id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let last = last.map_or(0, |(v,)| v.max(0) as u64);
+                Ok(if e.aggregate_version <= last {
+                    Admission::Duplicate
+                } else if e.aggregate_version > last + 1 {
+                    Admission::Gap { expected: last + 1 }
+                } else {
+                    Admission::Apply
+                })
+            }
+
+            /// Records `e` as handled; `advance` moves its aggregate's position to its version
+            /// (everything but a gap).
+            pub async fn record(
+                inbox: &Inbox,
+                c: &mut $conn,
+                e: &Envelope,
+                outcome: Handled,
+                advance: bool,
+            ) -> Result<(), sqlx::Error> {
+                if e.event_id.is_nil() {
+                    // Not a banli event (no id): parked, nothing to remember it by.
+                    return Ok(());
+                }
+                let outcome = match outcome {
+                    Handled::Applied => "applied",
+                    Handled::Duplicate => "duplicate",
+                    Handled::Parked => "parked",
+                    // Not handled yet: nothing to remember.
+                    Handled::Deferred => return Ok(()),
+                };
+                sqlx::query(sqlx::AssertSqlSafe(inbox.q.insert.clone()))
+                    .bind(&inbox.consumer)
+                    .bind(e.event_id.to_string())
+                    .bind(&e.event_type)
+                    .bind(&e.aggregate_id)
+                    .bind(e.aggregate_version as i64)
+                    .bind(outcome)
+                    .bind(OffsetDateTime::now_utc())
+                    .execute(&mut *c)
+                    .await?;
+                if advance {
+                    sqlx::query(sqlx::AssertSqlSafe(inbox.q.advance.clone()))
+                        .bind(&inbox.consumer)
+                        .bind(aggregate_type(e))
+                        .bind(&e.aggregate_id)
+                        .bind(e.aggregate_version as i64)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Parks `e` with its reason and records it in the inbox. An event that cannot be
+            /// read or understood moves its aggregate on (`advance`); a gap does not.
+            pub async fn park(
+                inbox: &Inbox,
+                c: &mut $conn,
+                e: &Envelope,
+                reason: &str,
+                advance: bool,
+            ) -> Result<(), sqlx::Error> {
+                tracing::warn!(
+                    consumer = %inbox.consumer,
+                    event_id = %e.event_id,
+                    event_type = %e.event_type,
+                    aggregate_id = %e.aggregate_id,
+                    version = e.aggregate_version,
+                    reason,
+                    "event parked; list parked events with GET /v1/admin/parked-events"
+                );
+                let id = if e.event_id.is_nil() {
+                    uuid::Uuid::new_v4()
+                } else {
+                    e.event_id
+                };
+                sqlx::query(sqlx::AssertSqlSafe(inbox.q.park.clone()))
+                    .bind(&inbox.consumer)
+                    .bind(id.to_string())
+                    .bind(&e.event_type)
+                    .bind(&e.aggregate_id)
+                    .bind(e.aggregate_version as i64)
+                    .bind(reason)
+                    .bind(String::from_utf8_lossy(&e.payload).into_owned())
+                    .bind(OffsetDateTime::now_utc())
+                    .execute(&mut *c)
+                    .await?;
+                record(inbox, c, e, Handled::Parked, advance).await
+            }
+        }
+    };
+}
+
+backend!(
+    /// The inbox inside a SQLite transaction.
+    sqlite,
+    sqlx::SqliteConnection
+);
+backend!(
+    /// The inbox inside a PostgreSQL transaction.
+    postgres,
+    sqlx::PgConnection
+);

@@ -1,0 +1,267 @@
+//! At-least-once delivery plus the inbox gives exactly-once, in-order effects — with the consumer
+//! failing before its commit, failing after its commit but before its acknowledgement, and being
+//! killed and restarted, on SQLite and PostgreSQL, over the embedded bus and NATS JetStream.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use banli_db::testing::TestDb;
+use banli_db::{Pool, on_pool};
+use banli_eventlog::inbox::{self, Admission, Inbox};
+use banli_eventlog::runner::{self, GAP_PATIENCE, RunOptions};
+use banli_eventlog::{
+    Bus, ConsumerStats, EmbeddedBus, Envelope, Handled, Handler, Incoming, NatsBus, NatsConfig,
+};
+use uuid::Uuid;
+
+/// Applies `counter.bumped` events by inserting a row per (aggregate, version); fails on
+/// purpose: every 3rd call before committing, every 4th after committing.
+struct Counter {
+    pool: Pool,
+    inbox: Inbox,
+    calls: AtomicU64,
+}
+
+macro_rules! handle_on {
+    ($self:ident, $p:ident, $batch:ident, $module:ident) => {{
+        let call = $self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut tx = $p.begin().await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for incoming in $batch {
+            let e = &incoming.envelope;
+            let outcome = match inbox::$module::admit(&$self.inbox, &mut tx, e)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Admission::Duplicate => Handled::Duplicate,
+                Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => Handled::Deferred,
+                Admission::Gap { expected } => {
+                    let reason = format!("version {expected} never arrived");
+                    inbox::$module::park(&$self.inbox, &mut tx, e, &reason, false)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Handled::Parked
+                }
+                Admission::NotAnEvent => {
+                    inbox::$module::park(&$self.inbox, &mut tx, e, "no event id", false)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Handled::Parked
+                }
+                Admission::Apply if e.event_type != "counter.bumped" => {
+                    let reason = format!("unknown event type {}", e.event_type);
+                    inbox::$module::park(&$self.inbox, &mut tx, e, &reason, true)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Handled::Parked
+                }
+                Admission::Apply => {
+                    sqlx::query("INSERT INTO effects (aggregate_id, version, seq) VALUES ($1, $2, (SELECT COUNT(*) FROM effects))")
+                        .bind(&e.aggregate_id)
+                        .bind(e.aggregate_version as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    inbox::$module::record(&$self.inbox, &mut tx, e, Handled::Applied, true)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Handled::Applied
+                }
+            };
+            out.push(outcome);
+        }
+        if call % 3 == 0 {
+            // The process dies before the commit: nothing of the batch is kept.
+            drop(tx);
+            return Err("injected failure before commit".into());
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        if call % 4 == 0 {
+            // The process dies after the commit, before the acknowledgement.
+            return Err("injected failure after commit".into());
+        }
+        Ok(out)
+    }};
+}
+
+impl Handler for Counter {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
+        match &self.pool {
+            Pool::Sqlite(p) => handle_on!(self, p, batch, sqlite),
+            Pool::Postgres(p) => handle_on!(self, p, batch, postgres),
+        }
+    }
+}
+
+fn bump(aggregate: &str, version: u64) -> Envelope {
+    Envelope {
+        event_id: Uuid::now_v7(),
+        event_type: "counter.bumped".into(),
+        aggregate_id: aggregate.into(),
+        aggregate_version: version,
+        payload: b"{}".to_vec(),
+    }
+}
+
+async fn scenario(db: TestDb, bus: Bus) {
+    on_pool!(&db.pool, p => sqlx::query("CREATE TABLE effects (aggregate_id TEXT NOT NULL, version BIGINT NOT NULL, seq BIGINT NOT NULL)").execute(p).await.map(|_| ()))
+        .expect("effects table");
+    let inbox = Inbox::new("test", "counter");
+    inbox.migrate(&db.pool).await.expect("inbox tables");
+    let counter = Arc::new(Counter {
+        pool: db.pool.clone(),
+        inbox: inbox.clone(),
+        calls: AtomicU64::new(0),
+    });
+    let stats = Arc::new(ConsumerStats::default());
+    let options = RunOptions {
+        name: "counter".into(),
+        filter: Some("counter.".into()),
+        poll: Duration::from_millis(100),
+        batch: 7,
+    };
+    let start = |stop: tokio::sync::oneshot::Receiver<()>| {
+        tokio::spawn(runner::run(
+            bus.clone(),
+            options.clone(),
+            counter.clone(),
+            stats.clone(),
+            async move {
+                let _ = stop.await;
+            },
+        ))
+    };
+
+    let aggregates: Vec<String> = (0..4).map(|_| Uuid::now_v7().to_string()).collect();
+    let mut stops = Vec::new();
+    let (stop, rx) = tokio::sync::oneshot::channel();
+    stops.push(stop);
+    let mut task = start(rx);
+    let mut published = 0i64;
+    for round in 0..5u64 {
+        for v in round * 10 + 1..=round * 10 + 10 {
+            for a in &aggregates {
+                let e = bump(a, v);
+                bus.publish(&e).await.expect("publish");
+                published += 1;
+                if v % 7 == 0 {
+                    // A relay that restarted publishes the same event again.
+                    bus.publish(&e).await.expect("republish");
+                }
+            }
+        }
+        if round == 2 {
+            // Kill the consumer mid-stream and start it again.
+            task.abort();
+            let _ = task.await;
+            let (stop, rx) = tokio::sync::oneshot::channel();
+            stops.push(stop);
+            task = start(rx);
+        }
+    }
+    // An unknown type of the same family, and an event whose predecessors never come.
+    bus.publish(&Envelope {
+        event_type: "counter.reset".into(),
+        ..bump(&aggregates[0], 51)
+    })
+    .await
+    .expect("publish");
+    bus.publish(&bump(&aggregates[1], 60))
+        .await
+        .expect("publish");
+    bus.publish(&bump(&aggregates[0], 52))
+        .await
+        .expect("publish");
+
+    // Wait until everything is applied or parked.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let count = || async {
+        let (n,): (i64,) = on_pool!(&db.pool, p => sqlx::query_as("SELECT COUNT(*) FROM effects").fetch_one(p).await)
+            .expect("count");
+        n
+    };
+    loop {
+        let applied = count().await;
+        let parked = inbox.parked_count(&db.pool).await.expect("parked");
+        if applied > published && parked >= 2 {
+            // Give a wrongly doubled effect the time to show.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let list = inbox.parked(&db.pool, 20).await.expect("parked");
+            panic!("the consumer did not catch up: {applied} applied, {parked} parked: {list:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    task.abort();
+    drop(stops);
+
+    let rows: Vec<(String, i64, i64)> = on_pool!(&db.pool, p =>
+        sqlx::query_as("SELECT aggregate_id, version, seq FROM effects ORDER BY seq").fetch_all(p).await)
+    .expect("effects");
+    let mut per: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (a, v, _) in &rows {
+        per.entry(a.as_str()).or_default().push(*v);
+    }
+    for (i, a) in aggregates.iter().enumerate() {
+        let want: Vec<i64> = if i == 0 {
+            (1..=50).chain([52]).collect()
+        } else {
+            (1..=50).collect()
+        };
+        assert_eq!(
+            per.get(a.as_str()).cloned().unwrap_or_default(),
+            want,
+            "aggregate {i}: every version once, in order"
+        );
+    }
+    let parked = inbox.parked(&db.pool, 10).await.expect("parked");
+    let reasons: Vec<&str> = parked.iter().map(|p| p.reason.as_str()).collect();
+    assert!(
+        reasons.contains(&"unknown event type counter.reset"),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"version 51 never arrived"), "{reasons:?}");
+    assert!(
+        stats.failures.load(Ordering::SeqCst) > 0,
+        "the injected failures happened"
+    );
+}
+
+#[tokio::test]
+async fn exactly_once_on_sqlite_over_the_embedded_bus() {
+    scenario(
+        TestDb::sqlite().await,
+        Bus::Embedded(EmbeddedBus::new(&["counter"])),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn exactly_once_on_postgres_over_nats() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let url =
+        std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let unique = Uuid::now_v7().simple().to_string();
+    let config = NatsConfig {
+        url,
+        stream: format!("BANLI_TEST_{unique}"),
+        prefix: format!("banlitest{unique}"),
+        ack_wait: Duration::from_secs(2),
+    };
+    let bus = match NatsBus::connect(config).await {
+        Ok(b) => b,
+        Err(e) if banli_db::testing::services_required() => panic!("NATS is required: {e}"),
+        Err(e) => {
+            eprintln!("notice: skipping the NATS exactly-once test: {e}");
+            return;
+        }
+    };
+    scenario(db, Bus::Nats(Box::new(bus.clone()))).await;
+    bus.delete_stream().await;
+}
