@@ -62,4 +62,6 @@ id_type! {
     /// 督办通知.
     NoticeId,
     StagePlanId,
+    /// 分歧: a disagreement between units.
+    DisagreementId,
 }

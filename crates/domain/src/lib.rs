@@ -9,6 +9,7 @@
 //! the commands; rules and the calendar come in as [`Rules`].
 
 pub mod actor;
+pub mod coordination;
 pub mod directory;
 pub mod error;
 pub mod ids;

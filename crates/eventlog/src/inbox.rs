@@ -14,6 +14,87 @@ use banli_db::{Pool, on_pool};
 use time::OffsetDateTime;
 
 use crate::Envelope;
+use crate::runner::Handled;
+
+/// Dispatches to the backend module of the connection type.
+trait Backend {
+    async fn park_in(
+        &mut self,
+        inbox: &Inbox,
+        e: &Envelope,
+        reason: &str,
+        advance: bool,
+    ) -> Result<(), sqlx::Error>;
+    async fn record_in(
+        &mut self,
+        inbox: &Inbox,
+        e: &Envelope,
+        outcome: Handled,
+        advance: bool,
+    ) -> Result<(), sqlx::Error>;
+}
+
+impl Backend for sqlx::SqliteConnection {
+    async fn park_in(
+        &mut self,
+        inbox: &Inbox,
+        e: &Envelope,
+        reason: &str,
+        advance: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlite::park(inbox, self, e, reason, advance).await
+    }
+    async fn record_in(
+        &mut self,
+        inbox: &Inbox,
+        e: &Envelope,
+        outcome: Handled,
+        advance: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlite::record(inbox, self, e, outcome, advance).await
+    }
+}
+
+impl Backend for sqlx::PgConnection {
+    async fn park_in(
+        &mut self,
+        inbox: &Inbox,
+        e: &Envelope,
+        reason: &str,
+        advance: bool,
+    ) -> Result<(), sqlx::Error> {
+        postgres::park(inbox, self, e, reason, advance).await
+    }
+    async fn record_in(
+        &mut self,
+        inbox: &Inbox,
+        e: &Envelope,
+        outcome: Handled,
+        advance: bool,
+    ) -> Result<(), sqlx::Error> {
+        postgres::record(inbox, self, e, outcome, advance).await
+    }
+}
+
+async fn park_in<C: Backend>(
+    inbox: &Inbox,
+    c: &mut C,
+    e: &Envelope,
+    reason: &str,
+    advance: bool,
+) -> Result<(), sqlx::Error> {
+    c.park_in(inbox, e, reason, advance).await
+}
+
+async fn record_in<C: Backend>(
+    inbox: &Inbox,
+    c: &mut C,
+    e: &Envelope,
+    outcome: Handled,
+    advance: bool,
+) -> Result<(), sqlx::Error> {
+    c.record_in(inbox, e, outcome, advance).await
+}
 
 /// What to do with a delivered event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +210,34 @@ impl Inbox {
             on_pool!(pool, p => sqlx::query(sqlx::AssertSqlSafe(stmt)).execute(p).await.map(|_| ()))?;
         }
         Ok(())
+    }
+
+    /// [`sqlite::admit`] / [`postgres::admit`] outside a transaction: the read before deciding.
+    /// The inbox row written with the effect stays the guard against a concurrent second effect.
+    pub async fn admit_on(&self, pool: &Pool, e: &Envelope) -> Result<Admission, sqlx::Error> {
+        match pool {
+            Pool::Sqlite(p) => sqlite::admit(self, &mut *p.acquire().await?, e).await,
+            Pool::Postgres(p) => postgres::admit(self, &mut *p.acquire().await?, e).await,
+        }
+    }
+
+    /// Records an event with no effect of its own (`reason: None`), or parks it, in its own
+    /// transaction.
+    pub async fn settle_on(
+        &self,
+        pool: &Pool,
+        e: &Envelope,
+        park: Option<&str>,
+        advance: bool,
+    ) -> Result<(), sqlx::Error> {
+        on_pool!(pool, p => {
+            let mut tx = p.begin().await?;
+            match park {
+                Some(reason) => park_in(self, &mut *tx, e, reason, advance).await?,
+                None => record_in(self, &mut *tx, e, Handled::Applied, advance).await?,
+            }
+            tx.commit().await
+        })
     }
 
     /// Parked events, oldest first.

@@ -11,7 +11,7 @@ use banli_calendar::{Calendar, Deadline, OutOfRangePolicy};
 use banli_domain::directory::{Agency, Deputy, Division, Session};
 use banli_domain::ids::*;
 use banli_domain::suggestion::*;
-use banli_domain::{Role, RuleProfile, Rules};
+use banli_domain::{Actor, Role, RuleProfile, Rules};
 use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use crate::cache::Bounded;
 use crate::dto::*;
 use crate::error::{AppError, ErrorCode};
 use crate::policy::{self, Action, Principal, Visibility};
-use crate::store::{Idempotency, ListFilter, NewEvent, Store, StoreError};
+use crate::store::{Idempotency, InboxEntry, ListFilter, NewEvent, Store, StoreError};
 
 /// Where "today" comes from. Business dates are in China Standard Time (UTC+8).
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,19 @@ impl Clock {
             Clock::Fixed(d) => *d,
         }
     }
+}
+
+/// What became of a command applied for another service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteOutcome {
+    Applied,
+    /// The guards refused it now; the refusal is recorded as an event.
+    Refused(String),
+    /// The command changed nothing; nothing was written.
+    NoChange,
+    /// Its effect had been recorded before.
+    Duplicate,
+    UnknownSuggestion,
 }
 
 /// Everything a use case needs.
@@ -736,6 +749,75 @@ impl App {
         let view = SuggestionView::new(&after, today);
         self.inner.recent.put(after.id, Arc::new(after));
         Ok(view)
+    }
+
+    /// Applies a command another service accepted (the coordination service's mirrored
+    /// commands), as `actor`, recording `source` in the inbox in the same transaction. The guards
+    /// run again here: when the suggestion has moved on since the other service decided, the
+    /// refusal is recorded as an event instead. Retries on a concurrent change.
+    pub async fn apply_remote(
+        &self,
+        actor: &Actor,
+        id: SuggestionId,
+        kind: CommandKind,
+        source: InboxEntry<'_>,
+    ) -> Result<RemoteOutcome, AppError> {
+        for _ in 0..5 {
+            let Some(s) = self.store().load(id).await? else {
+                return Ok(RemoteOutcome::UnknownSuggestion);
+            };
+            let today = self.today();
+            let cmd = Command {
+                actor: actor.clone(),
+                kind: kind.clone(),
+            };
+            let (events, outcome) = match decide(Some(&s), &cmd, &self.rules()) {
+                Ok(events) if events.is_empty() => {
+                    return Ok(RemoteOutcome::NoChange);
+                }
+                Ok(events) => (events, RemoteOutcome::Applied),
+                Err(e) => (
+                    vec![SuggestionEvent::CoordinationRefused(CoordinationRefused {
+                        source_event: source.envelope.event_id,
+                        command: kind.name().to_owned(),
+                        reason: e.to_string(),
+                        on: today,
+                    })],
+                    RemoteOutcome::Refused(e.to_string()),
+                ),
+            };
+            let mut after = s.clone();
+            for e in &events {
+                after.apply(e);
+            }
+            let now = OffsetDateTime::now_utc();
+            let new: Vec<NewEvent> = events
+                .into_iter()
+                .map(|e| NewEvent {
+                    causation_id: Some(source.envelope.event_id),
+                    ..NewEvent::new(e, actor.clone(), now)
+                })
+                .collect();
+            match self
+                .store()
+                .append_with(Some(&s), &after, &new, Some(source))
+                .await
+            {
+                Ok(()) => {
+                    self.inner.recent.put(after.id, Arc::new(after));
+                    return Ok(outcome);
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    self.inner.recent.remove(&id);
+                }
+                Err(StoreError::AlreadyExists(_)) => return Ok(RemoteOutcome::Duplicate),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::new(
+            ErrorCode::Conflict,
+            format!("suggestion {id} kept changing; the event will be delivered again"),
+        ))
     }
 
     /// The divisions of the unit an assignment belongs to (empty for an unknown assignment),

@@ -6,6 +6,7 @@
 
 pub mod app;
 mod cache;
+pub mod consumer;
 pub mod dto;
 pub mod error;
 pub mod grpc;

@@ -85,6 +85,9 @@ events! {
     CommitmentProgressed { commitment_id: CommitmentId, report: ProgressReport }
     CommitmentConverted { commitment_id: CommitmentId, evidence: String, on: Date }
     Closed { on: Date }
+    /// A command the coordination service accepted against its (older) view was refused here:
+    /// the suggestion had moved on. Recorded so that nothing is dropped silently.
+    CoordinationRefused { source_event: uuid::Uuid, command: String, reason: String, on: Date }
     /// Open deadlines moved because the calendar data changed.
     DeadlinesRecomputed { calendar_version: String, changes: Vec<DeadlineChange>, on: Date }
 }

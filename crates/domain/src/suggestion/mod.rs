@@ -456,6 +456,8 @@ impl Suggestion {
                 }
             }
             E::Closed(_) => self.state = SuggestionState::Closed,
+            // A record only: the command from the other service changed nothing.
+            E::CoordinationRefused(_) => {}
             E::DeadlinesRecomputed(e) => {
                 for c in &e.changes {
                     let d = Some(c.deadline.clone());

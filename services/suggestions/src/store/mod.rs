@@ -13,7 +13,9 @@ mod suggestions;
 pub use banli_domain::directory::{Agency, Deputy, Division, Session};
 pub use idempotency::Idempotency;
 pub use keys::ApiKey;
-pub use suggestions::{ListFilter, NewEvent, OutboxRow, SuggestionSummary, event_type};
+pub use suggestions::{
+    InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary, event_type,
+};
 
 use std::future::Future;
 use std::pin::Pin;

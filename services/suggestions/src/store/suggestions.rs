@@ -9,8 +9,11 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use banli_eventlog::Handled;
+use banli_eventlog::inbox::Inbox;
+
 use super::rows::{EventRow, OutboxDbRow, SummaryRow};
-use super::{Store, StoreError};
+use super::{Store, StoreError, unique_as};
 
 /// An event to append, with its envelope fields.
 #[derive(Debug, Clone)]
@@ -19,6 +22,8 @@ pub struct NewEvent {
     pub event: SuggestionEvent,
     pub actor: Actor,
     pub occurred_at: OffsetDateTime,
+    /// The event of another service this one answers (a coordination command applied here).
+    pub causation_id: Option<Uuid>,
 }
 
 impl NewEvent {
@@ -28,8 +33,20 @@ impl NewEvent {
             event,
             actor,
             occurred_at,
+            causation_id: None,
         }
     }
+}
+
+/// The schema version of the suggestion event payloads this code writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The inbox entry to record in the same transaction as an append: the event of another service
+/// whose effect the append is.
+#[derive(Debug, Clone, Copy)]
+pub struct InboxEntry<'a> {
+    pub inbox: &'a Inbox,
+    pub envelope: &'a banli_eventlog::Envelope,
 }
 
 /// `suggestion.<snake_case event name>`, the type other services subscribe to.
@@ -97,6 +114,9 @@ enum Bind {
 #[derive(Serialize)]
 struct Envelope<'a> {
     event_id: Uuid,
+    schema_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation_id: Option<Uuid>,
     event_type: &'a str,
     aggregate_type: &'static str,
     aggregate_id: String,
@@ -148,6 +168,18 @@ impl Store {
         after: &Suggestion,
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
+        self.append_with(before, after, events, None).await
+    }
+
+    /// [`Store::append`], recording `inbox` in the same transaction: the append is the effect
+    /// of that event. A second effect of the same event fails on the inbox and writes nothing.
+    pub async fn append_with(
+        &self,
+        before: Option<&Suggestion>,
+        after: &Suggestion,
+        events: &[NewEvent],
+        inbox: Option<InboxEntry<'_>>,
+    ) -> Result<(), StoreError> {
         let expected_version = before.map_or(0, |b| b.version);
         if events.is_empty()
             || after.version != expected_version + events.len() as u64
@@ -169,6 +201,8 @@ impl Store {
             let ty = event_type(&e.event);
             let envelope = Envelope {
                 event_id: e.event_id,
+                schema_version: SCHEMA_VERSION,
+                causation_id: e.causation_id,
                 event_type: &ty,
                 aggregate_type: "suggestion",
                 aggregate_id: id.clone(),
@@ -237,8 +271,26 @@ impl Store {
                 rows,
                 changed,
             };
-            return append.run(pg).await;
+            let Some(i) = inbox else {
+                // One statement is atomic by itself: no transaction round trips.
+                let mut c = pg.acquire().await?;
+                return append.run(&mut c).await;
+            };
+            let mut tx = pg.begin().await?;
+            append.run(&mut tx).await?;
+            banli_eventlog::inbox::postgres::record(
+                i.inbox,
+                &mut tx,
+                i.envelope,
+                Handled::Applied,
+                true,
+            )
+            .await
+            .map_err(unique_as("the effect of this event"))?;
+            tx.commit().await?;
+            return Ok(());
         }
+        let inbox = inbox.map(|i| (i.inbox.clone(), i.envelope.clone()));
         // SQLite: on the writer thread, in one transaction.
         self.write(move |pool| async move {
         let Pool::Sqlite(p) = &pool else {
@@ -317,6 +369,11 @@ impl Store {
                         .await?;
                 }
             }
+            if let Some((inbox, envelope)) = &inbox {
+                banli_eventlog::inbox::sqlite::record(inbox, &mut tx, envelope, Handled::Applied, true)
+                    .await
+                    .map_err(unique_as("the effect of this event"))?;
+            }
             tx.commit().await?;
         }
         Ok(())
@@ -380,7 +437,7 @@ impl PgAppend {
         )
     }
 
-    async fn run(self, pg: &sqlx::PgPool) -> Result<(), StoreError> {
+    async fn run(self, pg: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         let new = self.expected_version == 0;
         let sql = if new {
             format!(
@@ -436,13 +493,13 @@ impl PgAppend {
             .bind(acol(|a| a.2.to_owned()))
             .bind(acol(|a| a.3.to_owned()))
             .bind(acol(|a| a.4.map(format_date).unwrap_or_default()));
-        match q.fetch_one(pg).await {
+        match q.fetch_one(&mut *pg).await {
             Ok((1,)) => Ok(()),
             Ok(_) => {
                 let actual: Option<(i64,)> =
                     sqlx::query_as("SELECT version FROM suggestions WHERE id = $1")
                         .bind(&self.id)
-                        .fetch_optional(pg)
+                        .fetch_optional(&mut *pg)
                         .await?;
                 Err(match actual {
                     None => StoreError::NotFound(format!("suggestion {}", self.id)),
