@@ -21,16 +21,6 @@ use crate::error::{AppError, ErrorCode};
 use crate::policy::Principal;
 use crate::store::ListFilter;
 
-impl From<AppError> for Status {
-    fn from(e: AppError) -> Self {
-        let mut s = Status::new(e.code.grpc_code(), e.detail);
-        if let Ok(v) = e.code.as_str().parse() {
-            s.metadata_mut().insert("banli-error-code", v);
-        }
-        s
-    }
-}
-
 /// Serves gRPC on `listener` until `shutdown` completes.
 pub async fn serve(
     app: App,

@@ -3,31 +3,13 @@
 //! Coarse rules live here (which roles may call an endpoint, which suggestions a caller is party
 //! to); the domain's guards decide the rest (which unit may sign, reply, rate, …).
 
+use banli_domain::Role;
 use banli_domain::ids::{AgencyId, DeputyId};
 use banli_domain::suggestion::Suggestion;
-use banli_domain::{Actor, Role};
-use uuid::Uuid;
+
+pub use banli_api::Principal;
 
 use crate::error::AppError;
-
-/// The authenticated caller: an API key and what it is bound to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub key_id: Uuid,
-    pub role: Role,
-    pub agency: Option<AgencyId>,
-    pub deputy: Option<DeputyId>,
-}
-
-impl Principal {
-    pub fn actor(&self) -> Actor {
-        Actor {
-            role: self.role,
-            agency: self.agency,
-            deputy: self.deputy,
-        }
-    }
-}
 
 /// What a caller asks to do, as far as the policy is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

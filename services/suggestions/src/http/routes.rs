@@ -7,18 +7,17 @@ use banli_domain::ids::*;
 use banli_domain::suggestion::*;
 use serde::Deserialize;
 use time::Date;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::extract::{ApiPath, ApiQuery, Caller, IfMatch, Posted};
-use super::{AppState, Problem, ProblemDocument};
+use super::AppState;
 use crate::dto::*;
 use crate::error::AppError;
 use crate::policy::Principal;
 use crate::store::ListFilter;
+use banli_api::http::{ApiPath, ApiQuery, Caller, IfMatch, Posted, Problem, ProblemDocument};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,90 +35,6 @@ use crate::store::ListFilter;
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
-
-/// What every route shares: the bearer scheme, and the problem documents of the uniform error
-/// model (declared here once rather than on every route), as `application/problem+json`.
-/// Applied to the finished document, after every route is in it.
-pub fn conventions(api: &mut utoipa::openapi::OpenApi) {
-    Conventions.modify(api);
-}
-
-struct Conventions;
-
-impl Modify for Conventions {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ProblemDocument")))
-                        .build(),
-                )
-                .build()
-        };
-        for (path, item) in api.paths.paths.iter_mut() {
-            let public = path == "/healthz" || path == "/readyz";
-            for (is_post, op) in [
-                (false, item.get.as_mut()),
-                (true, item.post.as_mut()),
-                (false, item.delete.as_mut()),
-            ] {
-                let Some(op) = op else { continue };
-                let responses = &mut op.responses.responses;
-                // Problem responses declared on a route are problem+json, not plain JSON.
-                for r in responses.values_mut() {
-                    if let RefOr::T(r) = r
-                        && let Some(c) = r.content.shift_remove("application/json")
-                    {
-                        let is_problem = matches!(&c, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(x)) if x.ref_location.ends_with("/ProblemDocument")));
-                        let key = if is_problem {
-                            "application/problem+json"
-                        } else {
-                            "application/json"
-                        };
-                        r.content.insert(key.to_owned(), c);
-                    }
-                }
-                let mut wanted = vec![
-                    ("500", "The server failed; quote the x-request-id"),
-                    ("503", "Starting, shutting down, or timed out"),
-                ];
-                if !public {
-                    wanted.extend([
-                        ("400", "The request could not be read: a bad id, date, query, header or JSON body"),
-                        ("401", "No valid API key"),
-                        ("403", "The key's role may not do this"),
-                        ("404", "Not found, or the key is not party to it"),
-                    ]);
-                }
-                if op.operation_id.as_deref() == Some("revoke_key") {
-                    wanted.push(("422", "A key cannot revoke itself"));
-                }
-                if is_post {
-                    wanted.extend([
-                        ("409", "Wrong state, a rule not yet met, a duplicate, or a concurrent change"),
-                        ("413", "The body is larger than the limit"),
-                        ("415", "The body is not JSON"),
-                        ("422", "A value is not acceptable, or the Idempotency-Key was used for another request"),
-                    ]);
-                }
-                for (status, description) in wanted {
-                    responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| RefOr::T(problem(description)));
-                }
-            }
-        }
-    }
-}
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -7,18 +7,18 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::{AppState, Problem};
+use crate::Principal;
 use crate::error::{AppError, ErrorCode};
-use crate::policy::Principal;
+use crate::http::{ApiState, Problem};
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: ApiState> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             AppError::new(
                 ErrorCode::Unauthenticated,
@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <api key>`",
                 )
             })?;
-        let principal = state.app.authenticate(token).await?;
+        let principal = state.authenticate(token).await?;
         tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
         Ok(Caller(principal))
     }
@@ -53,10 +53,10 @@ pub struct Posted<T> {
     pub idempotency_key: Option<String>,
 }
 
-impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
+impl<S: ApiState, T: DeserializeOwned + Send> FromRequest<S> for Posted<T> {
     type Rejection = Problem;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
         let json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -79,7 +79,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
             .map(|v| v.to_str().map(str::to_owned))
             .transpose()
             .map_err(|_| AppError::malformed("Idempotency-Key must be visible ASCII"))?;
-        let limit = state.body_limit;
+        let limit = state.body_limit();
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {
@@ -106,10 +106,10 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
 #[derive(Debug)]
 pub struct ApiPath<T>(pub T);
 
-impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+impl<S: ApiState, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
@@ -123,10 +123,10 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
-impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
+impl<S: ApiState, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
@@ -138,10 +138,10 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct IfMatch(pub Option<u64>);
 
-impl FromRequestParts<AppState> for IfMatch {
+impl<S: ApiState> FromRequestParts<S> for IfMatch {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let Some(v) = parts.headers.get(IF_MATCH) else {
             return Ok(IfMatch(None));
         };

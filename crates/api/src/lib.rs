@@ -1,0 +1,13 @@
+//! What every service's API shares: one error-code enum mapped to HTTP statuses and gRPC codes,
+//! the authenticated caller, RFC 9457 problem documents, the request extractors and the layers
+//! around a router.
+//!
+//! Must never: hold a service's routes, SQL or domain rules.
+
+pub mod error;
+mod extract;
+pub mod http;
+mod principal;
+
+pub use error::{AppError, ErrorCode};
+pub use principal::Principal;
