@@ -7,7 +7,9 @@
 pub mod error;
 mod extract;
 pub mod http;
+mod idempotency;
 mod principal;
 
 pub use error::{AppError, ErrorCode};
+pub use idempotency::idempotent;
 pub use principal::Principal;

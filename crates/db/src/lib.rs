@@ -3,7 +3,8 @@
 //! each backend's code is type-checked against its own driver.
 //!
 //! Must never: hold a service's SQL. Adapters own their SQL and migrations; this crate only
-//! connects, and gives tests a fresh database.
+//! connects, serialises SQLite writes, keeps the one piece of infrastructure every API shares
+//! (idempotency keys, in each service's own table), and gives tests a fresh database.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -13,7 +14,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub mod idempotency;
 pub mod testing;
+mod writer;
+
+pub use writer::{Db, WriterStopped};
 
 pub use sqlx;
 

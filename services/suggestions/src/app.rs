@@ -20,7 +20,7 @@ use crate::cache::Bounded;
 use crate::dto::*;
 use crate::error::{AppError, ErrorCode};
 use crate::policy::{self, Action, Principal, Visibility};
-use crate::store::{Idempotency, InboxEntry, ListFilter, NewEvent, Store, StoreError};
+use crate::store::{InboxEntry, ListFilter, NewEvent, Store, StoreError};
 
 /// Where "today" comes from. Business dates are in China Standard Time (UTC+8).
 #[derive(Debug, Clone, Copy)]
@@ -158,61 +158,16 @@ impl App {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(u16, String), AppError>>,
     {
-        let Some(key) = key else { return f().await };
-        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AppError::malformed(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            ));
-        }
-        let principal = p.key_id.to_string();
-        match self
-            .store()
-            .reserve_idempotency(&principal, key, request_hash)
-            .await?
-        {
-            Idempotency::Replay { status, response } if status < 400 => Ok((status, response)),
-            Idempotency::Replay { response, .. } => {
-                let v: serde_json::Value =
-                    serde_json::from_str(&response).map_err(|e| AppError::internal(&e))?;
-                let code = v["code"]
-                    .as_str()
-                    .and_then(ErrorCode::parse)
-                    .unwrap_or(ErrorCode::Internal);
-                Err(AppError::new(
-                    code,
-                    v["detail"].as_str().unwrap_or_default(),
-                ))
-            }
-            Idempotency::Mismatch => Err(AppError::new(
-                ErrorCode::IdempotencyKeyReused,
-                format!("Idempotency-Key `{key}` was used for a different request; use a new key"),
-            )),
-            Idempotency::InProgress => Err(AppError::new(
-                ErrorCode::IdempotencyKeyInProgress,
-                format!("a request with Idempotency-Key `{key}` is still running; retry shortly"),
-            )),
-            Idempotency::Reserved => match f().await {
-                Ok((status, body)) => {
-                    self.store()
-                        .complete_idempotency(&principal, key, status, &body)
-                        .await?;
-                    Ok((status, body))
-                }
-                Err(e) if e.code.http_status() < 500 => {
-                    // A refusal is an answer too: the same request gets the same refusal.
-                    let body = serde_json::json!({ "code": e.code.as_str(), "detail": e.detail })
-                        .to_string();
-                    self.store()
-                        .complete_idempotency(&principal, key, e.code.http_status(), &body)
-                        .await?;
-                    Err(e)
-                }
-                Err(e) => {
-                    let _ = self.store().release_idempotency(&principal, key).await;
-                    Err(e)
-                }
-            },
-        }
+        let store = self.store();
+        banli_api::idempotent(
+            store.db(),
+            store.idempotency_keys(),
+            p,
+            key,
+            request_hash,
+            f,
+        )
+        .await
     }
 
     // ---- directory ----

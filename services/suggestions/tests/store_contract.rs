@@ -488,55 +488,38 @@ async fn contract(db: TestDb) {
 
     // Idempotency keys: reserve, in progress, replay, mismatch, purge.
     use banli_suggestions::store::Idempotency;
+    let (kdb, keys) = (f.store.db(), f.store.idempotency_keys());
     assert_eq!(
-        f.store
-            .reserve_idempotency("k1", "a", "h1")
-            .await
-            .expect("reserve"),
+        keys.reserve(kdb, "k1", "a", "h1").await.expect("reserve"),
         Idempotency::Reserved
     );
     assert_eq!(
-        f.store
-            .reserve_idempotency("k1", "a", "h1")
-            .await
-            .expect("again"),
+        keys.reserve(kdb, "k1", "a", "h1").await.expect("again"),
         Idempotency::InProgress
     );
-    f.store
-        .complete_idempotency("k1", "a", 201, "{\"id\":1}")
+    keys.complete(kdb, "k1", "a", 201, "{\"id\":1}")
         .await
         .expect("complete");
     assert_eq!(
-        f.store
-            .reserve_idempotency("k1", "a", "h1")
-            .await
-            .expect("replay"),
+        keys.reserve(kdb, "k1", "a", "h1").await.expect("replay"),
         Idempotency::Replay {
             status: 201,
             response: "{\"id\":1}".into()
         }
     );
     assert_eq!(
-        f.store
-            .reserve_idempotency("k1", "a", "h2")
-            .await
-            .expect("mismatch"),
+        keys.reserve(kdb, "k1", "a", "h2").await.expect("mismatch"),
         Idempotency::Mismatch
     );
     assert_eq!(
-        f.store
-            .reserve_idempotency("k2", "a", "h2")
+        keys.reserve(kdb, "k2", "a", "h2")
             .await
             .expect("other principal"),
         Idempotency::Reserved
     );
-    f.store
-        .release_idempotency("k2", "a")
-        .await
-        .expect("release");
+    keys.release(kdb, "k2", "a").await.expect("release");
     assert_eq!(
-        f.store
-            .reserve_idempotency("k2", "a", "h3")
+        keys.reserve(kdb, "k2", "a", "h3")
             .await
             .expect("after release"),
         Idempotency::Reserved

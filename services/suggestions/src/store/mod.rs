@@ -5,23 +5,21 @@
 //! services. Runtime queries only (no compile-time database); each backend has its own migrations.
 
 mod directory;
-mod idempotency;
 mod keys;
 mod rows;
 mod suggestions;
 
+pub use banli_db::idempotency::Idempotency;
 pub use banli_domain::directory::{Agency, Deputy, Division, Session};
-pub use idempotency::Idempotency;
 pub use keys::ApiKey;
 pub use suggestions::{
     InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary, event_type,
 };
 
 use std::future::Future;
-use std::pin::Pin;
 
-use banli_db::{Pool, on_pool};
-use tokio::sync::{mpsc, oneshot};
+use banli_db::idempotency::IdempotencyKeys;
+use banli_db::{Db, Pool, WriterStopped, on_pool};
 
 /// What can go wrong at the storage edge, in terms the application can act on.
 #[derive(Debug, thiserror::Error)]
@@ -58,48 +56,22 @@ pub(crate) fn unique_as(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + 
 /// The suggestions service's store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: Pool,
-    /// SQLite allows one writer at a time. Every write runs on one dedicated thread, in order:
-    /// writers queue without SQLite's sleep-and-retry busy handler, and a write transaction is
-    /// never held open while its task waits for a busy runtime to poll it again.
-    writer: Option<Writer>,
+    db: Db,
+    idempotency: IdempotencyKeys,
 }
 
-type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
-
-#[derive(Debug, Clone)]
-struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-impl Writer {
-    fn spawn() -> Writer {
-        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
-        let spawned = std::thread::Builder::new().name("banli-sqlite-writer".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "the SQLite writer thread could not start a runtime");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                while let Some(job) = rx.recv().await {
-                    job().await;
-                }
-            });
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "the SQLite writer thread could not start");
-        }
-        Writer { jobs }
+impl From<WriterStopped> for StoreError {
+    fn from(e: WriterStopped) -> Self {
+        StoreError::Corrupt(e.to_string())
     }
 }
 
 impl Store {
     pub fn new(pool: Pool) -> Store {
-        let writer = matches!(pool, Pool::Sqlite(_)).then(Writer::spawn);
-        Store { pool, writer }
+        Store {
+            db: Db::new(pool),
+            idempotency: IdempotencyKeys::new("idempotency_keys"),
+        }
     }
 
     /// Runs a write: on the writer thread for SQLite, in place for PostgreSQL.
@@ -109,32 +81,37 @@ impl Store {
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        let Some(writer) = &self.writer else {
-            return f(pool).await;
-        };
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            Box::pin(async move {
-                let _ = tx.send(f(pool).await);
-            })
-        });
-        writer
-            .jobs
-            .send(job)
-            .map_err(|_| StoreError::Corrupt("the SQLite writer thread has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer thread dropped a write".into()))?
+        self.db.write(f).await
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The `Idempotency-Key` table (created by this service's migrations).
+    pub fn idempotency_keys(&self) -> &IdempotencyKeys {
+        &self.idempotency
+    }
+
+    /// Forgets idempotency keys older than the retention period.
+    pub async fn purge_idempotency(
+        &self,
+        older_than: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.idempotency
+            .purge(&self.db, older_than)
+            .await
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     pub fn pool(&self) -> &Pool {
-        &self.pool
+        self.db.pool()
     }
 
     /// Applies this service's migrations (idempotent). The migrations table is the service's own,
     /// so several services can share one SQLite file in the embedded mode.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match &self.pool {
+        match self.pool() {
             Pool::Sqlite(p) => {
                 let mut m = sqlx::migrate!("./migrations/sqlite");
                 m.dangerous_set_table_name("_migrations_suggestions");
@@ -150,6 +127,6 @@ impl Store {
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(StoreError::from))
+        on_pool!(self.pool(), p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(StoreError::from))
     }
 }

@@ -1,0 +1,79 @@
+//! `Idempotency-Key` for every POST: the first response (or refusal) is stored and replayed.
+
+use banli_db::Db;
+use banli_db::idempotency::{Idempotency, IdempotencyKeys};
+
+use crate::Principal;
+use crate::error::{AppError, ErrorCode};
+
+/// Runs `f` once per (caller, key, request): a replay returns the stored response; the same key
+/// with another request, or while the first still runs, is refused. Without a key, `f` runs.
+pub async fn idempotent<F, Fut>(
+    db: &Db,
+    keys: &IdempotencyKeys,
+    p: &Principal,
+    key: Option<&str>,
+    request_hash: &str,
+    f: F,
+) -> Result<(u16, String), AppError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(u16, String), AppError>>,
+{
+    let Some(key) = key else { return f().await };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::malformed(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    let principal = p.key_id.to_string();
+    let internal = |e: &dyn std::fmt::Display| AppError::internal(e);
+    match keys
+        .reserve(db, &principal, key, request_hash)
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        Idempotency::Replay { status, response } if status < 400 => Ok((status, response)),
+        Idempotency::Replay { response, .. } => {
+            let v: serde_json::Value =
+                serde_json::from_str(&response).map_err(|e| AppError::internal(&e))?;
+            let code = v["code"]
+                .as_str()
+                .and_then(ErrorCode::parse)
+                .unwrap_or(ErrorCode::Internal);
+            Err(AppError::new(
+                code,
+                v["detail"].as_str().unwrap_or_default(),
+            ))
+        }
+        Idempotency::Mismatch => Err(AppError::new(
+            ErrorCode::IdempotencyKeyReused,
+            format!("Idempotency-Key `{key}` was used for a different request; use a new key"),
+        )),
+        Idempotency::InProgress => Err(AppError::new(
+            ErrorCode::IdempotencyKeyInProgress,
+            format!("a request with Idempotency-Key `{key}` is still running; retry shortly"),
+        )),
+        Idempotency::Reserved => match f().await {
+            Ok((status, body)) => {
+                keys.complete(db, &principal, key, status, &body)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                Ok((status, body))
+            }
+            Err(e) if e.code.http_status() < 500 => {
+                // A refusal is an answer too: the same request gets the same refusal.
+                let body =
+                    serde_json::json!({ "code": e.code.as_str(), "detail": e.detail }).to_string();
+                keys.complete(db, &principal, key, e.code.http_status(), &body)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                Err(e)
+            }
+            Err(e) => {
+                let _ = keys.release(db, &principal, key).await;
+                Err(e)
+            }
+        },
+    }
+}
