@@ -6,11 +6,16 @@
 //! JetStream, a seen-set on the embedded bus). Effects are made exactly-once by the consumers'
 //! inbox, not here.
 //!
-//! Must never: interpret payloads. The outbox relay and the inbox live with the services' stores.
+//! Also here: the outbox relay ([`relay`]) and the consumer inbox ([`inbox`]), each over a table
+//! the service owns, and the consumer runner ([`runner`]).
+//!
+//! Must never: interpret payloads.
 
 mod embedded;
 pub mod inbox;
 mod nats;
+pub mod outbox;
+pub mod relay;
 pub mod runner;
 
 use std::time::Duration;

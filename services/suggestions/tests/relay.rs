@@ -12,7 +12,7 @@ use banli_eventlog::{Bus, EmbeddedBus, NatsBus, NatsConfig};
 use banli_suggestions::app::{App, Clock};
 use banli_suggestions::dto::CreateDeputy;
 use banli_suggestions::policy::Principal;
-use banli_suggestions::relay::Relay;
+use banli_suggestions::relay::relay;
 use banli_suggestions::store::Store;
 use time::macros::date;
 
@@ -66,7 +66,7 @@ async fn scenario(db: TestDb, bus: Bus) {
         .await
         .expect("review");
     }
-    let relay = Relay::new(store.clone(), bus.clone());
+    let relay = relay(&store, bus.clone());
     // A relay that published a batch and died before marking it: the rows are still pending.
     let pending = store.pending_outbox(100).await.expect("outbox");
     assert_eq!(pending.len(), 6);

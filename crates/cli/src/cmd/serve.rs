@@ -78,14 +78,12 @@ pub async fn run(config: &Config) -> Result<()> {
     // services subscribe to it as they join this process.
     let bus = banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[]));
     let mut relay_rx = rx.clone();
-    let relay = tokio::spawn(
-        banli_suggestions::relay::Relay::new(app.store().clone(), bus).run(
-            std::time::Duration::from_millis(50),
-            async move {
-                let _ = relay_rx.wait_for(|stop| *stop).await;
-            },
-        ),
-    );
+    let relay = tokio::spawn(banli_suggestions::relay::relay(app.store(), bus).run(
+        std::time::Duration::from_millis(50),
+        async move {
+            let _ = relay_rx.wait_for(|stop| *stop).await;
+        },
+    ));
     let router =
         banli_suggestions::http::router(app.clone(), banli_suggestions::http::DEFAULT_BODY_LIMIT);
     let mut http_rx = rx.clone();

@@ -20,6 +20,7 @@ use std::future::Future;
 
 use banli_db::idempotency::IdempotencyKeys;
 use banli_db::{Db, Pool, WriterStopped, on_pool};
+use banli_eventlog::outbox::Outbox;
 
 /// What can go wrong at the storage edge, in terms the application can act on.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,7 @@ pub(crate) fn unique_as(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + 
 pub struct Store {
     db: Db,
     idempotency: IdempotencyKeys,
+    outbox: Outbox,
 }
 
 impl From<WriterStopped> for StoreError {
@@ -71,6 +73,7 @@ impl Store {
         Store {
             db: Db::new(pool),
             idempotency: IdempotencyKeys::new("idempotency_keys"),
+            outbox: Outbox::new("outbox"),
         }
     }
 
@@ -86,6 +89,11 @@ impl Store {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The outbox table the relay drains.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// The `Idempotency-Key` table (created by this service's migrations).

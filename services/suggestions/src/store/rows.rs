@@ -17,14 +17,3 @@ pub(crate) struct SummaryRow {
     pub title: String,
     pub key_supervised: bool,
 }
-
-#[derive(Debug, FromRow)]
-pub(crate) struct OutboxDbRow {
-    pub seq: i64,
-    pub event_id: String,
-    pub event_type: String,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub aggregate_version: i64,
-    pub payload: String,
-}

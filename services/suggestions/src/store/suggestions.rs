@@ -12,7 +12,9 @@ use uuid::Uuid;
 use banli_eventlog::Handled;
 use banli_eventlog::inbox::Inbox;
 
-use super::rows::{EventRow, OutboxDbRow, SummaryRow};
+pub use banli_eventlog::outbox::OutboxRow;
+
+use super::rows::{EventRow, SummaryRow};
 use super::{Store, StoreError, unique_as};
 
 /// An event to append, with its envelope fields.
@@ -63,19 +65,6 @@ pub fn event_type(e: &SuggestionEvent) -> String {
         }
     }
     out
-}
-
-/// A row of the outbox, waiting to be published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
-    pub seq: i64,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub aggregate_version: u64,
-    /// The event envelope as JSON.
-    pub payload: String,
 }
 
 /// What lists return per suggestion.
@@ -611,42 +600,17 @@ impl Store {
 
     /// Outbox rows not yet published, oldest first.
     pub async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows: Vec<OutboxDbRow> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    seq: r.seq,
-                    event_id: r.event_id.parse().map_err(|_| {
-                        StoreError::Corrupt(format!("bad event id `{}`", r.event_id))
-                    })?,
-                    event_type: r.event_type,
-                    aggregate_type: r.aggregate_type,
-                    aggregate_id: r.aggregate_id,
-                    aggregate_version: r.aggregate_version as u64,
-                    payload: r.payload,
-                })
-            })
-            .collect()
+        self.outbox()
+            .pending(self.pool(), limit)
+            .await
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Marks outbox rows as published.
     pub async fn mark_published(&self, seqs: &[i64], at: OffsetDateTime) -> Result<(), StoreError> {
-        let seqs = seqs.to_vec();
-        self.write(move |pool| async move {
-        on_pool!(&pool, p => {
-            let mut tx = p.begin().await?;
-            for seq in &seqs {
-                sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2 AND published_at IS NULL").bind(at).bind(*seq).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
-        })
-        .await
+        self.outbox()
+            .mark_published(self.db(), seqs, at)
+            .await
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
