@@ -4,12 +4,14 @@
 //!
 //! Must never: hold a service's routes, SQL or domain rules.
 
+mod clock;
 pub mod error;
 mod extract;
 pub mod http;
 mod idempotency;
 mod principal;
 
+pub use clock::Clock;
 pub use error::{AppError, ErrorCode};
 pub use idempotency::idempotent;
 pub use principal::Principal;

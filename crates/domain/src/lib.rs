@@ -18,6 +18,7 @@ pub mod profile;
 pub mod stage_plan;
 pub mod suggestion;
 pub mod supervision;
+pub mod wire;
 
 pub use actor::{Actor, Role};
 pub use error::DomainError;

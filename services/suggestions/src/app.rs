@@ -13,7 +13,7 @@ use banli_domain::ids::*;
 use banli_domain::suggestion::*;
 use banli_domain::{Actor, Role, RuleProfile, Rules};
 use sha2::{Digest, Sha256};
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::cache::Bounded;
@@ -22,25 +22,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::policy::{self, Action, Principal, Visibility};
 use crate::store::{InboxEntry, ListFilter, NewEvent, Store, StoreError};
 
-/// Where "today" comes from. Business dates are in China Standard Time (UTC+8).
-#[derive(Debug, Clone, Copy)]
-pub enum Clock {
-    System,
-    /// A fixed business date (tests, replays, benchmarks).
-    Fixed(Date),
-}
-
-impl Clock {
-    pub fn today(&self) -> Date {
-        match self {
-            Clock::System => {
-                let cst = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
-                OffsetDateTime::now_utc().to_offset(cst).date()
-            }
-            Clock::Fixed(d) => *d,
-        }
-    }
-}
+pub use banli_api::Clock;
 
 /// What became of a command applied for another service.
 #[derive(Debug, Clone, PartialEq, Eq)]

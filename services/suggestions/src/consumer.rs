@@ -3,13 +3,12 @@
 //! the same transaction; the rest are recorded as seen. Unknown types, newer schema versions and
 //! unreadable payloads are parked and reported.
 
-use banli_domain::Actor;
 use banli_domain::coordination::{self, CoordinationEvent};
 use banli_domain::ids::SuggestionId;
+use banli_domain::wire::WireEvent;
 use banli_eventlog::inbox::{Admission, Inbox};
 use banli_eventlog::runner::GAP_PATIENCE;
 use banli_eventlog::{Envelope, Handled, Handler, Incoming};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::app::{App, RemoteOutcome};
@@ -19,22 +18,6 @@ use crate::store::InboxEntry;
 pub const CONSUMER: &str = "suggestions";
 /// The event types this service consumes.
 pub const FILTER: &str = "coordination.";
-
-/// An event as another service wrote it: the envelope JSON.
-#[derive(Debug, Deserialize)]
-pub struct WireEvent {
-    pub event_id: Uuid,
-    #[serde(default = "one")]
-    pub schema_version: u32,
-    pub event_type: String,
-    pub aggregate_id: String,
-    pub actor: Actor,
-    pub payload: serde_json::Value,
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// Applies coordination events to suggestions.
 #[derive(Debug, Clone)]
