@@ -89,6 +89,22 @@ impl IntoResponse for Problem {
     }
 }
 
+/// A JSON response with an optional `ETag` of the version (`"v3"`).
+pub fn json_response(status: u16, body: String, etag: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(v) = etag
+        && let Ok(h) = HeaderValue::from_str(&format!("\"v{v}\""))
+    {
+        res.headers_mut().insert(header::ETAG, h);
+    }
+    res
+}
+
 /// Wraps a service's routes (state already applied) in the layers every service uses: the
 /// problem fallbacks for unknown routes and methods, panics as 500 problems, a 30 s timeout,
 /// request ids (set and propagated) and a tracing span per request.

@@ -7,6 +7,7 @@
 mod clock;
 pub mod error;
 mod extract;
+pub mod grpc;
 pub mod http;
 mod idempotency;
 mod principal;

@@ -12,33 +12,26 @@ use pb::calendar_service_server::{CalendarService, CalendarServiceServer};
 use pb::suggestion_service_server::{SuggestionService, SuggestionServiceServer};
 use time::Date;
 use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::App;
 use crate::dto::{self, DeadlineView, SuggestionView};
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 use crate::policy::Principal;
 use crate::store::ListFilter;
 
-/// Serves gRPC on `listener` until `shutdown` completes.
-pub async fn serve(
-    app: App,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<SuggestionServiceServer<Grpc>>()
-        .await;
-    reporter.set_serving::<CalendarServiceServer<Grpc>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(banli_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+/// The full names of this service's gRPC services.
+pub const NAMES: [&str; 2] = [
+    "banli.suggestions.v1.SuggestionService",
+    "banli.suggestions.v1.CalendarService",
+];
+
+/// Adds this service's gRPC services to `routes`.
+pub fn add_services(app: App, routes: &mut RoutesBuilder) {
     let grpc = Grpc { app };
-    tonic::transport::Server::builder()
-        .add_service(health)
-        .add_service(reflection)
+    routes
         .add_service(
             SuggestionServiceServer::new(grpc.clone())
                 .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
@@ -46,13 +39,18 @@ pub async fn serve(
         .add_service(
             CalendarServiceServer::new(grpc)
                 .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
-        )
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await?;
-    Ok(())
+        );
+}
+
+/// Serves this service alone on `listener` until `shutdown` completes.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut routes = RoutesBuilder::default();
+    add_services(app, &mut routes);
+    banli_api::grpc::serve(routes, &NAMES, listener, shutdown).await
 }
 
 /// The gRPC services over the application layer.
@@ -67,21 +65,8 @@ impl Grpc {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let token = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::Unauthenticated,
-                    "send metadata `authorization: Bearer <api key>`",
-                )
-            })?;
-        Ok(self.app.authenticate(token.trim()).await?)
+        let token = banli_api::grpc::bearer(req.metadata())?;
+        Ok(self.app.authenticate(token).await?)
     }
 
     async fn command<F>(

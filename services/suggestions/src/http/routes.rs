@@ -1,7 +1,6 @@
 //! Every REST route, with its OpenAPI description next to it.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use banli_domain::ids::*;
 use banli_domain::suggestion::*;
@@ -17,7 +16,9 @@ use crate::dto::*;
 use crate::error::AppError;
 use crate::policy::Principal;
 use crate::store::ListFilter;
-use banli_api::http::{ApiPath, ApiQuery, Caller, IfMatch, Posted, Problem, ProblemDocument};
+use banli_api::http::{
+    ApiPath, ApiQuery, Caller, IfMatch, Posted, Problem, ProblemDocument, json_response,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -78,21 +79,6 @@ pub fn api() -> OpenApiRouter<AppState> {
 }
 
 type ApiResult = Result<Response, Problem>;
-
-fn json_response(status: u16, body: String, etag: Option<u64>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let mut res = (status, body).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(v) = etag
-        && let Ok(h) = HeaderValue::from_str(&format!("\"v{v}\""))
-    {
-        res.headers_mut().insert(header::ETAG, h);
-    }
-    res
-}
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, AppError> {
     serde_json::to_string(v).map_err(|e| AppError::internal(&e))

@@ -1,0 +1,57 @@
+//! gRPC plumbing every service shares: one server for the services of the process, with the
+//! standard health service and server reflection, and the caller's bearer key from metadata.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataMap;
+use tonic::service::RoutesBuilder;
+
+use crate::error::{AppError, ErrorCode};
+
+/// Serves `routes` (the services of this process, by their full names in `names`) plus health
+/// and reflection on `listener` until `shutdown` completes.
+pub async fn serve(
+    routes: RoutesBuilder,
+    names: &[&str],
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in names {
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(banli_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let mut routes = routes;
+    routes.add_service(health).add_service(reflection);
+    tonic::transport::Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The API key from `authorization: Bearer <key>`.
+pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
+    metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::Unauthenticated,
+                "send metadata `authorization: Bearer <api key>`",
+            )
+        })
+}

@@ -1,0 +1,341 @@
+//! The application layer: one handler per use case, called by both REST and gRPC.
+//!
+//! A command finds its suggestion by the id it names (an assignment, opinion, reply or
+//! disagreement), checks the caller is party to it, lets the domain decide against the replica
+//! (with the effects of commands not yet confirmed), and appends the events with their outbox
+//! rows in one transaction.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use banli_api::{AppError, Clock, ErrorCode, Principal};
+use banli_calendar::Calendar;
+use banli_domain::coordination::{CoordinationCommand, decide_coordination};
+use banli_domain::ids::{AgencyId, SuggestionId};
+use banli_domain::suggestion::{Suggestion, UnitRole};
+use banli_domain::{Role, RuleProfile, Rules};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::dto::{CaseView, TaskPage, TaskView};
+use crate::store::{NewOwnEvent, Store, StoreError};
+
+/// Resolves a bearer token to a principal. The keys live with the suggestions service; in one
+/// process this is its application, on its own the coordination service reads them from the
+/// shared database.
+pub type Authenticator = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Principal, AppError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The most tasks one page returns.
+pub const MAX_PAGE: u32 = 200;
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => AppError::not_found(format!("{what} not found")),
+            StoreError::Conflict { expected, actual } => AppError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "changed by another request (version {actual}, this request was based on {expected}); read it again and retry"
+                ),
+            ),
+            other => AppError::internal(&other),
+        }
+    }
+}
+
+/// Everything a use case needs.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    profile: RuleProfile,
+    calendar: Calendar,
+    clock: Clock,
+    auth: Authenticator,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Task list filters.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// The assigning office and auditors may name an agency; an agency sees its own.
+    pub agency_id: Option<Uuid>,
+    pub role: Option<UnitRole>,
+    pub page_token: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl App {
+    pub fn new(
+        store: Store,
+        profile: RuleProfile,
+        calendar: Calendar,
+        clock: Clock,
+        auth: Authenticator,
+    ) -> App {
+        App {
+            inner: Arc::new(Inner {
+                store,
+                profile,
+                calendar,
+                clock,
+                auth,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn today(&self) -> Date {
+        self.inner.clock.today()
+    }
+
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            profile: &self.inner.profile,
+            calendar: &self.inner.calendar,
+        }
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        (self.inner.auth)(token.to_owned()).await
+    }
+
+    /// Runs `f` once per (caller, key, request): a replay returns the stored response.
+    pub async fn idempotent<F, Fut>(
+        &self,
+        p: &Principal,
+        key: Option<&str>,
+        request_hash: &str,
+        f: F,
+    ) -> Result<(u16, String), AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(u16, String), AppError>>,
+    {
+        let s = self.store();
+        banli_api::idempotent(s.db(), s.idempotency_keys(), p, key, request_hash, f).await
+    }
+
+    /// The suggestion `ref_id` (an assignment, opinion, reply or disagreement) belongs to.
+    async fn suggestion_of(&self, ref_id: Uuid, what: &str) -> Result<SuggestionId, AppError> {
+        self.store().suggestion_of(ref_id).await?.ok_or_else(|| {
+            AppError::not_found(format!(
+                "{what} {ref_id} not found; if it was created a moment ago, retry shortly"
+            ))
+        })
+    }
+
+    /// The coordination side of a suggestion, as the caller may see it.
+    pub async fn case(&self, p: &Principal, id: Uuid) -> Result<CaseView, AppError> {
+        let not_found = || {
+            AppError::not_found(format!(
+                "suggestion {id} not found here (or this key is not party to it)"
+            ))
+        };
+        reader(p)?;
+        let r = self
+            .store()
+            .load(SuggestionId(id))
+            .await?
+            .ok_or_else(not_found)?;
+        if party(p, &r.view()).is_err() {
+            return Err(not_found());
+        }
+        self.view(p, SuggestionId(id), &r).await
+    }
+
+    async fn view(
+        &self,
+        p: &Principal,
+        id: SuggestionId,
+        r: &crate::store::CaseRecord,
+    ) -> Result<CaseView, AppError> {
+        let own = self.store().own_events(id, false).await?;
+        Ok(CaseView::new(p, r, &own))
+    }
+
+    /// The caller's tasks (the office and auditors: everyone's, or one agency's).
+    pub async fn tasks(&self, p: &Principal, q: TaskQuery) -> Result<TaskPage, AppError> {
+        reader(p)?;
+        let agency = match (p.role, p.agency) {
+            (Role::AssigningOffice | Role::Auditor, _) => q.agency_id.map(AgencyId),
+            (_, Some(a)) => {
+                if q.agency_id.is_some_and(|x| x != a.0) {
+                    return Err(AppError::forbidden(
+                        "an agency key lists its own tasks only; leave agency_id out",
+                    ));
+                }
+                Some(a)
+            }
+            _ => return Err(AppError::forbidden("this key is not bound to an agency")),
+        };
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AppError::invalid(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let after = q.page_token.as_deref().map(decode_token).transpose()?;
+        let mut rows = self
+            .store()
+            .tasks(agency, q.role, after, limit + 1)
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let today = self.today();
+        Ok(TaskPage {
+            next_page_token: more
+                .then(|| rows.last().map(|t| encode_token(t.assignment_id)))
+                .flatten(),
+            tasks: rows.iter().map(|t| TaskView::new(t, today)).collect(),
+        })
+    }
+
+    /// Events the consumer parked, oldest first. Assigning office and auditors.
+    pub async fn parked_events(
+        &self,
+        p: &Principal,
+        limit: u32,
+    ) -> Result<Vec<banli_eventlog::inbox::Parked>, AppError> {
+        if !matches!(p.role, Role::AssigningOffice | Role::Auditor) {
+            return Err(AppError::forbidden(
+                "parked events are for assigning_office and auditor keys",
+            ));
+        }
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(AppError::invalid(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        banli_eventlog::inbox::Inbox::new("coordination", crate::consumer::CONSUMER)
+            .parked(self.store().pool(), limit)
+            .await
+            .map_err(|e| AppError::internal(&e))
+    }
+
+    /// Decides and records a command on the suggestion `target` belongs to.
+    pub async fn command<F>(
+        &self,
+        p: &Principal,
+        target: Uuid,
+        what: &str,
+        expected: Option<u64>,
+        build: F,
+    ) -> Result<CaseView, AppError>
+    where
+        F: FnOnce(&Suggestion, Date) -> Result<CoordinationCommand, AppError>,
+    {
+        if matches!(p.role, Role::Auditor | Role::Deputy) {
+            return Err(AppError::forbidden(format!(
+                "a {} key may not act on coordination; it needs an agency or assigning_office key",
+                p.role
+            )));
+        }
+        let id = self.suggestion_of(target, what).await?;
+        let r = self
+            .store()
+            .load(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("suggestion {id} not found here")))?;
+        let view = r.view();
+        party(p, &view)?;
+        if let Some(v) = expected
+            && v != r.case.version
+        {
+            return Err(AppError::new(
+                ErrorCode::StaleVersion,
+                format!(
+                    "the case is at version {}, not {v}; read it again",
+                    r.case.version
+                ),
+            ));
+        }
+        let today = self.today();
+        let cmd = build(&view, today)?;
+        let actor = p.actor();
+        let decision = decide_coordination(&view, &r.case, &actor, &cmd, &self.rules())?;
+        let mut case = r.case.clone();
+        for e in &decision.events {
+            case.apply(e);
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut effects = Some(decision.effects);
+        let events: Vec<NewOwnEvent> = decision
+            .events
+            .into_iter()
+            .map(|event| NewOwnEvent {
+                event_id: Uuid::now_v7(),
+                event,
+                actor: actor.clone(),
+                effects: effects.take().unwrap_or_default(),
+                occurred_at: now,
+            })
+            .collect();
+        self.store()
+            .append(id, r.case.version, &case, &events)
+            .await?;
+        let after = self
+            .store()
+            .load(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("suggestion {id} not found here")))?;
+        self.view(p, id, &after).await
+    }
+}
+
+/// Reading coordination needs the office, an auditor or an agency key.
+fn reader(p: &Principal) -> Result<(), AppError> {
+    match p.role {
+        Role::Deputy => Err(AppError::forbidden(
+            "coordination between agencies is not open to deputy keys; read the suggestion instead",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The office and auditors are party to everything; an agency to the items where it holds a
+/// live assignment.
+fn party(p: &Principal, s: &Suggestion) -> Result<(), AppError> {
+    match (p.role, p.agency) {
+        (Role::AssigningOffice | Role::Auditor, _) => Ok(()),
+        (r, Some(a)) if r.is_agency_role() && s.active_assignments().any(|x| x.agency == a) => {
+            Ok(())
+        }
+        _ => Err(AppError::forbidden(
+            "this key's unit is not assigned to this suggestion",
+        )),
+    }
+}
+
+pub fn encode_token(id: Uuid) -> String {
+    format!("t1.{}", id.simple())
+}
+
+pub fn decode_token(token: &str) -> Result<Uuid, AppError> {
+    token
+        .strip_prefix("t1.")
+        .and_then(|t| Uuid::try_parse(t).ok())
+        .ok_or_else(|| {
+            AppError::malformed(
+                "page_token is not a token this API issued; pass next_page_token back unchanged",
+            )
+        })
+}

@@ -1,0 +1,1 @@
+//! gRPC (`banli.coordination.v1`).

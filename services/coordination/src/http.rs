@@ -1,0 +1,302 @@
+//! REST: the coordination resources under `/v1/coordination/`, with their OpenAPI description.
+//! Every POST honours `Idempotency-Key` and `If-Match` (the case's ETag) and answers with the
+//! case as the caller may see it.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use banli_api::http::{
+    ApiPath, ApiQuery, ApiState, Caller, IfMatch, Posted, Problem, ProblemDocument, json_response,
+};
+use banli_api::{AppError, Principal};
+use banli_domain::coordination::CoordinationCommand;
+use banli_domain::ids::*;
+use banli_domain::suggestion::{AdjustmentChoice, CoHandlingOpinion, Signer, Suggestion};
+use banli_eventlog::inbox::Parked;
+use serde::Deserialize;
+use time::Date;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::{App, TaskQuery};
+use crate::dto::*;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "coordination", description = "Between the units of a suggestion (协办): sign-for, adjustments, co-handling opinions and waivers, countersign, disagreements, reply copies, tasks")))]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub app: App,
+    pub body_limit: usize,
+}
+
+impl ApiState for AppState {
+    async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        self.app.authenticate(token).await
+    }
+
+    fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+}
+
+/// This service's routes, state applied, and their OpenAPI document.
+pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(get_case))
+        .routes(routes!(list_tasks))
+        .routes(routes!(parked_events))
+        .routes(routes!(sign_for))
+        .routes(routes!(request_adjustment))
+        .routes(routes!(decide_adjustment))
+        .routes(routes!(submit_opinion))
+        .routes(routes!(acknowledge_opinion))
+        .routes(routes!(waive_opinion))
+        .routes(routes!(countersign))
+        .routes(routes!(record_disagreement))
+        .routes(routes!(escalate_disagreement))
+        .routes(routes!(resolve_disagreement))
+        .split_for_parts();
+    (router.with_state(AppState { app, body_limit }), openapi)
+}
+
+/// The REST surface of this service alone, with `/healthz`, `/docs` and `/openapi.json`.
+pub fn router(app: App, body_limit: usize) -> Router {
+    let (api, openapi) = api(app.clone(), body_limit);
+    let health = Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let app = app.clone();
+                async move {
+                    match app.store().ping().await {
+                        Ok(()) => Ok("ready"),
+                        Err(_) => Err(Problem(AppError::new(
+                            banli_api::ErrorCode::Unavailable,
+                            "the database does not answer",
+                        ))),
+                    }
+                }
+            }),
+        );
+    banli_api::http::finish(api.merge(health), openapi)
+}
+
+type ApiResult = Result<Response, Problem>;
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string(v).map_err(|e| AppError::internal(&e))
+}
+
+/// A command: idempotent, version-checked, answered with the case.
+async fn command<T, F>(
+    st: &AppState,
+    caller: &Caller,
+    target: Uuid,
+    what: &str,
+    if_match: IfMatch,
+    body: Posted<T>,
+    build: F,
+) -> ApiResult
+where
+    F: FnOnce(T, &Suggestion, Date) -> Result<CoordinationCommand, AppError>,
+{
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    let p = &caller.0;
+    let (status, body) = st
+        .app
+        .idempotent(p, idempotency_key.as_deref(), &hash, || async {
+            let view = st
+                .app
+                .command(p, target, what, if_match.0, |s, today| {
+                    build(value, s, today)
+                })
+                .await?;
+            Ok((200, to_json(&view)?))
+        })
+        .await?;
+    let etag = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("version")?.as_u64());
+    Ok(json_response(status, body, etag))
+}
+
+/// The coordination side of a suggestion: its units, opinions (the lead and the office see
+/// all, a co-handler its own), countersignatures, disagreements, reply copies and the state of
+/// this service's commands.
+#[utoipa::path(get, path = "/v1/coordination/cases/{suggestion_id}", tag = "coordination", params(("suggestion_id" = Uuid, Path)),
+    responses((status = 200, body = CaseView, headers(("ETag" = String))), (status = 404, body = ProblemDocument)))]
+async fn get_case(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    let view = st.app.case(&caller.0, id).await?;
+    Ok(json_response(200, to_json(&view)?, Some(view.version)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct TasksParams {
+    /// The office and auditors: one agency's tasks.
+    agency_id: Option<Uuid>,
+    role: Option<Role4>,
+    page_token: Option<String>,
+    /// 1 to 200 (default 50).
+    page_size: Option<u32>,
+}
+
+/// The caller's tasks: what each of its assignments owes and by when (co-handlers: the opinion
+/// by the co-handling sub-deadline).
+#[utoipa::path(get, path = "/v1/coordination/tasks", tag = "coordination", params(TasksParams),
+    responses((status = 200, body = TaskPage)))]
+async fn list_tasks(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<TasksParams>,
+) -> ApiResult {
+    let page = st
+        .app
+        .tasks(
+            &caller.0,
+            TaskQuery {
+                agency_id: q.agency_id,
+                role: q.role.map(Into::into),
+                page_token: q.page_token,
+                limit: q.page_size,
+            },
+        )
+        .await?;
+    Ok(json_response(200, to_json(&page)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ParkedParams {
+    /// 1 to 200 (default 50).
+    limit: Option<u32>,
+}
+
+/// Events this service's consumer set aside (unknown types, newer schema versions, unreadable
+/// payloads, missing predecessors), oldest first. Assigning office and auditors.
+#[utoipa::path(get, path = "/v1/coordination/parked-events", tag = "coordination", params(ParkedParams),
+    responses((status = 200, body = Vec<Object>), (status = 403, body = ProblemDocument)))]
+async fn parked_events(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ParkedParams>,
+) -> ApiResult {
+    let list: Vec<Parked> = st
+        .app
+        .parked_events(&caller.0, q.limit.unwrap_or(50))
+        .await?;
+    Ok(json_response(200, to_json(&list)?, None))
+}
+
+macro_rules! command_route {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $param:literal, $what:literal, $body:ty, |$v:ident, $target:ident, $s:ident, $today:ident| $build:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "coordination", request_body = $body,
+            params(($param = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The case's ETag this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
+                ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response", pattern = "^[!-~]{1,255}$")),
+            responses((status = 200, body = CaseView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
+                (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
+                (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+        async fn $name(State(st): State<AppState>, caller: Caller, ApiPath($target): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
+            #[allow(unused_variables)]
+            command(&st, &caller, $target, $what, if_match, body, |$v: $body, $s: &Suggestion, $today: Date| $build).await
+        }
+    };
+}
+
+fn signer(s: SignerBody) -> Signer {
+    Signer {
+        name: s.name,
+        position: s.position.into(),
+    }
+}
+
+command_route!(
+    /// Sign for an assignment (签收). The assigned unit's agency_admin or leader.
+    sign_for, "/v1/coordination/assignments/{assignment_id}/sign-for", "assignment_id", "assignment", Empty,
+    |v, target, s, today| Ok(CoordinationCommand::SignFor { assignment: AssignmentId(target), on: today }));
+command_route!(
+    /// Contest an assignment within the objection window (退回/调整交办); a late request is
+    /// refused with the window and how it was computed.
+    request_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-request", "assignment_id", "assignment", AdjustmentRequestBody,
+    |v, target, s, today| Ok(CoordinationCommand::RequestAdjustment { assignment: AssignmentId(target), reason: v.reason, suggested_agency: v.suggested_agency_id.map(AgencyId), on: today }));
+command_route!(
+    /// Decide an adjustment request: `accept` (the suggestions service supersedes the
+    /// assignment and assigns `agency_id`), `reject`, or `escalate`. Assigning office.
+    decide_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-decision", "assignment_id", "assignment", AdjustmentDecisionBody,
+    |v, target, s, today| {
+        let reason = v.reason.unwrap_or_default();
+        let choice = match v.outcome {
+            Outcome::Accept => AdjustmentChoice::Accept {
+                agency: AgencyId(v.agency_id.ok_or_else(|| AppError::invalid("agency_id is required to accept an adjustment"))?),
+                role: v.role.map(Into::into),
+                new_assignment: AssignmentId::new(),
+            },
+            Outcome::Reject => AdjustmentChoice::Reject { reason },
+            Outcome::Escalate => AdjustmentChoice::Escalate { reason },
+        };
+        Ok(CoordinationCommand::DecideAdjustment { assignment: AssignmentId(target), choice, on: today })
+    });
+command_route!(
+    /// A co-handler's formal opinion letter to the lead (会办意见), due by the co-handling
+    /// sub-deadline. Only the co-handling unit of this assignment (otherwise 403); not after
+    /// it is done or the item is replied (409).
+    submit_opinion, "/v1/coordination/assignments/{assignment_id}/opinions", "assignment_id", "assignment", OpinionBody,
+    |v, target, s, today| {
+        let on = v.on.unwrap_or(today);
+        if on > today {
+            return Err(AppError::invalid("an opinion cannot be dated in the future"));
+        }
+        Ok(CoordinationCommand::SubmitOpinion {
+            opinion: CoHandlingOpinion {
+                id: OpinionId::new(),
+                assignment_id: AssignmentId(target),
+                document_number: v.document_number,
+                body: v.body,
+                signer: signer(v.signer),
+                on,
+                acknowledged_on: None,
+            },
+        })
+    });
+command_route!(
+    /// The lead unit acknowledges a co-handling opinion.
+    acknowledge_opinion, "/v1/coordination/opinions/{opinion_id}/acknowledge", "opinion_id", "opinion", Empty,
+    |v, target, s, today| Ok(CoordinationCommand::AcknowledgeOpinion { opinion: OpinionId(target), on: today }));
+command_route!(
+    /// Waive a co-handler's opinion so the lead may reply without it. Assigning office.
+    waive_opinion, "/v1/coordination/assignments/{assignment_id}/waiver", "assignment_id", "assignment", WaiverBody,
+    |v, target, s, today| Ok(CoordinationCommand::WaiveOpinion { assignment: AssignmentId(target), reason: v.reason, on: today }));
+command_route!(
+    /// Countersign the lead's joint reply (会签). A co-handling unit's agency_admin or leader.
+    countersign, "/v1/coordination/replies/{reply_id}/countersign", "reply_id", "reply", CountersignBody,
+    |v, target, s, today| Ok(CoordinationCommand::Countersign { reply: ReplyId(target), signer: signer(v.signer), on: today }));
+command_route!(
+    /// Record a disagreement between the units (分歧), optionally escalating it to the
+    /// assigning office at once. The unit holding the assignment.
+    record_disagreement, "/v1/coordination/assignments/{assignment_id}/disagreements", "assignment_id", "assignment", DisagreementBody,
+    |v, target, s, today| Ok(CoordinationCommand::RecordDisagreement { id: DisagreementId::new(), assignment: AssignmentId(target), statement: v.statement, escalate: v.escalate, on: today }));
+command_route!(
+    /// Escalate a recorded disagreement to the assigning office.
+    escalate_disagreement, "/v1/coordination/disagreements/{disagreement_id}/escalate", "disagreement_id", "disagreement", Empty,
+    |v, target, s, today| Ok(CoordinationCommand::EscalateDisagreement { id: DisagreementId(target), on: today }));
+command_route!(
+    /// Decide a disagreement. Assigning office.
+    resolve_disagreement, "/v1/coordination/disagreements/{disagreement_id}/resolve", "disagreement_id", "disagreement", ResolutionBody,
+    |v, target, s, today| Ok(CoordinationCommand::ResolveDisagreement { id: DisagreementId(target), resolution: v.resolution, on: today }));

@@ -1,0 +1,17 @@
+//! The coordination service (协办): the exchange between the units of one suggestion.
+//!
+//! Owns: sign-for, adjustment requests and decisions, co-handling tasks with their sub-deadline,
+//! co-handling opinions as formal letters and their waivers, countersign of a joint reply,
+//! disagreements and their escalation, and the copies of the lead's reply for the co-handlers.
+//! It consumes the suggestions service's events (a replica of each suggestion, the task list)
+//! and publishes its own; the suggestions service applies the mirrored commands from them.
+//!
+//! Must never: write the suggestions service's tables, or decide a suggestion rule itself (the
+//! domain's guards decide, here against the replica and again in the suggestions service).
+
+pub mod app;
+pub mod consumer;
+pub mod dto;
+pub mod grpc;
+pub mod http;
+pub mod store;

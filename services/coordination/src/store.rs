@@ -1,0 +1,717 @@
+//! Storage of the coordination service on SQLite and PostgreSQL: per suggestion, the replica of
+//! the suggestion and the coordination case; this service's events with their outbox rows; the
+//! task projection; and the id references. Every change is one transaction; a consumed event's
+//! inbox entry is written in the transaction of its effect.
+
+use std::future::Future;
+
+use banli_db::idempotency::IdempotencyKeys;
+use banli_db::{Db, Pool, WriterStopped, on_pool};
+use banli_domain::Actor;
+use banli_domain::coordination::{CoordinationCase, CoordinationEvent, SCHEMA_VERSION};
+use banli_domain::ids::{AgencyId, SuggestionId};
+use banli_domain::suggestion::{AssignmentState, Suggestion, SuggestionEvent, UnitRole};
+use banli_eventlog::inbox::{self, Inbox};
+use banli_eventlog::outbox::Outbox;
+use banli_eventlog::{Envelope, Handled};
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+/// What can go wrong at the storage edge.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Someone else changed the case first.
+    #[error("version conflict: expected version {expected}, the stored version is {actual}")]
+    Conflict { expected: u64, actual: u64 },
+    /// The inbox already holds this event: its effect was committed before.
+    #[error("the event was applied before")]
+    Duplicate,
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<WriterStopped> for StoreError {
+    fn from(e: WriterStopped) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
+}
+
+/// The status of one of this service's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// A mirrored command the suggestions service has not answered yet.
+    Pending,
+    Confirmed,
+    Refused,
+    /// Nothing to confirm: the event concerns only coordination.
+    Final,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Confirmed => "confirmed",
+            Status::Refused => "refused",
+            Status::Final => "final",
+        }
+    }
+}
+
+/// One of this service's events, with its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnEvent {
+    pub event_id: Uuid,
+    pub version: u64,
+    pub event: CoordinationEvent,
+    pub actor: Actor,
+    pub effects: Vec<SuggestionEvent>,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub occurred_at: OffsetDateTime,
+}
+
+/// A suggestion as this service knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    pub replica: Suggestion,
+    pub replica_version: u64,
+    pub case: CoordinationCase,
+    /// Own events whose effects the suggestions service has not confirmed yet, in order.
+    pub pending: Vec<OwnEvent>,
+}
+
+impl CaseRecord {
+    /// The replica with the effects of pending commands applied: what commands decide against.
+    pub fn view(&self) -> Suggestion {
+        let mut s = self.replica.clone();
+        for p in &self.pending {
+            for e in &p.effects {
+                s.apply(e);
+            }
+        }
+        s
+    }
+}
+
+/// An event to append to a case.
+#[derive(Debug, Clone)]
+pub struct NewOwnEvent {
+    pub event_id: Uuid,
+    pub event: CoordinationEvent,
+    pub actor: Actor,
+    pub effects: Vec<SuggestionEvent>,
+    pub occurred_at: OffsetDateTime,
+}
+
+/// A task row: what one unit owes on one suggestion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub assignment_id: Uuid,
+    pub suggestion_id: Uuid,
+    pub agency_id: Uuid,
+    pub role: String,
+    pub state: String,
+    pub opinion: String,
+    pub co_opinion_due: Option<Date>,
+    pub reply_due: Option<Date>,
+}
+
+/// The task rows of a replica.
+fn tasks_of(s: &Suggestion) -> Vec<Task> {
+    s.assignments
+        .iter()
+        .map(|a| {
+            let opinion = if a.role != UnitRole::Co {
+                "not_required"
+            } else if a.opinion_waived {
+                "waived"
+            } else {
+                match s.opinions.iter().rev().find(|o| o.assignment_id == a.id) {
+                    Some(o) if o.acknowledged_on.is_some() => "acknowledged",
+                    Some(_) => "submitted",
+                    None => "awaited",
+                }
+            };
+            Task {
+                assignment_id: a.id.0,
+                suggestion_id: s.id.0,
+                agency_id: a.agency.0,
+                role: a.role.as_str().to_owned(),
+                state: a.state.as_str().to_owned(),
+                opinion: opinion.to_owned(),
+                co_opinion_due: a.deadlines.co_opinion.as_ref().map(|d| d.due),
+                reply_due: a.deadlines.reply.as_ref().map(|d| d.due),
+            }
+        })
+        .collect()
+}
+
+/// The ids a suggestion event introduces, to find the suggestion by them.
+fn refs_of(e: &SuggestionEvent) -> Vec<(Uuid, &'static str)> {
+    match e {
+        SuggestionEvent::Assigned(a) => vec![(a.assignment_id.0, "assignment")],
+        SuggestionEvent::OpinionSubmitted(o) => vec![(o.opinion.id.0, "opinion")],
+        SuggestionEvent::ReplyIssued(r) => vec![(r.reply.id.0, "reply")],
+        _ => Vec::new(),
+    }
+}
+
+/// The ids a coordination event introduces.
+fn own_refs_of(e: &CoordinationEvent) -> Vec<(Uuid, &'static str)> {
+    match e {
+        CoordinationEvent::OpinionSubmitted { opinion } => vec![(opinion.id.0, "opinion")],
+        CoordinationEvent::DisagreementRecorded { disagreement } => {
+            vec![(disagreement.id.0, "disagreement")]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What the consumer writes for one suggestion event, with its inbox entry.
+#[derive(Debug, Clone)]
+pub struct ReplicaChange {
+    pub suggestion_id: SuggestionId,
+    /// `None` for the first event (the case row is created).
+    pub expected_replica_version: Option<u64>,
+    pub replica: Suggestion,
+    pub replica_version: u64,
+    pub event: SuggestionEvent,
+    /// A pending own event this answers: its new status and reason.
+    pub settles: Option<(Uuid, Status, Option<String>)>,
+    /// Own events it causes (reply copies), appended after `case_version`.
+    pub case_version: u64,
+    pub case: CoordinationCase,
+    pub caused: Vec<NewOwnEvent>,
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    event_id: Uuid,
+    schema_version: u32,
+    event_type: &'a str,
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    aggregate_version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: OffsetDateTime,
+    actor: &'a Actor,
+    payload: &'a CoordinationEvent,
+}
+
+/// Rows for appending own events: (version, event id, type, payload, actor, effects, status,
+/// envelope, time).
+type EventRow = (
+    i64,
+    String,
+    &'static str,
+    String,
+    String,
+    String,
+    &'static str,
+    String,
+    OffsetDateTime,
+);
+
+fn event_rows(
+    id: SuggestionId,
+    from_version: u64,
+    events: &[NewOwnEvent],
+) -> Result<Vec<EventRow>, StoreError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let version = from_version + 1 + i as u64;
+            let ty = e.event.event_type();
+            let status = if e.effects.is_empty() {
+                Status::Final
+            } else {
+                Status::Pending
+            };
+            let wire = WireOut {
+                event_id: e.event_id,
+                schema_version: SCHEMA_VERSION,
+                event_type: ty,
+                aggregate_type: "coordination",
+                aggregate_id: id.to_string(),
+                aggregate_version: version,
+                occurred_at: e.occurred_at,
+                actor: &e.actor,
+                payload: &e.event,
+            };
+            Ok((
+                version as i64,
+                e.event_id.to_string(),
+                ty,
+                json(&e.event)?,
+                json(&e.actor)?,
+                json(&e.effects)?,
+                status.as_str(),
+                json(&wire)?,
+                e.occurred_at,
+            ))
+        })
+        .collect()
+}
+
+macro_rules! backend {
+    ($module:ident, $conn:ty, $inbox:ident) => {
+        mod $module {
+            use super::*;
+
+            /// Appends own events and their outbox rows, moving the case from `expected` on.
+            pub async fn append_own(
+                c: &mut $conn,
+                id: &str,
+                expected: u64,
+                case: &str,
+                rows: &[EventRow],
+                refs: &[(Uuid, &'static str)],
+                now: OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                let new_version = expected + rows.len() as u64;
+                let r = sqlx::query("UPDATE coordination_cases SET version = $1, state = $2, updated_at = $3 WHERE suggestion_id = $4 AND version = $5")
+                    .bind(new_version as i64)
+                    .bind(case)
+                    .bind(now)
+                    .bind(id)
+                    .bind(expected as i64)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    let actual: Option<(i64,)> = sqlx::query_as("SELECT version FROM coordination_cases WHERE suggestion_id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                    return Err(match actual {
+                        None => StoreError::NotFound(format!("suggestion {id}")),
+                        Some((v,)) => StoreError::Conflict { expected, actual: v as u64 },
+                    });
+                }
+                for (version, event_id, ty, payload, actor, effects, status, wire, at) in rows {
+                    sqlx::query("INSERT INTO coordination_events (suggestion_id, version, event_id, event_type, payload, actor, effects, status, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                        .bind(id).bind(*version).bind(event_id).bind(*ty).bind(payload).bind(actor).bind(effects).bind(*status).bind(*at)
+                        .execute(&mut *c)
+                        .await?;
+                    sqlx::query("INSERT INTO coordination_outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload, occurred_at) VALUES ($1, $2, 'coordination', $3, $4, $5, $6)")
+                        .bind(event_id).bind(*ty).bind(id).bind(*version).bind(wire).bind(*at)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                insert_refs(c, id, refs).await
+            }
+
+            pub async fn insert_refs(
+                c: &mut $conn,
+                id: &str,
+                refs: &[(Uuid, &'static str)],
+            ) -> Result<(), StoreError> {
+                for (ref_id, kind) in refs {
+                    sqlx::query("INSERT INTO coordination_refs (ref_id, kind, suggestion_id) VALUES ($1, $2, $3) ON CONFLICT (ref_id) DO NOTHING")
+                        .bind(ref_id.to_string())
+                        .bind(*kind)
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// Applies one consumed suggestion event, with its inbox entry.
+            pub async fn apply_replica(
+                c: &mut $conn,
+                inbox: &Inbox,
+                envelope: &Envelope,
+                ch: &ReplicaChange,
+                rows: &[EventRow],
+                tasks: &[Task],
+                now: OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                let id = ch.suggestion_id.to_string();
+                let replica = json(&ch.replica)?;
+                match ch.expected_replica_version {
+                    None => {
+                        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, $2, $3, 0, $4, $5)")
+                            .bind(&id)
+                            .bind(ch.replica_version as i64)
+                            .bind(&replica)
+                            .bind(json(&CoordinationCase::default())?)
+                            .bind(now)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    Some(expected) => {
+                        let r = sqlx::query("UPDATE coordination_cases SET replica_version = $1, replica = $2, updated_at = $3 WHERE suggestion_id = $4 AND replica_version = $5")
+                            .bind(ch.replica_version as i64)
+                            .bind(&replica)
+                            .bind(now)
+                            .bind(&id)
+                            .bind(expected as i64)
+                            .execute(&mut *c)
+                            .await?;
+                        if r.rows_affected() == 0 {
+                            return Err(StoreError::Conflict { expected, actual: ch.replica_version });
+                        }
+                    }
+                }
+                if let Some((event_id, status, reason)) = &ch.settles {
+                    sqlx::query("UPDATE coordination_events SET status = $1, status_reason = $2 WHERE event_id = $3 AND status = 'pending'")
+                        .bind(status.as_str())
+                        .bind(reason.as_deref())
+                        .bind(event_id.to_string())
+                        .execute(&mut *c)
+                        .await?;
+                }
+                for t in tasks {
+                    sqlx::query("INSERT INTO coordination_tasks (assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                                 ON CONFLICT (assignment_id) DO UPDATE SET state = excluded.state, opinion = excluded.opinion, co_opinion_due = excluded.co_opinion_due, reply_due = excluded.reply_due")
+                        .bind(t.assignment_id.to_string())
+                        .bind(&id)
+                        .bind(t.agency_id.to_string())
+                        .bind(&t.role)
+                        .bind(&t.state)
+                        .bind(&t.opinion)
+                        .bind(t.co_opinion_due)
+                        .bind(t.reply_due)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                insert_refs(c, &id, &refs_of(&ch.event)).await?;
+                if !rows.is_empty() {
+                    let refs: Vec<_> = ch.caused.iter().flat_map(|e| own_refs_of(&e.event)).collect();
+                    append_own(c, &id, ch.case_version, &json(&ch.case)?, rows, &refs, now).await?;
+                }
+                inbox::$inbox::record(inbox, &mut *c, envelope, Handled::Applied, true)
+                    .await
+                    .map_err(|e| match &e {
+                        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
+                        _ => StoreError::Database(e),
+                    })
+            }
+        }
+    };
+}
+
+backend!(sqlite, sqlx::SqliteConnection, sqlite);
+backend!(postgres, sqlx::PgConnection, postgres);
+
+/// The coordination service's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+    idempotency: IdempotencyKeys,
+    outbox: Outbox,
+}
+
+type CaseRow = (i64, String, i64, String);
+type OwnRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    OffsetDateTime,
+);
+type TaskRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<Date>,
+    Option<Date>,
+);
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn uuid(what: &str, s: &str) -> Result<Uuid, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what}: bad id `{s}`")))
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store {
+            db: Db::new(pool),
+            idempotency: IdempotencyKeys::new("coordination_idempotency_keys"),
+            outbox: Outbox::new("coordination_outbox"),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.db.pool()
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub fn idempotency_keys(&self) -> &IdempotencyKeys {
+        &self.idempotency
+    }
+
+    /// Applies this service's migrations (idempotent), under its own migrations table.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.pool() {
+            Pool::Sqlite(p) => {
+                let mut m = sqlx::migrate!("./migrations/sqlite");
+                m.dangerous_set_table_name("_migrations_coordination");
+                m.run(p).await?;
+            }
+            Pool::Postgres(p) => {
+                let mut m = sqlx::migrate!("./migrations/postgres");
+                m.dangerous_set_table_name("_migrations_coordination");
+                m.run(p).await?;
+            }
+        }
+        self.idempotency
+            .migrate(self.pool())
+            .await
+            .map_err(sqlx::migrate::MigrateError::Execute)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self.pool(), p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    async fn write<F, Fut, T>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db.write(f).await
+    }
+
+    /// The suggestion an assignment, opinion, reply or disagreement belongs to.
+    pub async fn suggestion_of(&self, ref_id: Uuid) -> Result<Option<SuggestionId>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self.pool(), p => sqlx::query_as("SELECT suggestion_id FROM coordination_refs WHERE ref_id = $1")
+            .bind(ref_id.to_string())
+            .fetch_optional(p)
+            .await)?;
+        row.map(|(s,)| uuid("reference", &s).map(SuggestionId))
+            .transpose()
+    }
+
+    /// A case with its replica and pending own events.
+    pub async fn load(&self, id: SuggestionId) -> Result<Option<CaseRecord>, StoreError> {
+        let key = id.to_string();
+        let row: Option<CaseRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT replica_version, replica, version, state FROM coordination_cases WHERE suggestion_id = $1")
+            .bind(&key)
+            .fetch_optional(p)
+            .await)?;
+        let Some((replica_version, replica, version, state)) = row else {
+            return Ok(None);
+        };
+        let mut case: CoordinationCase = parse("case", &state)?;
+        case.version = version.max(0) as u64;
+        let pending = self.own_events(id, true).await?;
+        Ok(Some(CaseRecord {
+            replica: parse("replica", &replica)?,
+            replica_version: replica_version.max(0) as u64,
+            case,
+            pending,
+        }))
+    }
+
+    /// This service's events of a suggestion, in order; only pending ones when `pending_only`.
+    pub async fn own_events(
+        &self,
+        id: SuggestionId,
+        pending_only: bool,
+    ) -> Result<Vec<OwnEvent>, StoreError> {
+        let sql = if pending_only {
+            "SELECT version, event_id, payload, actor, effects, status, status_reason, occurred_at FROM coordination_events WHERE suggestion_id = $1 AND status = 'pending' ORDER BY version"
+        } else {
+            "SELECT version, event_id, payload, actor, effects, status, status_reason, occurred_at FROM coordination_events WHERE suggestion_id = $1 ORDER BY version"
+        };
+        let rows: Vec<OwnRow> = on_pool!(self.pool(), p => sqlx::query_as(sql)
+            .bind(id.to_string())
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(
+                |(version, event_id, payload, actor, effects, status, status_reason, at)| {
+                    Ok(OwnEvent {
+                        event_id: uuid("event", &event_id)?,
+                        version: version.max(0) as u64,
+                        event: parse("event", &payload)?,
+                        actor: parse("actor", &actor)?,
+                        effects: parse("effects", &effects)?,
+                        status,
+                        status_reason,
+                        occurred_at: at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Appends own events to a case at `expected` version, with their outbox rows.
+    pub async fn append(
+        &self,
+        id: SuggestionId,
+        expected: u64,
+        case: &CoordinationCase,
+        events: &[NewOwnEvent],
+    ) -> Result<(), StoreError> {
+        let rows = event_rows(id, expected, events)?;
+        let refs: Vec<_> = events.iter().flat_map(|e| own_refs_of(&e.event)).collect();
+        let (key, case) = (id.to_string(), json(case)?);
+        let now = OffsetDateTime::now_utc();
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => {
+                let mut tx = p.begin().await?;
+                backend_append(&mut tx, &key, expected, &case, &rows, &refs, now).await?;
+                tx.commit().await?;
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies one consumed suggestion event: the replica, the settled own event, the task rows,
+    /// the references, the copies it causes, and the inbox entry — in one transaction.
+    pub async fn apply_replica(
+        &self,
+        inbox: &Inbox,
+        envelope: &Envelope,
+        change: ReplicaChange,
+    ) -> Result<(), StoreError> {
+        let rows = event_rows(change.suggestion_id, change.case_version, &change.caused)?;
+        let tasks = tasks_of(&change.replica);
+        let (inbox, envelope) = (inbox.clone(), envelope.clone());
+        let now = OffsetDateTime::now_utc();
+        self.write(move |pool| async move {
+            match &pool {
+                Pool::Sqlite(p) => {
+                    let mut tx = p.begin().await?;
+                    sqlite::apply_replica(&mut tx, &inbox, &envelope, &change, &rows, &tasks, now).await?;
+                    tx.commit().await?;
+                }
+                Pool::Postgres(p) => {
+                    let mut tx = p.begin().await?;
+                    postgres::apply_replica(&mut tx, &inbox, &envelope, &change, &rows, &tasks, now).await?;
+                    tx.commit().await?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Task rows, for an agency (or every agency), optionally of one role, after a cursor.
+    pub async fn tasks(
+        &self,
+        agency: Option<AgencyId>,
+        role: Option<UnitRole>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows: Vec<TaskRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due FROM coordination_tasks \
+             WHERE ($1 = '' OR agency_id = $1) AND ($2 = '' OR role = $2) AND assignment_id > $3 AND state <> $4 ORDER BY assignment_id LIMIT $5")
+            .bind(agency.map(|a| a.to_string()).unwrap_or_default())
+            .bind(role.map(|r| r.as_str()).unwrap_or_default())
+            .bind(after.map(|a| a.to_string()).unwrap_or_default())
+            .bind(AssignmentState::Superseded.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(
+                |(aid, sid, agency, role, state, opinion, co_opinion_due, reply_due)| {
+                    Ok(Task {
+                        assignment_id: uuid("task", &aid)?,
+                        suggestion_id: uuid("task", &sid)?,
+                        agency_id: uuid("task", &agency)?,
+                        role,
+                        state,
+                        opinion,
+                        co_opinion_due,
+                        reply_due,
+                    })
+                },
+            )
+            .collect()
+    }
+}
+
+/// [`sqlite::append_own`] or [`postgres::append_own`] by the transaction's type.
+async fn backend_append<C: AppendOwn>(
+    c: &mut C,
+    id: &str,
+    expected: u64,
+    case: &str,
+    rows: &[EventRow],
+    refs: &[(Uuid, &'static str)],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    c.append_own(id, expected, case, rows, refs, now).await
+}
+
+trait AppendOwn {
+    async fn append_own(
+        &mut self,
+        id: &str,
+        expected: u64,
+        case: &str,
+        rows: &[EventRow],
+        refs: &[(Uuid, &'static str)],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+impl AppendOwn for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn append_own(
+        &mut self,
+        id: &str,
+        expected: u64,
+        case: &str,
+        rows: &[EventRow],
+        refs: &[(Uuid, &'static str)],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlite::append_own(self, id, expected, case, rows, refs, now).await
+    }
+}
+
+impl AppendOwn for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn append_own(
+        &mut self,
+        id: &str,
+        expected: u64,
+        case: &str,
+        rows: &[EventRow],
+        refs: &[(Uuid, &'static str)],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        postgres::append_own(self, id, expected, case, rows, refs, now).await
+    }
+}
