@@ -55,3 +55,13 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
             )
         })
 }
+
+/// The SHA-256 (hex) of a request's canonical text, for `idempotency_key` replays: the same
+/// key with a different request is refused.
+pub fn request_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -15,6 +15,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` switches the backend; empty means SQLite in `data_dir`.
     pub database_url: Option<Secret>,
+    /// `nats://…` carries events between the services over NATS JetStream; empty means the
+    /// embedded bus (every service in one process).
+    pub nats_url: Option<Secret>,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// A shipped profile name (`hunan`, `national`) or the path of a profile TOML file.
@@ -51,6 +54,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            nats_url: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             profile: "hunan".to_owned(),
@@ -87,6 +91,9 @@ pub struct Overrides {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// NATS JetStream URL for the events between services [default: the embedded bus].
+    #[arg(long, env = "BANLI_NATS_URL", global = true, hide_env_values = true)]
+    pub nats_url: Option<String>,
     /// Rule profile: hunan, national, or a path to a profile TOML file [default: hunan].
     #[arg(long, env = "BANLI_PROFILE", global = true)]
     pub profile: Option<String>,
@@ -104,6 +111,9 @@ impl Config {
         }
         if let Some(u) = o.database_url.as_ref().filter(|u| !u.is_empty()) {
             config.database_url = Some(Secret(u.clone()));
+        }
+        if let Some(u) = o.nats_url.as_ref().filter(|u| !u.is_empty()) {
+            config.nats_url = Some(Secret(u.clone()));
         }
         if let Some(p) = &o.profile {
             config.profile = p.clone();
@@ -146,6 +156,14 @@ impl Config {
                     banli_db::redact(u)
                 );
             }
+        }
+        if let Some(url) = &self.nats_url
+            && !(url.0.starts_with("nats://") || url.0.starts_with("tls://"))
+        {
+            bail!(
+                "nats_url `{}` is not a nats:// URL",
+                banli_db::redact(&url.0)
+            );
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod metrics;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
             if let Some(a) = args.grpc_addr {
                 config.grpc_addr = a;
             }
-            run_async(cmd::serve::run(&config))
+            run_async(cmd::serve::run(&config, args.service))
         }
         Command::Init => run_async(cmd::init::run(&config)),
         Command::Keys(c) => run_async(cmd::keys::run(&config, c)),
@@ -93,6 +94,10 @@ fn main() -> ExitCode {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// Which service to run: all of them in one process (the default), or one per process
+    /// (then with PostgreSQL and --nats-url).
+    #[arg(long, env = "BANLI_SERVICE", value_enum, default_value = "all")]
+    service: cmd::serve::Service,
     /// REST listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "BANLI_HTTP_ADDR")]
     http_addr: Option<std::net::SocketAddr>,
@@ -106,6 +111,7 @@ fn redacted(c: &Config) -> Config {
     c.database_url = c
         .database_url
         .map(|u| config::Secret(banli_db::redact(&u.0)));
+    c.nats_url = c.nats_url.map(|u| config::Secret(banli_db::redact(&u.0)));
     c
 }
 

@@ -84,6 +84,11 @@ impl Default for ConnectOptions {
 }
 
 impl Pool {
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Pool::Sqlite(_) => Backend::Sqlite,
@@ -165,7 +170,13 @@ fn is_memory(path: &Path) -> bool {
 
 /// The SQLite URL of the database file in a data directory.
 pub fn sqlite_url_in(data_dir: &Path) -> String {
-    format!("sqlite://{}", data_dir.join("banli.db").display())
+    sqlite_url_for(data_dir, "banli.db")
+}
+
+/// The SQLite URL of `file` in the data directory (each service of the embedded mode has its
+/// own file).
+pub fn sqlite_url_for(data_dir: &Path, file: &str) -> String {
+    format!("sqlite://{}", data_dir.join(file).display())
 }
 
 /// The URL with any password replaced, for logs and errors.

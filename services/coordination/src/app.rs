@@ -14,7 +14,7 @@ use banli_calendar::Calendar;
 use banli_domain::coordination::{CoordinationCommand, decide_coordination};
 use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::suggestion::{Suggestion, UnitRole};
-use banli_domain::{Role, RuleProfile, Rules};
+use banli_domain::{DomainError, Role, RuleProfile, Rules};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -194,10 +194,7 @@ impl App {
             )));
         }
         let after = q.page_token.as_deref().map(decode_token).transpose()?;
-        let mut rows = self
-            .store()
-            .tasks(agency, q.role, after, limit + 1)
-            .await?;
+        let mut rows = self.store().tasks(agency, q.role, after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let today = self.today();
@@ -271,7 +268,21 @@ impl App {
         let today = self.today();
         let cmd = build(&view, today)?;
         let actor = p.actor();
-        let decision = decide_coordination(&view, &r.case, &actor, &cmd, &self.rules())?;
+        let decision =
+            decide_coordination(&view, &r.case, &actor, &cmd, &self.rules()).map_err(|e| {
+                let stale = matches!(
+                    e,
+                    DomainError::WrongState { .. } | DomainError::Precondition { .. }
+                );
+                let mut err = AppError::from(e);
+                if stale {
+                    err.detail = format!(
+                        "{} (as this service last saw the suggestion, at version {}; if it changed a moment ago, retry shortly)",
+                        err.detail, r.replica_version
+                    );
+                }
+                err
+            })?;
         let mut case = r.case.clone();
         for e in &decision.events {
             case.apply(e);

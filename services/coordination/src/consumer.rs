@@ -109,7 +109,11 @@ impl SuggestionConsumer {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return self
-                    .park(e, &format!("suggestion {id} has no earlier events here"), false)
+                    .park(
+                        e,
+                        &format!("suggestion {id} has no earlier events here"),
+                        false,
+                    )
                     .await;
             }
             Err(err) => return Err(err.to_string()),
@@ -147,14 +151,16 @@ impl SuggestionConsumer {
         let mut replica = record.replica.clone();
         replica.apply(&event);
         let settles = wire.causation_id.and_then(|c| {
-            record.pending.iter().find(|p| p.event_id == c).map(|_| {
-                match &event {
+            record
+                .pending
+                .iter()
+                .find(|p| p.event_id == c)
+                .map(|_| match &event {
                     SuggestionEvent::CoordinationRefused(r) => {
                         (c, Status::Refused, Some(r.reason.clone()))
                     }
                     _ => (c, Status::Confirmed, None),
-                }
-            })
+                })
         });
         let copies = copies_for(&replica, &record.case, &event);
         let mut case = record.case.clone();

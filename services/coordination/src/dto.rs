@@ -169,14 +169,14 @@ pub struct ResolutionBody {
 
 // ---- views ----
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignerView {
     pub name: String,
     pub position: Position,
 }
 
 /// One unit on the suggestion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnitView {
     pub assignment_id: Uuid,
     pub agency_id: Uuid,
@@ -193,7 +193,7 @@ pub struct UnitView {
     pub reply_due: Option<Date>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OpinionView {
     pub id: Uuid,
     pub assignment_id: Uuid,
@@ -208,7 +208,7 @@ pub struct OpinionView {
     pub acknowledged_on: Option<Date>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CountersignatureView {
     pub reply_id: Uuid,
     pub assignment_id: Uuid,
@@ -219,7 +219,7 @@ pub struct CountersignatureView {
     pub on: Date,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DisagreementView {
     pub id: Uuid,
     pub assignment_id: Uuid,
@@ -238,7 +238,7 @@ pub struct DisagreementView {
 }
 
 /// A copy of the lead's reply, as delivered to a co-handler.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReplyCopyView {
     pub reply_id: Uuid,
     pub assignment_id: Uuid,
@@ -252,7 +252,7 @@ pub struct ReplyCopyView {
 }
 
 /// A command of this service and what the suggestions service made of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CommandView {
     pub event_id: Uuid,
     pub event_type: String,
@@ -262,7 +262,7 @@ pub struct CommandView {
 }
 
 /// The coordination side of one suggestion.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CaseView {
     pub suggestion_id: Uuid,
     /// The case's version (its ETag), for `If-Match`.
@@ -293,8 +293,7 @@ fn seer(p: &Principal, s: &Suggestion) -> Seer {
     match (p.role, p.agency) {
         (Role::AssigningOffice | Role::Auditor, _) => Seer::All,
         (_, Some(a))
-            if s
-                .active_assignments()
+            if s.active_assignments()
                 .any(|x| x.agency == a && x.role == UnitRole::Lead) =>
         {
             Seer::Lead(a.0)

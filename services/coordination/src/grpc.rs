@@ -1,1 +1,554 @@
-//! gRPC (`banli.coordination.v1`).
+//! gRPC (`banli.coordination.v1`): the same application layer as REST. Every call needs the
+//! `authorization: Bearer <key>` metadata.
+
+use std::future::Future;
+
+use banli_api::{AppError, Principal};
+use banli_domain::coordination::CoordinationCommand;
+use banli_domain::ids::*;
+use banli_domain::suggestion::{
+    AdjustmentChoice, CoHandlingOpinion, Signer, SignerPosition, Suggestion, UnitRole,
+};
+use banli_proto::common::v1 as pc;
+use banli_proto::coordination::v1 as pb;
+use pb::coordination_service_server::{CoordinationService, CoordinationServiceServer};
+use time::Date;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::app::{App, TaskQuery};
+use crate::dto::{CaseView, Position, SignerView};
+
+/// The full names of this service's gRPC services.
+pub const NAMES: [&str; 1] = ["banli.coordination.v1.CoordinationService"];
+
+/// Adds this service's gRPC service to `routes`.
+pub fn add_services(app: App, body_limit: usize, routes: &mut RoutesBuilder) {
+    routes.add_service(
+        CoordinationServiceServer::new(Grpc { app }).max_decoding_message_size(body_limit),
+    );
+}
+
+/// Serves this service alone on `listener` until `shutdown` completes.
+pub async fn serve(
+    app: App,
+    body_limit: usize,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut routes = RoutesBuilder::default();
+    add_services(app, body_limit, &mut routes);
+    banli_api::grpc::serve(routes, &NAMES, listener, shutdown).await
+}
+
+#[derive(Debug, Clone)]
+pub struct Grpc {
+    app: App,
+}
+
+fn uuid(field: &str, s: &str) -> Result<Uuid, AppError> {
+    Uuid::try_parse(s).map_err(|_| AppError::malformed(format!("{field} `{s}` is not a UUID")))
+}
+
+fn opt_uuid(field: &str, s: &str) -> Result<Option<Uuid>, AppError> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        uuid(field, s).map(Some)
+    }
+}
+
+fn date_text(d: Option<Date>) -> String {
+    d.map(banli_calendar::format_date).unwrap_or_default()
+}
+
+fn unit_role(field: &str, r: i32) -> Result<Option<UnitRole>, AppError> {
+    match pc::UnitRole::try_from(r) {
+        Ok(pc::UnitRole::Unspecified) => Ok(None),
+        Ok(pc::UnitRole::Lead) => Ok(Some(UnitRole::Lead)),
+        Ok(pc::UnitRole::Co) => Ok(Some(UnitRole::Co)),
+        Ok(pc::UnitRole::Separate) => Ok(Some(UnitRole::Separate)),
+        Ok(pc::UnitRole::Sole) => Ok(Some(UnitRole::Sole)),
+        Err(_) => Err(AppError::malformed(format!(
+            "{field} {r} is not a unit role"
+        ))),
+    }
+}
+
+fn signer(s: Option<pc::Signer>) -> Result<Signer, AppError> {
+    let s = s.ok_or_else(|| AppError::malformed("signer is required"))?;
+    let position = match pc::SignerPosition::try_from(s.position) {
+        Ok(pc::SignerPosition::PrincipalHead) => SignerPosition::PrincipalHead,
+        Ok(pc::SignerPosition::AuthorizedLeader) => SignerPosition::AuthorizedLeader,
+        Ok(pc::SignerPosition::DivisionHead) => SignerPosition::DivisionHead,
+        Ok(pc::SignerPosition::Staff) => SignerPosition::Staff,
+        _ => return Err(AppError::malformed("signer.position is required")),
+    };
+    Ok(Signer {
+        name: s.name,
+        position,
+    })
+}
+
+fn signer_out(s: &SignerView) -> pc::Signer {
+    let position = match s.position {
+        Position::PrincipalHead => pc::SignerPosition::PrincipalHead,
+        Position::AuthorizedLeader => pc::SignerPosition::AuthorizedLeader,
+        Position::DivisionHead => pc::SignerPosition::DivisionHead,
+        Position::Staff => pc::SignerPosition::Staff,
+    };
+    pc::Signer {
+        name: s.name.clone(),
+        position: position as i32,
+    }
+}
+
+fn case_out(v: &CaseView) -> pb::Case {
+    pb::Case {
+        suggestion_id: v.suggestion_id.to_string(),
+        version: v.version,
+        suggestion_version: v.suggestion_version,
+        suggestion_state: v.suggestion_state.clone(),
+        units: v
+            .units
+            .iter()
+            .map(|u| pb::Unit {
+                assignment_id: u.assignment_id.to_string(),
+                agency_id: u.agency_id.to_string(),
+                role: u.role.clone(),
+                state: u.state.clone(),
+                opinion: u.opinion.clone(),
+                co_opinion_due: date_text(u.co_opinion_due),
+                reply_due: date_text(u.reply_due),
+            })
+            .collect(),
+        opinions: v
+            .opinions
+            .iter()
+            .map(|o| pb::Opinion {
+                id: o.id.to_string(),
+                assignment_id: o.assignment_id.to_string(),
+                document_number: o.document_number.clone(),
+                body: o.body.clone(),
+                signer: Some(signer_out(&o.signer)),
+                on: date_text(Some(o.on)),
+                acknowledged_on: date_text(o.acknowledged_on),
+            })
+            .collect(),
+        countersignatures: v
+            .countersignatures
+            .iter()
+            .map(|c| pb::Countersignature {
+                reply_id: c.reply_id.to_string(),
+                assignment_id: c.assignment_id.to_string(),
+                agency_id: c.agency_id.to_string(),
+                signer: Some(signer_out(&c.signer)),
+                on: date_text(Some(c.on)),
+            })
+            .collect(),
+        disagreements: v
+            .disagreements
+            .iter()
+            .map(|d| pb::Disagreement {
+                id: d.id.to_string(),
+                assignment_id: d.assignment_id.to_string(),
+                agency_id: d.agency_id.to_string(),
+                statement: d.statement.clone(),
+                on: date_text(Some(d.on)),
+                escalated_on: date_text(d.escalated_on),
+                resolution: d.resolution.clone().unwrap_or_default(),
+                resolved_on: date_text(d.resolved_on),
+            })
+            .collect(),
+        reply_copies: v
+            .reply_copies
+            .iter()
+            .map(|c| pb::ReplyCopy {
+                reply_id: c.reply_id.to_string(),
+                assignment_id: c.assignment_id.to_string(),
+                agency_id: c.agency_id.to_string(),
+                on: date_text(Some(c.on)),
+                document_number: c.document_number.clone(),
+                class: c.class.clone(),
+                body: c.body.clone(),
+            })
+            .collect(),
+        commands: v
+            .commands
+            .iter()
+            .map(|c| pb::CommandStatus {
+                event_id: c.event_id.to_string(),
+                event_type: c.event_type.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+impl Grpc {
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let token = banli_api::grpc::bearer(req.metadata())?;
+        Ok(self.app.authenticate(token).await?)
+    }
+
+    /// A command through the idempotency store, answered with the case.
+    async fn command<F>(
+        &self,
+        p: &Principal,
+        target: &str,
+        what: &str,
+        change: Option<pb::Change>,
+        request: String,
+        build: F,
+    ) -> Result<Response<pb::Case>, Status>
+    where
+        F: FnOnce(&Suggestion, Date) -> Result<CoordinationCommand, AppError>,
+    {
+        let target = uuid(&format!("{what}_id"), target)?;
+        let change = change.unwrap_or_default();
+        let expected = (change.expected_version > 0).then_some(change.expected_version);
+        let key = (!change.idempotency_key.is_empty()).then_some(change.idempotency_key.as_str());
+        let hash = banli_api::grpc::request_hash(&request);
+        let (_, body) = self
+            .app
+            .idempotent(p, key, &hash, || async {
+                let view = self.app.command(p, target, what, expected, build).await?;
+                let json = serde_json::to_string(&view).map_err(|e| AppError::internal(&e))?;
+                Ok((200, json))
+            })
+            .await?;
+        let view: CaseView = serde_json::from_str(&body).map_err(|e| AppError::internal(&e))?;
+        Ok(Response::new(case_out(&view)))
+    }
+}
+
+#[tonic::async_trait]
+impl CoordinationService for Grpc {
+    async fn get_case(
+        &self,
+        req: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let id = uuid("suggestion_id", &req.get_ref().suggestion_id)?;
+        Ok(Response::new(case_out(&self.app.case(&p, id).await?)))
+    }
+
+    async fn list_tasks(
+        &self,
+        req: Request<pb::ListTasksRequest>,
+    ) -> Result<Response<pb::ListTasksResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let page = r.page.unwrap_or_default();
+        let out = self
+            .app
+            .tasks(
+                &p,
+                TaskQuery {
+                    agency_id: opt_uuid("agency_id", &r.agency_id)?,
+                    role: unit_role("role", r.role)?,
+                    page_token: (!page.page_token.is_empty()).then_some(page.page_token),
+                    limit: (page.page_size > 0).then_some(page.page_size),
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ListTasksResponse {
+            tasks: out
+                .tasks
+                .iter()
+                .map(|t| pb::Task {
+                    assignment_id: t.assignment_id.to_string(),
+                    suggestion_id: t.suggestion_id.to_string(),
+                    agency_id: t.agency_id.to_string(),
+                    role: t.role.clone(),
+                    state: t.state.clone(),
+                    opinion: t.opinion.clone(),
+                    co_opinion_due: date_text(t.co_opinion_due),
+                    reply_due: date_text(t.reply_due),
+                    overdue: t.overdue,
+                })
+                .collect(),
+            next_page_token: out.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn sign_for(
+        &self,
+        req: Request<pb::SignForRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!("sign_for {}", r.assignment_id);
+        self.command(
+            &p,
+            &r.assignment_id,
+            "assignment",
+            r.change,
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::SignFor {
+                    assignment: AssignmentId(uuid("assignment_id", &r.assignment_id)?),
+                    on: today,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn request_adjustment(
+        &self,
+        req: Request<pb::RequestAdjustmentRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!(
+            "request_adjustment {} {:?} {}",
+            r.assignment_id, r.reason, r.suggested_agency_id
+        );
+        let suggested = opt_uuid("suggested_agency_id", &r.suggested_agency_id)?;
+        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
+        self.command(
+            &p,
+            &r.assignment_id,
+            "assignment",
+            r.change,
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::RequestAdjustment {
+                    assignment,
+                    reason: r.reason,
+                    suggested_agency: suggested.map(AgencyId),
+                    on: today,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn decide_adjustment(
+        &self,
+        req: Request<pb::DecideAdjustmentRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        use pb::decide_adjustment_request::Outcome;
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!(
+            "decide_adjustment {} {} {:?} {} {}",
+            r.assignment_id, r.outcome, r.reason, r.new_agency_id, r.new_role
+        );
+        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
+        let choice = match Outcome::try_from(r.outcome) {
+            Ok(Outcome::Accept) => AdjustmentChoice::Accept {
+                agency: AgencyId(opt_uuid("new_agency_id", &r.new_agency_id)?.ok_or_else(
+                    || AppError::invalid("new_agency_id is required to accept an adjustment"),
+                )?),
+                role: unit_role("new_role", r.new_role)?,
+                new_assignment: AssignmentId::new(),
+            },
+            Ok(Outcome::Reject) => AdjustmentChoice::Reject { reason: r.reason },
+            Ok(Outcome::Escalate) => AdjustmentChoice::Escalate { reason: r.reason },
+            _ => return Err(AppError::malformed("outcome is required").into()),
+        };
+        self.command(
+            &p,
+            &r.assignment_id,
+            "assignment",
+            r.change,
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::DecideAdjustment {
+                    assignment,
+                    choice,
+                    on: today,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn submit_opinion(
+        &self,
+        req: Request<pb::SubmitOpinionRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!(
+            "submit_opinion {} {:?} {:?} {:?} {}",
+            r.assignment_id, r.document_number, r.body, r.signer, r.on
+        );
+        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
+        let signer = signer(r.signer)?;
+        let on = if r.on.is_empty() {
+            None
+        } else {
+            Some(banli_calendar::parse_date(&r.on).map_err(|_| {
+                AppError::malformed(format!("on `{}` is not a YYYY-MM-DD date", r.on))
+            })?)
+        };
+        self.command(
+            &p,
+            &r.assignment_id,
+            "assignment",
+            r.change,
+            key,
+            |_, today| {
+                let on = on.unwrap_or(today);
+                if on > today {
+                    return Err(AppError::invalid(
+                        "an opinion cannot be dated in the future",
+                    ));
+                }
+                Ok(CoordinationCommand::SubmitOpinion {
+                    opinion: CoHandlingOpinion {
+                        id: OpinionId::new(),
+                        assignment_id: assignment,
+                        document_number: r.document_number,
+                        body: r.body,
+                        signer,
+                        on,
+                        acknowledged_on: None,
+                    },
+                })
+            },
+        )
+        .await
+    }
+
+    async fn acknowledge_opinion(
+        &self,
+        req: Request<pb::AcknowledgeOpinionRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!("acknowledge_opinion {}", r.opinion_id);
+        let opinion = OpinionId(uuid("opinion_id", &r.opinion_id)?);
+        self.command(&p, &r.opinion_id, "opinion", r.change, key, |_, today| {
+            Ok(CoordinationCommand::AcknowledgeOpinion { opinion, on: today })
+        })
+        .await
+    }
+
+    async fn waive_opinion(
+        &self,
+        req: Request<pb::WaiveOpinionRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!("waive_opinion {} {:?}", r.assignment_id, r.reason);
+        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
+        self.command(
+            &p,
+            &r.assignment_id,
+            "assignment",
+            r.change,
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::WaiveOpinion {
+                    assignment,
+                    reason: r.reason,
+                    on: today,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn countersign(
+        &self,
+        req: Request<pb::CountersignRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!("countersign {} {:?}", r.reply_id, r.signer);
+        let reply = ReplyId(uuid("reply_id", &r.reply_id)?);
+        let signer = signer(r.signer)?;
+        self.command(&p, &r.reply_id, "reply", r.change, key, |_, today| {
+            Ok(CoordinationCommand::Countersign {
+                reply,
+                signer,
+                on: today,
+            })
+        })
+        .await
+    }
+
+    async fn record_disagreement(
+        &self,
+        req: Request<pb::RecordDisagreementRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!(
+            "record_disagreement {} {:?} {}",
+            r.assignment_id, r.statement, r.escalate
+        );
+        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
+        self.command(
+            &p,
+            &r.assignment_id,
+            "assignment",
+            r.change,
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::RecordDisagreement {
+                    id: DisagreementId::new(),
+                    assignment,
+                    statement: r.statement,
+                    escalate: r.escalate,
+                    on: today,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn escalate_disagreement(
+        &self,
+        req: Request<pb::EscalateDisagreementRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!("escalate_disagreement {}", r.disagreement_id);
+        let id = DisagreementId(uuid("disagreement_id", &r.disagreement_id)?);
+        self.command(
+            &p,
+            &r.disagreement_id,
+            "disagreement",
+            r.change,
+            key,
+            |_, today| Ok(CoordinationCommand::EscalateDisagreement { id, on: today }),
+        )
+        .await
+    }
+
+    async fn resolve_disagreement(
+        &self,
+        req: Request<pb::ResolveDisagreementRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let key = format!(
+            "resolve_disagreement {} {:?}",
+            r.disagreement_id, r.resolution
+        );
+        let id = DisagreementId(uuid("disagreement_id", &r.disagreement_id)?);
+        self.command(
+            &p,
+            &r.disagreement_id,
+            "disagreement",
+            r.change,
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::ResolveDisagreement {
+                    id,
+                    resolution: r.resolution,
+                    on: today,
+                })
+            },
+        )
+        .await
+    }
+}

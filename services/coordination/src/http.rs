@@ -237,44 +237,44 @@ command_route!(
     request_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-request", "assignment_id", "assignment", AdjustmentRequestBody,
     |v, target, s, today| Ok(CoordinationCommand::RequestAdjustment { assignment: AssignmentId(target), reason: v.reason, suggested_agency: v.suggested_agency_id.map(AgencyId), on: today }));
 command_route!(
-    /// Decide an adjustment request: `accept` (the suggestions service supersedes the
-    /// assignment and assigns `agency_id`), `reject`, or `escalate`. Assigning office.
-    decide_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-decision", "assignment_id", "assignment", AdjustmentDecisionBody,
-    |v, target, s, today| {
-        let reason = v.reason.unwrap_or_default();
-        let choice = match v.outcome {
-            Outcome::Accept => AdjustmentChoice::Accept {
-                agency: AgencyId(v.agency_id.ok_or_else(|| AppError::invalid("agency_id is required to accept an adjustment"))?),
-                role: v.role.map(Into::into),
-                new_assignment: AssignmentId::new(),
-            },
-            Outcome::Reject => AdjustmentChoice::Reject { reason },
-            Outcome::Escalate => AdjustmentChoice::Escalate { reason },
-        };
-        Ok(CoordinationCommand::DecideAdjustment { assignment: AssignmentId(target), choice, on: today })
-    });
+/// Decide an adjustment request: `accept` (the suggestions service supersedes the
+/// assignment and assigns `agency_id`), `reject`, or `escalate`. Assigning office.
+decide_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-decision", "assignment_id", "assignment", AdjustmentDecisionBody,
+|v, target, s, today| {
+    let reason = v.reason.unwrap_or_default();
+    let choice = match v.outcome {
+        Outcome::Accept => AdjustmentChoice::Accept {
+            agency: AgencyId(v.agency_id.ok_or_else(|| AppError::invalid("agency_id is required to accept an adjustment"))?),
+            role: v.role.map(Into::into),
+            new_assignment: AssignmentId::new(),
+        },
+        Outcome::Reject => AdjustmentChoice::Reject { reason },
+        Outcome::Escalate => AdjustmentChoice::Escalate { reason },
+    };
+    Ok(CoordinationCommand::DecideAdjustment { assignment: AssignmentId(target), choice, on: today })
+});
 command_route!(
-    /// A co-handler's formal opinion letter to the lead (会办意见), due by the co-handling
-    /// sub-deadline. Only the co-handling unit of this assignment (otherwise 403); not after
-    /// it is done or the item is replied (409).
-    submit_opinion, "/v1/coordination/assignments/{assignment_id}/opinions", "assignment_id", "assignment", OpinionBody,
-    |v, target, s, today| {
-        let on = v.on.unwrap_or(today);
-        if on > today {
-            return Err(AppError::invalid("an opinion cannot be dated in the future"));
-        }
-        Ok(CoordinationCommand::SubmitOpinion {
-            opinion: CoHandlingOpinion {
-                id: OpinionId::new(),
-                assignment_id: AssignmentId(target),
-                document_number: v.document_number,
-                body: v.body,
-                signer: signer(v.signer),
-                on,
-                acknowledged_on: None,
-            },
-        })
-    });
+/// A co-handler's formal opinion letter to the lead (会办意见), due by the co-handling
+/// sub-deadline. Only the co-handling unit of this assignment (otherwise 403); not after
+/// it is done or the item is replied (409).
+submit_opinion, "/v1/coordination/assignments/{assignment_id}/opinions", "assignment_id", "assignment", OpinionBody,
+|v, target, s, today| {
+    let on = v.on.unwrap_or(today);
+    if on > today {
+        return Err(AppError::invalid("an opinion cannot be dated in the future"));
+    }
+    Ok(CoordinationCommand::SubmitOpinion {
+        opinion: CoHandlingOpinion {
+            id: OpinionId::new(),
+            assignment_id: AssignmentId(target),
+            document_number: v.document_number,
+            body: v.body,
+            signer: signer(v.signer),
+            on,
+            acknowledged_on: None,
+        },
+    })
+});
 command_route!(
     /// The lead unit acknowledges a co-handling opinion.
     acknowledge_opinion, "/v1/coordination/opinions/{opinion_id}/acknowledge", "opinion_id", "opinion", Empty,

@@ -612,12 +612,16 @@ impl Store {
             match &pool {
                 Pool::Sqlite(p) => {
                     let mut tx = p.begin().await?;
-                    sqlite::apply_replica(&mut tx, &inbox, &envelope, &change, &rows, &tasks, now).await?;
+                    sqlite::apply_replica(&mut tx, &inbox, &envelope, &change, &rows, &tasks, now)
+                        .await?;
                     tx.commit().await?;
                 }
                 Pool::Postgres(p) => {
                     let mut tx = p.begin().await?;
-                    postgres::apply_replica(&mut tx, &inbox, &envelope, &change, &rows, &tasks, now).await?;
+                    postgres::apply_replica(
+                        &mut tx, &inbox, &envelope, &change, &rows, &tasks, now,
+                    )
+                    .await?;
                     tx.commit().await?;
                 }
             }

@@ -666,7 +666,31 @@ impl App {
             actor: p.actor(),
             kind,
         };
-        let events = decide(Some(&s), &cmd, &self.rules())?;
+        let (s, events) = match decide(Some(&s), &cmd, &self.rules()) {
+            Ok(events) => (s, events),
+            Err(e) => {
+                // The cached state may trail a change another writer (the coordination
+                // consumer) committed a moment ago: decide again on the stored state.
+                let fresh = match self.store().load(s.id).await? {
+                    Some(f) if f.version != s.version => Arc::new(f),
+                    _ => return Err(e.into()),
+                };
+                self.inner.recent.put(fresh.id, fresh.clone());
+                if let Some(v) = expected
+                    && v != fresh.version
+                {
+                    return Err(AppError::new(
+                        ErrorCode::StaleVersion,
+                        format!(
+                            "the suggestion is at version {}, not {v}; read it again",
+                            fresh.version
+                        ),
+                    ));
+                }
+                let events = decide(Some(&fresh), &cmd, &self.rules())?;
+                (fresh, events)
+            }
+        };
         if events.is_empty() {
             return Ok(SuggestionView::new(&s, today));
         }

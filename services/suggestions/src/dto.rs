@@ -736,26 +736,6 @@ pub struct Assign {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AdjustmentRequestBody {
-    #[schema(min_length = 1, pattern = r"\S")]
-    pub reason: String,
-    pub suggested_agency_id: Option<Uuid>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AdjustmentDecisionBody {
-    /// `accept` (then `agency_id` is required), `reject` or `escalate`.
-    pub outcome: String,
-    #[serde(default)]
-    pub reason: String,
-    pub agency_id: Option<Uuid>,
-    #[schema(value_type = Option<doc::UnitRole>)]
-    pub role: Option<UnitRole>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DispatchBody {
     pub division_id: Uuid,
     #[schema(min_length = 1, pattern = r"\S")]
@@ -809,18 +789,6 @@ pub struct SignerBody {
     /// `principal_head`, `authorized_leader`, `division_head` or `staff`.
     #[schema(value_type = doc::SignerPosition)]
     pub position: SignerPosition,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpinionBody {
-    pub assignment_id: Uuid,
-    #[schema(min_length = 1, pattern = r"\S")]
-    pub document_number: String,
-    #[schema(min_length = 1, pattern = r"\S")]
-    pub body: String,
-    pub signer: SignerBody,
-    pub on: Option<Date>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use banli_db::{ConnectOptions, Pool};
 use banli_domain::Role;
 use banli_suggestions::app::{App, Clock};
@@ -15,24 +15,217 @@ use crate::config::Config;
 /// The file the first start writes the assigning office's key to.
 pub const FIRST_KEY_FILE: &str = "assigning-office.key";
 
-pub async fn run(config: &Config) -> Result<()> {
-    let url = config.database_url();
-    let pool = Pool::connect(&url, &ConnectOptions::default()).await?;
-    let store = Store::new(pool.clone());
-    store
-        .migrate()
-        .await
-        .context("applying the suggestions service's migrations")?;
-    let office = super::init::ensure_assigning_office(&store).await?;
-    if !store.has_keys().await? {
-        first_key(&store, &config.data_dir, config.http_addr).await?;
+/// Which services this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// Every service, over the embedded event bus (or NATS when --nats-url is set).
+    All,
+    Suggestions,
+    Coordination,
+    /// The follow-up tracking service.
+    Followup,
+}
+
+impl Service {
+    fn runs(self, s: Service) -> bool {
+        self == Service::All || self == s
     }
-    let app = App::new(
-        store,
-        config.rule_profile()?,
-        config.calendar()?,
+}
+
+/// A background task and the name it is logged under.
+type Task = (&'static str, tokio::task::JoinHandle<()>);
+
+pub async fn run(config: &Config, service: Service) -> Result<()> {
+    if service == Service::Followup {
+        bail!(
+            "the follow-up service is not part of this release yet; run --service suggestions or --service coordination (or all)"
+        );
+    }
+    let url = config.database_url();
+    let postgres = !url.starts_with("sqlite:");
+    if service != Service::All && (!postgres || config.nats_url.is_none()) {
+        bail!(
+            "--service {service:?} runs one service per process: give it PostgreSQL (--database-url postgres://…) and NATS JetStream (--nats-url nats://…), shared with the other services"
+        );
+    }
+    let bus = match &config.nats_url {
+        Some(u) => banli_eventlog::Bus::Nats(Box::new(
+            banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig::new(&u.0)).await?,
+        )),
+        // The embedded bus keeps each event until both consumers of this process have it.
+        None => banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[
+            banli_suggestions::consumer::CONSUMER,
+            banli_coordination::consumer::CONSUMER,
+        ])),
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |rx: &tokio::sync::watch::Receiver<bool>| {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let profile = config.rule_profile()?;
+    let calendar = config.calendar()?;
+    let mut tasks: Vec<Task> = Vec::new();
+    let mut apis: Vec<(axum::Router, utoipa::openapi::OpenApi)> = Vec::new();
+    let mut grpc_routes = tonic::service::RoutesBuilder::default();
+    let mut grpc_names: Vec<&'static str> = Vec::new();
+    let mut metrics = crate::metrics::Metrics::default();
+    let mut pools = Vec::new();
+
+    // The suggestions service: it owns the directory and the API keys. Another service running
+    // alone reads the keys from the shared database through it, without migrating it.
+    let main_pool = Pool::connect(&url, &ConnectOptions::default()).await?;
+    pools.push(main_pool.clone());
+    let store = Store::new(main_pool.clone());
+    let suggestions = App::new(
+        store.clone(),
+        profile.clone(),
+        calendar.clone(),
         Clock::System,
     );
+    if service.runs(Service::Suggestions) {
+        store
+            .migrate()
+            .await
+            .context("applying the suggestions service's migrations")?;
+        let office = super::init::ensure_assigning_office(&store).await?;
+        if !store.has_keys().await? {
+            first_key(&store, &config.data_dir, config.http_addr).await?;
+        }
+        tracing::info!(assigning_office = %office.id, profile = %suggestions.profile().name, "suggestions service ready");
+        apis.push(banli_suggestions::http::api(
+            suggestions.clone(),
+            banli_suggestions::http::DEFAULT_BODY_LIMIT,
+        ));
+        banli_suggestions::grpc::add_services(suggestions.clone(), &mut grpc_routes);
+        grpc_names.extend(banli_suggestions::grpc::NAMES);
+        let consumer = banli_suggestions::consumer::CoordinationConsumer::new(suggestions.clone());
+        consumer
+            .migrate()
+            .await
+            .context("creating the suggestions service's inbox")?;
+        let stats = metrics.service(
+            "suggestions",
+            store.db().clone(),
+            store.outbox().clone(),
+            consumer.inbox().clone(),
+        );
+        tasks.push((
+            "suggestions relay",
+            tokio::spawn(
+                banli_suggestions::relay::relay(&store, bus.clone()).run(RELAY_IDLE, stopped(&rx)),
+            ),
+        ));
+        tasks.push((
+            "suggestions consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(
+                    banli_suggestions::consumer::CONSUMER,
+                    banli_suggestions::consumer::FILTER,
+                ),
+                consumer,
+                stats,
+                stopped(&rx),
+            )),
+        ));
+        tasks.push((
+            "suggestions idempotency purge",
+            purge(store.db().clone(), store.idempotency_keys().clone(), config),
+        ));
+    } else if !store.has_keys().await.unwrap_or(false) {
+        bail!(
+            "no API keys in {}: start the suggestions service first (it owns the directory and the keys)",
+            banli_db::redact(&url)
+        );
+    }
+
+    if service.runs(Service::Coordination) {
+        let pool = if postgres {
+            main_pool.clone()
+        } else {
+            let p = Pool::connect(
+                &banli_db::sqlite_url_for(&config.data_dir, "coordination.db"),
+                &ConnectOptions::default(),
+            )
+            .await?;
+            pools.push(p.clone());
+            p
+        };
+        let cstore = banli_coordination::store::Store::new(pool);
+        cstore
+            .migrate()
+            .await
+            .context("applying the coordination service's migrations")?;
+        let keys = suggestions.clone();
+        let auth: banli_coordination::app::Authenticator =
+            std::sync::Arc::new(move |token: String| {
+                let keys = keys.clone();
+                Box::pin(async move { keys.authenticate(&token).await })
+            });
+        let coordination = banli_coordination::app::App::new(
+            cstore.clone(),
+            profile.clone(),
+            calendar.clone(),
+            Clock::System,
+            auth,
+        );
+        apis.push(banli_coordination::http::api(
+            coordination.clone(),
+            banli_api::http::DEFAULT_BODY_LIMIT,
+        ));
+        banli_coordination::grpc::add_services(
+            coordination.clone(),
+            banli_api::http::DEFAULT_BODY_LIMIT,
+            &mut grpc_routes,
+        );
+        grpc_names.extend(banli_coordination::grpc::NAMES);
+        let consumer = banli_coordination::consumer::SuggestionConsumer::new(cstore.clone());
+        consumer
+            .migrate()
+            .await
+            .context("creating the coordination service's inbox")?;
+        let stats = metrics.service(
+            "coordination",
+            cstore.db().clone(),
+            cstore.outbox().clone(),
+            consumer.inbox().clone(),
+        );
+        tasks.push((
+            "coordination relay",
+            tokio::spawn(
+                banli_eventlog::relay::Relay::new(
+                    cstore.db().clone(),
+                    cstore.outbox().clone(),
+                    bus.clone(),
+                )
+                .run(RELAY_IDLE, stopped(&rx)),
+            ),
+        ));
+        tasks.push((
+            "coordination consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(
+                    banli_coordination::consumer::CONSUMER,
+                    banli_coordination::consumer::FILTER,
+                ),
+                consumer,
+                stats,
+                stopped(&rx),
+            )),
+        ));
+        tasks.push((
+            "coordination idempotency purge",
+            purge(
+                cstore.db().clone(),
+                cstore.idempotency_keys().clone(),
+                config,
+            ),
+        ));
+    }
 
     let http = TcpListener::bind(config.http_addr).await.with_context(|| {
         format!(
@@ -48,19 +241,87 @@ pub async fn run(config: &Config) -> Result<()> {
     })?;
     let http_addr = http.local_addr()?;
     let grpc_addr = grpc.local_addr()?;
-    tracing::info!(%http_addr, %grpc_addr, database = %banli_db::redact(&url), assigning_office = %office.id, profile = %app.profile().name, "banli is serving");
+    tracing::info!(%http_addr, %grpc_addr, service = ?service, database = %banli_db::redact(&url), bus = if config.nats_url.is_some() { "nats" } else { "embedded" }, "banli is serving");
     println!(
         "banli serving REST on http://{http_addr} (API page: http://{http_addr}/docs) and gRPC on {grpc_addr}"
     );
 
+    let mut parts = apis.into_iter();
+    let (mut api, mut openapi) = parts.next().context("at least one service runs")?;
+    for (a, o) in parts {
+        api = api.merge(a);
+        openapi.merge(o);
+    }
+    if !service.runs(Service::Suggestions) {
+        api = api.merge(health_routes(main_pool.clone()));
+    }
+    let keys = suggestions.clone();
+    api = api.merge(metrics.router(std::sync::Arc::new(move |token: String| {
+        let keys = keys.clone();
+        Box::pin(async move { keys.authenticate(&token).await })
+    })));
+    let router = banli_api::http::finish(api, openapi);
+    let http_task = tokio::spawn({
+        let stop = stopped(&rx);
+        async move { axum::serve(http, router).with_graceful_shutdown(stop).await }
+    });
+    let grpc_task = tokio::spawn({
+        let stop = stopped(&rx);
+        async move { banli_api::grpc::serve(grpc_routes, &grpc_names, grpc, stop).await }
+    });
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = tx.send(true);
+    http_task
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    grpc_task
+        .await
+        .context("gRPC server task")?
+        .map_err(|e| anyhow::anyhow!("gRPC server: {e}"))?;
+    for (name, task) in tasks {
+        if name.ends_with("purge") {
+            task.abort();
+        }
+        if let Err(e) = task.await
+            && !e.is_cancelled()
+        {
+            tracing::warn!(task = name, error = %e, "a background task failed");
+        }
+    }
+    for p in pools {
+        p.close().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How often an idle relay looks at its outbox again.
+const RELAY_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn run_options(name: &str, filter: &str) -> banli_eventlog::runner::RunOptions {
+    banli_eventlog::runner::RunOptions {
+        name: name.to_owned(),
+        filter: Some(filter.to_owned()),
+        poll: std::time::Duration::from_millis(500),
+        batch: 64,
+    }
+}
+
+/// Forgets expired idempotency keys every ten minutes.
+fn purge(
+    db: banli_db::Db,
+    keys: banli_db::idempotency::IdempotencyKeys,
+    config: &Config,
+) -> tokio::task::JoinHandle<()> {
     let retention = time::Duration::hours(i64::from(config.idempotency_retention_hours));
-    let purge_store = app.store().clone();
-    let purge = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
-            match purge_store
-                .purge_idempotency(time::OffsetDateTime::now_utc() - retention)
+            match keys
+                .purge(&db, time::OffsetDateTime::now_utc() - retention)
                 .await
             {
                 Ok(0) => {}
@@ -70,50 +331,29 @@ pub async fn run(config: &Config) -> Result<()> {
                 }
             }
         }
-    });
+    })
+}
 
-    let shutdown = shutdown_signal();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    // The embedded event bus: the outbox relay moves committed events onto it. The other
-    // services subscribe to it as they join this process.
-    let bus = banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[]));
-    let mut relay_rx = rx.clone();
-    let relay = tokio::spawn(banli_suggestions::relay::relay(app.store(), bus).run(
-        std::time::Duration::from_millis(50),
-        async move {
-            let _ = relay_rx.wait_for(|stop| *stop).await;
-        },
-    ));
-    let router =
-        banli_suggestions::http::router(app.clone(), banli_suggestions::http::DEFAULT_BODY_LIMIT);
-    let mut http_rx = rx.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(http, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
-    let mut grpc_rx = rx;
-    let grpc_task = tokio::spawn(banli_suggestions::grpc::serve(app, grpc, async move {
-        let _ = grpc_rx.wait_for(|stop| *stop).await;
-    }));
-    shutdown.await;
-    tracing::info!("shutting down: finishing in-flight requests");
-    purge.abort();
-    let _ = tx.send(true);
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server")?;
-    let _ = relay.await;
-    grpc_task
-        .await
-        .context("gRPC server task")?
-        .map_err(|e| anyhow::anyhow!("gRPC server: {e}"))?;
-    pool.close().await;
-    tracing::info!("stopped");
-    Ok(())
+/// `/healthz` and `/readyz` for a process that does not run the suggestions service.
+fn health_routes(pool: Pool) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let pool = pool.clone();
+                async move {
+                    if pool.ping().await.is_ok() {
+                        Ok("ready")
+                    } else {
+                        Err(banli_api::http::Problem(banli_api::AppError::new(
+                            banli_api::ErrorCode::Unavailable,
+                            "the database does not answer",
+                        )))
+                    }
+                }
+            }),
+        )
 }
 
 /// On an empty store: one assigning-office key, written to a file only its owner can read.

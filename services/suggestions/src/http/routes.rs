@@ -59,16 +59,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(review))
         .routes(routes!(withdraw))
         .routes(routes!(assign))
-        .routes(routes!(sign_for))
-        .routes(routes!(request_adjustment))
-        .routes(routes!(decide_adjustment))
         .routes(routes!(dispatch))
         .routes(routes!(record_communication))
         .routes(routes!(request_extension))
         .routes(routes!(decide_extension))
-        .routes(routes!(submit_opinion))
-        .routes(routes!(acknowledge_opinion))
-        .routes(routes!(waive_opinion))
         .routes(routes!(issue_reply))
         .routes(routes!(change_class))
         .routes(routes!(record_feedback))
@@ -527,30 +521,6 @@ assign, "/v1/suggestions/{id}/assignments", "suggestions", Assign, |v, s, today,
     units: v.units.into_iter().map(|u| UnitAssignment { assignment_id: AssignmentId::new(), agency: AgencyId(u.agency_id), role: u.role }).collect(),
     on: today,
 }));
-command_route!(
-    /// Sign for an assignment (签收). The assigned unit's agency_admin or leader.
-    sign_for, "/v1/suggestions/{id}/assignments/{assignment_id}/sign-for", "handling", Empty, assignment_id = "assignment_id",
-    |v, s, today, p| Ok(CommandKind::SignFor { assignment: AssignmentId(assignment_id), on: today }));
-command_route!(
-    /// Contest an assignment within the objection window (退回/调整交办).
-    request_adjustment, "/v1/suggestions/{id}/assignments/{assignment_id}/adjustment-request", "handling", AdjustmentRequestBody, assignment_id = "assignment_id",
-    |v, s, today, p| Ok(CommandKind::RequestAdjustment { assignment: AssignmentId(assignment_id), reason: v.reason, suggested_agency: v.suggested_agency_id.map(AgencyId), on: today }));
-command_route!(
-/// Decide an adjustment request: `accept` (reassign to `agency_id`), `reject`, or `escalate`. Assigning office.
-decide_adjustment, "/v1/suggestions/{id}/assignments/{assignment_id}/adjustment-decision", "handling", AdjustmentDecisionBody, assignment_id = "assignment_id",
-|v, s, today, p| {
-    let choice = match v.outcome.as_str() {
-        "accept" => AdjustmentChoice::Accept {
-            agency: AgencyId(v.agency_id.ok_or_else(|| AppError::invalid("agency_id is required to accept an adjustment"))?),
-            role: v.role,
-            new_assignment: AssignmentId::new(),
-        },
-        "reject" => AdjustmentChoice::Reject { reason: v.reason },
-        "escalate" => AdjustmentChoice::Escalate { reason: v.reason },
-        other => return Err(AppError::invalid(format!("outcome `{other}` is not accept, reject or escalate"))),
-    };
-    Ok(CommandKind::DecideAdjustment { assignment: AssignmentId(assignment_id), choice, on: today })
-});
 /// Dispatch to a division of the unit with the responsible leader (and, for key items, the
 /// leading official 领办). The unit's agency_admin or leader.
 #[utoipa::path(post, path = "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", tag = "handling", request_body = DispatchBody,
@@ -618,33 +588,6 @@ command_route!(
     /// Approve or reject the pending extension. Assigning office.
     decide_extension, "/v1/suggestions/{id}/assignments/{assignment_id}/extension-decision", "handling", Decision, assignment_id = "assignment_id",
     |v, s, today, p| Ok(CommandKind::DecideExtension { assignment: AssignmentId(assignment_id), approve: v.approve, on: today }));
-command_route!(
-/// A co-handler's formal opinion letter to the lead (会办意见).
-submit_opinion, "/v1/suggestions/{id}/opinions", "handling", OpinionBody, |v, s, today, p| {
-    let on = v.on.unwrap_or(today);
-    if on > today {
-        return Err(AppError::invalid("an opinion cannot be dated in the future"));
-    }
-    Ok(CommandKind::SubmitOpinion {
-        opinion: CoHandlingOpinion {
-            id: OpinionId::new(),
-            assignment_id: AssignmentId(v.assignment_id),
-            document_number: v.document_number,
-            body: v.body,
-            signer: Signer { name: v.signer.name, position: v.signer.position },
-            on,
-            acknowledged_on: None,
-        },
-    })
-});
-command_route!(
-    /// The lead unit acknowledges a co-handling opinion.
-    acknowledge_opinion, "/v1/suggestions/{id}/opinions/{opinion_id}/acknowledge", "handling", Empty, opinion_id = "opinion_id",
-    |v, s, today, p| Ok(CommandKind::AcknowledgeOpinion { opinion: OpinionId(opinion_id), on: today }));
-command_route!(
-    /// Waive a co-handler's opinion (recorded with its reason). Assigning office.
-    waive_opinion, "/v1/suggestions/{id}/assignments/{assignment_id}/opinion-waiver", "handling", Reason, assignment_id = "assignment_id",
-    |v, s, today, p| Ok(CommandKind::WaiveOpinion { assignment: AssignmentId(assignment_id), reason: v.reason, on: today }));
 command_route!(
 /// Issue a reply (答复) behind the gates: a communication with the lead deputy, every
 /// co-opinion in or waived, an authorised signer; class B replies list their commitments.

@@ -333,7 +333,7 @@ async fn domain_refusals_map_to_their_statuses() {
     // Wrong state: signing for twice.
     w.api
         .ok(
-            &format!("/v1/suggestions/{id}/assignments/{lead}/sign-for"),
+            &format!("/v1/coordination/assignments/{lead}/sign-for"),
             &k.lead_admin,
             json!({}),
         )
@@ -341,7 +341,7 @@ async fn domain_refusals_map_to_their_statuses() {
     let r = w
         .api
         .post(
-            &format!("/v1/suggestions/{id}/assignments/{lead}/sign-for"),
+            &format!("/v1/coordination/assignments/{lead}/sign-for"),
             &k.lead_admin,
             json!({}),
         )
@@ -359,22 +359,22 @@ async fn domain_refusals_map_to_their_statuses() {
     let r = w
         .api
         .post(
-            &format!("/v1/suggestions/{id}/assignments/{co1}/sign-for"),
+            &format!("/v1/coordination/assignments/{co1}/sign-for"),
             &k.lead_admin,
             json!({}),
         )
         .await;
     assert_problem(&r, 403, "forbidden");
-    // An agency that is not party to the item does not see it.
+    // An agency that is not party to the item may not act on it.
     let r = w
         .api
         .post(
-            &format!("/v1/suggestions/{id}/assignments/{co1}/sign-for"),
+            &format!("/v1/coordination/assignments/{co1}/sign-for"),
             &k.other_admin,
             json!({}),
         )
         .await;
-    assert_problem(&r, 404, "not_found");
+    assert_problem(&r, 403, "forbidden");
     // Extension past the cap.
     let r = w
         .api
@@ -410,7 +410,7 @@ async fn domain_refusals_map_to_their_statuses() {
         .api
         .post(
             &format!(
-                "/v1/suggestions/{id}/assignments/{}/sign-for",
+                "/v1/coordination/assignments/{}/sign-for",
                 uuid::Uuid::now_v7()
             ),
             &k.lead_admin,

@@ -43,13 +43,23 @@ async fn lifecycle(w: &World) {
         "{}",
         early.body
     );
-    let s = api.ok(&format!("/v1/suggestions/{id}/opinions"), &k.co1_admin, json!({"assignment_id": co1, "document_number": "会办〔2020〕3号", "body": "We agree and will fund the platform.", "signer": {"name": "Deputy Director Zhao", "position": "authorized_leader"}})).await;
-    let opinion = s["opinions"][0]["id"].as_str().expect("opinion").to_owned();
+    // The co-handling exchange goes through the coordination service; the suggestion learns
+    // of it from its events.
+    let c = api.ok(&format!("/v1/coordination/assignments/{co1}/opinions"), &k.co1_admin, json!({"document_number": "会办〔2020〕3号", "body": "We agree and will fund the platform.", "signer": {"name": "Deputy Director Zhao", "position": "authorized_leader"}})).await;
+    let opinion = c["opinions"][0]["id"].as_str().expect("opinion").to_owned();
     api.ok(
-        &format!("/v1/suggestions/{id}/assignments/{co2}/opinion-waiver"),
+        &format!("/v1/coordination/assignments/{co2}/waiver"),
         &k.office,
         json!({"reason": "not within the remit"}),
     )
+    .await;
+    api.eventually(&format!("/v1/suggestions/{id}"), &k.office, |s| {
+        s["opinions"].as_array().is_some_and(|o| o.len() == 1)
+            && s["assignments"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["id"] == co2.as_str() && x["state"] == "done")
+            })
+    })
     .await;
     let mut reply = reply;
     reply["opinion_ids"] = json!([opinion]);
@@ -62,6 +72,28 @@ async fn lifecycle(w: &World) {
         .await;
     assert_eq!(s["state"], "replied");
     assert_eq!(s["feedback_deadline"]["due"], "2020-03-30");
+    // Each co-handler receives a copy of the lead's reply, and sees only its own.
+    let c = api
+        .eventually(&format!("/v1/coordination/cases/{id}"), &k.office, |c| {
+            c["reply_copies"].as_array().is_some_and(|r| r.len() == 2)
+        })
+        .await;
+    assert_eq!(c["reply_copies"][0]["document_number"], "答复〔2020〕7号");
+    let mine = api
+        .get(&format!("/v1/coordination/cases/{id}"), &k.co1_admin)
+        .await;
+    let copies = mine.body["reply_copies"].as_array().expect("copies");
+    assert_eq!(copies.len(), 1, "{}", mine.body);
+    assert_eq!(copies[0]["assignment_id"], co1.as_str());
+    assert!(
+        mine.body["commands"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .all(|x| x["status"] == "confirmed" || x["status"] == "final"),
+        "every command of co1 was applied to the suggestion: {}",
+        mine.body
+    );
     api.ok(
         &format!("/v1/suggestions/{id}/feedback"),
         &k.deputy,

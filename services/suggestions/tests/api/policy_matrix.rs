@@ -66,13 +66,21 @@ async fn every_endpoint_for_every_caller() {
     w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
     w.sign_and_dispatch(&id, &co1, &k.co1_admin).await;
     api.ok(&format!("/v1/suggestions/{id}/communications"), &k.lead_admin, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [w.deputy], "summary": "visit"})).await;
-    let s = api.ok(&format!("/v1/suggestions/{id}/opinions"), &k.co1_admin, json!({"assignment_id": co1, "document_number": "会办1号", "body": "agree", "signer": {"name": "Zhao", "position": "authorized_leader"}})).await;
-    let opinion = s["opinions"][0]["id"].as_str().expect("opinion").to_owned();
+    let c = api.ok(&format!("/v1/coordination/assignments/{co1}/opinions"), &k.co1_admin, json!({"document_number": "会办1号", "body": "agree", "signer": {"name": "Zhao", "position": "authorized_leader"}})).await;
+    let opinion = c["opinions"][0]["id"].as_str().expect("opinion").to_owned();
     api.ok(
-        &format!("/v1/suggestions/{id}/assignments/{co2}/opinion-waiver"),
+        &format!("/v1/coordination/assignments/{co2}/waiver"),
         &k.office,
         json!({"reason": "n/a"}),
     )
+    .await;
+    api.eventually(&format!("/v1/suggestions/{id}"), &k.office, |s| {
+        s["opinions"].as_array().is_some_and(|o| o.len() == 1)
+            && s["assignments"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["id"] == co2.as_str() && x["state"] == "done")
+            })
+    })
     .await;
     let s = api
         .ok(
@@ -130,23 +138,24 @@ async fn every_endpoint_for_every_caller() {
             office_only,
             all_parties,
         ),
+        // Coordination: a caller that is not an allowed unit of the item is refused (403).
         post(
-            p(&format!("/assignments/{lead}/sign-for")),
+            format!("/v1/coordination/assignments/{lead}/sign-for"),
             json!({}),
             staff_of_lead,
-            all_parties,
+            &CALLERS_BUT_ANON,
         ),
         post(
-            p(&format!("/assignments/{lead}/adjustment-request")),
+            format!("/v1/coordination/assignments/{lead}/adjustment-request"),
             json!({"reason": "not ours"}),
             staff_of_lead,
-            all_parties,
+            &CALLERS_BUT_ANON,
         ),
         post(
-            p(&format!("/assignments/{lead}/adjustment-decision")),
+            format!("/v1/coordination/assignments/{lead}/adjustment-decision"),
             json!({"outcome": "reject", "reason": "stays"}),
             office_only,
-            all_parties,
+            &CALLERS_BUT_ANON,
         ),
         post(
             p(&format!("/assignments/{lead}/dispatch")),
@@ -173,23 +182,49 @@ async fn every_endpoint_for_every_caller() {
             all_parties,
         ),
         post(
-            p("/opinions"),
-            json!({"assignment_id": co1, "document_number": "2", "body": "b", "signer": {"name": "z", "position": "staff"}}),
+            format!("/v1/coordination/assignments/{co1}/opinions"),
+            json!({"document_number": "2", "body": "b", "signer": {"name": "z", "position": "staff"}}),
             &["co1_admin"],
-            all_parties,
+            &CALLERS_BUT_ANON,
         ),
         post(
-            p(&format!("/opinions/{opinion}/acknowledge")),
+            format!("/v1/coordination/opinions/{opinion}/acknowledge"),
             json!({}),
             staff_of_lead,
-            all_parties,
+            &CALLERS_BUT_ANON,
         ),
         post(
-            p(&format!("/assignments/{co2}/opinion-waiver")),
+            format!("/v1/coordination/assignments/{co2}/waiver"),
             json!({"reason": "again"}),
             office_only,
-            all_parties,
+            &CALLERS_BUT_ANON,
         ),
+        post(
+            format!("/v1/coordination/assignments/{co1}/disagreements"),
+            json!({"statement": "the lead's plan leaves out the fund"}),
+            &["co1_admin"],
+            &CALLERS_BUT_ANON,
+        ),
+        Case {
+            method: Method::GET,
+            path: format!("/v1/coordination/cases/{id}"),
+            body: None,
+            allowed: &["office", "auditor", "lead_admin", "co1_admin"],
+            party: &["deputy", "co_signer", "other_deputy"],
+        },
+        Case {
+            method: Method::GET,
+            path: "/v1/coordination/tasks".into(),
+            body: None,
+            allowed: &[
+                "office",
+                "auditor",
+                "lead_admin",
+                "co1_admin",
+                "other_admin",
+            ],
+            party: &["deputy", "co_signer", "other_deputy"],
+        },
         post(
             p("/replies"),
             json!({"assignment_id": lead, "document_number": "2", "body": "b", "class": "A", "signer": {"name": "c", "position": "principal_head"}}),

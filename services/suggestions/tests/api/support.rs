@@ -8,18 +8,27 @@ use banli_db::testing::TestDb;
 use banli_domain::directory::Agency;
 use banli_domain::ids::AgencyId;
 use banli_domain::{Role, RuleProfile};
+use banli_eventlog::relay::Relay;
+use banli_eventlog::runner::{self, RunOptions};
+use banli_eventlog::{Bus, EmbeddedBus};
 use banli_suggestions::app::{App, Clock};
 use banli_suggestions::store::Store;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use std::time::Duration;
 use time::macros::date;
 use tower::ServiceExt;
 
+/// Both services of the embedded mode over their own databases, the embedded bus between them
+/// with both relays and both consumers running, behind one router.
 pub struct Api {
     pub router: Router,
     pub app: App,
     pub db: Option<TestDb>,
+    /// The coordination service's database.
+    pub cdb: Option<TestDb>,
     pub office: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub struct Response {
@@ -41,6 +50,10 @@ impl Api {
     }
 
     pub async fn on(db: TestDb, limit: usize) -> Api {
+        let cdb = match db.pool.backend() {
+            banli_db::Backend::Sqlite => TestDb::sqlite().await,
+            banli_db::Backend::Postgres => TestDb::postgres().await.expect("a second database"),
+        };
         let store = Store::new(db.pool.clone());
         store.migrate().await.expect("migrations");
         let office = Agency {
@@ -59,19 +72,107 @@ impl Api {
             Calendar::embedded().clone(),
             Clock::Fixed(date!(2020 - 03 - 02)),
         );
-        let router = banli_suggestions::http::router(app.clone(), limit);
+        let cstore = banli_coordination::store::Store::new(cdb.pool.clone());
+        cstore.migrate().await.expect("coordination migrations");
+        let keys = app.clone();
+        let coordination = banli_coordination::app::App::new(
+            cstore.clone(),
+            RuleProfile::hunan(),
+            Calendar::embedded().clone(),
+            Clock::Fixed(date!(2020 - 03 - 02)),
+            std::sync::Arc::new(move |token: String| {
+                let keys = keys.clone();
+                Box::pin(async move { keys.authenticate(&token).await })
+            }),
+        );
+        let bus = Bus::Embedded(EmbeddedBus::new(&["suggestions", "coordination"]));
+        let sc = banli_suggestions::consumer::CoordinationConsumer::new(app.clone());
+        sc.migrate().await.expect("suggestions inbox");
+        let cc = banli_coordination::consumer::SuggestionConsumer::new(cstore.clone());
+        cc.migrate().await.expect("coordination inbox");
+        let options = |name: &str, filter: &str| RunOptions {
+            name: name.into(),
+            filter: Some(filter.into()),
+            poll: Duration::from_millis(200),
+            batch: 64,
+        };
+        let idle = Duration::from_millis(5);
+        let tasks = vec![
+            tokio::spawn(
+                banli_suggestions::relay::relay(app.store(), bus.clone())
+                    .run(idle, std::future::pending()),
+            ),
+            tokio::spawn(
+                Relay::new(cstore.db().clone(), cstore.outbox().clone(), bus.clone())
+                    .run(idle, std::future::pending()),
+            ),
+            tokio::spawn(runner::run(
+                bus.clone(),
+                options("suggestions", "coordination."),
+                sc,
+                Default::default(),
+                std::future::pending(),
+            )),
+            tokio::spawn(runner::run(
+                bus,
+                options("coordination", "suggestion."),
+                cc,
+                Default::default(),
+                std::future::pending(),
+            )),
+        ];
+        let (api, mut openapi) = banli_suggestions::http::api(app.clone(), limit);
+        let (capi, copenapi) = banli_coordination::http::api(coordination, limit);
+        openapi.merge(copenapi);
+        let router = banli_api::http::finish(api.merge(capi), openapi);
         Api {
             router,
             app,
             db: Some(db),
+            cdb: Some(cdb),
             office: token,
+            tasks,
         }
     }
 
     pub async fn close(mut self) {
-        if let Some(db) = self.db.take() {
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+        for db in [self.db.take(), self.cdb.take()].into_iter().flatten() {
             db.drop_db().await;
         }
+    }
+
+    /// GETs `path` until `done` holds for the body (the other service has caught up), for at
+    /// most ten seconds.
+    pub async fn eventually(&self, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(path, key).await;
+            if r.status.is_success() && done(&r.body) {
+                return r.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "GET {path} never reached the expected state: {} {}",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The suggestion once its assignment `assignment` is in `state`.
+    pub async fn assignment_in(&self, id: &str, assignment: &str, state: &str, key: &str) -> Value {
+        self.eventually(&format!("/v1/suggestions/{id}"), key, |s| {
+            s["assignments"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["id"] == assignment && x["state"] == state)
+            })
+        })
+        .await
     }
 
     pub async fn raw(&self, req: Request<Body>) -> Response {
@@ -250,7 +351,8 @@ impl World {
             .await
     }
 
-    /// Submitted, reviewed, accepted and assigned to lead + co1 + co2; returns (id, lead, co1, co2).
+    /// Submitted, reviewed, accepted and assigned to lead + co1 + co2, and known to the
+    /// coordination service; returns (id, lead, co1, co2).
     pub async fn assigned(&self, number: &str) -> (String, String, String, String) {
         let s = self.submit(number).await;
         let id = s["id"].as_str().expect("id").to_owned();
@@ -284,7 +386,13 @@ impl World {
                 .expect("id")
                 .to_owned()
         };
-        (id.clone(), a(&self.lead), a(&self.co1), a(&self.co2))
+        let ids = (id.clone(), a(&self.lead), a(&self.co1), a(&self.co2));
+        self.api
+            .eventually(&format!("/v1/coordination/cases/{id}"), office, |c| {
+                c["units"].as_array().is_some_and(|u| u.len() == 3)
+            })
+            .await;
+        ids
     }
 
     pub async fn sign_and_dispatch(&self, id: &str, assignment: &str, key: &str) {
@@ -308,10 +416,13 @@ impl World {
             .await;
         self.api
             .ok(
-                &format!("/v1/suggestions/{id}/assignments/{assignment}/sign-for"),
+                &format!("/v1/coordination/assignments/{assignment}/sign-for"),
                 key,
                 json!({}),
             )
+            .await;
+        self.api
+            .assignment_in(id, assignment, "accepted", key)
             .await;
         let body = json!({"division_id": division["id"], "handler": "Li Hua", "responsible_leader": "Director Wang", "plan": "visit and survey"});
         self.api
@@ -320,6 +431,15 @@ impl World {
                 key,
                 body,
             )
+            .await;
+        // The coordination service sees the dispatch before co-handling commands refer to it.
+        self.api
+            .eventually(&format!("/v1/coordination/cases/{id}"), key, |c| {
+                c["units"].as_array().is_some_and(|u| {
+                    u.iter()
+                        .any(|x| x["assignment_id"] == assignment && x["state"] == "in_handling")
+                })
+            })
             .await;
     }
 }
