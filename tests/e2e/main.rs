@@ -4,6 +4,7 @@
 //! builds the binary first.
 
 mod cli;
+mod distributed;
 mod serve;
 
 /// The `banli` binary of this build.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::banli_binary;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -15,14 +15,17 @@ fn free_port() -> u16 {
 }
 
 /// A plain HTTP/1.1 request; returns (status, body).
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,
     key: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    // Status 0: nothing listens (yet).
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
@@ -37,9 +40,13 @@ fn http(
     }
     req.push_str("\r\n");
     req.push_str(body.unwrap_or_default());
-    s.write_all(req.as_bytes()).expect("writes");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
     let mut out = String::new();
-    s.read_to_string(&mut out).expect("reads");
+    if s.read_to_string(&mut out).is_err() {
+        return (0, out);
+    }
     let status = out
         .split_whitespace()
         .nth(1)

@@ -18,6 +18,10 @@ pub struct Config {
     /// `nats://…` carries events between the services over NATS JetStream; empty means the
     /// embedded bus (every service in one process).
     pub nats_url: Option<Secret>,
+    /// The JetStream stream holding the events, and the subject prefix it covers
+    /// (`<prefix>.>`); change both to run several deployments on one NATS.
+    pub nats_stream: String,
+    pub nats_subject_prefix: String,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// A shipped profile name (`hunan`, `national`) or the path of a profile TOML file.
@@ -55,6 +59,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             nats_url: None,
+            nats_stream: "BANLI".to_owned(),
+            nats_subject_prefix: "banli".to_owned(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             profile: "hunan".to_owned(),
@@ -115,6 +121,12 @@ impl Config {
         if let Some(u) = o.nats_url.as_ref().filter(|u| !u.is_empty()) {
             config.nats_url = Some(Secret(u.clone()));
         }
+        if let Ok(v) = std::env::var("BANLI_NATS_STREAM") {
+            config.nats_stream = v;
+        }
+        if let Ok(v) = std::env::var("BANLI_NATS_SUBJECT_PREFIX") {
+            config.nats_subject_prefix = v;
+        }
         if let Some(p) = &o.profile {
             config.profile = p.clone();
         }
@@ -156,6 +168,18 @@ impl Config {
                     banli_db::redact(u)
                 );
             }
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !name_ok(&self.nats_stream) || !name_ok(&self.nats_subject_prefix) {
+            bail!(
+                "nats_stream and nats_subject_prefix are letters, digits, `_` and `-` (got `{}` and `{}`)",
+                self.nats_stream,
+                self.nats_subject_prefix
+            );
         }
         if let Some(url) = &self.nats_url
             && !(url.0.starts_with("nats://") || url.0.starts_with("tls://"))

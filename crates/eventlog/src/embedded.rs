@@ -28,6 +28,8 @@ struct State {
     acked: HashMap<String, usize>,
     /// Consumers whose acknowledgement events wait for.
     declared: Vec<String>,
+    /// Events every declared consumer has acknowledged, until their relay claims them.
+    done: HashSet<Uuid>,
 }
 
 impl State {
@@ -43,7 +45,11 @@ impl State {
             .map(|n| self.acked.get(n).copied().unwrap_or(0))
             .min()
             .unwrap_or(self.end());
-        while self.start < keep_from && self.log.pop_front().is_some() {
+        while self.start < keep_from {
+            let Some(e) = self.log.pop_front() else {
+                break;
+            };
+            self.done.insert(e.event_id);
             self.start += 1;
         }
     }
@@ -99,6 +105,17 @@ impl EmbeddedBus {
             next: from,
             attempts: HashMap::new(),
         }
+    }
+
+    /// Which of `ids` every declared consumer has acknowledged; they are forgotten here. The
+    /// relay marks their outbox rows published only then: the bus lives in memory, so an event
+    /// published but not yet consumed when the process dies is published again at the next
+    /// start, and the consumers' inboxes skip what they had applied.
+    pub fn take_done(&self, ids: &[Uuid]) -> Vec<Uuid> {
+        let Ok(mut s) = self.state.lock() else {
+            return Vec::new();
+        };
+        ids.iter().filter(|id| s.done.remove(id)).copied().collect()
     }
 
     /// Events retained in memory (for metrics and tests).

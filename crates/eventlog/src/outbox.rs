@@ -58,14 +58,25 @@ impl Outbox {
 
     /// Rows not yet published, oldest first.
     pub async fn pending(&self, pool: &Pool, limit: u32) -> Result<Vec<OutboxRow>, OutboxError> {
+        self.pending_after(pool, 0, limit).await
+    }
+
+    /// Rows not yet published with a sequence number above `after`, oldest first.
+    pub async fn pending_after(
+        &self,
+        pool: &Pool,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxRow>, OutboxError> {
         let sql = format!(
             "SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload FROM {} \
-             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+             WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1",
             self.table
         );
         type Row = (i64, String, String, String, String, i64, String);
         let rows: Vec<Row> = on_pool!(pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(i64::from(limit))
+            .bind(after)
             .fetch_all(p)
             .await)?;
         rows.into_iter()

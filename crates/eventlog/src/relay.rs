@@ -6,8 +6,11 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use banli_db::Db;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::outbox::{Outbox, OutboxError};
 use crate::{Bus, BusError, Envelope};
@@ -21,12 +24,25 @@ pub enum RelayError {
 }
 
 /// Moves one service's outbox rows to the bus.
+///
+/// On JetStream a row is marked published once the stream has stored it. On the embedded bus,
+/// which lives in memory, a row is marked only once every consumer of the process has
+/// acknowledged its event: rows published before a crash and not yet consumed are published
+/// again at the next start, and the consumers' inboxes skip what they had already applied.
 #[derive(Debug, Clone)]
 pub struct Relay {
     db: Db,
     outbox: Outbox,
     bus: Bus,
     batch: u32,
+    progress: Arc<Mutex<Progress>>,
+}
+
+/// What an embedded relay has put on the bus in this process and not yet marked.
+#[derive(Debug, Default)]
+struct Progress {
+    cursor: i64,
+    in_flight: Vec<(Uuid, i64)>,
 }
 
 impl Relay {
@@ -36,11 +52,15 @@ impl Relay {
             outbox,
             bus,
             batch: 256,
+            progress: Arc::default(),
         }
     }
 
     /// Publishes one batch; returns how many rows it moved.
     pub async fn run_once(&self) -> Result<usize, RelayError> {
+        if let Bus::Embedded(b) = &self.bus {
+            return self.run_once_embedded(b).await;
+        }
         let rows = self.outbox.pending(self.db.pool(), self.batch).await?;
         for r in &rows {
             let envelope = Envelope {
@@ -57,6 +77,51 @@ impl Relay {
             self.outbox
                 .mark_published(&self.db, &seqs, OffsetDateTime::now_utc())
                 .await?;
+        }
+        Ok(rows.len())
+    }
+
+    async fn run_once_embedded(&self, bus: &crate::EmbeddedBus) -> Result<usize, RelayError> {
+        let (cursor, ids) = {
+            let p = self.progress.lock().map_err(|_| poisoned())?;
+            (
+                p.cursor,
+                p.in_flight.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            )
+        };
+        let done = bus.take_done(&ids);
+        if !done.is_empty() {
+            let seqs: Vec<i64> = {
+                let p = self.progress.lock().map_err(|_| poisoned())?;
+                p.in_flight
+                    .iter()
+                    .filter(|(id, _)| done.contains(id))
+                    .map(|(_, seq)| *seq)
+                    .collect()
+            };
+            self.outbox
+                .mark_published(&self.db, &seqs, OffsetDateTime::now_utc())
+                .await?;
+            let mut p = self.progress.lock().map_err(|_| poisoned())?;
+            p.in_flight.retain(|(id, _)| !done.contains(id));
+        }
+        let rows = self
+            .outbox
+            .pending_after(self.db.pool(), cursor, self.batch)
+            .await?;
+        for r in &rows {
+            self.bus
+                .publish(&Envelope {
+                    event_id: r.event_id,
+                    event_type: r.event_type.clone(),
+                    aggregate_id: r.aggregate_id.clone(),
+                    aggregate_version: r.aggregate_version,
+                    payload: r.payload.clone().into_bytes(),
+                })
+                .await?;
+            let mut p = self.progress.lock().map_err(|_| poisoned())?;
+            p.in_flight.push((r.event_id, r.seq));
+            p.cursor = r.seq;
         }
         Ok(rows.len())
     }
@@ -79,4 +144,10 @@ impl Relay {
             }
         }
     }
+}
+
+fn poisoned() -> RelayError {
+    RelayError::Bus(BusError::Bus(
+        "the relay's state is unusable after a panic".into(),
+    ))
 }

@@ -50,7 +50,12 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
     }
     let bus = match &config.nats_url {
         Some(u) => banli_eventlog::Bus::Nats(Box::new(
-            banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig::new(&u.0)).await?,
+            banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
+                stream: config.nats_stream.clone(),
+                prefix: config.nats_subject_prefix.clone(),
+                ..banli_eventlog::NatsConfig::new(&u.0)
+            })
+            .await?,
         )),
         // The embedded bus keeps each event until both consumers of this process have it.
         None => banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[

@@ -1,0 +1,459 @@
+//! A complete co-handled lifecycle across the services as separate OS processes — the
+//! suggestions and coordination services over PostgreSQL and NATS JetStream — and the same
+//! scenario on the embedded default (one process, SQLite, in-process bus). In the middle, a
+//! service is killed with SIGKILL and started again: the scenario completes with nothing lost and
+//! nothing doubled.
+//!
+//! The scenario: assign a lead and two co-handlers; the second co-handler asks for an adjustment,
+//! the office accepts and reassigns to a third unit; everyone signs for and dispatches; the first
+//! co-handler sends its opinion, the office waives the third unit's; the lead replies; both
+//! co-handlers receive their copy of the reply.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::banli_binary;
+use crate::serve::{free_port, http};
+
+/// A `banli serve` process and how to start it again.
+struct Proc {
+    child: Option<Child>,
+    http: u16,
+    grpc: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Proc {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut p = Proc {
+            child: None,
+            http: free_port(),
+            grpc: free_port(),
+            dir: dir.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(banli_binary());
+        cmd.arg("serve")
+            .args(&self.args)
+            .args(["--http-addr", &format!("127.0.0.1:{}", self.http)])
+            .args(["--grpc-addr", &format!("127.0.0.1:{}", self.grpc)])
+            .current_dir(&self.dir)
+            .env_remove("BANLI_DATABASE_URL")
+            .env_remove("BANLI_NATS_URL")
+            .env_remove("BANLI_DATA_DIR")
+            .env("BANLI_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("banli serve starts"));
+        let start = Instant::now();
+        while http(self.http, "GET", "/healthz", None, None).0 != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "banli serve {:?} did not answer within 30 s",
+                self.args
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flushing, nothing finished.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Where each service answers.
+struct Ports {
+    suggestions: u16,
+    coordination: u16,
+}
+
+fn call(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let text = body.map(|b| b.to_string());
+    let (status, body) = http(port, method, path, Some(key), text.as_deref());
+    let v = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, v)
+}
+
+fn ok(port: u16, path: &str, key: &str, body: Value) -> Value {
+    let (status, v) = call(port, "POST", path, key, Some(body));
+    assert!((200..300).contains(&status), "POST {path}: {status} {v}");
+    v
+}
+
+/// POSTs until the other service has caught up (a 404 or 409 changes nothing), at most 20 s.
+fn ok_eventually(port: u16, path: &str, key: &str, body: Value) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, v) = call(port, "POST", path, key, Some(body.clone()));
+        if (200..300).contains(&status) {
+            return v;
+        }
+        assert!(
+            matches!(status, 404 | 409) && start.elapsed() < Duration::from_secs(20),
+            "POST {path}: {status} {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn get_until(port: u16, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, v) = call(port, "GET", path, key, None);
+        if status == 200 && done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "GET {path} never reached the expected state: {status} {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// Runs the scenario; `kill` is called once, in the middle, with the step it is at.
+fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
+    let (s, c) = (ports.suggestions, ports.coordination);
+    let session = id(&ok(
+        s,
+        "/v1/sessions",
+        office,
+        json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
+    ));
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let agencies: Vec<String> = ["Industry", "Finance", "Science", "Transport"]
+        .iter()
+        .map(|n| {
+            id(&ok(
+                s,
+                "/v1/agencies",
+                office,
+                json!({ "name": format!("Department of {n} {unique}") }),
+            ))
+        })
+        .collect();
+    let deputy = id(&ok(
+        s,
+        "/v1/deputies",
+        office,
+        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
+    ));
+    let key = |role: &str, agency: &str| -> String {
+        ok(
+            s,
+            "/v1/admin/keys",
+            office,
+            json!({"role": role, "agency_id": agency, "label": "e2e"}),
+        )["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    let keys: Vec<String> = agencies.iter().map(|a| key("agency_admin", a)).collect();
+    let sug = ok(
+        s,
+        "/v1/suggestions",
+        office,
+        json!({"session_id": session, "number": format!("E2E-{unique}"), "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy}),
+    );
+    let sid = id(&sug);
+    ok(
+        s,
+        &format!("/v1/suggestions/{sid}/start-review"),
+        office,
+        json!({}),
+    );
+    ok(
+        s,
+        &format!("/v1/suggestions/{sid}/review"),
+        office,
+        json!({"decision": "accept"}),
+    );
+    let assigned = ok(
+        s,
+        &format!("/v1/suggestions/{sid}/assignments"),
+        office,
+        json!({"units": [{"agency_id": agencies[0], "role": "lead"}, {"agency_id": agencies[1], "role": "co"}, {"agency_id": agencies[2], "role": "co"}]}),
+    );
+    let assignment = |v: &Value, agency: &str| -> String {
+        v["assignments"]
+            .as_array()
+            .expect("assignments")
+            .iter()
+            .find(|a| a["agency_id"] == agency && a["state"] != "superseded")
+            .expect("assignment")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let (lead, co1, co2) = (
+        assignment(&assigned, &agencies[0]),
+        assignment(&assigned, &agencies[1]),
+        assignment(&assigned, &agencies[2]),
+    );
+
+    // The second co-handler contests; the office accepts and reassigns to the fourth unit.
+    ok_eventually(
+        c,
+        &format!("/v1/coordination/assignments/{co2}/adjustment-request"),
+        &keys[2],
+        json!({"reason": "not within our remit", "suggested_agency_id": agencies[3]}),
+    );
+    ok_eventually(
+        c,
+        &format!("/v1/coordination/assignments/{co2}/adjustment-decision"),
+        office,
+        json!({"outcome": "accept", "agency_id": agencies[3]}),
+    );
+    let reassigned = get_until(s, &format!("/v1/suggestions/{sid}"), office, |v| {
+        v["assignments"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["agency_id"] == agencies[3].as_str()))
+    });
+    let co3 = assignment(&reassigned, &agencies[3]);
+
+    // Everyone signs for and dispatches.
+    for (a, k, agency) in [
+        (&lead, &keys[0], &agencies[0]),
+        (&co1, &keys[1], &agencies[1]),
+        (&co3, &keys[3], &agencies[3]),
+    ] {
+        ok_eventually(
+            c,
+            &format!("/v1/coordination/assignments/{a}/sign-for"),
+            k,
+            json!({}),
+        );
+        let division = id(&ok(
+            s,
+            &format!("/v1/agencies/{agency}/divisions"),
+            office,
+            json!({"name": format!("Division {a}")}),
+        ));
+        ok_eventually(
+            s,
+            &format!("/v1/suggestions/{sid}/assignments/{a}/dispatch"),
+            k,
+            json!({"division_id": division, "handler": "Li Hua", "responsible_leader": "Director Wang"}),
+        );
+    }
+    ok(
+        s,
+        &format!("/v1/suggestions/{sid}/communications"),
+        &keys[0],
+        json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "scope of the fund"}),
+    );
+
+    // The first co-handler's opinion.
+    let case = ok_eventually(
+        c,
+        &format!("/v1/coordination/assignments/{co1}/opinions"),
+        &keys[1],
+        json!({"document_number": "会办〔2020〕3号", "body": "We agree and will fund the platform.", "signer": {"name": "Deputy Director Zhao", "position": "authorized_leader"}}),
+    );
+    let opinion = case["opinions"][0]["id"]
+        .as_str()
+        .expect("opinion")
+        .to_owned();
+
+    kill("after the opinion, before the waiver");
+
+    ok_eventually(
+        c,
+        &format!("/v1/coordination/assignments/{co3}/waiver"),
+        office,
+        json!({"reason": "the new unit joined late"}),
+    );
+    let replied = ok_eventually(
+        s,
+        &format!("/v1/suggestions/{sid}/replies"),
+        &keys[0],
+        json!({"assignment_id": lead, "document_number": "答复〔2020〕7号", "body": "The fund opens in 2021.", "class": "A", "signer": {"name": "Director Chen", "position": "principal_head"}, "opinion_ids": [opinion]}),
+    );
+    assert_eq!(replied["state"], "replied", "{replied}");
+
+    // Both co-handlers get their copy; every coordination command reached the suggestion.
+    let case = get_until(c, &format!("/v1/coordination/cases/{sid}"), office, |v| {
+        v["reply_copies"].as_array().is_some_and(|r| r.len() == 2)
+    });
+    let copied: Vec<&str> = case["reply_copies"]
+        .as_array()
+        .expect("copies")
+        .iter()
+        .map(|x| x["agency_id"].as_str().expect("agency"))
+        .collect();
+    assert!(
+        copied.contains(&agencies[1].as_str()) && copied.contains(&agencies[3].as_str()),
+        "{case}"
+    );
+    let statuses: Vec<&str> = case["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|x| x["status"].as_str().expect("status"))
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == "confirmed" || *s == "final"),
+        "every command applied, none refused or pending: {case}"
+    );
+
+    // Nothing doubled: each effect exactly once in the suggestion's history.
+    let (status, events) = call(
+        s,
+        "GET",
+        &format!("/v1/suggestions/{sid}/events"),
+        office,
+        None,
+    );
+    assert_eq!(status, 200, "{events}");
+    let count = |ty: &str| {
+        events
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == format!("suggestion.{ty}").as_str())
+            .count()
+    };
+    assert_eq!(count("signed_for"), 3, "{events}");
+    assert_eq!(count("adjustment_requested"), 1);
+    assert_eq!(count("adjustment_decided"), 1);
+    assert_eq!(count("assigned"), 4);
+    assert_eq!(count("opinion_submitted"), 1);
+    assert_eq!(count("opinion_waived"), 1);
+    assert_eq!(count("reply_issued"), 1);
+    assert_eq!(count("coordination_refused"), 0);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("banli-{name}-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn office_key(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("data/assigning-office.key"))
+        .expect("the first start writes the key")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn a_co_handled_lifecycle_on_the_embedded_default_survives_sigkill() {
+    let dir = temp_dir("embedded");
+    let mut p = Proc::start(&dir, &[], &[]);
+    let office = office_key(&dir);
+    let ports = Ports {
+        suggestions: p.http,
+        coordination: p.http,
+    };
+    let mut killed = Vec::new();
+    scenario(&ports, &office, &mut |at| {
+        p.restart();
+        killed.push(at.to_owned());
+    });
+    assert_eq!(killed.len(), 1);
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(db) = rt.block_on(banli_db::testing::TestDb::postgres()) else {
+        return;
+    };
+    let nats =
+        std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    if std::net::TcpStream::connect(nats.trim_start_matches("nats://")).is_err() {
+        assert!(
+            !banli_db::testing::services_required(),
+            "NATS is required at {nats}"
+        );
+        eprintln!("notice: skipping the distributed test: NATS does not answer at {nats}");
+        return;
+    }
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let stream = format!("BANLI_E2E_{unique}");
+    let prefix = format!("banlie2e{unique}");
+    let env = [
+        ("BANLI_DATABASE_URL", db.url.as_str()),
+        ("BANLI_NATS_URL", nats.as_str()),
+        ("BANLI_NATS_STREAM", stream.as_str()),
+        ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
+    ];
+    let dir = temp_dir("distributed");
+    let mut suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
+    let office = office_key(&dir);
+    let mut coordination = Proc::start(&dir, &["--service", "coordination"], &env);
+    let ports = Ports {
+        suggestions: suggestions.http,
+        coordination: coordination.http,
+    };
+    // Kill the coordination service in the middle, and the suggestions service right after.
+    scenario(&ports, &office, &mut |_| {
+        coordination.restart();
+        suggestions.restart();
+    });
+    // The metrics of each process name its event log.
+    let (status, text) = http(suggestions.http, "GET", "/metrics", Some(&office), None);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("banli_outbox_unpublished{service=\"suggestions\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("banli_consumer_parked{service=\"suggestions\"} 0"),
+        "{text}"
+    );
+    drop(suggestions);
+    drop(coordination);
+    rt.block_on(async {
+        if let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
+            stream,
+            prefix,
+            ..banli_eventlog::NatsConfig::new(&nats)
+        })
+        .await
+        {
+            bus.delete_stream().await;
+        }
+        db.drop_db().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
