@@ -5,6 +5,7 @@
 //!     target/release/banli-bench                      # lifecycles on SQLite and PostgreSQL, memory
 //!     target/release/banli-bench lifecycle --backend sqlite --clients 32 --seconds 20
 //!     target/release/banli-bench memory --suggestions 100000
+//!     target/release/banli-bench propagation --transport nats
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -15,6 +16,7 @@
 //! The baseline is single-row INSERT transactions on the same database with the same concurrency.
 
 mod client;
+mod propagation;
 mod server;
 
 use std::collections::BTreeMap;
@@ -48,6 +50,20 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Event propagation between services (commit → effect in another service), embedded and
+    /// on PostgreSQL + NATS, beside raw JetStream publish → consume.
+    Propagation {
+        #[arg(long, value_enum)]
+        transport: Option<propagation::Transport>,
+        /// Events for the sustained figure.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// The paced rate for the latency figure.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -70,9 +86,30 @@ async fn main() -> Result<()> {
             seconds,
         }) => lifecycle(backend, clients, Duration::from_secs(seconds)).await,
         Some(Command::Memory { suggestions }) => memory(suggestions).await,
+        Some(Command::Propagation {
+            transport,
+            events,
+            rate,
+            seconds,
+        }) => {
+            let all = [
+                propagation::Transport::Embedded,
+                propagation::Transport::Nats,
+            ];
+            for t in transport.map_or(all.to_vec(), |t| vec![t]) {
+                propagation::run(t, events, rate, seconds).await?;
+            }
+            Ok(())
+        }
         None => {
             lifecycle(Backend::Sqlite, 32, Duration::from_secs(20)).await?;
             lifecycle(Backend::Postgres, 32, Duration::from_secs(20)).await?;
+            for t in [
+                propagation::Transport::Embedded,
+                propagation::Transport::Nats,
+            ] {
+                propagation::run(t, 20_000, 1_000, 10).await?;
+            }
             memory(100_000).await
         }
     }

@@ -120,7 +120,9 @@ impl Pool {
                     source,
                 })?;
             }
+            // A local file does not drop connections: no ping before each acquire.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(options)

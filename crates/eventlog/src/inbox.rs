@@ -109,6 +109,45 @@ pub enum Admission {
     NotAnEvent,
 }
 
+/// What the inbox holds for a batch, updated as the batch is decided in order.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    ids: std::collections::HashSet<uuid::Uuid>,
+    positions: std::collections::HashMap<(String, String), u64>,
+}
+
+impl Seen {
+    /// Admission of `e` given what is stored and what the batch decided before it.
+    pub fn admit(&self, e: &Envelope) -> Admission {
+        if e.event_id.is_nil() {
+            return Admission::NotAnEvent;
+        }
+        if self.ids.contains(&e.event_id) {
+            return Admission::Duplicate;
+        }
+        let key = (aggregate_type(e).to_owned(), e.aggregate_id.clone());
+        let last = self.positions.get(&key).copied().unwrap_or(0);
+        if e.aggregate_version <= last {
+            Admission::Duplicate
+        } else if e.aggregate_version > last + 1 {
+            Admission::Gap { expected: last + 1 }
+        } else {
+            Admission::Apply
+        }
+    }
+
+    /// Notes that the batch handles `e`; `advance` moves its aggregate on.
+    pub fn handled(&mut self, e: &Envelope, advance: bool) {
+        self.ids.insert(e.event_id);
+        if advance {
+            self.positions.insert(
+                (aggregate_type(e).to_owned(), e.aggregate_id.clone()),
+                e.aggregate_version,
+            );
+        }
+    }
+}
+
 /// One consumer's inbox in one service's tables.
 #[derive(Debug, Clone)]
 pub struct Inbox {
@@ -221,6 +260,73 @@ impl Inbox {
         }
     }
 
+    /// The stored side of admission for a whole batch in two queries: which event ids the inbox
+    /// holds, and the last applied version of each aggregate named. The caller sequences the
+    /// batch against these (see [`Seen::admit`]).
+    pub async fn seen_on(&self, pool: &Pool, batch: &[&Envelope]) -> Result<Seen, sqlx::Error> {
+        let ids: Vec<String> = batch.iter().map(|e| e.event_id.to_string()).collect();
+        let types: Vec<String> = batch.iter().map(|e| aggregate_type(e).to_owned()).collect();
+        let aggs: Vec<String> = batch.iter().map(|e| e.aggregate_id.clone()).collect();
+        let s = self.service;
+        type Positions = Vec<(String, String, i64)>;
+        let (known, positions): (Vec<(String,)>, Positions) = match pool {
+            Pool::Postgres(p) => {
+                let known = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT event_id FROM {s}_inbox WHERE consumer = $1 AND event_id = ANY($2)"
+                )))
+                .bind(&self.consumer)
+                .bind(&ids)
+                .fetch_all(p)
+                .await?;
+                let positions = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT p.aggregate_type, p.aggregate_id, p.version FROM {s}_inbox_positions p \
+                     JOIN UNNEST($2::text[], $3::text[]) AS x(t, a) ON p.aggregate_type = x.t AND p.aggregate_id = x.a \
+                     WHERE p.consumer = $1"
+                )))
+                .bind(&self.consumer)
+                .bind(&types)
+                .bind(&aggs)
+                .fetch_all(p)
+                .await?;
+                (known, positions)
+            }
+            Pool::Sqlite(p) => {
+                // SQLite has no arrays: the batch goes in as JSON.
+                let ids_json = serde_json::to_string(&ids).unwrap_or_default();
+                let pairs: Vec<(String, String)> = types.into_iter().zip(aggs).collect();
+                let pairs_json = serde_json::to_string(&pairs).unwrap_or_default();
+                let known = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT i.event_id FROM json_each($2) x CROSS JOIN {s}_inbox i WHERE i.consumer = $1 AND i.event_id = x.value"
+                )))
+                .bind(&self.consumer)
+                .bind(ids_json)
+                .fetch_all(p)
+                .await?;
+                let positions = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT p.aggregate_type, p.aggregate_id, p.version \
+                     FROM (SELECT json_extract(value, '$[0]') AS t, json_extract(value, '$[1]') AS a FROM json_each($2)) x \
+                     CROSS JOIN {s}_inbox_positions p \
+                     WHERE p.consumer = $1 AND p.aggregate_type = x.t AND p.aggregate_id = x.a"
+                )))
+                .bind(&self.consumer)
+                .bind(pairs_json)
+                .fetch_all(p)
+                .await?;
+                (known, positions)
+            }
+        };
+        Ok(Seen {
+            ids: known
+                .into_iter()
+                .filter_map(|(id,)| id.parse().ok())
+                .collect(),
+            positions: positions
+                .into_iter()
+                .map(|(t, a, v)| ((t, a), v.max(0) as u64))
+                .collect(),
+        })
+    }
+
     /// Records an event with no effect of its own (`reason: None`), or parks it, in its own
     /// transaction.
     pub async fn settle_on(
@@ -283,9 +389,11 @@ pub fn aggregate_type(e: &Envelope) -> &str {
 }
 
 macro_rules! backend {
-    ($(#[$doc:meta])* $module:ident, $conn:ty) => {
+    ($(#[$doc:meta])* $module:ident, $conn:ty $(, { $($extra:item)* })?) => {
         $(#[$doc])*
         pub mod $module {
+            $($($extra)*)?
+
             use time::OffsetDateTime;
 
             use super::{Admission, Inbox, aggregate_type};
@@ -416,5 +524,67 @@ backend!(
 backend!(
     /// The inbox inside a PostgreSQL transaction.
     postgres,
-    sqlx::PgConnection
+    sqlx::PgConnection,
+    {
+        /// Records a batch of applied events, moving each aggregate to its highest version:
+        /// two statements for the whole batch.
+        pub async fn record_applied(
+            inbox: &Inbox,
+            c: &mut sqlx::PgConnection,
+            events: &[&Envelope],
+        ) -> Result<(), sqlx::Error> {
+            let events: Vec<&&Envelope> = events.iter().filter(|e| !e.event_id.is_nil()).collect();
+            if events.is_empty() {
+                return Ok(());
+            }
+            let (insert, advance) = inbox.bulk_sql();
+            let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+            let types: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
+            let aggs: Vec<String> = events.iter().map(|e| e.aggregate_id.clone()).collect();
+            let versions: Vec<i64> = events.iter().map(|e| e.aggregate_version as i64).collect();
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .bind(&inbox.consumer)
+                .bind(&ids)
+                .bind(&types)
+                .bind(&aggs)
+                .bind(OffsetDateTime::now_utc())
+                .bind(&versions)
+                .execute(&mut *c)
+                .await?;
+            let mut last: std::collections::HashMap<(String, String), i64> = Default::default();
+            for e in &events {
+                let v = last
+                    .entry((aggregate_type(e).to_owned(), e.aggregate_id.clone()))
+                    .or_insert(0);
+                *v = (*v).max(e.aggregate_version as i64);
+            }
+            let (keys, versions): (Vec<_>, Vec<i64>) = last.into_iter().unzip();
+            let (t, a): (Vec<String>, Vec<String>) = keys.into_iter().unzip();
+            sqlx::query(sqlx::AssertSqlSafe(advance))
+                .bind(&inbox.consumer)
+                .bind(&t)
+                .bind(&a)
+                .bind(&versions)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        }
+    }
 );
+
+impl Inbox {
+    fn bulk_sql(&self) -> (String, String) {
+        let s = self.service;
+        (
+            format!(
+                "INSERT INTO {s}_inbox (consumer, event_id, event_type, aggregate_id, aggregate_version, outcome, handled_at) \
+                 SELECT $1, x.id, x.ty, x.agg, x.v, 'applied', $5 FROM UNNEST($2::text[], $3::text[], $4::text[], $6::bigint[]) AS x(id, ty, agg, v)"
+            ),
+            format!(
+                "INSERT INTO {s}_inbox_positions AS p (consumer, aggregate_type, aggregate_id, version) \
+                 SELECT $1, x.t, x.a, x.v FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS x(t, a, v) \
+                 ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE SET version = GREATEST(p.version, excluded.version)"
+            ),
+        )
+    }
+}

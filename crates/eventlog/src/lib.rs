@@ -67,6 +67,19 @@ impl Bus {
         }
     }
 
+    /// Publishes events in order; returns once the bus has stored them all.
+    pub async fn publish_batch(&self, batch: &[Envelope]) -> Result<(), BusError> {
+        match self {
+            Bus::Embedded(b) => {
+                for e in batch {
+                    b.publish(e);
+                }
+                Ok(())
+            }
+            Bus::Nats(b) => b.publish_batch(batch).await,
+        }
+    }
+
     /// A durable consumer of the event types starting with `filter` (e.g. `"suggestion."`;
     /// `None`: every type): every consumer name sees every such event, in order,
     /// until it acknowledges it; what it has not acknowledged is delivered again to the next

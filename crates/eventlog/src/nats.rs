@@ -79,6 +79,31 @@ impl NatsBus {
         }
     }
 
+    /// Publishes a batch: every message is sent, then every acknowledgement awaited. One
+    /// connection keeps the order; a failure leaves the rest for the relay's next run (the
+    /// stream drops what it already stored, by event id).
+    pub(crate) async fn publish_batch(&self, batch: &[Envelope]) -> Result<(), BusError> {
+        let mut acks = Vec::with_capacity(batch.len());
+        for e in batch {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", e.event_id.to_string().as_str());
+            headers.insert(AGGREGATE_ID, e.aggregate_id.as_str());
+            headers.insert(AGGREGATE_VERSION, e.aggregate_version.to_string().as_str());
+            headers.insert(EVENT_TYPE, e.event_type.as_str());
+            let subject = format!("{}.{}", self.config.prefix, e.event_type);
+            acks.push(
+                self.js
+                    .publish_with_headers(subject, headers, e.payload.clone().into())
+                    .await
+                    .map_err(|err| BusError::Bus(err.to_string()))?,
+            );
+        }
+        for ack in acks {
+            ack.await.map_err(|err| BusError::Bus(err.to_string()))?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn publish(&self, e: &Envelope) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", e.event_id.to_string().as_str());
@@ -131,23 +156,49 @@ pub struct NatsConsumer {
 }
 
 impl NatsConsumer {
+    /// Up to `max` events: what is already waiting, in one request; when nothing is, waits up
+    /// to `wait` for one event and then takes what arrived with it. A batch is as large as the
+    /// lag, and a quiet consumer answers as soon as an event comes.
     pub(crate) async fn next_batch(
         &mut self,
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
-        let mut batch = self
+        let max = max.min(MAX_BATCH);
+        let mut out = self.waiting(max).await?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        let mut one = self
             .consumer
-            .fetch()
-            .max_messages(max.min(MAX_BATCH))
+            .batch()
+            .max_messages(1)
             .expires(wait)
             .messages()
             .await
             .map_err(|e| BusError::Bus(e.to_string()))?;
+        while let Some(m) = one.next().await {
+            out.push(delivery(m.map_err(|e| BusError::Bus(e.to_string()))?));
+        }
+        if out.is_empty() || max == 1 {
+            return Ok(out);
+        }
+        out.extend(self.waiting(max - 1).await?);
+        Ok(out)
+    }
+
+    /// The events already waiting, up to `max`, without waiting for more.
+    async fn waiting(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(|e| BusError::Bus(e.to_string()))?;
         let mut out = Vec::new();
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| BusError::Bus(e.to_string()))?;
-            out.push(delivery(message));
+        while let Some(m) = batch.next().await {
+            out.push(delivery(m.map_err(|e| BusError::Bus(e.to_string()))?));
         }
         Ok(out)
     }

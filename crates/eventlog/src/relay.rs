@@ -62,16 +62,17 @@ impl Relay {
             return self.run_once_embedded(b).await;
         }
         let rows = self.outbox.pending(self.db.pool(), self.batch).await?;
-        for r in &rows {
-            let envelope = Envelope {
+        let envelopes: Vec<Envelope> = rows
+            .iter()
+            .map(|r| Envelope {
                 event_id: r.event_id,
                 event_type: r.event_type.clone(),
                 aggregate_id: r.aggregate_id.clone(),
                 aggregate_version: r.aggregate_version,
                 payload: r.payload.clone().into_bytes(),
-            };
-            self.bus.publish(&envelope).await?;
-        }
+            })
+            .collect();
+        self.bus.publish_batch(&envelopes).await?;
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         if !seqs.is_empty() {
             self.outbox

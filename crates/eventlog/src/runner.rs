@@ -64,6 +64,8 @@ pub struct ConsumerStats {
     pub deferred: AtomicU64,
     /// Batches that failed and were handed back.
     pub failures: AtomicU64,
+    /// Batches handled.
+    pub batches: AtomicU64,
     /// Events waiting for this consumer, as last read from the bus.
     pub lag: AtomicU64,
 }
@@ -156,6 +158,7 @@ pub async fn run<H: Handler>(
         match handler.handle(&incoming).await {
             Ok(outcomes) => {
                 stats.count(&outcomes);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
                 backoff = Duration::from_millis(50);
                 let done: Vec<bool> = (0..batch.len())
                     .map(|i| outcomes.get(i).is_some_and(|o| *o != Handled::Deferred))

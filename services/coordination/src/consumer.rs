@@ -8,13 +8,13 @@ use banli_domain::coordination::{CoordinationCase, copies_for};
 use banli_domain::ids::SuggestionId;
 use banli_domain::suggestion::{Suggestion, SuggestionEvent};
 use banli_domain::wire::WireEvent;
-use banli_eventlog::inbox::{Admission, Inbox};
+use banli_eventlog::inbox::{Admission, Inbox, Seen};
 use banli_eventlog::runner::GAP_PATIENCE;
-use banli_eventlog::{Envelope, Handled, Handler, Incoming};
+use banli_eventlog::{Handled, Handler, Incoming};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::store::{NewOwnEvent, ReplicaChange, Status, Store, StoreError};
+use crate::store::{BatchItem, CaseRecord, NewOwnEvent, ReplicaChange, Status, Store, StoreError};
 
 /// The durable consumer's name on the bus and in the inbox.
 pub const CONSUMER: &str = "coordination";
@@ -47,138 +47,162 @@ impl SuggestionConsumer {
         self.inbox.migrate(self.store.pool()).await
     }
 
-    async fn park(&self, e: &Envelope, reason: &str, advance: bool) -> Result<Handled, String> {
-        self.inbox
-            .settle_on(self.store.pool(), e, Some(reason), advance)
-            .await
-            .map_err(|err| err.to_string())?;
-        Ok(Handled::Parked)
-    }
-
-    async fn one(&self, incoming: &Incoming) -> Result<Handled, String> {
+    /// Decides what to do with one event, against the state as this batch has left it.
+    async fn decide(
+        &self,
+        incoming: &Incoming,
+        batch: &mut BatchState,
+    ) -> Result<Step, StoreError> {
         let e = &incoming.envelope;
-        match self
-            .inbox
-            .admit_on(self.store.pool(), e)
-            .await
-            .map_err(|err| err.to_string())?
-        {
-            Admission::Duplicate => return Ok(Handled::Duplicate),
+        let admission = batch.seen.admit(e);
+        let park = |reason: String, advance: bool| Step::Park(reason, advance);
+        let wire = match admission {
+            Admission::Duplicate => return Ok(Step::Skip(Handled::Duplicate)),
             Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => {
-                return Ok(Handled::Deferred);
+                return Ok(Step::Skip(Handled::Deferred));
             }
             Admission::Gap { expected } => {
-                let reason = format!(
-                    "version {expected} of this suggestion never arrived; later versions wait here"
-                );
-                return self.park(e, &reason, false).await;
+                return Ok(park(
+                    format!(
+                        "version {expected} of this suggestion never arrived; later versions wait here"
+                    ),
+                    false,
+                ));
             }
             Admission::NotAnEvent => {
-                return self.park(e, "a message without an event id", false).await;
+                return Ok(park("a message without an event id".into(), false));
             }
-            Admission::Apply => {}
-        }
-        let wire: WireEvent = match serde_json::from_slice(&e.payload) {
-            Ok(w) => w,
-            Err(err) => {
-                return self
-                    .park(e, &format!("the envelope cannot be read: {err}"), true)
-                    .await;
-            }
+            Admission::Apply => match serde_json::from_slice::<WireEvent>(&e.payload) {
+                Ok(w) => w,
+                Err(err) => return Ok(park(format!("the envelope cannot be read: {err}"), true)),
+            },
         };
         if wire.schema_version > SUGGESTION_SCHEMA_VERSION {
-            let reason = format!(
-                "schema version {} is newer than this service reads ({SUGGESTION_SCHEMA_VERSION}); upgrade the coordination service and replay",
-                wire.schema_version
-            );
-            return self.park(e, &reason, true).await;
+            return Ok(park(
+                format!(
+                    "schema version {} is newer than this service reads ({SUGGESTION_SCHEMA_VERSION}); upgrade the coordination service and replay",
+                    wire.schema_version
+                ),
+                true,
+            ));
         }
         let event: SuggestionEvent = match serde_json::from_value(wire.payload.clone()) {
             Ok(ev) => ev,
             Err(err) => {
-                let reason = format!("unknown or unreadable event {}: {err}", wire.event_type);
-                return self.park(e, &reason, true).await;
+                return Ok(park(
+                    format!("unknown or unreadable event {}: {err}", wire.event_type),
+                    true,
+                ));
             }
         };
         let Ok(id) = wire.aggregate_id.parse::<Uuid>().map(SuggestionId) else {
-            return self
-                .park(e, "the aggregate id is not a suggestion id", true)
-                .await;
+            return Ok(park("the aggregate id is not a suggestion id".into(), true));
         };
-        let change = match self.change(id, &wire, event).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return self
-                    .park(
-                        e,
-                        &format!("suggestion {id} has no earlier events here"),
-                        false,
-                    )
-                    .await;
+        let record = match batch.records.get(&id) {
+            Some(r) => r.clone(),
+            // A submission starts a case: nothing to load.
+            None if matches!(event, SuggestionEvent::Submitted(_)) => None,
+            None => self.store.load(id).await?,
+        };
+        match change(id, record.as_ref(), &wire, event) {
+            Some((change, after)) => {
+                batch.records.insert(id, Some(after));
+                Ok(Step::Apply(Box::new(change)))
             }
-            Err(err) => return Err(err.to_string()),
-        };
-        match self.store.apply_replica(&self.inbox, e, change).await {
-            Ok(()) => Ok(Handled::Applied),
-            Err(StoreError::Duplicate) => Ok(Handled::Duplicate),
-            Err(err) => Err(err.to_string()),
+            None => Ok(park(
+                format!("suggestion {id} has no earlier events here"),
+                false,
+            )),
         }
     }
+}
 
-    /// What one suggestion event changes here.
-    async fn change(
-        &self,
-        id: SuggestionId,
-        wire: &WireEvent,
-        event: SuggestionEvent,
-    ) -> Result<Option<ReplicaChange>, StoreError> {
-        if let SuggestionEvent::Submitted(first) = &event {
-            return Ok(Some(ReplicaChange {
+/// What a batch has decided so far, for the events after.
+struct BatchState {
+    seen: Seen,
+    records: std::collections::HashMap<SuggestionId, Option<CaseRecord>>,
+}
+
+enum Step {
+    Skip(Handled),
+    Park(String, bool),
+    Apply(Box<ReplicaChange>),
+}
+
+/// What one suggestion event changes here, and the record after it; `None` when the suggestion
+/// has no earlier events here.
+fn change(
+    id: SuggestionId,
+    record: Option<&CaseRecord>,
+    wire: &WireEvent,
+    event: SuggestionEvent,
+) -> Option<(ReplicaChange, CaseRecord)> {
+    if let SuggestionEvent::Submitted(first) = &event {
+        let replica = Suggestion::new(id, first);
+        let after = CaseRecord {
+            replica: replica.clone(),
+            replica_version: wire.aggregate_version,
+            case: CoordinationCase::default(),
+            pending: Vec::new(),
+        };
+        return Some((
+            ReplicaChange {
                 suggestion_id: id,
                 expected_replica_version: None,
-                replica: Suggestion::new(id, first),
+                replica,
                 replica_version: wire.aggregate_version,
                 event,
                 settles: None,
                 case_version: 0,
                 case: CoordinationCase::default(),
                 caused: Vec::new(),
-            }));
-        }
-        let Some(record) = self.store.load(id).await? else {
-            return Ok(None);
-        };
-        let mut replica = record.replica.clone();
-        replica.apply(&event);
-        let settles = wire.causation_id.and_then(|c| {
-            record
-                .pending
-                .iter()
-                .find(|p| p.event_id == c)
-                .map(|_| match &event {
-                    SuggestionEvent::CoordinationRefused(r) => {
-                        (c, Status::Refused, Some(r.reason.clone()))
-                    }
-                    _ => (c, Status::Confirmed, None),
-                })
-        });
-        let copies = copies_for(&replica, &record.case, &event);
-        let mut case = record.case.clone();
-        for c in &copies {
-            case.apply(c);
-        }
-        let now = OffsetDateTime::now_utc();
-        let caused = copies
-            .into_iter()
-            .map(|c| NewOwnEvent {
-                event_id: Uuid::now_v7(),
-                event: c,
-                actor: wire.actor.clone(),
-                effects: Vec::new(),
-                occurred_at: now,
+            },
+            after,
+        ));
+    }
+    let record = record?;
+    let mut replica = record.replica.clone();
+    replica.apply(&event);
+    let settles = wire.causation_id.and_then(|c| {
+        record
+            .pending
+            .iter()
+            .find(|p| p.event_id == c)
+            .map(|_| match &event {
+                SuggestionEvent::CoordinationRefused(r) => {
+                    (c, Status::Refused, Some(r.reason.clone()))
+                }
+                _ => (c, Status::Confirmed, None),
             })
-            .collect();
-        Ok(Some(ReplicaChange {
+    });
+    let copies = copies_for(&replica, &record.case, &event);
+    let mut case = record.case.clone();
+    for c in &copies {
+        case.apply(c);
+    }
+    let now = OffsetDateTime::now_utc();
+    let caused: Vec<NewOwnEvent> = copies
+        .into_iter()
+        .map(|c| NewOwnEvent {
+            event_id: Uuid::now_v7(),
+            event: c,
+            actor: wire.actor.clone(),
+            effects: Vec::new(),
+            occurred_at: now,
+        })
+        .collect();
+    let mut pending = record.pending.clone();
+    if let Some((c, _, _)) = &settles {
+        pending.retain(|p| p.event_id != *c);
+    }
+    let after = CaseRecord {
+        replica: replica.clone(),
+        replica_version: wire.aggregate_version,
+        case: case.clone(),
+        pending,
+    };
+    Some((
+        ReplicaChange {
             suggestion_id: id,
             expected_replica_version: Some(record.replica_version),
             replica,
@@ -188,16 +212,55 @@ impl SuggestionConsumer {
             case_version: record.case.version,
             case,
             caused,
-        }))
-    }
+        },
+        after,
+    ))
 }
 
 impl Handler for SuggestionConsumer {
+    /// Decides every event of the batch in order (later events see what earlier ones changed),
+    /// then writes all effects, parkings and inbox entries in one transaction.
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
+        let envelopes: Vec<&banli_eventlog::Envelope> = batch.iter().map(|i| &i.envelope).collect();
+        let mut state = BatchState {
+            seen: self
+                .inbox
+                .seen_on(self.store.pool(), &envelopes)
+                .await
+                .map_err(|err| err.to_string())?,
+            records: Default::default(),
+        };
         let mut out = Vec::with_capacity(batch.len());
+        let mut items = Vec::new();
         for incoming in batch {
-            out.push(self.one(incoming).await?);
+            let e = &incoming.envelope;
+            let step = self
+                .decide(incoming, &mut state)
+                .await
+                .map_err(|err| err.to_string())?;
+            match step {
+                Step::Skip(h) => out.push(h),
+                Step::Park(reason, advance) => {
+                    state.seen.handled(e, advance);
+                    tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked; list them with GET /v1/coordination/parked-events");
+                    items.push(BatchItem::Park(e.clone(), reason, advance));
+                    out.push(Handled::Parked);
+                }
+                Step::Apply(change) => {
+                    state.seen.handled(e, true);
+                    items.push(BatchItem::Apply(e.clone(), change));
+                    out.push(Handled::Applied);
+                }
+            }
         }
-        Ok(out)
+        if items.is_empty() {
+            return Ok(out);
+        }
+        match self.store.apply_batch(&self.inbox, items).await {
+            Ok(()) => Ok(out),
+            // Another consumer committed some of these first: deliver again, skip those.
+            Err(StoreError::Duplicate) => Err("part of the batch was applied concurrently".into()),
+            Err(err) => Err(err.to_string()),
+        }
     }
 }

@@ -47,6 +47,14 @@ impl From<WriterStopped> for StoreError {
     }
 }
 
+/// A unique violation on the inbox: the event was applied before.
+fn duplicate(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
+        _ => StoreError::Database(e),
+    }
+}
+
 fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("cannot encode JSON: {e}")))
 }
@@ -200,6 +208,14 @@ pub struct ReplicaChange {
     pub caused: Vec<NewOwnEvent>,
 }
 
+/// One consumed event's outcome, written with the others of its batch in one transaction.
+#[derive(Debug, Clone)]
+pub enum BatchItem {
+    Apply(Envelope, Box<ReplicaChange>),
+    /// Park with the reason; `advance` moves the aggregate's position past it.
+    Park(Envelope, String, bool),
+}
+
 #[derive(Serialize)]
 struct WireOut<'a> {
     event_id: Uuid,
@@ -333,7 +349,9 @@ macro_rules! backend {
                 Ok(())
             }
 
-            /// Applies one consumed suggestion event, with its inbox entry.
+            /// Applies one consumed suggestion event, with its inbox entry — unless `bulk`: then
+            /// a new case row and the inbox entry are written for the whole batch by the caller.
+            #[allow(clippy::too_many_arguments)]
             pub async fn apply_replica(
                 c: &mut $conn,
                 inbox: &Inbox,
@@ -342,10 +360,12 @@ macro_rules! backend {
                 rows: &[EventRow],
                 tasks: &[Task],
                 now: OffsetDateTime,
+                bulk: bool,
             ) -> Result<(), StoreError> {
                 let id = ch.suggestion_id.to_string();
                 let replica = json(&ch.replica)?;
                 match ch.expected_replica_version {
+                    None if bulk => {}
                     None => {
                         sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, $2, $3, 0, $4, $5)")
                             .bind(&id)
@@ -397,12 +417,12 @@ macro_rules! backend {
                     let refs: Vec<_> = ch.caused.iter().flat_map(|e| own_refs_of(&e.event)).collect();
                     append_own(c, &id, ch.case_version, &json(&ch.case)?, rows, &refs, now).await?;
                 }
+                if bulk {
+                    return Ok(());
+                }
                 inbox::$inbox::record(inbox, &mut *c, envelope, Handled::Applied, true)
                     .await
-                    .map_err(|e| match &e {
-                        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
-                        _ => StoreError::Database(e),
-                    })
+                    .map_err(duplicate)
             }
         }
     };
@@ -596,32 +616,82 @@ impl Store {
         .await
     }
 
-    /// Applies one consumed suggestion event: the replica, the settled own event, the task rows,
-    /// the references, the copies it causes, and the inbox entry — in one transaction.
-    pub async fn apply_replica(
+    /// Writes a consumed batch — each event's effect or parking, each with its inbox entry —
+    /// in one transaction.
+    pub async fn apply_batch(
         &self,
         inbox: &Inbox,
-        envelope: &Envelope,
-        change: ReplicaChange,
+        items: Vec<BatchItem>,
     ) -> Result<(), StoreError> {
-        let rows = event_rows(change.suggestion_id, change.case_version, &change.caused)?;
-        let tasks = tasks_of(&change.replica);
-        let (inbox, envelope) = (inbox.clone(), envelope.clone());
+        let mut prepared = Vec::with_capacity(items.len());
+        for item in items {
+            prepared.push(match item {
+                BatchItem::Apply(e, change) => {
+                    let rows =
+                        event_rows(change.suggestion_id, change.case_version, &change.caused)?;
+                    let tasks = tasks_of(&change.replica);
+                    Prepared::Apply(e, change, rows, tasks)
+                }
+                BatchItem::Park(e, reason, advance) => Prepared::Park(e, reason, advance),
+            });
+        }
+        let inbox = inbox.clone();
         let now = OffsetDateTime::now_utc();
         self.write(move |pool| async move {
             match &pool {
                 Pool::Sqlite(p) => {
                     let mut tx = p.begin().await?;
-                    sqlite::apply_replica(&mut tx, &inbox, &envelope, &change, &rows, &tasks, now)
-                        .await?;
+                    for item in &prepared {
+                        match item {
+                            Prepared::Apply(e, ch, rows, tasks) => {
+                                sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, false).await?;
+                            }
+                            Prepared::Park(e, reason, advance) => {
+                                inbox::sqlite::park(&inbox, &mut tx, e, reason, *advance).await?;
+                            }
+                        }
+                    }
                     tx.commit().await?;
                 }
                 Pool::Postgres(p) => {
                     let mut tx = p.begin().await?;
-                    postgres::apply_replica(
-                        &mut tx, &inbox, &envelope, &change, &rows, &tasks, now,
-                    )
-                    .await?;
+                    // New cases first, in one statement; the inbox entries last, in two.
+                    let new_cases: Vec<&ReplicaChange> = prepared
+                        .iter()
+                        .filter_map(|i| match i {
+                            Prepared::Apply(_, ch, _, _) if ch.expected_replica_version.is_none() => Some(&**ch),
+                            _ => None,
+                        })
+                        .collect();
+                    if !new_cases.is_empty() {
+                        let ids: Vec<String> = new_cases.iter().map(|c| c.suggestion_id.to_string()).collect();
+                        let versions: Vec<i64> = new_cases.iter().map(|c| c.replica_version as i64).collect();
+                        let replicas = new_cases.iter().map(|c| json(&c.replica)).collect::<Result<Vec<String>, _>>()?;
+                        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) \
+                                     SELECT x.id, x.v, x.r, 0, $4, $5 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(id, v, r)")
+                            .bind(&ids)
+                            .bind(&versions)
+                            .bind(&replicas)
+                            .bind(json(&CoordinationCase::default())?)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let mut applied = Vec::new();
+                    for item in &prepared {
+                        match item {
+                            Prepared::Apply(e, ch, rows, tasks) => {
+                                postgres::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true).await?;
+                                applied.push(e);
+                            }
+                            Prepared::Park(e, reason, advance) => {
+                                inbox::postgres::park(&inbox, &mut tx, e, reason, *advance).await?;
+                            }
+                        }
+                    }
+                    inbox::postgres::record_applied(&inbox, &mut tx, &applied)
+                        .await
+                        .map_err(duplicate)?;
                     tx.commit().await?;
                 }
             }
@@ -665,6 +735,11 @@ impl Store {
             )
             .collect()
     }
+}
+
+enum Prepared {
+    Apply(Envelope, Box<ReplicaChange>, Vec<EventRow>, Vec<Task>),
+    Park(Envelope, String, bool),
 }
 
 /// [`sqlite::append_own`] or [`postgres::append_own`] by the transaction's type.
