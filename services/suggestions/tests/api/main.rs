@@ -1,6 +1,7 @@
 //! API tests: REST in-process (`oneshot`), gRPC over a local port. One binary, a module per area.
 
 mod bad_input;
+mod coordination;
 mod grpc;
 mod lifecycle;
 mod policy_matrix;

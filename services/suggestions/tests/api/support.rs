@@ -28,6 +28,8 @@ pub struct Api {
     /// The coordination service's database.
     pub cdb: Option<TestDb>,
     pub office: String,
+    /// The embedded bus between the services.
+    pub bus: Bus,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -114,7 +116,7 @@ impl Api {
                 std::future::pending(),
             )),
             tokio::spawn(runner::run(
-                bus,
+                bus.clone(),
                 options("coordination", "suggestion."),
                 cc,
                 Default::default(),
@@ -131,6 +133,7 @@ impl Api {
             db: Some(db),
             cdb: Some(cdb),
             office: token,
+            bus,
             tasks,
         }
     }
