@@ -280,13 +280,10 @@ impl Store {
             return Ok(());
         }
         let inbox = inbox.map(|i| (i.inbox.clone(), i.envelope.clone()));
-        // SQLite: on the writer thread, in one transaction.
-        self.write(move |pool| async move {
-        let Pool::Sqlite(p) = &pool else {
-            return Err(StoreError::Corrupt("the SQLite write path was handed another pool".into()));
-        };
+        // SQLite: on the writer thread, in one transaction shared with the appends queued with
+        // it (group commit), in a savepoint of its own.
+        let grouped = self.db().write_grouped(move |tx: &mut sqlx::SqliteConnection| Box::pin(async move {
         {
-            let mut tx = p.begin().await?;
             if expected_version == 0 {
                 let r = sqlx::query(
                     "INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at) \
@@ -359,15 +356,18 @@ impl Store {
                 }
             }
             if let Some((inbox, envelope)) = &inbox {
-                banli_eventlog::inbox::sqlite::record(inbox, &mut tx, envelope, Handled::Applied, true)
+                banli_eventlog::inbox::sqlite::record(inbox, &mut *tx, envelope, Handled::Applied, true)
                     .await
                     .map_err(unique_as("the effect of this event"))?;
             }
-            tx.commit().await?;
         }
         Ok(())
+        }));
+        grouped.await.unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "the SQLite write path has no writer".into(),
+            ))
         })
-        .await
     }
 }
 
