@@ -65,3 +65,38 @@ pub fn request_hash(text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A UUID field of a request; a malformed one is a malformed request naming the field.
+pub fn uuid(field: &str, s: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::try_parse(s)
+        .map_err(|_| AppError::malformed(format!("{field} `{s}` is not a UUID")))
+}
+
+/// An optional UUID field: empty is absent.
+pub fn opt_uuid(field: &str, s: &str) -> Result<Option<uuid::Uuid>, AppError> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        uuid(field, s).map(Some)
+    }
+}
+
+/// The signer of a letter; both name and position are required.
+pub fn signer(
+    s: Option<banli_proto::common::v1::Signer>,
+) -> Result<banli_domain::suggestion::Signer, AppError> {
+    use banli_domain::suggestion::{Signer, SignerPosition};
+    use banli_proto::common::v1 as pc;
+    let s = s.ok_or_else(|| AppError::malformed("signer is required"))?;
+    let position = match pc::SignerPosition::try_from(s.position) {
+        Ok(pc::SignerPosition::PrincipalHead) => SignerPosition::PrincipalHead,
+        Ok(pc::SignerPosition::AuthorizedLeader) => SignerPosition::AuthorizedLeader,
+        Ok(pc::SignerPosition::DivisionHead) => SignerPosition::DivisionHead,
+        Ok(pc::SignerPosition::Staff) => SignerPosition::Staff,
+        _ => return Err(AppError::malformed("signer.position is required")),
+    };
+    Ok(Signer {
+        name: s.name,
+        position,
+    })
+}

@@ -16,86 +16,6 @@ use time::OffsetDateTime;
 use crate::Envelope;
 use crate::runner::Handled;
 
-/// Dispatches to the backend module of the connection type.
-trait Backend {
-    async fn park_in(
-        &mut self,
-        inbox: &Inbox,
-        e: &Envelope,
-        reason: &str,
-        advance: bool,
-    ) -> Result<(), sqlx::Error>;
-    async fn record_in(
-        &mut self,
-        inbox: &Inbox,
-        e: &Envelope,
-        outcome: Handled,
-        advance: bool,
-    ) -> Result<(), sqlx::Error>;
-}
-
-impl Backend for sqlx::SqliteConnection {
-    async fn park_in(
-        &mut self,
-        inbox: &Inbox,
-        e: &Envelope,
-        reason: &str,
-        advance: bool,
-    ) -> Result<(), sqlx::Error> {
-        sqlite::park(inbox, self, e, reason, advance).await
-    }
-    async fn record_in(
-        &mut self,
-        inbox: &Inbox,
-        e: &Envelope,
-        outcome: Handled,
-        advance: bool,
-    ) -> Result<(), sqlx::Error> {
-        sqlite::record(inbox, self, e, outcome, advance).await
-    }
-}
-
-impl Backend for sqlx::PgConnection {
-    async fn park_in(
-        &mut self,
-        inbox: &Inbox,
-        e: &Envelope,
-        reason: &str,
-        advance: bool,
-    ) -> Result<(), sqlx::Error> {
-        postgres::park(inbox, self, e, reason, advance).await
-    }
-    async fn record_in(
-        &mut self,
-        inbox: &Inbox,
-        e: &Envelope,
-        outcome: Handled,
-        advance: bool,
-    ) -> Result<(), sqlx::Error> {
-        postgres::record(inbox, self, e, outcome, advance).await
-    }
-}
-
-async fn park_in<C: Backend>(
-    inbox: &Inbox,
-    c: &mut C,
-    e: &Envelope,
-    reason: &str,
-    advance: bool,
-) -> Result<(), sqlx::Error> {
-    c.park_in(inbox, e, reason, advance).await
-}
-
-async fn record_in<C: Backend>(
-    inbox: &Inbox,
-    c: &mut C,
-    e: &Envelope,
-    outcome: Handled,
-    advance: bool,
-) -> Result<(), sqlx::Error> {
-    c.record_in(inbox, e, outcome, advance).await
-}
-
 /// What to do with a delivered event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -336,14 +256,24 @@ impl Inbox {
         park: Option<&str>,
         advance: bool,
     ) -> Result<(), sqlx::Error> {
-        on_pool!(pool, p => {
-            let mut tx = p.begin().await?;
-            match park {
-                Some(reason) => park_in(self, &mut *tx, e, reason, advance).await?,
-                None => record_in(self, &mut *tx, e, Handled::Applied, advance).await?,
+        match pool {
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                match park {
+                    Some(reason) => sqlite::park(self, &mut tx, e, reason, advance).await?,
+                    None => sqlite::record(self, &mut tx, e, Handled::Applied, advance).await?,
+                }
+                tx.commit().await
             }
-            tx.commit().await
-        })
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                match park {
+                    Some(reason) => postgres::park(self, &mut tx, e, reason, advance).await?,
+                    None => postgres::record(self, &mut tx, e, Handled::Applied, advance).await?,
+                }
+                tx.commit().await
+            }
+        }
     }
 
     /// Parked events, oldest first.

@@ -3,12 +3,11 @@
 
 use std::future::Future;
 
+use banli_api::grpc::{opt_uuid, signer, uuid};
 use banli_api::{AppError, Principal};
 use banli_domain::coordination::CoordinationCommand;
 use banli_domain::ids::*;
-use banli_domain::suggestion::{
-    AdjustmentChoice, CoHandlingOpinion, Signer, SignerPosition, Suggestion, UnitRole,
-};
+use banli_domain::suggestion::{AdjustmentChoice, CoHandlingOpinion, Suggestion, UnitRole};
 use banli_proto::common::v1 as pc;
 use banli_proto::coordination::v1 as pb;
 use pb::coordination_service_server::{CoordinationService, CoordinationServiceServer};
@@ -16,7 +15,6 @@ use time::Date;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::app::{App, TaskQuery};
 use crate::dto::{CaseView, Position, SignerView};
@@ -48,18 +46,6 @@ pub struct Grpc {
     app: App,
 }
 
-fn uuid(field: &str, s: &str) -> Result<Uuid, AppError> {
-    Uuid::try_parse(s).map_err(|_| AppError::malformed(format!("{field} `{s}` is not a UUID")))
-}
-
-fn opt_uuid(field: &str, s: &str) -> Result<Option<Uuid>, AppError> {
-    if s.is_empty() {
-        Ok(None)
-    } else {
-        uuid(field, s).map(Some)
-    }
-}
-
 fn date_text(d: Option<Date>) -> String {
     d.map(banli_calendar::format_date).unwrap_or_default()
 }
@@ -75,21 +61,6 @@ fn unit_role(field: &str, r: i32) -> Result<Option<UnitRole>, AppError> {
             "{field} {r} is not a unit role"
         ))),
     }
-}
-
-fn signer(s: Option<pc::Signer>) -> Result<Signer, AppError> {
-    let s = s.ok_or_else(|| AppError::malformed("signer is required"))?;
-    let position = match pc::SignerPosition::try_from(s.position) {
-        Ok(pc::SignerPosition::PrincipalHead) => SignerPosition::PrincipalHead,
-        Ok(pc::SignerPosition::AuthorizedLeader) => SignerPosition::AuthorizedLeader,
-        Ok(pc::SignerPosition::DivisionHead) => SignerPosition::DivisionHead,
-        Ok(pc::SignerPosition::Staff) => SignerPosition::Staff,
-        _ => return Err(AppError::malformed("signer.position is required")),
-    };
-    Ok(Signer {
-        name: s.name,
-        position,
-    })
 }
 
 fn signer_out(s: &SignerView) -> pc::Signer {

@@ -606,11 +606,18 @@ impl Store {
         let (key, case) = (id.to_string(), json(case)?);
         let now = OffsetDateTime::now_utc();
         self.write(move |pool| async move {
-            on_pool!(&pool, p => {
-                let mut tx = p.begin().await?;
-                backend_append(&mut tx, &key, expected, &case, &rows, &refs, now).await?;
-                tx.commit().await?;
-            });
+            match &pool {
+                Pool::Sqlite(p) => {
+                    let mut tx = p.begin().await?;
+                    sqlite::append_own(&mut tx, &key, expected, &case, &rows, &refs, now).await?;
+                    tx.commit().await?;
+                }
+                Pool::Postgres(p) => {
+                    let mut tx = p.begin().await?;
+                    postgres::append_own(&mut tx, &key, expected, &case, &rows, &refs, now).await?;
+                    tx.commit().await?;
+                }
+            }
             Ok(())
         })
         .await
@@ -740,57 +747,4 @@ impl Store {
 enum Prepared {
     Apply(Envelope, Box<ReplicaChange>, Vec<EventRow>, Vec<Task>),
     Park(Envelope, String, bool),
-}
-
-/// [`sqlite::append_own`] or [`postgres::append_own`] by the transaction's type.
-async fn backend_append<C: AppendOwn>(
-    c: &mut C,
-    id: &str,
-    expected: u64,
-    case: &str,
-    rows: &[EventRow],
-    refs: &[(Uuid, &'static str)],
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    c.append_own(id, expected, case, rows, refs, now).await
-}
-
-trait AppendOwn {
-    async fn append_own(
-        &mut self,
-        id: &str,
-        expected: u64,
-        case: &str,
-        rows: &[EventRow],
-        refs: &[(Uuid, &'static str)],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-}
-
-impl AppendOwn for sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn append_own(
-        &mut self,
-        id: &str,
-        expected: u64,
-        case: &str,
-        rows: &[EventRow],
-        refs: &[(Uuid, &'static str)],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlite::append_own(self, id, expected, case, rows, refs, now).await
-    }
-}
-
-impl AppendOwn for sqlx::Transaction<'_, sqlx::Postgres> {
-    async fn append_own(
-        &mut self,
-        id: &str,
-        expected: u64,
-        case: &str,
-        rows: &[EventRow],
-        refs: &[(Uuid, &'static str)],
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        postgres::append_own(self, id, expected, case, rows, refs, now).await
-    }
 }

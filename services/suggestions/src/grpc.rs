@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use banli_api::grpc::{opt_uuid, signer, uuid};
 use banli_calendar::DurationSpec;
 use banli_domain::ids::*;
 use banli_domain::suggestion::*;
@@ -88,18 +89,6 @@ impl Grpc {
     }
 }
 
-fn uuid(field: &str, s: &str) -> Result<Uuid, AppError> {
-    Uuid::try_parse(s).map_err(|_| AppError::malformed(format!("{field} `{s}` is not a UUID")))
-}
-
-fn opt_uuid(field: &str, s: &str) -> Result<Option<Uuid>, AppError> {
-    if s.is_empty() {
-        Ok(None)
-    } else {
-        uuid(field, s).map(Some)
-    }
-}
-
 fn date(field: &str, s: &str) -> Result<Date, AppError> {
     banli_calendar::parse_date(s)
         .map_err(|_| AppError::malformed(format!("{field} `{s}` is not a YYYY-MM-DD date")))
@@ -167,21 +156,6 @@ fn satisfaction(v: i32) -> Result<Option<Satisfaction>, AppError> {
         Ok(pc::Satisfaction::Dissatisfied) => Ok(Some(Satisfaction::Dissatisfied)),
         Err(_) => Err(AppError::malformed("unknown satisfaction level")),
     }
-}
-
-fn signer(s: Option<pc::Signer>) -> Result<Signer, AppError> {
-    let s = s.ok_or_else(|| AppError::malformed("signer is required"))?;
-    let position = match pc::SignerPosition::try_from(s.position) {
-        Ok(pc::SignerPosition::PrincipalHead) => SignerPosition::PrincipalHead,
-        Ok(pc::SignerPosition::AuthorizedLeader) => SignerPosition::AuthorizedLeader,
-        Ok(pc::SignerPosition::DivisionHead) => SignerPosition::DivisionHead,
-        Ok(pc::SignerPosition::Staff) => SignerPosition::Staff,
-        _ => return Err(AppError::malformed("signer.position is required")),
-    };
-    Ok(Signer {
-        name: s.name,
-        position,
-    })
 }
 
 fn deadline(d: &DeadlineView) -> pc::Deadline {
