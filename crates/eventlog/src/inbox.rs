@@ -192,7 +192,9 @@ impl Inbox {
         let (known, positions): (Vec<(String,)>, Positions) = match pool {
             Pool::Postgres(p) => {
                 let known = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT event_id FROM {s}_inbox WHERE consumer = $1 AND event_id = ANY($2)"
+                    // A join, not `event_id = ANY($2)`: once the statement's plan is generic,
+                    // PostgreSQL scanned every row of the consumer for the latter.
+                    "SELECT i.event_id FROM UNNEST($2::text[]) AS x(id) JOIN {s}_inbox i ON i.consumer = $1 AND i.event_id = x.id"
                 )))
                 .bind(&self.consumer)
                 .bind(&ids)

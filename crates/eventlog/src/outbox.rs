@@ -40,10 +40,12 @@ pub struct OutboxLag {
     pub oldest_age_seconds: u64,
 }
 
-/// One service's outbox table.
+/// One service's outbox table, and the signal its store gives the relay after a commit that
+/// wrote rows to it (so the relay publishes at once instead of at its next look).
 #[derive(Debug, Clone)]
 pub struct Outbox {
     table: &'static str,
+    written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Outbox {
@@ -53,7 +55,21 @@ impl Outbox {
             table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
             "a table name is lowercase letters and underscores"
         );
-        Outbox { table }
+        Outbox {
+            table,
+            written: std::sync::Arc::default(),
+        }
+    }
+
+    /// Tells the relay of this process that rows were committed. Called by the store after the
+    /// commit; a signal given while the relay is busy wakes its next wait.
+    pub fn written(&self) {
+        self.written.notify_one();
+    }
+
+    /// Waits for [`Outbox::written`].
+    pub async fn wait_written(&self) {
+        self.written.notified().await;
     }
 
     /// Rows not yet published, oldest first.
@@ -96,26 +112,41 @@ impl Outbox {
             .collect()
     }
 
-    /// Marks rows as published.
+    /// Marks rows as published, in one statement.
     pub async fn mark_published(
         &self,
         db: &Db,
         seqs: &[i64],
         at: OffsetDateTime,
     ) -> Result<(), OutboxError> {
-        let sql = format!(
-            "UPDATE {} SET published_at = $1 WHERE seq = $2 AND published_at IS NULL",
-            self.table
-        );
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let table = self.table;
         let seqs = seqs.to_vec();
         db.write(move |pool| async move {
-            on_pool!(&pool, p => {
-                let mut tx = p.begin().await?;
-                for seq in &seqs {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(at).bind(*seq).execute(&mut *tx).await?;
+            match &pool {
+                Pool::Postgres(p) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET published_at = $1 WHERE seq = ANY($2) AND published_at IS NULL"
+                    )))
+                    .bind(at)
+                    .bind(&seqs)
+                    .execute(p)
+                    .await?;
                 }
-                tx.commit().await?;
-            });
+                Pool::Sqlite(p) => {
+                    // SQLite has no arrays: the sequence numbers go in as JSON.
+                    let json = serde_json::to_string(&seqs).unwrap_or_default();
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET published_at = $1 WHERE seq IN (SELECT value FROM json_each($2)) AND published_at IS NULL"
+                    )))
+                    .bind(at)
+                    .bind(json)
+                    .execute(p)
+                    .await?;
+                }
+            }
             Ok(())
         })
         .await

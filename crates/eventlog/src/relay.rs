@@ -127,21 +127,24 @@ impl Relay {
         Ok(rows.len())
     }
 
-    /// Runs until `stop` resolves: drains the outbox, then looks again every `idle`.
+    /// Runs until `stop` resolves: drains the outbox, then waits for the store's signal that
+    /// rows were committed, or `idle` at most (rows written by another process, and on the
+    /// embedded bus the consumers' acknowledgements, are seen that way).
     pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            let pause = match self.run_once().await {
-                Ok(n) if n as u32 == self.batch => Duration::ZERO,
-                Ok(_) => idle,
+            let (pause, wake) = match self.run_once().await {
+                Ok(n) if n as u32 == self.batch => (Duration::ZERO, false),
+                Ok(_) => (idle, true),
                 Err(e) => {
                     tracing::warn!(error = %e, "the outbox relay failed; it will retry");
-                    idle * 10
+                    (idle * 10, false)
                 }
             };
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(pause) => {}
+                () = self.outbox.wait_written(), if wake => {}
             }
         }
     }

@@ -620,7 +620,9 @@ impl Store {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.outbox.written();
+        Ok(())
     }
 
     /// Writes a consumed batch — each event's effect or parking, each with its inbox entry —
@@ -642,6 +644,9 @@ impl Store {
                 BatchItem::Park(e, reason, advance) => Prepared::Park(e, reason, advance),
             });
         }
+        let caused = prepared
+            .iter()
+            .any(|p| matches!(p, Prepared::Apply(_, _, rows, _) if !rows.is_empty()));
         let inbox = inbox.clone();
         let now = OffsetDateTime::now_utc();
         self.write(move |pool| async move {
@@ -704,7 +709,11 @@ impl Store {
             }
             Ok(())
         })
-        .await
+        .await?;
+        if caused {
+            self.outbox.written();
+        }
+        Ok(())
     }
 
     /// Task rows, for an agency (or every agency), optionally of one role, after a cursor.

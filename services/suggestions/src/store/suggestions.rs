@@ -169,6 +169,18 @@ impl Store {
         events: &[NewEvent],
         inbox: Option<InboxEntry<'_>>,
     ) -> Result<(), StoreError> {
+        self.write_append(before, after, events, inbox).await?;
+        self.outbox.written();
+        Ok(())
+    }
+
+    async fn write_append(
+        &self,
+        before: Option<&Suggestion>,
+        after: &Suggestion,
+        events: &[NewEvent],
+        inbox: Option<InboxEntry<'_>>,
+    ) -> Result<(), StoreError> {
         let expected_version = before.map_or(0, |b| b.version);
         if events.is_empty()
             || after.version != expected_version + events.len() as u64
