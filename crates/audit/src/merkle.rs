@@ -80,7 +80,7 @@ impl Tree {
         let index = self.levels[0].len() as u64 - 1;
         // Every subtree this leaf completes.
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let n = self.levels[level].len();
             let parent = node_hash(&self.levels[level][n - 2], &self.levels[level][n - 1]);
             if self.levels.len() == level + 1 {
@@ -113,7 +113,7 @@ impl Tree {
         if len == 0 {
             return empty_root();
         }
-        if len.is_power_of_two() && start % len == 0 {
+        if len.is_power_of_two() && start.is_multiple_of(len) {
             let level = len.trailing_zeros() as usize;
             return self.levels[level][(start >> level) as usize];
         }
