@@ -15,4 +15,4 @@ mod principal;
 pub use clock::Clock;
 pub use error::{AppError, ErrorCode};
 pub use idempotency::idempotent;
-pub use principal::Principal;
+pub use principal::{Authenticator, Principal};

@@ -22,3 +22,15 @@ impl Principal {
         }
     }
 }
+
+/// Resolves a bearer token to a principal. The keys live with the suggestions service; a
+/// service in the same process asks its application, a service on its own reads them from the
+/// shared database.
+pub type Authenticator = std::sync::Arc<
+    dyn Fn(
+            String,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Principal, crate::AppError>> + Send>,
+        > + Send
+        + Sync,
+>;

@@ -8,8 +8,10 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod record;
 
 pub use checkpoint::{Checkpoint, CheckpointError, Signer, Verifier};
 pub use merkle::{
     Hash, ProofError, Tree, empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
+pub use record::{Record, canonical};

@@ -92,6 +92,16 @@ impl Tree {
         index
     }
 
+    /// Drops the leaves from `size` on (undoing appends that were not stored).
+    pub fn truncate(&mut self, size: u64) {
+        for (level, hashes) in self.levels.iter_mut().enumerate() {
+            hashes.truncate((size >> level) as usize);
+        }
+        while self.levels.len() > 1 && self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
+        }
+    }
+
     /// The leaf hash at `index`.
     pub fn leaf(&self, index: u64) -> Option<Hash> {
         self.levels.first()?.get(index as usize).copied()
@@ -305,6 +315,27 @@ mod tests {
         assert_eq!(split(5), 4);
         assert_eq!(split(1 << 40), 1 << 39);
         assert_eq!(split((1 << 40) + 1), 1 << 40);
+    }
+
+    #[test]
+    fn truncating_undoes_appends() {
+        let mut t = Tree::new();
+        for i in 0..37u8 {
+            t.push(leaf_hash(&[i]));
+        }
+        let (root, proof) = (t.root(21), t.inclusion_proof(3, 21));
+        t.truncate(21);
+        assert_eq!(t.size(), 21);
+        assert_eq!(t.root(21), root);
+        assert_eq!(t.inclusion_proof(3, 21), proof);
+        for i in 21..37u8 {
+            t.push(leaf_hash(&[i]));
+        }
+        let mut again = Tree::new();
+        for i in 0..37u8 {
+            again.push(leaf_hash(&[i]));
+        }
+        assert_eq!(t.root(37), again.root(37));
     }
 
     #[test]

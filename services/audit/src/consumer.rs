@@ -1,0 +1,207 @@
+//! Takes the accountability events from the event log into the audit log (until the follow-up
+//! service appends its own records): assignments, adjustment and extension decisions, replies,
+//! class changes, feedback, commitments created, progressed and converted.
+//!
+//! Each event becomes one record whose source id is the event id, so a redelivered event is
+//! appended once. Personal data in an event (names of signers, handlers, leaders, contacts) is
+//! moved out of the leaf into the erasable side table. Envelopes that cannot be read are
+//! parked and reported, never dropped silently.
+
+use banli_audit::Record;
+use banli_eventlog::inbox::Inbox;
+use banli_eventlog::{Handled, Handler, Incoming};
+use serde_json::{Map, Value};
+
+use crate::log::AuditLog;
+
+/// The durable consumer's name.
+pub const CONSUMER: &str = "audit";
+/// The event types it reads (all of them; only the accountability ones are recorded).
+pub const FILTER: &str = "suggestion.";
+
+/// The suggestion events that decide accountability, and their record types.
+pub const ACCOUNTABILITY: &[(&str, &str)] = &[
+    ("suggestion.assigned", "assignment"),
+    ("suggestion.adjustment_decided", "adjustment_decision"),
+    ("suggestion.extension_decided", "extension_decision"),
+    ("suggestion.reply_issued", "reply_issued"),
+    ("suggestion.class_changed", "class_change"),
+    ("suggestion.feedback_recorded", "feedback"),
+    ("suggestion.commitment_created", "commitment_created"),
+    ("suggestion.commitment_progressed", "commitment_progressed"),
+    ("suggestion.commitment_converted", "commitment_converted"),
+];
+
+/// Field names whose values are personal data.
+const PERSONAL: &[&str] = &[
+    "name",
+    "handler",
+    "responsible_leader",
+    "leading_official",
+    "contact",
+    "phone",
+    "email",
+    "address",
+];
+
+/// The record an envelope gives, `Ok(None)` when its type is not recorded.
+pub fn record_of(envelope: &[u8]) -> Result<Option<Record>, String> {
+    let v: Value = serde_json::from_slice(envelope)
+        .map_err(|e| format!("the envelope cannot be read: {e}"))?;
+    let field = |name: &str| {
+        v.get(name)
+            .ok_or_else(|| format!("the envelope has no `{name}`"))
+    };
+    let event_type = field("event_type")?
+        .as_str()
+        .ok_or("`event_type` is not a string")?;
+    let Some((_, record_type)) = ACCOUNTABILITY.iter().find(|(t, _)| *t == event_type) else {
+        return Ok(None);
+    };
+    let event_id = field("event_id")?
+        .as_str()
+        .ok_or("`event_id` is not a string")?;
+    let subject = field("aggregate_id")?
+        .as_str()
+        .ok_or("`aggregate_id` is not a string")?;
+    let occurred_at = v
+        .get("occurred_at")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut data = field("payload")?
+        .get("data")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut personal = Map::new();
+    take_personal(&mut data, "", &mut personal);
+    Ok(Some(Record {
+        record_type: (*record_type).to_owned(),
+        source_id: event_id.to_owned(),
+        subject: Some(subject.to_owned()),
+        occurred_at: occurred_at.to_owned(),
+        actor: v.get("actor").cloned().unwrap_or(Value::Null),
+        data,
+        personal: (!personal.is_empty()).then_some(Value::Object(personal)),
+    }))
+}
+
+/// Moves personal fields out of `v` into `out`, keyed by their JSON pointer.
+fn take_personal(v: &mut Value, path: &str, out: &mut Map<String, Value>) {
+    match v {
+        Value::Object(map) => {
+            for key in PERSONAL {
+                if let Some(x) = map.remove(*key) {
+                    out.insert(format!("{path}/{key}"), x);
+                }
+            }
+            for (k, x) in map.iter_mut() {
+                take_personal(x, &format!("{path}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, x) in items.iter_mut().enumerate() {
+                take_personal(x, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The consumer.
+#[derive(Debug, Clone)]
+pub struct EventConsumer {
+    log: AuditLog,
+    inbox: Inbox,
+}
+
+impl EventConsumer {
+    pub fn new(log: AuditLog) -> EventConsumer {
+        EventConsumer {
+            log,
+            inbox: Inbox::new("audit", CONSUMER),
+        }
+    }
+
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Creates the tables for parked events.
+    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+        self.inbox.migrate(self.log.store().pool()).await
+    }
+}
+
+impl Handler for EventConsumer {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
+        let mut out = vec![Handled::Applied; batch.len()];
+        let mut records = Vec::new();
+        let mut positions = Vec::new();
+        for (i, incoming) in batch.iter().enumerate() {
+            match record_of(&incoming.envelope.payload) {
+                Ok(Some(r)) => {
+                    records.push(r);
+                    positions.push(i);
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    self.log
+                        .store()
+                        .park(&self.inbox, &incoming.envelope, &reason)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    out[i] = Handled::Parked;
+                }
+            }
+        }
+        let appended = self.log.append(records).await.map_err(|e| e.to_string())?;
+        for (a, i) in appended.into_iter().zip(positions) {
+            if a.duplicate {
+                out[i] = Handled::Duplicate;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accountability_events_become_records_without_personal_data() {
+        let envelope = json!({
+            "event_id": "0192f0c4-7d2e-7c1a-9b3e-000000000001",
+            "schema_version": 1,
+            "event_type": "suggestion.reply_issued",
+            "aggregate_type": "suggestion",
+            "aggregate_id": "0192f0c4-7d2e-7c1a-9b3e-0000000000aa",
+            "aggregate_version": 9,
+            "occurred_at": "2026-05-02T01:00:00Z",
+            "actor": {"role": "agency", "agency": "a-1", "deputy": null},
+            "payload": {"type": "reply_issued", "data": {"reply": {"class": "A", "signer": {"name": "李四", "position": "principal"}}}}
+        });
+        let r = record_of(envelope.to_string().as_bytes())
+            .expect("readable")
+            .expect("recorded");
+        assert_eq!(r.record_type, "reply_issued");
+        assert_eq!(r.source_id, "0192f0c4-7d2e-7c1a-9b3e-000000000001");
+        assert_eq!(
+            r.data,
+            json!({"reply": {"class": "A", "signer": {"position": "principal"}}})
+        );
+        assert_eq!(r.personal, Some(json!({"/reply/signer/name": "李四"})));
+        let other = json!({"event_type": "suggestion.review_started"});
+        assert_eq!(record_of(other.to_string().as_bytes()), Ok(None));
+        assert!(record_of(b"not json").is_err());
+        assert!(
+            record_of(
+                json!({"event_type": "suggestion.assigned"})
+                    .to_string()
+                    .as_bytes()
+            )
+            .is_err()
+        );
+    }
+}

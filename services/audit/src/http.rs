@@ -1,0 +1,317 @@
+//! REST: the audit log under `/v1/audit/`. The checkpoint and the public key are public (anyone
+//! may check the log); entries and proofs are for the assigning office and auditors. Sizes and
+//! indices are bounded by the latest signed checkpoint; a bad one is a 400 naming the parameter.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use banli_api::http::{ApiQuery, ApiState, Caller, Problem, ProblemDocument, json_response};
+use banli_api::{AppError, Authenticator, ErrorCode, Principal};
+use banli_audit::{Hash, ProofError};
+use banli_domain::Role;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::log::{AuditLog, LogError};
+
+/// The most entries one response holds (ask again from the next index for more).
+pub const MAX_ENTRIES: u64 = 1000;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "audit", description = "The verifiable audit log (审计日志): signed checkpoints, entries, inclusion and consistency proofs (RFC 6962)")))]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub log: AuditLog,
+    pub auth: Authenticator,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState for AppState {
+    async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        (self.auth)(token.to_owned()).await
+    }
+
+    fn body_limit(&self) -> usize {
+        // Every route is a GET.
+        1024
+    }
+}
+
+/// The routes, state applied, and their OpenAPI document.
+pub fn api(log: AuditLog, auth: Authenticator) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(checkpoint))
+        .routes(routes!(public_key))
+        .routes(routes!(entries))
+        .routes(routes!(inclusion))
+        .routes(routes!(consistency))
+        .split_for_parts();
+    (router.with_state(AppState { log, auth }), openapi)
+}
+
+type ApiResult = Result<Response, Problem>;
+
+fn text(body: String) -> Response {
+    let mut res = body.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string(v).map_err(|e| AppError::internal(&e))
+}
+
+fn reader(caller: &Caller) -> Result<(), AppError> {
+    match caller.0.role {
+        Role::Auditor | Role::AssigningOffice => Ok(()),
+        _ => Err(AppError::forbidden(
+            "the audit log's entries and proofs are read by the assigning office and auditors; the checkpoint and the public key are public",
+        )),
+    }
+}
+
+fn bad(param: &str, detail: impl std::fmt::Display) -> AppError {
+    AppError::malformed(format!("`{param}`: {detail}"))
+}
+
+fn log_error(e: LogError) -> AppError {
+    match e {
+        LogError::Proof(p) => AppError::malformed(p.to_string()),
+        other => AppError::internal(&other),
+    }
+}
+
+fn b64(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| STANDARD.encode(h)).collect()
+}
+
+/// The latest signed checkpoint (C2SP tlog-checkpoint, as a signed note): origin, tree size,
+/// root hash, a blank line, the Ed25519 signature. Public.
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", security(()),
+    responses((status = 200, description = "The signed checkpoint", body = String, content_type = "text/plain")))]
+async fn checkpoint(State(st): State<AppState>) -> ApiResult {
+    match st.log.checkpoint() {
+        Some(s) => Ok(text(s.note)),
+        None => Err(AppError::new(
+            ErrorCode::Unavailable,
+            "the audit log has not signed a checkpoint yet; retry in a moment",
+        )
+        .into()),
+    }
+}
+
+/// The log's public key as a signed-note verifier key, `<name>+<key id>+<base64 key>`. Public.
+#[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit", security(()),
+    responses((status = 200, description = "The verifier key", body = String, content_type = "text/plain")))]
+async fn public_key(State(st): State<AppState>) -> ApiResult {
+    Ok(text(format!("{}\n", st.log.public_key())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct EntriesParams {
+    /// The first leaf index (0-based).
+    start: u64,
+    /// The last leaf index, inclusive; clipped to the signed tree and to 1,000 entries.
+    end: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct EntryView {
+    index: u64,
+    /// Base64 of the exact bytes the leaf hash covers (canonical JSON of the record).
+    leaf_input: String,
+    record_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    recorded_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct EntriesView {
+    entries: Vec<EntryView>,
+}
+
+/// Leaves `start..=end` (RFC 6962 get-entries). Assigning office and auditors.
+#[utoipa::path(get, path = "/v1/audit/entries", tag = "audit", params(EntriesParams),
+    responses((status = 200, body = EntriesView), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn entries(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<EntriesParams>,
+) -> ApiResult {
+    reader(&caller)?;
+    if q.start > q.end {
+        return Err(bad("start", format!("{} is after end {}", q.start, q.end)).into());
+    }
+    let signed = st.log.signed_size();
+    if q.start >= signed {
+        return Err(bad(
+            "start",
+            format!("{} is not below the signed tree size {signed}", q.start),
+        )
+        .into());
+    }
+    let list = st
+        .log
+        .entries(q.start, q.end, MAX_ENTRIES)
+        .await
+        .map_err(log_error)?;
+    let view = EntriesView {
+        entries: list
+            .into_iter()
+            .map(|e| EntryView {
+                index: e.index,
+                leaf_input: STANDARD.encode(&e.leaf_input),
+                record_type: e.record_type,
+                recorded_at: e.recorded_at,
+            })
+            .collect(),
+    };
+    Ok(json_response(200, to_json(&view)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct InclusionParams {
+    /// The leaf index (0-based); or give `leaf_hash`.
+    index: Option<u64>,
+    /// The leaf hash, base64; or give `index`.
+    leaf_hash: Option<String>,
+    /// The tree size the proof is for (at most the signed size).
+    tree_size: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct InclusionView {
+    index: u64,
+    tree_size: u64,
+    /// Base64 hashes, leaf to root.
+    audit_path: Vec<String>,
+}
+
+fn proof_error(e: ProofError, index_param: &str, size_param: &str) -> AppError {
+    match e {
+        ProofError::IndexOutOfRange { index, size } => bad(
+            index_param,
+            format!("{index} is not below the tree size {size}"),
+        ),
+        ProofError::SizeOutOfRange { size, available } => bad(
+            size_param,
+            format!("{size} is beyond the signed tree size {available}"),
+        ),
+        ProofError::BadRange { first, second } => bad(
+            index_param,
+            format!("needs 0 < first ≤ second (got first {first}, second {second})"),
+        ),
+        other => AppError::internal(&other),
+    }
+}
+
+/// An inclusion proof (RFC 6962 get-proof-by-hash, or by index). Assigning office and auditors.
+#[utoipa::path(get, path = "/v1/audit/proofs/inclusion", tag = "audit", params(InclusionParams),
+    responses((status = 200, body = InclusionView), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn inclusion(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<InclusionParams>,
+) -> ApiResult {
+    reader(&caller)?;
+    let (index, path) = match (q.index, q.leaf_hash) {
+        (Some(index), None) => (
+            index,
+            st.log
+                .inclusion_proof(index, q.tree_size)
+                .map_err(|e| proof_error(e, "index", "tree_size"))?,
+        ),
+        (None, Some(h)) => {
+            let hash: Hash = STANDARD
+                .decode(h.as_bytes())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| bad("leaf_hash", "not 32 bytes of standard base64"))?;
+            st.log
+                .inclusion_by_hash(&hash, q.tree_size)
+                .map_err(|e| proof_error(e, "leaf_hash", "tree_size"))?
+                .ok_or_else(|| {
+                    AppError::not_found(format!(
+                        "no leaf with that hash in the tree of size {}",
+                        q.tree_size
+                    ))
+                })?
+        }
+        _ => return Err(bad("index", "give exactly one of `index` and `leaf_hash`").into()),
+    };
+    let view = InclusionView {
+        index,
+        tree_size: q.tree_size,
+        audit_path: b64(&path),
+    };
+    Ok(json_response(200, to_json(&view)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ConsistencyParams {
+    /// The older tree size (> 0).
+    first: u64,
+    /// The newer tree size (≥ first, at most the signed size).
+    second: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ConsistencyView {
+    /// Base64 hashes (RFC 6962 PROOF order).
+    consistency: Vec<String>,
+}
+
+/// A consistency proof between two tree sizes (RFC 6962 get-sth-consistency). Assigning
+/// office and auditors.
+#[utoipa::path(get, path = "/v1/audit/proofs/consistency", tag = "audit", params(ConsistencyParams),
+    responses((status = 200, body = ConsistencyView), (status = 400, body = ProblemDocument)))]
+async fn consistency(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ConsistencyParams>,
+) -> ApiResult {
+    reader(&caller)?;
+    if q.first == 0 {
+        return Err(bad("first", "must be above 0").into());
+    }
+    if q.first > q.second {
+        return Err(bad("first", format!("{} is above second {}", q.first, q.second)).into());
+    }
+    let proof = st
+        .log
+        .consistency_proof(q.first, q.second)
+        .map_err(|e| proof_error(e, "first", "second"))?;
+    Ok(json_response(
+        200,
+        to_json(&ConsistencyView {
+            consistency: b64(&proof),
+        })?,
+        None,
+    ))
+}

@@ -1,0 +1,461 @@
+//! The log: the in-memory tree over the stored leaves, the sequencer that appends records in
+//! batches and signs checkpoints, and the reads (entries and proofs) bounded by the latest
+//! signed tree size.
+//!
+//! One sequencer writes a log: appends queue on a channel; the sequencer takes what has queued
+//! (up to `max_batch` records), stores the leaves in one transaction — with a signed checkpoint
+//! when `checkpoint_interval` has passed since the last — and answers each caller once its
+//! records are durable. Leaves not yet under a checkpoint get one at the latest
+//! `checkpoint_interval` later.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use banli_audit::{Checkpoint, Hash, ProofError, Record, Signer, Tree, Verifier, leaf_hash};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Entry, NewLeaf, Store, StoreError, StoredCheckpoint};
+
+/// How the log runs.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// The log's name in its checkpoints (and the key's name).
+    pub origin: String,
+    /// The longest a stored record waits for a signed checkpoint.
+    pub checkpoint_interval: Duration,
+    /// The most records stored in one transaction.
+    pub max_batch: usize,
+}
+
+impl LogOptions {
+    pub fn new(origin: &str) -> LogOptions {
+        LogOptions {
+            origin: origin.to_owned(),
+            checkpoint_interval: Duration::from_millis(200),
+            max_batch: 4096,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("the stored log does not match its latest checkpoint ({0}); run `banli audit verify`")]
+    Inconsistent(String),
+    #[error("the log's sequencer has stopped")]
+    Stopped,
+}
+
+/// What became of an appended record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub index: u64,
+    /// The record's source id was in the log already; `index` is the earlier leaf.
+    pub duplicate: bool,
+}
+
+/// The latest signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub signed_at: OffsetDateTime,
+}
+
+struct Job {
+    records: Vec<Record>,
+    reply: oneshot::Sender<Result<Vec<Appended>, String>>,
+}
+
+struct Inner {
+    store: Store,
+    tree: RwLock<Tree>,
+    signed: RwLock<Option<Signed>>,
+    verifier: Verifier,
+    options: LogOptions,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// The audit log (审计日志).
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("origin", &self.inner.options.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many leaf hashes are read at a time when the tree is rebuilt.
+const LOAD_CHUNK: u64 = 100_000;
+
+impl AuditLog {
+    /// Rebuilds the tree from the stored leaves, checks it against the latest checkpoint and
+    /// starts the sequencer.
+    pub async fn open(
+        store: Store,
+        signer: Signer,
+        options: LogOptions,
+    ) -> Result<AuditLog, LogError> {
+        let mut tree = Tree::new();
+        loop {
+            let chunk = store.leaf_hashes(tree.size(), LOAD_CHUNK).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (index, hash) in chunk {
+                let hash: Hash = hash.try_into().map_err(|_| {
+                    LogError::Inconsistent(format!("leaf {index} has no 32-byte hash"))
+                })?;
+                if index != tree.size() {
+                    return Err(LogError::Inconsistent(format!(
+                        "leaf {} is missing",
+                        tree.size()
+                    )));
+                }
+                tree.push(hash);
+            }
+        }
+        let verifier = signer.verifier();
+        let signed = match store.latest_checkpoint().await? {
+            // A new log signs its empty tree, so that there is always a checkpoint to read.
+            None if tree.size() == 0 => {
+                let root = banli_audit::empty_root();
+                let note = signer.sign(&Checkpoint {
+                    origin: options.origin.clone(),
+                    size: 0,
+                    root,
+                });
+                let signed_at = OffsetDateTime::now_utc();
+                store
+                    .append(
+                        Vec::new(),
+                        Some(StoredCheckpoint {
+                            size: 0,
+                            root: root.to_vec(),
+                            note: note.clone(),
+                            signed_at,
+                        }),
+                    )
+                    .await?;
+                Some(Signed {
+                    size: 0,
+                    root,
+                    note,
+                    signed_at,
+                })
+            }
+            None => None,
+            Some(c) => {
+                let cp = verifier
+                    .verify(&c.note, &options.origin)
+                    .map_err(|e| LogError::Inconsistent(e.to_string()))?;
+                if tree.root(cp.size).ok() != Some(cp.root) {
+                    return Err(LogError::Inconsistent(format!(
+                        "the leaves do not give the root of the checkpoint at size {}",
+                        cp.size
+                    )));
+                }
+                Some(Signed {
+                    size: cp.size,
+                    root: cp.root,
+                    note: c.note,
+                    signed_at: c.signed_at,
+                })
+            }
+        };
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            store,
+            tree: RwLock::new(tree),
+            signed: RwLock::new(signed),
+            verifier,
+            options,
+            jobs,
+        });
+        tokio::spawn(sequencer(inner.clone(), signer, rx));
+        Ok(AuditLog { inner })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.inner.options.origin
+    }
+
+    /// The public key, as a verifier key (`<name>+<id>+<key>`).
+    pub fn public_key(&self) -> String {
+        self.inner.verifier.to_text()
+    }
+
+    /// Appends records; answers once they are stored (and at the latest `checkpoint_interval`
+    /// later they are under a signed checkpoint). A record whose source id is in the log
+    /// already is not appended again.
+    pub async fn append(&self, records: Vec<Record>) -> Result<Vec<Appended>, LogError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Job { records, reply })
+            .map_err(|_| LogError::Stopped)?;
+        rx.await
+            .map_err(|_| LogError::Stopped)?
+            .map_err(|e| LogError::Store(StoreError::Corrupt(e)))
+    }
+
+    /// The latest signed checkpoint.
+    pub fn checkpoint(&self) -> Option<Signed> {
+        self.inner.signed.read().ok().and_then(|s| s.clone())
+    }
+
+    /// The size proofs may be asked for: the latest signed size.
+    pub fn signed_size(&self) -> u64 {
+        self.checkpoint().map_or(0, |s| s.size)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ProofError> {
+        let signed = self.signed_size();
+        if size > signed {
+            return Err(ProofError::SizeOutOfRange {
+                size,
+                available: signed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Leaves `[start, end]` (inclusive, as RFC 6962 get-entries), at most `limit`, within the
+    /// signed tree.
+    pub async fn entries(&self, start: u64, end: u64, limit: u64) -> Result<Vec<Entry>, LogError> {
+        let signed = self.signed_size();
+        if start >= signed {
+            return Err(ProofError::IndexOutOfRange {
+                index: start,
+                size: signed,
+            }
+            .into());
+        }
+        let end = end.min(signed - 1).min(start + limit - 1);
+        Ok(self.inner.store.entries(start, end + 1).await?)
+    }
+
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(size)?;
+        self.tree()?.inclusion_proof(index, size)
+    }
+
+    /// The first leaf with this hash, and its proof.
+    pub fn inclusion_by_hash(
+        &self,
+        hash: &Hash,
+        size: u64,
+    ) -> Result<Option<(u64, Vec<Hash>)>, ProofError> {
+        self.check_size(size)?;
+        let tree = self.tree()?;
+        match tree.find(hash) {
+            Some(index) if index < size => Ok(Some((index, tree.inclusion_proof(index, size)?))),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(second)?;
+        self.tree()?.consistency_proof(first, second)
+    }
+
+    fn tree(&self) -> Result<std::sync::RwLockReadGuard<'_, Tree>, ProofError> {
+        // A poisoned lock means a panic while appending in memory: nothing can be proven.
+        self.inner
+            .tree
+            .read()
+            .map_err(|_| ProofError::SizeOutOfRange {
+                size: 0,
+                available: 0,
+            })
+    }
+}
+
+async fn sequencer(inner: Arc<Inner>, signer: Signer, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let interval = inner.options.checkpoint_interval;
+    let mut last_signed = tokio::time::Instant::now() - interval;
+    loop {
+        let unsigned = {
+            let size = inner.tree.read().map_or(0, |t| t.size());
+            let signed = inner
+                .signed
+                .read()
+                .ok()
+                .and_then(|s| s.as_ref().map(|s| s.size));
+            size > 0 && signed != Some(size)
+        };
+        let job = tokio::select! {
+            job = rx.recv() => match job {
+                Some(j) => Some(j),
+                None => return,
+            },
+            () = tokio::time::sleep_until(last_signed + interval), if unsigned => None,
+        };
+        let mut jobs = Vec::new();
+        if let Some(j) = job {
+            let mut count = j.records.len();
+            jobs.push(j);
+            while count < inner.options.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        count += j.records.len();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let sign = last_signed.elapsed() >= interval;
+        match write(&inner, &signer, &jobs, sign).await {
+            Ok(answers) => {
+                if sign {
+                    last_signed = tokio::time::Instant::now();
+                }
+                for (job, answer) in jobs.into_iter().zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the audit log could not store a batch; the callers are told and may retry");
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.to_string()));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Stores one batch (and a checkpoint when `sign`); the tree grows only if it is stored.
+async fn write(
+    inner: &Inner,
+    signer: &Signer,
+    jobs: &[Job],
+    sign: bool,
+) -> Result<Vec<Vec<Appended>>, StoreError> {
+    let ids: Vec<String> = jobs
+        .iter()
+        .flat_map(|j| j.records.iter().map(|r| r.source_id.clone()))
+        .collect();
+    let mut known: std::collections::HashMap<String, u64> =
+        inner.store.known_sources(&ids).await?.into_iter().collect();
+    let (old_size, mut leaves, mut answers) = {
+        let tree = inner.tree.read().map_err(|_| poisoned())?;
+        (tree.size(), Vec::new(), Vec::with_capacity(jobs.len()))
+    };
+    for job in jobs {
+        let mut answer = Vec::with_capacity(job.records.len());
+        for r in &job.records {
+            if let Some(&index) = known.get(&r.source_id) {
+                answer.push(Appended {
+                    index,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let index = old_size + leaves.len() as u64;
+            let salt = match r.personal {
+                Some(_) => random_salt()?,
+                None => [0u8; 32],
+            };
+            let leaf_input = r.leaf_input(&salt);
+            leaves.push(NewLeaf {
+                index,
+                leaf_hash: leaf_hash(&leaf_input),
+                leaf_input,
+                record_type: r.record_type.clone(),
+                source_id: r.source_id.clone(),
+                personal: r
+                    .personal
+                    .as_ref()
+                    .map(|p| (salt, banli_audit::canonical(p))),
+            });
+            known.insert(r.source_id.clone(), index);
+            answer.push(Appended {
+                index,
+                duplicate: false,
+            });
+        }
+        answers.push(answer);
+    }
+    if leaves.is_empty() && !sign {
+        return Ok(answers);
+    }
+    let checkpoint = {
+        let mut tree = inner.tree.write().map_err(|_| poisoned())?;
+        for l in &leaves {
+            tree.push(l.leaf_hash);
+        }
+        let size = tree.size();
+        let signed = inner
+            .signed
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.size));
+        if sign && size > 0 && signed != Some(size) {
+            let root = tree
+                .root(size)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let note = signer.sign(&Checkpoint {
+                origin: inner.options.origin.clone(),
+                size,
+                root,
+            });
+            Some(StoredCheckpoint {
+                size,
+                root: root.to_vec(),
+                note,
+                signed_at: OffsetDateTime::now_utc(),
+            })
+        } else {
+            None
+        }
+    };
+    if let Err(e) = inner.store.append(leaves, checkpoint.clone()).await {
+        if let Ok(mut tree) = inner.tree.write() {
+            tree.truncate(old_size);
+        }
+        return Err(e);
+    }
+    if let Some(c) = checkpoint
+        && let Ok(mut s) = inner.signed.write()
+    {
+        let mut root = [0u8; 32];
+        root.copy_from_slice(&c.root);
+        *s = Some(Signed {
+            size: c.size,
+            root,
+            note: c.note,
+            signed_at: c.signed_at,
+        });
+    }
+    Ok(answers)
+}
+
+fn random_salt() -> Result<[u8; 32], StoreError> {
+    let mut salt = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| StoreError::Corrupt("no randomness for a salt".into()))?;
+    Ok(salt)
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Corrupt("the in-memory tree is unusable after a panic".into())
+}

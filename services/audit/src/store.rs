@@ -1,0 +1,350 @@
+//! The audit log's tables: leaves, signed checkpoints, and the personal data kept beside the
+//! leaves. The database refuses UPDATE and DELETE (and TRUNCATE) on the first two.
+
+use banli_audit::Hash;
+use banli_db::{Db, Pool, WriterStopped, on_pool};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Writer(#[from] WriterStopped),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A leaf to store.
+#[derive(Debug, Clone)]
+pub struct NewLeaf {
+    pub index: u64,
+    pub leaf_input: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub record_type: String,
+    pub source_id: String,
+    /// The salt and the personal data (canonical JSON), when the record has any.
+    pub personal: Option<([u8; 32], String)>,
+}
+
+/// A stored leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub index: u64,
+    pub leaf_input: Vec<u8>,
+    pub leaf_hash: Vec<u8>,
+    pub record_type: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Vec<u8>,
+    pub note: String,
+    pub signed_at: OffsetDateTime,
+}
+
+/// Personal data kept beside a leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Personal {
+    pub salt: Option<Vec<u8>>,
+    pub data: Option<String>,
+    pub erased_at: Option<OffsetDateTime>,
+}
+
+type EntryRow = (i64, Vec<u8>, Vec<u8>, String, OffsetDateTime);
+type PersonalRow = (Option<Vec<u8>>, Option<String>, Option<OffsetDateTime>);
+
+fn entry((index, leaf_input, leaf_hash, record_type, recorded_at): EntryRow) -> Entry {
+    Entry {
+        index: index.max(0) as u64,
+        leaf_input,
+        leaf_hash,
+        record_type,
+        recorded_at,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store { db: Db::new(pool) }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.db.pool()
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.pool() {
+            Pool::Sqlite(p) => {
+                let mut m = sqlx::migrate!("./migrations/sqlite");
+                m.dangerous_set_table_name("_migrations_audit");
+                m.run(p).await
+            }
+            Pool::Postgres(p) => {
+                let mut m = sqlx::migrate!("./migrations/postgres");
+                m.dangerous_set_table_name("_migrations_audit");
+                m.run(p).await
+            }
+        }
+    }
+
+    /// Which of these source ids are stored already, with their leaf index.
+    pub async fn known_sources(&self, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = match self.pool() {
+            Pool::Postgres(p) => {
+                sqlx::query_as(
+                    "SELECT l.source_id, l.leaf_index FROM UNNEST($1::text[]) AS x(id) JOIN audit_leaves l ON l.source_id = x.id",
+                )
+                .bind(ids)
+                .fetch_all(p)
+                .await?
+            }
+            Pool::Sqlite(p) => {
+                let json = serde_json::to_string(ids).unwrap_or_default();
+                sqlx::query_as(
+                    "SELECT l.source_id, l.leaf_index FROM json_each($1) x JOIN audit_leaves l ON l.source_id = x.value",
+                )
+                .bind(json)
+                .fetch_all(p)
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(s, i)| (s, i.max(0) as u64))
+            .collect())
+    }
+
+    /// Stores leaves (consecutive indices) and, when given, a checkpoint — in one transaction.
+    pub async fn append(
+        &self,
+        leaves: Vec<NewLeaf>,
+        checkpoint: Option<StoredCheckpoint>,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        self.db
+            .write(move |pool| async move {
+                match &pool {
+                    Pool::Postgres(p) => {
+                        let mut tx = p.begin().await?;
+                        if !leaves.is_empty() {
+                            let idx: Vec<i64> = leaves.iter().map(|l| l.index as i64).collect();
+                            let inputs: Vec<Vec<u8>> =
+                                leaves.iter().map(|l| l.leaf_input.clone()).collect();
+                            let hashes: Vec<Vec<u8>> =
+                                leaves.iter().map(|l| l.leaf_hash.to_vec()).collect();
+                            let types: Vec<String> =
+                                leaves.iter().map(|l| l.record_type.clone()).collect();
+                            let sources: Vec<String> =
+                                leaves.iter().map(|l| l.source_id.clone()).collect();
+                            sqlx::query(
+                                "INSERT INTO audit_leaves (leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at) \
+                                 SELECT x.i, x.input, x.h, x.t, x.s, $6 FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[]) AS x(i, input, h, t, s)",
+                            )
+                            .bind(&idx)
+                            .bind(&inputs)
+                            .bind(&hashes)
+                            .bind(&types)
+                            .bind(&sources)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            let personal: Vec<&NewLeaf> =
+                                leaves.iter().filter(|l| l.personal.is_some()).collect();
+                            for l in personal {
+                                if let Some((salt, data)) = &l.personal {
+                                    sqlx::query("INSERT INTO audit_personal (leaf_index, salt, data) VALUES ($1, $2, $3)")
+                                        .bind(l.index as i64)
+                                        .bind(salt.to_vec())
+                                        .bind(data)
+                                        .execute(&mut *tx)
+                                        .await?;
+                                }
+                            }
+                        }
+                        if let Some(c) = &checkpoint {
+                            sqlx::query("INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
+                                .bind(c.size as i64)
+                                .bind(&c.root)
+                                .bind(&c.note)
+                                .bind(c.signed_at)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await?;
+                    }
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin().await?;
+                        for l in &leaves {
+                            sqlx::query("INSERT INTO audit_leaves (leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                                .bind(l.index as i64)
+                                .bind(&l.leaf_input)
+                                .bind(l.leaf_hash.to_vec())
+                                .bind(&l.record_type)
+                                .bind(&l.source_id)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            if let Some((salt, data)) = &l.personal {
+                                sqlx::query("INSERT INTO audit_personal (leaf_index, salt, data) VALUES ($1, $2, $3)")
+                                    .bind(l.index as i64)
+                                    .bind(salt.to_vec())
+                                    .bind(data)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
+                        if let Some(c) = &checkpoint {
+                            sqlx::query("INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
+                                .bind(c.size as i64)
+                                .bind(&c.root)
+                                .bind(&c.note)
+                                .bind(c.signed_at)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
+    }
+
+    /// Leaves `[start, end)` in index order.
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StoreError> {
+        let rows: Vec<EntryRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT leaf_index, leaf_input, leaf_hash, record_type, recorded_at FROM audit_leaves \
+             WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index")
+            .bind(start as i64)
+            .bind(end as i64)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// The stored leaf hashes `[start, start + limit)` in index order, with their indices.
+    pub async fn leaf_hashes(
+        &self,
+        start: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT leaf_index, leaf_hash FROM audit_leaves WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2")
+            .bind(start as i64)
+            .bind(limit as i64)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(i, h)| (i.max(0) as u64, h))
+            .collect())
+    }
+
+    /// Every signed checkpoint, smallest first.
+    pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints ORDER BY tree_size")
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(size, root, note, signed_at)| StoredCheckpoint {
+                size: size.max(0) as u64,
+                root,
+                note,
+                signed_at,
+            })
+            .collect())
+    }
+
+    /// The latest signed checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(size, root, note, signed_at)| StoredCheckpoint {
+            size: size.max(0) as u64,
+            root,
+            note,
+            signed_at,
+        }))
+    }
+
+    /// The personal data beside a leaf.
+    pub async fn personal(&self, index: u64) -> Result<Option<Personal>, StoreError> {
+        let row: Option<PersonalRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT salt, data, erased_at FROM audit_personal WHERE leaf_index = $1")
+            .bind(index as i64)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(salt, data, erased_at)| Personal {
+            salt,
+            data,
+            erased_at,
+        }))
+    }
+
+    /// Erases the personal data beside a leaf (the salt too, so the commitment can no longer
+    /// be opened). The tree is not touched. Returns whether there was any.
+    pub async fn erase_personal(&self, index: u64) -> Result<bool, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        self.db
+            .write(move |pool| async move {
+                let sql = "UPDATE audit_personal SET salt = NULL, data = NULL, erased_at = $2 WHERE leaf_index = $1 AND erased_at IS NULL";
+                let n = on_pool!(&pool, p => sqlx::query(sql)
+                    .bind(index as i64)
+                    .bind(now)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                Ok::<bool, StoreError>(n > 0)
+            })
+            .await
+    }
+
+    /// Parks an event the consumer cannot read, with the reason.
+    pub async fn park(
+        &self,
+        inbox: &banli_eventlog::inbox::Inbox,
+        envelope: &banli_eventlog::Envelope,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (inbox, envelope, reason) = (inbox.clone(), envelope.clone(), reason.to_owned());
+        self.db
+            .write(move |pool| async move {
+                match &pool {
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin().await?;
+                        banli_eventlog::inbox::sqlite::park(
+                            &inbox, &mut tx, &envelope, &reason, false,
+                        )
+                        .await?;
+                        tx.commit().await?;
+                    }
+                    Pool::Postgres(p) => {
+                        let mut tx = p.begin().await?;
+                        banli_eventlog::inbox::postgres::park(
+                            &inbox, &mut tx, &envelope, &reason, false,
+                        )
+                        .await?;
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
+    }
+}
