@@ -388,7 +388,9 @@ fn a_co_handled_lifecycle_on_the_embedded_default_survives_sigkill() {
         killed.push(at.to_owned());
     });
     assert_eq!(killed.len(), 1);
+    crate::audit::check_running(&dir, p.http, &office);
     drop(p);
+    crate::audit::check_stopped(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -3,6 +3,7 @@
 //! A test target of the `banli` package (see crates/cli/Cargo.toml), so that `cargo test` always
 //! builds the binary first.
 
+mod audit;
 mod cli;
 mod distributed;
 mod serve;

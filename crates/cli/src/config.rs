@@ -30,6 +30,11 @@ pub struct Config {
     pub calendar: Option<PathBuf>,
     /// How long an Idempotency-Key and its stored response are kept.
     pub idempotency_retention_hours: u32,
+    /// The audit log's name in its checkpoints and on its key (no spaces or `+`).
+    pub audit_origin: String,
+    /// The audit log's Ed25519 signing key file; empty means `audit-signing.key` in the data
+    /// directory, generated on first start (mode 0600).
+    pub audit_signing_key: Option<PathBuf>,
     pub log: LogConfig,
 }
 
@@ -66,6 +71,8 @@ impl Default for Config {
             profile: "hunan".to_owned(),
             calendar: None,
             idempotency_retention_hours: 24,
+            audit_origin: "banli.local/audit".to_owned(),
+            audit_signing_key: None,
             log: LogConfig::default(),
         }
     }
@@ -151,6 +158,17 @@ impl Config {
         if self.idempotency_retention_hours == 0 {
             bail!("idempotency_retention_hours must be at least 1");
         }
+        if self.audit_origin.is_empty()
+            || self
+                .audit_origin
+                .chars()
+                .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+        {
+            bail!(
+                "audit_origin `{}` must be non-empty, without spaces or `+` (e.g. example.gov.cn/banli/audit)",
+                self.audit_origin
+            );
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
                 "log.format must be `text` or `json`, not `{}`",
@@ -193,6 +211,13 @@ impl Config {
     }
 
     /// The database URL in force: the configured one, or SQLite in the data directory.
+    /// The audit log's signing key file.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit_signing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(banli_auditlog::keys::KEY_FILE))
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.0.clone(),

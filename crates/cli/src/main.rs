@@ -43,6 +43,9 @@ enum Command {
     /// Show or check rule profiles.
     #[command(subcommand)]
     Profile(cmd::profile::ProfileCommand),
+    /// Verify the audit log, or a checkpoint and a proof with only the public key.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => run_async(cmd::keys::run(&config, c)),
         Command::Calendar(c) => cmd::calendar::run(&config, c),
         Command::Profile(c) => cmd::profile::run(&config, c),
+        Command::Audit(c) => run_async(cmd::audit::run(&config, c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

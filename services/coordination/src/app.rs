@@ -6,7 +6,6 @@
 //! rows in one transaction.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use banli_api::{AppError, Clock, ErrorCode, Principal};
@@ -21,14 +20,7 @@ use uuid::Uuid;
 use crate::dto::{CaseView, TaskPage, TaskView};
 use crate::store::{NewOwnEvent, Store, StoreError};
 
-/// Resolves a bearer token to a principal. The keys live with the suggestions service; in one
-/// process this is its application, on its own the coordination service reads them from the
-/// shared database.
-pub type Authenticator = Arc<
-    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Principal, AppError>> + Send>>
-        + Send
-        + Sync,
->;
+pub use banli_api::Authenticator;
 
 /// The most tasks one page returns.
 pub const MAX_PAGE: u32 = 200;

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod calendar;
 pub mod init;
 pub mod keys;

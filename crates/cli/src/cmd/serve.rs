@@ -61,6 +61,7 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
         None => banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[
             banli_suggestions::consumer::CONSUMER,
             banli_coordination::consumer::CONSUMER,
+            banli_auditlog::consumer::CONSUMER,
         ])),
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -229,6 +230,61 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
                 cstore.idempotency_keys().clone(),
                 config,
             ),
+        ));
+    }
+
+    // The audit log runs with every service in one process; one service per process, it joins
+    // the follow-up service.
+    if service == Service::All {
+        let pool = if postgres {
+            main_pool.clone()
+        } else {
+            let p = Pool::connect(
+                &banli_db::sqlite_url_for(&config.data_dir, "audit.db"),
+                &ConnectOptions::default(),
+            )
+            .await?;
+            pools.push(p.clone());
+            p
+        };
+        let astore = banli_auditlog::store::Store::new(pool);
+        astore
+            .migrate()
+            .await
+            .context("applying the audit log's migrations")?;
+        let signer =
+            banli_auditlog::keys::load_or_create(&config.audit_key_path(), &config.audit_origin)?;
+        let log = banli_auditlog::AuditLog::open(
+            astore,
+            signer,
+            banli_auditlog::LogOptions::new(&config.audit_origin),
+        )
+        .await
+        .context("opening the audit log")?;
+        tracing::info!(origin = %log.origin(), signed_size = log.signed_size(), public_key = %log.public_key(), "audit log ready");
+        let keys = suggestions.clone();
+        let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
+            let keys = keys.clone();
+            Box::pin(async move { keys.authenticate(&token).await })
+        });
+        apis.push(banli_auditlog::http::api(log.clone(), auth));
+        let consumer = banli_auditlog::consumer::EventConsumer::new(log);
+        consumer
+            .migrate()
+            .await
+            .context("creating the audit log's parked-event table")?;
+        tasks.push((
+            "audit consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(
+                    banli_auditlog::consumer::CONSUMER,
+                    banli_auditlog::consumer::FILTER,
+                ),
+                consumer,
+                std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                stopped(&rx),
+            )),
         ));
     }
 
