@@ -6,6 +6,7 @@
 //!     target/release/banli-bench lifecycle --backend sqlite --clients 32 --seconds 20
 //!     target/release/banli-bench memory --suggestions 100000
 //!     target/release/banli-bench propagation --transport nats
+//!     target/release/banli-bench audit --backend sqlite --leaves 1000000
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -15,6 +16,7 @@
 //! that wait.
 //! The baseline is single-row INSERT transactions on the same database with the same concurrency.
 
+mod audit;
 mod client;
 mod propagation;
 mod server;
@@ -64,6 +66,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// The audit log: durable appends, time to a signed checkpoint, verify, proofs (in-process
+    /// and through REST) at 1,000,000 leaves, beside plain SHA-256.
+    Audit {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long, default_value_t = 1_000_000)]
+        leaves: u64,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -86,6 +96,12 @@ async fn main() -> Result<()> {
             seconds,
         }) => lifecycle(backend, clients, Duration::from_secs(seconds)).await,
         Some(Command::Memory { suggestions }) => memory(suggestions).await,
+        Some(Command::Audit { backend, leaves }) => {
+            for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
+                audit::run(b, leaves).await?;
+            }
+            Ok(())
+        }
         Some(Command::Propagation {
             transport,
             events,
@@ -109,6 +125,9 @@ async fn main() -> Result<()> {
                 propagation::Transport::Nats,
             ] {
                 propagation::run(t, 20_000, 1_000, 10).await?;
+            }
+            for b in [Backend::Sqlite, Backend::Postgres] {
+                audit::run(b, 1_000_000).await?;
             }
             memory(100_000).await
         }
