@@ -258,6 +258,11 @@ impl Verifier {
         &self.name
     }
 
+    /// The 32-byte Ed25519 public key.
+    pub fn public_key(&self) -> &[u8; 32] {
+        &self.public
+    }
+
     fn key_id(&self) -> [u8; 4] {
         key_id(&self.name, &self.public)
     }

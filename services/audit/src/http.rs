@@ -80,8 +80,8 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
     serde_json::to_string(v).map_err(|e| AppError::internal(&e))
 }
 
-fn reader(caller: &Caller) -> Result<(), AppError> {
-    match caller.0.role {
+pub(crate) fn reader(caller: &Principal) -> Result<(), AppError> {
+    match caller.role {
         Role::Auditor | Role::AssigningOffice => Ok(()),
         _ => Err(AppError::forbidden(
             "the audit log's entries and proofs are read by the assigning office and auditors; the checkpoint and the public key are public",
@@ -89,11 +89,11 @@ fn reader(caller: &Caller) -> Result<(), AppError> {
     }
 }
 
-fn bad(param: &str, detail: impl std::fmt::Display) -> AppError {
+pub(crate) fn bad(param: &str, detail: impl std::fmt::Display) -> AppError {
     AppError::malformed(format!("`{param}`: {detail}"))
 }
 
-fn log_error(e: LogError) -> AppError {
+pub(crate) fn log_error(e: LogError) -> AppError {
     match e {
         LogError::Proof(p) => AppError::malformed(p.to_string()),
         other => AppError::internal(&other),
@@ -124,6 +124,44 @@ async fn checkpoint(State(st): State<AppState>) -> ApiResult {
     responses((status = 200, description = "The verifier key", body = String, content_type = "text/plain")))]
 async fn public_key(State(st): State<AppState>) -> ApiResult {
     Ok(text(format!("{}\n", st.log.public_key())))
+}
+
+/// Leaves `start..=end` within the signed tree, at most [`MAX_ENTRIES`]; bad bounds are a 400
+/// naming the parameter.
+pub(crate) async fn entries_of(
+    log: &AuditLog,
+    start: u64,
+    end: u64,
+) -> Result<Vec<crate::store::Entry>, AppError> {
+    if start > end {
+        return Err(bad("start", format!("{start} is after end {end}")));
+    }
+    let signed = log.signed_size();
+    if start >= signed {
+        return Err(bad(
+            "start",
+            format!("{start} is not below the signed tree size {signed}"),
+        ));
+    }
+    log.entries(start, end, MAX_ENTRIES)
+        .await
+        .map_err(log_error)
+}
+
+/// Checks `0 < first ≤ second ≤ signed` and proves it.
+pub(crate) fn consistency_of(
+    log: &AuditLog,
+    first: u64,
+    second: u64,
+) -> Result<Vec<Hash>, AppError> {
+    if first == 0 {
+        return Err(bad("first", "must be above 0"));
+    }
+    if first > second {
+        return Err(bad("first", format!("{first} is above second {second}")));
+    }
+    log.consistency_proof(first, second)
+        .map_err(|e| proof_error(e, "first", "second"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -160,23 +198,8 @@ async fn entries(
     caller: Caller,
     ApiQuery(q): ApiQuery<EntriesParams>,
 ) -> ApiResult {
-    reader(&caller)?;
-    if q.start > q.end {
-        return Err(bad("start", format!("{} is after end {}", q.start, q.end)).into());
-    }
-    let signed = st.log.signed_size();
-    if q.start >= signed {
-        return Err(bad(
-            "start",
-            format!("{} is not below the signed tree size {signed}", q.start),
-        )
-        .into());
-    }
-    let list = st
-        .log
-        .entries(q.start, q.end, MAX_ENTRIES)
-        .await
-        .map_err(log_error)?;
+    reader(&caller.0)?;
+    let list = entries_of(&st.log, q.start, q.end).await?;
     let view = EntriesView {
         entries: list
             .into_iter()
@@ -211,7 +234,7 @@ struct InclusionView {
     audit_path: Vec<String>,
 }
 
-fn proof_error(e: ProofError, index_param: &str, size_param: &str) -> AppError {
+pub(crate) fn proof_error(e: ProofError, index_param: &str, size_param: &str) -> AppError {
     match e {
         ProofError::IndexOutOfRange { index, size } => bad(
             index_param,
@@ -237,7 +260,7 @@ async fn inclusion(
     caller: Caller,
     ApiQuery(q): ApiQuery<InclusionParams>,
 ) -> ApiResult {
-    reader(&caller)?;
+    reader(&caller.0)?;
     let (index, path) = match (q.index, q.leaf_hash) {
         (Some(index), None) => (
             index,
@@ -296,17 +319,8 @@ async fn consistency(
     caller: Caller,
     ApiQuery(q): ApiQuery<ConsistencyParams>,
 ) -> ApiResult {
-    reader(&caller)?;
-    if q.first == 0 {
-        return Err(bad("first", "must be above 0").into());
-    }
-    if q.first > q.second {
-        return Err(bad("first", format!("{} is above second {}", q.first, q.second)).into());
-    }
-    let proof = st
-        .log
-        .consistency_proof(q.first, q.second)
-        .map_err(|e| proof_error(e, "first", "second"))?;
+    reader(&caller.0)?;
+    let proof = consistency_of(&st.log, q.first, q.second)?;
     Ok(json_response(
         200,
         to_json(&ConsistencyView {

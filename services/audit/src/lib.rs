@@ -6,6 +6,7 @@
 //! Library first: `banli serve` mounts it; the follow-up service will host it.
 
 pub mod consumer;
+pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod log;

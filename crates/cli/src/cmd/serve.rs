@@ -267,7 +267,9 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             let keys = keys.clone();
             Box::pin(async move { keys.authenticate(&token).await })
         });
-        apis.push(banli_auditlog::http::api(log.clone(), auth));
+        apis.push(banli_auditlog::http::api(log.clone(), auth.clone()));
+        banli_auditlog::grpc::add_services(log.clone(), auth, &mut grpc_routes);
+        grpc_names.extend(banli_auditlog::grpc::NAMES);
         let consumer = banli_auditlog::consumer::EventConsumer::new(log);
         consumer
             .migrate()
