@@ -7,6 +7,7 @@
 //!     target/release/banli-bench memory --suggestions 100000
 //!     target/release/banli-bench propagation --transport nats
 //!     target/release/banli-bench audit --backend sqlite --leaves 1000000
+//!     target/release/banli-bench timers --count 100000
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -20,6 +21,7 @@ mod audit;
 mod client;
 mod propagation;
 mod server;
+mod timers;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -74,6 +76,15 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         leaves: u64,
     },
+    /// Timer lag (due → fired) with N pending timers, two replicas, beside tokio's timer wheel.
+    Timers {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -96,6 +107,16 @@ async fn main() -> Result<()> {
             seconds,
         }) => lifecycle(backend, clients, Duration::from_secs(seconds)).await,
         Some(Command::Memory { suggestions }) => memory(suggestions).await,
+        Some(Command::Timers {
+            backend,
+            count,
+            seconds,
+        }) => {
+            for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
+                timers::run_bench(b, count, seconds).await?;
+            }
+            Ok(())
+        }
         Some(Command::Audit { backend, leaves }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
                 audit::run(b, leaves).await?;
@@ -128,6 +149,7 @@ async fn main() -> Result<()> {
             }
             for b in [Backend::Sqlite, Backend::Postgres] {
                 audit::run(b, 1_000_000).await?;
+                timers::run_bench(b, 100_000, 20).await?;
             }
             memory(100_000).await
         }
