@@ -423,15 +423,60 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     let mut suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
     let office = office_key(&dir);
     let mut coordination = Proc::start(&dir, &["--service", "coordination"], &env);
+    let mut followup = Proc::start(&dir, &["--service", "followup"], &env);
     let ports = Ports {
         suggestions: suggestions.http,
         coordination: coordination.http,
     };
-    // Kill the coordination service in the middle, and the suggestions service right after.
+    // Kill the coordination service in the middle, and the suggestions and follow-up services
+    // right after.
     scenario(&ports, &office, &mut |_| {
         coordination.restart();
         suggestions.restart();
+        followup.restart();
     });
+    // The follow-up process recorded every accountability event in the audit log once.
+    let start = Instant::now();
+    let types = loop {
+        let (status, cp) = http(followup.http, "GET", "/v1/audit/checkpoint", None, None);
+        assert_eq!(status, 200, "{cp}");
+        let size: u64 = cp.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+        let (_, v) = call(
+            followup.http,
+            "GET",
+            &format!("/v1/audit/entries?start=0&end={}", size.max(1) - 1),
+            &office,
+            None,
+        );
+        let types: Vec<String> = v["entries"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|x| x["record_type"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if types.iter().any(|t| t == "reply_issued") {
+            break types;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the audit log never got the reply: {types:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let n = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(
+        (n("assignment"), n("adjustment_decision"), n("reply_issued")),
+        (4, 1, 1),
+        "{types:?}"
+    );
+    // Every deadline of the scenario was met before the follow-up service caught up after its
+    // restart, so no alert went out for them and nothing is overdue.
+    let (status, overdue) = call(followup.http, "GET", "/v1/followup/overdue", &office, None);
+    assert_eq!(status, 200, "{overdue}");
+    let (status, alerts) = call(followup.http, "GET", "/v1/followup/alerts", &office, None);
+    assert_eq!(status, 200, "{alerts}");
     // The metrics of each process name its event log.
     let (status, text) = http(suggestions.http, "GET", "/metrics", Some(&office), None);
     assert_eq!(status, 200, "{text}");
@@ -445,6 +490,7 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     );
     drop(suggestions);
     drop(coordination);
+    drop(followup);
     rt.block_on(async {
         if let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
             stream,

@@ -12,6 +12,7 @@ pub mod actor;
 pub mod coordination;
 pub mod directory;
 pub mod error;
+pub mod followup;
 pub mod ids;
 pub mod metrics;
 pub mod profile;

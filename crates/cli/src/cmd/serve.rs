@@ -36,11 +36,6 @@ impl Service {
 type Task = (&'static str, tokio::task::JoinHandle<()>);
 
 pub async fn run(config: &Config, service: Service) -> Result<()> {
-    if service == Service::Followup {
-        bail!(
-            "the follow-up service is not part of this release yet; run --service suggestions or --service coordination (or all)"
-        );
-    }
     let url = config.database_url();
     let postgres = !url.starts_with("sqlite:");
     if service != Service::All && (!postgres || config.nats_url.is_none()) {
@@ -62,6 +57,7 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             banli_suggestions::consumer::CONSUMER,
             banli_coordination::consumer::CONSUMER,
             banli_auditlog::consumer::CONSUMER,
+            banli_followup::consumer::CONSUMER,
         ])),
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -233,9 +229,69 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
         ));
     }
 
-    // The audit log runs with every service in one process; one service per process, it joins
-    // the follow-up service.
-    if service == Service::All {
+    // The follow-up service, and with it the audit log.
+    if service.runs(Service::Followup) {
+        let pool = if postgres {
+            main_pool.clone()
+        } else {
+            let p = Pool::connect(
+                &banli_db::sqlite_url_for(&config.data_dir, "followup.db"),
+                &ConnectOptions::default(),
+            )
+            .await?;
+            pools.push(p.clone());
+            p
+        };
+        let fstore = banli_followup::store::Store::new(pool);
+        let consumer =
+            banli_followup::consumer::EventConsumer::new(fstore.clone(), profile.reminders.clone());
+        fstore
+            .migrate(consumer.inbox())
+            .await
+            .context("applying the follow-up service's migrations")?;
+        let keys = suggestions.clone();
+        let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
+            let keys = keys.clone();
+            Box::pin(async move { keys.authenticate(&token).await })
+        });
+        apis.push(banli_followup::http::api(banli_followup::http::AppState {
+            store: fstore.clone(),
+            auth,
+            reminders: profile.reminders.clone(),
+            clock: Clock::System,
+        }));
+        tasks.push((
+            "followup consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(
+                    banli_followup::consumer::CONSUMER,
+                    banli_followup::consumer::FILTER,
+                ),
+                consumer,
+                std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                stopped(&rx),
+            )),
+        ));
+        tasks.push((
+            "followup timers",
+            tokio::spawn(banli_timers::run(
+                fstore.db().clone(),
+                fstore.timers().clone(),
+                banli_timers::RunOptions {
+                    owner: format!("followup-{}", uuid::Uuid::now_v7()),
+                    batch: 256,
+                    lease: std::time::Duration::from_secs(60),
+                    idle: std::time::Duration::from_secs(5),
+                },
+                banli_followup::fire::AlertFirer::new(fstore.clone()),
+                std::sync::Arc::new(banli_timers::TimerStats::default()),
+                stopped(&rx),
+            )),
+        ));
+        tracing::info!("follow-up service ready");
+    }
+    if service.runs(Service::Followup) {
         let pool = if postgres {
             main_pool.clone()
         } else {

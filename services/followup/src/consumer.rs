@@ -1,0 +1,189 @@
+//! Consumes the suggestions service's events: keeps a replica of each suggestion and, from it,
+//! the deadlines of every live assignment and their alert timers — each event's effect with its
+//! inbox entry in one transaction. Unknown types, newer schema versions and unreadable payloads
+//! are parked and reported.
+
+use banli_db::Pool;
+use banli_domain::followup::deadlines_of;
+use banli_domain::ids::SuggestionId;
+use banli_domain::profile::Reminders;
+use banli_domain::suggestion::{Suggestion, SuggestionEvent};
+use banli_domain::wire::WireEvent;
+use banli_eventlog::inbox::{Admission, Inbox};
+use banli_eventlog::runner::GAP_PATIENCE;
+use banli_eventlog::{Envelope, Handled, Handler, Incoming};
+use time::OffsetDateTime;
+
+use crate::store::{Store, StoreError};
+
+/// The durable consumer's name on the bus and in the inbox.
+pub const CONSUMER: &str = "followup";
+/// The event types it reads.
+pub const FILTER: &str = "suggestion.";
+/// The schema version of suggestion payloads it reads.
+pub const SUGGESTION_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct EventConsumer {
+    store: Store,
+    inbox: Inbox,
+    reminders: Reminders,
+}
+
+/// What to do with an admitted event.
+enum Plan {
+    Apply(Box<(SuggestionId, WireEvent, SuggestionEvent)>),
+    Park(String),
+}
+
+fn plan(e: &Envelope) -> Plan {
+    let wire: WireEvent = match serde_json::from_slice(&e.payload) {
+        Ok(w) => w,
+        Err(err) => return Plan::Park(format!("the envelope cannot be read: {err}")),
+    };
+    if wire.schema_version > SUGGESTION_SCHEMA_VERSION {
+        return Plan::Park(format!(
+            "schema version {} is newer than this service reads ({SUGGESTION_SCHEMA_VERSION}); upgrade the follow-up service and replay",
+            wire.schema_version
+        ));
+    }
+    let event: SuggestionEvent = match serde_json::from_value(wire.payload.clone()) {
+        Ok(ev) => ev,
+        Err(err) => {
+            return Plan::Park(format!(
+                "unknown or unreadable event {}: {err}",
+                wire.event_type
+            ));
+        }
+    };
+    let Ok(id) = wire.aggregate_id.parse().map(SuggestionId) else {
+        return Plan::Park("the aggregate id is not a suggestion id".into());
+    };
+    Plan::Apply(Box::new((id, wire, event)))
+}
+
+macro_rules! handle_on {
+    ($name:ident, $module:ident, $db:ty) => {
+        async fn $name(
+            p: &sqlx::Pool<$db>,
+            store: &Store,
+            inbox: &Inbox,
+            reminders: &Reminders,
+            incoming: &Incoming,
+        ) -> Result<Handled, StoreError> {
+            let e = &incoming.envelope;
+            let mut tx = p.begin().await?;
+            let park = |reason: String| reason;
+            let reason = match banli_eventlog::inbox::$module::admit(inbox, &mut tx, e).await? {
+                Admission::Duplicate => return Ok(Handled::Duplicate),
+                Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => return Ok(Handled::Deferred),
+                Admission::Gap { expected } => park(format!(
+                    "version {expected} of this suggestion never arrived; later versions wait here"
+                )),
+                Admission::NotAnEvent => park("a message without an event id".into()),
+                Admission::Apply => match plan(e) {
+                    Plan::Park(r) => r,
+                    Plan::Apply(b) => {
+                        let (id, wire, event) = *b;
+                        let key = id.to_string();
+                        let replica = match crate::store::$module::load(&mut tx, &key).await? {
+                            Some((_, json)) => {
+                                let mut s: Suggestion = serde_json::from_str(&json)
+                                    .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?;
+                                s.apply(&event);
+                                Some(s)
+                            }
+                            None => match &event {
+                                SuggestionEvent::Submitted(first) => Some(Suggestion::new(id, first)),
+                                _ => None,
+                            },
+                        };
+                        match replica {
+                            None => format!("suggestion {id} has no earlier events here"),
+                            Some(s) => {
+                                let json = serde_json::to_string(&s)
+                                    .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                                crate::store::$module::save(
+                                    &mut tx,
+                                    store.timers(),
+                                    &key,
+                                    wire.aggregate_version,
+                                    &json,
+                                    &deadlines_of(&s),
+                                    reminders,
+                                    OffsetDateTime::now_utc(),
+                                )
+                                .await?;
+                                banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
+                                tx.commit().await?;
+                                return Ok(Handled::Applied);
+                            }
+                        }
+                    }
+                },
+            };
+            tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked");
+            let advance = !matches!(reason.as_str(), r if r.starts_with("version ") || r.starts_with("a message"));
+            banli_eventlog::inbox::$module::park(inbox, &mut tx, e, &reason, advance).await?;
+            tx.commit().await?;
+            Ok(Handled::Parked)
+        }
+    };
+}
+
+handle_on!(handle_sqlite, sqlite, sqlx::Sqlite);
+handle_on!(handle_postgres, postgres, sqlx::Postgres);
+
+impl EventConsumer {
+    pub fn new(store: Store, reminders: Reminders) -> EventConsumer {
+        EventConsumer {
+            store,
+            inbox: Inbox::new("followup", CONSUMER),
+            reminders,
+        }
+    }
+
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Handler for EventConsumer {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut scheduled = false;
+        for incoming in batch {
+            let (store, inbox, reminders, incoming) = (
+                self.store.clone(),
+                self.inbox.clone(),
+                self.reminders.clone(),
+                incoming.clone(),
+            );
+            let handled = self
+                .store
+                .db()
+                .write(move |pool| async move {
+                    match &pool {
+                        Pool::Sqlite(p) => {
+                            handle_sqlite(p, &store, &inbox, &reminders, &incoming).await
+                        }
+                        Pool::Postgres(p) => {
+                            handle_postgres(p, &store, &inbox, &reminders, &incoming).await
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            scheduled |= handled == Handled::Applied;
+            out.push(handled);
+        }
+        if scheduled {
+            self.store.timers().scheduled();
+        }
+        Ok(out)
+    }
+}

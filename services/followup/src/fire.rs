@@ -1,0 +1,68 @@
+//! Fires the alert timers: each alert is recorded with its timer's completion in one
+//! transaction, so it goes out once across replicas and restarts.
+
+use banli_db::Pool;
+use banli_timers::{Claimed, TimerHandler};
+use time::OffsetDateTime;
+
+use crate::store::{AlertPayload, Store};
+
+#[derive(Debug, Clone)]
+pub struct AlertFirer {
+    store: Store,
+}
+
+impl AlertFirer {
+    pub fn new(store: Store) -> AlertFirer {
+        AlertFirer { store }
+    }
+}
+
+impl TimerHandler for AlertFirer {
+    async fn fire(&self, owner: &str, timers: &[Claimed]) -> Result<Vec<bool>, String> {
+        let (store, owner, timers) = (self.store.clone(), owner.to_owned(), timers.to_vec());
+        self.store
+            .db()
+            .write(move |pool| async move {
+                let now = OffsetDateTime::now_utc();
+                let mut out = Vec::with_capacity(timers.len());
+                for t in &timers {
+                    let payload: AlertPayload = match serde_json::from_str(&t.payload) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::error!(timer = %t.key, error = %e, "a timer's payload cannot be read; it is completed without an alert");
+                            out.push(false);
+                            continue;
+                        }
+                    };
+                    let fired = match &pool {
+                        Pool::Sqlite(p) => {
+                            let mut tx = p.begin().await?;
+                            crate::store::sqlite::record_alert(&mut tx, &t.key, &payload, now).await?;
+                            let ok = banli_timers::sqlite::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                            if ok {
+                                tx.commit().await?;
+                            }
+                            ok
+                        }
+                        Pool::Postgres(p) => {
+                            let mut tx = p.begin().await?;
+                            crate::store::postgres::record_alert(&mut tx, &t.key, &payload, now).await?;
+                            let ok = banli_timers::postgres::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                            if ok {
+                                tx.commit().await?;
+                            }
+                            ok
+                        }
+                    };
+                    if fired {
+                        tracing::info!(suggestion = %payload.suggestion_id, agency = %payload.agency_id, deadline = %payload.kind, due = %payload.due, level = %payload.level, alert = %payload.alert, "follow-up alert");
+                    }
+                    out.push(fired);
+                }
+                Ok::<_, crate::store::StoreError>(out)
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

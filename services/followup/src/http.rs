@@ -1,0 +1,240 @@
+//! REST: `/v1/followup/…` — what is overdue (late, very late), what falls due soon, and the
+//! alerts that went out. The assigning office and auditors see every agency; an agency's keys
+//! see their own agency.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use banli_api::http::{ApiQuery, ApiState, Caller, Problem, ProblemDocument, json_response};
+use banli_api::{AppError, Authenticator, Clock, Principal};
+use banli_domain::Role;
+use banli_domain::followup::{DeadlineKind, TrackedDeadline, lateness};
+use banli_domain::ids::{AgencyId, AssignmentId};
+use banli_domain::profile::Reminders;
+use serde::{Deserialize, Serialize};
+use time::Duration;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::store::{AlertRow, DeadlineRow, Store};
+
+/// The most rows one response holds.
+pub const MAX_ROWS: u32 = 500;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "followup", description = "Follow-up (跟踪督办): overdue and due-soon deadlines per agency, reminders and overdue flags")))]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: Authenticator,
+    pub reminders: Reminders,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl ApiState for AppState {
+    async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        (self.auth)(token.to_owned()).await
+    }
+
+    fn body_limit(&self) -> usize {
+        1024
+    }
+}
+
+pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(overdue))
+        .routes(routes!(due_soon))
+        .routes(routes!(alerts))
+        .split_for_parts();
+    (router.with_state(state), openapi)
+}
+
+type ApiResult = Result<Response, Problem>;
+
+/// The agency whose rows the caller may read: any (or one asked for) for the office and
+/// auditors, its own for an agency's keys.
+fn scope(p: &Principal, asked: Option<Uuid>) -> Result<Option<String>, AppError> {
+    match p.role {
+        Role::AssigningOffice | Role::Auditor => Ok(asked.map(|a| a.to_string())),
+        Role::AgencyAdmin | Role::Handler | Role::Leader => {
+            let own = p
+                .agency
+                .ok_or_else(|| AppError::forbidden("this key has no agency"))?;
+            match asked {
+                Some(a) if a != own.0 => Err(AppError::forbidden(
+                    "an agency's key reads its own agency's deadlines only",
+                )),
+                _ => Ok(Some(own.to_string())),
+            }
+        }
+        _ => Err(AppError::forbidden(
+            "follow-up lists are read by the assigning office, auditors and agencies",
+        )),
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string(v).map_err(|e| AppError::internal(&e))
+}
+
+fn internal(e: crate::store::StoreError) -> AppError {
+    AppError::internal(&e)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct OverdueParams {
+    agency_id: Option<Uuid>,
+    /// `late` or `very_late` (default: both).
+    level: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct OverdueItem {
+    #[serde(flatten)]
+    deadline: DeadlineRow,
+    /// `late` or `very_late`.
+    level: String,
+    days_overdue: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct OverdueList {
+    items: Vec<OverdueItem>,
+}
+
+/// Deadlines past due and not met, with their tier (late; very late past the profile's
+/// threshold), most overdue first.
+#[utoipa::path(get, path = "/v1/followup/overdue", tag = "followup", params(OverdueParams),
+    responses((status = 200, body = OverdueList), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn overdue(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<OverdueParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    if let Some(l) = &q.level
+        && !matches!(l.as_str(), "late" | "very_late")
+    {
+        return Err(
+            AppError::malformed(format!("`level`: `{l}` is neither late nor very_late")).into(),
+        );
+    }
+    let today = st.clock.today();
+    let rows = st
+        .store
+        .open_deadlines(agency.as_deref(), today - Duration::days(1), MAX_ROWS)
+        .await
+        .map_err(internal)?;
+    let items = rows
+        .into_iter()
+        .filter_map(|d| {
+            let tracked = TrackedDeadline {
+                assignment_id: AssignmentId(d.assignment_id.parse().ok()?),
+                agency: AgencyId(d.agency_id.parse().ok()?),
+                kind: DeadlineKind::parse(&d.kind)?,
+                due: d.due,
+                met: false,
+            };
+            let level = lateness(&tracked, today, &st.reminders)?;
+            if q.level.as_deref().is_some_and(|l| l != level) {
+                return None;
+            }
+            Some(OverdueItem {
+                days_overdue: (today - d.due).whole_days(),
+                level: level.to_owned(),
+                deadline: d,
+            })
+        })
+        .collect();
+    Ok(json_response(200, to_json(&OverdueList { items })?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct DueSoonParams {
+    agency_id: Option<Uuid>,
+    /// 0 to 366 days ahead (default 15).
+    within_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct DeadlineList {
+    items: Vec<DeadlineRow>,
+}
+
+/// Deadlines not met that fall due from today to `within_days` ahead, soonest first.
+#[utoipa::path(get, path = "/v1/followup/due-soon", tag = "followup", params(DueSoonParams),
+    responses((status = 200, body = DeadlineList), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn due_soon(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DueSoonParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    let within = q.within_days.unwrap_or(15);
+    if within > 366 {
+        return Err(AppError::malformed("`within_days`: at most 366").into());
+    }
+    let today = st.clock.today();
+    let rows = st
+        .store
+        .open_deadlines(
+            agency.as_deref(),
+            today + Duration::days(i64::from(within)),
+            MAX_ROWS,
+        )
+        .await
+        .map_err(internal)?;
+    let items = rows.into_iter().filter(|d| d.due >= today).collect();
+    Ok(json_response(200, to_json(&DeadlineList { items })?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AlertsParams {
+    agency_id: Option<Uuid>,
+    /// 1 to 500 (default 100).
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct AlertList {
+    items: Vec<AlertRow>,
+}
+
+/// Reminders and overdue flags that went out, newest first.
+#[utoipa::path(get, path = "/v1/followup/alerts", tag = "followup", params(AlertsParams),
+    responses((status = 200, body = AlertList), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn alerts(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AlertsParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_ROWS).contains(&limit) {
+        return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")).into());
+    }
+    let items = st
+        .store
+        .alerts(agency.as_deref(), limit)
+        .await
+        .map_err(internal)?;
+    Ok(json_response(200, to_json(&AlertList { items })?, None))
+}

@@ -1,0 +1,338 @@
+//! The follow-up service's tables: the replica of each suggestion, its deadlines, the alerts
+//! that went out, and the timers (banli-timers) that send them.
+
+use banli_db::{Db, Pool, WriterStopped, on_pool};
+use banli_domain::followup::{Alert, DeadlineKind, TrackedDeadline, alerts};
+use banli_domain::profile::Reminders;
+use banli_eventlog::inbox::Inbox;
+use banli_timers::Timers;
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime, UtcOffset};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Writer(#[from] WriterStopped),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<banli_timers::TimerError> for StoreError {
+    fn from(e: banli_timers::TimerError) -> Self {
+        match e {
+            banli_timers::TimerError::Database(d) => StoreError::Database(d),
+            banli_timers::TimerError::Writer(w) => StoreError::Writer(w),
+        }
+    }
+}
+
+/// What a timer carries: the alert it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertPayload {
+    pub suggestion_id: String,
+    pub assignment_id: String,
+    pub agency_id: String,
+    pub kind: String,
+    pub due: Date,
+    pub alert: String,
+    pub level: String,
+}
+
+/// A deadline row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeadlineRow {
+    pub suggestion_id: String,
+    pub assignment_id: String,
+    pub agency_id: String,
+    /// `first_contact`, `co_opinion` or `reply`.
+    pub kind: String,
+    pub due: Date,
+    /// The due date before it last moved.
+    pub previous_due: Option<Date>,
+}
+
+/// An alert that went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AlertRow {
+    pub suggestion_id: String,
+    pub assignment_id: String,
+    pub agency_id: String,
+    pub kind: String,
+    pub due: Date,
+    /// `before-15`, `before-0`, `after-1`, `very-late`, …
+    pub alert: String,
+    /// `reminder`, `late` or `very_late`.
+    pub level: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub fired_at: OffsetDateTime,
+}
+
+/// The business day's morning (09:00, UTC+8) on which an alert dated `day` goes out.
+pub fn fire_time(day: Date) -> OffsetDateTime {
+    let cst = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
+    day.with_hms(9, 0, 0)
+        .map(|t| t.assume_offset(cst))
+        .unwrap_or_else(|_| day.midnight().assume_utc())
+}
+
+/// A timer's key: one per deadline and alert; moving the deadline moves the timer.
+pub fn timer_key(assignment_id: &str, kind: DeadlineKind, alert: Alert) -> String {
+    format!("{assignment_id}:{}:{}", kind.as_str(), alert.key())
+}
+
+/// The timers a deadline's alerts need: `(key, fire at, payload)`.
+pub fn timers_for(
+    suggestion_id: &str,
+    d: &TrackedDeadline,
+    r: &Reminders,
+) -> Vec<(String, OffsetDateTime, String)> {
+    let aid = d.assignment_id.to_string();
+    alerts(d.due, r)
+        .into_iter()
+        .map(|(alert, day)| {
+            let payload = AlertPayload {
+                suggestion_id: suggestion_id.to_owned(),
+                assignment_id: aid.clone(),
+                agency_id: d.agency.to_string(),
+                kind: d.kind.as_str().to_owned(),
+                due: d.due,
+                alert: alert.key(),
+                level: alert.level().to_owned(),
+            };
+            (
+                timer_key(&aid, d.kind, alert),
+                fire_time(day),
+                serde_json::to_string(&payload).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+macro_rules! backend {
+    ($module:ident, $conn:ty, $timers:ident, $inbox:ident) => {
+        /// The writes within a caller's transaction.
+        pub mod $module {
+            use super::*;
+
+            pub async fn load(c: &mut $conn, id: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+                sqlx::query_as("SELECT replica_version, replica FROM followup_cases WHERE suggestion_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *c)
+                    .await
+            }
+
+            /// Stores the replica and its deadlines; schedules the alerts of open deadlines
+            /// (moving them when a due date moved) and cancels those of met or gone ones.
+            #[allow(clippy::too_many_arguments)]
+            pub async fn save(
+                c: &mut $conn,
+                timers: &Timers,
+                id: &str,
+                version: u64,
+                replica: &str,
+                deadlines: &[TrackedDeadline],
+                reminders: &Reminders,
+                now: OffsetDateTime,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query("INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at")
+                    .bind(id).bind(version as i64).bind(replica).bind(now)
+                    .execute(&mut *c).await?;
+                let before: Vec<(String, String, Date, bool)> = sqlx::query_as(
+                    "SELECT assignment_id, kind, due, met FROM followup_deadlines WHERE suggestion_id = $1")
+                    .bind(id)
+                    .fetch_all(&mut *c)
+                    .await?;
+                for d in deadlines {
+                    let aid = d.assignment_id.to_string();
+                    let old = before.iter().find(|(a, k, _, _)| *a == aid && k == d.kind.as_str());
+                    if old.is_some_and(|(_, _, due, met)| *due == d.due && *met == d.met) {
+                        continue;
+                    }
+                    sqlx::query("INSERT INTO followup_deadlines (assignment_id, kind, suggestion_id, agency_id, due, met) VALUES ($1, $2, $3, $4, $5, $6) \
+                                 ON CONFLICT (assignment_id, kind) DO UPDATE SET \
+                                 previous_due = CASE WHEN followup_deadlines.due <> excluded.due THEN followup_deadlines.due ELSE followup_deadlines.previous_due END, \
+                                 due = excluded.due, met = excluded.met, agency_id = excluded.agency_id")
+                        .bind(&aid).bind(d.kind.as_str()).bind(id).bind(d.agency.to_string()).bind(d.due).bind(d.met)
+                        .execute(&mut *c).await?;
+                    let wanted = timers_for(id, d, reminders);
+                    if d.met {
+                        for (key, _, _) in &wanted {
+                            banli_timers::$timers::cancel(timers, &mut *c, key).await?;
+                        }
+                    } else {
+                        for (key, at, payload) in &wanted {
+                            banli_timers::$timers::schedule(timers, &mut *c, key, *at, payload).await?;
+                        }
+                    }
+                }
+                // Deadlines no live assignment carries any more (superseded): their alerts go.
+                for (aid, kind, due, _) in &before {
+                    if deadlines.iter().any(|d| d.assignment_id.to_string() == *aid && d.kind.as_str() == kind) {
+                        continue;
+                    }
+                    sqlx::query("UPDATE followup_deadlines SET met = TRUE WHERE assignment_id = $1 AND kind = $2")
+                        .bind(aid).bind(kind)
+                        .execute(&mut *c).await?;
+                    if let Some(k) = DeadlineKind::parse(kind) {
+                        for (alert, _) in alerts(*due, reminders) {
+                            banli_timers::$timers::cancel(timers, &mut *c, &timer_key(aid, k, alert)).await?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            pub async fn record_alert(c: &mut $conn, key: &str, p: &AlertPayload, at: OffsetDateTime) -> Result<(), sqlx::Error> {
+                sqlx::query("INSERT INTO followup_alerts (timer_key, suggestion_id, assignment_id, agency_id, kind, due, alert, level, fired_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (timer_key) DO NOTHING")
+                    .bind(key).bind(&p.suggestion_id).bind(&p.assignment_id).bind(&p.agency_id).bind(&p.kind)
+                    .bind(p.due).bind(&p.alert).bind(&p.level).bind(at)
+                    .execute(&mut *c).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+backend!(sqlite, sqlx::SqliteConnection, sqlite, sqlite);
+backend!(postgres, sqlx::PgConnection, postgres, postgres);
+
+/// The follow-up service's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+    timers: Timers,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store {
+            db: Db::new(pool),
+            timers: Timers::new("followup_timers"),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.db.pool()
+    }
+
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
+    pub async fn migrate(&self, inbox: &Inbox) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.pool() {
+            Pool::Sqlite(p) => {
+                let mut m = sqlx::migrate!("./migrations/sqlite");
+                m.dangerous_set_table_name("_migrations_followup");
+                m.run(p).await?;
+            }
+            Pool::Postgres(p) => {
+                let mut m = sqlx::migrate!("./migrations/postgres");
+                m.dangerous_set_table_name("_migrations_followup");
+                m.run(p).await?;
+            }
+        }
+        self.timers
+            .migrate(self.pool())
+            .await
+            .map_err(sqlx::migrate::MigrateError::Execute)?;
+        inbox
+            .migrate(self.pool())
+            .await
+            .map_err(sqlx::migrate::MigrateError::Execute)
+    }
+
+    /// Open deadlines of an agency (or all) due on or before `until`, soonest first.
+    pub async fn open_deadlines(
+        &self,
+        agency: Option<&str>,
+        until: Date,
+        limit: u32,
+    ) -> Result<Vec<DeadlineRow>, StoreError> {
+        let rows: Vec<(String, String, String, String, Date, Option<Date>)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT suggestion_id, assignment_id, agency_id, kind, due, previous_due FROM followup_deadlines \
+             WHERE NOT met AND due <= $1 AND ($2 = '' OR agency_id = $2) ORDER BY due, assignment_id LIMIT $3")
+            .bind(until)
+            .bind(agency.unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(suggestion_id, assignment_id, agency_id, kind, due, previous_due)| DeadlineRow {
+                    suggestion_id,
+                    assignment_id,
+                    agency_id,
+                    kind,
+                    due,
+                    previous_due,
+                },
+            )
+            .collect())
+    }
+
+    /// Alerts that went out to an agency (or all), newest first.
+    pub async fn alerts(
+        &self,
+        agency: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Date,
+            String,
+            String,
+            OffsetDateTime,
+        );
+        let rows: Vec<Row> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT suggestion_id, assignment_id, agency_id, kind, due, alert, level, fired_at FROM followup_alerts \
+             WHERE ($1 = '' OR agency_id = $1) ORDER BY fired_at DESC, timer_key LIMIT $2")
+            .bind(agency.unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(suggestion_id, assignment_id, agency_id, kind, due, alert, level, fired_at)| {
+                    AlertRow {
+                        suggestion_id,
+                        assignment_id,
+                        agency_id,
+                        kind,
+                        due,
+                        alert,
+                        level,
+                        fired_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// A deadline's row (tests, tools).
+    pub async fn deadline(
+        &self,
+        assignment_id: &str,
+        kind: &str,
+    ) -> Result<Option<(Date, Option<Date>, bool)>, StoreError> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT due, previous_due, met FROM followup_deadlines WHERE assignment_id = $1 AND kind = $2")
+            .bind(assignment_id)
+            .bind(kind)
+            .fetch_optional(p)
+            .await)?)
+    }
+}
