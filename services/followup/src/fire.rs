@@ -27,6 +27,43 @@ impl TimerHandler for AlertFirer {
                 let now = OffsetDateTime::now_utc();
                 let mut out = Vec::with_capacity(timers.len());
                 for t in &timers {
+                    // A notice's escalation timer.
+                    if let Some(id) = serde_json::from_str::<serde_json::Value>(&t.payload)
+                        .ok()
+                        .and_then(|v| v.get("escalate")?.as_str()?.parse::<uuid::Uuid>().ok())
+                    {
+                        let id = banli_domain::ids::NoticeId(id);
+                        let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
+                        let fired = match &pool {
+                            Pool::Sqlite(p) => {
+                                let mut tx = p.begin().await?;
+                                // Completed first: escalating cancels the notice's own timer.
+                                let ok = banli_timers::sqlite::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                                let escalated = ok && crate::notices::escalate_on_sqlite(&mut tx, &store, id, today).await?;
+                                if ok {
+                                    tx.commit().await?;
+                                }
+                                escalated
+                            }
+                            Pool::Postgres(p) => {
+                                let mut tx = p.begin().await?;
+                                // Completed first: escalating cancels the notice's own timer.
+                                let ok = banli_timers::postgres::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                                let escalated = ok && crate::notices::escalate_on_postgres(&mut tx, &store, id, today).await?;
+                                if ok {
+                                    tx.commit().await?;
+                                }
+                                escalated
+                            }
+                        };
+                        if fired {
+                            tracing::info!(notice = %id, "an unanswered supervision notice was escalated");
+                            store.audit_written();
+                            store.timers().scheduled();
+                        }
+                        out.push(fired);
+                        continue;
+                    }
                     let payload: AlertPayload = match serde_json::from_str(&t.payload) {
                         Ok(p) => p,
                         Err(e) => {

@@ -5,7 +5,9 @@
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use banli_api::http::{ApiQuery, ApiState, Caller, Problem, ProblemDocument, json_response};
+use banli_api::http::{
+    ApiPath, ApiQuery, ApiState, Caller, IfMatch, Posted, Problem, ProblemDocument, json_response,
+};
 use banli_api::{AppError, Authenticator, Clock, Principal};
 use banli_domain::Role;
 use banli_domain::followup::{DeadlineKind, TrackedDeadline, lateness};
@@ -57,6 +59,10 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(overdue))
         .routes(routes!(due_soon))
         .routes(routes!(alerts))
+        .routes(routes!(issue_notice))
+        .routes(routes!(get_notice))
+        .routes(routes!(acknowledge_notice))
+        .routes(routes!(answer_notice))
         .split_for_parts();
     (router.with_state(state), openapi)
 }
@@ -237,4 +243,168 @@ async fn alerts(
         .await
         .map_err(internal)?;
     Ok(json_response(200, to_json(&AlertList { items })?, None))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IssueNotice {
+    /// The unit notified: it must hold an assignment on every suggestion named.
+    target_agency_id: Uuid,
+    suggestion_ids: Vec<Uuid>,
+    /// `reminder`, `notice`, `special_inspection`, `circular`, `on_site_supervision`,
+    /// `assessment_deduction`.
+    #[schema(value_type = String)]
+    level: banli_domain::supervision::Level,
+    /// What is to be done.
+    body: String,
+    /// When the written response is due.
+    #[schema(value_type = String, format = Date)]
+    response_due: time::Date,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AnswerNotice {
+    /// The written response.
+    response: String,
+}
+
+fn notice_json(n: &crate::notices::StoredNotice) -> Result<String, AppError> {
+    let mut v = serde_json::to_value(&n.notice).map_err(|e| AppError::internal(&e))?;
+    v["version"] = serde_json::Value::from(n.version);
+    to_json(&v)
+}
+
+async fn notice_command(
+    st: &AppState,
+    caller: &Caller,
+    if_match: IfMatch,
+    hash: &str,
+    key: Option<&str>,
+    cmd: crate::notices::Command,
+    status: u16,
+) -> ApiResult {
+    let p = &caller.0;
+    let today = st.clock.today();
+    let (code, body) = banli_api::idempotent(
+        st.store.db(),
+        st.store.idempotency_keys(),
+        p,
+        key,
+        hash,
+        || async {
+            let n = crate::notices::command(&st.store, p, cmd, if_match.0, today).await?;
+            Ok((status, notice_json(&n)?))
+        },
+    )
+    .await?;
+    let etag = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("version")?.as_u64());
+    Ok(json_response(code, body, etag))
+}
+
+/// Issues a supervision notice (督办通知) to a unit handling the items: by the assigning office,
+/// or by an agency's office to its own divisions. Its written response is due by
+/// `response_due`; unanswered after that it is escalated one rung up. Recorded in the audit log.
+#[utoipa::path(post, path = "/v1/followup/notices", tag = "followup", request_body = IssueNotice,
+    responses((status = 201, body = Object), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn issue_notice(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<IssueNotice>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    let cmd = crate::notices::Command::Issue {
+        target: AgencyId(value.target_agency_id),
+        suggestions: value
+            .suggestion_ids
+            .into_iter()
+            .map(banli_domain::ids::SuggestionId)
+            .collect(),
+        level: value.level,
+        body: value.body,
+        response_due: value.response_due,
+    };
+    notice_command(
+        &st,
+        &caller,
+        IfMatch(None),
+        &hash,
+        idempotency_key.as_deref(),
+        cmd,
+        201,
+    )
+    .await
+}
+
+/// A notice, for the office, auditors, its issuer and the unit notified.
+#[utoipa::path(get, path = "/v1/followup/notices/{notice_id}", tag = "followup", params(("notice_id" = Uuid, Path)),
+    responses((status = 200, body = Object, headers(("ETag" = String))), (status = 404, body = ProblemDocument)))]
+async fn get_notice(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    let n = crate::notices::get(&st.store, &caller.0, banli_domain::ids::NoticeId(id)).await?;
+    Ok(json_response(200, notice_json(&n)?, Some(n.version)))
+}
+
+/// The notified unit acknowledges the notice.
+#[utoipa::path(post, path = "/v1/followup/notices/{notice_id}/acknowledge", tag = "followup", params(("notice_id" = Uuid, Path)), request_body = Object,
+    responses((status = 200, body = Object), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument)))]
+async fn acknowledge_notice(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    body: Posted<Empty>,
+) -> ApiResult {
+    let cmd = crate::notices::Command::Acknowledge(banli_domain::ids::NoticeId(id));
+    notice_command(
+        &st,
+        &caller,
+        if_match,
+        &body.hash,
+        body.idempotency_key.as_deref(),
+        cmd,
+        200,
+    )
+    .await
+}
+
+/// The notified unit's office or leader answers in writing.
+#[utoipa::path(post, path = "/v1/followup/notices/{notice_id}/response", tag = "followup", params(("notice_id" = Uuid, Path)), request_body = AnswerNotice,
+    responses((status = 200, body = Object), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn answer_notice(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    body: Posted<AnswerNotice>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    let cmd = crate::notices::Command::Answer(banli_domain::ids::NoticeId(id), value.response);
+    notice_command(
+        &st,
+        &caller,
+        if_match,
+        &hash,
+        idempotency_key.as_deref(),
+        cmd,
+        200,
+    )
+    .await
 }

@@ -6,7 +6,9 @@
 //!
 //! Library first; `banli serve` and `banli serve --service followup` run it.
 
+pub mod audit_feed;
 pub mod consumer;
 pub mod fire;
 pub mod http;
+pub mod notices;
 pub mod store;

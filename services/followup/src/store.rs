@@ -205,6 +205,8 @@ backend!(postgres, sqlx::PgConnection, postgres, postgres);
 pub struct Store {
     db: Db,
     timers: Timers,
+    idempotency: banli_db::idempotency::IdempotencyKeys,
+    audit: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -212,7 +214,66 @@ impl Store {
         Store {
             db: Db::new(pool),
             timers: Timers::new("followup_timers"),
+            idempotency: banli_db::idempotency::IdempotencyKeys::new("followup_idempotency_keys"),
+            audit: std::sync::Arc::default(),
         }
+    }
+
+    pub fn idempotency_keys(&self) -> &banli_db::idempotency::IdempotencyKeys {
+        &self.idempotency
+    }
+
+    /// Tells the audit feeder that records were committed.
+    pub fn audit_written(&self) {
+        self.audit.notify_one();
+    }
+
+    /// Waits for [`Store::audit_written`].
+    pub async fn wait_audit_written(&self) {
+        self.audit.notified().await;
+    }
+
+    /// Audit records not yet in the log, oldest first: `(seq, record JSON)`.
+    pub async fn pending_audit(&self, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT seq, record FROM followup_audit_outbox WHERE appended_at IS NULL ORDER BY seq LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Marks audit records appended.
+    pub async fn mark_audited(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        self.db
+            .write(move |pool| async move {
+                match &pool {
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin().await?;
+                        for s in &seqs {
+                            sqlx::query(
+                                "UPDATE followup_audit_outbox SET appended_at = $2 WHERE seq = $1",
+                            )
+                            .bind(s)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        tx.commit().await?;
+                    }
+                    Pool::Postgres(p) => {
+                        sqlx::query(
+                            "UPDATE followup_audit_outbox SET appended_at = $2 WHERE seq = ANY($1)",
+                        )
+                        .bind(&seqs)
+                        .bind(now)
+                        .execute(p)
+                        .await?;
+                    }
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
     }
 
     pub fn db(&self) -> &Db {
@@ -241,6 +302,10 @@ impl Store {
             }
         }
         self.timers
+            .migrate(self.pool())
+            .await
+            .map_err(sqlx::migrate::MigrateError::Execute)?;
+        self.idempotency
             .migrate(self.pool())
             .await
             .map_err(sqlx::migrate::MigrateError::Execute)?;

@@ -469,3 +469,412 @@ async fn moved_and_met_deadlines() {
         0
     );
 }
+
+async fn post(
+    router: &axum::Router,
+    path: &str,
+    key: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json");
+    for (h, v) in headers {
+        req = req.header(*h, *v);
+    }
+    let res = router
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Supervision notices: issued to a unit handling the item (a 422 otherwise), seen by the
+/// parties only, acknowledged and answered with If-Match and Idempotency-Key, an unanswered
+/// one escalated by its timer; every step recorded in the audit log.
+#[tokio::test]
+async fn supervision_notices() {
+    let sdb = TestDb::sqlite().await;
+    let sstore = banli_suggestions::store::Store::new(sdb.pool.clone());
+    sstore.migrate().await.expect("migrations");
+    let office_agency = banli_domain::directory::Agency {
+        id: AgencyId::new(),
+        name: "Assigning office".into(),
+        assigning_office: true,
+    };
+    sstore.create_agency(&office_agency).await.expect("office");
+    let (_, office) = sstore
+        .create_key(Role::AssigningOffice, Some(office_agency.id), None, "test")
+        .await
+        .expect("key");
+    let profile = RuleProfile::hunan();
+    let app = App::new(
+        sstore.clone(),
+        profile.clone(),
+        Calendar::embedded().clone(),
+        Clock::Fixed(date!(2020 - 03 - 02)),
+    );
+    let (srouter, _) = banli_suggestions::http::api(app, 1 << 20);
+    ok(&srouter, "/v1/sessions", &office, json!({"body":"npc","term":13,"number":3,"name":"s","opens_on":"2020-01-10","closes_on":"2020-01-16"})).await;
+    let (_, sessions) = call(&srouter, "GET", "/v1/sessions", &office, None).await;
+    let session = sessions["items"][0]["id"]
+        .as_str()
+        .or(sessions[0]["id"].as_str())
+        .expect("session")
+        .to_owned();
+    let lead = ok(
+        &srouter,
+        "/v1/agencies",
+        &office,
+        json!({"name": "Department of Industry"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let other = ok(
+        &srouter,
+        "/v1/agencies",
+        &office,
+        json!({"name": "Department of Culture"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let deputy = ok(
+        &srouter,
+        "/v1/deputies",
+        &office,
+        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "x"}),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let s = ok(&srouter, "/v1/suggestions", &office, json!({"session_id": session, "number": "2020-0002", "title": "t", "body": "b", "lead_deputy_id": deputy})).await;
+    let sid = s["id"].as_str().expect("id").to_owned();
+    ok(
+        &srouter,
+        &format!("/v1/suggestions/{sid}/start-review"),
+        &office,
+        json!({}),
+    )
+    .await;
+    ok(
+        &srouter,
+        &format!("/v1/suggestions/{sid}/review"),
+        &office,
+        json!({"decision": "accept"}),
+    )
+    .await;
+    ok(
+        &srouter,
+        &format!("/v1/suggestions/{sid}/assignments"),
+        &office,
+        json!({"units": [{"agency_id": lead, "role": "lead"}]}),
+    )
+    .await;
+
+    let fdb = TestDb::sqlite().await;
+    let store = Store::new(fdb.pool.clone());
+    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
+    store.migrate(consumer.inbox()).await.expect("migrations");
+    consumer
+        .handle(&events(&sstore).await)
+        .await
+        .expect("handled");
+
+    // The audit log, fed by the follow-up service.
+    let adb = TestDb::sqlite().await;
+    let astore = banli_auditlog::store::Store::new(adb.pool.clone());
+    astore.migrate().await.expect("migrations");
+    let log = banli_auditlog::AuditLog::open(
+        astore,
+        banli_audit::Signer::generate("banli.test/audit").expect("key"),
+        banli_auditlog::LogOptions {
+            checkpoint_interval: Duration::from_millis(20),
+            ..banli_auditlog::LogOptions::new("banli.test/audit")
+        },
+    )
+    .await
+    .expect("log");
+    let feed = tokio::spawn(banli_followup::audit_feed::run(
+        store.clone(),
+        log.clone(),
+        std::future::pending(),
+    ));
+
+    let office_id = office_agency.id.to_string();
+    let auth: Authenticator = Arc::new(|token: String| {
+        Box::pin(async move {
+            let (role, agency) = match token.split_once(':') {
+                Some(("office", a)) => (Role::AssigningOffice, a.parse().ok().map(AgencyId)),
+                Some(("agency", a)) => (Role::AgencyAdmin, a.parse().ok().map(AgencyId)),
+                _ => {
+                    return Err(banli_api::AppError::new(
+                        banli_api::ErrorCode::Unauthenticated,
+                        "unknown",
+                    ));
+                }
+            };
+            Ok(Principal {
+                key_id: {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    token.hash(&mut h);
+                    uuid::Uuid::from_u64_pair(h.finish(), 1)
+                },
+                role,
+                agency,
+                deputy: None,
+            })
+        })
+    });
+    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+        store: store.clone(),
+        auth,
+        reminders: profile.reminders.clone(),
+        clock: Clock::Fixed(date!(2020 - 03 - 02)),
+    });
+    let office_key = format!("office:{office_id}");
+    let (lead_key, other_key) = (format!("agency:{lead}"), format!("agency:{other}"));
+    let notice = |target: &str, due: &str| json!({"target_agency_id": target, "suggestion_ids": [sid], "level": "notice", "body": "Reply by the due date.", "response_due": due});
+
+    let (status, v) = post(
+        &api,
+        "/v1/followup/notices",
+        &office_key,
+        notice(&other, "2020-03-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("target_agency_id")),
+        "{v}"
+    );
+    let (status, v) = post(
+        &api,
+        "/v1/followup/notices",
+        &other_key,
+        notice(&lead, "2020-03-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an agency does not notify another: {v}"
+    );
+
+    let (status, first) = post(
+        &api,
+        "/v1/followup/notices",
+        &office_key,
+        notice(&lead, "2020-03-20"),
+        &[("idempotency-key", "n-1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = post(
+        &api,
+        "/v1/followup/notices",
+        &office_key,
+        notice(&lead, "2020-03-20"),
+        &[("idempotency-key", "n-1")],
+    )
+    .await;
+    assert_eq!(
+        (status, &again["id"]),
+        (StatusCode::CREATED, &first["id"]),
+        "a retry gets the first answer"
+    );
+    let nid = first["id"].as_str().expect("id").to_owned();
+    assert_eq!(first["state"], "issued");
+
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/notices/{nid}"),
+        &other_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not party to it");
+    let (status, v) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/notices/{nid}"),
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _) = post(
+        &api,
+        &format!("/v1/followup/notices/{nid}/acknowledge"),
+        &lead_key,
+        json!({}),
+        &[("if-match", "\"v7\"")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let (status, v) = post(
+        &api,
+        &format!("/v1/followup/notices/{nid}/acknowledge"),
+        &lead_key,
+        json!({}),
+        &[("if-match", "\"v1\"")],
+    )
+    .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (StatusCode::OK, Some("acknowledged")),
+        "{v}"
+    );
+    let (status, _) = post(
+        &api,
+        &format!("/v1/followup/notices/{nid}/response"),
+        &other_key,
+        json!({"response": "x"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, v) = post(
+        &api,
+        &format!("/v1/followup/notices/{nid}/response"),
+        &lead_key,
+        json!({"response": "  "}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v) = post(
+        &api,
+        &format!("/v1/followup/notices/{nid}/response"),
+        &lead_key,
+        json!({"response": "Done: the fund is set up."}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (StatusCode::OK, Some("answered")),
+        "{v}"
+    );
+    let (status, v) = post(
+        &api,
+        &format!("/v1/followup/notices/{nid}/acknowledge"),
+        &lead_key,
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+
+    // Unanswered past its due date (2020): the timer escalates it one rung up.
+    let (status, late) = post(
+        &api,
+        "/v1/followup/notices",
+        &office_key,
+        notice(&lead, "2020-03-05"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{late}");
+    let lid = late["id"].as_str().expect("id").to_owned();
+    let runner = tokio::spawn(banli_timers::run(
+        store.db().clone(),
+        store.timers().clone(),
+        RunOptions {
+            owner: "r".into(),
+            batch: 64,
+            lease: Duration::from_secs(5),
+            idle: Duration::from_millis(50),
+        },
+        AlertFirer::new(store.clone()),
+        Arc::new(TimerStats::default()),
+        std::future::pending(),
+    ));
+    let mut escalated = Value::Null;
+    for _ in 0..200 {
+        let (_, v) = call(
+            &api,
+            "GET",
+            &format!("/v1/followup/notices/{lid}"),
+            &office_key,
+            None,
+        )
+        .await;
+        if v["state"] == "escalated" {
+            escalated = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runner.abort();
+    let next = escalated["escalated_to"]
+        .as_str()
+        .expect("escalated to a new notice")
+        .to_owned();
+    let (status, v) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/notices/{next}"),
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["level"].as_str(), v["trigger"].as_str()),
+        (Some("special_inspection"), Some("escalation"))
+    );
+
+    // Every step is in the audit log, once.
+    let mut types = Vec::new();
+    for _ in 0..200 {
+        let n = log.signed_size();
+        if n > 0 {
+            types = log
+                .entries(0, n - 1, 1000)
+                .await
+                .expect("entries")
+                .into_iter()
+                .map(|e| e.record_type)
+                .collect();
+            if types.len() >= 6 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    feed.abort();
+    let n = |t: &str| types.iter().filter(|x| x.as_str() == t).count();
+    // The escalated notice (due in 2020 too) escalates in turn while the runner runs: each
+    // escalation is one record and one new notice.
+    let escalations = n("notice_escalated");
+    assert!(escalations >= 1, "{types:?}");
+    assert_eq!(
+        (
+            n("supervision_notice"),
+            n("notice_acknowledged"),
+            n("notice_response")
+        ),
+        (2 + escalations, 1, 1),
+        "{types:?}"
+    );
+}

@@ -230,7 +230,7 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
     }
 
     // The follow-up service, and with it the audit log.
-    if service.runs(Service::Followup) {
+    let followup_store = if service.runs(Service::Followup) {
         let pool = if postgres {
             main_pool.clone()
         } else {
@@ -289,8 +289,19 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
                 stopped(&rx),
             )),
         ));
+        tasks.push((
+            "followup idempotency purge",
+            purge(
+                fstore.db().clone(),
+                fstore.idempotency_keys().clone(),
+                config,
+            ),
+        ));
         tracing::info!("follow-up service ready");
-    }
+        Some(fstore)
+    } else {
+        None
+    };
     if service.runs(Service::Followup) {
         let pool = if postgres {
             main_pool.clone()
@@ -323,6 +334,16 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             let keys = keys.clone();
             Box::pin(async move { keys.authenticate(&token).await })
         });
+        if let Some(fstore) = &followup_store {
+            tasks.push((
+                "followup audit feed",
+                tokio::spawn(banli_followup::audit_feed::run(
+                    fstore.clone(),
+                    log.clone(),
+                    stopped(&rx),
+                )),
+            ));
+        }
         apis.push(banli_auditlog::http::api(log.clone(), auth.clone()));
         banli_auditlog::grpc::add_services(log.clone(), auth, &mut grpc_routes);
         grpc_names.extend(banli_auditlog::grpc::NAMES);
