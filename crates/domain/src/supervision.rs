@@ -80,6 +80,10 @@ pub struct SupervisionNotice {
     pub acknowledged_on: Option<Date>,
     pub response: Option<String>,
     pub answered_on: Option<Date>,
+    /// The response came after the due date (or after the notice was escalated): recorded,
+    /// not refused, and marked late.
+    #[serde(default)]
+    pub answered_late: bool,
     pub escalated_to: Option<NoticeId>,
 }
 
@@ -87,9 +91,20 @@ pub struct SupervisionNotice {
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum NoticeEvent {
     Issued(SupervisionNotice),
-    Acknowledged { on: Date },
-    Answered { response: String, on: Date },
-    Escalated { to: NoticeId, on: Date },
+    Acknowledged {
+        on: Date,
+    },
+    Answered {
+        response: String,
+        on: Date,
+        /// After the due date or after escalation.
+        #[serde(default)]
+        late: bool,
+    },
+    Escalated {
+        to: NoticeId,
+        on: Date,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,11 +213,9 @@ pub fn decide(
                     "only the notified unit's office or leader answers",
                 ));
             }
-            if !matches!(n.state, NoticeState::Issued | NoticeState::Acknowledged) {
-                return Err(wrong(
-                    n.state,
-                    "an answered or escalated notice takes no further answer",
-                ));
+            // An escalated notice still takes its answer: recorded as late, not refused.
+            if n.state == NoticeState::Answered {
+                return Err(wrong(n.state, "an answered notice takes no further answer"));
             }
             if response.trim().is_empty() {
                 return Err(invalid(
@@ -213,6 +226,7 @@ pub fn decide(
             Ok(vec![NoticeEvent::Answered {
                 response: response.clone(),
                 on: *on,
+                late: *on > n.response_due || n.state == NoticeState::Escalated,
             }])
         }
         (Some(n), NoticeCommand::Escalate { next, on }) => {
@@ -252,10 +266,14 @@ impl SupervisionNotice {
                 self.state = NoticeState::Acknowledged;
                 self.acknowledged_on = Some(*on);
             }
-            NoticeEvent::Answered { response, on } => {
-                self.state = NoticeState::Answered;
+            NoticeEvent::Answered { response, on, late } => {
+                // An escalated notice stays escalated: the one above it replaced it.
+                if self.state != NoticeState::Escalated {
+                    self.state = NoticeState::Answered;
+                }
                 self.response = Some(response.clone());
                 self.answered_on = Some(*on);
+                self.answered_late = *late;
             }
             NoticeEvent::Escalated { to, .. } => {
                 self.state = NoticeState::Escalated;
@@ -281,6 +299,7 @@ impl SupervisionNotice {
             acknowledged_on: None,
             response: None,
             answered_on: None,
+            answered_late: false,
             escalated_to: None,
             ..self.clone()
         })

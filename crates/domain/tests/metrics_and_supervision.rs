@@ -208,6 +208,7 @@ fn notice(issuer: AgencyId, target: AgencyId) -> SupervisionNotice {
         acknowledged_on: None,
         response: None,
         answered_on: None,
+        answered_late: false,
         escalated_to: None,
     }
 }
@@ -280,7 +281,8 @@ fn a_notice_is_acknowledged_answered_or_escalated_up_the_ladder() {
         (Level::Notice, Trigger::Escalation, date!(2020 - 06 - 14))
     );
 
-    let err = supervision::decide(
+    // An answer after escalation is recorded as late, not refused; the notice stays escalated.
+    let ev = supervision::decide(
         Some(&state),
         &Actor::agency(Role::Leader, unit),
         &NoticeCommand::Answer {
@@ -288,7 +290,14 @@ fn a_notice_is_acknowledged_answered_or_escalated_up_the_ladder() {
             on: date!(2020 - 06 - 10),
         },
     )
-    .expect_err("escalated");
-    assert!(err.to_string().contains("notice is escalated"), "{err}");
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(ev[0], supervision::NoticeEvent::Answered { late: true, .. }),
+        "{ev:?}"
+    );
+    state.apply(&ev[0]);
+    assert_eq!(state.state, NoticeState::Escalated);
+    assert!(state.answered_late);
+    assert_eq!(state.response.as_deref(), Some("late"));
     assert_eq!(Level::AssessmentDeduction.next(), None);
 }

@@ -54,9 +54,9 @@ fn record(
         NoticeEvent::Acknowledged { on } => {
             ("notice_acknowledged", json!({"notice_id": n.id, "on": on}))
         }
-        NoticeEvent::Answered { response, on } => (
+        NoticeEvent::Answered { response, on, late } => (
             "notice_response",
-            json!({"notice_id": n.id, "response": response, "on": on, "due": n.response_due}),
+            json!({"notice_id": n.id, "response": response, "on": on, "due": n.response_due, "late": late}),
         ),
         NoticeEvent::Escalated { to, on } => (
             "notice_escalated",
@@ -222,6 +222,7 @@ macro_rules! run_on {
                         acknowledged_on: None,
                         response: None,
                         answered_on: None,
+                        answered_late: false,
                         escalated_to: None,
                     };
                     (None, NoticeCommand::Issue(n))
@@ -280,6 +281,7 @@ fn unreachable_notice() -> SupervisionNotice {
         acknowledged_on: None,
         response: None,
         answered_on: None,
+        answered_late: false,
         escalated_to: None,
     }
 }

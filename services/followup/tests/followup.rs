@@ -844,6 +844,22 @@ async fn supervision_notices() {
         (Some("special_inspection"), Some("escalation"))
     );
 
+    // An answer after escalation is recorded as late, not refused.
+    let (status, v) = post(
+        &api,
+        &format!("/v1/followup/notices/{lid}/response"),
+        &lead_key,
+        json!({"response": "Done, late."}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["answered_late"].as_bool()),
+        (Some("escalated"), Some(true)),
+        "{v}"
+    );
+
     // Every step is in the audit log, once.
     let mut types = Vec::new();
     for _ in 0..200 {
@@ -856,7 +872,12 @@ async fn supervision_notices() {
                 .into_iter()
                 .map(|e| e.record_type)
                 .collect();
-            if types.len() >= 6 {
+            if types
+                .iter()
+                .filter(|t| t.as_str() == "notice_response")
+                .count()
+                >= 2
+            {
                 break;
             }
         }
@@ -874,7 +895,7 @@ async fn supervision_notices() {
             n("notice_acknowledged"),
             n("notice_response")
         ),
-        (2 + escalations, 1, 1),
+        (2 + escalations, 1, 2),
         "{types:?}"
     );
 }
