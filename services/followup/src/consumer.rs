@@ -103,12 +103,14 @@ macro_rules! handle_on {
                             Some(s) => {
                                 let json = serde_json::to_string(&s)
                                     .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                                let units: Vec<String> = s.assignments.iter().map(|a| a.agency.to_string()).collect();
                                 crate::store::$module::save(
                                     &mut tx,
                                     store.timers(),
                                     &key,
                                     wire.aggregate_version,
                                     &json,
+                                    &units,
                                     &deadlines_of(&s),
                                     reminders,
                                     OffsetDateTime::now_utc(),

@@ -63,6 +63,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(get_notice))
         .routes(routes!(acknowledge_notice))
         .routes(routes!(answer_notice))
+        .routes(routes!(metrics))
         .split_for_parts();
     (router.with_state(state), openapi)
 }
@@ -407,4 +408,94 @@ async fn answer_notice(
         200,
     )
     .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct MetricsParams {
+    /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
+    /// their own).
+    agency_id: Option<Uuid>,
+    /// Only assignments made in this year.
+    year: Option<i32>,
+    /// Only what happened on or before this day (default: today).
+    #[param(value_type = Option<String>, format = Date)]
+    as_of: Option<time::Date>,
+}
+
+fn rate_json(r: &banli_domain::metrics::Rate) -> serde_json::Value {
+    serde_json::json!({
+        "numerator": r.numerator,
+        "denominator": r.denominator,
+        "value": r.value(),
+        "definition": r.definition,
+        "definition_version": r.definition_version,
+    })
+}
+
+/// The handling figures (办复率, 按期办复率, 沟通率, 见面率, 满意率, resolution, B → A conversion)
+/// computed from the data, each with numerator, denominator and definition.
+#[utoipa::path(get, path = "/v1/metrics", tag = "followup", params(MetricsParams),
+    responses((status = 200, body = Object), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn metrics(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<MetricsParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    let today = st.clock.today();
+    if let Some(d) = q.as_of
+        && d > today
+    {
+        return Err(AppError::malformed(format!(
+            "`as_of`: {d} is in the future (today is {today})"
+        ))
+        .into());
+    }
+    if let Some(y) = q.year
+        && !(2000..=9999).contains(&y)
+    {
+        return Err(AppError::malformed("`year`: a year from 2000").into());
+    }
+    if let Some(a) = &agency
+        && !st.store.knows_agency(a).await.map_err(internal)?
+    {
+        return Err(AppError::not_found(format!("agency {a} holds no assignment here")).into());
+    }
+    let mut replicas = st
+        .store
+        .replicas(agency.as_deref())
+        .await
+        .map_err(internal)?;
+    if let Some(y) = q.year {
+        for s in &mut replicas {
+            s.assignments.retain(|a| a.assigned_on.year() == y);
+        }
+    }
+    let scope = banli_domain::metrics::Scope {
+        agency: agency.as_deref().and_then(|a| a.parse().ok()).map(AgencyId),
+        role: None,
+        as_of: Some(q.as_of.unwrap_or(today)),
+    };
+    let r = banli_domain::metrics::Report::compute(&replicas, &scope);
+    let body = serde_json::json!({
+        "agency_id": agency,
+        "year": q.year,
+        "as_of": scope.as_of,
+        "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
+        "rates": {
+            "reply_rate": rate_json(&r.reply_rate),
+            "on_time_rate": rate_json(&r.on_time_rate),
+            "communication_rate": rate_json(&r.communication_rate),
+            "meeting_rate": rate_json(&r.meeting_rate),
+            "satisfaction_rate_broad": rate_json(&r.satisfaction_broad),
+            "satisfaction_rate_strict": rate_json(&r.satisfaction_strict),
+            "satisfaction_rate_first_round": rate_json(&r.satisfaction_first_round),
+            "resolution_rate": rate_json(&r.resolution_rate),
+            "solved_or_planned_rate": rate_json(&r.solved_or_planned_rate),
+            "b_to_a_conversion": rate_json(&r.b_to_a_conversion),
+        },
+    });
+    Ok(json_response(200, to_json(&body)?, None))
 }

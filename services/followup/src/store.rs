@@ -132,6 +132,7 @@ macro_rules! backend {
                 id: &str,
                 version: u64,
                 replica: &str,
+                units: &[String],
                 deadlines: &[TrackedDeadline],
                 reminders: &Reminders,
                 now: OffsetDateTime,
@@ -140,6 +141,15 @@ macro_rules! backend {
                              ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at")
                     .bind(id).bind(version as i64).bind(replica).bind(now)
                     .execute(&mut *c).await?;
+                let mut agencies: Vec<String> = deadlines.iter().map(|d| d.agency.to_string()).collect();
+                agencies.extend(units.iter().cloned());
+                agencies.sort();
+                agencies.dedup();
+                for a in &agencies {
+                    sqlx::query("INSERT INTO followup_units (agency_id, suggestion_id) VALUES ($1, $2) ON CONFLICT (agency_id, suggestion_id) DO NOTHING")
+                        .bind(a).bind(id)
+                        .execute(&mut *c).await?;
+                }
                 let before: Vec<(String, String, Date, bool)> = sqlx::query_as(
                     "SELECT assignment_id, kind, due, met FROM followup_deadlines WHERE suggestion_id = $1")
                     .bind(id)
@@ -385,6 +395,34 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// Whether any suggestion has (had) an assignment of this agency.
+    pub async fn knows_agency(&self, agency: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT agency_id FROM followup_units WHERE agency_id = $1 LIMIT 1")
+            .bind(agency)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.is_some())
+    }
+
+    /// The replicas of the suggestions an agency holds (held) an assignment on; every replica
+    /// when `agency` is `None`.
+    pub async fn replicas(
+        &self,
+        agency: Option<&str>,
+    ) -> Result<Vec<banli_domain::suggestion::Suggestion>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT c.replica FROM followup_cases c WHERE $1 = '' OR c.suggestion_id IN (SELECT u.suggestion_id FROM followup_units u WHERE u.agency_id = $1)")
+            .bind(agency.unwrap_or_default())
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(r,)| {
+                serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
+            })
+            .collect()
     }
 
     /// A deadline's row (tests, tools).

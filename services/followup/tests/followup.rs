@@ -377,6 +377,75 @@ async fn deadlines_alerts_and_lists() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Metrics from the data: nothing replied yet, one lead and one co assignment.
+    let (status, m) = call(&api, "GET", "/v1/metrics", "office:x", None).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(
+        (m["counts"]["lead"].as_u64(), m["counts"]["co"].as_u64()),
+        (Some(1), Some(1)),
+        "{m}"
+    );
+    assert_eq!(
+        (
+            m["rates"]["reply_rate"]["numerator"].as_u64(),
+            m["rates"]["reply_rate"]["denominator"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    assert_eq!(m["rates"]["reply_rate"]["value"].as_f64(), Some(0.0));
+    assert!(
+        m["rates"]["satisfaction_rate_broad"]["value"].is_null(),
+        "no feedback: no value, not 0 or 100%"
+    );
+    let (status, m) = call(
+        &api,
+        "GET",
+        &format!("/v1/metrics?agency_id={co}"),
+        &format!("agency:{co}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(
+        (m["counts"]["lead"].as_u64(), m["counts"]["co"].as_u64()),
+        (Some(0), Some(1)),
+        "{m}"
+    );
+    let (status, m) = call(&api, "GET", "/v1/metrics?year=2019", "office:x", None).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(m["counts"]["lead"].as_u64(), Some(0), "{m}");
+    let unknown = AgencyId::new();
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/metrics?agency_id={unknown}"),
+        "office:x",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, m) = call(
+        &api,
+        "GET",
+        "/v1/metrics?as_of=2099-01-01",
+        "office:x",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{m}");
+    assert!(m["detail"].as_str().is_some_and(|d| d.contains("as_of")));
+    let (status, _) = call(&api, "GET", "/v1/metrics", "deputy:x", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/metrics?agency_id={lead}"),
+        &format!("agency:{co}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 /// A deadline that moves reschedules its alerts (the old date kept); one that is met cancels
@@ -409,6 +478,7 @@ async fn moved_and_met_deadlines() {
                 "s-1",
                 1,
                 "{}",
+                &[],
                 &[d],
                 &r,
                 time::OffsetDateTime::now_utc(),
