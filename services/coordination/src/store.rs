@@ -461,6 +461,25 @@ type TaskRow = (
     Option<Date>,
 );
 
+fn own_events_of(rows: Vec<OwnRow>) -> Result<Vec<OwnEvent>, StoreError> {
+    rows.into_iter()
+        .map(
+            |(version, event_id, payload, actor, effects, status, status_reason, at)| {
+                Ok(OwnEvent {
+                    event_id: uuid("event", &event_id)?,
+                    version: version.max(0) as u64,
+                    event: parse("event", &payload)?,
+                    actor: parse("actor", &actor)?,
+                    effects: parse("effects", &effects)?,
+                    status,
+                    status_reason,
+                    occurred_at: at,
+                })
+            },
+        )
+        .collect()
+}
+
 fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -541,17 +560,48 @@ impl Store {
 
     /// A case with its replica and pending own events.
     pub async fn load(&self, id: SuggestionId) -> Result<Option<CaseRecord>, StoreError> {
+        // The case row and its pending events from one snapshot: read apart, the consumer could
+        // commit in between (the replica without an opinion, and the pending opinion already
+        // settled), and the command would see neither.
         let key = id.to_string();
-        let row: Option<CaseRow> = on_pool!(self.pool(), p => sqlx::query_as("SELECT replica_version, replica, version, state FROM coordination_cases WHERE suggestion_id = $1")
-            .bind(&key)
-            .fetch_optional(p)
-            .await)?;
+        let case_sql = "SELECT replica_version, replica, version, state FROM coordination_cases WHERE suggestion_id = $1";
+        let events_sql = "SELECT version, event_id, payload, actor, effects, status, status_reason, occurred_at FROM coordination_events WHERE suggestion_id = $1 AND status = 'pending' ORDER BY version";
+        let (row, rows): (Option<CaseRow>, Vec<OwnRow>) = match self.pool() {
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                let row = sqlx::query_as(case_sql)
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let rows = sqlx::query_as(events_sql)
+                    .bind(&key)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (row, rows)
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+                let row = sqlx::query_as(case_sql)
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let rows = sqlx::query_as(events_sql)
+                    .bind(&key)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (row, rows)
+            }
+        };
         let Some((replica_version, replica, version, state)) = row else {
             return Ok(None);
         };
         let mut case: CoordinationCase = parse("case", &state)?;
         case.version = version.max(0) as u64;
-        let pending = self.own_events(id, true).await?;
+        let pending = own_events_of(rows)?;
         Ok(Some(CaseRecord {
             replica: parse("replica", &replica)?,
             replica_version: replica_version.max(0) as u64,
@@ -575,22 +625,7 @@ impl Store {
             .bind(id.to_string())
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(
-                |(version, event_id, payload, actor, effects, status, status_reason, at)| {
-                    Ok(OwnEvent {
-                        event_id: uuid("event", &event_id)?,
-                        version: version.max(0) as u64,
-                        event: parse("event", &payload)?,
-                        actor: parse("actor", &actor)?,
-                        effects: parse("effects", &effects)?,
-                        status,
-                        status_reason,
-                        occurred_at: at,
-                    })
-                },
-            )
-            .collect()
+        own_events_of(rows)
     }
 
     /// Appends own events to a case at `expected` version, with their outbox rows.
