@@ -59,7 +59,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(overdue))
         .routes(routes!(due_soon))
         .routes(routes!(alerts))
-        .routes(routes!(issue_notice))
+        .routes(routes!(issue_notice, list_notices))
         .routes(routes!(get_notice))
         .routes(routes!(acknowledge_notice))
         .routes(routes!(answer_notice))
@@ -498,4 +498,59 @@ async fn metrics(
         },
     });
     Ok(json_response(200, to_json(&body)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct NoticesParams {
+    /// Notices to or from this agency (the office and auditors: any; an agency's keys: their own).
+    agency_id: Option<Uuid>,
+    /// `issued`, `acknowledged`, `answered` or `escalated`.
+    state: Option<String>,
+    /// 1 to 500 (default 100).
+    limit: Option<u32>,
+}
+
+/// Supervision notices to or from an agency, newest first.
+#[utoipa::path(get, path = "/v1/followup/notices", tag = "followup", params(NoticesParams),
+    responses((status = 200, body = Object), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn list_notices(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<NoticesParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    if let Some(s) = &q.state
+        && !matches!(
+            s.as_str(),
+            "issued" | "acknowledged" | "answered" | "escalated"
+        )
+    {
+        return Err(AppError::malformed(format!(
+            "`state`: `{s}` is not issued, acknowledged, answered or escalated"
+        ))
+        .into());
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_ROWS).contains(&limit) {
+        return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")).into());
+    }
+    let rows = st
+        .store
+        .notices(agency.as_deref(), q.state.as_deref(), limit)
+        .await
+        .map_err(internal)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for (json, version) in rows {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?;
+        v["version"] = serde_json::Value::from(version);
+        items.push(v);
+    }
+    Ok(json_response(
+        200,
+        to_json(&serde_json::json!({ "items": items }))?,
+        None,
+    ))
 }

@@ -425,6 +425,24 @@ impl Store {
             .collect()
     }
 
+    /// Notices to or from an agency (or all), optionally in one state, newest first.
+    pub async fn notices(
+        &self,
+        agency: Option<&str>,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT notice, version FROM followup_notices \
+             WHERE ($1 = '' OR target_agency_id = $1 OR issuer_agency_id = $1) AND ($2 = '' OR state = $2) \
+             ORDER BY notice_id DESC LIMIT $3")
+            .bind(agency.unwrap_or_default())
+            .bind(state.unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?)
+    }
+
     /// A deadline's row (tests, tools).
     pub async fn deadline(
         &self,

@@ -930,6 +930,38 @@ async fn supervision_notices() {
         "{v}"
     );
 
+    // The lists: the notified unit sees its notices, another agency none, a bad state is a 400.
+    let (status, v) = call(
+        &api,
+        "GET",
+        "/v1/followup/notices?state=escalated",
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(
+        v["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|n| n["id"] == lid.as_str())),
+        "{v}"
+    );
+    let (status, v) = call(&api, "GET", "/v1/followup/notices", &other_key, None).await;
+    assert_eq!(
+        (status, v["items"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0)),
+        "{v}"
+    );
+    let (status, _) = call(
+        &api,
+        "GET",
+        "/v1/followup/notices?state=lost",
+        &office_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     // Every step is in the audit log, once.
     let mut types = Vec::new();
     for _ in 0..200 {
