@@ -107,15 +107,6 @@ impl Tree {
         self.levels.first()?.get(index as usize).copied()
     }
 
-    /// The index of the first leaf with this hash.
-    pub fn find(&self, leaf_hash: &Hash) -> Option<u64> {
-        self.levels
-            .first()?
-            .iter()
-            .position(|h| h == leaf_hash)
-            .map(|i| i as u64)
-    }
-
     /// MTH(D[start:end]) for a range the RFC's recursion visits: a complete aligned subtree, or
     /// one whose start is aligned to a power of two at least its length.
     fn range(&self, start: u64, end: u64) -> Hash {

@@ -8,7 +8,7 @@ use pb::audit_service_server::{AuditService, AuditServiceServer};
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
-use crate::http::{bad, consistency_of, entries_of, proof_error, reader};
+use crate::http::{bad, consistency_of, entries_of, inclusion_by_hash_of, proof_error, reader};
 use crate::log::AuditLog;
 
 /// The full names of this service's gRPC services.
@@ -105,15 +105,7 @@ impl AuditService for Grpc {
                 let hash: Hash = h
                     .try_into()
                     .map_err(|_| bad("leaf_hash", "is not 32 bytes"))?;
-                self.log
-                    .inclusion_by_hash(&hash, r.tree_size)
-                    .map_err(|e| proof_error(e, "leaf_hash", "tree_size"))?
-                    .ok_or_else(|| {
-                        AppError::not_found(format!(
-                            "no leaf with that hash in the tree of size {}",
-                            r.tree_size
-                        ))
-                    })?
+                inclusion_by_hash_of(&self.log, &hash, r.tree_size).await?
             }
             None => return Err(bad("leaf", "give index or leaf_hash").into()),
         };

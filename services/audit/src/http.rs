@@ -148,6 +148,23 @@ pub(crate) async fn entries_of(
         .map_err(log_error)
 }
 
+/// The first leaf with this hash below `size`, and its proof; a 404 when there is none.
+pub(crate) async fn inclusion_by_hash_of(
+    log: &AuditLog,
+    hash: &Hash,
+    size: u64,
+) -> Result<(u64, Vec<Hash>), AppError> {
+    log.inclusion_by_hash(hash, size)
+        .await
+        .map_err(|e| match e {
+            LogError::Proof(p) => proof_error(p, "leaf_hash", "tree_size"),
+            other => log_error(other),
+        })?
+        .ok_or_else(|| {
+            AppError::not_found(format!("no leaf with that hash in the tree of size {size}"))
+        })
+}
+
 /// Checks `0 < first ≤ second ≤ signed` and proves it.
 pub(crate) fn consistency_of(
     log: &AuditLog,
@@ -274,15 +291,7 @@ async fn inclusion(
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| bad("leaf_hash", "not 32 bytes of standard base64"))?;
-            st.log
-                .inclusion_by_hash(&hash, q.tree_size)
-                .map_err(|e| proof_error(e, "leaf_hash", "tree_size"))?
-                .ok_or_else(|| {
-                    AppError::not_found(format!(
-                        "no leaf with that hash in the tree of size {}",
-                        q.tree_size
-                    ))
-                })?
+            inclusion_by_hash_of(&st.log, &hash, q.tree_size).await?
         }
         _ => return Err(bad("index", "give exactly one of `index` and `leaf_hash`").into()),
     };

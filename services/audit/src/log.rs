@@ -257,17 +257,17 @@ impl AuditLog {
         self.tree()?.inclusion_proof(index, size)
     }
 
-    /// The first leaf with this hash, and its proof.
-    pub fn inclusion_by_hash(
+    /// The first leaf with this hash, and its proof (the index is looked up in storage, not
+    /// by scanning the tree).
+    pub async fn inclusion_by_hash(
         &self,
         hash: &Hash,
         size: u64,
-    ) -> Result<Option<(u64, Vec<Hash>)>, ProofError> {
+    ) -> Result<Option<(u64, Vec<Hash>)>, LogError> {
         self.check_size(size)?;
-        let tree = self.tree()?;
-        match tree.find(hash) {
-            Some(index) if index < size => Ok(Some((index, tree.inclusion_proof(index, size)?))),
-            _ => Ok(None),
+        match self.inner.store.index_of(hash, size).await? {
+            Some(index) => Ok(Some((index, self.inclusion_proof(index, size)?))),
+            None => Ok(None),
         }
     }
 

@@ -252,6 +252,17 @@ impl Store {
             .collect())
     }
 
+    /// The first leaf below `below` with this hash (through the `leaf_hash` index).
+    pub async fn index_of(&self, hash: &[u8], below: u64) -> Result<Option<u64>, StoreError> {
+        let (min,): (Option<i64>,) = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT MIN(leaf_index) FROM audit_leaves WHERE leaf_hash = $1 AND leaf_index < $2")
+            .bind(hash)
+            .bind(below as i64)
+            .fetch_one(p)
+            .await)?;
+        Ok(min.map(|i| i.max(0) as u64))
+    }
+
     /// Every signed checkpoint, smallest first.
     pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
         let rows: Vec<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(

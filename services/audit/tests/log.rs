@@ -115,6 +115,7 @@ async fn scenario(db: TestDb) {
     let leaf = leaf_hash(&entries[42].leaf_input);
     let (index, _) = log
         .inclusion_by_hash(&leaf, cp.size)
+        .await
         .expect("proof")
         .expect("found");
     assert_eq!(index, 42);
