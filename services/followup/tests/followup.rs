@@ -80,30 +80,41 @@ async fn events(store: &banli_suggestions::store::Store) -> Vec<Incoming> {
         .collect()
 }
 
-#[tokio::test]
-async fn deadlines_alerts_and_lists() {
-    // The suggestions service, in process.
-    let sdb = TestDb::sqlite().await;
-    let sstore = banli_suggestions::store::Store::new(sdb.pool.clone());
-    sstore.migrate().await.expect("migrations");
+/// The suggestions service in process (SQLite, the business date fixed at 2020-03-02), its
+/// assigning office, two agencies and one suggestion assigned to the first as lead and, when
+/// `with_co`, to the second as co-handler.
+struct World {
+    _db: TestDb,
+    store: banli_suggestions::store::Store,
+    office_agency: banli_domain::directory::Agency,
+    lead: String,
+    second: String,
+    id: String,
+    /// The suggestion as the assignment answered it.
+    assigned: Value,
+}
+
+async fn world(with_co: bool) -> World {
+    let db = TestDb::sqlite().await;
+    let store = banli_suggestions::store::Store::new(db.pool.clone());
+    store.migrate().await.expect("migrations");
     let office_agency = banli_domain::directory::Agency {
         id: AgencyId::new(),
         name: "Assigning office".into(),
         assigning_office: true,
     };
-    sstore.create_agency(&office_agency).await.expect("office");
-    let (_, office) = sstore
+    store.create_agency(&office_agency).await.expect("office");
+    let (_, office) = store
         .create_key(Role::AssigningOffice, Some(office_agency.id), None, "test")
         .await
         .expect("key");
-    let profile = RuleProfile::hunan();
     let app = App::new(
-        sstore.clone(),
-        profile.clone(),
+        store.clone(),
+        RuleProfile::hunan(),
         Calendar::embedded().clone(),
         Clock::Fixed(date!(2020 - 03 - 02)),
     );
-    let (router, _) = banli_suggestions::http::api(app.clone(), 1 << 20);
+    let (router, _) = banli_suggestions::http::api(app, 1 << 20);
     ok(&router, "/v1/sessions", &office, json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"})).await;
     let (_, sessions) = call(&router, "GET", "/v1/sessions", &office, None).await;
     let session = sessions["items"][0]["id"]
@@ -111,38 +122,35 @@ async fn deadlines_alerts_and_lists() {
         .or(sessions[0]["id"].as_str())
         .expect("session")
         .to_owned();
-    let lead = ok(
-        &router,
-        "/v1/agencies",
-        &office,
-        json!({"name": "Department of Industry"}),
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let co = ok(
-        &router,
-        "/v1/agencies",
-        &office,
-        json!({"name": "Department of Finance"}),
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let deputy = ok(
-        &router,
-        "/v1/deputies",
-        &office,
-        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let s = ok(&router, "/v1/suggestions", &office, json!({"session_id": session, "number": "2020-0001", "title": "Digital upgrades", "body": "A fund.", "lead_deputy_id": deputy})).await;
-    let id = s["id"].as_str().expect("id").to_owned();
+    let id_of = |v: Value| v["id"].as_str().expect("id").to_owned();
+    let lead = id_of(
+        ok(
+            &router,
+            "/v1/agencies",
+            &office,
+            json!({"name": "Department of Industry"}),
+        )
+        .await,
+    );
+    let second = id_of(
+        ok(
+            &router,
+            "/v1/agencies",
+            &office,
+            json!({"name": "Department of Finance"}),
+        )
+        .await,
+    );
+    let deputy = id_of(
+        ok(
+            &router,
+            "/v1/deputies",
+            &office,
+            json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
+        )
+        .await,
+    );
+    let id = id_of(ok(&router, "/v1/suggestions", &office, json!({"session_id": session, "number": "2020-0001", "title": "Digital upgrades", "body": "A fund.", "lead_deputy_id": deputy})).await);
     ok(
         &router,
         &format!("/v1/suggestions/{id}/start-review"),
@@ -157,13 +165,33 @@ async fn deadlines_alerts_and_lists() {
         json!({"decision": "accept"}),
     )
     .await;
-    let s = ok(
+    let mut units = vec![json!({"agency_id": lead, "role": "lead"})];
+    if with_co {
+        units.push(json!({"agency_id": second, "role": "co"}));
+    }
+    let assigned = ok(
         &router,
         &format!("/v1/suggestions/{id}/assignments"),
         &office,
-        json!({"units": [{"agency_id": lead, "role": "lead"}, {"agency_id": co, "role": "co"}]}),
+        json!({"units": units}),
     )
     .await;
+    World {
+        _db: db,
+        store,
+        office_agency,
+        lead,
+        second,
+        id,
+        assigned,
+    }
+}
+
+#[tokio::test]
+async fn deadlines_alerts_and_lists() {
+    let w = world(true).await;
+    let (sstore, lead, co, s) = (&w.store, w.lead.clone(), w.second.clone(), &w.assigned);
+    let profile = RuleProfile::hunan();
     let assignment = |agency: &str| {
         s["assignments"]
             .as_array()
@@ -184,7 +212,7 @@ async fn deadlines_alerts_and_lists() {
     let store = Store::new(fdb.pool.clone());
     let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
     store.migrate(consumer.inbox()).await.expect("migrations");
-    let batch = events(&sstore).await;
+    let batch = events(sstore).await;
     assert!(batch.len() >= 4);
     let out = consumer.handle(&batch).await.expect("handled");
     assert!(out.iter().all(|h| *h == Handled::Applied), "{out:?}");
@@ -573,94 +601,17 @@ async fn post(
 /// one escalated by its timer; every step recorded in the audit log.
 #[tokio::test]
 async fn supervision_notices() {
-    let sdb = TestDb::sqlite().await;
-    let sstore = banli_suggestions::store::Store::new(sdb.pool.clone());
-    sstore.migrate().await.expect("migrations");
-    let office_agency = banli_domain::directory::Agency {
-        id: AgencyId::new(),
-        name: "Assigning office".into(),
-        assigning_office: true,
-    };
-    sstore.create_agency(&office_agency).await.expect("office");
-    let (_, office) = sstore
-        .create_key(Role::AssigningOffice, Some(office_agency.id), None, "test")
-        .await
-        .expect("key");
+    let w = world(false).await;
+    let (sstore, lead, other, sid) = (&w.store, w.lead.clone(), w.second.clone(), w.id.clone());
     let profile = RuleProfile::hunan();
-    let app = App::new(
-        sstore.clone(),
-        profile.clone(),
-        Calendar::embedded().clone(),
-        Clock::Fixed(date!(2020 - 03 - 02)),
-    );
-    let (srouter, _) = banli_suggestions::http::api(app, 1 << 20);
-    ok(&srouter, "/v1/sessions", &office, json!({"body":"npc","term":13,"number":3,"name":"s","opens_on":"2020-01-10","closes_on":"2020-01-16"})).await;
-    let (_, sessions) = call(&srouter, "GET", "/v1/sessions", &office, None).await;
-    let session = sessions["items"][0]["id"]
-        .as_str()
-        .or(sessions[0]["id"].as_str())
-        .expect("session")
-        .to_owned();
-    let lead = ok(
-        &srouter,
-        "/v1/agencies",
-        &office,
-        json!({"name": "Department of Industry"}),
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let other = ok(
-        &srouter,
-        "/v1/agencies",
-        &office,
-        json!({"name": "Department of Culture"}),
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let deputy = ok(
-        &srouter,
-        "/v1/deputies",
-        &office,
-        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "x"}),
-    )
-    .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let s = ok(&srouter, "/v1/suggestions", &office, json!({"session_id": session, "number": "2020-0002", "title": "t", "body": "b", "lead_deputy_id": deputy})).await;
-    let sid = s["id"].as_str().expect("id").to_owned();
-    ok(
-        &srouter,
-        &format!("/v1/suggestions/{sid}/start-review"),
-        &office,
-        json!({}),
-    )
-    .await;
-    ok(
-        &srouter,
-        &format!("/v1/suggestions/{sid}/review"),
-        &office,
-        json!({"decision": "accept"}),
-    )
-    .await;
-    ok(
-        &srouter,
-        &format!("/v1/suggestions/{sid}/assignments"),
-        &office,
-        json!({"units": [{"agency_id": lead, "role": "lead"}]}),
-    )
-    .await;
+    let office_agency = &w.office_agency;
 
     let fdb = TestDb::sqlite().await;
     let store = Store::new(fdb.pool.clone());
     let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
     store.migrate(consumer.inbox()).await.expect("migrations");
     consumer
-        .handle(&events(&sstore).await)
+        .handle(&events(sstore).await)
         .await
         .expect("handled");
 
