@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::ids::AgencyId;
+use crate::ids::{AgencyId, AssignmentId, DeputyId, DivisionId, SessionId};
 use crate::suggestion::{
     AssignmentState, ReplyClass, Satisfaction, Suggestion, SuggestionState, UnitRole,
 };
@@ -24,15 +24,6 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn new(numerator: usize, denominator: usize, definition: &str) -> Rate {
-        Rate {
-            numerator: numerator as u64,
-            denominator: denominator as u64,
-            definition_version: DEFINITION_VERSION.to_owned(),
-            definition: definition.to_owned(),
-        }
-    }
-
     /// `None` when there is nothing to divide by.
     pub fn value(&self) -> Option<f64> {
         (self.denominator > 0).then(|| self.numerator as f64 / self.denominator as f64)
@@ -174,11 +165,117 @@ pub struct Report {
     pub b_to_a_conversion: Rate,
 }
 
+/// The counts every rate is made of; [`Report::from_counts`] turns them into rates. The
+/// follow-up service aggregates them in SQL, [`Report::compute`] from replicas: both give the
+/// same figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub lead: u64,
+    pub co: u64,
+    pub separate: u64,
+    pub sole: u64,
+    /// Assignments not superseded.
+    pub live: u64,
+    pub replied: u64,
+    pub on_time: u64,
+    /// Live lead, sole and separate assignments.
+    pub responsible: u64,
+    pub communicated: u64,
+    pub met: u64,
+    pub replied_responsible: u64,
+    pub resolved: u64,
+    pub solved_or_planned: u64,
+    pub ever_b: u64,
+    pub converted: u64,
+    /// Final-round feedback (each deputy's latest round).
+    pub feedback_latest: u64,
+    pub feedback_latest_good: u64,
+    pub feedback_latest_satisfied: u64,
+    pub feedback_first: u64,
+    pub feedback_first_good: u64,
+}
+
 impl Report {
+    /// The rates of `c`, each with its definition.
+    pub fn from_counts(c: &Counts) -> Report {
+        let rate = |n: u64, d: u64, def: &str| Rate {
+            numerator: n,
+            denominator: d,
+            definition_version: DEFINITION_VERSION.to_owned(),
+            definition: def.to_owned(),
+        };
+        Report {
+            lead: c.lead,
+            co: c.co,
+            separate: c.separate,
+            sole: c.sole,
+            reply_rate: rate(
+                c.replied,
+                c.live,
+                "assignments replied (lead/sole/separate: reply issued; co: opinion submitted) / assignments not superseded",
+            ),
+            on_time_rate: rate(
+                c.on_time,
+                c.live,
+                "assignments replied by the effective due date (after approved extensions) / assignments not superseded",
+            ),
+            communication_rate: rate(
+                c.communicated,
+                c.responsible,
+                "responsible assignments with a communication before the first reply / responsible assignments",
+            ),
+            meeting_rate: rate(
+                c.met,
+                c.responsible,
+                "responsible assignments with a face-to-face (or approved online) meeting / responsible assignments",
+            ),
+            satisfaction_broad: rate(
+                c.feedback_latest_good,
+                c.feedback_latest,
+                "final-round feedback satisfied or basically satisfied / feedback returned",
+            ),
+            satisfaction_strict: rate(
+                c.feedback_latest_satisfied,
+                c.feedback_latest,
+                "final-round feedback satisfied / feedback returned",
+            ),
+            satisfaction_first_round: rate(
+                c.feedback_first_good,
+                c.feedback_first,
+                "first-round feedback satisfied or basically satisfied / first-round feedback returned",
+            ),
+            resolution_rate: rate(
+                c.resolved,
+                c.replied_responsible,
+                "replied responsible assignments whose item is class A / replied responsible assignments",
+            ),
+            solved_or_planned_rate: rate(
+                c.solved_or_planned,
+                c.replied_responsible,
+                "replied responsible assignments whose item is class A or B / replied responsible assignments",
+            ),
+            b_to_a_conversion: rate(
+                c.converted,
+                c.ever_b,
+                "responsible assignments of class-B items converted to A / responsible assignments of class-B items",
+            ),
+        }
+    }
+
+    /// The report over replicas, computed in memory (the reference for the SQL aggregate).
     pub fn compute<'a>(
         suggestions: impl IntoIterator<Item = &'a Suggestion>,
         scope: &Scope,
     ) -> Report {
+        Report::from_counts(&Counts::compute(suggestions, scope))
+    }
+}
+
+impl Counts {
+    pub fn compute<'a>(
+        suggestions: impl IntoIterator<Item = &'a Suggestion>,
+        scope: &Scope,
+    ) -> Counts {
         let mut all = Vec::new();
         let mut fb = Vec::new();
         for s in suggestions {
@@ -204,80 +301,201 @@ impl Report {
                 Satisfaction::Satisfied | Satisfaction::BasicallySatisfied
             )
         };
-        Report {
+        let n = |x: usize| x as u64;
+        Counts {
             lead: count_role(UnitRole::Lead),
             co: count_role(UnitRole::Co),
             separate: count_role(UnitRole::Separate),
             sole: count_role(UnitRole::Sole),
-            reply_rate: Rate::new(
-                live.iter().filter(|f| f.replied_on.is_some()).count(),
-                live.len(),
-                "assignments replied (lead/sole/separate: reply issued; co: opinion submitted) / assignments not superseded",
-            ),
-            on_time_rate: Rate::new(
-                live.iter()
-                    .filter(
-                        |f| matches!((f.replied_on, f.effective_due), (Some(r), Some(d)) if r <= d),
-                    )
-                    .count(),
-                live.len(),
-                "assignments replied by the effective due date (after approved extensions) / assignments not superseded",
-            ),
-            communication_rate: Rate::new(
-                responsible
+            live: n(live.len()),
+            replied: n(live.iter().filter(|f| f.replied_on.is_some()).count()),
+            on_time: n(live
+                .iter()
+                .filter(|f| matches!((f.replied_on, f.effective_due), (Some(r), Some(d)) if r <= d))
+                .count()),
+            responsible: n(responsible.len()),
+            communicated: n(responsible
+                .iter()
+                .filter(|f| f.communicated_before_first_reply)
+                .count()),
+            met: n(responsible.iter().filter(|f| f.met_face_to_face).count()),
+            replied_responsible: n(replied.len()),
+            resolved: n(replied
+                .iter()
+                .filter(|f| f.class == Some(ReplyClass::A))
+                .count()),
+            solved_or_planned: n(replied
+                .iter()
+                .filter(|f| matches!(f.class, Some(ReplyClass::A | ReplyClass::B)))
+                .count()),
+            ever_b: n(responsible.iter().filter(|f| f.ever_class_b).count()),
+            converted: n(responsible
+                .iter()
+                .filter(|f| f.ever_class_b && f.converted_to_a)
+                .count()),
+            feedback_latest: n(latest.len()),
+            feedback_latest_good: n(latest.iter().filter(|(l, _, _)| good(l)).count()),
+            feedback_latest_satisfied: n(latest
+                .iter()
+                .filter(|(l, _, _)| *l == Satisfaction::Satisfied)
+                .count()),
+            feedback_first: n(first.len()),
+            feedback_first_good: n(first.iter().filter(|(l, _, _)| good(l)).count()),
+        }
+    }
+}
+
+/// One assignment's row in a metrics table: every fact a formula reads, with its date, so that
+/// the counts as of any day are one aggregate over rows (dated facts compared with the day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactRow {
+    pub assignment_id: AssignmentId,
+    pub agency: AgencyId,
+    pub division: Option<DivisionId>,
+    pub role: UnitRole,
+    pub assigned_on: Date,
+    pub superseded: bool,
+    /// The first reply (responsible units) or opinion (co-handlers).
+    pub replied_on: Option<Date>,
+    pub effective_due: Option<Date>,
+    pub first_contact_on: Option<Date>,
+    pub first_meeting_on: Option<Date>,
+    /// 领办: a principal leader leads this assignment.
+    pub led_by_principal: bool,
+}
+
+/// A class the item had from a day on: replies and class changes in the order they count (the
+/// later of two on one day wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassRow {
+    pub seq: u32,
+    pub on: Date,
+    pub class: ReplyClass,
+}
+
+/// One deputy's feedback of one round; `superseded_on` is the first day a later round of the same
+/// deputy was given (from then on it is not the final round).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackRow {
+    pub deputy: DeputyId,
+    pub round: u32,
+    pub level: Satisfaction,
+    pub on: Date,
+    pub superseded_on: Option<Date>,
+}
+
+/// Everything of one suggestion a metrics table holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestionFacts {
+    pub session: SessionId,
+    pub key_item: bool,
+    /// The class now, and the day it took effect.
+    pub class_now: Option<(ReplyClass, Date)>,
+    pub first_b_on: Option<Date>,
+    /// The first B → A conversion.
+    pub converted_on: Option<Date>,
+    pub classes: Vec<ClassRow>,
+    pub assignments: Vec<FactRow>,
+    pub feedback: Vec<FeedbackRow>,
+    pub withdrawn: bool,
+}
+
+impl SuggestionFacts {
+    pub fn of(s: &Suggestion) -> SuggestionFacts {
+        let classes: Vec<ClassRow> = s
+            .replies
+            .iter()
+            .map(|r| (r.on, r.class))
+            .chain(s.class_history.iter().map(|c| (c.on, c.to)))
+            .enumerate()
+            .map(|(i, (on, class))| ClassRow {
+                seq: i as u32,
+                on,
+                class,
+            })
+            .collect();
+        // The last of the latest day, as `facts` takes it.
+        let class_now = classes
+            .iter()
+            .max_by_key(|c| c.on)
+            .map(|c| (c.class, c.on));
+        let first_b_on = classes
+            .iter()
+            .filter(|c| c.class == ReplyClass::B)
+            .map(|c| c.on)
+            .min();
+        let converted_on = s
+            .class_history
+            .iter()
+            .filter(|c| c.conversion && c.to == ReplyClass::A)
+            .map(|c| c.on)
+            .min();
+        let assignments = s
+            .assignments
+            .iter()
+            .map(|a| {
+                let replied_on = if a.is_responsible() {
+                    s.replies
+                        .iter()
+                        .filter(|r| r.assignment_id == a.id)
+                        .map(|r| r.on)
+                        .min()
+                } else {
+                    s.opinions
+                        .iter()
+                        .filter(|o| o.assignment_id == a.id)
+                        .map(|o| o.on)
+                        .min()
+                };
+                let comms = s.communications.iter().filter(|c| c.assignment_id == a.id);
+                FactRow {
+                    assignment_id: a.id,
+                    agency: a.agency,
+                    division: a.dispatch.as_ref().map(|d| d.division),
+                    role: a.role,
+                    assigned_on: a.assigned_on,
+                    superseded: a.state == AssignmentState::Superseded,
+                    replied_on,
+                    effective_due: if a.is_responsible() {
+                        a.deadlines.reply.as_ref().map(|d| d.due)
+                    } else {
+                        a.deadlines.co_opinion.as_ref().map(|d| d.due)
+                    },
+                    first_contact_on: comms.clone().map(|c| c.on).min(),
+                    first_meeting_on: comms.filter(|c| c.face_to_face).map(|c| c.on).min(),
+                    led_by_principal: a
+                        .dispatch
+                        .as_ref()
+                        .is_some_and(|d| d.leading_official.is_some()),
+                }
+            })
+            .collect();
+        let feedback = s
+            .feedback
+            .iter()
+            .map(|f| FeedbackRow {
+                deputy: f.deputy,
+                round: f.round,
+                level: f.level,
+                on: f.on,
+                superseded_on: s
+                    .feedback
                     .iter()
-                    .filter(|f| f.communicated_before_first_reply)
-                    .count(),
-                responsible.len(),
-                "responsible assignments with a communication before the first reply / responsible assignments",
-            ),
-            meeting_rate: Rate::new(
-                responsible.iter().filter(|f| f.met_face_to_face).count(),
-                responsible.len(),
-                "responsible assignments with a face-to-face (or approved online) meeting / responsible assignments",
-            ),
-            satisfaction_broad: Rate::new(
-                latest.iter().filter(|(l, _, _)| good(l)).count(),
-                latest.len(),
-                "final-round feedback satisfied or basically satisfied / feedback returned",
-            ),
-            satisfaction_strict: Rate::new(
-                latest
-                    .iter()
-                    .filter(|(l, _, _)| *l == Satisfaction::Satisfied)
-                    .count(),
-                latest.len(),
-                "final-round feedback satisfied / feedback returned",
-            ),
-            satisfaction_first_round: Rate::new(
-                first.iter().filter(|(l, _, _)| good(l)).count(),
-                first.len(),
-                "first-round feedback satisfied or basically satisfied / first-round feedback returned",
-            ),
-            resolution_rate: Rate::new(
-                replied
-                    .iter()
-                    .filter(|f| f.class == Some(ReplyClass::A))
-                    .count(),
-                replied.len(),
-                "replied responsible assignments whose item is class A / replied responsible assignments",
-            ),
-            solved_or_planned_rate: Rate::new(
-                replied
-                    .iter()
-                    .filter(|f| matches!(f.class, Some(ReplyClass::A | ReplyClass::B)))
-                    .count(),
-                replied.len(),
-                "replied responsible assignments whose item is class A or B / replied responsible assignments",
-            ),
-            b_to_a_conversion: Rate::new(
-                responsible
-                    .iter()
-                    .filter(|f| f.ever_class_b && f.converted_to_a)
-                    .count(),
-                responsible.iter().filter(|f| f.ever_class_b).count(),
-                "responsible assignments of class-B items converted to A / responsible assignments of class-B items",
-            ),
+                    .filter(|g| g.deputy == f.deputy && g.round > f.round)
+                    .map(|g| g.on)
+                    .min(),
+            })
+            .collect();
+        SuggestionFacts {
+            session: s.details.session_id,
+            key_item: s.details.key_supervised,
+            class_now,
+            first_b_on,
+            converted_on,
+            classes,
+            assignments,
+            feedback,
+            withdrawn: matches!(s.state, SuggestionState::Withdrawn),
         }
     }
 }

@@ -116,6 +116,7 @@ macro_rules! handle_on {
                                     OffsetDateTime::now_utc(),
                                 )
                                 .await?;
+                                crate::store::$module::save_facts(&mut tx, &s).await?;
                                 banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
                                 tx.commit().await?;
                                 return Ok(Handled::Applied);

@@ -419,6 +419,12 @@ struct MetricsParams {
     agency_id: Option<Uuid>,
     /// Only assignments made in this year.
     year: Option<i32>,
+    /// Only assignments dispatched to this division.
+    division_id: Option<Uuid>,
+    /// Only assignments in this role: `lead`, `co`, `separate` or `sole`.
+    role: Option<String>,
+    /// Only suggestions of this session.
+    session_id: Option<Uuid>,
     /// Only what happened on or before this day (default: today).
     #[param(value_type = Option<String>, format = Date)]
     as_of: Option<time::Date>,
@@ -463,26 +469,31 @@ async fn metrics(
     {
         return Err(AppError::not_found(format!("agency {a} holds no assignment here")).into());
     }
-    let mut replicas = st
-        .store
-        .replicas(agency.as_deref())
-        .await
-        .map_err(internal)?;
-    if let Some(y) = q.year {
-        for s in &mut replicas {
-            s.assignments.retain(|a| a.assigned_on.year() == y);
-        }
+    if let Some(r) = &q.role
+        && !matches!(r.as_str(), "lead" | "co" | "separate" | "sole")
+    {
+        return Err(AppError::malformed(format!(
+            "`role`: `{r}` is not lead, co, separate or sole"
+        ))
+        .into());
     }
-    let scope = banli_domain::metrics::Scope {
-        agency: agency.as_deref().and_then(|a| a.parse().ok()).map(AgencyId),
-        role: None,
-        as_of: Some(q.as_of.unwrap_or(today)),
+    let query = crate::store::MetricsQuery {
+        as_of: q.as_of.unwrap_or(today),
+        agency: agency.clone(),
+        division: q.division_id.map(|d| d.to_string()),
+        role: q.role.clone(),
+        session: q.session_id.map(|s| s.to_string()),
+        year: q.year,
     };
-    let r = banli_domain::metrics::Report::compute(&replicas, &scope);
+    let counts = st.store.counts(&query).await.map_err(internal)?;
+    let r = banli_domain::metrics::Report::from_counts(&counts);
     let body = serde_json::json!({
         "agency_id": agency,
+        "division_id": query.division,
+        "role": query.role,
+        "session_id": query.session,
         "year": q.year,
-        "as_of": scope.as_of,
+        "as_of": query.as_of,
         "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
         "rates": {
             "reply_rate": rate_json(&r.reply_rate),

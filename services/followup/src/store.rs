@@ -3,6 +3,9 @@
 
 use banli_db::{Db, Pool, WriterStopped, on_pool};
 use banli_domain::followup::{Alert, DeadlineKind, TrackedDeadline, alerts};
+use banli_domain::metrics::{Counts, SuggestionFacts};
+use banli_domain::suggestion::Suggestion;
+use sqlx::Row;
 use banli_domain::profile::Reminders;
 use banli_eventlog::inbox::Inbox;
 use banli_timers::Timers;
@@ -195,6 +198,49 @@ macro_rules! backend {
                 Ok(())
             }
 
+            /// Replaces a suggestion's rows in the metrics tables with `s`'s facts.
+            pub async fn save_facts(c: &mut $conn, s: &Suggestion) -> Result<(), sqlx::Error> {
+                let id = s.id.to_string();
+                let f = SuggestionFacts::of(s);
+                for table in ["followup_facts", "followup_fact_classes", "followup_fact_feedback"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE suggestion_id = $1")))
+                        .bind(&id)
+                        .execute(&mut *c).await?;
+                }
+                let (class_now, class_since) = match f.class_now {
+                    Some((class, on)) => (Some(class.as_str()), Some(on)),
+                    None => (None, None),
+                };
+                for a in &f.assignments {
+                    sqlx::query("INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
+                                 assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
+                                 class_now, class_since, first_b_on, converted_on) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)")
+                        .bind(a.agency.to_string()).bind(a.assignment_id.to_string()).bind(&id)
+                        .bind(a.division.map(|d| d.to_string())).bind(a.role.as_str()).bind(a.role.is_responsible())
+                        .bind(f.session.to_string()).bind(a.assigned_on.year()).bind(a.assigned_on).bind(a.superseded)
+                        .bind(a.replied_on).bind(a.effective_due).bind(a.first_contact_on).bind(a.first_meeting_on)
+                        .bind(f.key_item).bind(a.led_by_principal).bind(class_now).bind(class_since)
+                        .bind(f.first_b_on).bind(f.converted_on)
+                        .execute(&mut *c).await?;
+                }
+                for h in &f.classes {
+                    sqlx::query("INSERT INTO followup_fact_classes (suggestion_id, seq, on_date, class) VALUES ($1, $2, $3, $4)")
+                        .bind(&id).bind(h.seq as i32).bind(h.on).bind(h.class.as_str())
+                        .execute(&mut *c).await?;
+                }
+                for b in &f.feedback {
+                    sqlx::query("INSERT INTO followup_fact_feedback (suggestion_id, deputy_id, round, level, on_date, superseded_on) VALUES ($1, $2, $3, $4, $5, $6) \
+                                 ON CONFLICT (suggestion_id, deputy_id, round) DO NOTHING")
+                        .bind(&id).bind(b.deputy.to_string()).bind(b.round as i32).bind(b.level.as_str()).bind(b.on).bind(b.superseded_on)
+                        .execute(&mut *c).await?;
+                }
+                sqlx::query("UPDATE followup_cases SET facts_version = $2 WHERE suggestion_id = $1")
+                    .bind(&id).bind(FACTS_VERSION)
+                    .execute(&mut *c).await?;
+                Ok(())
+            }
+
             pub async fn record_alert(c: &mut $conn, key: &str, p: &AlertPayload, at: OffsetDateTime) -> Result<(), sqlx::Error> {
                 sqlx::query("INSERT INTO followup_alerts (timer_key, suggestion_id, assignment_id, agency_id, kind, due, alert, level, fired_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (timer_key) DO NOTHING")
@@ -209,6 +255,88 @@ macro_rules! backend {
 
 backend!(sqlite, sqlx::SqliteConnection, sqlite, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres, postgres);
+
+/// The version of the metrics rows' layout; replicas whose rows are older are rebuilt at start.
+pub const FACTS_VERSION: i32 = 1;
+
+/// What a metrics query counts: an agency's (or every agency's) assignments made on or before
+/// `as_of`, optionally narrowed, with their facts as of that day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsQuery {
+    pub as_of: Date,
+    pub agency: Option<String>,
+    pub division: Option<String>,
+    pub role: Option<String>,
+    pub session: Option<String>,
+    /// The year the assignment was made.
+    pub year: Option<i32>,
+}
+
+/// The class of an item as of `$1`: the current one unless it took effect later.
+const CLASS_AS_OF: &str = "(CASE WHEN f.class_since <= $1 THEN f.class_now ELSE \
+    (SELECT h.class FROM followup_fact_classes h WHERE h.suggestion_id = f.suggestion_id AND h.on_date <= $1 \
+     ORDER BY h.on_date DESC, h.seq DESC LIMIT 1) END)";
+
+/// The counts of `banli_domain::metrics::Counts`, in its order, as one statement (one snapshot).
+fn counts_sql(q: &MetricsQuery) -> String {
+    let mut conds = vec!["f.assigned_on <= $1".to_owned()];
+    let mut n = 1;
+    for (col, present) in [
+        ("agency_id", q.agency.is_some()),
+        ("division_id", q.division.is_some()),
+        ("role", q.role.is_some()),
+        ("session_id", q.session.is_some()),
+        ("year", q.year.is_some()),
+    ] {
+        if present {
+            n += 1;
+            conds.push(format!("f.{col} = ${n}"));
+        }
+    }
+    let scope = conds.join(" AND ");
+    let live = "NOT f.superseded";
+    let resp = "NOT f.superseded AND f.responsible";
+    let replied = "f.replied_on <= $1";
+    let facts = [
+        format!("{live} AND f.role = 'lead'"),
+        format!("{live} AND f.role = 'co'"),
+        format!("{live} AND f.role = 'separate'"),
+        format!("{live} AND f.role = 'sole'"),
+        live.to_owned(),
+        format!("{live} AND {replied}"),
+        format!("{live} AND {replied} AND f.replied_on <= f.effective_due"),
+        resp.to_owned(),
+        format!("{resp} AND f.first_contact_on <= $1 AND (f.replied_on IS NULL OR f.replied_on > $1 OR f.first_contact_on <= f.replied_on)"),
+        format!("{resp} AND f.first_meeting_on <= $1"),
+        format!("{resp} AND {replied}"),
+        format!("{resp} AND {replied} AND {CLASS_AS_OF} = 'A'"),
+        format!("{resp} AND {replied} AND {CLASS_AS_OF} IN ('A', 'B')"),
+        format!("{resp} AND f.first_b_on <= $1"),
+        format!("{resp} AND f.first_b_on <= $1 AND f.converted_on <= $1"),
+    ];
+    let latest = "(b.superseded_on IS NULL OR b.superseded_on > $1)";
+    let good = "b.level IN ('satisfied', 'basically_satisfied')";
+    let feedback = [
+        latest.to_owned(),
+        format!("{latest} AND {good}"),
+        format!("{latest} AND b.level = 'satisfied'"),
+        "b.round = 0".to_owned(),
+        format!("b.round = 0 AND {good}"),
+    ];
+    let count = |c: &[String]| {
+        c.iter()
+            .map(|w| format!("COUNT(*) FILTER (WHERE {w})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT * FROM (SELECT {} FROM followup_facts f WHERE {scope}) a, \
+         (SELECT {} FROM followup_fact_feedback b WHERE b.on_date <= $1 AND b.suggestion_id IN \
+          (SELECT f.suggestion_id FROM followup_facts f WHERE {scope})) b",
+        count(&facts),
+        count(&feedback)
+    )
+}
 
 /// The follow-up service's store.
 #[derive(Debug, Clone)]
@@ -395,6 +523,95 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// The counts of a metrics query, aggregated from the metrics tables in one statement.
+    pub async fn counts(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
+        let sql = counts_sql(q);
+        let texts: Vec<&str> = [&q.agency, &q.division, &q.role, &q.session]
+            .into_iter()
+            .filter_map(|t| t.as_deref())
+            .collect();
+        let v: Vec<i64> = on_pool!(self.pool(), p => {
+            // Built from fixed fragments; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(q.as_of);
+            for t in &texts {
+                query = query.bind(*t);
+            }
+            if let Some(y) = q.year {
+                query = query.bind(y);
+            }
+            let row = query.fetch_one(p).await?;
+            (0..20).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()
+        })?;
+        let g = |i: usize| v[i].max(0) as u64;
+        Ok(Counts {
+            lead: g(0),
+            co: g(1),
+            separate: g(2),
+            sole: g(3),
+            live: g(4),
+            replied: g(5),
+            on_time: g(6),
+            responsible: g(7),
+            communicated: g(8),
+            met: g(9),
+            replied_responsible: g(10),
+            resolved: g(11),
+            solved_or_planned: g(12),
+            ever_b: g(13),
+            converted: g(14),
+            feedback_latest: g(15),
+            feedback_latest_good: g(16),
+            feedback_latest_satisfied: g(17),
+            feedback_first: g(18),
+            feedback_first_good: g(19),
+        })
+    }
+
+    /// Rebuilds the metrics rows of replicas stored before the current layout
+    /// ([`FACTS_VERSION`]); returns how many. Runs at start.
+    pub async fn rebuild_facts(&self) -> Result<u64, StoreError> {
+        let mut done = 0;
+        loop {
+            let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+                "SELECT replica FROM followup_cases WHERE facts_version IS NULL OR facts_version < $1 ORDER BY suggestion_id LIMIT 200")
+                .bind(FACTS_VERSION)
+                .fetch_all(p)
+                .await)?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let replicas = rows
+                .into_iter()
+                .map(|(r,)| {
+                    serde_json::from_str::<Suggestion>(&r)
+                        .map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            done += replicas.len() as u64;
+            self.db
+                .write(move |pool| async move {
+                    match &pool {
+                        Pool::Sqlite(p) => {
+                            let mut tx = p.begin().await?;
+                            for s in &replicas {
+                                sqlite::save_facts(&mut tx, s).await?;
+                            }
+                            tx.commit().await?;
+                        }
+                        Pool::Postgres(p) => {
+                            let mut tx = p.begin().await?;
+                            for s in &replicas {
+                                postgres::save_facts(&mut tx, s).await?;
+                            }
+                            tx.commit().await?;
+                        }
+                    }
+                    Ok::<(), StoreError>(())
+                })
+                .await?;
+        }
     }
 
     /// Whether any suggestion has (had) an assignment of this agency.

@@ -249,6 +249,13 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             .migrate(consumer.inbox())
             .await
             .context("applying the follow-up service's migrations")?;
+        let rebuilt = fstore
+            .rebuild_facts()
+            .await
+            .context("rebuilding the follow-up service's metrics rows")?;
+        if rebuilt > 0 {
+            tracing::info!(suggestions = rebuilt, "metrics rows rebuilt from the replicas");
+        }
         let keys = suggestions.clone();
         let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
             let keys = keys.clone();

@@ -233,6 +233,17 @@ pub enum ReplyClass {
     D,
 }
 
+impl ReplyClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyClass::A => "A",
+            ReplyClass::B => "B",
+            ReplyClass::C => "C",
+            ReplyClass::D => "D",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyType {
@@ -278,6 +289,16 @@ pub enum Satisfaction {
     Satisfied,
     BasicallySatisfied,
     Dissatisfied,
+}
+
+impl Satisfaction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Satisfaction::Satisfied => "satisfied",
+            Satisfaction::BasicallySatisfied => "basically_satisfied",
+            Satisfaction::Dissatisfied => "dissatisfied",
+        }
+    }
 }
 
 /// 代表意见: one deputy's rating of a reply.

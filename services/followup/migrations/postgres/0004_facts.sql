@@ -1,0 +1,51 @@
+-- The metrics tables (postgres): one row per assignment with every dated fact a formula reads, so
+-- that the figures of an agency as of any day are one aggregate over its rows
+-- (banli_domain::metrics::Counts). Rebuilt from the replica whenever it changes; a replica
+-- whose facts_version is behind the code's is rebuilt at start.
+
+CREATE TABLE followup_facts (
+    agency_id         TEXT NOT NULL,
+    assignment_id     TEXT NOT NULL,
+    suggestion_id     TEXT NOT NULL,
+    division_id       TEXT,
+    role              TEXT NOT NULL,
+    responsible       BOOLEAN NOT NULL,
+    session_id        TEXT NOT NULL,
+    year              INTEGER NOT NULL,
+    assigned_on       DATE NOT NULL,
+    superseded        BOOLEAN NOT NULL,
+    replied_on        DATE,
+    effective_due     DATE,
+    first_contact_on  DATE,
+    first_meeting_on  DATE,
+    key_item          BOOLEAN NOT NULL,
+    led_by_principal  BOOLEAN NOT NULL,
+    -- The item's class now and the day it took effect; an earlier day's class comes from
+    -- followup_fact_classes.
+    class_now         TEXT,
+    class_since       DATE,
+    first_b_on        DATE,
+    converted_on      DATE,
+    PRIMARY KEY (agency_id, assignment_id)
+);
+CREATE INDEX followup_facts_suggestion ON followup_facts (suggestion_id);
+
+CREATE TABLE followup_fact_classes (
+    suggestion_id  TEXT NOT NULL,
+    seq            INTEGER NOT NULL,
+    on_date        DATE NOT NULL,
+    class          TEXT NOT NULL,
+    PRIMARY KEY (suggestion_id, seq)
+);
+
+CREATE TABLE followup_fact_feedback (
+    suggestion_id  TEXT NOT NULL,
+    deputy_id      TEXT NOT NULL,
+    round          INTEGER NOT NULL,
+    level          TEXT NOT NULL,
+    on_date        DATE NOT NULL,
+    superseded_on  DATE,
+    PRIMARY KEY (suggestion_id, deputy_id, round)
+);
+
+ALTER TABLE followup_cases ADD COLUMN facts_version INTEGER;
