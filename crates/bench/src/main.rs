@@ -8,6 +8,7 @@
 //!     target/release/banli-bench propagation --transport nats
 //!     target/release/banli-bench audit --backend sqlite --leaves 1000000
 //!     target/release/banli-bench timers --count 100000
+//!     target/release/banli-bench metrics --assignments 1000000
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -19,6 +20,7 @@
 
 mod audit;
 mod client;
+mod metrics;
 mod propagation;
 mod server;
 mod timers;
@@ -85,6 +87,13 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Metrics for one agency over N stored assignments, beside `SELECT count(*)`.
+    Metrics {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long, default_value_t = 1_000_000)]
+        assignments: u64,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -114,6 +123,15 @@ async fn main() -> Result<()> {
         }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
                 timers::run_bench(b, count, seconds).await?;
+            }
+            Ok(())
+        }
+        Some(Command::Metrics {
+            backend,
+            assignments,
+        }) => {
+            for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
+                metrics::run(b, assignments).await?;
             }
             Ok(())
         }
@@ -150,6 +168,7 @@ async fn main() -> Result<()> {
             for b in [Backend::Sqlite, Backend::Postgres] {
                 audit::run(b, 1_000_000).await?;
                 timers::run_bench(b, 100_000, 20).await?;
+                metrics::run(b, 1_000_000).await?;
             }
             memory(100_000).await
         }

@@ -499,3 +499,163 @@ impl SuggestionFacts {
         }
     }
 }
+
+/// How many counts [`Counts`] holds; [`Counts::to_array`] orders them as the struct does.
+pub const COUNTS: usize = 20;
+
+impl Counts {
+    pub fn to_array(&self) -> [u64; COUNTS] {
+        [
+            self.lead,
+            self.co,
+            self.separate,
+            self.sole,
+            self.live,
+            self.replied,
+            self.on_time,
+            self.responsible,
+            self.communicated,
+            self.met,
+            self.replied_responsible,
+            self.resolved,
+            self.solved_or_planned,
+            self.ever_b,
+            self.converted,
+            self.feedback_latest,
+            self.feedback_latest_good,
+            self.feedback_latest_satisfied,
+            self.feedback_first,
+            self.feedback_first_good,
+        ]
+    }
+
+    /// Sums below zero (never from consistent data) read as zero.
+    pub fn from_array(v: [i64; COUNTS]) -> Counts {
+        let g = |i: usize| v[i].max(0) as u64;
+        Counts {
+            lead: g(0),
+            co: g(1),
+            separate: g(2),
+            sole: g(3),
+            live: g(4),
+            replied: g(5),
+            on_time: g(6),
+            responsible: g(7),
+            communicated: g(8),
+            met: g(9),
+            replied_responsible: g(10),
+            resolved: g(11),
+            solved_or_planned: g(12),
+            ever_b: g(13),
+            converted: g(14),
+            feedback_latest: g(15),
+            feedback_latest_good: g(16),
+            feedback_latest_satisfied: g(17),
+            feedback_first: g(18),
+            feedback_first_good: g(19),
+        }
+    }
+}
+
+/// A slice of the counts kept per day: one agency or every agency (`None`), one year of
+/// assignment or every year, one role or every role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DayKey {
+    pub agency: Option<AgencyId>,
+    pub year: Option<i32>,
+    pub role: Option<UnitRole>,
+}
+
+/// How one suggestion's contribution to each slice's counts changes, day by day.
+///
+/// The counts as of a day are a step function of the day: every fact enters by comparing its
+/// date with the day, so they change only on the dates the suggestion carries. Evaluating the
+/// formulas ([`Counts::compute`], the reference) on each of those dates and keeping the
+/// differences gives changes whose sum over the days up to `as_of` is exactly the counts as of
+/// `as_of` — a sum over days instead of over assignments, whatever the number of assignments.
+pub fn day_changes(s: &Suggestion) -> Vec<(DayKey, Date, [i64; COUNTS])> {
+    let mut days: Vec<Date> = s
+        .assignments
+        .iter()
+        .map(|a| a.assigned_on)
+        .chain(s.replies.iter().map(|r| r.on))
+        .chain(s.opinions.iter().map(|o| o.on))
+        .chain(s.communications.iter().map(|c| c.on))
+        .chain(s.class_history.iter().map(|c| c.on))
+        .chain(s.feedback.iter().map(|f| f.on))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    let mut keys = std::collections::BTreeSet::new();
+    for a in &s.assignments {
+        for agency in [Some(a.agency), None] {
+            for year in [Some(a.assigned_on.year()), None] {
+                for role in [Some(a.role), None] {
+                    keys.insert(DayKey { agency, year, role });
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        let narrowed;
+        let of_year = match key.year {
+            Some(y) => {
+                let mut c = s.clone();
+                c.assignments.retain(|a| a.assigned_on.year() == y);
+                narrowed = c;
+                &narrowed
+            }
+            None => s,
+        };
+        let mut before = [0u64; COUNTS];
+        for &day in &days {
+            let now = Counts::compute(
+                [of_year],
+                &Scope {
+                    agency: key.agency,
+                    role: key.role,
+                    as_of: Some(day),
+                },
+            )
+            .to_array();
+            if now != before {
+                let mut change = [0i64; COUNTS];
+                for ((c, n), b) in change.iter_mut().zip(now).zip(before) {
+                    *c = n as i64 - b as i64;
+                }
+                out.push((key, day, change));
+                before = now;
+            }
+        }
+    }
+    out
+}
+
+/// What to add to the stored per-day counts when a suggestion goes from `old` (`None`: not
+/// stored before) to `new`: the changes that differ, summed by slice and day.
+pub fn day_changes_diff(
+    old: Option<&Suggestion>,
+    new: &Suggestion,
+) -> Vec<(DayKey, Date, [i64; COUNTS])> {
+    let mut sum: std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]> =
+        std::collections::BTreeMap::new();
+    for (k, d, c) in day_changes(new) {
+        let e = sum.entry((k, d)).or_insert([0; COUNTS]);
+        for (e, c) in e.iter_mut().zip(c) {
+            *e += c;
+        }
+    }
+    if let Some(old) = old {
+        for (k, d, c) in day_changes(old) {
+            let e = sum.entry((k, d)).or_insert([0; COUNTS]);
+            for (e, c) in e.iter_mut().zip(c) {
+                *e -= c;
+            }
+        }
+    }
+    sum.into_iter()
+        .filter(|(_, c)| c.iter().any(|x| *x != 0))
+        .map(|((k, d), c)| (k, d, c))
+        .collect()
+}

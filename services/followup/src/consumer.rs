@@ -86,16 +86,17 @@ macro_rules! handle_on {
                     Plan::Apply(b) => {
                         let (id, wire, event) = *b;
                         let key = id.to_string();
-                        let replica = match crate::store::$module::load(&mut tx, &key).await? {
+                        let (before, replica) = match crate::store::$module::load(&mut tx, &key).await? {
                             Some((_, json)) => {
-                                let mut s: Suggestion = serde_json::from_str(&json)
+                                let before: Suggestion = serde_json::from_str(&json)
                                     .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?;
+                                let mut s = before.clone();
                                 s.apply(&event);
-                                Some(s)
+                                (Some(before), Some(s))
                             }
                             None => match &event {
-                                SuggestionEvent::Submitted(first) => Some(Suggestion::new(id, first)),
-                                _ => None,
+                                SuggestionEvent::Submitted(first) => (None, Some(Suggestion::new(id, first))),
+                                _ => (None, None),
                             },
                         };
                         match replica {
@@ -116,7 +117,7 @@ macro_rules! handle_on {
                                     OffsetDateTime::now_utc(),
                                 )
                                 .await?;
-                                crate::store::$module::save_facts(&mut tx, &s).await?;
+                                crate::store::$module::save_facts(&mut tx, before.as_ref(), &s).await?;
                                 banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
                                 tx.commit().await?;
                                 return Ok(Handled::Applied);

@@ -12,3 +12,4 @@ pub mod fire;
 pub mod http;
 pub mod notices;
 pub mod store;
+pub mod synthetic;

@@ -3,8 +3,10 @@
 
 use banli_db::{Db, Pool, WriterStopped, on_pool};
 use banli_domain::followup::{Alert, DeadlineKind, TrackedDeadline, alerts};
-use banli_domain::metrics::{Counts, SuggestionFacts};
-use banli_domain::suggestion::Suggestion;
+use banli_domain::metrics::{
+    COUNTS, Counts, DayKey, SuggestionFacts, day_changes, day_changes_diff,
+};
+use banli_domain::suggestion::{Suggestion, UnitRole};
 use sqlx::Row;
 use banli_domain::profile::Reminders;
 use banli_eventlog::inbox::Inbox;
@@ -198,8 +200,24 @@ macro_rules! backend {
                 Ok(())
             }
 
-            /// Replaces a suggestion's rows in the metrics tables with `s`'s facts.
-            pub async fn save_facts(c: &mut $conn, s: &Suggestion) -> Result<(), sqlx::Error> {
+            /// Replaces a suggestion's rows in the metrics tables with `s`'s facts, and updates
+            /// and the per-day counts with what changed from `old` (the suggestion as stored
+            /// before; `None` when it is new).
+            pub async fn save_facts(c: &mut $conn, old: Option<&Suggestion>, s: &Suggestion) -> Result<(), sqlx::Error> {
+                let upsert = upsert_day_sql();
+                for (key, day, change) in day_changes_diff(old, s) {
+                    let (agency, year, role) = day_key(&key);
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(upsert.clone())).bind(agency).bind(year).bind(role).bind(day);
+                    for v in change {
+                        q = q.bind(v);
+                    }
+                    q.execute(&mut *c).await?;
+                }
+                save_fact_rows(c, s).await
+            }
+
+            /// Replaces a suggestion's per-assignment rows (not the per-day counts).
+            pub async fn save_fact_rows(c: &mut $conn, s: &Suggestion) -> Result<(), sqlx::Error> {
                 let id = s.id.to_string();
                 let f = SuggestionFacts::of(s);
                 for table in ["followup_facts", "followup_fact_classes", "followup_fact_feedback"] {
@@ -255,6 +273,260 @@ macro_rules! backend {
 
 backend!(sqlite, sqlx::SqliteConnection, sqlite, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres, postgres);
+
+/// The metrics rows of many suggestions in a few statements (PostgreSQL): rebuilds and imports.
+async fn save_facts_many_postgres(
+    c: &mut sqlx::PgConnection,
+    suggestions: &[Suggestion],
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<String> = suggestions.iter().map(|s| s.id.to_string()).collect();
+    for table in [
+        "followup_facts",
+        "followup_fact_classes",
+        "followup_fact_feedback",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE suggestion_id = ANY($1)"
+        )))
+        .bind(&ids)
+        .execute(&mut *c)
+        .await?;
+    }
+    #[derive(Default)]
+    struct Cols {
+        agency: Vec<String>,
+        assignment: Vec<String>,
+        suggestion: Vec<String>,
+        division: Vec<Option<String>>,
+        role: Vec<&'static str>,
+        responsible: Vec<bool>,
+        session: Vec<String>,
+        year: Vec<i32>,
+        assigned_on: Vec<Date>,
+        superseded: Vec<bool>,
+        replied_on: Vec<Option<Date>>,
+        effective_due: Vec<Option<Date>>,
+        first_contact_on: Vec<Option<Date>>,
+        first_meeting_on: Vec<Option<Date>>,
+        key_item: Vec<bool>,
+        led: Vec<bool>,
+        class_now: Vec<Option<&'static str>>,
+        class_since: Vec<Option<Date>>,
+        first_b_on: Vec<Option<Date>>,
+        converted_on: Vec<Option<Date>>,
+    }
+    let mut f = Cols::default();
+    let (mut h_id, mut h_seq, mut h_on, mut h_class) = (vec![], vec![], vec![], vec![]);
+    let (mut b_id, mut b_deputy, mut b_round, mut b_level, mut b_on, mut b_sup) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (s, id) in suggestions.iter().zip(&ids) {
+        let x = SuggestionFacts::of(s);
+        for a in &x.assignments {
+            f.agency.push(a.agency.to_string());
+            f.assignment.push(a.assignment_id.to_string());
+            f.suggestion.push(id.clone());
+            f.division.push(a.division.map(|d| d.to_string()));
+            f.role.push(a.role.as_str());
+            f.responsible.push(a.role.is_responsible());
+            f.session.push(x.session.to_string());
+            f.year.push(a.assigned_on.year());
+            f.assigned_on.push(a.assigned_on);
+            f.superseded.push(a.superseded);
+            f.replied_on.push(a.replied_on);
+            f.effective_due.push(a.effective_due);
+            f.first_contact_on.push(a.first_contact_on);
+            f.first_meeting_on.push(a.first_meeting_on);
+            f.key_item.push(x.key_item);
+            f.led.push(a.led_by_principal);
+            f.class_now.push(x.class_now.map(|(c, _)| c.as_str()));
+            f.class_since.push(x.class_now.map(|(_, on)| on));
+            f.first_b_on.push(x.first_b_on);
+            f.converted_on.push(x.converted_on);
+        }
+        for c in &x.classes {
+            h_id.push(id.clone());
+            h_seq.push(c.seq as i32);
+            h_on.push(c.on);
+            h_class.push(c.class.as_str());
+        }
+        for b in &x.feedback {
+            b_id.push(id.clone());
+            b_deputy.push(b.deputy.to_string());
+            b_round.push(b.round as i32);
+            b_level.push(b.level.as_str());
+            b_on.push(b.on);
+            b_sup.push(b.superseded_on);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
+         assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
+         class_now, class_since, first_b_on, converted_on) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::int[], \
+         $9::date[], $10::bool[], $11::date[], $12::date[], $13::date[], $14::date[], $15::bool[], $16::bool[], \
+         $17::text[], $18::date[], $19::date[], $20::date[])",
+    )
+    .bind(&f.agency).bind(&f.assignment).bind(&f.suggestion).bind(&f.division).bind(&f.role)
+    .bind(&f.responsible).bind(&f.session).bind(&f.year).bind(&f.assigned_on).bind(&f.superseded)
+    .bind(&f.replied_on).bind(&f.effective_due).bind(&f.first_contact_on).bind(&f.first_meeting_on)
+    .bind(&f.key_item).bind(&f.led).bind(&f.class_now).bind(&f.class_since).bind(&f.first_b_on)
+    .bind(&f.converted_on)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query(
+        "INSERT INTO followup_fact_classes (suggestion_id, seq, on_date, class) \
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::date[], $4::text[])",
+    )
+    .bind(&h_id).bind(&h_seq).bind(&h_on).bind(&h_class)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query(
+        "INSERT INTO followup_fact_feedback (suggestion_id, deputy_id, round, level, on_date, superseded_on) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::date[], $6::date[]) \
+         ON CONFLICT (suggestion_id, deputy_id, round) DO NOTHING",
+    )
+    .bind(&b_id).bind(&b_deputy).bind(&b_round).bind(&b_level).bind(&b_on).bind(&b_sup)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("UPDATE followup_cases SET facts_version = $2 WHERE suggestion_id = ANY($1)")
+        .bind(&ids)
+        .bind(FACTS_VERSION)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// The per-day count columns, in the order of `Counts::to_array`.
+const DAY_COLUMNS: [&str; COUNTS] = [
+    "lead",
+    "co",
+    "separate",
+    "sole",
+    "live",
+    "replied",
+    "on_time",
+    "responsible",
+    "communicated",
+    "met",
+    "replied_responsible",
+    "resolved",
+    "solved_or_planned",
+    "ever_b",
+    "converted",
+    "feedback_latest",
+    "feedback_latest_good",
+    "feedback_latest_satisfied",
+    "feedback_first",
+    "feedback_first_good",
+];
+
+/// Adds one day's changes to a slice's row: `$1..$4` the slice and day, `$5..` the changes.
+fn upsert_day_sql() -> String {
+    let cols = DAY_COLUMNS.join(", ");
+    let values: Vec<String> = (5..5 + COUNTS).map(|i| format!("${i}")).collect();
+    let sets: Vec<String> = DAY_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = followup_metric_days.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO followup_metric_days (agency_id, year, role, day, {cols}) VALUES ($1, $2, $3, $4, {}) \
+         ON CONFLICT (agency_id, year, role, day) DO UPDATE SET {}",
+        values.join(", "),
+        sets.join(", ")
+    )
+}
+
+/// A slice as stored: '' for every agency or role, 0 for every year.
+fn day_key(k: &DayKey) -> (String, i32, &'static str) {
+    (
+        k.agency.map(|a| a.to_string()).unwrap_or_default(),
+        k.year.unwrap_or(0),
+        k.role.map_or("", UnitRole::as_str),
+    )
+}
+
+/// The summed per-day changes of suggestions not stored before, in one statement (PostgreSQL)
+/// or one per slice and day (SQLite), within the caller's transaction.
+async fn add_days_postgres(
+    c: &mut sqlx::PgConnection,
+    sum: &std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]>,
+) -> Result<(), sqlx::Error> {
+    let mut agency = Vec::with_capacity(sum.len());
+    let mut year = Vec::with_capacity(sum.len());
+    let mut role = Vec::with_capacity(sum.len());
+    let mut day = Vec::with_capacity(sum.len());
+    let mut cols: Vec<Vec<i64>> = vec![Vec::with_capacity(sum.len()); COUNTS];
+    for ((k, d), v) in sum {
+        let (a, y, r) = day_key(k);
+        agency.push(a);
+        year.push(y);
+        role.push(r);
+        day.push(*d);
+        for (col, x) in cols.iter_mut().zip(v) {
+            col.push(*x);
+        }
+    }
+    let unnest: Vec<String> = (5..5 + COUNTS).map(|i| format!("${i}::int8[]")).collect();
+    let sets: Vec<String> = DAY_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = followup_metric_days.{c} + excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO followup_metric_days (agency_id, year, role, day, {}) \
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::text[], $4::date[], {}) \
+         ON CONFLICT (agency_id, year, role, day) DO UPDATE SET {}",
+        DAY_COLUMNS.join(", "),
+        unnest.join(", "),
+        sets.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(agency)
+        .bind(year)
+        .bind(role)
+        .bind(day);
+    for col in cols {
+        q = q.bind(col);
+    }
+    q.execute(&mut *c).await?;
+    Ok(())
+}
+
+async fn add_days_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    sum: &std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]>,
+) -> Result<(), sqlx::Error> {
+    let upsert = upsert_day_sql();
+    for ((k, d), v) in sum {
+        let (agency, year, role) = day_key(k);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(upsert.clone()))
+            .bind(agency)
+            .bind(year)
+            .bind(role)
+            .bind(*d);
+        for x in v {
+            q = q.bind(*x);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// The per-day changes of many new suggestions, summed by slice and day.
+fn summed_days(
+    suggestions: &[Suggestion],
+) -> std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]> {
+    let mut sum = std::collections::BTreeMap::new();
+    for s in suggestions {
+        for (k, d, c) in day_changes(s) {
+            let e: &mut [i64; COUNTS] = sum.entry((k, d)).or_insert([0; COUNTS]);
+            for (e, c) in e.iter_mut().zip(c) {
+                *e += c;
+            }
+        }
+    }
+    sum.retain(|_, v| v.iter().any(|x| *x != 0));
+    sum
+}
 
 /// The version of the metrics rows' layout; replicas whose rows are older are rebuilt at start.
 pub const FACTS_VERSION: i32 = 1;
@@ -525,8 +797,38 @@ impl Store {
             .collect())
     }
 
-    /// The counts of a metrics query, aggregated from the metrics tables in one statement.
+    /// The counts of a metrics query: summed over the days up to `as_of` from the per-day
+    /// counts (agency, year and role slices), or aggregated from the per-assignment rows when
+    /// the query names a division or a session.
     pub async fn counts(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
+        if q.division.is_some() || q.session.is_some() {
+            return self.counts_from_rows(q).await;
+        }
+        let sums: Vec<String> = DAY_COLUMNS
+            .iter()
+            .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)"))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM followup_metric_days WHERE agency_id = $1 AND year = $2 AND role = $3 AND day <= $4",
+            sums.join(", ")
+        );
+        let v: Vec<i64> = on_pool!(self.pool(), p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(q.agency.clone().unwrap_or_default())
+                .bind(q.year.unwrap_or(0))
+                .bind(q.role.clone().unwrap_or_default())
+                .bind(q.as_of)
+                .fetch_one(p)
+                .await?;
+            (0..COUNTS).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut a = [0i64; COUNTS];
+        a.copy_from_slice(&v);
+        Ok(Counts::from_array(a))
+    }
+
+    /// The same counts aggregated in one statement from the per-assignment rows; any scope.
+    pub async fn counts_from_rows(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
         let sql = counts_sql(q);
         let texts: Vec<&str> = [&q.agency, &q.division, &q.role, &q.session]
             .into_iter()
@@ -544,34 +846,65 @@ impl Store {
             let row = query.fetch_one(p).await?;
             (0..20).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()
         })?;
-        let g = |i: usize| v[i].max(0) as u64;
-        Ok(Counts {
-            lead: g(0),
-            co: g(1),
-            separate: g(2),
-            sole: g(3),
-            live: g(4),
-            replied: g(5),
-            on_time: g(6),
-            responsible: g(7),
-            communicated: g(8),
-            met: g(9),
-            replied_responsible: g(10),
-            resolved: g(11),
-            solved_or_planned: g(12),
-            ever_b: g(13),
-            converted: g(14),
-            feedback_latest: g(15),
-            feedback_latest_good: g(16),
-            feedback_latest_satisfied: g(17),
-            feedback_first: g(18),
-            feedback_first_good: g(19),
-        })
+        let mut a = [0i64; COUNTS];
+        a.copy_from_slice(&v);
+        Ok(Counts::from_array(a))
+    }
+
+    /// Writes the metrics rows of many suggestions whose rows are not stored yet, in one
+    /// transaction (rebuilds after clearing, imports, benches); the per-day changes are summed
+    /// before they are written.
+    pub async fn import_facts(&self, suggestions: Vec<Suggestion>) -> Result<(), StoreError> {
+        self.db
+            .write(move |pool| async move {
+                let days = summed_days(&suggestions);
+                match &pool {
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin().await?;
+                        add_days_sqlite(&mut tx, &days).await?;
+                        for s in &suggestions {
+                            sqlite::save_fact_rows(&mut tx, s).await?;
+                        }
+                        tx.commit().await?;
+                    }
+                    Pool::Postgres(p) => {
+                        let mut tx = p.begin().await?;
+                        add_days_postgres(&mut tx, &days).await?;
+                        save_facts_many_postgres(&mut tx, &suggestions).await?;
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await
     }
 
     /// Rebuilds the metrics rows of replicas stored before the current layout
     /// ([`FACTS_VERSION`]); returns how many. Runs at start.
     pub async fn rebuild_facts(&self) -> Result<u64, StoreError> {
+        let behind: Option<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT suggestion_id FROM followup_cases WHERE facts_version IS NULL OR facts_version < $1 LIMIT 1")
+            .bind(FACTS_VERSION)
+            .fetch_optional(p)
+            .await)?;
+        if behind.is_none() {
+            return Ok(0);
+        }
+        // The per-day counts are sums over every suggestion: rebuilt from nothing.
+        self.db
+            .write(|pool| async move {
+                for sql in [
+                    "DELETE FROM followup_metric_days",
+                    "DELETE FROM followup_facts",
+                    "DELETE FROM followup_fact_classes",
+                    "DELETE FROM followup_fact_feedback",
+                    "UPDATE followup_cases SET facts_version = NULL",
+                ] {
+                    on_pool!(&pool, p => sqlx::query(sql).execute(p).await.map(|_| ()))?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await?;
         let mut done = 0;
         loop {
             let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
@@ -590,27 +923,7 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             done += replicas.len() as u64;
-            self.db
-                .write(move |pool| async move {
-                    match &pool {
-                        Pool::Sqlite(p) => {
-                            let mut tx = p.begin().await?;
-                            for s in &replicas {
-                                sqlite::save_facts(&mut tx, s).await?;
-                            }
-                            tx.commit().await?;
-                        }
-                        Pool::Postgres(p) => {
-                            let mut tx = p.begin().await?;
-                            for s in &replicas {
-                                postgres::save_facts(&mut tx, s).await?;
-                            }
-                            tx.commit().await?;
-                        }
-                    }
-                    Ok::<(), StoreError>(())
-                })
-                .await?;
+            self.import_facts(replicas).await?;
         }
     }
 

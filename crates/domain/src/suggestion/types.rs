@@ -68,7 +68,7 @@ pub struct SuggestionDetails {
 }
 
 /// How a unit takes part (主办 / 会办 / 分办 / 独办).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitRole {
     Lead,

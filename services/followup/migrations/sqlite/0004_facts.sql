@@ -49,3 +49,35 @@ CREATE TABLE followup_fact_feedback (
 );
 
 ALTER TABLE followup_cases ADD COLUMN facts_version INTEGER;
+
+-- The counts per slice and day: what each day added to (or took from) the counts of one agency
+-- ('' = every agency), one year of assignment (0 = every year) and one role ('' = every role).
+-- The counts as of a day are the sums over the days up to it (banli_domain::metrics::day_changes),
+-- so a figure reads at most one row per day whatever the number of assignments.
+CREATE TABLE followup_metric_days (
+    agency_id                  TEXT NOT NULL,
+    year                       INTEGER NOT NULL,
+    role                       TEXT NOT NULL,
+    day                        DATE NOT NULL,
+    lead                       BIGINT NOT NULL,
+    co                         BIGINT NOT NULL,
+    separate                   BIGINT NOT NULL,
+    sole                       BIGINT NOT NULL,
+    live                       BIGINT NOT NULL,
+    replied                    BIGINT NOT NULL,
+    on_time                    BIGINT NOT NULL,
+    responsible                BIGINT NOT NULL,
+    communicated               BIGINT NOT NULL,
+    met                        BIGINT NOT NULL,
+    replied_responsible        BIGINT NOT NULL,
+    resolved                   BIGINT NOT NULL,
+    solved_or_planned          BIGINT NOT NULL,
+    ever_b                     BIGINT NOT NULL,
+    converted                  BIGINT NOT NULL,
+    feedback_latest            BIGINT NOT NULL,
+    feedback_latest_good       BIGINT NOT NULL,
+    feedback_latest_satisfied  BIGINT NOT NULL,
+    feedback_first             BIGINT NOT NULL,
+    feedback_first_good        BIGINT NOT NULL,
+    PRIMARY KEY (agency_id, year, role, day)
+) WITHOUT ROWID;

@@ -1,0 +1,203 @@
+//! Synthetic suggestions for tests and benchmarks: random but reproducible (a seeded
+//! generator), built as replicas are (the structures the events build), never through rows.
+
+use banli_domain::ids::*;
+use banli_domain::suggestion::*;
+use time::macros::date;
+use time::{Date, Duration};
+
+/// A small deterministic generator (xorshift64*), so a failure reproduces.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    pub fn day(&mut self, from: Date, span: i64) -> Date {
+        from + Duration::days(self.below(span as u64) as i64)
+    }
+}
+
+fn signer() -> Signer {
+    Signer {
+        name: "Head".into(),
+        position: SignerPosition::PrincipalHead,
+    }
+}
+
+fn deadline(due: Date) -> banli_calendar::Deadline {
+    banli_calendar::Deadline {
+        start_label: "assignment".into(),
+        start: due - Duration::days(90),
+        duration: banli_calendar::DurationSpec::CalendarDays { days: 90 },
+        due,
+        calendar_version: "test".into(),
+        assumed_weekends_only: false,
+        trace: vec![],
+    }
+}
+
+/// A random suggestion received in 2019–2020 whose units are drawn from `agencies`: 1 to 4
+/// assignments (a tenth superseded), communications and meetings, replies and opinions, class
+/// changes and conversions, feedback rounds from two deputies.
+pub fn random_suggestion(
+    rng: &mut Rng,
+    agencies: &[AgencyId],
+    pick: impl Fn(&mut Rng) -> usize,
+    session: SessionId,
+) -> Suggestion {
+    let deputies = [DeputyId::new(), DeputyId::new()];
+    let received = rng.day(date!(2019 - 01 - 10), 700);
+    let details = SuggestionDetails {
+        session_id: session,
+        number: format!("{}", rng.next()),
+        title: "t".into(),
+        body: "b".into(),
+        category: "c".into(),
+        kind: ItemKind::Session,
+        lead_deputy: deputies[0],
+        co_signers: vec![deputies[1]],
+        key_supervised: rng.chance(10),
+        priority: Priority::Normal,
+        confidential: false,
+        disclosure: Disclosure::Full,
+    };
+    let mut s = Suggestion::new(
+        SuggestionId::new(),
+        &Submitted {
+            details,
+            on: received,
+        },
+    );
+    let roles = [UnitRole::Lead, UnitRole::Co, UnitRole::Separate, UnitRole::Sole];
+    for _ in 0..1 + rng.below(4) {
+        let role = roles[rng.below(4) as usize];
+        let assigned_on = received + Duration::days(rng.below(20) as i64);
+        let due = assigned_on + Duration::days(60 + rng.below(60) as i64);
+        let id = AssignmentId::new();
+        let responsible = role.is_responsible();
+        s.assignments.push(Assignment {
+            id,
+            agency: agencies[pick(rng)],
+            role,
+            state: if rng.chance(10) {
+                AssignmentState::Superseded
+            } else {
+                AssignmentState::InHandling
+            },
+            assigned_on,
+            deadlines: AssignmentDeadlines {
+                objection: deadline(assigned_on + Duration::days(5)),
+                first_contact: responsible.then(|| deadline(assigned_on + Duration::days(30))),
+                co_opinion: (!responsible).then(|| deadline(due - Duration::days(30))),
+                reply: responsible.then(|| deadline(due)),
+                reply_cap: None,
+            },
+            dispatch: rng.chance(50).then(|| Dispatch {
+                division: DivisionId::new(),
+                handler: "h".into(),
+                responsible_leader: "l".into(),
+                leading_official: rng.chance(10).then(|| "Director".into()),
+                plan: "p".into(),
+                on: assigned_on,
+            }),
+            adjustment: None,
+            extension: None,
+            extensions_granted: 0,
+            replaces: None,
+            opinion_waived: false,
+        });
+        for _ in 0..rng.below(3) {
+            s.communications.push(Communication {
+                id: CommunicationId::new(),
+                assignment_id: id,
+                phase: CommunicationPhase::During,
+                method: CommunicationMethod::Visit,
+                face_to_face: rng.chance(40),
+                deputies: vec![deputies[0]],
+                participants: vec![],
+                summary: "s".into(),
+                on: rng.day(assigned_on, 150),
+            });
+        }
+        if !rng.chance(70) {
+            continue;
+        }
+        let on = rng.day(assigned_on + Duration::days(20), 140);
+        if responsible {
+            for round in 0..1 + rng.below(2) {
+                s.replies.push(Reply {
+                    id: ReplyId::new(),
+                    assignment_id: id,
+                    reply_type: ReplyType::Initial,
+                    document_number: "d".into(),
+                    body: "b".into(),
+                    class: [ReplyClass::A, ReplyClass::B, ReplyClass::C][rng.below(3) as usize],
+                    signer: signer(),
+                    references: vec![],
+                    countersigned_by: vec![],
+                    round: round as u32,
+                    on: on + Duration::days(round as i64 * rng.below(40) as i64),
+                });
+            }
+        } else {
+            s.opinions.push(CoHandlingOpinion {
+                id: OpinionId::new(),
+                assignment_id: id,
+                document_number: "d".into(),
+                body: "b".into(),
+                signer: signer(),
+                on,
+                acknowledged_on: None,
+            });
+        }
+    }
+    if let Some(first) = s.replies.iter().map(|r| r.on).min() {
+        for _ in 0..rng.below(3) {
+            let to = [ReplyClass::A, ReplyClass::B, ReplyClass::C][rng.below(3) as usize];
+            s.class_history.push(ClassChange {
+                from: ReplyClass::B,
+                to,
+                reason: "r".into(),
+                conversion: to == ReplyClass::A && rng.chance(60),
+                // Now and then on the very day of a reply: the later entry wins.
+                on: if rng.chance(15) {
+                    first
+                } else {
+                    rng.day(first, 500)
+                },
+            });
+        }
+        for deputy in deputies {
+            let mut on = rng.day(first, 60);
+            for round in 0..rng.below(3) {
+                s.feedback.push(Feedback {
+                    deputy,
+                    level: [
+                        Satisfaction::Satisfied,
+                        Satisfaction::BasicallySatisfied,
+                        Satisfaction::Dissatisfied,
+                    ][rng.below(3) as usize],
+                    handling: None,
+                    result: None,
+                    comment: String::new(),
+                    round: round as u32,
+                    on,
+                });
+                on += Duration::days(rng.below(90) as i64);
+            }
+        }
+    }
+    s
+}
+
