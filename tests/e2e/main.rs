@@ -5,6 +5,7 @@
 
 mod audit;
 mod cli;
+mod demo;
 mod distributed;
 mod serve;
 

@@ -59,12 +59,17 @@ pub(crate) fn http(
     (status, body)
 }
 
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    http: u16,
+    pub(crate) http: u16,
 }
 
 fn serve(dir: &std::path::Path) -> Serve {
+    serve_with(dir, &[])
+}
+
+/// `banli serve` in `dir` with extra arguments, once it listens.
+pub(crate) fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Serve {
     let (http_port, grpc_port) = (free_port(), free_port());
     let child = Command::new(banli_binary())
         .args([
@@ -74,12 +79,19 @@ fn serve(dir: &std::path::Path) -> Serve {
             "--grpc-addr",
             &format!("127.0.0.1:{grpc_port}"),
         ])
+        .args(extra)
         .current_dir(dir)
         .env_remove("BANLI_DATABASE_URL")
         .env_remove("BANLI_DATA_DIR")
         .env("BANLI_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serve.log"))
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        )
         .spawn()
         .expect("banli serve starts");
     let start = Instant::now();
@@ -104,7 +116,7 @@ impl Drop for Serve {
     }
 }
 
-fn terminate(mut s: Serve) -> std::process::ExitStatus {
+pub(crate) fn terminate(mut s: Serve) -> std::process::ExitStatus {
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(s.child.id().to_string())

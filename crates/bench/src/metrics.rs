@@ -1,6 +1,7 @@
-//! Metrics over 1,000,000 stored assignments: the follow-up service's aggregate
-//! (`Store::counts`, every count of every rate in one statement) for one agency, as of today and
-//! as of a past day, beside `SELECT count(*)` over the same table in the same run.
+//! Metrics over 1,000,000 stored assignments: `Store::counts` (every count of every rate, summed
+//! from the per-day counts) for one agency, as of today and as of a past day, beside
+//! `SELECT count(*)` over the per-assignment table in the same run. A session scope reads the
+//! per-assignment rows instead, shown for comparison.
 //!
 //! The rows are written through the service's own import path from synthetic suggestions
 //! (`banli_followup::synthetic`): 1 to 4 assignments each over 100 agencies whose shares
@@ -76,8 +77,8 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
     let mut stored = 0u64;
     let mut n = 0usize;
     while stored < assignments {
-        let mut chunk = Vec::with_capacity(4000);
-        while chunk.len() < 4000 && stored < assignments {
+        let mut chunk = Vec::with_capacity(20_000);
+        while chunk.len() < 20_000 && stored < assignments {
             let s = random_suggestion(&mut rng, &agencies, pick, sessions[n % 2]);
             n += 1;
             stored += s.assignments.len() as u64;
@@ -119,12 +120,12 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
     };
     let (base50, base95) = timed(|| rows_of(None)).await?;
     let today = date!(2026 - 11 - 27);
-    let query = |agency: Option<AgencyId>, as_of, year| MetricsQuery {
+    let query = |agency: Option<AgencyId>, as_of, year, session: Option<SessionId>| MetricsQuery {
         as_of,
         agency: agency.map(|a| a.to_string()),
         division: None,
         role: None,
-        session: None,
+        session: session.map(|s| s.to_string()),
         year,
     };
     let largest = agencies[0];
@@ -140,12 +141,19 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         base50,
         base95
     );
-    for (label, agency, as_of, year) in [
-        ("metrics, largest agency, as of today", Some(largest), today, None),
+    for (label, agency, as_of, year, session) in [
+        (
+            "metrics, largest agency, as of today",
+            Some(largest),
+            today,
+            None,
+            None,
+        ),
         (
             "metrics, largest agency, as of 2020-06-30",
             Some(largest),
             date!(2020 - 06 - 30),
+            None,
             None,
         ),
         (
@@ -153,15 +161,33 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
             Some(largest),
             today,
             Some(2020),
+            None,
         ),
-        ("metrics, median agency, as of today", Some(median), today, None),
-        ("metrics, every agency (province-wide), as of today", None, today, None),
+        (
+            "metrics, median agency, as of today",
+            Some(median),
+            today,
+            None,
+            None,
+        ),
+        (
+            "metrics, every agency (province-wide), as of today",
+            None,
+            today,
+            None,
+            None,
+        ),
+        (
+            "by session (per-assignment rows), largest agency",
+            Some(largest),
+            today,
+            None,
+            Some(sessions[0]),
+        ),
     ] {
-        let q = query(agency, as_of, year);
-        let (p50, p95) = timed(|| async {
-            store.counts(&q).await.map_err(anyhow::Error::from)
-        })
-        .await?;
+        let q = query(agency, as_of, year, session);
+        let (p50, p95) =
+            timed(|| async { store.counts(&q).await.map_err(anyhow::Error::from) }).await?;
         let c = store.counts(&q).await?;
         println!(
             "{label:<58} {:>9} {p50:>9.2} {p95:>9.2}",

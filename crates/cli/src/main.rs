@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod demo;
 mod metrics;
 mod telemetry;
 
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
             if let Some(a) = args.grpc_addr {
                 config.grpc_addr = a;
             }
-            run_async(cmd::serve::run(&config, args.service))
+            run_async(cmd::serve::run(&config, args.service, args.demo))
         }
         Command::Init => run_async(cmd::init::run(&config)),
         Command::Keys(c) => run_async(cmd::keys::run(&config, c)),
@@ -108,6 +109,10 @@ struct ServeArgs {
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "BANLI_GRPC_ADDR")]
     grpc_addr: Option<std::net::SocketAddr>,
+    /// Load the source report's department (湖南省工业和信息化厅, 2018–2020) into an empty store,
+    /// through the services' API on a simulated clock, then serve as usual.
+    #[arg(long)]
+    demo: bool,
 }
 
 fn redacted(c: &Config) -> Config {

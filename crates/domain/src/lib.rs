@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod followup;
 pub mod ids;
+pub mod ledger;
 pub mod metrics;
 pub mod profile;
 pub mod stage_plan;

@@ -44,6 +44,7 @@ pub struct Scope {
 pub struct AssignmentFacts {
     pub agency: AgencyId,
     pub role: UnitRole,
+    pub assigned_on: Date,
     pub superseded: bool,
     /// Reply issued (responsible units) or opinion submitted (co-handlers).
     pub replied_on: Option<Date>,
@@ -114,6 +115,7 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
             AssignmentFacts {
                 agency: a.agency,
                 role: a.role,
+                assigned_on: a.assigned_on,
                 superseded: a.state == AssignmentState::Superseded,
                 replied_on,
                 effective_due,
@@ -285,7 +287,16 @@ impl Counts {
             }
             all.extend(f);
         }
-        let live: Vec<&AssignmentFacts> = all.iter().filter(|f| !f.superseded).collect();
+        Counts::of_facts(all.iter(), &fb)
+    }
+
+    /// The counts of some assignments' facts and the feedback of their suggestions.
+    pub fn of_facts<'a>(
+        facts: impl IntoIterator<Item = &'a AssignmentFacts>,
+        fb: &[(Satisfaction, u32, bool)],
+    ) -> Counts {
+        let all: Vec<&AssignmentFacts> = facts.into_iter().collect();
+        let live: Vec<&AssignmentFacts> = all.iter().copied().filter(|f| !f.superseded).collect();
         let responsible: Vec<&&AssignmentFacts> =
             live.iter().filter(|f| f.role.is_responsible()).collect();
         let replied: Vec<&&&AssignmentFacts> = responsible
@@ -398,6 +409,7 @@ pub struct SuggestionFacts {
     pub assignments: Vec<FactRow>,
     pub feedback: Vec<FeedbackRow>,
     pub withdrawn: bool,
+    pub has_commitments: bool,
 }
 
 impl SuggestionFacts {
@@ -415,10 +427,7 @@ impl SuggestionFacts {
             })
             .collect();
         // The last of the latest day, as `facts` takes it.
-        let class_now = classes
-            .iter()
-            .max_by_key(|c| c.on)
-            .map(|c| (c.class, c.on));
+        let class_now = classes.iter().max_by_key(|c| c.on).map(|c| (c.class, c.on));
         let first_b_on = classes
             .iter()
             .filter(|c| c.class == ReplyClass::B)
@@ -496,6 +505,7 @@ impl SuggestionFacts {
             assignments,
             feedback,
             withdrawn: matches!(s.state, SuggestionState::Withdrawn),
+            has_commitments: !s.commitments.is_empty(),
         }
     }
 }
@@ -596,36 +606,40 @@ pub fn day_changes(s: &Suggestion) -> Vec<(DayKey, Date, [i64; COUNTS])> {
             }
         }
     }
+    let keys: Vec<DayKey> = keys.into_iter().collect();
+    let mut before = vec![[0u64; COUNTS]; keys.len()];
     let mut out = Vec::new();
-    for key in keys {
-        let narrowed;
-        let of_year = match key.year {
-            Some(y) => {
-                let mut c = s.clone();
-                c.assignments.retain(|a| a.assigned_on.year() == y);
-                narrowed = c;
-                &narrowed
-            }
-            None => s,
+    for &day in &days {
+        // The facts as of the day once; each slice counts its assignments among them, and the
+        // feedback when it has any (as `Counts::compute` over the slice does).
+        let scope = Scope {
+            as_of: Some(day),
+            ..Scope::default()
         };
-        let mut before = [0u64; COUNTS];
-        for &day in &days {
-            let now = Counts::compute(
-                [of_year],
-                &Scope {
-                    agency: key.agency,
-                    role: key.role,
-                    as_of: Some(day),
-                },
+        let all = facts(s, &scope);
+        let fb = feedback(s, Some(day));
+        for (key, before) in keys.iter().zip(before.iter_mut()) {
+            let mine: Vec<&AssignmentFacts> = all
+                .iter()
+                .filter(|f| {
+                    key.agency.is_none_or(|x| x == f.agency)
+                        && key.role.is_none_or(|r| r == f.role)
+                        && key.year.is_none_or(|y| y == f.assigned_on.year())
+                })
+                .collect();
+            let none: [(Satisfaction, u32, bool); 0] = [];
+            let now = Counts::of_facts(
+                mine.iter().copied(),
+                if mine.is_empty() { &none } else { &fb },
             )
             .to_array();
-            if now != before {
+            if now != *before {
                 let mut change = [0i64; COUNTS];
-                for ((c, n), b) in change.iter_mut().zip(now).zip(before) {
+                for ((c, n), b) in change.iter_mut().zip(now).zip(*before) {
                     *c = n as i64 - b as i64;
                 }
-                out.push((key, day, change));
-                before = now;
+                out.push((*key, day, change));
+                *before = now;
             }
         }
     }

@@ -49,8 +49,9 @@ impl ApiState for AppState {
         (self.auth)(token.to_owned()).await
     }
 
+    /// A notice may name a unit's every open item (a few hundred ids).
     fn body_limit(&self) -> usize {
-        1024
+        64 * 1024
     }
 }
 
@@ -64,6 +65,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(acknowledge_notice))
         .routes(routes!(answer_notice))
         .routes(routes!(metrics))
+        .routes(routes!(ledger))
         .split_for_parts();
     (router.with_state(state), openapi)
 }
@@ -509,6 +511,146 @@ async fn metrics(
         },
     });
     Ok(json_response(200, to_json(&body)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct LedgerParams {
+    /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
+    /// their own).
+    agency_id: Option<Uuid>,
+    /// Only items first replied in this year.
+    year: Option<i32>,
+    /// `open` (class not A yet, or a commitment still open) or `done`; default: both.
+    state: Option<String>,
+    /// `json` (default) or `csv` (one line per commitment).
+    format: Option<String>,
+}
+
+/// A CSV field, quoted when it must be.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+fn ledger_csv(items: &[banli_domain::ledger::LedgerItem]) -> String {
+    let mut out = String::from(
+        "suggestion_id,number,title,year,first_class,class,converted_at,commitment_id,measure,owner_agency_id,target_date,commitment_state,overdue,progress_reports,converted_on\r\n",
+    );
+    let opt = |d: Option<time::Date>| d.map(|d| d.to_string()).unwrap_or_default();
+    for i in items {
+        let head = [
+            i.suggestion_id.to_string(),
+            i.number.clone(),
+            i.title.clone(),
+            i.year.to_string(),
+            i.first_class.as_str().to_owned(),
+            i.class.as_str().to_owned(),
+            opt(i.converted_at),
+        ];
+        let mut lines: Vec<Vec<String>> = i
+            .commitments
+            .iter()
+            .map(|c| {
+                vec![
+                    c.id.to_string(),
+                    c.measure.clone(),
+                    c.owner_agency_id.to_string(),
+                    c.target_date.to_string(),
+                    c.state.to_owned(),
+                    c.overdue.to_string(),
+                    c.progress.len().to_string(),
+                    opt(c.converted_on),
+                ]
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push(vec![String::new(); 8]);
+        }
+        for l in lines {
+            let fields: Vec<String> = head.iter().chain(&l).map(|f| csv_field(f)).collect();
+            out.push_str(&fields.join(","));
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+/// The B-class ledger (B类台账): items replied as B (or carrying commitments), across years and
+/// sessions, with their class now, the day each became A, and every commitment with its
+/// progress reports. JSON or CSV.
+#[utoipa::path(get, path = "/v1/ledger", tag = "followup", params(LedgerParams),
+    responses((status = 200, body = Object), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn ledger(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<LedgerParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    if let Some(y) = q.year
+        && !(2000..=9999).contains(&y)
+    {
+        return Err(AppError::malformed("`year`: a year from 2000").into());
+    }
+    let open = match q.state.as_deref() {
+        None => None,
+        Some("open") => Some(true),
+        Some("done") => Some(false),
+        Some(other) => {
+            return Err(
+                AppError::malformed(format!("`state`: `{other}` is not open or done")).into(),
+            );
+        }
+    };
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(
+                AppError::malformed(format!("`format`: `{other}` is not json or csv")).into(),
+            );
+        }
+    };
+    if let Some(a) = &agency
+        && !st.store.knows_agency(a).await.map_err(internal)?
+    {
+        return Err(AppError::not_found(format!("agency {a} holds no assignment here")).into());
+    }
+    let replicas = st
+        .store
+        .ledger_replicas(agency.as_deref())
+        .await
+        .map_err(internal)?;
+    let today = st.clock.today();
+    let wanted = agency.as_deref().and_then(|a| a.parse().ok()).map(AgencyId);
+    let mut items: Vec<_> = replicas
+        .iter()
+        .filter_map(|s| banli_domain::ledger::ledger_item(s, wanted, today))
+        .filter(|i| q.year.is_none_or(|y| i.year == y))
+        .filter(|i| {
+            open.is_none_or(|o| {
+                let still = i.class != banli_domain::suggestion::ReplyClass::A
+                    || i.commitments.iter().any(|c| c.state == "open");
+                still == o
+            })
+        })
+        .collect();
+    items.sort_by(|a, b| (a.year, &a.number).cmp(&(b.year, &b.number)));
+    if csv {
+        return Ok(axum::response::IntoResponse::into_response((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            ledger_csv(&items),
+        )));
+    }
+    Ok(json_response(
+        200,
+        to_json(&serde_json::json!({ "items": items }))?,
+        None,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

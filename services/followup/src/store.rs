@@ -6,12 +6,12 @@ use banli_domain::followup::{Alert, DeadlineKind, TrackedDeadline, alerts};
 use banli_domain::metrics::{
     COUNTS, Counts, DayKey, SuggestionFacts, day_changes, day_changes_diff,
 };
-use banli_domain::suggestion::{Suggestion, UnitRole};
-use sqlx::Row;
 use banli_domain::profile::Reminders;
+use banli_domain::suggestion::{Suggestion, UnitRole};
 use banli_eventlog::inbox::Inbox;
 use banli_timers::Timers;
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 #[derive(Debug, thiserror::Error)]
@@ -232,14 +232,14 @@ macro_rules! backend {
                 for a in &f.assignments {
                     sqlx::query("INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
                                  assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-                                 class_now, class_since, first_b_on, converted_on) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)")
+                                 class_now, class_since, first_b_on, converted_on, has_commitments) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)")
                         .bind(a.agency.to_string()).bind(a.assignment_id.to_string()).bind(&id)
                         .bind(a.division.map(|d| d.to_string())).bind(a.role.as_str()).bind(a.role.is_responsible())
                         .bind(f.session.to_string()).bind(a.assigned_on.year()).bind(a.assigned_on).bind(a.superseded)
                         .bind(a.replied_on).bind(a.effective_due).bind(a.first_contact_on).bind(a.first_meeting_on)
                         .bind(f.key_item).bind(a.led_by_principal).bind(class_now).bind(class_since)
-                        .bind(f.first_b_on).bind(f.converted_on)
+                        .bind(f.first_b_on).bind(f.converted_on).bind(f.has_commitments)
                         .execute(&mut *c).await?;
                 }
                 for h in &f.classes {
@@ -314,6 +314,7 @@ async fn save_facts_many_postgres(
         class_since: Vec<Option<Date>>,
         first_b_on: Vec<Option<Date>>,
         converted_on: Vec<Option<Date>>,
+        commitments: Vec<bool>,
     }
     let mut f = Cols::default();
     let (mut h_id, mut h_seq, mut h_on, mut h_class) = (vec![], vec![], vec![], vec![]);
@@ -342,6 +343,7 @@ async fn save_facts_many_postgres(
             f.class_since.push(x.class_now.map(|(_, on)| on));
             f.first_b_on.push(x.first_b_on);
             f.converted_on.push(x.converted_on);
+            f.commitments.push(x.has_commitments);
         }
         for c in &x.classes {
             h_id.push(id.clone());
@@ -361,23 +363,27 @@ async fn save_facts_many_postgres(
     sqlx::query(
         "INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
          assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-         class_now, class_since, first_b_on, converted_on) \
+         class_now, class_since, first_b_on, converted_on, has_commitments) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::int[], \
          $9::date[], $10::bool[], $11::date[], $12::date[], $13::date[], $14::date[], $15::bool[], $16::bool[], \
-         $17::text[], $18::date[], $19::date[], $20::date[])",
+         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[])",
     )
     .bind(&f.agency).bind(&f.assignment).bind(&f.suggestion).bind(&f.division).bind(&f.role)
     .bind(&f.responsible).bind(&f.session).bind(&f.year).bind(&f.assigned_on).bind(&f.superseded)
     .bind(&f.replied_on).bind(&f.effective_due).bind(&f.first_contact_on).bind(&f.first_meeting_on)
     .bind(&f.key_item).bind(&f.led).bind(&f.class_now).bind(&f.class_since).bind(&f.first_b_on)
     .bind(&f.converted_on)
+    .bind(&f.commitments)
     .execute(&mut *c)
     .await?;
     sqlx::query(
         "INSERT INTO followup_fact_classes (suggestion_id, seq, on_date, class) \
          SELECT * FROM UNNEST($1::text[], $2::int[], $3::date[], $4::text[])",
     )
-    .bind(&h_id).bind(&h_seq).bind(&h_on).bind(&h_class)
+    .bind(&h_id)
+    .bind(&h_seq)
+    .bind(&h_on)
+    .bind(&h_class)
     .execute(&mut *c)
     .await?;
     sqlx::query(
@@ -578,7 +584,9 @@ fn counts_sql(q: &MetricsQuery) -> String {
         format!("{live} AND {replied}"),
         format!("{live} AND {replied} AND f.replied_on <= f.effective_due"),
         resp.to_owned(),
-        format!("{resp} AND f.first_contact_on <= $1 AND (f.replied_on IS NULL OR f.replied_on > $1 OR f.first_contact_on <= f.replied_on)"),
+        format!(
+            "{resp} AND f.first_contact_on <= $1 AND (f.replied_on IS NULL OR f.replied_on > $1 OR f.first_contact_on <= f.replied_on)"
+        ),
         format!("{resp} AND f.first_meeting_on <= $1"),
         format!("{resp} AND {replied}"),
         format!("{resp} AND {replied} AND {CLASS_AS_OF} = 'A'"),
@@ -925,6 +933,26 @@ impl Store {
             done += replicas.len() as u64;
             self.import_facts(replicas).await?;
         }
+    }
+
+    /// The replicas of the items in the B-class ledger of an agency (every agency when `None`):
+    /// class B at some point or carrying commitments, where the agency is a responsible unit.
+    pub async fn ledger_replicas(
+        &self,
+        agency: Option<&str>,
+    ) -> Result<Vec<Suggestion>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT c.replica FROM followup_cases c WHERE c.suggestion_id IN \
+             (SELECT f.suggestion_id FROM followup_facts f WHERE f.responsible AND NOT f.superseded \
+              AND (f.first_b_on IS NOT NULL OR f.has_commitments) AND ($1 = '' OR f.agency_id = $1))")
+            .bind(agency.unwrap_or_default())
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(r,)| {
+                serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
+            })
+            .collect()
     }
 
     /// Whether any suggestion has (had) an assignment of this agency.

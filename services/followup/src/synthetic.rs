@@ -79,7 +79,12 @@ pub fn random_suggestion(
             on: received,
         },
     );
-    let roles = [UnitRole::Lead, UnitRole::Co, UnitRole::Separate, UnitRole::Sole];
+    let roles = [
+        UnitRole::Lead,
+        UnitRole::Co,
+        UnitRole::Separate,
+        UnitRole::Sole,
+    ];
     for _ in 0..1 + rng.below(4) {
         let role = roles[rng.below(4) as usize];
         let assigned_on = received + Duration::days(rng.below(20) as i64);
@@ -200,4 +205,3 @@ pub fn random_suggestion(
     }
     s
 }
-

@@ -241,7 +241,10 @@ async fn matches_the_formulas(db: TestDb) {
         })
         .await
         .expect("counts");
-    assert_eq!(one_division.live, 1, "one live assignment was dispatched to it");
+    assert_eq!(
+        one_division.live, 1,
+        "one live assignment was dispatched to it"
+    );
 }
 
 #[tokio::test]

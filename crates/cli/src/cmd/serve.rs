@@ -35,9 +35,21 @@ impl Service {
 /// A background task and the name it is logged under.
 type Task = (&'static str, tokio::task::JoinHandle<()>);
 
-pub async fn run(config: &Config, service: Service) -> Result<()> {
+pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     let url = config.database_url();
     let postgres = !url.starts_with("sqlite:");
+    if demo && service != Service::All {
+        bail!("--demo loads through every service: run it with --service all (the default)");
+    }
+    // The demo drives the commands on a simulated clock through 2018–2020, then returns to the
+    // system clock.
+    let clock = if demo {
+        Clock::simulated()
+    } else {
+        Clock::System
+    };
+    // The follow-up timers wait for the demo to be loaded (its deadlines lie in the past).
+    let (demo_done, demo_loaded) = tokio::sync::watch::channel(!demo);
     if service != Service::All && (!postgres || config.nats_url.is_none()) {
         bail!(
             "--service {service:?} runs one service per process: give it PostgreSQL (--database-url postgres://…) and NATS JetStream (--nats-url nats://…), shared with the other services"
@@ -81,18 +93,15 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
     let main_pool = Pool::connect(&url, &ConnectOptions::default()).await?;
     pools.push(main_pool.clone());
     let store = Store::new(main_pool.clone());
-    let suggestions = App::new(
-        store.clone(),
-        profile.clone(),
-        calendar.clone(),
-        Clock::System,
-    );
+    let suggestions = App::new(store.clone(), profile.clone(), calendar.clone(), clock);
+    let mut office_agency = None;
     if service.runs(Service::Suggestions) {
         store
             .migrate()
             .await
             .context("applying the suggestions service's migrations")?;
         let office = super::init::ensure_assigning_office(&store).await?;
+        office_agency = Some(office.id);
         if !store.has_keys().await? {
             first_key(&store, &config.data_dir, config.http_addr).await?;
         }
@@ -171,7 +180,7 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             cstore.clone(),
             profile.clone(),
             calendar.clone(),
-            Clock::System,
+            clock,
             auth,
         );
         apis.push(banli_coordination::http::api(
@@ -254,7 +263,10 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             .await
             .context("rebuilding the follow-up service's metrics rows")?;
         if rebuilt > 0 {
-            tracing::info!(suggestions = rebuilt, "metrics rows rebuilt from the replicas");
+            tracing::info!(
+                suggestions = rebuilt,
+                "metrics rows rebuilt from the replicas"
+            );
         }
         let keys = suggestions.clone();
         let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
@@ -265,7 +277,7 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
             store: fstore.clone(),
             auth,
             reminders: profile.reminders.clone(),
-            clock: Clock::System,
+            clock,
         }));
         tasks.push((
             "followup consumer",
@@ -280,21 +292,27 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
                 stopped(&rx),
             )),
         ));
+        let timers = banli_timers::run(
+            fstore.db().clone(),
+            fstore.timers().clone(),
+            banli_timers::RunOptions {
+                owner: format!("followup-{}", uuid::Uuid::now_v7()),
+                batch: 256,
+                lease: std::time::Duration::from_secs(60),
+                idle: std::time::Duration::from_secs(5),
+            },
+            banli_followup::fire::AlertFirer::new(fstore.clone()),
+            std::sync::Arc::new(banli_timers::TimerStats::default()),
+            stopped(&rx),
+        );
+        let mut loaded = demo_loaded.clone();
         tasks.push((
             "followup timers",
-            tokio::spawn(banli_timers::run(
-                fstore.db().clone(),
-                fstore.timers().clone(),
-                banli_timers::RunOptions {
-                    owner: format!("followup-{}", uuid::Uuid::now_v7()),
-                    batch: 256,
-                    lease: std::time::Duration::from_secs(60),
-                    idle: std::time::Duration::from_secs(5),
-                },
-                banli_followup::fire::AlertFirer::new(fstore.clone()),
-                std::sync::Arc::new(banli_timers::TimerStats::default()),
-                stopped(&rx),
-            )),
+            tokio::spawn(async move {
+                if loaded.wait_for(|done| *done).await.is_ok() {
+                    timers.await;
+                }
+            }),
         ));
         tasks.push((
             "followup idempotency purge",
@@ -408,6 +426,21 @@ pub async fn run(config: &Config, service: Service) -> Result<()> {
         Box::pin(async move { keys.authenticate(&token).await })
     })));
     let router = banli_api::http::finish(api, openapi);
+    if demo {
+        let office = office_agency.context("the suggestions service runs")?;
+        tasks.push((
+            "demo loader",
+            tokio::spawn(load_demo(
+                router.clone(),
+                store.clone(),
+                office,
+                clock,
+                config.data_dir.clone(),
+                http_addr,
+                demo_done,
+            )),
+        ));
+    }
     let http_task = tokio::spawn({
         let stop = stopped(&rx);
         async move { axum::serve(http, router).with_graceful_shutdown(stop).await }
@@ -504,6 +537,54 @@ fn health_routes(pool: Pool) -> axum::Router {
 }
 
 /// On an empty store: one assigning-office key, written to a file only its owner can read.
+/// Loads the demo into an empty store, then returns the clock to the system's and lets the
+/// timers run. A failure is logged with what to do; the server keeps serving.
+async fn load_demo(
+    router: axum::Router,
+    store: Store,
+    office: banli_domain::ids::AgencyId,
+    clock: Clock,
+    data_dir: std::path::PathBuf,
+    http_addr: SocketAddr,
+    done: tokio::sync::watch::Sender<bool>,
+) {
+    let result: Result<()> = async {
+        let (key, token) = store
+            .create_key(Role::AssigningOffice, Some(office), None, "demo loader")
+            .await?;
+        let outcome = async {
+            if !crate::demo::store_is_empty(&router, &token).await? {
+                tracing::warn!("--demo: the store holds suggestions already; the demo loads only into an empty store (start with an empty --data-dir)");
+                return Ok(None);
+            }
+            let started = std::time::Instant::now();
+            tracing::info!("--demo: loading {} on a simulated clock (2018–2020)", crate::demo::DEPARTMENT);
+            let loaded = crate::demo::load(router.clone(), clock, token.clone()).await?;
+            tracing::info!(suggestions = loaded.suggestions, department_id = %loaded.department_id, seconds = started.elapsed().as_secs_f64(), "--demo: loaded");
+            Ok::<_, anyhow::Error>(Some(loaded))
+        }
+        .await;
+        clock.set(None);
+        store.revoke_key(key.id).await?;
+        if let Some(loaded) = outcome? {
+            println!(
+                "Demo loaded: {} ({} suggestions). Try:\n  curl -H \"Authorization: Bearer $(cat {key})\" 'http://{http_addr}/v1/metrics?agency_id={id}&year=2020'\n  curl -H \"Authorization: Bearer $(cat {key})\" 'http://{http_addr}/v1/ledger?agency_id={id}'",
+                crate::demo::DEPARTMENT,
+                loaded.suggestions,
+                key = data_dir.join(FIRST_KEY_FILE).display(),
+                id = loaded.department_id,
+            );
+        }
+        Ok(())
+    }
+    .await;
+    clock.set(None);
+    if let Err(e) = result {
+        tracing::error!(error = %format!("{e:#}"), "--demo: loading failed; stop the server, remove the data directory and start again with --demo");
+    }
+    let _ = done.send(true);
+}
+
 async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Result<()> {
     let office = store
         .list_agencies()

@@ -20,6 +20,8 @@ CREATE TABLE followup_facts (
     first_meeting_on  DATE,
     key_item          BOOLEAN NOT NULL,
     led_by_principal  BOOLEAN NOT NULL,
+    -- The item carries commitments (it belongs in the B-class ledger with first_b_on).
+    has_commitments   BOOLEAN NOT NULL,
     -- The item's class now and the day it took effect; an earlier day's class comes from
     -- followup_fact_classes.
     class_now         TEXT,

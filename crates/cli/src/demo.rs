@@ -1,0 +1,615 @@
+//! `banli serve --demo`: the source report's department as data, loaded once into an empty
+//! store through the public API of the running services (never by writing rows), on a simulated
+//! clock that walks from 2018 to 2020.
+//!
+//! 湖南省工业和信息化厅 handles 101 assignments in 2020 (34 as lead, 2 of them key items led by
+//! the department head; 67 as co-handler), every one communicated, replied or answered on time
+//! and rated satisfied; the office supervises twice in each of three stages; the B-class items
+//! of 2018 (4) and 2019 (9) carry commitments, are followed up in recess and converted to A in
+//! 2020 with evidence and a supplementary reply. Five other agencies lead the items the
+//! department co-handles. The figures the report gives then come out of the metrics and the
+//! ledger, computed from these events.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use axum::http::{Method, Request};
+use banli_api::Clock;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use time::Date;
+use time::macros::date;
+use tower::ServiceExt;
+
+/// The department of the source report.
+pub const DEPARTMENT: &str = "湖南省工业和信息化厅";
+const OTHERS: [&str; 5] = [
+    "湖南省财政厅",
+    "湖南省发展和改革委员会",
+    "湖南省科学技术厅",
+    "湖南省交通运输厅",
+    "湖南省生态环境厅",
+];
+const DIVISIONS: [&str; 4] = ["中小企业处", "产业政策处", "科技与装备处", "电子信息处"];
+const DEPUTIES: [(&str, &str); 12] = [
+    ("张建国", "长沙市代表团"),
+    ("李红梅", "株洲市代表团"),
+    ("王志强", "湘潭市代表团"),
+    ("陈晓东", "衡阳市代表团"),
+    ("赵丽华", "岳阳市代表团"),
+    ("周文斌", "常德市代表团"),
+    ("吴海燕", "益阳市代表团"),
+    ("郑国平", "郴州市代表团"),
+    ("孙立新", "永州市代表团"),
+    ("黄秀英", "怀化市代表团"),
+    ("何永军", "娄底市代表团"),
+    ("罗春林", "邵阳市代表团"),
+];
+const TOPICS: [&str; 12] = [
+    "支持中小企业纾困发展",
+    "推进智能轨道交通产业创新",
+    "加快工业互联网平台建设",
+    "破解民营企业融资难题",
+    "清理拖欠民营企业账款",
+    "推动制造业数字化转型",
+    "扶持新材料产业集群",
+    "加强工业园区节能降耗",
+    "培育专精特新企业",
+    "支持电子信息产业链延链补链",
+    "促进传统产业技术改造",
+    "完善应急物资储备体系",
+];
+
+/// What the loader made.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub department_id: String,
+    pub suggestions: usize,
+}
+
+/// Drives the services' REST API in process.
+struct Driver {
+    router: axum::Router,
+    clock: Clock,
+    office: String,
+}
+
+/// One suggestion to walk through its lifecycle.
+struct Item<'a> {
+    session: &'a str,
+    number: String,
+    title: String,
+    deputy: &'a str,
+    lead: usize,
+    co: Vec<usize>,
+    key_item: bool,
+    /// `(assigned, contact, opinions, reply)`.
+    days: [Date; 4],
+    feedback: Date,
+    class: &'a str,
+    commitment_target: Option<Date>,
+}
+
+impl Driver {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
+        let res = self.router.clone().oneshot(req).await?;
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok((status, v))
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> Result<Value> {
+        let (status, v) = self.call(Method::POST, path, key, Some(&body)).await?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// POSTs until the other service has learnt of an earlier step (a 404 or 409 changes
+    /// nothing), at most 30 s.
+    async fn post_eventually(&self, path: &str, key: &str, body: Value) -> Result<Value> {
+        let start = Instant::now();
+        loop {
+            let (status, v) = self.call(Method::POST, path, key, Some(&body)).await?;
+            if (200..300).contains(&status) {
+                return Ok(v);
+            }
+            if !matches!(status, 404 | 409) || start.elapsed() > Duration::from_secs(30) {
+                bail!("POST {path}: {status} {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn get_until(
+        &self,
+        path: &str,
+        key: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let start = Instant::now();
+        loop {
+            let (status, v) = self.call(Method::GET, path, key, None).await?;
+            if status == 200 && done(&v) {
+                return Ok(v);
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("GET {path} never reached the expected state: {status} {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn day(&self, d: Date) {
+        self.clock.set(Some(d));
+    }
+}
+
+fn id(v: &Value) -> Result<String> {
+    Ok(v["id"].as_str().context("an id in the answer")?.to_owned())
+}
+
+/// Whether the store holds any suggestion (the demo loads only into an empty one).
+pub async fn store_is_empty(router: &axum::Router, office: &str) -> Result<bool> {
+    let d = Driver {
+        router: router.clone(),
+        clock: Clock::System,
+        office: office.to_owned(),
+    };
+    let (status, v) = d
+        .call(Method::GET, "/v1/suggestions?page_size=1", &d.office, None)
+        .await?;
+    if status != 200 {
+        bail!("listing suggestions: {status} {v}");
+    }
+    Ok(v["items"].as_array().is_none_or(|a| a.is_empty()))
+}
+
+/// Loads the demo. `clock` is the simulated clock every service was built with; it is left on
+/// the last simulated day (the caller returns it to the system clock).
+pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<Loaded> {
+    let d = Driver {
+        router,
+        clock,
+        office,
+    };
+    let office = d.office.clone();
+    d.day(date!(2018 - 01 - 05));
+
+    // The directory: agencies, divisions, deputies, one agency_admin key each.
+    let mut agencies = Vec::new();
+    for name in std::iter::once(DEPARTMENT).chain(OTHERS) {
+        agencies.push(id(&d
+            .post("/v1/agencies", &office, json!({ "name": name }))
+            .await?)?);
+    }
+    let mut keys = Vec::new();
+    for a in &agencies {
+        let k = d
+            .post(
+                "/v1/admin/keys",
+                &office,
+                json!({"role": "agency_admin", "agency_id": a, "label": "demo"}),
+            )
+            .await?;
+        keys.push(k["token"].as_str().context("a token")?.to_owned());
+    }
+    let mut divisions: Vec<Vec<String>> = Vec::new();
+    for (i, a) in agencies.iter().enumerate() {
+        let names: Vec<&str> = if i == 0 {
+            DIVISIONS.to_vec()
+        } else {
+            vec!["建议提案办理处"]
+        };
+        let mut ds = Vec::new();
+        for n in names {
+            ds.push(id(&d
+                .post(
+                    &format!("/v1/agencies/{a}/divisions"),
+                    &office,
+                    json!({ "name": n }),
+                )
+                .await?)?);
+        }
+        divisions.push(ds);
+    }
+    let mut deputies = Vec::new();
+    for (i, (name, delegation)) in DEPUTIES.iter().enumerate() {
+        deputies.push(id(&d
+            .post(
+                "/v1/deputies",
+                &office,
+                json!({"name": name, "delegation": delegation, "contact": format!("+86 731 8800 {:04}", 100 + i)}),
+            )
+            .await?)?);
+    }
+    let mut sessions = Vec::new();
+    for (number, opens, closes) in [
+        (1, date!(2018 - 01 - 25), date!(2018 - 01 - 31)),
+        (2, date!(2019 - 01 - 28), date!(2019 - 02 - 01)),
+        (3, date!(2020 - 01 - 10), date!(2020 - 01 - 16)),
+    ] {
+        sessions.push(id(&d
+            .post(
+                "/v1/sessions",
+                &office,
+                json!({"body": "npc", "term": 13, "number": number, "name": format!("湖南省第十三届人民代表大会第{}次会议", ["一", "二", "三"][number - 1]), "opens_on": opens, "closes_on": closes}),
+            )
+            .await?)?);
+    }
+
+    let mut items: Vec<Item> = Vec::new();
+    let title = |n: usize| TOPICS[n % TOPICS.len()].to_owned();
+    // 2018 and 2019: the department's B-class items.
+    for (year, count, session, days, feedback, target) in [
+        (
+            2018,
+            4,
+            &sessions[0],
+            [
+                date!(2018 - 02 - 26),
+                date!(2018 - 03 - 08),
+                date!(2018 - 03 - 20),
+                date!(2018 - 05 - 18),
+            ],
+            date!(2018 - 06 - 15),
+            date!(2019 - 12 - 31),
+        ),
+        (
+            2019,
+            9,
+            &sessions[1],
+            [
+                date!(2019 - 02 - 25),
+                date!(2019 - 03 - 07),
+                date!(2019 - 03 - 19),
+                date!(2019 - 05 - 17),
+            ],
+            date!(2019 - 06 - 14),
+            date!(2020 - 06 - 30),
+        ),
+    ] {
+        for n in 0..count {
+            items.push(Item {
+                session: session.as_str(),
+                number: format!("{year}-{:04}", 101 + n),
+                title: title(n + year as usize),
+                deputy: deputies[n % deputies.len()].as_str(),
+                lead: 0,
+                co: if n % 2 == 0 { vec![1] } else { vec![] },
+                key_item: false,
+                days,
+                feedback,
+                class: "B",
+                commitment_target: Some(target),
+            });
+        }
+    }
+    // 2020: 34 led by the department (2 key items), 67 co-handled.
+    let days_2020 = [
+        date!(2020 - 02 - 17),
+        date!(2020 - 02 - 28),
+        date!(2020 - 03 - 10),
+        date!(2020 - 05 - 12),
+    ];
+    for n in 0..34 {
+        items.push(Item {
+            session: sessions[2].as_str(),
+            number: format!("2020-{:04}", 101 + n),
+            title: title(n),
+            deputy: deputies[n % deputies.len()].as_str(),
+            lead: 0,
+            co: if n % 3 == 0 { vec![1 + n % 5] } else { vec![] },
+            key_item: n < 2,
+            days: days_2020,
+            feedback: date!(2020 - 06 - 05),
+            class: "A",
+            commitment_target: None,
+        });
+    }
+    for n in 0..67 {
+        items.push(Item {
+            session: sessions[2].as_str(),
+            number: format!("2020-{:04}", 201 + n),
+            title: title(n + 5),
+            deputy: deputies[(n + 3) % deputies.len()].as_str(),
+            lead: 1 + n % 5,
+            co: vec![0],
+            key_item: false,
+            days: days_2020,
+            feedback: date!(2020 - 06 - 05),
+            class: "A",
+            commitment_target: None,
+        });
+    }
+
+    // Walk every item a step at a time, all items per step, as the year runs.
+    let mut ids: Vec<String> = Vec::new();
+    let mut units: Vec<Vec<(usize, String)>> = Vec::new();
+    for it in &items {
+        d.day(it.days[0]);
+        let s = d
+            .post(
+                "/v1/suggestions",
+                &office,
+                json!({"session_id": it.session, "number": it.number, "title": it.title, "body": format!("关于{}的建议。", it.title), "lead_deputy_id": it.deputy, "key_supervised": it.key_item}),
+            )
+            .await?;
+        let sid = id(&s)?;
+        d.post(
+            &format!("/v1/suggestions/{sid}/start-review"),
+            &office,
+            json!({}),
+        )
+        .await?;
+        d.post(
+            &format!("/v1/suggestions/{sid}/review"),
+            &office,
+            json!({"decision": "accept"}),
+        )
+        .await?;
+        let mut list = vec![json!({"agency_id": agencies[it.lead], "role": "lead"})];
+        for c in &it.co {
+            list.push(json!({"agency_id": agencies[*c], "role": "co"}));
+        }
+        let assigned = d
+            .post(
+                &format!("/v1/suggestions/{sid}/assignments"),
+                &office,
+                json!({ "units": list }),
+            )
+            .await?;
+        let mut mine = Vec::new();
+        for a in assigned["assignments"].as_array().context("assignments")? {
+            let agency = a["agency_id"].as_str().context("agency")?;
+            let index = agencies
+                .iter()
+                .position(|x| x == agency)
+                .context("a known agency")?;
+            mine.push((index, id(a)?));
+        }
+        ids.push(sid);
+        units.push(mine);
+    }
+    for (n, it) in items.iter().enumerate() {
+        let sid = &ids[n];
+        d.day(it.days[0] + time::Duration::days(1));
+        for (agency, aid) in &units[n] {
+            d.post_eventually(
+                &format!("/v1/coordination/assignments/{aid}/sign-for"),
+                &keys[*agency],
+                json!({}),
+            )
+            .await?;
+            let division = &divisions[*agency][n % divisions[*agency].len()];
+            let mut body = json!({"division_id": division, "handler": "经办人", "responsible_leader": "分管厅领导", "plan": "办前沟通、办中协调、办后联系"});
+            if it.key_item {
+                // 领办: the department head leads the key items; a co-handler's principal
+                // leader takes part.
+                body["leading_official"] = json!(if *agency == 0 {
+                    "厅长"
+                } else {
+                    "主要负责人"
+                });
+            }
+            d.post_eventually(
+                &format!("/v1/suggestions/{sid}/assignments/{aid}/dispatch"),
+                &keys[*agency],
+                body,
+            )
+            .await?;
+        }
+    }
+    for (n, it) in items.iter().enumerate() {
+        let sid = &ids[n];
+        d.day(it.days[1]);
+        let (lead_agency, lead) = units[n]
+            .iter()
+            .find(|(a, _)| *a == it.lead)
+            .context("the lead assignment")?;
+        d.post(
+            &format!("/v1/suggestions/{sid}/communications"),
+            &keys[*lead_agency],
+            json!({"assignment_id": lead, "phase": "before", "method": "visit", "face_to_face": true, "deputy_ids": [it.deputy], "summary": "办前上门沟通，听取代表意见"}),
+        )
+        .await?;
+    }
+    let mut opinions: Vec<Vec<String>> = vec![Vec::new(); items.len()];
+    for (n, it) in items.iter().enumerate() {
+        d.day(it.days[2]);
+        for (agency, aid) in &units[n] {
+            if *agency == it.lead {
+                continue;
+            }
+            let case = d
+                .post_eventually(
+                    &format!("/v1/coordination/assignments/{aid}/opinions"),
+                    &keys[*agency],
+                    json!({"document_number": format!("会办〔{}〕{}号", it.days[2].year(), n + 1), "body": "同意主办单位意见，并在职责范围内予以支持。", "signer": {"name": "分管负责人", "position": "authorized_leader"}}),
+                )
+                .await?;
+            let mine = case["opinions"]
+                .as_array()
+                .and_then(|o| o.iter().find(|x| x["assignment_id"] == aid.as_str()))
+                .context("the opinion in the case")?;
+            opinions[n].push(id(mine)?);
+        }
+    }
+    for (n, it) in items.iter().enumerate() {
+        let sid = &ids[n];
+        d.day(it.days[3]);
+        let (lead_agency, lead) = units[n]
+            .iter()
+            .find(|(a, _)| *a == it.lead)
+            .context("the lead assignment")?;
+        let mut body = json!({"assignment_id": lead, "document_number": format!("答复〔{}〕{}号", it.days[3].year(), n + 1), "body": "经认真研究，答复如下。", "class": it.class, "signer": {"name": "厅长", "position": "principal_head"}, "opinion_ids": opinions[n]});
+        if let Some(target) = it.commitment_target {
+            body["commitments"] = json!([
+                {"measure": "制定专项支持政策并组织实施", "division_id": divisions[*lead_agency][0], "target_date": target},
+                {"measure": "安排专项资金予以支持", "division_id": divisions[*lead_agency][1 % divisions[*lead_agency].len()], "target_date": target},
+            ]);
+        }
+        d.post_eventually(
+            &format!("/v1/suggestions/{sid}/replies"),
+            &keys[*lead_agency],
+            body,
+        )
+        .await?;
+    }
+    for (n, it) in items.iter().enumerate() {
+        d.day(it.feedback);
+        d.post(
+            &format!("/v1/suggestions/{}/feedback", ids[n]),
+            &office,
+            json!({"deputy_id": it.deputy, "level": "satisfied", "handling": "satisfied", "result": "satisfied", "comment": "满意"}),
+        )
+        .await?;
+    }
+
+    // The B-class ledger: progress in recess, then conversion with evidence and a
+    // supplementary class-A reply in 2020.
+    let department_key = keys[0].clone();
+    for (progress_days, convert_day, reply_day, year) in [
+        (
+            vec![
+                date!(2018 - 11 - 15),
+                date!(2019 - 06 - 20),
+                date!(2020 - 03 - 16),
+            ],
+            date!(2020 - 06 - 30),
+            date!(2020 - 07 - 10),
+            2018,
+        ),
+        (
+            vec![date!(2019 - 11 - 20), date!(2020 - 04 - 15)],
+            date!(2020 - 08 - 31),
+            date!(2020 - 09 - 10),
+            2019,
+        ),
+    ] {
+        let of_year: Vec<usize> = (0..items.len())
+            .filter(|n| items[*n].class == "B" && items[*n].days[0].year() == year)
+            .collect();
+        for day in &progress_days {
+            d.day(*day);
+            for n in &of_year {
+                let s = d
+                    .get_until(&format!("/v1/suggestions/{}", ids[*n]), &office, |_| true)
+                    .await?;
+                for c in s["commitments"].as_array().context("commitments")? {
+                    let cid = id(c)?;
+                    d.post(
+                        &format!("/v1/suggestions/{}/commitments/{cid}/progress", ids[*n]),
+                        &department_key,
+                        json!({"note": format!("{day}：按计划推进，已向代表通报进展。")}),
+                    )
+                    .await?;
+                }
+            }
+        }
+        d.day(convert_day);
+        for n in &of_year {
+            let s = d
+                .get_until(&format!("/v1/suggestions/{}", ids[*n]), &office, |_| true)
+                .await?;
+            for c in s["commitments"].as_array().context("commitments")? {
+                let cid = id(c)?;
+                d.post(
+                    &format!("/v1/suggestions/{}/commitments/{cid}/convert", ids[*n]),
+                    &department_key,
+                    json!({"evidence": "政策文件已印发，专项资金已拨付到位。"}),
+                )
+                .await?;
+            }
+        }
+        d.day(reply_day);
+        for n in &of_year {
+            let lead = &units[*n]
+                .iter()
+                .find(|(a, _)| *a == 0)
+                .context("the department's assignment")?
+                .1;
+            d.post(
+                &format!("/v1/suggestions/{}/replies", ids[*n]),
+                &department_key,
+                json!({"assignment_id": lead, "document_number": format!("补充答复〔2020〕{}号", n + 1), "body": "承诺事项已全部落实，问题已解决。", "class": "A", "signer": {"name": "厅长", "position": "principal_head"}}),
+            )
+            .await?;
+        }
+    }
+
+    // Three stages, two supervision rounds in each: the office's notices to the department on
+    // its open 2020 items, acknowledged and answered the next day.
+    let department_items: Vec<&String> = (0..items.len())
+        .filter(|n| items[*n].days[0].year() == 2020 && items[*n].lead == 0)
+        .map(|n| &ids[n])
+        .collect();
+    for (round, day) in [
+        date!(2020 - 03 - 02),
+        date!(2020 - 03 - 23),
+        date!(2020 - 04 - 20),
+        date!(2020 - 05 - 06),
+        date!(2020 - 07 - 15),
+        date!(2020 - 09 - 01),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        d.day(day);
+        let n = d
+            .post_eventually(
+                "/v1/followup/notices",
+                &office,
+                json!({"target_agency_id": agencies[0], "suggestion_ids": department_items, "level": "notice", "body": format!("第{}阶段第{}轮督办：请按阶段目标推进办理。", round / 2 + 1, round % 2 + 1), "response_due": day + time::Duration::days(7)}),
+            )
+            .await?;
+        let nid = id(&n)?;
+        d.day(day + time::Duration::days(1));
+        d.post(
+            &format!("/v1/followup/notices/{nid}/acknowledge"),
+            &department_key,
+            json!({}),
+        )
+        .await?;
+        d.post(
+            &format!("/v1/followup/notices/{nid}/response"),
+            &department_key,
+            json!({"response": "已按阶段目标推进，进度见办理台账。"}),
+        )
+        .await?;
+    }
+
+    // Every event has reached the follow-up service before the loader returns.
+    d.get_until(
+        &format!("/v1/ledger?agency_id={}", agencies[0]),
+        &office,
+        |v| {
+            v["items"]
+                .as_array()
+                .is_some_and(|i| i.len() == 13 && i.iter().all(|x| x["class"] == "A"))
+        },
+    )
+    .await?;
+    Ok(Loaded {
+        department_id: agencies[0].clone(),
+        suggestions: items.len(),
+    })
+}

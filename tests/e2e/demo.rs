@@ -1,0 +1,199 @@
+//! `banli serve --demo`: the source report's department loaded through the API on a simulated
+//! clock; its metrics and ledger then show the report's figures, computed from the events. A
+//! second start with --demo loads nothing more.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::serve::{http, serve_with, terminate};
+
+fn get(port: u16, path: &str, key: &str) -> (u16, Value) {
+    let (status, body) = http(port, "GET", path, Some(key), None);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// What the server logged (warnings and errors).
+fn log(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+}
+
+fn rate(m: &Value, name: &str) -> (u64, u64) {
+    let r = &m["rates"][name];
+    (
+        r["numerator"].as_u64().unwrap_or(u64::MAX),
+        r["denominator"].as_u64().unwrap_or(u64::MAX),
+    )
+}
+
+#[test]
+fn the_demo_shows_the_reports_figures_from_the_data() {
+    let dir = std::env::temp_dir().join(format!("banli-demo-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let s = serve_with(&dir, &["--demo"]);
+    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
+        .expect("the first start writes the key")
+        .trim()
+        .to_owned();
+    // The loader starts once the server listens; the agencies come first.
+    let start = Instant::now();
+    let (agencies, department) = loop {
+        let (status, v) = get(s.http, "/v1/agencies", &office);
+        assert_eq!(status, 200, "{v}");
+        let found = v["items"]
+            .as_array()
+            .or(v.as_array())
+            .and_then(|l| l.iter().find(|a| a["name"] == "湖南省工业和信息化厅"))
+            .and_then(|a| a["id"].as_str().map(str::to_owned));
+        if let Some(d) = found {
+            break (v, d);
+        }
+        assert!(!log(&dir).contains("loading failed"), "{}", log(&dir));
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the demo never created the department: {v}\n{}",
+            log(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The ledger fills last: 13 items, all converted to A.
+    let start = Instant::now();
+    let ledger = loop {
+        let (status, v) = get(
+            s.http,
+            &format!("/v1/ledger?agency_id={department}"),
+            &office,
+        );
+        // 404 until the department's first assignment reaches the follow-up service.
+        assert!(status == 200 || status == 404, "{v}");
+        if v["items"]
+            .as_array()
+            .is_some_and(|i| i.len() == 13 && i.iter().all(|x| x["class"] == "A"))
+        {
+            break v;
+        }
+        assert!(!log(&dir).contains("loading failed"), "{}", log(&dir));
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the demo never finished loading: {v}\n{}",
+            log(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let items = ledger["items"].as_array().expect("items");
+    let of_year = |y: i64| {
+        items
+            .iter()
+            .filter(|i| i["year"].as_i64() == Some(y))
+            .count()
+    };
+    assert_eq!((of_year(2018), of_year(2019)), (4, 9), "{ledger}");
+    for i in items {
+        assert_eq!(i["first_class"], "B", "{i}");
+        assert!(
+            i["converted_at"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("2020-")),
+            "converted in 2020: {i}"
+        );
+        let commitments = i["commitments"].as_array().expect("commitments");
+        assert!(!commitments.is_empty(), "{i}");
+        for c in commitments {
+            assert_eq!(c["state"], "converted", "{c}");
+            assert!(
+                c["progress"].as_array().is_some_and(|p| !p.is_empty()),
+                "{c}"
+            );
+            assert!(
+                !c["evidence"].as_str().unwrap_or_default().is_empty(),
+                "{c}"
+            );
+        }
+    }
+    let (status, csv) = http(
+        s.http,
+        "GET",
+        &format!("/v1/ledger?agency_id={department}&year=2018&format=csv"),
+        Some(&office),
+        None,
+    );
+    assert_eq!(status, 200, "{csv}");
+    // A header and one line per commitment (two each).
+    assert_eq!(csv.lines().count(), 1 + 4 * 2, "{csv}");
+
+    // 2020: 101 assignments, 34 lead and 67 co; every rate of the report 100%.
+    let (status, m) = get(
+        s.http,
+        &format!("/v1/metrics?agency_id={department}&year=2020"),
+        &office,
+    );
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(
+        (m["counts"]["lead"].as_u64(), m["counts"]["co"].as_u64()),
+        (Some(34), Some(67)),
+        "{m}"
+    );
+    assert_eq!(rate(&m, "reply_rate"), (101, 101), "{m}");
+    assert_eq!(rate(&m, "on_time_rate"), (101, 101), "{m}");
+    assert_eq!(rate(&m, "communication_rate"), (34, 34), "{m}");
+    assert_eq!(rate(&m, "meeting_rate"), (34, 34), "{m}");
+    assert_eq!(rate(&m, "satisfaction_rate_broad"), (101, 101), "{m}");
+    assert_eq!(m["rates"]["reply_rate"]["value"].as_f64(), Some(1.0));
+    // Every year: the 13 B-class items of 2018 and 2019 all converted.
+    let (status, all) = get(
+        s.http,
+        &format!("/v1/metrics?agency_id={department}"),
+        &office,
+    );
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(rate(&all, "b_to_a_conversion"), (13, 13), "{all}");
+    assert_eq!(all["counts"]["lead"].as_u64(), Some(34 + 13), "{all}");
+    // As of the end of 2019 nothing was converted yet: the figures are dated.
+    let (status, then) = get(
+        s.http,
+        &format!("/v1/metrics?agency_id={department}&as_of=2019-12-31"),
+        &office,
+    );
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(rate(&then, "b_to_a_conversion"), (0, 13), "{then}");
+    assert_eq!(then["counts"]["lead"].as_u64(), Some(13), "{then}");
+
+    // Three stages, two supervision rounds each, all answered.
+    let (status, notices) = get(
+        s.http,
+        &format!("/v1/followup/notices?agency_id={department}&state=answered"),
+        &office,
+    );
+    assert_eq!(status, 200, "{notices}");
+    assert_eq!(
+        notices["items"].as_array().map(Vec::len),
+        Some(6),
+        "{notices}"
+    );
+
+    // A second start with --demo loads nothing more (the loader would create the agencies and
+    // sessions again first).
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .or(v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = names(&agencies);
+    assert_eq!(before.len(), 7, "the office and six agencies: {before:?}");
+    assert!(terminate(s).success());
+    let s = serve_with(&dir, &["--demo"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, after) = get(s.http, "/v1/agencies", &office);
+    assert_eq!(names(&after), before);
+    assert!(terminate(s).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
