@@ -174,6 +174,60 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         "{notices}"
     );
 
+    // The annual report says what the source report says, from the same data.
+    let (status, md) = http(
+        s.http,
+        "GET",
+        &format!("/v1/reports/annual?agency_id={department}&year=2020&format=markdown"),
+        Some(&office),
+        None,
+    );
+    assert_eq!(status, 200, "{md}");
+    for expected in [
+        "# 湖南省工业和信息化厅 2020年人大代表建议办理工作报告",
+        "共承办建议 **101** 件，其中主办 34 件、会办 67 件",
+        "| 办复率 reply rate | 101 | 101 | 100.0% |",
+        "| 沟通率 communication rate | 34 | 34 | 100.0% |",
+        "| 满意率 satisfaction (broad) | 101 | 101 | 100.0% |",
+        "主要领导领办 2 件",
+        "往年B类建议 13 件，已转为A类 13 件",
+        "无逾期事项，无未解决的B类建议",
+        "收到督办通知 6 件，已书面回复 6 件（逾期回复 0 件）",
+    ] {
+        assert!(md.contains(expected), "`{expected}` not in:\n{md}");
+    }
+    let (status, report) = get(
+        s.http,
+        &format!("/v1/reports/annual?agency_id={department}&year=2020"),
+        &office,
+    );
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["as_of"], "2020-12-31", "{report}");
+    assert_eq!(
+        report["key_items"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+    let (status, _) = get(
+        s.http,
+        &format!("/v1/reports/annual?agency_id={department}&year=2999"),
+        &office,
+    );
+    assert_eq!(status, 400, "a year to come");
+    let (status, csv) = http(
+        s.http,
+        "GET",
+        &format!("/v1/followup/assignments.csv?agency_id={department}&year=2020"),
+        Some(&office),
+        None,
+    );
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 101,
+        "a header and the 101 assignments"
+    );
+
     // A second start with --demo loads nothing more (the loader would create the agencies and
     // sessions again first).
     let names = |v: &Value| -> Vec<String> {

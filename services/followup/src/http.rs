@@ -30,12 +30,21 @@ pub const MAX_ROWS: u32 = 500;
 #[derive(Debug)]
 pub struct ApiDoc;
 
+/// The agencies' names, `(id, name)`, from the directory (the suggestions service's).
+pub type AgencyNames = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<(String, String)>> + Send>>
+        + Send
+        + Sync,
+>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub auth: Authenticator,
     pub reminders: Reminders,
     pub clock: Clock,
+    /// Names for reports; without it a report names the agency by its id.
+    pub names: Option<AgencyNames>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,6 +75,8 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(answer_notice))
         .routes(routes!(metrics))
         .routes(routes!(ledger))
+        .routes(routes!(annual_report))
+        .routes(routes!(export_assignments))
         .split_for_parts();
     (router.with_state(state), openapi)
 }
@@ -651,6 +662,146 @@ async fn ledger(
         to_json(&serde_json::json!({ "items": items }))?,
         None,
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ReportParams {
+    /// The agency (required for the office and auditors; an agency's keys: their own).
+    agency_id: Option<Uuid>,
+    /// The year reported on.
+    year: i32,
+    /// `json` (default) or `markdown`.
+    format: Option<String>,
+}
+
+/// The annual handling report of an agency: counts and rates as of the year's end (or today),
+/// key items led by principal leaders, the B-class ledger of earlier years, overdue and
+/// unresolved items, supervision received. JSON or Markdown.
+#[utoipa::path(get, path = "/v1/reports/annual", tag = "followup", params(ReportParams),
+    responses((status = 200, body = Object), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn annual_report(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?
+        .ok_or_else(|| AppError::malformed("`agency_id`: the agency reported on is required"))?;
+    let today = st.clock.today();
+    if !(2000..=today.year()).contains(&q.year) {
+        return Err(AppError::malformed(format!(
+            "`year`: from 2000 to this year ({})",
+            today.year()
+        ))
+        .into());
+    }
+    let markdown = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("markdown" | "md") => true,
+        Some(other) => {
+            return Err(AppError::malformed(format!(
+                "`format`: `{other}` is not json or markdown"
+            ))
+            .into());
+        }
+    };
+    if !st.store.knows_agency(&agency).await.map_err(internal)? {
+        return Err(
+            AppError::not_found(format!("agency {agency} holds no assignment here")).into(),
+        );
+    }
+    let name = match &st.names {
+        Some(names) => names()
+            .await
+            .into_iter()
+            .find(|(id, _)| *id == agency)
+            .map(|(_, n)| n),
+        None => None,
+    }
+    .unwrap_or_else(|| agency.clone());
+    let r = crate::report::build(&st.store, &agency, name, q.year, today)
+        .await
+        .map_err(internal)?;
+    if markdown {
+        return Ok(axum::response::IntoResponse::into_response((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            crate::report::markdown(&r),
+        )));
+    }
+    Ok(json_response(200, to_json(&r)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ExportParams {
+    /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
+    /// their own).
+    agency_id: Option<Uuid>,
+    /// Only assignments made in this year.
+    year: Option<i32>,
+}
+
+/// Every assignment with the dated facts the metrics count, as CSV (one line each).
+#[utoipa::path(get, path = "/v1/followup/assignments.csv", tag = "followup", params(ExportParams),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn export_assignments(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ExportParams>,
+) -> ApiResult {
+    let agency = scope(&caller.0, q.agency_id)?;
+    if let Some(y) = q.year
+        && !(2000..=9999).contains(&y)
+    {
+        return Err(AppError::malformed("`year`: a year from 2000").into());
+    }
+    if let Some(a) = &agency
+        && !st.store.knows_agency(a).await.map_err(internal)?
+    {
+        return Err(AppError::not_found(format!("agency {a} holds no assignment here")).into());
+    }
+    let rows = st
+        .store
+        .assignment_rows(agency.as_deref(), q.year)
+        .await
+        .map_err(internal)?;
+    let mut out = String::from(
+        "suggestion_id,assignment_id,agency_id,division_id,role,session_id,assigned_on,superseded,replied_on,effective_due,on_time,first_contact_on,first_meeting_on,key_item,led_by_principal,class\r\n",
+    );
+    let opt = |d: Option<time::Date>| d.map(|d| d.to_string()).unwrap_or_default();
+    for r in rows {
+        let on_time = matches!((r.replied_on, r.effective_due), (Some(a), Some(d)) if a <= d);
+        let fields = [
+            r.suggestion_id,
+            r.assignment_id,
+            r.agency_id,
+            r.division_id.unwrap_or_default(),
+            r.role,
+            r.session_id,
+            r.assigned_on.to_string(),
+            r.superseded.to_string(),
+            opt(r.replied_on),
+            opt(r.effective_due),
+            on_time.to_string(),
+            opt(r.first_contact_on),
+            opt(r.first_meeting_on),
+            r.key_item.to_string(),
+            r.led_by_principal.to_string(),
+            r.class_now.unwrap_or_default(),
+        ];
+        let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    Ok(axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        out,
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -11,5 +11,6 @@ pub mod consumer;
 pub mod fire;
 pub mod http;
 pub mod notices;
+pub mod report;
 pub mod store;
 pub mod synthetic;

@@ -534,6 +534,26 @@ fn summed_days(
     sum
 }
 
+/// One assignment as exported (CSV).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub suggestion_id: String,
+    pub assignment_id: String,
+    pub agency_id: String,
+    pub division_id: Option<String>,
+    pub role: String,
+    pub session_id: String,
+    pub assigned_on: Date,
+    pub superseded: bool,
+    pub replied_on: Option<Date>,
+    pub effective_due: Option<Date>,
+    pub first_contact_on: Option<Date>,
+    pub first_meeting_on: Option<Date>,
+    pub key_item: bool,
+    pub led_by_principal: bool,
+    pub class_now: Option<String>,
+}
+
 /// The version of the metrics rows' layout; replicas whose rows are older are rebuilt at start.
 pub const FACTS_VERSION: i32 = 1;
 
@@ -953,6 +973,45 @@ impl Store {
                 serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
             })
             .collect()
+    }
+
+    /// The replicas of the items an agency was assigned in `year` that a principal leader leads.
+    pub async fn led_by_principal(
+        &self,
+        agency: &str,
+        year: i32,
+    ) -> Result<Vec<Suggestion>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT c.replica FROM followup_cases c WHERE c.suggestion_id IN \
+             (SELECT f.suggestion_id FROM followup_facts f WHERE f.agency_id = $1 AND f.year = $2 \
+              AND f.led_by_principal AND NOT f.superseded)")
+            .bind(agency)
+            .bind(year)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(r,)| {
+                serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
+            })
+            .collect()
+    }
+
+    /// The per-assignment rows of an agency (or all), optionally of one year, for export:
+    /// in the order of assignment.
+    pub async fn assignment_rows(
+        &self,
+        agency: Option<&str>,
+        year: Option<i32>,
+    ) -> Result<Vec<AssignmentRow>, StoreError> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT suggestion_id, assignment_id, agency_id, division_id, role, session_id, assigned_on, superseded, \
+             replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, class_now \
+             FROM followup_facts WHERE ($1 = '' OR agency_id = $1) AND ($2 = 0 OR year = $2) \
+             ORDER BY assigned_on, suggestion_id, assignment_id")
+            .bind(agency.unwrap_or_default())
+            .bind(year.unwrap_or(0))
+            .fetch_all(p)
+            .await)?)
     }
 
     /// Whether any suggestion has (had) an assignment of this agency.

@@ -323,6 +323,7 @@ async fn deadlines_alerts_and_lists() {
         auth: auth.clone(),
         reminders: profile.reminders.clone(),
         clock: Clock::Fixed(today),
+        names: None,
     };
     let (api, _) = banli_followup::http::api(state(reply_due + time::Duration::days(3)));
     let (status, v) = call(&api, "GET", "/v1/followup/overdue", "office:x", None).await;
@@ -666,6 +667,7 @@ async fn supervision_notices() {
         auth,
         reminders: profile.reminders.clone(),
         clock: Clock::Fixed(date!(2020 - 03 - 02)),
+        names: None,
     });
     let office_key = format!("office:{office_id}");
     let (lead_key, other_key) = (format!("agency:{lead}"), format!("agency:{other}"));

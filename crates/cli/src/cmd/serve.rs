@@ -278,6 +278,19 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             auth,
             reminders: profile.reminders.clone(),
             clock,
+            names: Some({
+                let app = suggestions.clone();
+                std::sync::Arc::new(move || {
+                    let app = app.clone();
+                    Box::pin(async move {
+                        app.store()
+                            .list_agencies()
+                            .await
+                            .map(|l| l.into_iter().map(|a| (a.id.to_string(), a.name)).collect())
+                            .unwrap_or_default()
+                    })
+                })
+            }),
         }));
         tasks.push((
             "followup consumer",
