@@ -65,7 +65,7 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         cumulative.push(acc);
     }
     let pick = |r: &mut Rng| {
-        let u = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let u = (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         cumulative
             .iter()
             .position(|c| u < *c)

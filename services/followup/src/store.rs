@@ -461,7 +461,7 @@ async fn add_days_postgres(
     let mut year = Vec::with_capacity(sum.len());
     let mut role = Vec::with_capacity(sum.len());
     let mut day = Vec::with_capacity(sum.len());
-    let mut cols: Vec<Vec<i64>> = vec![Vec::with_capacity(sum.len()); COUNTS];
+    let mut cols: Vec<Vec<i64>> = (0..COUNTS).map(|_| Vec::with_capacity(sum.len())).collect();
     for ((k, d), v) in sum {
         let (a, y, r) = day_key(k);
         agency.push(a);

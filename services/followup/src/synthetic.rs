@@ -11,14 +11,14 @@ use time::{Date, Duration};
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -60,7 +60,7 @@ pub fn random_suggestion(
     let received = rng.day(date!(2019 - 01 - 10), 700);
     let details = SuggestionDetails {
         session_id: session,
-        number: format!("{}", rng.next()),
+        number: format!("{}", rng.next_u64()),
         title: "t".into(),
         body: "b".into(),
         category: "c".into(),
