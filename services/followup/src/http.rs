@@ -116,19 +116,19 @@ fn internal(e: crate::store::StoreError) -> AppError {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct OverdueParams {
-    agency_id: Option<Uuid>,
+pub(crate) struct OverdueParams {
+    pub(crate) agency_id: Option<Uuid>,
     /// `late` or `very_late` (default: both).
-    level: Option<String>,
+    pub(crate) level: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct OverdueItem {
+pub(crate) struct OverdueItem {
     #[serde(flatten)]
-    deadline: DeadlineRow,
+    pub(crate) deadline: DeadlineRow,
     /// `late` or `very_late`.
-    level: String,
-    days_overdue: i64,
+    pub(crate) level: String,
+    pub(crate) days_overdue: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,13 +145,22 @@ async fn overdue(
     caller: Caller,
     ApiQuery(q): ApiQuery<OverdueParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?;
+    let items = overdue_of(&st, &caller.0, q).await?;
+    Ok(json_response(200, to_json(&OverdueList { items })?, None))
+}
+
+pub(crate) async fn overdue_of(
+    st: &AppState,
+    p: &Principal,
+    q: OverdueParams,
+) -> Result<Vec<OverdueItem>, AppError> {
+    let agency = scope(p, q.agency_id)?;
     if let Some(l) = &q.level
         && !matches!(l.as_str(), "late" | "very_late")
     {
-        return Err(
-            AppError::malformed(format!("`level`: `{l}` is neither late nor very_late")).into(),
-        );
+        return Err(AppError::malformed(format!(
+            "`level`: `{l}` is neither late nor very_late"
+        )));
     }
     let today = st.clock.today();
     let rows = st
@@ -159,7 +168,7 @@ async fn overdue(
         .open_deadlines(agency.as_deref(), today - Duration::days(1), MAX_ROWS)
         .await
         .map_err(internal)?;
-    let items = rows
+    Ok(rows
         .into_iter()
         .filter_map(|d| {
             let tracked = TrackedDeadline {
@@ -179,17 +188,16 @@ async fn overdue(
                 deadline: d,
             })
         })
-        .collect();
-    Ok(json_response(200, to_json(&OverdueList { items })?, None))
+        .collect())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct DueSoonParams {
-    agency_id: Option<Uuid>,
+pub(crate) struct DueSoonParams {
+    pub(crate) agency_id: Option<Uuid>,
     /// 0 to 366 days ahead (default 15).
-    within_days: Option<u32>,
+    pub(crate) within_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -205,10 +213,19 @@ async fn due_soon(
     caller: Caller,
     ApiQuery(q): ApiQuery<DueSoonParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?;
+    let items = due_soon_of(&st, &caller.0, q).await?;
+    Ok(json_response(200, to_json(&DeadlineList { items })?, None))
+}
+
+pub(crate) async fn due_soon_of(
+    st: &AppState,
+    p: &Principal,
+    q: DueSoonParams,
+) -> Result<Vec<DeadlineRow>, AppError> {
+    let agency = scope(p, q.agency_id)?;
     let within = q.within_days.unwrap_or(15);
     if within > 366 {
-        return Err(AppError::malformed("`within_days`: at most 366").into());
+        return Err(AppError::malformed("`within_days`: at most 366"));
     }
     let today = st.clock.today();
     let rows = st
@@ -220,17 +237,16 @@ async fn due_soon(
         )
         .await
         .map_err(internal)?;
-    let items = rows.into_iter().filter(|d| d.due >= today).collect();
-    Ok(json_response(200, to_json(&DeadlineList { items })?, None))
+    Ok(rows.into_iter().filter(|d| d.due >= today).collect())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct AlertsParams {
-    agency_id: Option<Uuid>,
+pub(crate) struct AlertsParams {
+    pub(crate) agency_id: Option<Uuid>,
     /// 1 to 500 (default 100).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -246,17 +262,24 @@ async fn alerts(
     caller: Caller,
     ApiQuery(q): ApiQuery<AlertsParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?;
+    let items = alerts_of(&st, &caller.0, q).await?;
+    Ok(json_response(200, to_json(&AlertList { items })?, None))
+}
+
+pub(crate) async fn alerts_of(
+    st: &AppState,
+    p: &Principal,
+    q: AlertsParams,
+) -> Result<Vec<AlertRow>, AppError> {
+    let agency = scope(p, q.agency_id)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_ROWS).contains(&limit) {
-        return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")).into());
+        return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")));
     }
-    let items = st
-        .store
+    st.store
         .alerts(agency.as_deref(), limit)
         .await
-        .map_err(internal)?;
-    Ok(json_response(200, to_json(&AlertList { items })?, None))
+        .map_err(internal)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -426,21 +449,21 @@ async fn answer_notice(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct MetricsParams {
+pub(crate) struct MetricsParams {
     /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
     /// their own).
-    agency_id: Option<Uuid>,
+    pub(crate) agency_id: Option<Uuid>,
     /// Only assignments made in this year.
-    year: Option<i32>,
+    pub(crate) year: Option<i32>,
     /// Only assignments dispatched to this division.
-    division_id: Option<Uuid>,
+    pub(crate) division_id: Option<Uuid>,
     /// Only assignments in this role: `lead`, `co`, `separate` or `sole`.
-    role: Option<String>,
+    pub(crate) role: Option<String>,
     /// Only suggestions of this session.
-    session_id: Option<Uuid>,
+    pub(crate) session_id: Option<Uuid>,
     /// Only what happened on or before this day (default: today).
     #[param(value_type = Option<String>, format = Date)]
-    as_of: Option<time::Date>,
+    pub(crate) as_of: Option<time::Date>,
 }
 
 fn rate_json(r: &banli_domain::metrics::Rate) -> serde_json::Value {
@@ -462,50 +485,13 @@ async fn metrics(
     caller: Caller,
     ApiQuery(q): ApiQuery<MetricsParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?;
-    let today = st.clock.today();
-    if let Some(d) = q.as_of
-        && d > today
-    {
-        return Err(AppError::malformed(format!(
-            "`as_of`: {d} is in the future (today is {today})"
-        ))
-        .into());
-    }
-    if let Some(y) = q.year
-        && !(2000..=9999).contains(&y)
-    {
-        return Err(AppError::malformed("`year`: a year from 2000").into());
-    }
-    if let Some(a) = &agency
-        && !st.store.knows_agency(a).await.map_err(internal)?
-    {
-        return Err(AppError::not_found(format!("agency {a} holds no assignment here")).into());
-    }
-    if let Some(r) = &q.role
-        && !matches!(r.as_str(), "lead" | "co" | "separate" | "sole")
-    {
-        return Err(AppError::malformed(format!(
-            "`role`: `{r}` is not lead, co, separate or sole"
-        ))
-        .into());
-    }
-    let query = crate::store::MetricsQuery {
-        as_of: q.as_of.unwrap_or(today),
-        agency: agency.clone(),
-        division: q.division_id.map(|d| d.to_string()),
-        role: q.role.clone(),
-        session: q.session_id.map(|s| s.to_string()),
-        year: q.year,
-    };
-    let counts = st.store.counts(&query).await.map_err(internal)?;
-    let r = banli_domain::metrics::Report::from_counts(&counts);
+    let (query, r) = metrics_of(&st, &caller.0, q).await?;
     let body = serde_json::json!({
-        "agency_id": agency,
+        "agency_id": query.agency,
         "division_id": query.division,
         "role": query.role,
         "session_id": query.session,
-        "year": q.year,
+        "year": query.year,
         "as_of": query.as_of,
         "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
         "rates": {
@@ -524,19 +510,64 @@ async fn metrics(
     Ok(json_response(200, to_json(&body)?, None))
 }
 
+pub(crate) async fn metrics_of(
+    st: &AppState,
+    p: &Principal,
+    q: MetricsParams,
+) -> Result<(crate::store::MetricsQuery, banli_domain::metrics::Report), AppError> {
+    let agency = scope(p, q.agency_id)?;
+    let today = st.clock.today();
+    if let Some(d) = q.as_of
+        && d > today
+    {
+        return Err(AppError::malformed(format!(
+            "`as_of`: {d} is in the future (today is {today})"
+        )));
+    }
+    if let Some(y) = q.year
+        && !(2000..=9999).contains(&y)
+    {
+        return Err(AppError::malformed("`year`: a year from 2000"));
+    }
+    if let Some(a) = &agency
+        && !st.store.knows_agency(a).await.map_err(internal)?
+    {
+        return Err(AppError::not_found(format!(
+            "agency {a} holds no assignment here"
+        )));
+    }
+    if let Some(r) = &q.role
+        && !matches!(r.as_str(), "lead" | "co" | "separate" | "sole")
+    {
+        return Err(AppError::malformed(format!(
+            "`role`: `{r}` is not lead, co, separate or sole"
+        )));
+    }
+    let query = crate::store::MetricsQuery {
+        as_of: q.as_of.unwrap_or(today),
+        agency,
+        division: q.division_id.map(|d| d.to_string()),
+        role: q.role.clone(),
+        session: q.session_id.map(|s| s.to_string()),
+        year: q.year,
+    };
+    let counts = st.store.counts(&query).await.map_err(internal)?;
+    Ok((query, banli_domain::metrics::Report::from_counts(&counts)))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct LedgerParams {
+pub(crate) struct LedgerParams {
     /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
     /// their own).
-    agency_id: Option<Uuid>,
+    pub(crate) agency_id: Option<Uuid>,
     /// Only items first replied in this year.
-    year: Option<i32>,
+    pub(crate) year: Option<i32>,
     /// `open` (class not A yet, or a commitment still open) or `done`; default: both.
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// `json` (default) or `csv` (one line per commitment).
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// A CSV field, quoted when it must be.
@@ -601,22 +632,6 @@ async fn ledger(
     caller: Caller,
     ApiQuery(q): ApiQuery<LedgerParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?;
-    if let Some(y) = q.year
-        && !(2000..=9999).contains(&y)
-    {
-        return Err(AppError::malformed("`year`: a year from 2000").into());
-    }
-    let open = match q.state.as_deref() {
-        None => None,
-        Some("open") => Some(true),
-        Some("done") => Some(false),
-        Some(other) => {
-            return Err(
-                AppError::malformed(format!("`state`: `{other}` is not open or done")).into(),
-            );
-        }
-    };
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -626,10 +641,47 @@ async fn ledger(
             );
         }
     };
+    let items = ledger_of(&st, &caller.0, q).await?;
+    if csv {
+        return Ok(axum::response::IntoResponse::into_response((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            ledger_csv(&items),
+        )));
+    }
+    Ok(json_response(
+        200,
+        to_json(&serde_json::json!({ "items": items }))?,
+        None,
+    ))
+}
+
+pub(crate) async fn ledger_of(
+    st: &AppState,
+    p: &Principal,
+    q: LedgerParams,
+) -> Result<Vec<banli_domain::ledger::LedgerItem>, AppError> {
+    let agency = scope(p, q.agency_id)?;
+    if let Some(y) = q.year
+        && !(2000..=9999).contains(&y)
+    {
+        return Err(AppError::malformed("`year`: a year from 2000"));
+    }
+    let open = match q.state.as_deref() {
+        None => None,
+        Some("open") => Some(true),
+        Some("done") => Some(false),
+        Some(other) => {
+            return Err(AppError::malformed(format!(
+                "`state`: `{other}` is not open or done"
+            )));
+        }
+    };
     if let Some(a) = &agency
         && !st.store.knows_agency(a).await.map_err(internal)?
     {
-        return Err(AppError::not_found(format!("agency {a} holds no assignment here")).into());
+        return Err(AppError::not_found(format!(
+            "agency {a} holds no assignment here"
+        )));
     }
     let replicas = st
         .store
@@ -651,29 +703,19 @@ async fn ledger(
         })
         .collect();
     items.sort_by(|a, b| (a.year, &a.number).cmp(&(b.year, &b.number)));
-    if csv {
-        return Ok(axum::response::IntoResponse::into_response((
-            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            ledger_csv(&items),
-        )));
-    }
-    Ok(json_response(
-        200,
-        to_json(&serde_json::json!({ "items": items }))?,
-        None,
-    ))
+    Ok(items)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct ReportParams {
+pub(crate) struct ReportParams {
     /// The agency (required for the office and auditors; an agency's keys: their own).
-    agency_id: Option<Uuid>,
+    pub(crate) agency_id: Option<Uuid>,
     /// The year reported on.
-    year: i32,
+    pub(crate) year: i32,
     /// `json` (default) or `markdown`.
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// The annual handling report of an agency: counts and rates as of the year's end (or today),
@@ -686,16 +728,6 @@ async fn annual_report(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?
-        .ok_or_else(|| AppError::malformed("`agency_id`: the agency reported on is required"))?;
-    let today = st.clock.today();
-    if !(2000..=today.year()).contains(&q.year) {
-        return Err(AppError::malformed(format!(
-            "`year`: from 2000 to this year ({})",
-            today.year()
-        ))
-        .into());
-    }
     let markdown = match q.format.as_deref() {
         None | Some("json") => false,
         Some("markdown" | "md") => true,
@@ -706,6 +738,33 @@ async fn annual_report(
             .into());
         }
     };
+    let r = annual_report_of(&st, &caller.0, q).await?;
+    if markdown {
+        return Ok(axum::response::IntoResponse::into_response((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            crate::report::markdown(&r),
+        )));
+    }
+    Ok(json_response(200, to_json(&r)?, None))
+}
+
+pub(crate) async fn annual_report_of(
+    st: &AppState,
+    p: &Principal,
+    q: ReportParams,
+) -> Result<crate::report::AnnualReport, AppError> {
+    let agency = scope(p, q.agency_id)?
+        .ok_or_else(|| AppError::malformed("`agency_id`: the agency reported on is required"))?;
+    let today = st.clock.today();
+    if !(2000..=today.year()).contains(&q.year) {
+        return Err(AppError::malformed(format!(
+            "`year`: from 2000 to this year ({})",
+            today.year()
+        )));
+    }
     if !st.store.knows_agency(&agency).await.map_err(internal)? {
         return Err(
             AppError::not_found(format!("agency {agency} holds no assignment here")).into(),
@@ -720,19 +779,9 @@ async fn annual_report(
         None => None,
     }
     .unwrap_or_else(|| agency.clone());
-    let r = crate::report::build(&st.store, &agency, name, q.year, today)
+    crate::report::build(&st.store, &agency, name, q.year, today)
         .await
-        .map_err(internal)?;
-    if markdown {
-        return Ok(axum::response::IntoResponse::into_response((
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/markdown; charset=utf-8",
-            )],
-            crate::report::markdown(&r),
-        )));
-    }
-    Ok(json_response(200, to_json(&r)?, None))
+        .map_err(internal)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -807,13 +856,13 @@ async fn export_assignments(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct NoticesParams {
+pub(crate) struct NoticesParams {
     /// Notices to or from this agency (the office and auditors: any; an agency's keys: their own).
-    agency_id: Option<Uuid>,
+    pub(crate) agency_id: Option<Uuid>,
     /// `issued`, `acknowledged`, `answered` or `escalated`.
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     /// 1 to 500 (default 100).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 /// Supervision notices to or from an agency, newest first.
@@ -824,27 +873,7 @@ async fn list_notices(
     caller: Caller,
     ApiQuery(q): ApiQuery<NoticesParams>,
 ) -> ApiResult {
-    let agency = scope(&caller.0, q.agency_id)?;
-    if let Some(s) = &q.state
-        && !matches!(
-            s.as_str(),
-            "issued" | "acknowledged" | "answered" | "escalated"
-        )
-    {
-        return Err(AppError::malformed(format!(
-            "`state`: `{s}` is not issued, acknowledged, answered or escalated"
-        ))
-        .into());
-    }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_ROWS).contains(&limit) {
-        return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")).into());
-    }
-    let rows = st
-        .store
-        .notices(agency.as_deref(), q.state.as_deref(), limit)
-        .await
-        .map_err(internal)?;
+    let rows = notices_of(&st, &caller.0, q).await?;
     let mut items = Vec::with_capacity(rows.len());
     for (json, version) in rows {
         let mut v: serde_json::Value =
@@ -857,4 +886,31 @@ async fn list_notices(
         to_json(&serde_json::json!({ "items": items }))?,
         None,
     ))
+}
+
+/// `(notice JSON, version)` of the notices to or from an agency, newest first.
+pub(crate) async fn notices_of(
+    st: &AppState,
+    p: &Principal,
+    q: NoticesParams,
+) -> Result<Vec<(String, i64)>, AppError> {
+    let agency = scope(p, q.agency_id)?;
+    if let Some(s) = &q.state
+        && !matches!(
+            s.as_str(),
+            "issued" | "acknowledged" | "answered" | "escalated"
+        )
+    {
+        return Err(AppError::malformed(format!(
+            "`state`: `{s}` is not issued, acknowledged, answered or escalated"
+        )));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_ROWS).contains(&limit) {
+        return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")));
+    }
+    st.store
+        .notices(agency.as_deref(), q.state.as_deref(), limit)
+        .await
+        .map_err(internal)
 }

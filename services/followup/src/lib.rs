@@ -9,6 +9,7 @@
 pub mod audit_feed;
 pub mod consumer;
 pub mod fire;
+pub mod grpc;
 pub mod http;
 pub mod notices;
 pub mod report;

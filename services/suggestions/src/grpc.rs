@@ -624,6 +624,40 @@ impl SuggestionService for Grpc {
         .await
     }
 
+    async fn report_progress(
+        &self,
+        req: Request<pb::ReportProgressRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let commitment = CommitmentId(uuid("commitment_id", &r.commitment_id)?);
+        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
+            Ok(CommandKind::ReportProgress {
+                commitment,
+                note: r.note,
+                on: today,
+            })
+        })
+        .await
+    }
+
+    async fn convert_commitment(
+        &self,
+        req: Request<pb::ConvertCommitmentRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let commitment = CommitmentId(uuid("commitment_id", &r.commitment_id)?);
+        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
+            Ok(CommandKind::ConvertCommitment {
+                commitment,
+                evidence: r.evidence,
+                on: today,
+            })
+        })
+        .await
+    }
+
     async fn change_class(
         &self,
         req: Request<pb::ChangeClassRequest>,

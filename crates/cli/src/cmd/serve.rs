@@ -273,7 +273,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             let keys = keys.clone();
             Box::pin(async move { keys.authenticate(&token).await })
         });
-        apis.push(banli_followup::http::api(banli_followup::http::AppState {
+        let fstate = banli_followup::http::AppState {
             store: fstore.clone(),
             auth,
             reminders: profile.reminders.clone(),
@@ -291,7 +291,10 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                     })
                 })
             }),
-        }));
+        };
+        apis.push(banli_followup::http::api(fstate.clone()));
+        banli_followup::grpc::add_services(fstate, &mut grpc_routes);
+        grpc_names.extend(banli_followup::grpc::NAMES);
         tasks.push((
             "followup consumer",
             tokio::spawn(banli_eventlog::runner::run(

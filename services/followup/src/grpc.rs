@@ -1,0 +1,446 @@
+//! gRPC (`banli.followup.v1`): the same capabilities as REST, through the same functions (and so
+//! the same checks and errors); every call needs `authorization: Bearer <key>`.
+
+use banli_api::grpc::{opt_uuid, request_hash, uuid};
+use banli_api::{AppError, Principal};
+use banli_domain::ids::{AgencyId, NoticeId, SuggestionId};
+use banli_proto::followup::v1 as pb;
+use pb::follow_up_service_server::{FollowUpService, FollowUpServiceServer};
+use time::Date;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status};
+
+use crate::http::{
+    AlertsParams, AppState, DueSoonParams, LedgerParams, MetricsParams, NoticesParams,
+    OverdueParams, ReportParams,
+};
+use crate::notices::{Command, StoredNotice};
+
+/// The full names of this service's gRPC services.
+pub const NAMES: [&str; 1] = ["banli.followup.v1.FollowUpService"];
+
+/// Adds the follow-up service to `routes`.
+pub fn add_services(state: AppState, routes: &mut RoutesBuilder) {
+    routes.add_service(
+        FollowUpServiceServer::new(Grpc { state }).max_decoding_message_size(64 * 1024),
+    );
+}
+
+#[derive(Clone)]
+pub struct Grpc {
+    state: AppState,
+}
+
+impl std::fmt::Debug for Grpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grpc").finish_non_exhaustive()
+    }
+}
+
+fn day(field: &str, s: &str) -> Result<Option<Date>, AppError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map(Some)
+        .map_err(|_| AppError::malformed(format!("`{field}`: `{s}` is not a date (YYYY-MM-DD)")))
+}
+
+fn text(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn opt_day(d: Option<Date>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// A serde enum's wire name (`notice`, `stage`, …).
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn notice_out(n: &StoredNotice) -> pb::Notice {
+    let x = &n.notice;
+    pb::Notice {
+        id: x.id.to_string(),
+        issuer_agency_id: x.issuer.to_string(),
+        target_agency_id: x.target.to_string(),
+        suggestion_ids: x.suggestions.iter().map(ToString::to_string).collect(),
+        level: name(&x.level),
+        trigger: name(&x.trigger),
+        body: x.body.clone(),
+        issued_on: x.issued_on.to_string(),
+        response_due: x.response_due.to_string(),
+        state: name(&x.state),
+        acknowledged_on: opt_day(x.acknowledged_on),
+        response: x.response.clone().unwrap_or_default(),
+        answered_on: opt_day(x.answered_on),
+        answered_late: x.answered_late,
+        escalated_to: x.escalated_to.map(|i| i.to_string()).unwrap_or_default(),
+        version: n.version,
+    }
+}
+
+impl Grpc {
+    pub fn new(state: AppState) -> Grpc {
+        Grpc { state }
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, AppError> {
+        let token = banli_api::grpc::bearer(req.metadata())?;
+        (self.state.auth)(token.to_owned()).await
+    }
+
+    /// A notice command, honouring an idempotency key as REST does.
+    async fn notice_command(
+        &self,
+        p: &Principal,
+        cmd: Command,
+        expected: u64,
+        key: &str,
+        request: String,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let st = &self.state;
+        let today = st.clock.today();
+        let key = (!key.is_empty()).then_some(key);
+        let (_, body) = banli_api::idempotent(
+            st.store.db(),
+            st.store.idempotency_keys(),
+            p,
+            key,
+            &request_hash(&request),
+            || async {
+                let n = crate::notices::command(
+                    &st.store,
+                    p,
+                    cmd,
+                    (expected > 0).then_some(expected),
+                    today,
+                )
+                .await?;
+                let mut v = serde_json::to_value(&n.notice).map_err(|e| AppError::internal(&e))?;
+                v["version"] = serde_json::Value::from(n.version);
+                Ok((200, v.to_string()))
+            },
+        )
+        .await?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| AppError::internal(&e))?;
+        let notice = serde_json::from_value(v.clone()).map_err(|e| AppError::internal(&e))?;
+        let version = v["version"].as_u64().unwrap_or_default();
+        Ok(Response::new(notice_out(&StoredNotice { notice, version })))
+    }
+}
+
+#[tonic::async_trait]
+impl FollowUpService for Grpc {
+    async fn list_overdue(
+        &self,
+        req: Request<pb::ListOverdueRequest>,
+    ) -> Result<Response<pb::ListDueResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = OverdueParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            level: text(r.level),
+        };
+        let items = crate::http::overdue_of(&self.state, &p, q).await?;
+        Ok(Response::new(pb::ListDueResponse {
+            items: items
+                .into_iter()
+                .map(|i| pb::DueItem {
+                    suggestion_id: i.deadline.suggestion_id,
+                    assignment_id: i.deadline.assignment_id,
+                    agency_id: i.deadline.agency_id,
+                    kind: i.deadline.kind,
+                    due: i.deadline.due.to_string(),
+                    previous_due: opt_day(i.deadline.previous_due),
+                    level: i.level,
+                    days_overdue: i.days_overdue,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_due_soon(
+        &self,
+        req: Request<pb::ListDueSoonRequest>,
+    ) -> Result<Response<pb::ListDueResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = DueSoonParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            within_days: r.within_days,
+        };
+        let items = crate::http::due_soon_of(&self.state, &p, q).await?;
+        Ok(Response::new(pb::ListDueResponse {
+            items: items
+                .into_iter()
+                .map(|d| pb::DueItem {
+                    suggestion_id: d.suggestion_id,
+                    assignment_id: d.assignment_id,
+                    agency_id: d.agency_id,
+                    kind: d.kind,
+                    due: d.due.to_string(),
+                    previous_due: opt_day(d.previous_due),
+                    level: String::new(),
+                    days_overdue: 0,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = AlertsParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            limit: (r.limit > 0).then_some(r.limit),
+        };
+        let items = crate::http::alerts_of(&self.state, &p, q).await?;
+        Ok(Response::new(pb::ListAlertsResponse {
+            items: items
+                .into_iter()
+                .map(|a| pb::Alert {
+                    suggestion_id: a.suggestion_id,
+                    assignment_id: a.assignment_id,
+                    agency_id: a.agency_id,
+                    kind: a.kind,
+                    due: a.due.to_string(),
+                    alert: a.alert,
+                    level: a.level,
+                    fired_at: a
+                        .fired_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn issue_notice(
+        &self,
+        req: Request<pb::IssueNoticeRequest>,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let request = format!("{r:?}");
+        let level = serde_json::from_value(serde_json::Value::String(r.level.clone()))
+            .map_err(|_| {
+                AppError::malformed(format!(
+                    "`level`: `{}` is not reminder, notice, special_inspection, circular, on_site_supervision or assessment_deduction",
+                    r.level
+                ))
+            })?;
+        let suggestions = r
+            .suggestion_ids
+            .iter()
+            .map(|s| uuid("suggestion_ids", s).map(SuggestionId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let response_due = day("response_due", &r.response_due)?
+            .ok_or_else(|| AppError::malformed("`response_due` is required"))?;
+        let cmd = Command::Issue {
+            target: AgencyId(uuid("target_agency_id", &r.target_agency_id)?),
+            suggestions,
+            level,
+            body: r.body,
+            response_due,
+        };
+        self.notice_command(&p, cmd, 0, &r.idempotency_key, request)
+            .await
+    }
+
+    async fn get_notice(
+        &self,
+        req: Request<pb::GetNoticeRequest>,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let p = self.caller(&req).await?;
+        let id = NoticeId(uuid("notice_id", &req.get_ref().notice_id)?);
+        let n = crate::notices::get(&self.state.store, &p, id).await?;
+        Ok(Response::new(notice_out(&n)))
+    }
+
+    async fn acknowledge_notice(
+        &self,
+        req: Request<pb::AcknowledgeNoticeRequest>,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let request = format!("{r:?}");
+        let id = NoticeId(uuid("notice_id", &r.notice_id)?);
+        self.notice_command(
+            &p,
+            Command::Acknowledge(id),
+            r.expected_version,
+            &r.idempotency_key,
+            request,
+        )
+        .await
+    }
+
+    async fn answer_notice(
+        &self,
+        req: Request<pb::AnswerNoticeRequest>,
+    ) -> Result<Response<pb::Notice>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let request = format!("{r:?}");
+        let id = NoticeId(uuid("notice_id", &r.notice_id)?);
+        self.notice_command(
+            &p,
+            Command::Answer(id, r.response),
+            r.expected_version,
+            &r.idempotency_key,
+            request,
+        )
+        .await
+    }
+
+    async fn list_notices(
+        &self,
+        req: Request<pb::ListNoticesRequest>,
+    ) -> Result<Response<pb::ListNoticesResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = NoticesParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            state: text(r.state),
+            limit: (r.limit > 0).then_some(r.limit),
+        };
+        let rows = crate::http::notices_of(&self.state, &p, q).await?;
+        let mut notices = Vec::with_capacity(rows.len());
+        for (json, version) in rows {
+            let notice = serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?;
+            notices.push(notice_out(&StoredNotice {
+                notice,
+                version: version.max(0) as u64,
+            }));
+        }
+        Ok(Response::new(pb::ListNoticesResponse { notices }))
+    }
+
+    async fn get_ledger(
+        &self,
+        req: Request<pb::GetLedgerRequest>,
+    ) -> Result<Response<pb::Ledger>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = LedgerParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            year: (r.year != 0).then_some(r.year),
+            state: text(r.state),
+            format: None,
+        };
+        let items = crate::http::ledger_of(&self.state, &p, q).await?;
+        Ok(Response::new(pb::Ledger {
+            items: items
+                .into_iter()
+                .map(|i| pb::LedgerItem {
+                    suggestion_id: i.suggestion_id.to_string(),
+                    session_id: i.session_id.to_string(),
+                    number: i.number,
+                    title: i.title,
+                    year: i.year,
+                    first_class: i.first_class.as_str().to_owned(),
+                    class: i.class.as_str().to_owned(),
+                    converted_at: opt_day(i.converted_at),
+                    key_item: i.key_item,
+                    commitments: i
+                        .commitments
+                        .into_iter()
+                        .map(|c| pb::Commitment {
+                            id: c.id.to_string(),
+                            measure: c.measure,
+                            owner_agency_id: c.owner_agency_id.to_string(),
+                            division_id: c.division_id.map(|d| d.to_string()).unwrap_or_default(),
+                            target_date: c.target_date.to_string(),
+                            state: c.state.to_owned(),
+                            overdue: c.overdue,
+                            progress: c
+                                .progress
+                                .into_iter()
+                                .map(|p| pb::ProgressReport {
+                                    note: p.note,
+                                    on: p.on.to_string(),
+                                })
+                                .collect(),
+                            evidence: c.evidence,
+                            converted_on: opt_day(c.converted_on),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_metrics(
+        &self,
+        req: Request<pb::GetMetricsRequest>,
+    ) -> Result<Response<pb::Metrics>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = MetricsParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            year: (r.year != 0).then_some(r.year),
+            as_of: day("as_of", &r.as_of)?,
+            division_id: opt_uuid("division_id", &r.division_id)?,
+            role: text(r.role),
+            session_id: opt_uuid("session_id", &r.session_id)?,
+        };
+        let (query, m) = crate::http::metrics_of(&self.state, &p, q).await?;
+        let rate = |r: &banli_domain::metrics::Rate| pb::Rate {
+            numerator: r.numerator,
+            denominator: r.denominator,
+            value: r.value(),
+            definition_version: r.definition_version.clone(),
+            definition: r.definition.clone(),
+        };
+        let rates = [
+            ("reply_rate", &m.reply_rate),
+            ("on_time_rate", &m.on_time_rate),
+            ("communication_rate", &m.communication_rate),
+            ("meeting_rate", &m.meeting_rate),
+            ("satisfaction_rate_broad", &m.satisfaction_broad),
+            ("satisfaction_rate_strict", &m.satisfaction_strict),
+            ("satisfaction_rate_first_round", &m.satisfaction_first_round),
+            ("resolution_rate", &m.resolution_rate),
+            ("solved_or_planned_rate", &m.solved_or_planned_rate),
+            ("b_to_a_conversion", &m.b_to_a_conversion),
+        ]
+        .into_iter()
+        .map(|(k, r)| (k.to_owned(), rate(r)))
+        .collect();
+        Ok(Response::new(pb::Metrics {
+            as_of: query.as_of.to_string(),
+            lead: m.lead,
+            co: m.co,
+            separate: m.separate,
+            sole: m.sole,
+            rates,
+        }))
+    }
+
+    async fn get_annual_report(
+        &self,
+        req: Request<pb::GetAnnualReportRequest>,
+    ) -> Result<Response<pb::AnnualReport>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = ReportParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            year: r.year,
+            format: None,
+        };
+        let report = crate::http::annual_report_of(&self.state, &p, q).await?;
+        Ok(Response::new(pb::AnnualReport {
+            json: serde_json::to_string(&report).map_err(|e| AppError::internal(&e))?,
+            markdown: crate::report::markdown(&report),
+        }))
+    }
+}
