@@ -766,9 +766,9 @@ pub(crate) async fn annual_report_of(
         )));
     }
     if !st.store.knows_agency(&agency).await.map_err(internal)? {
-        return Err(
-            AppError::not_found(format!("agency {agency} holds no assignment here")).into(),
-        );
+        return Err(AppError::not_found(format!(
+            "agency {agency} holds no assignment here"
+        )));
     }
     let name = match &st.names {
         Some(names) => names()
