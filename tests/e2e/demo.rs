@@ -161,6 +161,40 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
     assert_eq!(rate(&then, "b_to_a_conversion"), (0, 13), "{then}");
     assert_eq!(then["counts"]["lead"].as_u64(), Some(13), "{then}");
 
+    // The stage plan: three stages, two rounds each; stage 2's circular shows every reply and
+    // opinion in.
+    let (status, plan) = get(
+        s.http,
+        &format!("/v1/followup/stage-plans?agency_id={department}&year=2020"),
+        &office,
+    );
+    assert_eq!(status, 200, "{plan}");
+    let stages = plan["stages"].as_array().expect("stages");
+    assert_eq!(stages.len(), 3, "{plan}");
+    assert!(
+        stages
+            .iter()
+            .all(|s| s["supervision_rounds"].as_array().map(Vec::len) == Some(2))
+    );
+    let (status, circular) = get(
+        s.http,
+        &format!("/v1/followup/stage-plans/circular?agency_id={department}&year=2020&stage=2"),
+        &office,
+    );
+    assert_eq!(status, 200, "{circular}");
+    assert_eq!(
+        circular["targets"][0]["target"], "all_replied",
+        "{circular}"
+    );
+    assert_eq!(
+        (
+            circular["targets"][0]["done"].as_u64(),
+            circular["targets"][0]["total"].as_u64()
+        ),
+        (Some(101), Some(101)),
+        "{circular}"
+    );
+
     // Three stages, two supervision rounds each, all answered.
     let (status, notices) = get(
         s.http,

@@ -556,23 +556,33 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         }
     }
 
-    // Three stages, two supervision rounds in each: the office's notices to the department on
-    // its open 2020 items, acknowledged and answered the next day.
+    // Three stages, two supervision rounds in each (the plan's rounds issue a notice only on
+    // items short of the stage's targets; here every item is on target), and the office's
+    // notices to the department at each round, acknowledged and answered the next day.
+    let rounds = [
+        date!(2020 - 03 - 02),
+        date!(2020 - 03 - 23),
+        date!(2020 - 05 - 20),
+        date!(2020 - 05 - 28),
+        date!(2020 - 07 - 15),
+        date!(2020 - 09 - 01),
+    ];
+    d.day(date!(2020 - 02 - 17));
+    d.post(
+        "/v1/followup/stage-plans",
+        &office,
+        json!({"agency_id": agencies[0], "year": 2020, "starts_on": "2020-02-17", "stages": [
+            {"name": "签收与办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": [rounds[0], rounds[1]]},
+            {"name": "按期答复", "ends_on": "2020-05-31", "targets": ["all_replied"], "supervision_rounds": [rounds[2], rounds[3]]},
+            {"name": "代表反馈与落实", "ends_on": "2020-09-30", "targets": ["all_feedback_in"], "supervision_rounds": [rounds[4], rounds[5]]},
+        ]}),
+    )
+    .await?;
     let department_items: Vec<&String> = (0..items.len())
         .filter(|n| items[*n].days[0].year() == 2020 && items[*n].lead == 0)
         .map(|n| &ids[n])
         .collect();
-    for (round, day) in [
-        date!(2020 - 03 - 02),
-        date!(2020 - 03 - 23),
-        date!(2020 - 04 - 20),
-        date!(2020 - 05 - 06),
-        date!(2020 - 07 - 15),
-        date!(2020 - 09 - 01),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (round, day) in rounds.into_iter().enumerate() {
         d.day(day);
         let n = d
             .post_eventually(

@@ -197,3 +197,173 @@ mod tests {
         );
     }
 }
+
+/// How far one target of a stage is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetProgress {
+    pub target: StageTarget,
+    pub done: u64,
+    pub total: u64,
+    /// The items still short of the target.
+    pub lagging: Vec<crate::ids::SuggestionId>,
+}
+
+/// One unit's (division's) progress; `division` is `None` for assignments not dispatched yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitProgress {
+    pub division: Option<DivisionId>,
+    pub targets: Vec<TargetProgress>,
+}
+
+/// A progress circular (进度通报) of one stage: the agency's items of the plan's year against
+/// the stage's targets as of a day, overall and per division.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageProgress {
+    pub agency: AgencyId,
+    pub year: i32,
+    /// 1-based.
+    pub stage: usize,
+    pub name: String,
+    pub ends_on: Date,
+    pub as_of: Date,
+    pub targets: Vec<TargetProgress>,
+    pub units: Vec<UnitProgress>,
+}
+
+impl StageProgress {
+    /// Items short of any target of the stage.
+    pub fn lagging(&self) -> Vec<crate::ids::SuggestionId> {
+        let mut all: Vec<_> = self
+            .targets
+            .iter()
+            .flat_map(|t| t.lagging.iter().copied())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// Where one assignment stands on `target` as of `as_of`: `None` when the target does not
+/// apply to it (communication and feedback are the responsible units' business).
+fn meets(
+    s: &crate::suggestion::Suggestion,
+    a: &crate::suggestion::Assignment,
+    target: StageTarget,
+    as_of: Date,
+) -> Option<bool> {
+    use crate::suggestion::AssignmentState;
+    let upto = |d: Date| d <= as_of;
+    match target {
+        // Signing is read from the state now (it carries no date of its own).
+        StageTarget::AllSignedFor => Some(!matches!(
+            a.state,
+            AssignmentState::PendingSign | AssignmentState::AdjustmentPending
+        )),
+        StageTarget::AllCommunicated => a.is_responsible().then(|| {
+            s.communications
+                .iter()
+                .any(|c| c.assignment_id == a.id && upto(c.on))
+        }),
+        StageTarget::AllReplied => Some(if a.is_responsible() {
+            s.replies
+                .iter()
+                .any(|r| r.assignment_id == a.id && upto(r.on))
+        } else {
+            a.opinion_waived
+                || s.opinions
+                    .iter()
+                    .any(|o| o.assignment_id == a.id && upto(o.on))
+        }),
+        StageTarget::AllFeedbackIn => a
+            .is_responsible()
+            .then(|| s.feedback.iter().any(|f| upto(f.on))),
+    }
+}
+
+/// The progress of stage `stage` (1-based) of `plan` over `suggestions` as of `today` (the
+/// stage's end once it is past). `None` when the plan has no such stage.
+pub fn stage_progress(
+    plan: &StagePlan,
+    stage: usize,
+    suggestions: &[crate::suggestion::Suggestion],
+    today: Date,
+) -> Option<StageProgress> {
+    let st = plan.stages.get(stage.checked_sub(1)?)?;
+    let as_of = today.min(st.ends_on);
+    let mine: Vec<(
+        &crate::suggestion::Suggestion,
+        &crate::suggestion::Assignment,
+    )> = suggestions
+        .iter()
+        .flat_map(|s| s.assignments.iter().map(move |a| (s, a)))
+        .filter(|(_, a)| {
+            a.agency == plan.agency
+                && a.is_active()
+                && a.assigned_on.year() == plan.year
+                && a.assigned_on <= as_of
+        })
+        .collect();
+    let count = |items: &[(
+        &crate::suggestion::Suggestion,
+        &crate::suggestion::Assignment,
+    )]| {
+        st.targets
+            .iter()
+            .map(|t| {
+                let mut p = TargetProgress {
+                    target: *t,
+                    done: 0,
+                    total: 0,
+                    lagging: Vec::new(),
+                };
+                for (s, a) in items {
+                    match meets(s, a, *t, as_of) {
+                        Some(true) => {
+                            p.done += 1;
+                            p.total += 1;
+                        }
+                        Some(false) => {
+                            p.total += 1;
+                            p.lagging.push(s.id);
+                        }
+                        None => {}
+                    }
+                }
+                p.lagging.sort();
+                p.lagging.dedup();
+                p
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut divisions: Vec<Option<DivisionId>> = mine
+        .iter()
+        .map(|(_, a)| a.dispatch.as_ref().map(|d| d.division))
+        .collect();
+    divisions.sort();
+    divisions.dedup();
+    let units = divisions
+        .into_iter()
+        .map(|d| {
+            let of: Vec<_> = mine
+                .iter()
+                .copied()
+                .filter(|(_, a)| a.dispatch.as_ref().map(|x| x.division) == d)
+                .collect();
+            UnitProgress {
+                division: d,
+                targets: count(&of),
+            }
+        })
+        .collect();
+    Some(StageProgress {
+        agency: plan.agency,
+        year: plan.year,
+        stage,
+        name: st.name.clone(),
+        ends_on: st.ends_on,
+        as_of,
+        targets: count(&mine),
+        units,
+    })
+}

@@ -149,6 +149,10 @@ impl NatsBus {
     }
 }
 
+/// How long past its expiry a pull request's replies are awaited: a reply lost with a dropped
+/// connection would otherwise hold the consumer until the client noticed.
+const REPLY_MARGIN: Duration = Duration::from_secs(5);
+
 /// A handle on a durable pull consumer.
 #[derive(Debug)]
 pub struct NatsConsumer {
@@ -177,7 +181,10 @@ impl NatsConsumer {
             .messages()
             .await
             .map_err(|e| BusError::Bus(e.to_string()))?;
-        while let Some(m) = one.next().await {
+        // A reply lost with a dropped connection must not hold the consumer: past the request's
+        // own expiry (and a margin) the batch ends with what came.
+        let deadline = tokio::time::Instant::now() + wait + REPLY_MARGIN;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, one.next()).await {
             out.push(delivery(m.map_err(|e| BusError::Bus(e.to_string()))?));
         }
         if out.is_empty() || max == 1 {
@@ -197,7 +204,8 @@ impl NatsConsumer {
             .await
             .map_err(|e| BusError::Bus(e.to_string()))?;
         let mut out = Vec::new();
-        while let Some(m) = batch.next().await {
+        let deadline = tokio::time::Instant::now() + REPLY_MARGIN;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, batch.next()).await {
             out.push(delivery(m.map_err(|e| BusError::Bus(e.to_string()))?));
         }
         Ok(out)

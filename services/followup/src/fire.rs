@@ -64,6 +64,43 @@ impl TimerHandler for AlertFirer {
                         out.push(fired);
                         continue;
                     }
+                    // A stage plan's supervision round.
+                    if let Ok(round) = serde_json::from_str::<crate::stages::RoundPayload>(&t.payload) {
+                        let r = round.stage_round;
+                        let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
+                        let (fired, notice) = match &pool {
+                            Pool::Sqlite(p) => {
+                                let mut tx = p.begin().await?;
+                                let notice = crate::stages::sqlite::fire_round(&mut tx, &store, &r, today).await?;
+                                let ok = banli_timers::sqlite::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                                if ok {
+                                    tx.commit().await?;
+                                }
+                                (ok, notice)
+                            }
+                            Pool::Postgres(p) => {
+                                let mut tx = p.begin().await?;
+                                let notice = crate::stages::postgres::fire_round(&mut tx, &store, &r, today).await?;
+                                let ok = banli_timers::postgres::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                                if ok {
+                                    tx.commit().await?;
+                                }
+                                (ok, notice)
+                            }
+                        };
+                        if fired {
+                            match &notice {
+                                Some(n) => tracing::info!(agency = %r.agency_id, year = r.year, stage = r.stage, round = r.round, notice = %n.id, items = n.suggestions.len(), "stage supervision round: notice issued on the items short of the stage's targets"),
+                                None => tracing::info!(agency = %r.agency_id, year = r.year, stage = r.stage, round = r.round, "stage supervision round: every item on target, no notice"),
+                            }
+                            if notice.is_some() {
+                                store.audit_written();
+                                store.timers().scheduled();
+                            }
+                        }
+                        out.push(fired);
+                        continue;
+                    }
                     let payload: AlertPayload = match serde_json::from_str(&t.payload) {
                         Ok(p) => p,
                         Err(e) => {

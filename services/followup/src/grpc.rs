@@ -11,8 +11,8 @@ use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
 use crate::http::{
-    AlertsParams, AppState, DueSoonParams, LedgerParams, MetricsParams, NoticesParams,
-    OverdueParams, ReportParams,
+    AlertsParams, AppState, CircularParams, DueSoonParams, LedgerParams, MetricsParams,
+    NoticesParams, OverdueParams, ReportParams, StageBody, StagePlanBody, StagePlanParams,
 };
 use crate::notices::{Command, StoredNotice};
 
@@ -81,6 +81,32 @@ fn notice_out(n: &StoredNotice) -> pb::Notice {
         answered_late: x.answered_late,
         escalated_to: x.escalated_to.map(|i| i.to_string()).unwrap_or_default(),
         version: n.version,
+    }
+}
+
+fn plan_out(p: &crate::stages::StoredPlan) -> pb::StagePlan {
+    pb::StagePlan {
+        id: p.plan.id.to_string(),
+        agency_id: p.plan.agency.to_string(),
+        year: p.plan.year,
+        starts_on: p.plan.starts_on.to_string(),
+        stages: p
+            .plan
+            .stages
+            .iter()
+            .map(|s| pb::Stage {
+                name: s.name.clone(),
+                ends_on: s.ends_on.to_string(),
+                targets: s.targets.iter().map(name).collect(),
+                supervision_rounds: s
+                    .supervision_rounds
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            })
+            .collect(),
+        issuer_agency_id: p.issuer_agency_id.to_string(),
+        version: p.version,
     }
 }
 
@@ -323,6 +349,120 @@ impl FollowUpService for Grpc {
             }));
         }
         Ok(Response::new(pb::ListNoticesResponse { notices }))
+    }
+
+    async fn set_stage_plan(
+        &self,
+        req: Request<pb::SetStagePlanRequest>,
+    ) -> Result<Response<pb::StagePlan>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let request = format!("{r:?}");
+        let mut stages = Vec::with_capacity(r.stages.len());
+        for s in r.stages {
+            let targets = s
+                .targets
+                .iter()
+                .map(|t| {
+                    serde_json::from_value(serde_json::Value::String(t.clone())).map_err(|_| {
+                        AppError::malformed(format!(
+                            "`targets`: `{t}` is not all_signed_for, all_communicated, all_replied or all_feedback_in"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut rounds = Vec::with_capacity(s.supervision_rounds.len());
+            for d in &s.supervision_rounds {
+                rounds.push(
+                    day("supervision_rounds", d)?
+                        .ok_or_else(|| AppError::malformed("`supervision_rounds`: a date each"))?,
+                );
+            }
+            stages.push(StageBody {
+                name: s.name,
+                ends_on: day("ends_on", &s.ends_on)?
+                    .ok_or_else(|| AppError::malformed("`ends_on` is required"))?,
+                targets,
+                supervision_rounds: rounds,
+            });
+        }
+        let body = StagePlanBody {
+            agency_id: uuid("agency_id", &r.agency_id)?,
+            year: r.year,
+            starts_on: day("starts_on", &r.starts_on)?,
+            stages,
+        };
+        let st = &self.state;
+        let key = (!r.idempotency_key.is_empty()).then_some(r.idempotency_key.as_str());
+        let (_, json) = banli_api::idempotent(
+            st.store.db(),
+            st.store.idempotency_keys(),
+            &p,
+            key,
+            &request_hash(&request),
+            || async {
+                let plan = crate::http::plan_of(st, body)?;
+                let expected = (r.expected_version > 0).then_some(r.expected_version);
+                let stored = crate::stages::set(&st.store, &p, plan, expected).await?;
+                let v = serde_json::to_string(&stored).map_err(|e| AppError::internal(&e))?;
+                Ok((201, v))
+            },
+        )
+        .await?;
+        let v: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?;
+        let plan = serde_json::from_value(v.clone()).map_err(|e| AppError::internal(&e))?;
+        let issuer = v["issuer_agency_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .map(AgencyId)
+            .ok_or_else(|| AppError::internal(&"a stored plan without its issuer"))?;
+        Ok(Response::new(plan_out(&crate::stages::StoredPlan {
+            plan,
+            issuer_agency_id: issuer,
+            version: v["version"].as_u64().unwrap_or_default(),
+        })))
+    }
+
+    async fn get_stage_plan(
+        &self,
+        req: Request<pb::GetStagePlanRequest>,
+    ) -> Result<Response<pb::StagePlan>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = StagePlanParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            year: r.year,
+        };
+        let plan = crate::http::stage_plan_of(&self.state, &p, q).await?;
+        Ok(Response::new(plan_out(&plan)))
+    }
+
+    async fn get_stage_circular(
+        &self,
+        req: Request<pb::GetStageCircularRequest>,
+    ) -> Result<Response<pb::StageCircular>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = CircularParams {
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            year: r.year,
+            stage: r.stage as usize,
+            format: None,
+        };
+        let (progress, items) = crate::http::circular_of(&self.state, &p, &q).await?;
+        let name = crate::http::agency_name(&self.state, &progress.agency.to_string()).await;
+        let titles = |id: &str| {
+            items
+                .iter()
+                .find(|s| s.id.to_string() == id)
+                .map(|s| format!("{} {}", s.details.number, s.details.title))
+                .unwrap_or_else(|| id.to_owned())
+        };
+        Ok(Response::new(pb::StageCircular {
+            json: serde_json::to_string(&progress).map_err(|e| AppError::internal(&e))?,
+            markdown: crate::stages::circular_markdown(&progress, &name, &titles),
+        }))
     }
 
     async fn get_ledger(

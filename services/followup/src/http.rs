@@ -12,7 +12,6 @@ use banli_api::{AppError, Authenticator, Clock, Principal};
 use banli_domain::Role;
 use banli_domain::followup::{DeadlineKind, TrackedDeadline, lateness};
 use banli_domain::ids::{AgencyId, AssignmentId};
-use banli_domain::profile::Reminders;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -41,7 +40,8 @@ pub type AgencyNames = std::sync::Arc<
 pub struct AppState {
     pub store: Store,
     pub auth: Authenticator,
-    pub reminders: Reminders,
+    /// The rule profile: reminder offsets, lateness tiers, default stage plans.
+    pub profile: banli_domain::RuleProfile,
     pub clock: Clock,
     /// Names for reports; without it a report names the agency by its id.
     pub names: Option<AgencyNames>,
@@ -77,6 +77,8 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(ledger))
         .routes(routes!(annual_report))
         .routes(routes!(export_assignments))
+        .routes(routes!(set_stage_plan, get_stage_plan))
+        .routes(routes!(stage_circular))
         .split_for_parts();
     (router.with_state(state), openapi)
 }
@@ -178,7 +180,7 @@ pub(crate) async fn overdue_of(
                 due: d.due,
                 met: false,
             };
-            let level = lateness(&tracked, today, &st.reminders)?;
+            let level = lateness(&tracked, today, &st.profile.reminders)?;
             if q.level.as_deref().is_some_and(|l| l != level) {
                 return None;
             }
@@ -770,15 +772,7 @@ pub(crate) async fn annual_report_of(
             "agency {agency} holds no assignment here"
         )));
     }
-    let name = match &st.names {
-        Some(names) => names()
-            .await
-            .into_iter()
-            .find(|(id, _)| *id == agency)
-            .map(|(_, n)| n),
-        None => None,
-    }
-    .unwrap_or_else(|| agency.clone());
+    let name = agency_name(st, &agency).await;
     crate::report::build(&st.store, &agency, name, q.year, today)
         .await
         .map_err(internal)
@@ -851,6 +845,240 @@ async fn export_assignments(
         [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
         out,
     )))
+}
+
+/// One stage of a plan.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StageBody {
+    pub(crate) name: String,
+    #[schema(value_type = String, format = Date)]
+    pub(crate) ends_on: time::Date,
+    /// `all_signed_for`, `all_communicated`, `all_replied`, `all_feedback_in`.
+    #[schema(value_type = Vec<String>)]
+    pub(crate) targets: Vec<banli_domain::stage_plan::StageTarget>,
+    #[schema(value_type = Vec<String>)]
+    pub(crate) supervision_rounds: Vec<time::Date>,
+}
+
+/// A stage plan: the stages given, or the profile's default (three stages to 30 November,
+/// two supervision rounds each) from `starts_on`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StagePlanBody {
+    pub(crate) agency_id: Uuid,
+    pub(crate) year: i32,
+    /// Default: 1 March of the year.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub(crate) starts_on: Option<time::Date>,
+    #[serde(default)]
+    pub(crate) stages: Vec<StageBody>,
+}
+
+/// Builds and checks the plan a body asks for.
+pub(crate) fn plan_of(
+    st: &AppState,
+    b: StagePlanBody,
+) -> Result<banli_domain::stage_plan::StagePlan, AppError> {
+    use banli_domain::stage_plan::{Stage, StagePlan};
+    let starts_on = match b.starts_on {
+        Some(d) => d,
+        None => time::Date::from_calendar_date(b.year, time::Month::March, 1)
+            .map_err(|_| AppError::malformed("`year`: not a year"))?,
+    };
+    let id = banli_domain::ids::StagePlanId::new();
+    let agency = AgencyId(b.agency_id);
+    let plan = if b.stages.is_empty() {
+        StagePlan::default_for(id, agency, starts_on, &st.profile)
+    } else {
+        StagePlan::new(
+            id,
+            agency,
+            b.year,
+            starts_on,
+            b.stages
+                .into_iter()
+                .map(|s| Stage {
+                    name: s.name,
+                    ends_on: s.ends_on,
+                    targets: s.targets,
+                    supervision_rounds: s.supervision_rounds,
+                })
+                .collect(),
+        )
+    };
+    plan.map_err(|e| AppError::invalid(e.to_string()))
+}
+
+/// Sets an agency's stage plan for a year (the assigning office, or the agency's own office);
+/// replacing one needs If-Match with its version. Each supervision round then issues, on its
+/// day, a notice on the items short of the stage's targets.
+#[utoipa::path(post, path = "/v1/followup/stage-plans", tag = "followup", request_body = StagePlanBody,
+    responses((status = 201, body = Object, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn set_stage_plan(
+    State(st): State<AppState>,
+    caller: Caller,
+    if_match: IfMatch,
+    body: Posted<StagePlanBody>,
+) -> ApiResult {
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    let p = &caller.0;
+    let (code, body) = banli_api::idempotent(
+        st.store.db(),
+        st.store.idempotency_keys(),
+        p,
+        idempotency_key.as_deref(),
+        &hash,
+        || async {
+            let plan = plan_of(&st, value)?;
+            let stored = crate::stages::set(&st.store, p, plan, if_match.0).await?;
+            Ok((201, to_json(&stored)?))
+        },
+    )
+    .await?;
+    let etag = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("version")?.as_u64());
+    Ok(json_response(code, body, etag))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StagePlanParams {
+    /// The agency (required for the office and auditors; an agency's keys: their own).
+    pub(crate) agency_id: Option<Uuid>,
+    pub(crate) year: i32,
+}
+
+/// An agency's stage plan for a year.
+#[utoipa::path(get, path = "/v1/followup/stage-plans", tag = "followup", params(StagePlanParams),
+    responses((status = 200, body = Object, headers(("ETag" = String))), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn get_stage_plan(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<StagePlanParams>,
+) -> ApiResult {
+    let plan = stage_plan_of(&st, &caller.0, q).await?;
+    Ok(json_response(200, to_json(&plan)?, Some(plan.version)))
+}
+
+pub(crate) async fn stage_plan_of(
+    st: &AppState,
+    p: &Principal,
+    q: StagePlanParams,
+) -> Result<crate::stages::StoredPlan, AppError> {
+    let agency = scope(p, q.agency_id)?
+        .ok_or_else(|| AppError::malformed("`agency_id`: the agency is required"))?;
+    crate::stages::get(&st.store, &agency, q.year)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| AppError::not_found(format!("{agency} has no stage plan for {}", q.year)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CircularParams {
+    pub(crate) agency_id: Option<Uuid>,
+    pub(crate) year: i32,
+    /// 1-based.
+    pub(crate) stage: usize,
+    /// `json` (default) or `markdown`.
+    pub(crate) format: Option<String>,
+}
+
+/// The progress circular (进度通报) of one stage: the agency's items of the year against the
+/// stage's targets, as of today (the stage's end once past), overall and per division, with the
+/// items still short.
+#[utoipa::path(get, path = "/v1/followup/stage-plans/circular", tag = "followup", params(CircularParams),
+    responses((status = 200, body = Object), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn stage_circular(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CircularParams>,
+) -> ApiResult {
+    let markdown = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("markdown" | "md") => true,
+        Some(other) => {
+            return Err(AppError::malformed(format!(
+                "`format`: `{other}` is not json or markdown"
+            ))
+            .into());
+        }
+    };
+    let (progress, items) = circular_of(&st, &caller.0, &q).await?;
+    if markdown {
+        let name = agency_name(&st, &progress.agency.to_string()).await;
+        let titles = |id: &str| {
+            items
+                .iter()
+                .find(|s| s.id.to_string() == id)
+                .map(|s| format!("{} {}", s.details.number, s.details.title))
+                .unwrap_or_else(|| id.to_owned())
+        };
+        return Ok(axum::response::IntoResponse::into_response((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            crate::stages::circular_markdown(&progress, &name, &titles),
+        )));
+    }
+    Ok(json_response(200, to_json(&progress)?, None))
+}
+
+pub(crate) async fn circular_of(
+    st: &AppState,
+    p: &Principal,
+    q: &CircularParams,
+) -> Result<
+    (
+        banli_domain::stage_plan::StageProgress,
+        Vec<banli_domain::suggestion::Suggestion>,
+    ),
+    AppError,
+> {
+    let plan = stage_plan_of(
+        st,
+        p,
+        StagePlanParams {
+            agency_id: q.agency_id,
+            year: q.year,
+        },
+    )
+    .await?;
+    let agency = plan.plan.agency.to_string();
+    let items = crate::stages::items(&st.store, &agency, q.year)
+        .await
+        .map_err(internal)?;
+    let progress =
+        banli_domain::stage_plan::stage_progress(&plan.plan, q.stage, &items, st.clock.today())
+            .ok_or_else(|| {
+                AppError::malformed(format!(
+                    "`stage`: the plan has stages 1 to {}",
+                    plan.plan.stages.len()
+                ))
+            })?;
+    Ok((progress, items))
+}
+
+/// An agency's name from the directory, or its id.
+pub(crate) async fn agency_name(st: &AppState, agency: &str) -> String {
+    match &st.names {
+        Some(names) => names()
+            .await
+            .into_iter()
+            .find(|(id, _)| id == agency)
+            .map(|(_, n)| n),
+        None => None,
+    }
+    .unwrap_or_else(|| agency.to_owned())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -13,5 +13,6 @@ pub mod grpc;
 pub mod http;
 pub mod notices;
 pub mod report;
+pub mod stages;
 pub mod store;
 pub mod synthetic;

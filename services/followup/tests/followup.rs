@@ -332,7 +332,7 @@ async fn deadlines_alerts_and_lists() {
     let state = |today| banli_followup::http::AppState {
         store: store.clone(),
         auth: auth.clone(),
-        reminders: profile.reminders.clone(),
+        profile: profile.clone(),
         clock: Clock::Fixed(today),
         names: None,
     };
@@ -652,7 +652,7 @@ async fn supervision_notices() {
     let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
         store: store.clone(),
         auth,
-        reminders: profile.reminders.clone(),
+        profile: profile.clone(),
         clock: Clock::Fixed(date!(2020 - 03 - 02)),
         names: None,
     });
@@ -971,7 +971,7 @@ async fn grpc_follow_up() {
     let svc = Grpc::new(banli_followup::http::AppState {
         store: store.clone(),
         auth: test_auth(),
-        reminders: profile.reminders.clone(),
+        profile: profile.clone(),
         clock: Clock::Fixed(date!(2020 - 03 - 02)),
         names: None,
     });
@@ -1191,4 +1191,277 @@ async fn grpc_follow_up() {
         report.markdown
     );
     assert!(report.json.contains("\"year\":2020"));
+
+    // The profile's default plan: three stages, two rounds each.
+    let plan = svc
+        .set_stage_plan(with_key(
+            pb::SetStagePlanRequest {
+                agency_id: w.lead.clone(),
+                year: 2020,
+                ..Default::default()
+            },
+            &office,
+        ))
+        .await
+        .expect("planned")
+        .into_inner();
+    assert_eq!(plan.stages.len(), 3);
+    assert!(plan.stages.iter().all(|s| s.supervision_rounds.len() == 2));
+    assert_eq!((plan.version, plan.starts_on.as_str()), (1, "2020-03-01"));
+    let err = svc
+        .set_stage_plan(with_key(
+            pb::SetStagePlanRequest {
+                agency_id: w.lead.clone(),
+                year: 2020,
+                ..Default::default()
+            },
+            &office,
+        ))
+        .await
+        .expect_err("a plan exists");
+    assert_eq!(err.code(), tonic::Code::Aborted, "{err:?}");
+    let got = svc
+        .get_stage_plan(with_key(
+            pb::GetStagePlanRequest {
+                agency_id: w.lead.clone(),
+                year: 2020,
+            },
+            &lead,
+        ))
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(got, plan);
+    let circular = svc
+        .get_stage_circular(with_key(
+            pb::GetStageCircularRequest {
+                agency_id: w.lead.clone(),
+                year: 2020,
+                stage: 1,
+            },
+            &lead,
+        ))
+        .await
+        .expect("circular")
+        .into_inner();
+    assert!(
+        circular.markdown.contains("（第1阶段：stage 1）"),
+        "{}",
+        circular.markdown
+    );
+    assert!(circular.json.contains("\"stage\":1"));
+}
+
+/// Stage plans: set by the office (another agency's key refused, a bad plan a 422), replaced
+/// only with If-Match; the circular shows the items short of a stage's targets; each
+/// supervision round's timer issues a notice (trigger `stage`) on those items, once.
+#[tokio::test]
+async fn stage_plans_circulars_and_rounds() {
+    let w = world(false).await;
+    let fdb = TestDb::sqlite().await;
+    let store = Store::new(fdb.pool.clone());
+    let profile = RuleProfile::hunan();
+    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
+    store.migrate(consumer.inbox()).await.expect("migrations");
+    consumer
+        .handle(&events(&w.store).await)
+        .await
+        .expect("handled");
+    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+        store: store.clone(),
+        auth: test_auth(),
+        profile: profile.clone(),
+        clock: Clock::Fixed(date!(2020 - 04 - 01)),
+        names: None,
+    });
+    let office = format!("office:{}", w.office_agency.id);
+    let (lead, other) = (format!("agency:{}", w.lead), format!("agency:{}", w.second));
+    let plan = |round1: &str| {
+        json!({"agency_id": w.lead, "year": 2020, "starts_on": "2020-03-01", "stages": [
+            {"name": "办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": [round1]},
+            {"name": "答复", "ends_on": "2020-06-30", "targets": ["all_replied"], "supervision_rounds": ["2020-06-01"]},
+        ]})
+    };
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &other,
+        plan("2020-03-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &office,
+        plan("2020-04-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a round outside its stage: {v}"
+    );
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("2020-04-20")),
+        "{v}"
+    );
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &office,
+        plan("2020-03-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["version"], 1);
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &office,
+        plan("2020-03-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a plan exists: {v}");
+    let (status, _) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &lead,
+        plan("2020-03-20"),
+        &[("if-match", "\"7\"")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    // The agency's own office may replace it (for its divisions), with the current version.
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &lead,
+        plan("2020-03-20"),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["version"], 2);
+    let (status, v) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/stage-plans?agency_id={}&year=2020", w.lead),
+        &lead,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["stages"].as_array().map(Vec::len), Some(2), "{v}");
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/stage-plans?agency_id={}&year=2020", w.lead),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/stage-plans?agency_id={}&year=2019", w.lead),
+        &office,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Stage 1 is over (today is 1 April): the item was neither signed for nor communicated.
+    let (status, c) = call(
+        &api,
+        "GET",
+        &format!(
+            "/v1/followup/stage-plans/circular?agency_id={}&year=2020&stage=1",
+            w.lead
+        ),
+        &office,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["as_of"], "2020-03-31", "{c}");
+    for t in c["targets"].as_array().expect("targets") {
+        assert_eq!(
+            (t["done"].as_u64(), t["total"].as_u64()),
+            (Some(0), Some(1)),
+            "{t}"
+        );
+        assert_eq!(t["lagging"][0], w.id.as_str(), "{t}");
+    }
+    let (status, _) = call(
+        &api,
+        "GET",
+        &format!(
+            "/v1/followup/stage-plans/circular?agency_id={}&year=2020&stage=3",
+            w.lead
+        ),
+        &office,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the plan has two stages");
+
+    // The rounds' timers (their days are past): one notice per round on the item short.
+    let runner = tokio::spawn(banli_timers::run(
+        store.db().clone(),
+        store.timers().clone(),
+        RunOptions {
+            owner: "r".into(),
+            batch: 64,
+            lease: Duration::from_secs(5),
+            idle: Duration::from_millis(50),
+        },
+        AlertFirer::new(store.clone()),
+        Arc::new(TimerStats::default()),
+        std::future::pending(),
+    ));
+    let mut stage_notices = Vec::new();
+    for _ in 0..200 {
+        let (_, v) = call(
+            &api,
+            "GET",
+            &format!("/v1/followup/notices?agency_id={}&limit=500", w.lead),
+            &office,
+            None,
+        )
+        .await;
+        stage_notices = v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|n| n["trigger"] == "stage")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if stage_notices.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runner.abort();
+    assert_eq!(stage_notices.len(), 2, "{stage_notices:?}");
+    for n in &stage_notices {
+        assert_eq!(n["suggestions"][0], w.id.as_str(), "{n}");
+        assert_eq!(n["target"], w.lead.as_str(), "{n}");
+        assert_eq!(n["issuer"], w.lead.as_str(), "the plan's issuer: {n}");
+    }
+    let bodies: Vec<&str> = stage_notices
+        .iter()
+        .filter_map(|n| n["body"].as_str())
+        .collect();
+    assert!(bodies.iter().any(|b| b.contains("第1阶段")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains("第2阶段")), "{bodies:?}");
 }

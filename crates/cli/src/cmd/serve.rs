@@ -276,7 +276,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         let fstate = banli_followup::http::AppState {
             store: fstore.clone(),
             auth,
-            reminders: profile.reminders.clone(),
+            profile: profile.clone(),
             clock,
             names: Some({
                 let app = suggestions.clone();
