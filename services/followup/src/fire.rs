@@ -5,22 +5,73 @@ use banli_db::Pool;
 use banli_timers::{Claimed, TimerHandler};
 use time::OffsetDateTime;
 
+use banli_domain::Actor;
+use banli_domain::ids::{AgencyId, SuggestionId};
+use banli_domain::supervision::{Level, NoticeEvent, SupervisionNotice, Trigger};
+
 use crate::store::{AlertPayload, Store};
 
 #[derive(Debug, Clone)]
 pub struct AlertFirer {
     store: Store,
+    /// The assigning office: with it, a deadline's first overdue flag also raises a supervision
+    /// notice (trigger `overdue`) to the unit, in the office's name.
+    office: Option<AgencyId>,
 }
 
 impl AlertFirer {
     pub fn new(store: Store) -> AlertFirer {
-        AlertFirer { store }
+        AlertFirer {
+            store,
+            office: None,
+        }
     }
+
+    /// Overdue deadlines raise notices from `office`.
+    pub fn with_office(mut self, office: AgencyId) -> AlertFirer {
+        self.office = Some(office);
+        self
+    }
+}
+
+/// The notice a deadline's first overdue flag raises.
+fn overdue_notice(
+    office: AgencyId,
+    p: &AlertPayload,
+    today: time::Date,
+) -> Option<SupervisionNotice> {
+    if p.alert != "after-1" {
+        return None;
+    }
+    let target = AgencyId(p.agency_id.parse().ok()?);
+    let suggestion = SuggestionId(p.suggestion_id.parse().ok()?);
+    let what = match p.kind.as_str() {
+        "first_contact" => "首次联系代表",
+        "co_opinion" => "会办意见",
+        _ => "答复",
+    };
+    Some(crate::notices::raised(
+        office,
+        target,
+        vec![suggestion],
+        Level::Notice,
+        Trigger::Overdue,
+        format!(
+            "{what}期限（{}）已过，请即办理并于7日内书面说明原因和办理进度。",
+            p.due
+        ),
+        today,
+    ))
 }
 
 impl TimerHandler for AlertFirer {
     async fn fire(&self, owner: &str, timers: &[Claimed]) -> Result<Vec<bool>, String> {
-        let (store, owner, timers) = (self.store.clone(), owner.to_owned(), timers.to_vec());
+        let (store, owner, timers, office) = (
+            self.store.clone(),
+            owner.to_owned(),
+            timers.to_vec(),
+            self.office,
+        );
         self.store
             .db()
             .write(move |pool| async move {
@@ -109,10 +160,20 @@ impl TimerHandler for AlertFirer {
                             continue;
                         }
                     };
+                    let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
+                    let raised = office.and_then(|o| overdue_notice(o, &payload, today));
+                    let office_actor = Actor {
+                        role: banli_domain::Role::AssigningOffice,
+                        agency: office,
+                        deputy: None,
+                    };
                     let fired = match &pool {
                         Pool::Sqlite(p) => {
                             let mut tx = p.begin().await?;
                             crate::store::sqlite::record_alert(&mut tx, &t.key, &payload, now).await?;
+                            if let Some(n) = &raised {
+                                crate::notices::sqlite::save(&mut tx, &store, None, n, &[NoticeEvent::Issued(n.clone())], &office_actor, now).await?;
+                            }
                             let ok = banli_timers::sqlite::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
                             if ok {
                                 tx.commit().await?;
@@ -122,6 +183,9 @@ impl TimerHandler for AlertFirer {
                         Pool::Postgres(p) => {
                             let mut tx = p.begin().await?;
                             crate::store::postgres::record_alert(&mut tx, &t.key, &payload, now).await?;
+                            if let Some(n) = &raised {
+                                crate::notices::postgres::save(&mut tx, &store, None, n, &[NoticeEvent::Issued(n.clone())], &office_actor, now).await?;
+                            }
                             let ok = banli_timers::postgres::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
                             if ok {
                                 tx.commit().await?;
@@ -131,6 +195,11 @@ impl TimerHandler for AlertFirer {
                     };
                     if fired {
                         tracing::info!(suggestion = %payload.suggestion_id, agency = %payload.agency_id, deadline = %payload.kind, due = %payload.due, level = %payload.level, alert = %payload.alert, "follow-up alert");
+                        if let Some(n) = &raised {
+                            tracing::info!(notice = %n.id, agency = %payload.agency_id, deadline = %payload.kind, "an overdue deadline raised a supervision notice");
+                            store.audit_written();
+                            store.timers().scheduled();
+                        }
                     }
                     out.push(fired);
                 }

@@ -289,6 +289,36 @@ fn unreachable_notice() -> SupervisionNotice {
 run_on!(run_sqlite, sqlx::Sqlite, sqlite);
 run_on!(run_postgres, sqlx::Postgres, postgres);
 
+/// A notice the service raises itself (a stage round, an overdue deadline), in `issuer`'s name,
+/// answerable within seven days.
+pub fn raised(
+    issuer: AgencyId,
+    target: AgencyId,
+    suggestions: Vec<SuggestionId>,
+    level: banli_domain::supervision::Level,
+    trigger: banli_domain::supervision::Trigger,
+    body: String,
+    today: Date,
+) -> SupervisionNotice {
+    SupervisionNotice {
+        id: NoticeId::new(),
+        issuer,
+        target,
+        suggestions,
+        level,
+        trigger,
+        body,
+        issued_on: today,
+        response_due: today + time::Duration::days(7),
+        state: NoticeState::Issued,
+        acknowledged_on: None,
+        response: None,
+        answered_on: None,
+        answered_late: false,
+        escalated_to: None,
+    }
+}
+
 /// Whether `actor` is party to the notice.
 pub fn can_read(actor: &Actor, n: &SupervisionNotice) -> bool {
     use banli_domain::Role;

@@ -7,9 +7,9 @@
 use banli_api::{AppError, ErrorCode, Principal};
 use banli_db::Pool;
 use banli_domain::Actor;
-use banli_domain::ids::{AgencyId, NoticeId};
+use banli_domain::ids::AgencyId;
 use banli_domain::stage_plan::{StagePlan, StageProgress, StageTarget};
-use banli_domain::supervision::{Level, NoticeEvent, NoticeState, SupervisionNotice, Trigger};
+use banli_domain::supervision::{Level, NoticeEvent, SupervisionNotice, Trigger};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
@@ -172,23 +172,15 @@ macro_rules! backend {
                 if lagging.is_empty() {
                     return Ok(None);
                 }
-                let n = SupervisionNotice {
-                    id: NoticeId::new(),
-                    issuer: stored.issuer_agency_id,
-                    target: stored.plan.agency,
-                    suggestions: lagging,
-                    level: if r.round > 1 { Level::Notice } else { Level::Reminder },
-                    trigger: Trigger::Stage,
-                    body: round_body(&progress, r.round),
-                    issued_on: today,
-                    response_due: today + time::Duration::days(7),
-                    state: NoticeState::Issued,
-                    acknowledged_on: None,
-                    response: None,
-                    answered_on: None,
-                    answered_late: false,
-                    escalated_to: None,
-                };
+                let n = crate::notices::raised(
+                    stored.issuer_agency_id,
+                    stored.plan.agency,
+                    lagging,
+                    if r.round > 1 { Level::Notice } else { Level::Reminder },
+                    Trigger::Stage,
+                    round_body(&progress, r.round),
+                    today,
+                );
                 let actor = Actor {
                     role: banli_domain::Role::AssigningOffice,
                     agency: Some(stored.issuer_agency_id),

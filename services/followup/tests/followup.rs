@@ -294,7 +294,7 @@ async fn deadlines_alerts_and_lists() {
                     lease: Duration::from_secs(5),
                     idle: Duration::from_millis(50),
                 },
-                AlertFirer::new(store.clone()),
+                AlertFirer::new(store.clone()).with_office(w.office_agency.id),
                 stats.clone(),
                 std::future::pending(),
             ))
@@ -311,6 +311,33 @@ async fn deadlines_alerts_and_lists() {
     }
     let alerts = store.alerts(None, 500).await.expect("alerts");
     assert_eq!(alerts.len() as u64, pending, "every alert once");
+    // Each deadline's first overdue flag raised one notice to its unit, in the office's name.
+    let late: Vec<_> = alerts.iter().filter(|a| a.alert == "after-1").collect();
+    assert!(
+        late.len() >= 3,
+        "first contact, reply, co-opinion: {late:?}"
+    );
+    let raised: Vec<banli_domain::supervision::SupervisionNotice> = store
+        .notices(None, None, 500)
+        .await
+        .expect("notices")
+        .into_iter()
+        .map(|(n, _)| serde_json::from_str(&n).expect("a notice"))
+        .filter(|n: &banli_domain::supervision::SupervisionNotice| {
+            n.trigger == banli_domain::supervision::Trigger::Overdue
+        })
+        .collect();
+    assert_eq!(raised.len(), late.len(), "one notice per overdue deadline");
+    for a in &late {
+        assert!(
+            raised.iter().any(|n| n.target.to_string() == a.agency_id
+                && n.suggestions
+                    .iter()
+                    .any(|s| s.to_string() == a.suggestion_id)
+                && n.issuer == w.office_agency.id),
+            "{a:?}"
+        );
+    }
     assert!(
         alerts
             .iter()

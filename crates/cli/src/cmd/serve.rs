@@ -308,6 +308,24 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 stopped(&rx),
             )),
         ));
+        // Overdue deadlines raise notices in the assigning office's name.
+        let firer = match suggestions
+            .store()
+            .list_agencies()
+            .await
+            .ok()
+            .and_then(|l| l.into_iter().find(|a| a.assigning_office))
+        {
+            Some(office) => {
+                banli_followup::fire::AlertFirer::new(fstore.clone()).with_office(office.id)
+            }
+            None => {
+                tracing::warn!(
+                    "no assigning office in the directory: overdue deadlines raise alerts but no supervision notices"
+                );
+                banli_followup::fire::AlertFirer::new(fstore.clone())
+            }
+        };
         let timers = banli_timers::run(
             fstore.db().clone(),
             fstore.timers().clone(),
@@ -317,7 +335,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 lease: std::time::Duration::from_secs(60),
                 idle: std::time::Duration::from_secs(5),
             },
-            banli_followup::fire::AlertFirer::new(fstore.clone()),
+            firer,
             std::sync::Arc::new(banli_timers::TimerStats::default()),
             stopped(&rx),
         );
