@@ -271,7 +271,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 date!(2018 - 05 - 18),
             ],
             date!(2018 - 06 - 15),
-            date!(2019 - 12 - 31),
+            date!(2020 - 06 - 30),
         ),
         (
             2019,
@@ -284,7 +284,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 date!(2019 - 05 - 17),
             ],
             date!(2019 - 06 - 14),
-            date!(2020 - 06 - 30),
+            date!(2020 - 08 - 31),
         ),
     ] {
         for n in 0..count {

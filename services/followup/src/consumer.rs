@@ -118,6 +118,7 @@ macro_rules! handle_on {
                                 )
                                 .await?;
                                 crate::store::$module::save_facts(&mut tx, before.as_ref(), &s).await?;
+                                crate::store::$module::sync_commitments(&mut tx, store.timers(), &s).await?;
                                 banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
                                 tx.commit().await?;
                                 return Ok(Handled::Applied);

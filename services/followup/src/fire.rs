@@ -115,6 +115,60 @@ impl TimerHandler for AlertFirer {
                         out.push(fired);
                         continue;
                     }
+                    // A commitment past its target date.
+                    if let Ok(c) = serde_json::from_str::<crate::store::CommitmentPayload>(&t.payload) {
+                        let r = c.commitment;
+                        let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
+                        let office_actor = Actor {
+                            role: banli_domain::Role::AssigningOffice,
+                            agency: office,
+                            deputy: None,
+                        };
+                        macro_rules! commitment_on {
+                            ($p:expr, $module:ident) => {{
+                                let mut tx = $p.begin().await?;
+                                let replica = crate::store::$module::load(&mut tx, &r.suggestion_id).await?;
+                                let open = replica
+                                    .and_then(|(_, json)| serde_json::from_str::<banli_domain::suggestion::Suggestion>(&json).ok())
+                                    .and_then(|s| {
+                                        let id = s.id;
+                                        s.commitments.into_iter().find(|k| k.id.to_string() == r.commitment_id).map(|k| (id, k))
+                                    })
+                                    .filter(|(_, k)| k.state == banli_domain::suggestion::CommitmentState::Open);
+                                let raised = match (office, open) {
+                                    (Some(o), Some((sid, k))) => Some(crate::notices::raised(
+                                        o,
+                                        k.owner,
+                                        vec![sid],
+                                        Level::Notice,
+                                        Trigger::Overdue,
+                                        format!("承诺事项“{}”的目标日期（{}）已过，尚未兑现：请于7日内书面报告进展，兑现后附佐证材料办理转换。", k.measure, k.target_date),
+                                        today,
+                                    )),
+                                    _ => None,
+                                };
+                                if let Some(n) = &raised {
+                                    crate::notices::$module::save(&mut tx, &store, None, n, &[NoticeEvent::Issued(n.clone())], &office_actor, now).await?;
+                                }
+                                let ok = banli_timers::$module::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                                if ok {
+                                    tx.commit().await?;
+                                }
+                                (ok, raised)
+                            }};
+                        }
+                        let (fired, raised) = match &pool {
+                            Pool::Sqlite(p) => commitment_on!(p, sqlite),
+                            Pool::Postgres(p) => commitment_on!(p, postgres),
+                        };
+                        if fired && let Some(n) = &raised {
+                            tracing::info!(notice = %n.id, commitment = %r.commitment_id, agency = %r.agency_id, "an overdue commitment raised a supervision notice");
+                            store.audit_written();
+                            store.timers().scheduled();
+                        }
+                        out.push(fired);
+                        continue;
+                    }
                     // A stage plan's supervision round.
                     if let Ok(round) = serde_json::from_str::<crate::stages::RoundPayload>(&t.payload) {
                         let r = round.stage_round;

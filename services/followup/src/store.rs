@@ -74,6 +74,26 @@ pub struct AlertRow {
     pub fired_at: OffsetDateTime,
 }
 
+/// What a commitment's timer carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentPayload {
+    pub commitment: CommitmentRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentRef {
+    pub suggestion_id: String,
+    pub commitment_id: String,
+    /// The owner unit.
+    pub agency_id: String,
+    pub target_date: Date,
+}
+
+/// A commitment's timer key.
+pub fn commitment_key(id: banli_domain::ids::CommitmentId) -> String {
+    format!("commitment:{id}")
+}
+
 /// The business day's morning (09:00, UTC+8) on which an alert dated `day` goes out.
 pub fn fire_time(day: Date) -> OffsetDateTime {
     let cst = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
@@ -256,6 +276,32 @@ macro_rules! backend {
                 sqlx::query("UPDATE followup_cases SET facts_version = $2 WHERE suggestion_id = $1")
                     .bind(&id).bind(FACTS_VERSION)
                     .execute(&mut *c).await?;
+                Ok(())
+            }
+
+            /// Keeps a timer per commitment: due the day after its target date while it is open,
+            /// cancelled once it is converted (a timer that fired stays fired).
+            pub async fn sync_commitments(c: &mut $conn, timers: &Timers, s: &Suggestion) -> Result<(), sqlx::Error> {
+                for k in &s.commitments {
+                    let key = commitment_key(k.id);
+                    match k.state {
+                        banli_domain::suggestion::CommitmentState::Open => {
+                            let payload = CommitmentPayload {
+                                commitment: CommitmentRef {
+                                    suggestion_id: s.id.to_string(),
+                                    commitment_id: k.id.to_string(),
+                                    agency_id: k.owner.to_string(),
+                                    target_date: k.target_date,
+                                },
+                            };
+                            let at = fire_time(k.target_date + time::Duration::days(1));
+                            banli_timers::$timers::schedule(timers, &mut *c, &key, at, &serde_json::to_string(&payload).unwrap_or_default()).await?;
+                        }
+                        banli_domain::suggestion::CommitmentState::Converted => {
+                            banli_timers::$timers::cancel(timers, &mut *c, &key).await?;
+                        }
+                    }
+                }
                 Ok(())
             }
 

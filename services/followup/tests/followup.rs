@@ -1492,3 +1492,129 @@ async fn stage_plans_circulars_and_rounds() {
     assert!(bodies.iter().any(|b| b.contains("第1阶段")), "{bodies:?}");
     assert!(bodies.iter().any(|b| b.contains("第2阶段")), "{bodies:?}");
 }
+
+/// A commitment still open the day after its target date raises one notice (trigger overdue)
+/// to its owner in the office's name; a converted one has no timer and raises nothing.
+#[tokio::test]
+async fn overdue_commitments_raise_notices() {
+    use banli_domain::suggestion::{Commitment, CommitmentState, Suggestion};
+
+    let w = world(false).await;
+    let fdb = TestDb::sqlite().await;
+    let store = Store::new(fdb.pool.clone());
+    let profile = RuleProfile::hunan();
+    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
+    store.migrate(consumer.inbox()).await.expect("migrations");
+    consumer
+        .handle(&events(&w.store).await)
+        .await
+        .expect("handled");
+    let mut s: Suggestion = store
+        .replicas(None)
+        .await
+        .expect("replicas")
+        .pop()
+        .expect("the replica");
+    let lead = s.assignments[0].clone();
+    let commitment = |measure: &str, state| Commitment {
+        id: banli_domain::ids::CommitmentId::new(),
+        assignment_id: lead.id,
+        measure: measure.into(),
+        owner: lead.agency,
+        division: None,
+        target_date: date!(2020 - 06 - 30),
+        state,
+        progress: vec![],
+        evidence: String::new(),
+        converted_on: None,
+        created_on: date!(2020 - 05 - 20),
+    };
+    let (open, done) = (
+        commitment("open the fund", CommitmentState::Open),
+        commitment("publish the rules", CommitmentState::Converted),
+    );
+    s.commitments = vec![open.clone(), done.clone()];
+    let banli_db::Pool::Sqlite(p) = store.pool() else {
+        panic!("SQLite")
+    };
+    let mut tx = p.begin().await.expect("tx");
+    banli_followup::store::sqlite::save(
+        &mut tx,
+        store.timers(),
+        &s.id.to_string(),
+        s.version,
+        &serde_json::to_string(&s).expect("json"),
+        &[],
+        &[],
+        &profile.reminders,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("save");
+    banli_followup::store::sqlite::sync_commitments(&mut tx, store.timers(), &s)
+        .await
+        .expect("timers");
+    tx.commit().await.expect("commit");
+    let timer = |id| {
+        let store = store.clone();
+        async move {
+            store
+                .timers()
+                .get(store.pool(), &banli_followup::store::commitment_key(id))
+                .await
+                .expect("read")
+        }
+    };
+    assert!(timer(open.id).await.is_some_and(|t| t.state == "pending"));
+    assert!(
+        timer(done.id).await.is_none(),
+        "a converted commitment has no timer"
+    );
+
+    let runner = tokio::spawn(banli_timers::run(
+        store.db().clone(),
+        store.timers().clone(),
+        RunOptions {
+            owner: "r".into(),
+            batch: 64,
+            lease: Duration::from_secs(5),
+            idle: Duration::from_millis(50),
+        },
+        AlertFirer::new(store.clone()).with_office(w.office_agency.id),
+        Arc::new(TimerStats::default()),
+        std::future::pending(),
+    ));
+    for _ in 0..200 {
+        if timer(open.id).await.is_some_and(|t| t.state != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runner.abort();
+    let raised: Vec<banli_domain::supervision::SupervisionNotice> = store
+        .notices(None, None, 500)
+        .await
+        .expect("notices")
+        .into_iter()
+        .map(|(n, _)| serde_json::from_str(&n).expect("a notice"))
+        .filter(|n: &banli_domain::supervision::SupervisionNotice| {
+            n.trigger == banli_domain::supervision::Trigger::Overdue
+        })
+        .collect();
+    // Once (unanswered, it then climbs the ladder by escalation, as any notice does).
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let n = &raised[0];
+    assert_eq!(n.trigger, banli_domain::supervision::Trigger::Overdue);
+    assert_eq!((n.target, n.issuer), (lead.agency, w.office_agency.id));
+    assert!(
+        n.body.contains("open the fund") && n.body.contains("2020-06-30"),
+        "{}",
+        n.body
+    );
+    assert_eq!(n.suggestions, vec![s.id]);
+    assert_eq!(
+        n.issued_on,
+        date!(2020 - 07 - 01),
+        "the day after the target"
+    );
+}
