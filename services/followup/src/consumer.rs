@@ -5,9 +5,9 @@
 
 use banli_db::Pool;
 use banli_domain::followup::deadlines_of;
-use banli_domain::ids::SuggestionId;
+use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::profile::Reminders;
-use banli_domain::suggestion::{Suggestion, SuggestionEvent};
+use banli_domain::suggestion::{Satisfaction, Suggestion, SuggestionEvent};
 use banli_domain::wire::WireEvent;
 use banli_eventlog::inbox::{Admission, Inbox};
 use banli_eventlog::runner::GAP_PATIENCE;
@@ -28,6 +28,52 @@ pub struct EventConsumer {
     store: Store,
     inbox: Inbox,
     reminders: Reminders,
+    /// The assigning office: with it, a dissatisfied rating raises a supervision notice to the
+    /// responsible units, in the office's name.
+    office: Option<AgencyId>,
+}
+
+/// The notices an event raises: a dissatisfied rating, to each live responsible unit.
+fn raised_by(
+    event: &SuggestionEvent,
+    s: &Suggestion,
+    office: Option<AgencyId>,
+) -> Vec<banli_domain::supervision::SupervisionNotice> {
+    let (Some(office), SuggestionEvent::FeedbackRecorded(f)) = (office, event) else {
+        return Vec::new();
+    };
+    if f.feedback.level != Satisfaction::Dissatisfied {
+        return Vec::new();
+    }
+    let mut units: Vec<AgencyId> = s
+        .assignments
+        .iter()
+        .filter(|a| a.is_responsible() && a.is_active())
+        .map(|a| a.agency)
+        .collect();
+    units.sort();
+    units.dedup();
+    let comment = if f.feedback.comment.trim().is_empty() {
+        String::new()
+    } else {
+        format!("（{}）", f.feedback.comment.trim())
+    };
+    units
+        .into_iter()
+        .map(|unit| {
+            crate::notices::raised(
+                office,
+                unit,
+                vec![s.id],
+                banli_domain::supervision::Level::Notice,
+                banli_domain::supervision::Trigger::Dissatisfied,
+                format!(
+                    "代表对答复不满意{comment}：请再次与代表沟通，重新办理并按期答复，7日内书面报告安排。"
+                ),
+                f.feedback.on,
+            )
+        })
+        .collect()
 }
 
 /// What to do with an admitted event.
@@ -69,6 +115,7 @@ macro_rules! handle_on {
             store: &Store,
             inbox: &Inbox,
             reminders: &Reminders,
+            office: Option<AgencyId>,
             incoming: &Incoming,
         ) -> Result<Handled, StoreError> {
             let e = &incoming.envelope;
@@ -119,6 +166,16 @@ macro_rules! handle_on {
                                 .await?;
                                 crate::store::$module::save_facts(&mut tx, before.as_ref(), &s).await?;
                                 crate::store::$module::sync_commitments(&mut tx, store.timers(), &s).await?;
+                                let office_actor = banli_domain::Actor {
+                                    role: banli_domain::Role::AssigningOffice,
+                                    agency: office,
+                                    deputy: None,
+                                };
+                                for n in raised_by(&event, &s, office) {
+                                    let issued = banli_domain::supervision::NoticeEvent::Issued(n.clone());
+                                    crate::notices::$module::save(&mut tx, store, None, &n, &[issued], &office_actor, OffsetDateTime::now_utc()).await?;
+                                    tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, "a dissatisfied rating raised a supervision notice");
+                                }
                                 banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
                                 tx.commit().await?;
                                 return Ok(Handled::Applied);
@@ -145,7 +202,14 @@ impl EventConsumer {
             store,
             inbox: Inbox::new("followup", CONSUMER),
             reminders,
+            office: None,
         }
+    }
+
+    /// Dissatisfied ratings raise notices from `office`.
+    pub fn with_office(mut self, office: AgencyId) -> EventConsumer {
+        self.office = Some(office);
+        self
     }
 
     pub fn inbox(&self) -> &Inbox {
@@ -162,10 +226,11 @@ impl Handler for EventConsumer {
         let mut out = Vec::with_capacity(batch.len());
         let mut scheduled = false;
         for incoming in batch {
-            let (store, inbox, reminders, incoming) = (
+            let (store, inbox, reminders, office, incoming) = (
                 self.store.clone(),
                 self.inbox.clone(),
                 self.reminders.clone(),
+                self.office,
                 incoming.clone(),
             );
             let handled = self
@@ -174,10 +239,10 @@ impl Handler for EventConsumer {
                 .write(move |pool| async move {
                     match &pool {
                         Pool::Sqlite(p) => {
-                            handle_sqlite(p, &store, &inbox, &reminders, &incoming).await
+                            handle_sqlite(p, &store, &inbox, &reminders, office, &incoming).await
                         }
                         Pool::Postgres(p) => {
-                            handle_postgres(p, &store, &inbox, &reminders, &incoming).await
+                            handle_postgres(p, &store, &inbox, &reminders, office, &incoming).await
                         }
                     }
                 })
@@ -188,6 +253,8 @@ impl Handler for EventConsumer {
         }
         if scheduled {
             self.store.timers().scheduled();
+            // A notice the batch raised goes to the audit log.
+            self.store.audit_written();
         }
         Ok(out)
     }

@@ -1618,3 +1618,95 @@ async fn overdue_commitments_raise_notices() {
         "the day after the target"
     );
 }
+
+/// A dissatisfied rating raises a notice (trigger dissatisfied) to the live responsible unit in
+/// the office's name, in the event's transaction; a redelivered event raises nothing more, and
+/// a satisfied rating raises nothing.
+#[tokio::test]
+async fn a_dissatisfied_rating_raises_a_notice() {
+    use banli_domain::suggestion::{Feedback, FeedbackRecorded, Satisfaction, SuggestionEvent};
+
+    let w = world(true).await;
+    let fdb = TestDb::sqlite().await;
+    let store = Store::new(fdb.pool.clone());
+    let profile = RuleProfile::hunan();
+    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone())
+        .with_office(w.office_agency.id);
+    store.migrate(consumer.inbox()).await.expect("migrations");
+    let delivered = events(&w.store).await;
+    consumer.handle(&delivered).await.expect("handled");
+    let s = store
+        .replicas(None)
+        .await
+        .expect("replicas")
+        .pop()
+        .expect("the replica");
+    let rating = |version: u64, level: Satisfaction| {
+        let event = SuggestionEvent::FeedbackRecorded(FeedbackRecorded {
+            feedback: Feedback {
+                deputy: s.details.lead_deputy,
+                level,
+                handling: None,
+                result: None,
+                comment: "the fund is still closed".into(),
+                round: 0,
+                on: date!(2020 - 06 - 10),
+            },
+        });
+        let event_id = uuid::Uuid::now_v7();
+        let wire = json!({
+            "event_id": event_id,
+            "schema_version": 1,
+            "event_type": "suggestion.feedback_recorded",
+            "aggregate_id": s.id.to_string(),
+            "aggregate_version": version,
+            "actor": {"role": "deputy", "agency": null, "deputy": s.details.lead_deputy},
+            "payload": serde_json::to_value(&event).expect("payload"),
+        });
+        Incoming {
+            envelope: Envelope {
+                event_id,
+                event_type: "suggestion.feedback_recorded".into(),
+                aggregate_id: s.id.to_string(),
+                aggregate_version: version,
+                payload: wire.to_string().into_bytes(),
+            },
+            attempt: 1,
+        }
+    };
+    let bad = rating(s.version + 1, Satisfaction::Dissatisfied);
+    assert_eq!(
+        consumer
+            .handle(std::slice::from_ref(&bad))
+            .await
+            .expect("handled"),
+        vec![Handled::Applied]
+    );
+    assert_eq!(
+        consumer.handle(&[bad]).await.expect("handled"),
+        vec![Handled::Duplicate]
+    );
+    consumer
+        .handle(&[rating(s.version + 2, Satisfaction::Satisfied)])
+        .await
+        .expect("handled");
+    let raised: Vec<banli_domain::supervision::SupervisionNotice> = store
+        .notices(None, None, 500)
+        .await
+        .expect("notices")
+        .into_iter()
+        .map(|(n, _)| serde_json::from_str(&n).expect("a notice"))
+        .collect();
+    assert_eq!(raised.len(), 1, "the lead only, once: {raised:?}");
+    let n = &raised[0];
+    assert_eq!(n.trigger, banli_domain::supervision::Trigger::Dissatisfied);
+    assert_eq!(
+        n.target.to_string(),
+        w.lead,
+        "the responsible unit, not the co-handler"
+    );
+    assert_eq!(n.issuer, w.office_agency.id);
+    assert_eq!(n.suggestions, vec![s.id]);
+    assert!(n.body.contains("the fund is still closed"), "{}", n.body);
+    assert_eq!(n.issued_on, date!(2020 - 06 - 10));
+}

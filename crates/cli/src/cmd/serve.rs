@@ -252,8 +252,25 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             p
         };
         let fstore = banli_followup::store::Store::new(pool);
-        let consumer =
+        // Overdue deadlines and commitments and dissatisfied ratings raise notices in the
+        // assigning office's name.
+        let office = suggestions
+            .store()
+            .list_agencies()
+            .await
+            .ok()
+            .and_then(|l| l.into_iter().find(|a| a.assigning_office))
+            .map(|a| a.id);
+        if office.is_none() {
+            tracing::warn!(
+                "no assigning office in the directory: overdue items and dissatisfied ratings raise alerts but no supervision notices"
+            );
+        }
+        let mut consumer =
             banli_followup::consumer::EventConsumer::new(fstore.clone(), profile.reminders.clone());
+        if let Some(o) = office {
+            consumer = consumer.with_office(o);
+        }
         fstore
             .migrate(consumer.inbox())
             .await
@@ -308,23 +325,9 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 stopped(&rx),
             )),
         ));
-        // Overdue deadlines raise notices in the assigning office's name.
-        let firer = match suggestions
-            .store()
-            .list_agencies()
-            .await
-            .ok()
-            .and_then(|l| l.into_iter().find(|a| a.assigning_office))
-        {
-            Some(office) => {
-                banli_followup::fire::AlertFirer::new(fstore.clone()).with_office(office.id)
-            }
-            None => {
-                tracing::warn!(
-                    "no assigning office in the directory: overdue deadlines raise alerts but no supervision notices"
-                );
-                banli_followup::fire::AlertFirer::new(fstore.clone())
-            }
+        let firer = match office {
+            Some(o) => banli_followup::fire::AlertFirer::new(fstore.clone()).with_office(o),
+            None => banli_followup::fire::AlertFirer::new(fstore.clone()),
         };
         let timers = banli_timers::run(
             fstore.db().clone(),
