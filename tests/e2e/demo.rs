@@ -195,16 +195,22 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         "{circular}"
     );
 
-    // Three stages, two supervision rounds each, all answered.
+    // Three stages, two supervision rounds each, and a notice on each key item when it was
+    // assigned: all answered.
     let (status, notices) = get(
         s.http,
         &format!("/v1/followup/notices?agency_id={department}&state=answered"),
         &office,
     );
     assert_eq!(status, 200, "{notices}");
+    let answered = notices["items"].as_array().expect("notices");
+    assert_eq!(answered.len(), 8, "{notices}");
     assert_eq!(
-        notices["items"].as_array().map(Vec::len),
-        Some(6),
+        answered
+            .iter()
+            .filter(|n| n["trigger"] == "key_item")
+            .count(),
+        2,
         "{notices}"
     );
 
@@ -226,7 +232,7 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         "主要领导领办 2 件",
         "往年B类建议 13 件，已转为A类 13 件",
         "无逾期事项，无未解决的B类建议",
-        "收到督办通知 6 件，已书面回复 6 件（逾期回复 0 件）",
+        "收到督办通知 8 件，已书面回复 8 件（逾期回复 0 件）",
     ] {
         assert!(md.contains(expected), "`{expected}` not in:\n{md}");
     }

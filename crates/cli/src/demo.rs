@@ -389,6 +389,42 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         ids.push(sid);
         units.push(mine);
     }
+    // The key items' notices (重点督办), raised when they were assigned: the department names
+    // the leading official and its plan within the week.
+    let key_items = items.iter().filter(|it| it.key_item).count();
+    d.day(date!(2020 - 02 - 19));
+    let key_notices = d
+        .get_until(
+            &format!(
+                "/v1/followup/notices?agency_id={}&state=issued",
+                agencies[0]
+            ),
+            &office,
+            |v| {
+                v["items"].as_array().is_some_and(|l| {
+                    l.iter().filter(|n| n["trigger"] == "key_item").count() == key_items
+                })
+            },
+        )
+        .await?;
+    for n in key_notices["items"].as_array().context("notices")? {
+        if n["trigger"] != "key_item" {
+            continue;
+        }
+        let nid = id(n)?;
+        d.post(
+            &format!("/v1/followup/notices/{nid}/acknowledge"),
+            &keys[0],
+            json!({}),
+        )
+        .await?;
+        d.post(
+            &format!("/v1/followup/notices/{nid}/response"),
+            &keys[0],
+            json!({"response": "由厅长领办，已制定办理方案，明确责任处室和时间节点。"}),
+        )
+        .await?;
+    }
     for (n, it) in items.iter().enumerate() {
         let sid = &ids[n];
         d.day(it.days[0] + time::Duration::days(1));

@@ -33,13 +33,34 @@ pub struct EventConsumer {
     office: Option<AgencyId>,
 }
 
-/// The notices an event raises: a dissatisfied rating, to each live responsible unit.
+/// The notices an event raises: a key item assigned, to the responsible unit; a dissatisfied
+/// rating, to each live responsible unit.
 fn raised_by(
     event: &SuggestionEvent,
     s: &Suggestion,
     office: Option<AgencyId>,
 ) -> Vec<banli_domain::supervision::SupervisionNotice> {
-    let (Some(office), SuggestionEvent::FeedbackRecorded(f)) = (office, event) else {
+    let Some(office) = office else {
+        return Vec::new();
+    };
+    // A key item (重点督办) assigned to a responsible unit: a notice asking for its handling
+    // plan, led by a principal leader.
+    if let SuggestionEvent::Assigned(a) = event {
+        if !(s.details.key_supervised && a.role.is_responsible()) {
+            return Vec::new();
+        }
+        return vec![crate::notices::raised(
+            office,
+            a.agency,
+            vec![s.id],
+            banli_domain::supervision::Level::Notice,
+            banli_domain::supervision::Trigger::KeyItem,
+            "重点督办件：请由主要负责同志领办，制定办理方案，7日内书面报告领办领导和办理安排。"
+                .to_owned(),
+            a.on,
+        )];
+    }
+    let SuggestionEvent::FeedbackRecorded(f) = event else {
         return Vec::new();
     };
     if f.feedback.level != Satisfaction::Dissatisfied {
@@ -174,7 +195,7 @@ macro_rules! handle_on {
                                 for n in raised_by(&event, &s, office) {
                                     let issued = banli_domain::supervision::NoticeEvent::Issued(n.clone());
                                     crate::notices::$module::save(&mut tx, store, None, &n, &[issued], &office_actor, OffsetDateTime::now_utc()).await?;
-                                    tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, "a dissatisfied rating raised a supervision notice");
+                                    tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
                                 }
                                 banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
                                 tx.commit().await?;
