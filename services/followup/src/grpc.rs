@@ -171,6 +171,7 @@ impl FollowUpService for Grpc {
         let r = req.into_inner();
         let q = OverdueParams {
             agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            division_id: opt_uuid("division_id", &r.division_id)?,
             level: text(r.level),
         };
         let items = crate::http::overdue_of(&self.state, &p, q).await?;
@@ -186,6 +187,7 @@ impl FollowUpService for Grpc {
                     previous_due: opt_day(i.deadline.previous_due),
                     level: i.level,
                     days_overdue: i.days_overdue,
+                    division_id: i.deadline.division_id.unwrap_or_default(),
                 })
                 .collect(),
         }))
@@ -199,6 +201,7 @@ impl FollowUpService for Grpc {
         let r = req.into_inner();
         let q = DueSoonParams {
             agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            division_id: opt_uuid("division_id", &r.division_id)?,
             within_days: r.within_days,
         };
         let items = crate::http::due_soon_of(&self.state, &p, q).await?;
@@ -214,6 +217,7 @@ impl FollowUpService for Grpc {
                     previous_due: opt_day(d.previous_due),
                     level: String::new(),
                     days_overdue: 0,
+                    division_id: d.division_id.unwrap_or_default(),
                 })
                 .collect(),
         }))

@@ -120,6 +120,8 @@ fn internal(e: crate::store::StoreError) -> AppError {
 #[into_params(parameter_in = Query)]
 pub(crate) struct OverdueParams {
     pub(crate) agency_id: Option<Uuid>,
+    /// Only the agency's assignments dispatched to this division.
+    pub(crate) division_id: Option<Uuid>,
     /// `late` or `very_late` (default: both).
     pub(crate) level: Option<String>,
 }
@@ -157,6 +159,7 @@ pub(crate) async fn overdue_of(
     q: OverdueParams,
 ) -> Result<Vec<OverdueItem>, AppError> {
     let agency = scope(p, q.agency_id)?;
+    let division = q.division_id.map(|d| d.to_string());
     if let Some(l) = &q.level
         && !matches!(l.as_str(), "late" | "very_late")
     {
@@ -167,7 +170,12 @@ pub(crate) async fn overdue_of(
     let today = st.clock.today();
     let rows = st
         .store
-        .open_deadlines(agency.as_deref(), today - Duration::days(1), MAX_ROWS)
+        .open_deadlines(
+            agency.as_deref(),
+            division.as_deref(),
+            today - Duration::days(1),
+            MAX_ROWS,
+        )
         .await
         .map_err(internal)?;
     Ok(rows
@@ -198,6 +206,8 @@ pub(crate) async fn overdue_of(
 #[into_params(parameter_in = Query)]
 pub(crate) struct DueSoonParams {
     pub(crate) agency_id: Option<Uuid>,
+    /// Only the agency's assignments dispatched to this division.
+    pub(crate) division_id: Option<Uuid>,
     /// 0 to 366 days ahead (default 15).
     pub(crate) within_days: Option<u32>,
 }
@@ -225,6 +235,7 @@ pub(crate) async fn due_soon_of(
     q: DueSoonParams,
 ) -> Result<Vec<DeadlineRow>, AppError> {
     let agency = scope(p, q.agency_id)?;
+    let division = q.division_id.map(|d| d.to_string());
     let within = q.within_days.unwrap_or(15);
     if within > 366 {
         return Err(AppError::malformed("`within_days`: at most 366"));
@@ -234,6 +245,7 @@ pub(crate) async fn due_soon_of(
         .store
         .open_deadlines(
             agency.as_deref(),
+            division.as_deref(),
             today + Duration::days(i64::from(within)),
             MAX_ROWS,
         )

@@ -115,6 +115,7 @@ pub async fn build(
     let overdue = store
         .open_deadlines(
             Some(agency),
+            None,
             today - time::Duration::days(1),
             crate::http::MAX_ROWS,
         )

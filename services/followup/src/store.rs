@@ -56,6 +56,8 @@ pub struct DeadlineRow {
     pub due: Date,
     /// The due date before it last moved.
     pub previous_due: Option<Date>,
+    /// The division the assignment was dispatched to.
+    pub division_id: Option<String>,
 }
 
 /// An alert that went out.
@@ -236,8 +238,15 @@ macro_rules! backend {
                 save_fact_rows(c, s).await
             }
 
-            /// Replaces a suggestion's per-assignment rows (not the per-day counts).
+            /// Replaces a suggestion's per-assignment rows (not the per-day counts), and marks
+            /// its deadlines with their assignments' divisions.
             pub async fn save_fact_rows(c: &mut $conn, s: &Suggestion) -> Result<(), sqlx::Error> {
+                for a in &s.assignments {
+                    sqlx::query("UPDATE followup_deadlines SET division_id = $2 WHERE assignment_id = $1")
+                        .bind(a.id.to_string())
+                        .bind(a.dispatch.as_ref().map(|d| d.division.to_string()))
+                        .execute(&mut *c).await?;
+                }
                 let id = s.id.to_string();
                 let f = SuggestionFacts::of(s);
                 for table in ["followup_facts", "followup_fact_classes", "followup_fact_feedback"] {
@@ -438,6 +447,24 @@ async fn save_facts_many_postgres(
          ON CONFLICT (suggestion_id, deputy_id, round) DO NOTHING",
     )
     .bind(&b_id).bind(&b_deputy).bind(&b_round).bind(&b_level).bind(&b_on).bind(&b_sup)
+    .execute(&mut *c)
+    .await?;
+    let (assignments, divisions): (Vec<String>, Vec<Option<String>>) = suggestions
+        .iter()
+        .flat_map(|s| &s.assignments)
+        .map(|a| {
+            (
+                a.id.to_string(),
+                a.dispatch.as_ref().map(|d| d.division.to_string()),
+            )
+        })
+        .unzip();
+    sqlx::query(
+        "UPDATE followup_deadlines d SET division_id = u.division_id \
+         FROM UNNEST($1::text[], $2::text[]) AS u(assignment_id, division_id) WHERE d.assignment_id = u.assignment_id",
+    )
+    .bind(&assignments)
+    .bind(&divisions)
     .execute(&mut *c)
     .await?;
     sqlx::query("UPDATE followup_cases SET facts_version = $2 WHERE suggestion_id = ANY($1)")
@@ -799,31 +826,55 @@ impl Store {
             .map_err(sqlx::migrate::MigrateError::Execute)
     }
 
-    /// Open deadlines of an agency (or all) due on or before `until`, soonest first.
+    /// Open deadlines of an agency (or all), optionally of one division, due on or before
+    /// `until`, soonest first.
     pub async fn open_deadlines(
         &self,
         agency: Option<&str>,
+        division: Option<&str>,
         until: Date,
         limit: u32,
     ) -> Result<Vec<DeadlineRow>, StoreError> {
-        let rows: Vec<(String, String, String, String, Date, Option<Date>)> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT suggestion_id, assignment_id, agency_id, kind, due, previous_due FROM followup_deadlines \
-             WHERE NOT met AND due <= $1 AND ($2 = '' OR agency_id = $2) ORDER BY due, assignment_id LIMIT $3")
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Date,
+            Option<Date>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT suggestion_id, assignment_id, agency_id, kind, due, previous_due, division_id FROM followup_deadlines \
+             WHERE NOT met AND due <= $1 AND ($2 = '' OR agency_id = $2) AND ($4 = '' OR division_id = $4) \
+             ORDER BY due, assignment_id LIMIT $3")
             .bind(until)
             .bind(agency.unwrap_or_default())
             .bind(i64::from(limit))
+            .bind(division.unwrap_or_default())
             .fetch_all(p)
             .await)?;
         Ok(rows
             .into_iter()
             .map(
-                |(suggestion_id, assignment_id, agency_id, kind, due, previous_due)| DeadlineRow {
+                |(
                     suggestion_id,
                     assignment_id,
                     agency_id,
                     kind,
                     due,
                     previous_due,
+                    division_id,
+                )| {
+                    DeadlineRow {
+                        suggestion_id,
+                        assignment_id,
+                        agency_id,
+                        kind,
+                        due,
+                        previous_due,
+                        division_id,
+                    }
                 },
             )
             .collect())

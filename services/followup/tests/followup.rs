@@ -1015,6 +1015,7 @@ async fn grpc_follow_up() {
             pb::ListDueSoonRequest {
                 agency_id: w.lead.clone(),
                 within_days: Some(366),
+                division_id: String::new(),
             },
             &lead,
         ))
@@ -1027,6 +1028,7 @@ async fn grpc_follow_up() {
             pb::ListDueSoonRequest {
                 agency_id: w.lead.clone(),
                 within_days: Some(366),
+                division_id: String::new(),
             },
             &other,
         ))
@@ -1709,4 +1711,125 @@ async fn a_dissatisfied_rating_raises_a_notice() {
     assert_eq!(n.suggestions, vec![s.id]);
     assert!(n.body.contains("the fund is still closed"), "{}", n.body);
     assert_eq!(n.issued_on, date!(2020 - 06 - 10));
+}
+
+/// Overdue and due-soon lists per division: a deadline carries its assignment's division once
+/// the assignment is dispatched; another division's list does not show it.
+#[tokio::test]
+async fn lists_per_division() {
+    use banli_domain::suggestion::{Dispatch, Suggestion};
+
+    let w = world(true).await;
+    let fdb = TestDb::sqlite().await;
+    let store = Store::new(fdb.pool.clone());
+    let profile = RuleProfile::hunan();
+    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
+    store.migrate(consumer.inbox()).await.expect("migrations");
+    consumer
+        .handle(&events(&w.store).await)
+        .await
+        .expect("handled");
+    let mut s: Suggestion = store
+        .replicas(None)
+        .await
+        .expect("replicas")
+        .pop()
+        .expect("the replica");
+    let division = banli_domain::ids::DivisionId::new();
+    let lead = s
+        .assignments
+        .iter_mut()
+        .find(|a| a.agency.to_string() == w.lead)
+        .expect("the lead");
+    lead.dispatch = Some(Dispatch {
+        division,
+        handler: "Li".into(),
+        responsible_leader: "Wang".into(),
+        leading_official: None,
+        plan: String::new(),
+        on: date!(2020 - 03 - 03),
+    });
+    let banli_db::Pool::Sqlite(p) = store.pool() else {
+        panic!("SQLite")
+    };
+    let mut tx = p.begin().await.expect("tx");
+    banli_followup::store::sqlite::save_fact_rows(&mut tx, &s)
+        .await
+        .expect("rows");
+    tx.commit().await.expect("commit");
+
+    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+        store: store.clone(),
+        auth: test_auth(),
+        profile: profile.clone(),
+        clock: Clock::Fixed(date!(2020 - 12 - 01)),
+        names: None,
+    });
+    let lead_key = format!("agency:{}", w.lead);
+    let (status, v) = call(
+        &api,
+        "GET",
+        &format!(
+            "/v1/followup/overdue?agency_id={}&division_id={division}",
+            w.lead
+        ),
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let items = v["items"].as_array().expect("items");
+    let kinds: Vec<&str> = items.iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"reply") && kinds.contains(&"first_contact"),
+        "{v}"
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i["division_id"] == division.to_string().as_str()),
+        "{v}"
+    );
+    let (status, v) = call(
+        &api,
+        "GET",
+        &format!(
+            "/v1/followup/overdue?agency_id={}&division_id={}",
+            w.lead,
+            banli_domain::ids::DivisionId::new()
+        ),
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "{v}");
+    // Without the division: the co-handler's opinion deadline (no division) is in the office's
+    // list too.
+    let (_, v) = call(
+        &api,
+        "GET",
+        "/v1/followup/overdue",
+        &format!("office:{}", w.office_agency.id),
+        None,
+    )
+    .await;
+    assert!(
+        v["items"].as_array().is_some_and(|i| i
+            .iter()
+            .any(|x| x["kind"] == "co_opinion" && x["division_id"].is_null())),
+        "{v}"
+    );
+    let (status, v) = call(
+        &api,
+        "GET",
+        &format!(
+            "/v1/followup/due-soon?agency_id={}&division_id=not-a-uuid",
+            w.lead
+        ),
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
 }
