@@ -104,8 +104,15 @@ pub fn fire_time(day: Date) -> OffsetDateTime {
         .unwrap_or_else(|_| day.midnight().assume_utc())
 }
 
-/// A timer's key: one per deadline and alert; moving the deadline moves the timer.
-pub fn timer_key(assignment_id: &str, kind: DeadlineKind, alert: Alert) -> String {
+/// A timer's key: one per deadline, due date and alert. A deadline that moves gets new timers
+/// (its old ones are cancelled, or stay fired), so the alerts of the new date go out too.
+pub fn timer_key(assignment_id: &str, kind: DeadlineKind, due: Date, alert: Alert) -> String {
+    format!("{assignment_id}:{}:{due}:{}", kind.as_str(), alert.key())
+}
+
+/// The key the first release gave a timer (without the due date); still cancelled, so that
+/// timers scheduled before the upgrade do not fire for a deadline that moved or was met.
+fn legacy_timer_key(assignment_id: &str, kind: DeadlineKind, alert: Alert) -> String {
     format!("{assignment_id}:{}:{}", kind.as_str(), alert.key())
 }
 
@@ -129,7 +136,7 @@ pub fn timers_for(
                 level: alert.level().to_owned(),
             };
             (
-                timer_key(&aid, d.kind, alert),
+                timer_key(&aid, d.kind, d.due, alert),
                 fire_time(day),
                 serde_json::to_string(&payload).unwrap_or_default(),
             )
@@ -194,14 +201,22 @@ macro_rules! backend {
                                  due = excluded.due, met = excluded.met, agency_id = excluded.agency_id")
                         .bind(&aid).bind(d.kind.as_str()).bind(id).bind(d.agency.to_string()).bind(d.due).bind(d.met)
                         .execute(&mut *c).await?;
-                    let wanted = timers_for(id, d, reminders);
+                    // The old date's alerts that have not gone out go (fired ones stay fired).
+                    let moved = old.filter(|(_, _, due, _)| *due != d.due);
+                    if let Some((_, _, old_due, _)) = moved {
+                        cancel_alerts(&mut *c, timers, &aid, d.kind, *old_due, reminders).await?;
+                    }
                     if d.met {
-                        for (key, _, _) in &wanted {
-                            banli_timers::$timers::cancel(timers, &mut *c, key).await?;
-                        }
+                        cancel_alerts(&mut *c, timers, &aid, d.kind, d.due, reminders).await?;
                     } else {
-                        for (key, at, payload) in &wanted {
-                            banli_timers::$timers::schedule(timers, &mut *c, key, *at, payload).await?;
+                        let kinds = alerts(d.due, reminders);
+                        for ((key, at, payload), (alert, _)) in timers_for(id, d, reminders).into_iter().zip(kinds) {
+                            // A moved date's reminders already past are not sent late; its
+                            // overdue flags are.
+                            if moved.is_some() && at < now && matches!(alert, Alert::Before(_)) {
+                                continue;
+                            }
+                            banli_timers::$timers::schedule(timers, &mut *c, &key, at, &payload).await?;
                         }
                     }
                 }
@@ -214,10 +229,24 @@ macro_rules! backend {
                         .bind(aid).bind(kind)
                         .execute(&mut *c).await?;
                     if let Some(k) = DeadlineKind::parse(kind) {
-                        for (alert, _) in alerts(*due, reminders) {
-                            banli_timers::$timers::cancel(timers, &mut *c, &timer_key(aid, k, alert)).await?;
-                        }
+                        cancel_alerts(&mut *c, timers, aid, k, *due, reminders).await?;
                     }
+                }
+                Ok(())
+            }
+
+            /// Cancels the alerts of a deadline's date that have not gone out.
+            async fn cancel_alerts(
+                c: &mut $conn,
+                timers: &Timers,
+                aid: &str,
+                kind: DeadlineKind,
+                due: Date,
+                reminders: &Reminders,
+            ) -> Result<(), sqlx::Error> {
+                for (alert, _) in alerts(due, reminders) {
+                    banli_timers::$timers::cancel(timers, &mut *c, &timer_key(aid, kind, due, alert)).await?;
+                    banli_timers::$timers::cancel(timers, &mut *c, &legacy_timer_key(aid, kind, alert)).await?;
                 }
                 Ok(())
             }

@@ -556,7 +556,7 @@ async fn moved_and_met_deadlines() {
         }
     };
     save(d.clone()).await;
-    let key = format!("{aid}:reply:after-1");
+    let key = format!("{aid}:reply:2031-06-02:after-1");
     let t = store
         .timers()
         .get(store.pool(), &key)
@@ -578,32 +578,103 @@ async fn moved_and_met_deadlines() {
         (due, previous),
         (date!(2031 - 07 - 02), Some(date!(2031 - 06 - 02)))
     );
+    // The old date's alert is cancelled; the new date has its own.
+    let state = |key: String| {
+        let store = store.clone();
+        async move {
+            store
+                .timers()
+                .get(store.pool(), &key)
+                .await
+                .expect("read")
+                .expect("there")
+                .state
+        }
+    };
+    assert_eq!(state(key.clone()).await, "cancelled");
+    let new_key = format!("{aid}:reply:2031-07-02:after-1");
     let moved = store
         .timers()
-        .get(store.pool(), &key)
+        .get(store.pool(), &new_key)
         .await
         .expect("read")
-        .expect("there");
-    assert!(moved.due_at > t.due_at && moved.previous_due_at == Some(t.due_at));
+        .expect("scheduled for the new date");
+    assert!(moved.state == "pending" && moved.due_at > t.due_at);
     save(TrackedDeadline {
         due: date!(2031 - 07 - 02),
         met: true,
         ..d
     })
     .await;
-    assert_eq!(
-        store
-            .timers()
-            .get(store.pool(), &key)
-            .await
-            .expect("read")
-            .expect("there")
-            .state,
-        "cancelled"
-    );
+    assert_eq!(state(new_key).await, "cancelled");
     assert_eq!(
         store.timers().pending(store.pool()).await.expect("count"),
         0
+    );
+
+    // A deadline past due: its flags go out; moved later (an extension), the new date's flags
+    // go out too, and its reminders already past are not sent late.
+    let past = TrackedDeadline {
+        assignment_id: AssignmentId::new(),
+        due: date!(2020 - 06 - 02),
+        ..d.clone()
+    };
+    let fire_all = || {
+        let store = store.clone();
+        async move {
+            let runner = tokio::spawn(banli_timers::run(
+                store.db().clone(),
+                store.timers().clone(),
+                RunOptions {
+                    owner: "r".into(),
+                    batch: 64,
+                    lease: Duration::from_secs(5),
+                    idle: Duration::from_millis(20),
+                },
+                AlertFirer::new(store.clone()),
+                Arc::new(TimerStats::default()),
+                std::future::pending(),
+            ));
+            for _ in 0..200 {
+                if store.timers().pending(store.pool()).await.expect("count") == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            runner.abort();
+        }
+    };
+    save(past.clone()).await;
+    fire_all().await;
+    save(TrackedDeadline {
+        due: date!(2020 - 07 - 02),
+        ..past.clone()
+    })
+    .await;
+    fire_all().await;
+    let pid = past.assignment_id.to_string();
+    let sent: Vec<(String, time::Date)> = store
+        .alerts(None, 500)
+        .await
+        .expect("alerts")
+        .into_iter()
+        .filter(|a| a.assignment_id == pid)
+        .map(|a| (a.alert, a.due))
+        .collect();
+    for due in [date!(2020 - 06 - 02), date!(2020 - 07 - 02)] {
+        assert!(sent.contains(&("after-1".to_owned(), due)), "{sent:?}");
+        assert!(sent.contains(&("very-late".to_owned(), due)), "{sent:?}");
+    }
+    assert!(
+        sent.iter()
+            .any(|(a, due)| a.starts_with("before-") && *due == date!(2020 - 06 - 02)),
+        "the first date's reminders went out: {sent:?}"
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(a, due)| a.starts_with("before-") && *due == date!(2020 - 07 - 02)),
+        "no late reminders for the moved date: {sent:?}"
     );
 }
 
