@@ -398,7 +398,7 @@ impl Ctx<'_> {
 }
 
 /// Adds calendar months, clamping the day to the target month's length (31 Jan + 1 month = 28/29 Feb).
-pub(crate) fn add_months(start: Date, months: u32) -> Option<Date> {
+pub fn add_months(start: Date, months: u32) -> Option<Date> {
     let total =
         i64::from(start.year()) * 12 + i64::from(u8::from(start.month()) - 1) + i64::from(months);
     let year = i32::try_from(total.div_euclid(12)).ok()?;

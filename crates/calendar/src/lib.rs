@@ -15,7 +15,7 @@ mod deadline;
 pub use calendar::{Calendar, DayKind, Holiday};
 pub use data::CalendarError;
 pub use deadline::{
-    Deadline, DeadlineError, DurationSpec, OutOfRangePolicy, Recomputed, TraceStep,
+    Deadline, DeadlineError, DurationSpec, OutOfRangePolicy, Recomputed, TraceStep, add_months,
 };
 
 /// Dates are plain calendar dates; times of day never enter deadline arithmetic.

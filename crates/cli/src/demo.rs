@@ -520,22 +520,33 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         .await?;
     }
 
-    // The B-class ledger: progress in recess, then conversion with evidence and a
-    // supplementary class-A reply in 2020.
+    // The B-class ledger: word of progress every quarter (the profile's schedule), in recess
+    // too, then conversion with evidence and a supplementary class-A reply in 2020.
     let department_key = keys[0].clone();
     for (progress_days, convert_day, reply_day, year) in [
         (
             vec![
+                date!(2018 - 08 - 15),
                 date!(2018 - 11 - 15),
-                date!(2019 - 06 - 20),
-                date!(2020 - 03 - 16),
+                date!(2019 - 02 - 15),
+                date!(2019 - 05 - 15),
+                date!(2019 - 08 - 15),
+                date!(2019 - 11 - 15),
+                date!(2020 - 02 - 14),
+                date!(2020 - 05 - 15),
             ],
             date!(2020 - 06 - 30),
             date!(2020 - 07 - 10),
             2018,
         ),
         (
-            vec![date!(2019 - 11 - 20), date!(2020 - 04 - 15)],
+            vec![
+                date!(2019 - 08 - 15),
+                date!(2019 - 11 - 15),
+                date!(2020 - 02 - 14),
+                date!(2020 - 05 - 15),
+                date!(2020 - 08 - 14),
+            ],
             date!(2020 - 08 - 31),
             date!(2020 - 09 - 10),
             2019,

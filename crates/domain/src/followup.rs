@@ -161,6 +161,45 @@ pub fn lateness(d: &TrackedDeadline, today: Date, r: &Reminders) -> Option<&'sta
     }
 }
 
+/// When the owner of an open commitment next owes the deputy word of its progress (承诺事项进展
+/// 通报, also in recess): `progress_notice_months` after the latest of the commitment's
+/// creation, its last progress report and the owner's last communication with the deputies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressDue {
+    pub commitment: crate::ids::CommitmentId,
+    pub agency: AgencyId,
+    pub assignment: AssignmentId,
+    pub due: Date,
+}
+
+pub fn progress_notices_due(s: &crate::suggestion::Suggestion, r: &Reminders) -> Vec<ProgressDue> {
+    if r.progress_notice_months == 0 {
+        return Vec::new();
+    }
+    s.open_commitments()
+        .filter_map(|c| {
+            let last = c
+                .progress
+                .iter()
+                .map(|p| p.on)
+                .chain(
+                    s.communications
+                        .iter()
+                        .filter(|m| m.assignment_id == c.assignment_id && m.on >= c.created_on)
+                        .map(|m| m.on),
+                )
+                .chain(std::iter::once(c.created_on))
+                .max()?;
+            Some(ProgressDue {
+                commitment: c.id,
+                agency: c.owner,
+                assignment: c.assignment_id,
+                due: banli_calendar::add_months(last, r.progress_notice_months)?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +210,7 @@ mod tests {
             days_before: vec![15, 5, 0],
             days_after: vec![1],
             very_late_after_days: 30,
+            progress_notice_months: 3,
         }
     }
 

@@ -79,6 +79,14 @@ pub struct Reminders {
     pub days_after: Vec<u32>,
     /// Past due by more than this many calendar days is "very late".
     pub very_late_after_days: u32,
+    /// The owner of an open commitment tells the deputy how it progresses at least this often
+    /// (calendar months; also in recess): a reminder goes out when it has not. 0: no reminder.
+    #[serde(default = "three")]
+    pub progress_notice_months: u32,
+}
+
+fn three() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -187,6 +187,7 @@ macro_rules! handle_on {
                                 .await?;
                                 crate::store::$module::save_facts(&mut tx, before.as_ref(), &s).await?;
                                 crate::store::$module::sync_commitments(&mut tx, store.timers(), &s).await?;
+                                crate::store::$module::sync_progress(&mut tx, store.timers(), before.as_ref(), &s, reminders).await?;
                                 let office_actor = banli_domain::Actor {
                                     role: banli_domain::Role::AssigningOffice,
                                     agency: office,

@@ -2,7 +2,9 @@
 //! that went out, and the timers (banli-timers) that send them.
 
 use banli_db::{Db, Pool, WriterStopped, on_pool};
-use banli_domain::followup::{Alert, DeadlineKind, TrackedDeadline, alerts};
+use banli_domain::followup::{
+    Alert, DeadlineKind, ProgressDue, TrackedDeadline, alerts, progress_notices_due,
+};
 use banli_domain::metrics::{
     COUNTS, Counts, DayKey, SuggestionFacts, day_changes, day_changes_diff,
 };
@@ -89,6 +91,11 @@ pub struct CommitmentRef {
     /// The owner unit.
     pub agency_id: String,
     pub target_date: Date,
+}
+
+/// The key of the reminder for a commitment's next progress word.
+pub fn progress_key(p: &ProgressDue) -> String {
+    format!("progress:{}:{}", p.commitment, p.due)
 }
 
 /// A commitment's timer key.
@@ -339,6 +346,37 @@ macro_rules! backend {
                             banli_timers::$timers::cancel(timers, &mut *c, &key).await?;
                         }
                     }
+                }
+                Ok(())
+            }
+
+            /// Keeps a reminder per open commitment for the progress word its owner next owes the
+            /// deputy: moved when progress is reported or the deputy contacted, gone when the
+            /// commitment is converted.
+            pub async fn sync_progress(
+                c: &mut $conn,
+                timers: &Timers,
+                before: Option<&Suggestion>,
+                s: &Suggestion,
+                reminders: &Reminders,
+            ) -> Result<(), sqlx::Error> {
+                let now = progress_notices_due(s, reminders);
+                for old in before.map(|b| progress_notices_due(b, reminders)).unwrap_or_default() {
+                    if !now.contains(&old) {
+                        banli_timers::$timers::cancel(timers, &mut *c, &progress_key(&old)).await?;
+                    }
+                }
+                for p in &now {
+                    let payload = AlertPayload {
+                        suggestion_id: s.id.to_string(),
+                        assignment_id: p.assignment.to_string(),
+                        agency_id: p.agency.to_string(),
+                        kind: "progress_notice".into(),
+                        due: p.due,
+                        alert: format!("commitment-{}", p.commitment),
+                        level: "reminder".into(),
+                    };
+                    banli_timers::$timers::schedule(timers, &mut *c, &progress_key(p), fire_time(p.due), &serde_json::to_string(&payload).unwrap_or_default()).await?;
                 }
                 Ok(())
             }
