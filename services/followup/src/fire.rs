@@ -17,6 +17,7 @@ pub struct AlertFirer {
     /// The assigning office: with it, a deadline's first overdue flag also raises a supervision
     /// notice (trigger `overdue`) to the unit, in the office's name.
     office: Option<AgencyId>,
+    due_soon: Option<u32>,
 }
 
 impl AlertFirer {
@@ -24,6 +25,7 @@ impl AlertFirer {
         AlertFirer {
             store,
             office: None,
+            due_soon: None,
         }
     }
 
@@ -32,45 +34,67 @@ impl AlertFirer {
         self.office = Some(office);
         self
     }
+
+    /// The reminder `days` before a due date also raises a notice (trigger `due_soon`), with an
+    /// office set: the profile's last reminder before the day.
+    pub fn with_due_soon(mut self, days: u32) -> AlertFirer {
+        self.due_soon = Some(days);
+        self
+    }
 }
 
-/// The notice a deadline's first overdue flag raises.
-fn overdue_notice(
+/// The notice an alert raises: a deadline's first overdue flag, and the due-soon reminder.
+fn alert_notice(
     office: AgencyId,
+    due_soon: Option<u32>,
     p: &AlertPayload,
     today: time::Date,
 ) -> Option<SupervisionNotice> {
-    if p.alert != "after-1" {
-        return None;
-    }
-    let target = AgencyId(p.agency_id.parse().ok()?);
-    let suggestion = SuggestionId(p.suggestion_id.parse().ok()?);
     let what = match p.kind.as_str() {
         "first_contact" => "首次联系代表",
         "co_opinion" => "会办意见",
-        _ => "答复",
+        "reply" => "答复",
+        _ => return None,
     };
+    let (level, trigger, body) = if p.alert == "after-1" {
+        (
+            Level::Notice,
+            Trigger::Overdue,
+            format!(
+                "{what}期限（{}）已过，请即办理并于7日内书面说明原因和办理进度。",
+                p.due
+            ),
+        )
+    } else if due_soon.is_some_and(|d| p.alert == format!("before-{d}")) {
+        (
+            Level::Reminder,
+            Trigger::DueSoon,
+            format!("{what}期限（{}）将至，请抓紧办理，按期完成。", p.due),
+        )
+    } else {
+        return None;
+    };
+    let target = AgencyId(p.agency_id.parse().ok()?);
+    let suggestion = SuggestionId(p.suggestion_id.parse().ok()?);
     Some(crate::notices::raised(
         office,
         target,
         vec![suggestion],
-        Level::Notice,
-        Trigger::Overdue,
-        format!(
-            "{what}期限（{}）已过，请即办理并于7日内书面说明原因和办理进度。",
-            p.due
-        ),
+        level,
+        trigger,
+        body,
         today,
     ))
 }
 
 impl TimerHandler for AlertFirer {
     async fn fire(&self, owner: &str, timers: &[Claimed]) -> Result<Vec<bool>, String> {
-        let (store, owner, timers, office) = (
+        let (store, owner, timers, office, due_soon) = (
             self.store.clone(),
             owner.to_owned(),
             timers.to_vec(),
             self.office,
+            self.due_soon,
         );
         self.store
             .db()
@@ -215,7 +239,7 @@ impl TimerHandler for AlertFirer {
                         }
                     };
                     let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
-                    let raised = office.and_then(|o| overdue_notice(o, &payload, today));
+                    let raised = office.and_then(|o| alert_notice(o, due_soon, &payload, today));
                     let office_actor = Actor {
                         role: banli_domain::Role::AssigningOffice,
                         agency: office,
@@ -250,7 +274,7 @@ impl TimerHandler for AlertFirer {
                     if fired {
                         tracing::info!(suggestion = %payload.suggestion_id, agency = %payload.agency_id, deadline = %payload.kind, due = %payload.due, level = %payload.level, alert = %payload.alert, "follow-up alert");
                         if let Some(n) = &raised {
-                            tracing::info!(notice = %n.id, agency = %payload.agency_id, deadline = %payload.kind, "an overdue deadline raised a supervision notice");
+                            tracing::info!(notice = %n.id, agency = %payload.agency_id, deadline = %payload.kind, "a deadline raised a supervision notice");
                             store.audit_written();
                             store.timers().scheduled();
                         }

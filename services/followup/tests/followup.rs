@@ -294,7 +294,9 @@ async fn deadlines_alerts_and_lists() {
                     lease: Duration::from_secs(5),
                     idle: Duration::from_millis(50),
                 },
-                AlertFirer::new(store.clone()).with_office(w.office_agency.id),
+                AlertFirer::new(store.clone())
+                    .with_office(w.office_agency.id)
+                    .with_due_soon(5),
                 stats.clone(),
                 std::future::pending(),
             ))
@@ -328,6 +330,22 @@ async fn deadlines_alerts_and_lists() {
         })
         .collect();
     assert_eq!(raised.len(), late.len(), "one notice per overdue deadline");
+    // And each deadline's reminder five days before (the profile's last before the day) one
+    // due-soon notice.
+    let soon = alerts.iter().filter(|a| a.alert == "before-5").count();
+    let due_soon = store
+        .notices(None, None, 500)
+        .await
+        .expect("notices")
+        .into_iter()
+        .map(|(n, _)| {
+            serde_json::from_str::<banli_domain::supervision::SupervisionNotice>(&n)
+                .expect("a notice")
+        })
+        .filter(|n| n.trigger == banli_domain::supervision::Trigger::DueSoon)
+        .count();
+    assert!(soon >= 3, "{alerts:?}");
+    assert_eq!(due_soon, soon, "one due-soon notice per deadline");
     for a in &late {
         assert!(
             raised.iter().any(|n| n.target.to_string() == a.agency_id

@@ -326,7 +326,20 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             )),
         ));
         let firer = match office {
-            Some(o) => banli_followup::fire::AlertFirer::new(fstore.clone()).with_office(o),
+            Some(o) => {
+                let firer = banli_followup::fire::AlertFirer::new(fstore.clone()).with_office(o);
+                // The profile's last reminder before the day also raises a due-soon notice.
+                match profile
+                    .reminders
+                    .days_before
+                    .iter()
+                    .filter(|d| **d > 0)
+                    .min()
+                {
+                    Some(d) => firer.with_due_soon(*d),
+                    None => firer,
+                }
+            }
             None => banli_followup::fire::AlertFirer::new(fstore.clone()),
         };
         let timers = banli_timers::run(
