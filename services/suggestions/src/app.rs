@@ -691,25 +691,45 @@ impl App {
                 (fresh, events)
             }
         };
-        if events.is_empty() {
-            return Ok(SuggestionView::new(&s, today));
+        let (mut s, mut events) = (s, events);
+        // Without If-Match, a change another writer (a consumer) committed in between is not
+        // the caller's concern: the command is decided again on the stored state (bounded).
+        let mut retries = if expected.is_none() { 16 } else { 0 };
+        loop {
+            if events.is_empty() {
+                return Ok(SuggestionView::new(&s, today));
+            }
+            let mut after = (*s).clone();
+            for e in &events {
+                after.apply(e);
+            }
+            let now = OffsetDateTime::now_utc();
+            let new: Vec<NewEvent> = events
+                .iter()
+                .cloned()
+                .map(|e| NewEvent::new(e, p.actor(), now))
+                .collect();
+            match self.store().append(Some(&s), &after, &new).await {
+                Ok(()) => {
+                    let view = SuggestionView::new(&after, today);
+                    self.inner.recent.put(after.id, Arc::new(after));
+                    return Ok(view);
+                }
+                Err(crate::store::StoreError::Conflict { .. }) if retries > 0 => {
+                    retries -= 1;
+                    self.inner.recent.remove(&s.id);
+                    let fresh = self.store().load(s.id).await?.ok_or_else(|| {
+                        AppError::not_found(format!("suggestion {} not found", s.id))
+                    })?;
+                    events = decide(Some(&fresh), &cmd, &self.rules())?;
+                    s = Arc::new(fresh);
+                }
+                Err(e) => {
+                    self.inner.recent.remove(&s.id);
+                    return Err(e.into());
+                }
+            }
         }
-        let mut after = (*s).clone();
-        for e in &events {
-            after.apply(e);
-        }
-        let now = OffsetDateTime::now_utc();
-        let new: Vec<NewEvent> = events
-            .into_iter()
-            .map(|e| NewEvent::new(e, p.actor(), now))
-            .collect();
-        if let Err(e) = self.store().append(Some(&s), &after, &new).await {
-            self.inner.recent.remove(&s.id);
-            return Err(e.into());
-        }
-        let view = SuggestionView::new(&after, today);
-        self.inner.recent.put(after.id, Arc::new(after));
-        Ok(view)
     }
 
     /// Applies a command another service accepted (the coordination service's mirrored

@@ -448,3 +448,45 @@ async fn domain_refusals_map_to_their_statuses() {
     assert_problem(&r, 400, "malformed_request");
     w.api.close().await;
 }
+
+/// Commands without If-Match sent at once on one suggestion all apply (each decided again on
+/// the state another committed first); one with a stale If-Match is a 412 and changes nothing.
+#[tokio::test]
+async fn concurrent_commands_without_if_match_all_apply() {
+    let w = World::new(Api::sqlite().await).await;
+    let k = &w.keys;
+    let (id, lead, _, _) = w.assigned("2020-0777").await;
+    w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
+    let before = w.api.get(&format!("/v1/suggestions/{id}"), &k.office).await;
+    let version = before.body["version"].as_u64().expect("version");
+    let path = format!("/v1/suggestions/{id}/communications");
+    let posts = (0..12).map(|i| {
+        let (api, path, key) = (&w.api, path.clone(), k.lead_admin.clone());
+        let body = json!({"assignment_id": lead, "phase": "during", "method": "phone", "deputy_ids": [w.deputy], "summary": format!("call {i}")});
+        async move { api.post(&path, &key, body).await }
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    for r in &answers {
+        assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    }
+    let after = w.api.get(&format!("/v1/suggestions/{id}"), &k.office).await;
+    assert_eq!(
+        after.body["communications"].as_array().map(Vec::len),
+        Some(12),
+        "{}",
+        after.body
+    );
+    assert_eq!(after.body["version"].as_u64(), Some(version + 12));
+    let stale = w
+        .api
+        .call(
+            Method::POST,
+            &path,
+            Some(&k.lead_admin),
+            Some(json!({"assignment_id": lead, "phase": "during", "method": "phone", "deputy_ids": [w.deputy], "summary": "late"})),
+            &[("if-match", &format!("\"{version}\""))],
+        )
+        .await;
+    assert_problem(&stale, 412, "stale_version");
+    w.api.close().await;
+}
