@@ -302,7 +302,7 @@ async fn deadlines_alerts_and_lists() {
             ))
         })
         .collect();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if store.timers().pending(store.pool()).await.expect("timers") == 0 {
             break;
         }
@@ -653,7 +653,7 @@ async fn moved_and_met_deadlines() {
                 Arc::new(TimerStats::default()),
                 std::future::pending(),
             ));
-            for _ in 0..200 {
+            for _ in 0..1000 {
                 if store.timers().pending(store.pool()).await.expect("count") == 0 {
                     break;
                 }
@@ -936,7 +936,7 @@ async fn supervision_notices() {
         std::future::pending(),
     ));
     let mut escalated = Value::Null;
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let (_, v) = call(
             &api,
             "GET",
@@ -1020,7 +1020,7 @@ async fn supervision_notices() {
 
     // Every step is in the audit log, once.
     let mut types = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let n = log.signed_size();
         if n > 0 {
             types = log
@@ -1546,7 +1546,7 @@ async fn stage_plans_circulars_and_rounds() {
         std::future::pending(),
     ));
     let mut stage_notices = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let (_, v) = call(
             &api,
             "GET",
@@ -1675,7 +1675,7 @@ async fn overdue_commitments_raise_notices() {
         Arc::new(TimerStats::default()),
         std::future::pending(),
     ));
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if timer(open.id).await.is_some_and(|t| t.state != "pending") {
             break;
         }
@@ -2019,7 +2019,7 @@ async fn progress_word_on_open_commitments() {
         Arc::new(TimerStats::default()),
         std::future::pending(),
     ));
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if state(key("2020-11-10")).await.as_deref() != Some("pending") {
             break;
         }
