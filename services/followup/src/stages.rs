@@ -144,9 +144,7 @@ macro_rules! backend {
                      (SELECT f.suggestion_id FROM followup_facts f WHERE f.agency_id = $1 AND f.year = $2)")
                     .bind(agency).bind(year)
                     .fetch_all(&mut *c).await?;
-                rows.into_iter()
-                    .map(|(r,)| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}"))))
-                    .collect()
+                crate::store::parse_replicas(rows)
             }
 
             /// A round's timer fired: a notice on the items short of the stage's targets, from

@@ -694,6 +694,15 @@ pub struct AssignmentRow {
     pub class_now: Option<String>,
 }
 
+/// Replicas as stored (JSON), read back.
+pub fn parse_replicas(rows: Vec<(String,)>) -> Result<Vec<Suggestion>, StoreError> {
+    rows.into_iter()
+        .map(|(r,)| {
+            serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
+        })
+        .collect()
+}
+
 /// The version of the metrics rows' layout; replicas whose rows are older are rebuilt at start.
 pub const FACTS_VERSION: i32 = 1;
 
@@ -1107,13 +1116,7 @@ impl Store {
             if rows.is_empty() {
                 return Ok(done);
             }
-            let replicas = rows
-                .into_iter()
-                .map(|(r,)| {
-                    serde_json::from_str::<Suggestion>(&r)
-                        .map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let replicas = parse_replicas(rows)?;
             done += replicas.len() as u64;
             self.import_facts(replicas).await?;
         }
@@ -1132,11 +1135,7 @@ impl Store {
             .bind(agency.unwrap_or_default())
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(|(r,)| {
-                serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
-            })
-            .collect()
+        parse_replicas(rows)
     }
 
     /// The replicas of the items an agency was assigned in `year` that a principal leader leads.
@@ -1153,11 +1152,7 @@ impl Store {
             .bind(year)
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(|(r,)| {
-                serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
-            })
-            .collect()
+        parse_replicas(rows)
     }
 
     /// The per-assignment rows of an agency (or all), optionally of one year, for export:
@@ -1199,11 +1194,7 @@ impl Store {
             .bind(agency.unwrap_or_default())
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(|(r,)| {
-                serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(format!("a replica: {e}")))
-            })
-            .collect()
+        parse_replicas(rows)
     }
 
     /// Notices to or from an agency (or all), optionally in one state, newest first.

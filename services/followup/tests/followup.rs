@@ -59,6 +59,35 @@ async fn ok(router: &axum::Router, path: &str, key: &str, body: Value) -> Value 
     v
 }
 
+/// `world(with_co)`, and a follow-up store (SQLite) whose consumer has taken its events.
+struct Followed {
+    w: World,
+    _db: TestDb,
+    store: Store,
+    profile: RuleProfile,
+    consumer: EventConsumer,
+}
+
+async fn followed(with_co: bool) -> Followed {
+    let w = world(with_co).await;
+    let db = TestDb::sqlite().await;
+    let store = Store::new(db.pool.clone());
+    let profile = RuleProfile::hunan();
+    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
+    store.migrate(consumer.inbox()).await.expect("migrations");
+    consumer
+        .handle(&events(&w.store).await)
+        .await
+        .expect("handled");
+    Followed {
+        w,
+        _db: db,
+        store,
+        profile,
+        consumer,
+    }
+}
+
 /// Keys for the tests: `office:<agency>`, `agency:<agency>`, `deputy:x`; each token its own key
 /// id (idempotency keys are per key).
 fn test_auth() -> Authenticator {
@@ -1074,16 +1103,13 @@ async fn grpc_follow_up() {
     use banli_proto::followup::v1 as pb;
     use pb::follow_up_service_server::FollowUpService;
 
-    let w = world(false).await;
-    let fdb = TestDb::sqlite().await;
-    let store = Store::new(fdb.pool.clone());
-    let profile = RuleProfile::hunan();
-    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
-    store.migrate(consumer.inbox()).await.expect("migrations");
-    consumer
-        .handle(&events(&w.store).await)
-        .await
-        .expect("handled");
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(false).await;
     let svc = Grpc::new(banli_followup::http::AppState {
         store: store.clone(),
         auth: test_auth(),
@@ -1375,16 +1401,13 @@ async fn grpc_follow_up() {
 /// supervision round's timer issues a notice (trigger `stage`) on those items, once.
 #[tokio::test]
 async fn stage_plans_circulars_and_rounds() {
-    let w = world(false).await;
-    let fdb = TestDb::sqlite().await;
-    let store = Store::new(fdb.pool.clone());
-    let profile = RuleProfile::hunan();
-    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
-    store.migrate(consumer.inbox()).await.expect("migrations");
-    consumer
-        .handle(&events(&w.store).await)
-        .await
-        .expect("handled");
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(false).await;
     let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
         store: store.clone(),
         auth: test_auth(),
@@ -1590,16 +1613,13 @@ async fn stage_plans_circulars_and_rounds() {
 async fn overdue_commitments_raise_notices() {
     use banli_domain::suggestion::{Commitment, CommitmentState, Suggestion};
 
-    let w = world(false).await;
-    let fdb = TestDb::sqlite().await;
-    let store = Store::new(fdb.pool.clone());
-    let profile = RuleProfile::hunan();
-    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
-    store.migrate(consumer.inbox()).await.expect("migrations");
-    consumer
-        .handle(&events(&w.store).await)
-        .await
-        .expect("handled");
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(false).await;
     let mut s: Suggestion = store
         .replicas(None)
         .await
@@ -1717,15 +1737,14 @@ async fn overdue_commitments_raise_notices() {
 async fn a_dissatisfied_rating_raises_a_notice() {
     use banli_domain::suggestion::{Feedback, FeedbackRecorded, Satisfaction, SuggestionEvent};
 
-    let w = world(true).await;
-    let fdb = TestDb::sqlite().await;
-    let store = Store::new(fdb.pool.clone());
-    let profile = RuleProfile::hunan();
-    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone())
-        .with_office(w.office_agency.id);
-    store.migrate(consumer.inbox()).await.expect("migrations");
-    let delivered = events(&w.store).await;
-    consumer.handle(&delivered).await.expect("handled");
+    let Followed {
+        w,
+        _db,
+        store,
+        consumer,
+        ..
+    } = followed(true).await;
+    let consumer = consumer.with_office(w.office_agency.id);
     let s = store
         .replicas(None)
         .await
@@ -1808,16 +1827,13 @@ async fn a_dissatisfied_rating_raises_a_notice() {
 async fn lists_per_division() {
     use banli_domain::suggestion::{Dispatch, Suggestion};
 
-    let w = world(true).await;
-    let fdb = TestDb::sqlite().await;
-    let store = Store::new(fdb.pool.clone());
-    let profile = RuleProfile::hunan();
-    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
-    store.migrate(consumer.inbox()).await.expect("migrations");
-    consumer
-        .handle(&events(&w.store).await)
-        .await
-        .expect("handled");
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(true).await;
     let mut s: Suggestion = store
         .replicas(None)
         .await
@@ -1930,17 +1946,14 @@ async fn lists_per_division() {
 async fn progress_word_on_open_commitments() {
     use banli_domain::suggestion::{Commitment, CommitmentState, ProgressReport, Suggestion};
 
-    let w = world(false).await;
-    let fdb = TestDb::sqlite().await;
-    let store = Store::new(fdb.pool.clone());
-    let profile = RuleProfile::hunan();
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(false).await;
     assert_eq!(profile.reminders.progress_notice_months, 3);
-    let consumer = EventConsumer::new(store.clone(), profile.reminders.clone());
-    store.migrate(consumer.inbox()).await.expect("migrations");
-    consumer
-        .handle(&events(&w.store).await)
-        .await
-        .expect("handled");
     let mut s: Suggestion = store
         .replicas(None)
         .await
