@@ -2074,3 +2074,78 @@ async fn progress_word_on_open_commitments() {
         "no reminder after conversion"
     );
 }
+
+/// Newer calendar data loaded into the suggestions service moves a tracked deadline: the
+/// follow-up service keeps the new date and the old one, and its alerts follow the new date.
+#[tokio::test]
+async fn newer_calendar_data_moves_tracked_deadlines() {
+    let f = followed(false).await;
+    let lead = f.w.assigned["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .find(|a| a["agency_id"] == f.w.lead.as_str())
+        .expect("lead")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (due, ..) = f
+        .store
+        .deadline(&lead, "first_contact")
+        .await
+        .expect("read")
+        .expect("tracked");
+    assert_eq!(due, date!(2020 - 03 - 23));
+
+    // 5 and 6 March 2020 become days off: 15 working days from 2 March end on the 25th.
+    let text = include_str!("../../../crates/calendar/data/prc-holidays.toml")
+        .replace(r#"version = "2026.1""#, r#"version = "2026.1-test""#)
+        + "\n[[period]]\nname = \"Test closure\"\nname_zh = \"测试\"\noff = [\"2020-03-05\", \"2020-03-06\"]\nmakeup = []\nsource = \"notice-2020\"\n";
+    let cal = Calendar::from_toml_str("corrected.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let app = App::new(
+        f.w.store.clone(),
+        RuleProfile::hunan(),
+        cal,
+        Clock::Fixed(date!(2020 - 03 - 03)),
+    );
+    let r = app
+        .recompute_all(&banli_domain::Actor::assigning_office(f.w.office_agency.id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.suggestions_moved, 1);
+    let out = f
+        .consumer
+        .handle(&events(&f.w.store).await)
+        .await
+        .expect("handled");
+    assert!(out.contains(&Handled::Applied), "{out:?}");
+    let (due, previous, met) = f
+        .store
+        .deadline(&lead, "first_contact")
+        .await
+        .expect("read")
+        .expect("tracked");
+    assert_eq!(
+        (due, previous, met),
+        (date!(2020 - 03 - 25), Some(date!(2020 - 03 - 23)), false)
+    );
+    let timer = |key: String| {
+        let store = f.store.clone();
+        async move {
+            store
+                .timers()
+                .get(store.pool(), &key)
+                .await
+                .expect("read")
+                .map(|t| t.state)
+        }
+    };
+    assert_eq!(
+        timer(format!("{lead}:first_contact:2020-03-25:after-1")).await,
+        Some("pending".to_owned())
+    );
+    assert_eq!(
+        timer(format!("{lead}:first_contact:2020-03-23:after-1")).await,
+        Some("cancelled".to_owned())
+    );
+}

@@ -467,6 +467,126 @@ impl App {
         Ok((&d).into())
     }
 
+    /// Recomputes the open deadlines of every suggestion still in handling against the calendar
+    /// data in force: the assigning office's command for newer calendar data (the service also
+    /// runs it once at start for calendar data it has not recomputed against).
+    pub async fn recompute_deadlines(&self, p: &Principal) -> Result<Recomputation, AppError> {
+        policy::allow(p, Action::RecomputeDeadlines)?;
+        self.recompute_all(&p.actor()).await
+    }
+
+    /// The calendar data's version.
+    pub fn calendar_version(&self) -> &str {
+        self.inner.calendar.version()
+    }
+
+    /// [`App::recompute_deadlines`] as `actor` (the assigning office), recorded as done for the
+    /// calendar data's version. Each suggestion whose dates move gets one `deadlines_recomputed`
+    /// event with the old and the new dates; the rest are left alone.
+    pub async fn recompute_all(&self, actor: &Actor) -> Result<Recomputation, AppError> {
+        const LISTED: usize = 1_000;
+        let version = self.inner.calendar.version().to_owned();
+        let mut out = Recomputation {
+            calendar_version: version.clone(),
+            examined: 0,
+            suggestions_moved: 0,
+            deadlines_moved: 0,
+            moved: Vec::new(),
+        };
+        let mut after = None;
+        loop {
+            let ids = self.store().open_ids(after, 500).await?;
+            let Some(last) = ids.last() else {
+                break;
+            };
+            after = Some(*last);
+            for id in ids {
+                out.examined += 1;
+                let changes = self.recompute_one(actor, id).await?;
+                if changes.is_empty() {
+                    continue;
+                }
+                out.suggestions_moved += 1;
+                out.deadlines_moved += changes.len() as u64;
+                for c in changes {
+                    if out.moved.len() < LISTED {
+                        out.moved.push(MovedDeadline {
+                            suggestion_id: id.0,
+                            assignment_id: c.assignment_id.map(|a| a.0),
+                            kind: c.kind.as_str().to_owned(),
+                            old_due: c.old_due,
+                            new_due: c.deadline.due,
+                        });
+                    }
+                }
+            }
+        }
+        self.store()
+            .record_recomputation(&version, out.examined, out.suggestions_moved)
+            .await?;
+        tracing::info!(
+            calendar_version = %version,
+            examined = out.examined,
+            suggestions_moved = out.suggestions_moved,
+            deadlines_moved = out.deadlines_moved,
+            "open deadlines recomputed against the calendar data"
+        );
+        Ok(out)
+    }
+
+    /// One suggestion's open deadlines recomputed and appended (retried on a concurrent write).
+    async fn recompute_one(
+        &self,
+        actor: &Actor,
+        id: SuggestionId,
+    ) -> Result<Vec<DeadlineChange>, AppError> {
+        let cmd = Command {
+            actor: actor.clone(),
+            kind: CommandKind::RecomputeDeadlines { on: self.today() },
+        };
+        let mut tries = 16;
+        loop {
+            let Some(s) = self.store().load(id).await? else {
+                return Ok(Vec::new());
+            };
+            let events = decide(Some(&s), &cmd, &self.rules())?;
+            let changes: Vec<DeadlineChange> = events
+                .iter()
+                .filter_map(|e| match e {
+                    SuggestionEvent::DeadlinesRecomputed(r) => Some(r.changes.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            if events.is_empty() {
+                return Ok(changes);
+            }
+            let mut after = s.clone();
+            for e in &events {
+                after.apply(e);
+            }
+            let now = OffsetDateTime::now_utc();
+            let new: Vec<NewEvent> = events
+                .into_iter()
+                .map(|e| NewEvent::new(e, actor.clone(), now))
+                .collect();
+            match self.store().append(Some(&s), &after, &new).await {
+                Ok(()) => {
+                    self.inner.recent.put(after.id, Arc::new(after));
+                    return Ok(changes);
+                }
+                Err(StoreError::Conflict { .. }) if tries > 0 => {
+                    tries -= 1;
+                    self.inner.recent.remove(&id);
+                }
+                Err(e) => {
+                    self.inner.recent.remove(&id);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
     // ---- suggestions ----
 
     pub async fn submit(

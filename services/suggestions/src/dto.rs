@@ -665,6 +665,33 @@ pub struct DeadlineRequest {
     pub allow_weekends_only: bool,
 }
 
+/// One open deadline moved by newer calendar data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MovedDeadline {
+    pub suggestion_id: Uuid,
+    /// Absent for the suggestion's own deadline (feedback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignment_id: Option<Uuid>,
+    /// `objection`, `first_contact`, `co_opinion`, `reply` or `feedback`.
+    pub kind: String,
+    pub old_due: Date,
+    pub new_due: Date,
+}
+
+/// A recomputation of every open deadline against the calendar data in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Recomputation {
+    pub calendar_version: String,
+    /// Suggestions still in handling that were examined.
+    pub examined: u64,
+    /// Suggestions with at least one moved deadline (each got a `deadlines_recomputed` event).
+    pub suggestions_moved: u64,
+    /// Deadlines moved, in all.
+    pub deadlines_moved: u64,
+    /// The moved deadlines, the first 1,000 of them.
+    pub moved: Vec<MovedDeadline>,
+}
+
 // ---- suggestion commands ----
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -820,6 +820,31 @@ impl CalendarService for Grpc {
         }))
     }
 
+    async fn recompute_deadlines(
+        &self,
+        req: Request<pb::RecomputeDeadlinesRequest>,
+    ) -> Result<Response<pb::RecomputeDeadlinesResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = self.app.recompute_deadlines(&p).await?;
+        Ok(Response::new(pb::RecomputeDeadlinesResponse {
+            calendar_version: r.calendar_version,
+            examined: r.examined,
+            suggestions_moved: r.suggestions_moved,
+            deadlines_moved: r.deadlines_moved,
+            moved: r
+                .moved
+                .into_iter()
+                .map(|m| pb::MovedDeadline {
+                    suggestion_id: m.suggestion_id.to_string(),
+                    assignment_id: m.assignment_id.map(|a| a.to_string()).unwrap_or_default(),
+                    kind: m.kind,
+                    old_due: text(m.old_due),
+                    new_due: text(m.new_due),
+                })
+                .collect(),
+        }))
+    }
+
     async fn compute_deadline(
         &self,
         req: Request<pb::ComputeDeadlineRequest>,

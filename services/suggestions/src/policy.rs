@@ -32,6 +32,8 @@ pub enum Action {
     UseCalendar,
     /// Change a suggestion one is party to (the domain checks which change).
     ChangeSuggestion,
+    /// Recompute every open deadline against the calendar data in force.
+    RecomputeDeadlines,
 }
 
 /// Which suggestions a caller sees.
@@ -67,7 +69,9 @@ pub fn can_see(p: &Principal, s: &Suggestion) -> bool {
 /// Allows or refuses an action, with a reason that says what would be allowed.
 pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
     let ok = match action {
-        Action::ManageDirectory | Action::ManageKeys => p.role == Role::AssigningOffice,
+        Action::ManageDirectory | Action::ManageKeys | Action::RecomputeDeadlines => {
+            p.role == Role::AssigningOffice
+        }
         Action::ManageDivisions(agency) => {
             p.role == Role::AssigningOffice
                 || (p.role == Role::AgencyAdmin && p.agency == Some(agency))
@@ -87,7 +91,9 @@ pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
         return Ok(());
     }
     let needs = match action {
-        Action::ManageDirectory | Action::ManageKeys => "an assigning_office key",
+        Action::ManageDirectory | Action::ManageKeys | Action::RecomputeDeadlines => {
+            "an assigning_office key"
+        }
         Action::ManageDivisions(_) => {
             "an assigning_office key or the agency's own agency_admin key"
         }
@@ -97,7 +103,7 @@ pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
         _ => "a key bound to an agency or deputy",
     };
     Err(AppError::forbidden(format!(
-        "a {} key may not do this; it needs {needs}",
+        "this key (role {}) may not do this; it needs {needs}",
         p.role
     )))
 }

@@ -106,6 +106,24 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             first_key(&store, &config.data_dir, config.http_addr).await?;
         }
         tracing::info!(assigning_office = %office.id, profile = %suggestions.profile().name, "suggestions service ready");
+        // Calendar data not recomputed against yet (a newer file, or the first start): every
+        // open deadline is recomputed once, in the background, as the assigning office.
+        if !store
+            .recomputed_against(suggestions.calendar_version())
+            .await
+            .context("reading which calendar data open deadlines were recomputed against")?
+        {
+            let (app, actor) = (
+                suggestions.clone(),
+                banli_domain::Actor::assigning_office(office.id),
+            );
+            tracing::info!(calendar_version = %app.calendar_version(), "recomputing open deadlines against calendar data not seen before");
+            tokio::spawn(async move {
+                if let Err(e) = app.recompute_all(&actor).await {
+                    tracing::error!(error = %e, "recomputing open deadlines against the calendar data failed; it runs again at the next start, or call POST /v1/calendar/recompute");
+                }
+            });
+        }
         apis.push(banli_suggestions::http::api(
             suggestions.clone(),
             banli_suggestions::http::DEFAULT_BODY_LIMIT,

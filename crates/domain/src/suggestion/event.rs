@@ -103,6 +103,18 @@ pub enum DeadlineKind {
     Feedback,
 }
 
+impl DeadlineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineKind::Objection => "objection",
+            DeadlineKind::FirstContact => "first_contact",
+            DeadlineKind::CoOpinion => "co_opinion",
+            DeadlineKind::Reply => "reply",
+            DeadlineKind::Feedback => "feedback",
+        }
+    }
+}
+
 /// One recomputed deadline, with the date it had before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadlineChange {

@@ -43,6 +43,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(calendar_days))
         .routes(routes!(calendar_deadline))
+        .routes(routes!(calendar_recompute))
         .routes(routes!(create_session, list_sessions))
         .routes(routes!(get_session))
         .routes(routes!(create_deputy))
@@ -228,6 +229,16 @@ async fn calendar_deadline(
     body: Posted<DeadlineRequest>,
 ) -> ApiResult {
     ok(&st.app.compute_deadline(&caller.0, &body.value)?)
+}
+
+/// Recompute every open deadline against the calendar data in force (after newer data was
+/// loaded; the service also does it once at start for data it has not seen). Each suggestion
+/// whose dates move gets a `deadlines_recomputed` event with the old and the new dates.
+/// Assigning office.
+#[utoipa::path(post, path = "/v1/calendar/recompute", tag = "calendar",
+    responses((status = 200, body = Recomputation), (status = 403, body = ProblemDocument)))]
+async fn calendar_recompute(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    ok(&st.app.recompute_deadlines(&caller.0).await?)
 }
 
 // ---- directory ----

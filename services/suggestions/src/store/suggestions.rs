@@ -610,6 +610,64 @@ impl Store {
             .collect()
     }
 
+    /// Suggestions not in a terminal state, in id order after `after`: those whose deadlines may
+    /// still move.
+    pub async fn open_ids(
+        &self,
+        after: Option<SuggestionId>,
+        limit: u32,
+    ) -> Result<Vec<SuggestionId>, StoreError> {
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT id FROM suggestions WHERE id > $1 \
+             AND state NOT IN ('not_accepted', 'converted_to_letter', 'closed', 'withdrawn') \
+             ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit.clamp(1, 10_000)))
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(id,)| {
+                id.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad id `{id}`")))
+            })
+            .collect()
+    }
+
+    /// True when open deadlines were already recomputed against calendar data `version`.
+    pub async fn recomputed_against(&self, version: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT calendar_version FROM calendar_recomputations WHERE calendar_version = $1")
+            .bind(version)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.is_some())
+    }
+
+    /// Records a finished recomputation against calendar data `version`.
+    pub async fn record_recomputation(
+        &self,
+        version: &str,
+        examined: u64,
+        moved: u64,
+    ) -> Result<(), StoreError> {
+        let (version, now) = (version.to_owned(), OffsetDateTime::now_utc());
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query(
+                "INSERT INTO calendar_recomputations (calendar_version, examined, moved, finished_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (calendar_version) DO UPDATE SET examined = excluded.examined, moved = excluded.moved, finished_at = excluded.finished_at")
+                .bind(&version)
+                .bind(examined as i64)
+                .bind(moved as i64)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Outbox rows not yet published, oldest first.
     pub async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox()

@@ -296,3 +296,158 @@ async fn the_calendar_over_the_api() {
     assert_eq!(r.status, 400);
     w.api.close().await;
 }
+
+/// Newer calendar data moves open deadlines once, recorded with the old and the new date; met
+/// and decided dates stay; running it again changes nothing; only the office may run it.
+#[tokio::test]
+async fn newer_calendar_data_moves_open_deadlines() {
+    use banli_calendar::Calendar;
+    use banli_domain::RuleProfile;
+    use banli_suggestions::app::{App, Clock};
+    use time::macros::date;
+
+    let w = World::new(Api::sqlite().await).await;
+    let k = &w.keys;
+    // Assigned on 2020-03-02: objection window 5 working days (2020-03-09), first contact 15
+    // (2020-03-23).
+    let (id, lead, _, _) = w.assigned("2020-0301").await;
+    let (closed_id, ..) = w.assigned("2020-0302").await;
+    w.api
+        .ok(
+            &format!("/v1/suggestions/{closed_id}/withdraw"),
+            &k.deputy,
+            json!({"reason": "solved meanwhile"}),
+        )
+        .await;
+    let before = w.api.get(&format!("/v1/suggestions/{id}"), &k.office).await;
+    let lead_of = |s: &serde_json::Value| {
+        s["assignments"]
+            .as_array()
+            .expect("assignments")
+            .iter()
+            .find(|a| a["id"] == lead.as_str())
+            .expect("lead")
+            .clone()
+    };
+    assert_eq!(
+        lead_of(&before.body)["deadlines"]["first_contact"]["due"],
+        "2020-03-23"
+    );
+
+    // A corrected notice: 5 and 6 March 2020 are days off. The service restarts with it.
+    let text = include_str!("../../../../crates/calendar/data/prc-holidays.toml")
+        .replace(r#"version = "2026.1""#, r#"version = "2026.1-test""#)
+        + "\n[[period]]\nname = \"Test closure\"\nname_zh = \"测试\"\noff = [\"2020-03-05\", \"2020-03-06\"]\nmakeup = []\nsource = \"notice-2020\"\n";
+    let cal = Calendar::from_toml_str("corrected.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let store = w.api.app.store().clone();
+    assert!(!store.recomputed_against("2026.1-test").await.expect("read"));
+    let app = App::new(
+        store.clone(),
+        RuleProfile::hunan(),
+        cal,
+        Clock::Fixed(date!(2020 - 03 - 03)),
+    );
+    let (router, openapi) = banli_suggestions::http::api(app.clone(), 1 << 20);
+    let router = banli_api::http::finish(router, openapi);
+    let call = |key: &str| {
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/calendar/recompute")
+            .header("authorization", format!("Bearer {key}"))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let router = router.clone();
+        async move {
+            use http_body_util::BodyExt;
+            use tower::ServiceExt;
+            let res = router.oneshot(req).await.expect("answer");
+            let status = res.status().as_u16();
+            let bytes = res.into_body().collect().await.expect("body").to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).expect("json"),
+            )
+        }
+    };
+    let (status, body) = call(&k.lead_admin).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+
+    let (status, r) = call(&k.office).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["calendar_version"], "2026.1-test");
+    // The withdrawn item is not examined; the other is, and every one of its three units'
+    // objection windows and the lead's first contact move by two working days.
+    assert_eq!(r["examined"], 1, "{r}");
+    assert_eq!(r["suggestions_moved"], 1, "{r}");
+    let moved = r["moved"].as_array().expect("moved");
+    assert_eq!(r["deadlines_moved"].as_u64(), Some(moved.len() as u64));
+    assert!(
+        moved.contains(&json!({"suggestion_id": id, "assignment_id": lead, "kind": "first_contact", "old_due": "2020-03-23", "new_due": "2020-03-25"})),
+        "{r}"
+    );
+    assert!(
+        moved.contains(&json!({"suggestion_id": id, "assignment_id": lead, "kind": "objection", "old_due": "2020-03-09", "new_due": "2020-03-11"})),
+        "{r}"
+    );
+    // The reply is due three calendar months on: no working days in it, it stays.
+    assert!(moved.iter().all(|m| m["kind"] != "reply"), "{r}");
+    assert!(store.recomputed_against("2026.1-test").await.expect("read"));
+
+    // The suggestion says so: the new date, and the old one in its explanation and its event.
+    let office = app
+        .authenticate(&k.office)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = serde_json::to_value(
+        app.get(&office, id.parse().expect("uuid"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .expect("json");
+    let fc = &lead_of(&s)["deadlines"]["first_contact"];
+    assert_eq!(fc["due"], "2020-03-25", "{s}");
+    assert!(
+        fc["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("was 2020-03-23 with 2026.1")),
+        "{fc}"
+    );
+    let events = w
+        .api
+        .get(&format!("/v1/suggestions/{id}/events"), &k.office)
+        .await;
+    assert!(
+        events.body.to_string().contains("deadlines_recomputed"),
+        "{}",
+        events.body
+    );
+
+    // Again: nothing moves, no event.
+    let (status, r) = call(&k.office).await;
+    assert_eq!(
+        (status, r["suggestions_moved"].as_u64()),
+        (200, Some(0)),
+        "{r}"
+    );
+    let again = w
+        .api
+        .get(&format!("/v1/suggestions/{id}/events"), &k.office)
+        .await;
+    assert_eq!(
+        again
+            .body
+            .to_string()
+            .matches("deadlines_recomputed")
+            .count(),
+        events
+            .body
+            .to_string()
+            .matches("deadlines_recomputed")
+            .count()
+    );
+    w.api.close().await;
+}

@@ -299,6 +299,12 @@ async fn every_endpoint_for_every_caller() {
             &CALLERS_BUT_ANON,
         ),
         post(
+            "/v1/calendar/recompute".into(),
+            json!({}),
+            office_only,
+            &CALLERS_BUT_ANON,
+        ),
+        post(
             "/v1/admin/keys".into(),
             json!({"role": "auditor"}),
             office_only,
