@@ -20,6 +20,7 @@ pub mod profile;
 pub mod stage_plan;
 pub mod suggestion;
 pub mod supervision;
+pub mod targets;
 pub mod wire;
 
 pub use actor::{Actor, Role};

@@ -273,6 +273,70 @@ impl Report {
     }
 }
 
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        let mut sum = [0i64; COUNTS];
+        for ((s, a), b) in sum.iter_mut().zip(self.to_array()).zip(other.to_array()) {
+            *s = (a + b) as i64;
+        }
+        *self = Counts::from_array(sum);
+    }
+}
+
+/// Every rate's name in the API (`/v1/metrics`), and its name in reports.
+pub const RATES: [(&str, &str); 10] = [
+    ("reply_rate", "办复率 reply rate"),
+    ("on_time_rate", "按期办复率 on-time rate"),
+    ("communication_rate", "沟通率 communication rate"),
+    ("meeting_rate", "见面率 meeting rate"),
+    ("satisfaction_rate_broad", "满意率 satisfaction (broad)"),
+    ("satisfaction_rate_strict", "满意率 satisfaction (strict)"),
+    (
+        "satisfaction_rate_first_round",
+        "首轮满意率 first-round satisfaction",
+    ),
+    ("resolution_rate", "解决率 resolution rate"),
+    (
+        "solved_or_planned_rate",
+        "解决和列入计划率 solved or planned",
+    ),
+    ("b_to_a_conversion", "B转A率 B → A conversion"),
+];
+
+/// The name of a rate in reports, e.g. `按期办复率 on-time rate`, from its API name.
+pub fn label(rate: &str) -> &'static str {
+    RATES
+        .iter()
+        .find(|(n, _)| *n == rate)
+        .map_or("", |(_, l)| l)
+}
+
+impl Report {
+    /// Every rate with its API name, in the order of [`RATES`].
+    pub fn named(&self) -> [(&'static str, &Rate); 10] {
+        [
+            (RATES[0].0, &self.reply_rate),
+            (RATES[1].0, &self.on_time_rate),
+            (RATES[2].0, &self.communication_rate),
+            (RATES[3].0, &self.meeting_rate),
+            (RATES[4].0, &self.satisfaction_broad),
+            (RATES[5].0, &self.satisfaction_strict),
+            (RATES[6].0, &self.satisfaction_first_round),
+            (RATES[7].0, &self.resolution_rate),
+            (RATES[8].0, &self.solved_or_planned_rate),
+            (RATES[9].0, &self.b_to_a_conversion),
+        ]
+    }
+
+    /// A rate by its API name.
+    pub fn rate(&self, name: &str) -> Option<&Rate> {
+        self.named()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| r)
+    }
+}
+
 impl Counts {
     pub fn compute<'a>(
         suggestions: impl IntoIterator<Item = &'a Suggestion>,

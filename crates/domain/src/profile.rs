@@ -3,6 +3,8 @@
 //! Two profiles ship: `hunan` (the default, A/B/C) and `national` (A/B/C/D). A file with an
 //! unknown key or an impossible value is refused with the file, the key and the reason.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use banli_calendar::{DurationSpec, OutOfRangePolicy};
@@ -96,11 +98,16 @@ pub struct SupervisionDefaults {
     pub rounds_per_stage: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricRules {
-    /// No ranking is published from fewer items than this.
+    /// No ranking is published, and no rate judged against a target, from fewer items than this.
     pub min_items_for_ranking: u32,
+    /// Minimum rates in percent by API name (`on_time_rate = 100`), checked at the end of each
+    /// stage of an agency's stage plan: a rate under its target raises a supervision notice
+    /// (trigger `metric_below_target`). See [`crate::targets`].
+    #[serde(default)]
+    pub targets: BTreeMap<String, u32>,
 }
 
 /// A complete rule profile.
@@ -258,6 +265,23 @@ impl RuleProfile {
                 ),
             ));
         }
+        for (rate, percent) in &self.metrics.targets {
+            if !crate::metrics::RATES.iter().any(|(n, _)| n == rate) {
+                return Err((
+                    format!("metrics.targets.{rate}"),
+                    format!(
+                        "unknown rate; expected one of {}",
+                        crate::metrics::RATES.map(|(n, _)| n).join(", ")
+                    ),
+                ));
+            }
+            if *percent == 0 || *percent > 100 {
+                return Err((
+                    format!("metrics.targets.{rate}"),
+                    format!("{percent} is not a percentage between 1 and 100"),
+                ));
+            }
+        }
         if self.reminders.very_late_after_days == 0 {
             return Err((
                 "reminders.very_late_after_days".into(),
@@ -353,5 +377,16 @@ mod tests {
             "kind = \"fortnights\", days = 5 }",
         );
         assert!(e.contains("fortnights"), "{e}");
+
+        let e = refused("on_time_rate = 100,", "on_time_rate = 120,");
+        assert!(
+            e.contains("metrics.targets.on_time_rate") && e.contains("between 1 and 100"),
+            "{e}"
+        );
+        let e = refused("on_time_rate = 100,", "on_tme_rate = 100,");
+        assert!(
+            e.contains("metrics.targets.on_tme_rate") && e.contains("unknown rate"),
+            "{e}"
+        );
     }
 }

@@ -18,6 +18,8 @@ pub struct AlertFirer {
     /// notice (trigger `overdue`) to the unit, in the office's name.
     office: Option<AgencyId>,
     due_soon: Option<u32>,
+    /// The profile's metric targets, checked at each stage's end.
+    targets: Option<banli_domain::profile::MetricRules>,
 }
 
 impl AlertFirer {
@@ -26,6 +28,7 @@ impl AlertFirer {
             store,
             office: None,
             due_soon: None,
+            targets: None,
         }
     }
 
@@ -39,6 +42,15 @@ impl AlertFirer {
     /// office set: the profile's last reminder before the day.
     pub fn with_due_soon(mut self, days: u32) -> AlertFirer {
         self.due_soon = Some(days);
+        self
+    }
+}
+
+impl AlertFirer {
+    /// At each stage's end, rates under these targets raise a notice (trigger
+    /// `metric_below_target`).
+    pub fn with_targets(mut self, rules: banli_domain::profile::MetricRules) -> AlertFirer {
+        self.targets = Some(rules);
         self
     }
 }
@@ -89,12 +101,13 @@ fn alert_notice(
 
 impl TimerHandler for AlertFirer {
     async fn fire(&self, owner: &str, timers: &[Claimed]) -> Result<Vec<bool>, String> {
-        let (store, owner, timers, office, due_soon) = (
+        let (store, owner, timers, office, due_soon, targets) = (
             self.store.clone(),
             owner.to_owned(),
             timers.to_vec(),
             self.office,
             self.due_soon,
+            self.targets.clone().unwrap_or_default(),
         );
         self.store
             .db()
@@ -189,6 +202,38 @@ impl TimerHandler for AlertFirer {
                             tracing::info!(notice = %n.id, commitment = %r.commitment_id, agency = %r.agency_id, "an overdue commitment raised a supervision notice");
                             store.audit_written();
                             store.timers().scheduled();
+                        }
+                        out.push(fired);
+                        continue;
+                    }
+                    // A stage's end: the metric targets.
+                    if let Ok(end) = serde_json::from_str::<crate::stages::StageEndPayload>(&t.payload) {
+                        let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
+                        macro_rules! end_on {
+                            ($p:expr, $module:ident) => {{
+                                let mut tx = $p.begin().await?;
+                                let notice = crate::stages::$module::fire_stage_end(&mut tx, &store, &end, &targets, today).await?;
+                                let ok = banli_timers::$module::complete(store.timers(), &mut tx, &t.key, &owner, now).await?;
+                                if ok {
+                                    tx.commit().await?;
+                                }
+                                (ok, notice)
+                            }};
+                        }
+                        let (fired, notice) = match &pool {
+                            Pool::Sqlite(p) => end_on!(p, sqlite),
+                            Pool::Postgres(p) => end_on!(p, postgres),
+                        };
+                        let r = &end.stage_end;
+                        if fired {
+                            match &notice {
+                                Some(n) => {
+                                    tracing::info!(agency = %r.agency_id, year = r.year, stage = r.stage, notice = %n.id, items = n.suggestions.len(), "stage end: rates under the profile's targets, notice issued");
+                                    store.audit_written();
+                                    store.timers().scheduled();
+                                }
+                                None => tracing::info!(agency = %r.agency_id, year = r.year, stage = r.stage, "stage end: no rate under its target"),
+                            }
                         }
                         out.push(fired);
                         continue;

@@ -545,21 +545,11 @@ impl FollowUpService for Grpc {
             definition_version: r.definition_version.clone(),
             definition: r.definition.clone(),
         };
-        let rates = [
-            ("reply_rate", &m.reply_rate),
-            ("on_time_rate", &m.on_time_rate),
-            ("communication_rate", &m.communication_rate),
-            ("meeting_rate", &m.meeting_rate),
-            ("satisfaction_rate_broad", &m.satisfaction_broad),
-            ("satisfaction_rate_strict", &m.satisfaction_strict),
-            ("satisfaction_rate_first_round", &m.satisfaction_first_round),
-            ("resolution_rate", &m.resolution_rate),
-            ("solved_or_planned_rate", &m.solved_or_planned_rate),
-            ("b_to_a_conversion", &m.b_to_a_conversion),
-        ]
-        .into_iter()
-        .map(|(k, r)| (k.to_owned(), rate(r)))
-        .collect();
+        let rates = m
+            .named()
+            .into_iter()
+            .map(|(k, r)| (k.to_owned(), rate(r)))
+            .collect();
         Ok(Response::new(pb::Metrics {
             as_of: query.as_of.to_string(),
             lead: m.lead,

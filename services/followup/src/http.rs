@@ -508,18 +508,11 @@ async fn metrics(
         "year": query.year,
         "as_of": query.as_of,
         "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
-        "rates": {
-            "reply_rate": rate_json(&r.reply_rate),
-            "on_time_rate": rate_json(&r.on_time_rate),
-            "communication_rate": rate_json(&r.communication_rate),
-            "meeting_rate": rate_json(&r.meeting_rate),
-            "satisfaction_rate_broad": rate_json(&r.satisfaction_broad),
-            "satisfaction_rate_strict": rate_json(&r.satisfaction_strict),
-            "satisfaction_rate_first_round": rate_json(&r.satisfaction_first_round),
-            "resolution_rate": rate_json(&r.resolution_rate),
-            "solved_or_planned_rate": rate_json(&r.solved_or_planned_rate),
-            "b_to_a_conversion": rate_json(&r.b_to_a_conversion),
-        },
+        "rates": r
+            .named()
+            .into_iter()
+            .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
+            .collect::<serde_json::Map<_, _>>(),
     });
     Ok(json_response(200, to_json(&body)?, None))
 }

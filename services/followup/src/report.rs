@@ -192,18 +192,15 @@ pub fn markdown(r: &AnnualReport) -> String {
         sole = m.sole,
     ));
     out.push_str("| 指标 (rate) | 分子 | 分母 | 比率 | 口径 |\n|---|---:|---:|---:|---|\n");
-    for (name, rate) in [
-        ("办复率 reply rate", &m.reply_rate),
-        ("按期办复率 on-time rate", &m.on_time_rate),
-        ("沟通率 communication rate", &m.communication_rate),
-        ("见面率 meeting rate", &m.meeting_rate),
-        ("满意率 satisfaction (broad)", &m.satisfaction_broad),
-        ("满意率 satisfaction (strict)", &m.satisfaction_strict),
-        ("解决率 resolution rate", &m.resolution_rate),
-        ("B转A率 B → A conversion", &m.b_to_a_conversion),
-    ] {
+    for (name, rate) in m.named().into_iter().filter(|(n, _)| {
+        !matches!(
+            *n,
+            "satisfaction_rate_first_round" | "solved_or_planned_rate"
+        )
+    }) {
         out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} |\n",
+            banli_domain::metrics::label(name),
             rate.numerator,
             rate.denominator,
             percent(rate),

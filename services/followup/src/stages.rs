@@ -1,8 +1,11 @@
 //! Stage plans (阶段安排): per agency and year, stages with end dates, targets and supervision
 //! rounds (default: the profile's three stages with two rounds each). Each round is a durable
 //! timer; when it fires, the items short of the stage's targets get a supervision notice from
-//! the plan's issuer (trigger `stage`), in the timer's own transaction. A progress circular
-//! (进度通报) per stage and division, as JSON or Markdown.
+//! the plan's issuer (trigger `stage`), in the timer's own transaction. The morning after each
+//! stage ends, another timer checks the agency's rates against the profile's targets and, for
+//! those under target, issues a notice naming the items that keep them down (trigger
+//! `metric_below_target`). A progress circular (进度通报) per stage and division, as JSON or
+//! Markdown.
 
 use banli_api::{AppError, ErrorCode, Principal};
 use banli_db::Pool;
@@ -41,14 +44,40 @@ pub struct RoundRef {
     pub round: usize,
 }
 
+/// What a stage end's timer carries: the metric check as of the stage's last day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageEndPayload {
+    pub stage_end: RoundRef,
+    /// The stage's last day: the rates are taken as of it.
+    pub as_of: Date,
+    /// The plan's last stage: the year's work is due, every target is judged.
+    pub last: bool,
+}
+
 fn round_key(plan: &StagePlan, stage: usize, round: usize) -> String {
     format!("stage:{}:{stage}:{round}", plan.id)
 }
 
-/// The rounds' timers: `(key, fire at, payload)`.
+/// The rounds' and the stage ends' timers: `(key, fire at, payload)`.
 fn round_timers(plan: &StagePlan) -> Vec<(String, OffsetDateTime, String)> {
     let mut out = Vec::new();
     for (i, s) in plan.stages.iter().enumerate() {
+        let end = StageEndPayload {
+            stage_end: RoundRef {
+                agency_id: plan.agency.to_string(),
+                year: plan.year,
+                plan_id: plan.id.to_string(),
+                stage: i + 1,
+                round: 0,
+            },
+            as_of: s.ends_on,
+            last: i + 1 == plan.stages.len(),
+        };
+        out.push((
+            format!("stage-end:{}:{}", plan.id, i + 1),
+            fire_time(s.ends_on.next_day().unwrap_or(s.ends_on)),
+            serde_json::to_string(&end).unwrap_or_default(),
+        ));
         for (j, day) in s.supervision_rounds.iter().enumerate() {
             let payload = RoundPayload {
                 stage_round: RoundRef {
@@ -177,6 +206,57 @@ macro_rules! backend {
                     if r.round > 1 { Level::Notice } else { Level::Reminder },
                     Trigger::Stage,
                     round_body(&progress, r.round),
+                    today,
+                );
+                let actor = Actor {
+                    role: banli_domain::Role::AssigningOffice,
+                    agency: Some(stored.issuer_agency_id),
+                    deputy: None,
+                };
+                let issued = NoticeEvent::Issued(n.clone());
+                crate::notices::$module::save(&mut *c, store, None, &n, &[issued], &actor, OffsetDateTime::now_utc()).await?;
+                Ok(Some(n))
+            }
+
+            /// A stage end's timer fired: the agency's rates as of the stage's last day against
+            /// the profile's targets; a notice from the plan's issuer on those under target.
+            pub async fn fire_stage_end(
+                c: &mut $conn,
+                store: &Store,
+                e: &StageEndPayload,
+                rules: &banli_domain::profile::MetricRules,
+                today: Date,
+            ) -> Result<Option<SupervisionNotice>, StoreError> {
+                let r = &e.stage_end;
+                let Some(stored) = load(&mut *c, &r.agency_id, r.year).await? else {
+                    return Ok(None);
+                };
+                if stored.plan.id.to_string() != r.plan_id || rules.targets.is_empty() {
+                    return Ok(None);
+                }
+                let items = replicas(&mut *c, &r.agency_id, r.year).await?;
+                let check = banli_domain::targets::check(
+                    &items,
+                    stored.plan.agency,
+                    r.year,
+                    e.as_of,
+                    &rules.targets,
+                    u64::from(rules.min_items_for_ranking),
+                    e.last,
+                );
+                if check.shortfalls.is_empty() {
+                    return Ok(None);
+                }
+                let mut ids: Vec<_> = check.shortfalls.iter().flat_map(|s| s.items.iter().copied()).collect();
+                ids.sort();
+                ids.dedup();
+                let n = crate::notices::raised(
+                    stored.issuer_agency_id,
+                    stored.plan.agency,
+                    ids,
+                    Level::Notice,
+                    Trigger::MetricBelowTarget,
+                    banli_domain::targets::notice_body(e.as_of, &check.shortfalls),
                     today,
                 );
                 let actor = Actor {

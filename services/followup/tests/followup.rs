@@ -2149,3 +2149,149 @@ async fn newer_calendar_data_moves_tracked_deadlines() {
         Some("cancelled".to_owned())
     );
 }
+
+/// The morning after each stage ends, the agency's rates are checked against the profile's
+/// targets: rates over every assignment only at the last stage's end, none over fewer items
+/// than the profile's minimum; those under target raise one notice naming the items.
+#[tokio::test]
+async fn rates_under_target_at_a_stage_end_raise_a_notice() {
+    use banli_domain::profile::MetricRules;
+
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(false).await;
+    let lead: AgencyId = AgencyId(w.lead.parse().expect("uuid"));
+    let items = store.replicas(None).await.expect("replicas");
+    let targets = profile.metrics.targets.clone();
+    assert_eq!(targets.get("on_time_rate"), Some(&100), "{targets:?}");
+    let check = |min: u64, last: bool| {
+        banli_domain::targets::check(
+            &items,
+            lead,
+            2020,
+            date!(2020 - 06 - 30),
+            &targets,
+            min,
+            last,
+        )
+        .shortfalls
+        .iter()
+        .map(|s| (s.rate, s.value.numerator, s.value.denominator))
+        .collect::<Vec<_>>()
+    };
+    // One item: under the profile's minimum of 5, nothing is judged.
+    assert_eq!(check(5, true), vec![]);
+    // Mid-year, rates over every assignment wait; no feedback yet, satisfaction has nothing.
+    assert_eq!(check(1, false), vec![]);
+    assert_eq!(
+        check(1, true),
+        vec![("on_time_rate", 0, 1), ("communication_rate", 0, 1)]
+    );
+
+    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+        store: store.clone(),
+        auth: test_auth(),
+        profile: profile.clone(),
+        clock: Clock::Fixed(date!(2020 - 04 - 01)),
+        names: None,
+    });
+    let office = format!("office:{}", w.office_agency.id);
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &office,
+        json!({"agency_id": w.lead, "year": 2020, "starts_on": "2020-03-01", "stages": [
+            {"name": "办前沟通", "ends_on": "2020-03-31", "targets": ["all_communicated"], "supervision_rounds": ["2020-03-20"]},
+            {"name": "答复", "ends_on": "2020-06-30", "targets": ["all_replied"], "supervision_rounds": ["2020-06-01"]},
+        ]}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let rules = MetricRules {
+        min_items_for_ranking: 1,
+        targets: profile.metrics.targets.clone(),
+    };
+    let runner = tokio::spawn(banli_timers::run(
+        store.db().clone(),
+        store.timers().clone(),
+        RunOptions {
+            owner: "r".into(),
+            batch: 64,
+            lease: Duration::from_secs(5),
+            idle: Duration::from_millis(50),
+        },
+        AlertFirer::new(store.clone()).with_targets(rules),
+        Arc::new(TimerStats::default()),
+        std::future::pending(),
+    ));
+    // Every timer of the plan (two rounds, two stage ends) has fired once all four are done.
+    let mut done = false;
+    for _ in 0..1000 {
+        let mut states = Vec::new();
+        let plan = call(
+            &api,
+            "GET",
+            &format!("/v1/followup/stage-plans?agency_id={}&year=2020", w.lead),
+            &office,
+            None,
+        )
+        .await
+        .1;
+        let id = plan["id"].as_str().unwrap_or_default().to_owned();
+        for key in [
+            format!("stage:{id}:1:1"),
+            format!("stage:{id}:2:1"),
+            format!("stage-end:{id}:1"),
+            format!("stage-end:{id}:2"),
+        ] {
+            states.push(
+                store
+                    .timers()
+                    .get(store.pool(), &key)
+                    .await
+                    .expect("read")
+                    .map(|t| t.state),
+            );
+        }
+        if states.iter().all(|s| s.as_deref() == Some("fired")) {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runner.abort();
+    assert!(done, "the plan's timers fired");
+    let (_, v) = call(
+        &api,
+        "GET",
+        &format!("/v1/followup/notices?agency_id={}&limit=500", w.lead),
+        &office,
+        None,
+    )
+    .await;
+    let below: Vec<&Value> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|n| n["trigger"] == "metric_below_target")
+        .collect();
+    // Stage 1's end judges nothing (satisfaction has no feedback yet); stage 2's is the last.
+    assert_eq!(below.len(), 1, "{v}");
+    let n = below[0];
+    assert_eq!(n["suggestions"], json!([w.id]), "{n}");
+    assert_eq!(n["target"], w.lead.as_str(), "{n}");
+    assert_eq!(n["level"], "notice", "{n}");
+    let body = n["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("截至2020-06-30")
+            && body.contains("按期办复率 on-time rate 0.0%（0/1，目标100%）")
+            && body.contains("沟通率 communication rate 0.0%（0/1，目标100%）")
+            && !body.contains("满意率"),
+        "{body}"
+    );
+}

@@ -359,7 +359,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 }
             }
             None => banli_followup::fire::AlertFirer::new(fstore.clone()),
-        };
+        }
+        .with_targets(profile.metrics.clone());
         let timers = banli_timers::run(
             fstore.db().clone(),
             fstore.timers().clone(),
