@@ -582,6 +582,21 @@ fn find_disagreement<'a>(
         })
 }
 
+/// The agencies whose feed (事件订阅) holds an event of a suggestion: those with a live
+/// assignment before or after it. An agency assigned by the event gets it; an agency whose
+/// assignment it supersedes gets it too (and nothing after); the others never see it.
+pub fn feed_parties(before: Option<&Suggestion>, after: &Suggestion) -> Vec<AgencyId> {
+    let mut out: Vec<AgencyId> = before
+        .into_iter()
+        .flat_map(|s| s.active_assignments())
+        .chain(after.active_assignments())
+        .map(|a| a.agency)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The copies owed when the suggestions service records `event`: a reply by the lead unit goes
 /// to every active co-handler not copied yet.
 pub fn copies_for(

@@ -19,6 +19,9 @@ pub struct WireEvent {
     pub aggregate_id: String,
     pub aggregate_version: u64,
     pub actor: Actor,
+    /// RFC 3339, as the publishing service wrote it.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
     pub payload: serde_json::Value,
 }
 

@@ -165,6 +165,54 @@ impl App {
     }
 
     /// The caller's tasks (the office and auditors: everyone's, or one agency's).
+    /// A page of an agency's event feed after `after` (a cursor; empty: the start; `now`: the
+    /// current end, to follow only what comes next).
+    pub async fn feed(
+        &self,
+        p: &Principal,
+        agency_id: Option<Uuid>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<crate::feed::FeedPage, AppError> {
+        use crate::feed::MAX_PAGE;
+        let agency = crate::feed::feed_of(p, agency_id)?;
+        let cursor = self.feed_cursor(agency, after).await?;
+        let limit = limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(AppError::malformed(format!(
+                "`limit` is {limit}; give 1 to {MAX_PAGE}"
+            )));
+        }
+        let rows = self.store().feed(agency, cursor.seq, limit).await?;
+        let items = rows
+            .into_iter()
+            .map(|r| r.item(agency))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = items
+            .last()
+            .map_or_else(|| cursor.encode(), |i| i.cursor.clone());
+        Ok(crate::feed::FeedPage {
+            agency_id: agency.to_string(),
+            items,
+            next_cursor,
+        })
+    }
+
+    /// Where a feed read starts.
+    pub async fn feed_cursor(
+        &self,
+        agency: AgencyId,
+        after: Option<&str>,
+    ) -> Result<crate::feed::Cursor, AppError> {
+        match after.unwrap_or("") {
+            "now" => Ok(crate::feed::Cursor {
+                agency,
+                seq: self.store().feed_end(agency).await?,
+            }),
+            text => crate::feed::Cursor::parse(text, agency),
+        }
+    }
+
     pub async fn tasks(&self, p: &Principal, q: TaskQuery) -> Result<TaskPage, AppError> {
         reader(p)?;
         let agency = match (p.role, p.agency) {

@@ -4,8 +4,8 @@
 //! its inbox entry in one transaction. Unknown types, newer schema versions and unreadable
 //! payloads are parked and reported.
 
-use banli_domain::coordination::{CoordinationCase, copies_for};
-use banli_domain::ids::SuggestionId;
+use banli_domain::coordination::{CoordinationCase, copies_for, feed_parties};
+use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::suggestion::{Suggestion, SuggestionEvent};
 use banli_domain::wire::WireEvent;
 use banli_eventlog::inbox::{Admission, Inbox, Seen};
@@ -14,6 +14,7 @@ use banli_eventlog::{Handled, Handler, Incoming};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::feed::FeedEntry;
 use crate::store::{BatchItem, CaseRecord, NewOwnEvent, ReplicaChange, Status, Store, StoreError};
 
 /// The durable consumer's name on the bus and in the inbox.
@@ -156,6 +157,7 @@ fn change(
                 case_version: 0,
                 case: CoordinationCase::default(),
                 caused: Vec::new(),
+                feed: Vec::new(),
             },
             after,
         ));
@@ -163,6 +165,7 @@ fn change(
     let record = record?;
     let mut replica = record.replica.clone();
     replica.apply(&event);
+    let feed = feed_entries(wire, &feed_parties(Some(&record.replica), &replica));
     let settles = wire.causation_id.and_then(|c| {
         record
             .pending
@@ -212,9 +215,36 @@ fn change(
             case_version: record.case.version,
             case,
             caused,
+            feed,
         },
         after,
     ))
+}
+
+/// The event's row in each of `agencies`' feeds.
+fn feed_entries(wire: &WireEvent, agencies: &[AgencyId]) -> Vec<FeedEntry> {
+    if agencies.is_empty() {
+        return Vec::new();
+    }
+    let occurred_at = wire.occurred_at.clone().unwrap_or_else(|| {
+        OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    });
+    let payload = wire.payload.to_string();
+    agencies
+        .iter()
+        .map(|a| FeedEntry {
+            agency_id: *a,
+            event_id: wire.event_id,
+            event_type: wire.event_type.clone(),
+            aggregate_type: "suggestion".to_owned(),
+            aggregate_id: wire.aggregate_id.clone(),
+            aggregate_version: wire.aggregate_version,
+            occurred_at: occurred_at.clone(),
+            payload: payload.clone(),
+        })
+        .collect()
 }
 
 impl Handler for SuggestionConsumer {

@@ -63,6 +63,19 @@ fn unit_role(field: &str, r: i32) -> Result<Option<UnitRole>, AppError> {
     }
 }
 
+fn feed_event(i: crate::feed::FeedItem) -> pb::FeedEvent {
+    pb::FeedEvent {
+        cursor: i.cursor,
+        event_id: i.event_id,
+        event_type: i.event_type,
+        aggregate_type: i.aggregate_type,
+        aggregate_id: i.aggregate_id,
+        aggregate_version: i.aggregate_version,
+        occurred_at: i.occurred_at,
+        payload_json: i.payload.get().to_owned(),
+    }
+}
+
 fn signer_out(s: &SignerView) -> pc::Signer {
     let position = match s.position {
         Position::PrincipalHead => pc::SignerPosition::PrincipalHead,
@@ -205,6 +218,88 @@ impl CoordinationService for Grpc {
         let p = self.caller(&req).await?;
         let id = uuid("suggestion_id", &req.get_ref().suggestion_id)?;
         Ok(Response::new(case_out(&self.app.case(&p, id).await?)))
+    }
+
+    async fn list_feed(
+        &self,
+        req: Request<pb::ListFeedRequest>,
+    ) -> Result<Response<pb::ListFeedResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let page = self
+            .app
+            .feed(
+                &p,
+                opt_uuid("agency_id", &r.agency_id)?,
+                Some(&r.after),
+                (r.limit > 0).then_some(r.limit),
+            )
+            .await?;
+        Ok(Response::new(pb::ListFeedResponse {
+            events: page.items.into_iter().map(feed_event).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::FeedEvent, Status>>;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let agency = crate::feed::feed_of(&p, opt_uuid("agency_id", &r.agency_id)?)?;
+        let mut cursor = self.app.feed_cursor(agency, Some(&r.after)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let store = self.app.store().clone();
+        let mut written = store.feed_watch();
+        // One task per stream: a slow client fills its own channel and waits there, never the
+        // consumer or the other streams.
+        tokio::spawn(async move {
+            loop {
+                let rows = match store.feed(agency, cursor.seq, 500).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::error!(error = %e, agency = %agency, "a feed stream cannot read the feed; it ends");
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "the feed cannot be read now; reconnect with your last cursor",
+                            )))
+                            .await;
+                        return;
+                    }
+                };
+                let full = rows.len() == 500;
+                for row in rows {
+                    let seq = row.seq;
+                    let item = match row.item(agency) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            tracing::error!(error = %e, seq, "a feed row cannot be read; it is skipped");
+                            cursor.seq = seq;
+                            continue;
+                        }
+                    };
+                    if tx.send(Ok(feed_event(item))).await.is_err() {
+                        return;
+                    }
+                    cursor.seq = seq;
+                }
+                if full {
+                    continue;
+                }
+                // Caught up: wait for a write in this process, or poll for other processes'.
+                tokio::select! {
+                    _ = written.changed() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn list_tasks(

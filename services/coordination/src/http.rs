@@ -50,6 +50,7 @@ pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(get_case))
         .routes(routes!(list_tasks))
         .routes(routes!(parked_events))
+        .routes(routes!(feed))
         .routes(routes!(sign_for))
         .routes(routes!(request_adjustment))
         .routes(routes!(decide_adjustment))
@@ -176,6 +177,36 @@ async fn list_tasks(
                 limit: q.page_size,
             },
         )
+        .await?;
+    Ok(json_response(200, to_json(&page)?, None))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FeedParams {
+    /// Resume after this cursor (an item's `cursor` or a page's `next_cursor`); leave it out to
+    /// start at the beginning, or `now` to follow only what comes next.
+    after: Option<String>,
+    /// 1 to 1000 (default 100).
+    limit: Option<u32>,
+    /// The office and auditors: whose feed (agency keys read their own).
+    agency_id: Option<Uuid>,
+}
+
+/// The caller's event feed: every event of every suggestion the agency is party to (an agency
+/// assigned gets the assignment; one whose assignment is superseded gets that event and nothing
+/// after), in one stable order, resumable from any cursor. gRPC: `Watch` streams the same.
+#[utoipa::path(get, path = "/v1/feed", tag = "coordination", params(FeedParams),
+    responses((status = 200, body = crate::feed::FeedPage), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+async fn feed(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FeedParams>,
+) -> ApiResult {
+    let page = st
+        .app
+        .feed(&caller.0, q.agency_id, q.after.as_deref(), q.limit)
         .await?;
     Ok(json_response(200, to_json(&page)?, None))
 }

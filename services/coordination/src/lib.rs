@@ -4,7 +4,8 @@
 //! co-handling opinions as formal letters and their waivers, countersign of a joint reply,
 //! disagreements and their escalation, and the copies of the lead's reply for the co-handlers.
 //! It consumes the suggestions service's events (a replica of each suggestion, the task list)
-//! and publishes its own; the suggestions service applies the mirrored commands from them.
+//! and publishes its own; the suggestions service applies the mirrored commands from them. It
+//! keeps each agency's event feed for the agency's own systems (REST pages, gRPC `Watch`).
 //!
 //! Must never: write the suggestions service's tables, or decide a suggestion rule itself (the
 //! domain's guards decide, here against the replica and again in the suggestions service).
@@ -12,6 +13,7 @@
 pub mod app;
 pub mod consumer;
 pub mod dto;
+pub mod feed;
 pub mod grpc;
 pub mod http;
 pub mod store;

@@ -206,6 +206,8 @@ pub struct ReplicaChange {
     pub case_version: u64,
     pub case: CoordinationCase,
     pub caused: Vec<NewOwnEvent>,
+    /// The event's rows in the feeds of the agencies party to it.
+    pub feed: Vec<crate::feed::FeedEntry>,
 }
 
 /// One consumed event's outcome, written with the others of its batch in one transaction.
@@ -412,6 +414,7 @@ macro_rules! backend {
                         .execute(&mut *c)
                         .await?;
                 }
+                crate::feed::$module::insert(c, &ch.feed).await?;
                 insert_refs(c, &id, &refs_of(&ch.event)).await?;
                 if !rows.is_empty() {
                     let refs: Vec<_> = ch.caused.iter().flat_map(|e| own_refs_of(&e.event)).collect();
@@ -437,6 +440,8 @@ pub struct Store {
     db: Db,
     idempotency: IdempotencyKeys,
     outbox: Outbox,
+    /// Counts feed writes in this process: feed streams wait on it.
+    feed_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 type CaseRow = (i64, String, i64, String);
@@ -495,7 +500,19 @@ impl Store {
             db: Db::new(pool),
             idempotency: IdempotencyKeys::new("coordination_idempotency_keys"),
             outbox: Outbox::new("coordination_outbox"),
+            feed_signal: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
         }
+    }
+
+    /// Tells this process's feed streams that rows were written.
+    pub fn feed_written(&self) {
+        self.feed_signal.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes when feed rows are written in this process (other processes' writes are found by
+    /// polling).
+    pub fn feed_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed_signal.subscribe()
     }
 
     pub fn db(&self) -> &Db {
@@ -682,6 +699,9 @@ impl Store {
         let caused = prepared
             .iter()
             .any(|p| matches!(p, Prepared::Apply(_, _, rows, _) if !rows.is_empty()));
+        let fed = prepared
+            .iter()
+            .any(|p| matches!(p, Prepared::Apply(_, ch, _, _) if !ch.feed.is_empty()));
         let inbox = inbox.clone();
         let now = OffsetDateTime::now_utc();
         self.write(move |pool| async move {
@@ -702,6 +722,9 @@ impl Store {
                 }
                 Pool::Postgres(p) => {
                     let mut tx = p.begin().await?;
+                    if fed {
+                        crate::feed::lock_postgres(&mut tx).await?;
+                    }
                     // New cases first, in one statement; the inbox entries last, in two.
                     let new_cases: Vec<&ReplicaChange> = prepared
                         .iter()
@@ -747,6 +770,9 @@ impl Store {
         .await?;
         if caused {
             self.outbox.written();
+        }
+        if fed {
+            self.feed_written();
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod coordination;
+mod feed;
 mod grpc;
 mod lifecycle;
 mod policy_matrix;

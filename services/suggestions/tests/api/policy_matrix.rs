@@ -354,6 +354,19 @@ async fn every_endpoint_for_every_caller() {
         },
         Case {
             method: Method::GET,
+            path: "/v1/feed".into(),
+            body: None,
+            allowed: &[
+                "office",
+                "auditor",
+                "lead_admin",
+                "co1_admin",
+                "other_admin",
+            ],
+            party: &["deputy", "co_signer", "other_deputy"],
+        },
+        Case {
+            method: Method::GET,
             path: "/v1/calendar/days?from=2020-01-01&to=2020-01-02".into(),
             body: None,
             allowed: &CALLERS_BUT_ANON,

@@ -24,6 +24,8 @@ use tower::ServiceExt;
 pub struct Api {
     pub router: Router,
     pub app: App,
+    /// The coordination service's application layer.
+    pub coordination: banli_coordination::app::App,
     pub db: Option<TestDb>,
     /// The coordination service's database.
     pub cdb: Option<TestDb>,
@@ -124,12 +126,13 @@ impl Api {
             )),
         ];
         let (api, mut openapi) = banli_suggestions::http::api(app.clone(), limit);
-        let (capi, copenapi) = banli_coordination::http::api(coordination, limit);
+        let (capi, copenapi) = banli_coordination::http::api(coordination.clone(), limit);
         openapi.merge(copenapi);
         let router = banli_api::http::finish(api.merge(capi), openapi);
         Api {
             router,
             app,
+            coordination,
             db: Some(db),
             cdb: Some(cdb),
             office: token,

@@ -1,0 +1,262 @@
+//! The per-agency event feed (事件订阅) for agencies' own systems: every event of the suggestions
+//! an agency is party to, in one stable order, resumable from any cursor. The consumer writes an
+//! agency's rows in the transaction that consumes the event; REST pages and the gRPC `Watch`
+//! stream read them.
+
+use banli_api::{AppError, ErrorCode, Principal};
+use banli_db::{Pool, on_pool};
+use banli_domain::Role;
+use banli_domain::ids::AgencyId;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError};
+
+/// The most items one page holds.
+pub const MAX_PAGE: u32 = 1000;
+
+/// One event in one agency's feed, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub agency_id: AgencyId,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: u64,
+    /// RFC 3339.
+    pub occurred_at: String,
+    /// The event's payload, JSON.
+    pub payload: String,
+}
+
+/// One event as a feed answers it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FeedRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub occurred_at: String,
+    pub payload: String,
+}
+
+/// A feed item on the wire: the row with its cursor, the payload as JSON.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeedItem {
+    /// Resume after this item: pass it as `after`.
+    pub cursor: String,
+    pub event_id: String,
+    /// e.g. `suggestion.replied`.
+    pub event_type: String,
+    /// `suggestion`.
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The aggregate's version after this event: per aggregate, versions arrive in order.
+    pub aggregate_version: u64,
+    pub occurred_at: String,
+    #[schema(value_type = Object)]
+    pub payload: Box<serde_json::value::RawValue>,
+}
+
+/// A page of a feed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeedPage {
+    pub agency_id: String,
+    pub items: Vec<FeedItem>,
+    /// Where the next call starts (`after`): the last item's cursor, or the one given when
+    /// nothing is new.
+    pub next_cursor: String,
+}
+
+/// A position in one agency's feed. On the wire: 48 hexadecimal digits, the agency and the
+/// sequence number, so that a cursor of another agency's feed is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub agency: AgencyId,
+    pub seq: i64,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!(
+            "{:032x}{:016x}",
+            self.agency.0.as_u128(),
+            self.seq.max(0) as u64
+        )
+    }
+
+    /// Reads `after` for `agency`'s feed: absent or empty is the start; `now` is the current end.
+    pub fn parse(text: &str, agency: AgencyId) -> Result<Cursor, AppError> {
+        let bad = || {
+            AppError::new(
+                ErrorCode::MalformedRequest,
+                "`after` is not a feed cursor: pass the `cursor` of an item or the `next_cursor` of a page as it came (48 hexadecimal digits), `now`, or nothing to start at the beginning",
+            )
+        };
+        if text.is_empty() {
+            return Ok(Cursor { agency, seq: 0 });
+        }
+        if text.len() != 48 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let owner = u128::from_str_radix(&text[..32], 16).map_err(|_| bad())?;
+        let seq = u64::from_str_radix(&text[32..], 16).map_err(|_| bad())?;
+        if owner != agency.0.as_u128() {
+            return Err(AppError::new(
+                ErrorCode::MalformedRequest,
+                format!(
+                    "`after` is a cursor of another agency's feed, not of {}; use the cursors of this feed",
+                    agency.0
+                ),
+            ));
+        }
+        let seq = i64::try_from(seq).map_err(|_| bad())?;
+        Ok(Cursor { agency, seq })
+    }
+}
+
+/// Whose feed a caller reads: an agency key its own; the assigning office and auditors any
+/// agency's (`agency_id` required); deputies none.
+pub fn feed_of(p: &Principal, agency_id: Option<Uuid>) -> Result<AgencyId, AppError> {
+    match p.role {
+        Role::AssigningOffice | Role::Auditor => agency_id.map(AgencyId).ok_or_else(|| {
+            AppError::malformed(
+                "give `agency_id`: the office and auditors read one agency's feed at a time",
+            )
+        }),
+        r if r.is_agency_role() => {
+            let own = p
+                .agency
+                .ok_or_else(|| AppError::forbidden("this key is not bound to an agency"))?;
+            match agency_id {
+                Some(a) if a != own.0 => Err(AppError::forbidden(
+                    "an agency key reads only its own agency's feed; leave agency_id out or use your own",
+                )),
+                _ => Ok(own),
+            }
+        }
+        _ => Err(AppError::forbidden(
+            "feeds are for agencies' systems: use an agency key (or the office's, with agency_id)",
+        )),
+    }
+}
+
+impl FeedRow {
+    pub fn item(self, agency: AgencyId) -> Result<FeedItem, StoreError> {
+        let payload = serde_json::value::RawValue::from_string(self.payload)
+            .map_err(|e| StoreError::Corrupt(format!("a feed row's payload: {e}")))?;
+        Ok(FeedItem {
+            cursor: Cursor {
+                agency,
+                seq: self.seq,
+            }
+            .encode(),
+            event_id: self.event_id,
+            event_type: self.event_type,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            aggregate_version: self.aggregate_version.max(0) as u64,
+            occurred_at: self.occurred_at,
+            payload,
+        })
+    }
+}
+
+macro_rules! backend {
+    ($module:ident, $conn:ty) => {
+        /// Feed writes within a caller's transaction.
+        pub mod $module {
+            use super::*;
+
+            pub async fn insert(c: &mut $conn, entries: &[FeedEntry]) -> Result<(), sqlx::Error> {
+                for e in entries {
+                    sqlx::query(
+                        "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(e.agency_id.to_string())
+                    .bind(e.event_id.to_string())
+                    .bind(&e.event_type)
+                    .bind(&e.aggregate_type)
+                    .bind(&e.aggregate_id)
+                    .bind(e.aggregate_version as i64)
+                    .bind(&e.occurred_at)
+                    .bind(&e.payload)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+backend!(sqlite, sqlx::SqliteConnection);
+backend!(postgres, sqlx::PgConnection);
+
+/// Serialises feed writers on PostgreSQL until the transaction ends, so that `seq` values
+/// become visible in order (a reader past seq N never misses a later commit below N).
+pub async fn lock_postgres(c: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    // "banli.fd" as a number: one lock for every feed writer.
+    sqlx::query("SELECT pg_advisory_xact_lock(7089066166749848676)")
+        .execute(&mut *c)
+        .await
+        .map(|_| ())
+}
+
+impl Store {
+    /// Up to `limit` events of `agency`'s feed after `after`, in order.
+    pub async fn feed(
+        &self,
+        agency: AgencyId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedRow>, StoreError> {
+        let limit = i64::from(limit.clamp(1, MAX_PAGE));
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload \
+             FROM feed_entries WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(agency.to_string())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// The last position of `agency`'s feed (0 when empty).
+    pub async fn feed_end(&self, agency: AgencyId) -> Result<i64, StoreError> {
+        let row: (Option<i64>,) = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT MAX(seq) FROM feed_entries WHERE agency_id = $1")
+            .bind(agency.to_string())
+            .fetch_one(p)
+            .await)?;
+        Ok(row.0.unwrap_or(0))
+    }
+
+    /// Appends feed rows in one transaction, outside the consumer (loading and benches).
+    pub async fn append_feed(&self, entries: Vec<FeedEntry>) -> Result<(), StoreError> {
+        self.db()
+            .write(move |pool| async move {
+                match &pool {
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin().await?;
+                        sqlite::insert(&mut tx, &entries).await?;
+                        tx.commit().await?;
+                    }
+                    Pool::Postgres(p) => {
+                        let mut tx = p.begin().await?;
+                        lock_postgres(&mut tx).await?;
+                        postgres::insert(&mut tx, &entries).await?;
+                        tx.commit().await?;
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        self.feed_written();
+        Ok(())
+    }
+}
