@@ -24,6 +24,8 @@ pub struct Brief {
     #[serde(default)]
     pub items: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
+    pub next_cursor: String,
+    #[serde(default)]
     pub code: String,
     #[serde(default)]
     pub detail: String,

@@ -9,6 +9,7 @@
 //!     target/release/banli-bench audit --backend sqlite --leaves 1000000
 //!     target/release/banli-bench timers --count 100000
 //!     target/release/banli-bench metrics --assignments 1000000
+//!     target/release/banli-bench feed --events 1000000
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -20,6 +21,7 @@
 
 mod audit;
 mod client;
+mod feed;
 mod metrics;
 mod propagation;
 mod server;
@@ -94,6 +96,14 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         assignments: u64,
     },
+    /// An agency's event feed read through REST with N stored events, beside the plain indexed
+    /// range query.
+    Feed {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -135,6 +145,12 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Feed { backend, events }) => {
+            for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
+                feed::run(b, events).await?;
+            }
+            Ok(())
+        }
         Some(Command::Audit { backend, leaves }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
                 audit::run(b, leaves).await?;
@@ -169,6 +185,7 @@ async fn main() -> Result<()> {
                 audit::run(b, 1_000_000).await?;
                 timers::run_bench(b, 100_000, 20).await?;
                 metrics::run(b, 1_000_000).await?;
+                feed::run(b, 1_000_000).await?;
             }
             memory(100_000).await
         }

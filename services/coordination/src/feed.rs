@@ -165,37 +165,66 @@ impl FeedRow {
     }
 }
 
-macro_rules! backend {
-    ($module:ident, $conn:ty) => {
-        /// Feed writes within a caller's transaction.
-        pub mod $module {
-            use super::*;
+/// Feed writes within a caller's transaction (SQLite: row by row, in process).
+pub mod sqlite {
+    use super::*;
 
-            pub async fn insert(c: &mut $conn, entries: &[FeedEntry]) -> Result<(), sqlx::Error> {
-                for e in entries {
-                    sqlx::query(
-                        "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(e.agency_id.to_string())
-                    .bind(e.event_id.to_string())
-                    .bind(&e.event_type)
-                    .bind(&e.aggregate_type)
-                    .bind(&e.aggregate_id)
-                    .bind(e.aggregate_version as i64)
-                    .bind(&e.occurred_at)
-                    .bind(&e.payload)
-                    .execute(&mut *c)
-                    .await?;
-                }
-                Ok(())
-            }
+    pub async fn insert(
+        c: &mut sqlx::SqliteConnection,
+        entries: &[FeedEntry],
+    ) -> Result<(), sqlx::Error> {
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(e.agency_id.to_string())
+            .bind(e.event_id.to_string())
+            .bind(&e.event_type)
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(e.aggregate_version as i64)
+            .bind(&e.occurred_at)
+            .bind(&e.payload)
+            .execute(&mut *c)
+            .await?;
         }
-    };
+        Ok(())
+    }
 }
 
-backend!(sqlite, sqlx::SqliteConnection);
-backend!(postgres, sqlx::PgConnection);
+/// Feed writes within a caller's transaction (PostgreSQL: one statement for all the rows, in
+/// their order). The caller holds [`lock_postgres`].
+pub mod postgres {
+    use super::*;
+
+    pub async fn insert(
+        c: &mut sqlx::PgConnection,
+        entries: &[FeedEntry],
+    ) -> Result<(), sqlx::Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let col = |f: &dyn Fn(&FeedEntry) -> String| entries.iter().map(f).collect::<Vec<_>>();
+        let versions: Vec<i64> = entries.iter().map(|e| e.aggregate_version as i64).collect();
+        sqlx::query(
+            "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+             SELECT a, e, t, at, ai, v, o, p FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[]) \
+             WITH ORDINALITY AS x(a, e, t, at, ai, v, o, p, n) ORDER BY n",
+        )
+        .bind(col(&|e| e.agency_id.to_string()))
+        .bind(col(&|e| e.event_id.to_string()))
+        .bind(col(&|e| e.event_type.clone()))
+        .bind(col(&|e| e.aggregate_type.clone()))
+        .bind(col(&|e| e.aggregate_id.clone()))
+        .bind(versions)
+        .bind(col(&|e| e.occurred_at.clone()))
+        .bind(col(&|e| e.payload.clone()))
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+}
 
 /// Serialises feed writers on PostgreSQL until the transaction ends, so that `seq` values
 /// become visible in order (a reader past seq N never misses a later commit below N).
