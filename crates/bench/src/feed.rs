@@ -86,7 +86,7 @@ pub async fn run(backend: Backend, events: u64) -> Result<()> {
     let mut after = 0i64;
     let mut n = 0u64;
     loop {
-        let rows: Vec<(i64, String, String, String, String, i64, String, String)> = on_pool!(&db.pool, p => sqlx::query_as(
+        let rows: Vec<banli_coordination::feed::FeedRow> = on_pool!(&db.pool, p => sqlx::query_as(
             "SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload \
              FROM feed_entries WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000")
             .bind(agencies[0].to_string())
@@ -94,7 +94,7 @@ pub async fn run(backend: Backend, events: u64) -> Result<()> {
             .fetch_all(p)
             .await)?;
         let Some(last) = rows.last() else { break };
-        after = last.0;
+        after = last.seq;
         n += rows.len() as u64;
     }
     let base = n as f64 / t.elapsed().as_secs_f64();

@@ -35,6 +35,10 @@ pub struct Config {
     /// The audit log's Ed25519 signing key file; empty means `audit-signing.key` in the data
     /// directory, generated on first start (mode 0600).
     pub audit_signing_key: Option<PathBuf>,
+    /// The key that seals webhook signing secrets (AES-256-GCM); empty means
+    /// `webhook-secrets.key` in the data directory, generated on first start (mode 0600). Every
+    /// process of one deployment needs the same file.
+    pub webhook_key: Option<PathBuf>,
     pub log: LogConfig,
 }
 
@@ -73,6 +77,7 @@ impl Default for Config {
             idempotency_retention_hours: 24,
             audit_origin: "banli.local/audit".to_owned(),
             audit_signing_key: None,
+            webhook_key: None,
             log: LogConfig::default(),
         }
     }
@@ -210,7 +215,6 @@ impl Config {
         Ok(())
     }
 
-    /// The database URL in force: the configured one, or SQLite in the data directory.
     /// The audit log's signing key file.
     pub fn audit_key_path(&self) -> PathBuf {
         self.audit_signing_key
@@ -218,6 +222,14 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join(banli_auditlog::keys::KEY_FILE))
     }
 
+    /// The webhook secrets' key file.
+    pub fn webhook_key_path(&self) -> PathBuf {
+        self.webhook_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(banli_coordination::webhooks::KEY_FILE))
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.0.clone(),

@@ -52,6 +52,8 @@ struct Inner {
     calendar: Calendar,
     clock: Clock,
     auth: Authenticator,
+    /// Seals the webhook secrets; set by the server at start.
+    webhook_key: std::sync::OnceLock<Arc<crate::webhooks::SecretKey>>,
 }
 
 impl std::fmt::Debug for App {
@@ -87,8 +89,13 @@ impl App {
                 calendar,
                 clock,
                 auth,
+                webhook_key: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    pub(crate) fn webhook_key_cell(&self) -> &std::sync::OnceLock<Arc<crate::webhooks::SecretKey>> {
+        &self.inner.webhook_key
     }
 
     pub fn store(&self) -> &Store {

@@ -51,6 +51,11 @@ pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(list_tasks))
         .routes(routes!(parked_events))
         .routes(routes!(feed))
+        .routes(routes!(create_webhook, list_webhooks))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(replay_webhook))
+        .routes(routes!(webhook_deliveries))
         .routes(routes!(sign_for))
         .routes(routes!(request_adjustment))
         .routes(routes!(decide_adjustment))
@@ -209,6 +214,194 @@ async fn feed(
         .feed(&caller.0, q.agency_id, q.after.as_deref(), q.limit)
         .await?;
     Ok(json_response(200, to_json(&page)?, None))
+}
+
+// ---- webhooks ----
+
+/// Runs a webhook command through the idempotency store. The stored response (a replay) never
+/// holds a secret: only the first answer shows it.
+async fn webhook_command<T, F, Fut>(
+    st: &AppState,
+    caller: &Caller,
+    body: Posted<T>,
+    status: u16,
+    run: F,
+) -> ApiResult
+where
+    F: FnOnce(T) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::webhooks::WebhookView, AppError>>,
+{
+    let Posted {
+        value,
+        hash,
+        idempotency_key,
+    } = body;
+    let fresh = std::sync::Mutex::new(None);
+    let (status, stored) = st
+        .app
+        .idempotent(&caller.0, idempotency_key.as_deref(), &hash, || async {
+            let v = run(value).await?;
+            let mut kept = v.clone();
+            kept.secret = None;
+            let json = to_json(&kept)?;
+            if let Ok(mut f) = fresh.lock() {
+                *f = Some(v);
+            }
+            Ok((status, json))
+        })
+        .await?;
+    let shown = fresh.into_inner().ok().flatten();
+    let version = shown.as_ref().map(|v| v.version);
+    let body = match &shown {
+        Some(v) => to_json(v)?,
+        None => stored,
+    };
+    Ok(json_response(status, body, version))
+}
+
+/// Create a webhook endpoint (agency_admin, for its own agency). The answer shows the signing
+/// secret once. Each delivery is a POST of one feed item (the JSON of `GET /v1/feed`'s items)
+/// with the headers `Banli-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` (one `v1` per
+/// current secret; two while a rotated secret overlaps), `Banli-Delivery` (the event id: the
+/// same on a retry or replay) and `Banli-Event` (the type). To verify: HMAC-SHA256 with the
+/// secret over `<t>.<raw body>`, compared in constant time with any `v1`; refuse a `t` more than
+/// 300 s from your clock. Answer 2xx within 10 s; anything else is retried with exponential
+/// backoff and jitter (10 s doubling to 1 h), and an endpoint failing for 72 hours is disabled
+/// with a `webhook.disabled` event in the agency's feed.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "coordination", request_body = crate::webhooks::CreateWebhook,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response (without the secret)", pattern = "^[!-~]{1,255}$")),
+    responses((status = 201, body = crate::webhooks::WebhookView), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn create_webhook(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<crate::webhooks::CreateWebhook>,
+) -> ApiResult {
+    webhook_command(&st, &caller, body, 201, |v| {
+        st.app.create_webhook(&caller.0, v)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct WebhookListParams {
+    /// The office and auditors: one agency's endpoints.
+    agency_id: Option<Uuid>,
+}
+
+/// The caller's agency's webhook endpoints (the office and auditors: any agency's).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "coordination", params(WebhookListParams),
+    responses((status = 200, body = Vec<crate::webhooks::WebhookView>), (status = 403, body = ProblemDocument)))]
+async fn list_webhooks(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<WebhookListParams>,
+) -> ApiResult {
+    let list = st.app.list_webhooks(&caller.0, q.agency_id).await?;
+    Ok(json_response(200, to_json(&list)?, None))
+}
+
+/// One webhook endpoint: its state, cursor and failures.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "coordination", params(("id" = Uuid, Path)),
+    responses((status = 200, body = crate::webhooks::WebhookView, headers(("ETag" = String))), (status = 404, body = ProblemDocument)))]
+async fn get_webhook(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    let v = st.app.get_webhook(&caller.0, id).await?;
+    Ok(json_response(200, to_json(&v)?, Some(v.version)))
+}
+
+/// Change an endpoint's URL, event types or description, pause it (`state: disabled`) or
+/// re-enable it (`state: active`, its failures forgotten). `If-Match` its ETag.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "coordination", request_body = crate::webhooks::UpdateWebhook,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The endpoint's ETag", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#)),
+    responses((status = 200, body = crate::webhooks::WebhookView), (status = 404, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn update_webhook(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    body: Posted<crate::webhooks::UpdateWebhook>,
+) -> ApiResult {
+    webhook_command(&st, &caller, body, 200, |v| {
+        st.app.update_webhook(&caller.0, id, if_match.0, v)
+    })
+    .await
+}
+
+/// Delete an endpoint and its delivery log.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "coordination", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn delete_webhook(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    st.app.delete_webhook(&caller.0, id).await?;
+    Ok(axum::response::IntoResponse::into_response(
+        axum::http::StatusCode::NO_CONTENT,
+    ))
+}
+
+/// A new signing secret, shown once; the old one keeps signing beside it for `overlap_hours`
+/// (default 24), so receivers can switch without losing a delivery.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "coordination", request_body = crate::webhooks::RotateSecret,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The endpoint's ETag", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response (without the secret)", pattern = "^[!-~]{1,255}$")),
+    responses((status = 200, body = crate::webhooks::WebhookView), (status = 404, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn rotate_webhook_secret(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    body: Posted<crate::webhooks::RotateSecret>,
+) -> ApiResult {
+    webhook_command(&st, &caller, body, 200, |v| {
+        st.app.rotate_webhook_secret(&caller.0, id, if_match.0, v)
+    })
+    .await
+}
+
+/// Deliver again everything after a cursor of the agency's feed (or `start`).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "coordination", request_body = crate::webhooks::ReplayWebhook,
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The endpoint's ETag", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#)),
+    responses((status = 200, body = crate::webhooks::WebhookView), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 412, body = ProblemDocument)))]
+async fn replay_webhook(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    body: Posted<crate::webhooks::ReplayWebhook>,
+) -> ApiResult {
+    webhook_command(&st, &caller, body, 200, |v| {
+        st.app.replay_webhook(&caller.0, id, if_match.0, v)
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct DeliveriesParams {
+    /// 1 to 1000 (default 50).
+    limit: Option<u32>,
+}
+
+/// The endpoint's delivery log: every attempt, newest first, with the receiver's status or why
+/// there was none.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "coordination", params(("id" = Uuid, Path), DeliveriesParams),
+    responses((status = 200, body = Vec<crate::webhooks::DeliveryView>), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn webhook_deliveries(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<DeliveriesParams>,
+) -> ApiResult {
+    let list = st.app.webhook_deliveries(&caller.0, id, q.limit).await?;
+    Ok(json_response(200, to_json(&list)?, None))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

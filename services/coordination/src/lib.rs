@@ -5,7 +5,8 @@
 //! disagreements and their escalation, and the copies of the lead's reply for the co-handlers.
 //! It consumes the suggestions service's events (a replica of each suggestion, the task list)
 //! and publishes its own; the suggestions service applies the mirrored commands from them. It
-//! keeps each agency's event feed for the agency's own systems (REST pages, gRPC `Watch`).
+//! keeps each agency's event feed for the agency's own systems (REST pages, gRPC `Watch`) and
+//! delivers it to the agencies' webhooks, signed.
 //!
 //! Must never: write the suggestions service's tables, or decide a suggestion rule itself (the
 //! domain's guards decide, here against the replica and again in the suggestions service).
@@ -17,3 +18,4 @@ pub mod feed;
 pub mod grpc;
 pub mod http;
 pub mod store;
+pub mod webhooks;

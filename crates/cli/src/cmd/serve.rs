@@ -201,6 +201,25 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             clock,
             auth,
         );
+        // Webhooks: the key that seals their secrets, and the delivery worker.
+        let webhook_key = std::sync::Arc::new(
+            banli_coordination::webhooks::load_or_create_key(&config.webhook_key_path())
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context(
+                    "set webhook_key to a readable key file, or let the data directory hold one",
+                )?,
+        );
+        coordination.set_webhook_key(webhook_key.clone());
+        let deliverer = banli_coordination::webhooks::deliver::Deliverer::new(
+            cstore.clone(),
+            webhook_key,
+            banli_coordination::webhooks::deliver::Policy::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tasks.push((
+            "webhook deliveries",
+            tokio::spawn(deliverer.run(stopped(&rx))),
+        ));
         apis.push(banli_coordination::http::api(
             coordination.clone(),
             banli_api::http::DEFAULT_BODY_LIMIT,

@@ -7,3 +7,4 @@ mod grpc;
 mod lifecycle;
 mod policy_matrix;
 mod support;
+mod webhooks;

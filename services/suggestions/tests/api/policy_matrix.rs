@@ -299,6 +299,25 @@ async fn every_endpoint_for_every_caller() {
             &CALLERS_BUT_ANON,
         ),
         post(
+            "/v1/webhooks".into(),
+            json!({"url": "http://127.0.0.1:9/hook"}),
+            &["lead_admin", "co1_admin", "other_admin"],
+            &CALLERS_BUT_ANON,
+        ),
+        Case {
+            method: Method::GET,
+            path: "/v1/webhooks".into(),
+            body: None,
+            allowed: &[
+                "office",
+                "auditor",
+                "lead_admin",
+                "co1_admin",
+                "other_admin",
+            ],
+            party: &["deputy", "co_signer", "other_deputy"],
+        },
+        post(
             "/v1/calendar/recompute".into(),
             json!({}),
             office_only,

@@ -26,6 +26,8 @@ pub struct Api {
     pub app: App,
     /// The coordination service's application layer.
     pub coordination: banli_coordination::app::App,
+    /// The key sealing the coordination service's webhook secrets.
+    pub webhook_key: std::sync::Arc<banli_coordination::webhooks::SecretKey>,
     pub db: Option<TestDb>,
     /// The coordination service's database.
     pub cdb: Option<TestDb>,
@@ -126,6 +128,12 @@ impl Api {
             )),
         ];
         let (api, mut openapi) = banli_suggestions::http::api(app.clone(), limit);
+        let webhook_key = std::sync::Arc::new(
+            banli_coordination::webhooks::SecretKey::generate_text()
+                .and_then(|t| banli_coordination::webhooks::SecretKey::parse(&t))
+                .expect("a webhook key"),
+        );
+        coordination.set_webhook_key(webhook_key.clone());
         let (capi, copenapi) = banli_coordination::http::api(coordination.clone(), limit);
         openapi.merge(copenapi);
         let router = banli_api::http::finish(api.merge(capi), openapi);
@@ -133,6 +141,7 @@ impl Api {
             router,
             app,
             coordination,
+            webhook_key,
             db: Some(db),
             cdb: Some(cdb),
             office: token,

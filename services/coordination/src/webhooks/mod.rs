@@ -1,0 +1,309 @@
+//! Webhooks (事件推送): per agency, endpoints that receive the agency's feed as signed POSTs,
+//! managed by the agency's own office (`agency_admin`). Each delivery is one feed item, in feed
+//! order per endpoint, signed (see [`sign`]); failures are retried with exponential backoff and
+//! jitter, and an endpoint failing for longer than the policy allows is disabled, with a
+//! `webhook.disabled` event in the agency's feed. Every attempt is in the endpoint's delivery
+//! log; a replay moves the endpoint back to an earlier cursor; a secret rotation keeps the old
+//! secret signing beside the new one for an overlap window.
+
+mod api;
+pub mod deliver;
+pub mod sign;
+mod store;
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use store::{DeliveryRow, EndpointRow};
+
+/// The key that seals the endpoints' signing secrets at rest (AES-256-GCM). Signing needs the
+/// secrets themselves, so they are sealed rather than hashed; the key lives outside the
+/// database (`data/webhook-secrets.key`, or the `webhook_key` setting).
+pub struct SecretKey {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+/// Random bytes from the system.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+    let mut b = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| "the system random source failed".to_owned())?;
+    Ok(b)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl SecretKey {
+    pub fn new(bytes: &[u8; 32]) -> Result<SecretKey, String> {
+        let key =
+            UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| "not an AES-256 key".to_owned())?;
+        Ok(SecretKey {
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    /// The key as its file holds it: 64 hexadecimal digits.
+    pub fn parse(text: &str) -> Result<SecretKey, String> {
+        let bytes = unhex(text.trim())
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| "a webhook key is 64 hexadecimal digits (32 bytes)".to_owned())?;
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&bytes);
+        SecretKey::new(&k)
+    }
+
+    /// A new key's file text.
+    pub fn generate_text() -> Result<String, String> {
+        Ok(hex(&random_bytes::<32>()?))
+    }
+
+    /// `nonce ‖ ciphertext ‖ tag`, hexadecimal.
+    pub fn seal(&self, plain: &[u8]) -> Result<String, String> {
+        let nonce = random_bytes::<NONCE_LEN>()?;
+        let mut buf = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+            .map_err(|_| "sealing failed".to_owned())?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(hex(&out))
+    }
+
+    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, String> {
+        let bytes = unhex(sealed)
+            .filter(|b| b.len() > NONCE_LEN)
+            .ok_or_else(|| "a sealed webhook secret is damaged".to_owned())?;
+        let (nonce, ct) = bytes.split_at(NONCE_LEN);
+        let mut n = [0u8; NONCE_LEN];
+        n.copy_from_slice(nonce);
+        let mut buf = ct.to_vec();
+        let plain = self
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(n), Aad::empty(), &mut buf)
+            .map_err(|_| {
+                "a webhook secret cannot be opened with this webhook key (was the key file replaced?)"
+                    .to_owned()
+            })?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// The key file's name in the data directory.
+pub const KEY_FILE: &str = "webhook-secrets.key";
+
+/// Reads the key at `path`, or creates one there (mode 0600) if the file does not exist.
+pub fn load_or_create_key(path: &std::path::Path) -> Result<SecretKey, String> {
+    use std::io::Write;
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => SecretKey::parse(&text).map_err(|e| format!("{shown}: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = SecretKey::generate_text()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options
+                .open(path)
+                .map_err(|e| format!("cannot write the webhook key {shown}: {e}"))?;
+            f.write_all(format!("{text}\n").as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("cannot write the webhook key {shown}: {e}"))?;
+            SecretKey::parse(&text)
+        }
+        Err(e) => Err(format!("cannot read the webhook key {shown}: {e}")),
+    }
+}
+
+/// A new signing secret as shown to the agency once: `whsec_` and 48 hexadecimal digits.
+pub fn new_secret() -> Result<String, String> {
+    Ok(format!("whsec_{}", hex(&random_bytes::<24>()?)))
+}
+
+/// What an agency sends to create an endpoint.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// `http://` or `https://`.
+    pub url: String,
+    /// Event types to deliver (`suggestion.replied`, …); empty or absent: every type.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Where deliveries start: a feed cursor, `now` (default) or `start`.
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// A change to an endpoint (`If-Match` its version).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `active` re-enables a disabled endpoint (its failures are forgotten); `disabled` pauses it.
+    pub state: Option<String>,
+}
+
+/// A secret rotation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the old secret keeps signing beside the new one (0 to 168; default 24).
+    #[serde(default)]
+    pub overlap_hours: Option<u32>,
+}
+
+/// A replay: deliver again everything after `after`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayWebhook {
+    /// A cursor of this agency's feed, or `start`.
+    pub after: String,
+}
+
+/// An endpoint as its agency sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub agency_id: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub description: String,
+    /// `active` or `disabled`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// The feed position delivered up to.
+    pub cursor: String,
+    /// Consecutive failed attempts.
+    pub failures: u32,
+    /// RFC 3339: the next attempt, while failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    pub version: u64,
+    /// Shown once, when created or rotated: keep it; it signs every delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One attempt in the delivery log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// The feed cursor of the event.
+    pub cursor: String,
+    pub attempt: u32,
+    /// The receiver's HTTP status; absent when it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    /// RFC 3339.
+    pub at: String,
+    pub ok: bool,
+}
+
+/// Checks an endpoint URL: absolute `http` or `https` with a host, no credentials.
+pub fn check_url(url: &str) -> Result<hyper::Uri, String> {
+    let uri: hyper::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(format!("`{url}`: a webhook URL is http:// or https://"));
+        }
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("`{url}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "`{url}`: no credentials in the URL; the signature authenticates each delivery"
+        ));
+    }
+    if url.len() > 2048 {
+        return Err("a webhook URL is at most 2,048 characters".to_owned());
+    }
+    Ok(uri)
+}
+
+/// Unix milliseconds as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_seal_and_open_only_under_their_key() {
+        let k = SecretKey::parse(&SecretKey::generate_text().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let other = SecretKey::parse(&"ab".repeat(32)).unwrap_or_else(|e| panic!("{e}"));
+        let sealed = k.seal(b"whsec_123").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!sealed.contains("whsec"));
+        assert_eq!(k.open(&sealed).as_deref(), Ok(&b"whsec_123"[..]));
+        assert!(other.open(&sealed).is_err());
+        assert!(k.open("00").is_err());
+        // Two seals of one secret differ (fresh nonces).
+        assert_ne!(sealed, k.seal(b"whsec_123").unwrap_or_default());
+        assert!(SecretKey::parse("short").is_err());
+    }
+
+    #[test]
+    fn only_http_and_https_urls() {
+        assert!(check_url("https://agency.example/banli").is_ok());
+        assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
+        for bad in [
+            "ftp://agency.example/",
+            "file:///etc/passwd",
+            "agency.example/hook",
+            "https://user:pw@agency.example/",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+}
