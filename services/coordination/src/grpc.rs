@@ -20,12 +20,20 @@ use crate::app::{App, TaskQuery};
 use crate::dto::{CaseView, Position, SignerView};
 
 /// The full names of this service's gRPC services.
-pub const NAMES: [&str; 1] = ["banli.coordination.v1.CoordinationService"];
+pub const NAMES: [&str; 2] = [
+    "banli.coordination.v1.CoordinationService",
+    "banli.coordination.v1.WebhookService",
+];
 
 /// Adds this service's gRPC service to `routes`.
 pub fn add_services(app: App, body_limit: usize, routes: &mut RoutesBuilder) {
     routes.add_service(
-        CoordinationServiceServer::new(Grpc { app }).max_decoding_message_size(body_limit),
+        CoordinationServiceServer::new(Grpc { app: app.clone() })
+            .max_decoding_message_size(body_limit),
+    );
+    routes.add_service(
+        pb::webhook_service_server::WebhookServiceServer::new(Grpc { app })
+            .max_decoding_message_size(body_limit),
     );
 }
 
@@ -616,5 +624,188 @@ impl CoordinationService for Grpc {
             },
         )
         .await
+    }
+}
+
+fn webhook_out(v: crate::webhooks::WebhookView) -> pb::Webhook {
+    pb::Webhook {
+        id: v.id,
+        agency_id: v.agency_id,
+        url: v.url,
+        event_types: v.event_types,
+        description: v.description,
+        state: v.state,
+        disabled_reason: v.disabled_reason.unwrap_or_default(),
+        cursor: v.cursor,
+        failures: v.failures,
+        next_attempt_at: v.next_attempt_at.unwrap_or_default(),
+        version: v.version,
+        secret: v.secret.unwrap_or_default(),
+    }
+}
+
+impl Grpc {
+    /// A webhook change through the idempotency store; `request` identifies the request.
+    async fn webhook_change<F, Fut>(
+        &self,
+        p: &Principal,
+        change: Option<pb::Change>,
+        request: String,
+        run: F,
+    ) -> Result<Response<pb::Webhook>, Status>
+    where
+        F: FnOnce(Option<u64>) -> Fut,
+        Fut: Future<Output = Result<crate::webhooks::WebhookView, AppError>>,
+    {
+        let change = change.unwrap_or_default();
+        let expected = (change.expected_version > 0).then_some(change.expected_version);
+        let key = (!change.idempotency_key.is_empty()).then_some(change.idempotency_key.as_str());
+        let hash = banli_api::grpc::request_hash(&request);
+        let (_, v) = self
+            .app
+            .idempotent_webhook(p, key, &hash, 200, || run(expected))
+            .await?;
+        Ok(Response::new(webhook_out(v)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::webhook_service_server::WebhookService for Grpc {
+    async fn create_webhook(
+        &self,
+        req: Request<pb::CreateWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let request = format!(
+            "create_webhook {:?} {:?} {:?} {:?}",
+            r.url, r.event_types, r.description, r.after
+        );
+        let body = crate::webhooks::CreateWebhook {
+            url: r.url,
+            event_types: r.event_types,
+            description: r.description,
+            after: (!r.after.is_empty()).then_some(r.after),
+        };
+        self.webhook_change(&p, r.change, request, |_| self.app.create_webhook(&p, body))
+            .await
+    }
+
+    async fn list_webhooks(
+        &self,
+        req: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let agency = opt_uuid("agency_id", &req.get_ref().agency_id)?;
+        let list = self.app.list_webhooks(&p, agency).await?;
+        Ok(Response::new(pb::ListWebhooksResponse {
+            webhooks: list.into_iter().map(webhook_out).collect(),
+        }))
+    }
+
+    async fn get_webhook(
+        &self,
+        req: Request<pb::GetWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let p = self.caller(&req).await?;
+        let id = uuid("id", &req.get_ref().id)?;
+        Ok(Response::new(webhook_out(
+            self.app.get_webhook(&p, id).await?,
+        )))
+    }
+
+    async fn update_webhook(
+        &self,
+        req: Request<pb::UpdateWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let id = uuid("id", &r.id)?;
+        let request = format!(
+            "update_webhook {id} {:?} {} {:?} {:?} {:?}",
+            r.url, r.set_event_types, r.event_types, r.description, r.state
+        );
+        let body = crate::webhooks::UpdateWebhook {
+            url: r.url,
+            event_types: r.set_event_types.then_some(r.event_types),
+            description: r.description,
+            state: (!r.state.is_empty()).then_some(r.state),
+        };
+        self.webhook_change(&p, r.change, request, |expected| {
+            self.app.update_webhook(&p, id, expected, body)
+        })
+        .await
+    }
+
+    async fn delete_webhook(
+        &self,
+        req: Request<pb::GetWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let id = uuid("id", &req.get_ref().id)?;
+        self.app.delete_webhook(&p, id).await?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        req: Request<pb::RotateWebhookSecretRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let id = uuid("id", &r.id)?;
+        let request = format!("rotate_webhook_secret {id} {:?}", r.overlap_hours);
+        let body = crate::webhooks::RotateSecret {
+            overlap_hours: r.overlap_hours,
+        };
+        self.webhook_change(&p, r.change, request, |expected| {
+            self.app.rotate_webhook_secret(&p, id, expected, body)
+        })
+        .await
+    }
+
+    async fn replay_webhook(
+        &self,
+        req: Request<pb::ReplayWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let id = uuid("id", &r.id)?;
+        let request = format!("replay_webhook {id} {:?}", r.after);
+        let body = crate::webhooks::ReplayWebhook { after: r.after };
+        self.webhook_change(&p, r.change, request, |expected| {
+            self.app.replay_webhook(&p, id, expected, body)
+        })
+        .await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        req: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let id = uuid("id", &r.id)?;
+        let list = self
+            .app
+            .webhook_deliveries(&p, id, (r.limit > 0).then_some(r.limit))
+            .await?;
+        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
+            deliveries: list
+                .into_iter()
+                .map(|d| pb::WebhookDelivery {
+                    id: d.id,
+                    event_id: d.event_id,
+                    event_type: d.event_type,
+                    cursor: d.cursor,
+                    attempt: d.attempt,
+                    status: d.status.map(u32::from).unwrap_or(0),
+                    error: d.error.unwrap_or_default(),
+                    duration_ms: d.duration_ms,
+                    at: d.at,
+                    ok: d.ok,
+                })
+                .collect(),
+        }))
     }
 }

@@ -218,8 +218,7 @@ async fn feed(
 
 // ---- webhooks ----
 
-/// Runs a webhook command through the idempotency store. The stored response (a replay) never
-/// holds a secret: only the first answer shows it.
+/// A webhook command through the idempotency store (only the first answer shows a secret).
 async fn webhook_command<T, F, Fut>(
     st: &AppState,
     caller: &Caller,
@@ -236,27 +235,13 @@ where
         hash,
         idempotency_key,
     } = body;
-    let fresh = std::sync::Mutex::new(None);
-    let (status, stored) = st
+    let (status, v) = st
         .app
-        .idempotent(&caller.0, idempotency_key.as_deref(), &hash, || async {
-            let v = run(value).await?;
-            let mut kept = v.clone();
-            kept.secret = None;
-            let json = to_json(&kept)?;
-            if let Ok(mut f) = fresh.lock() {
-                *f = Some(v);
-            }
-            Ok((status, json))
+        .idempotent_webhook(&caller.0, idempotency_key.as_deref(), &hash, status, || {
+            run(value)
         })
         .await?;
-    let shown = fresh.into_inner().ok().flatten();
-    let version = shown.as_ref().map(|v| v.version);
-    let body = match &shown {
-        Some(v) => to_json(v)?,
-        None => stored,
-    };
-    Ok(json_response(status, body, version))
+    Ok(json_response(status, to_json(&v)?, Some(v.version)))
 }
 
 /// Create a webhook endpoint (agency_admin, for its own agency). The answer shows the signing

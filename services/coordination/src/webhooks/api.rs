@@ -88,6 +88,42 @@ fn stale(row: &EndpointRow, expected: u64) -> AppError {
 }
 
 impl App {
+    /// Runs a webhook command through the idempotency store (REST and gRPC). The stored
+    /// response, which a replay returns, never holds a secret: only the first answer shows it.
+    pub async fn idempotent_webhook<F, Fut>(
+        &self,
+        p: &Principal,
+        key: Option<&str>,
+        request_hash: &str,
+        status: u16,
+        run: F,
+    ) -> Result<(u16, WebhookView), AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<WebhookView, AppError>>,
+    {
+        let fresh = std::sync::Mutex::new(None);
+        let (status, stored) = self
+            .idempotent(p, key, request_hash, || async {
+                let v = run().await?;
+                let mut kept = v.clone();
+                kept.secret = None;
+                let json = serde_json::to_string(&kept).map_err(|e| AppError::internal(&e))?;
+                if let Ok(mut f) = fresh.lock() {
+                    *f = Some(v);
+                }
+                Ok((status, json))
+            })
+            .await?;
+        match fresh.into_inner().ok().flatten() {
+            Some(v) => Ok((status, v)),
+            None => Ok((
+                status,
+                serde_json::from_str(&stored).map_err(|e| AppError::internal(&e))?,
+            )),
+        }
+    }
+
     /// Sets the key that seals webhook secrets (once; later calls are ignored).
     pub fn set_webhook_key(&self, key: Arc<SecretKey>) {
         let _ = self.webhook_key_cell().set(key);

@@ -189,7 +189,7 @@ pub struct ReplayWebhook {
 }
 
 /// An endpoint as its agency sees it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WebhookView {
     pub id: String,
     pub agency_id: String,

@@ -305,3 +305,130 @@ async fn watch_streams_the_feed() {
     let _ = stop.send(());
     w.api.close().await;
 }
+
+/// gRPC `WebhookService`: the same rules as REST — an agency_admin creates (the secret shown
+/// once; a replay of the idempotency key answers without it), others are refused, bad URLs
+/// and stale versions too.
+#[tokio::test]
+async fn webhooks_over_grpc() {
+    use banli_proto::coordination::v1 as pb;
+    use pb::webhook_service_client::WebhookServiceClient;
+
+    let w = World::new(Api::sqlite().await).await;
+    let k = &w.keys;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(banli_coordination::grpc::serve(
+        w.api.coordination.clone(),
+        1 << 20,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut client = WebhookServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
+    let create = |key: &str| pb::CreateWebhookRequest {
+        url: "https://oa.agency.example/banli".into(),
+        event_types: vec!["suggestion.replied".into()],
+        description: "OA".into(),
+        after: String::new(),
+        change: Some(pb::Change {
+            expected_version: 0,
+            idempotency_key: format!("create-{key}"),
+        }),
+    };
+    let first = client
+        .create_webhook(authed(create(&k.lead_admin), &k.lead_admin))
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(first.secret.starts_with("whsec_"), "{first:?}");
+    assert_eq!(first.event_types, vec!["suggestion.replied".to_owned()]);
+    let again = client
+        .create_webhook(authed(create(&k.lead_admin), &k.lead_admin))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!(
+        (again.id.as_str(), again.secret.as_str()),
+        (first.id.as_str(), "")
+    );
+    let err = client
+        .create_webhook(authed(create(&k.lead_handler), &k.lead_handler))
+        .await
+        .expect_err("a handler key");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    let mut bad = create(&k.lead_admin);
+    bad.url = "ftp://oa.agency.example/".into();
+    bad.change = None;
+    let err = client
+        .create_webhook(authed(bad, &k.lead_admin))
+        .await
+        .expect_err("ftp");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let err = client
+        .update_webhook(authed(
+            pb::UpdateWebhookRequest {
+                id: first.id.clone(),
+                state: "disabled".into(),
+                change: Some(pb::Change {
+                    expected_version: first.version + 5,
+                    idempotency_key: String::new(),
+                }),
+                ..Default::default()
+            },
+            &k.lead_admin,
+        ))
+        .await
+        .expect_err("stale");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let paused = client
+        .update_webhook(authed(
+            pb::UpdateWebhookRequest {
+                id: first.id.clone(),
+                state: "disabled".into(),
+                change: Some(pb::Change {
+                    expected_version: first.version,
+                    idempotency_key: String::new(),
+                }),
+                ..Default::default()
+            },
+            &k.lead_admin,
+        ))
+        .await
+        .expect("paused")
+        .into_inner();
+    assert_eq!(
+        (paused.state.as_str(), paused.version),
+        ("disabled", first.version + 1)
+    );
+    let err = client
+        .get_webhook(authed(
+            pb::GetWebhookRequest {
+                id: first.id.clone(),
+            },
+            &k.co1_admin,
+        ))
+        .await
+        .expect_err("another agency");
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let list = client
+        .list_webhook_deliveries(authed(
+            pb::ListWebhookDeliveriesRequest {
+                id: first.id.clone(),
+                limit: 10,
+            },
+            &k.lead_admin,
+        ))
+        .await
+        .expect("log")
+        .into_inner();
+    assert!(list.deliveries.is_empty());
+    let _ = stop.send(());
+    w.api.close().await;
+}
