@@ -39,7 +39,11 @@ impl<S: ApiState> FromRequestParts<S> for Caller {
                     "the Authorization header must be `Bearer <api key>`",
                 )
             })?;
-        let principal = state.authenticate(token).await?;
+        let reference = match parts.headers.get(crate::principal::REFERENCE_HEADER) {
+            None => None,
+            Some(v) => Some(crate::principal::check_reference(v.to_str().unwrap_or(""))?),
+        };
+        let principal = state.authenticate(token).await?.with_reference(reference);
         tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
         Ok(Caller(principal))
     }

@@ -38,6 +38,14 @@ pub async fn serve(
     Ok(())
 }
 
+/// The agency's reference id from the `reference-id` metadata, if any.
+pub fn reference(metadata: &MetadataMap) -> Result<Option<String>, AppError> {
+    match metadata.get(crate::principal::REFERENCE_HEADER) {
+        None => Ok(None),
+        Some(v) => crate::principal::check_reference(v.to_str().unwrap_or("")).map(Some),
+    }
+}
+
 /// The API key from `authorization: Bearer <key>`.
 pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
     metadata

@@ -8,6 +8,10 @@ use crate::error::{AppError, ErrorCode};
 
 /// Runs `f` once per (caller, key, request): a replay returns the stored response; the same key
 /// with another request, or while the first still runs, is refused. Without a key, `f` runs.
+/// Stored references are kept under `agency:<id>`, never purged.
+pub const REFERENCE_SCOPE_PREFIX: &str = "agency:";
+const REFERENCE_KEY_PREFIX: &str = "reference:";
+
 pub async fn idempotent<F, Fut>(
     db: &Db,
     keys: &IdempotencyKeys,
@@ -20,13 +24,34 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(u16, String), AppError>>,
 {
-    let Some(key) = key else { return f().await };
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AppError::malformed(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        ));
-    }
-    let principal = p.key_id.to_string();
+    // An agency's own reference id: agency-wide (any of its keys) and kept for good; it takes
+    // the place of an Idempotency-Key.
+    let scoped;
+    let (principal, key, label) = match &p.reference {
+        Some(r) => {
+            let agency = p.agency.filter(|_| p.role.is_agency_role()).ok_or_else(|| {
+                AppError::malformed(
+                    "Reference-Id is for an agency's own system: send it with an agency key, or use Idempotency-Key",
+                )
+            })?;
+            scoped = format!("{REFERENCE_KEY_PREFIX}{r}");
+            (
+                format!("{REFERENCE_SCOPE_PREFIX}{agency}"),
+                scoped.as_str(),
+                "Reference-Id",
+            )
+        }
+        None => {
+            let Some(key) = key else { return f().await };
+            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(AppError::malformed(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                ));
+            }
+            (p.key_id.to_string(), key, "Idempotency-Key")
+        }
+    };
+    let shown = key.strip_prefix(REFERENCE_KEY_PREFIX).unwrap_or(key);
     let internal = |e: &dyn std::fmt::Display| AppError::internal(e);
     match keys
         .reserve(db, &principal, key, request_hash)
@@ -48,11 +73,11 @@ where
         }
         Idempotency::Mismatch => Err(AppError::new(
             ErrorCode::IdempotencyKeyReused,
-            format!("Idempotency-Key `{key}` was used for a different request; use a new key"),
+            format!("{label} `{shown}` was used for a different request; use a new one"),
         )),
         Idempotency::InProgress => Err(AppError::new(
             ErrorCode::IdempotencyKeyInProgress,
-            format!("a request with Idempotency-Key `{key}` is still running; retry shortly"),
+            format!("a request with {label} `{shown}` is still running; retry shortly"),
         )),
         Idempotency::Reserved => match f().await {
             Ok((status, body)) => {

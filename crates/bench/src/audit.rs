@@ -223,6 +223,7 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
                     role: banli_domain::Role::Auditor,
                     agency: None,
                     deputy: None,
+                    reference: None,
                 })
             } else {
                 Err(banli_api::AppError::new(

@@ -113,6 +113,7 @@ pub async fn run(backend: Backend, events: u64) -> Result<()> {
                     role: banli_domain::Role::AgencyAdmin,
                     agency: Some(a),
                     deputy: None,
+                    reference: None,
                 }),
                 None => Err(banli_api::AppError::new(
                     banli_api::ErrorCode::Unauthenticated,

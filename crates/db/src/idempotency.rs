@@ -177,7 +177,11 @@ impl IdempotencyKeys {
         db: &Db,
         older_than: OffsetDateTime,
     ) -> Result<u64, IdempotencyError> {
-        let sql = format!("DELETE FROM {} WHERE created_at < $1", self.table);
+        // Agencies' reference ids (`agency:` scopes) are kept for good.
+        let sql = format!(
+            "DELETE FROM {} WHERE created_at < $1 AND principal_id NOT LIKE 'agency:%'",
+            self.table
+        );
         db.write(move |pool| async move {
             Ok(on_pool!(&pool, p => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(older_than).execute(p).await.map(|r| r.rows_affected()))?)
         })

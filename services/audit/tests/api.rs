@@ -37,6 +37,7 @@ fn auth() -> Authenticator {
                 role,
                 agency: None,
                 deputy: None,
+                reference: None,
             })
         })
     })

@@ -183,7 +183,12 @@ fn case_out(v: &CaseView) -> pb::Case {
 impl Grpc {
     async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
         let token = banli_api::grpc::bearer(req.metadata())?;
-        Ok(self.app.authenticate(token).await?)
+        let reference = banli_api::grpc::reference(req.metadata())?;
+        Ok(self
+            .app
+            .authenticate(token)
+            .await?
+            .with_reference(reference))
     }
 
     /// A command through the idempotency store, answered with the case.

@@ -117,7 +117,10 @@ impl Grpc {
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, AppError> {
         let token = banli_api::grpc::bearer(req.metadata())?;
-        (self.state.auth)(token.to_owned()).await
+        let reference = banli_api::grpc::reference(req.metadata())?;
+        Ok((self.state.auth)(token.to_owned())
+            .await?
+            .with_reference(reference))
     }
 
     /// A notice command, honouring an idempotency key as REST does.

@@ -114,6 +114,7 @@ fn test_auth() -> Authenticator {
                 role,
                 agency,
                 deputy: None,
+                reference: None,
             })
         })
     })

@@ -121,6 +121,7 @@ impl App {
             role: key.role,
             agency: key.agency_id,
             deputy: key.deputy_id,
+            reference: None,
         };
         self.inner.keys.put(digest, p.clone());
         Ok(p)

@@ -67,7 +67,12 @@ impl Grpc {
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
         let token = banli_api::grpc::bearer(req.metadata())?;
-        Ok(self.app.authenticate(token).await?)
+        let reference = banli_api::grpc::reference(req.metadata())?;
+        Ok(self
+            .app
+            .authenticate(token)
+            .await?
+            .with_reference(reference))
     }
 
     async fn command<F>(

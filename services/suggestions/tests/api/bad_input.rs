@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{Api, World};
 
@@ -488,5 +488,94 @@ async fn concurrent_commands_without_if_match_all_apply() {
         )
         .await;
     assert_problem(&stale, 412, "stale_version");
+    w.api.close().await;
+}
+
+/// An agency's own reference id (`Reference-Id`): the same change sent again — by any key of
+/// the agency, after any retention period — is not made again and answers as the first time;
+/// the reference with another change is refused; other agencies' references are their own.
+#[tokio::test]
+async fn agency_reference_ids_make_repeats_no_ops() {
+    let w = World::new(Api::sqlite().await).await;
+    let (api, k) = (&w.api, &w.keys);
+    let (id, lead, _, _) = w.assigned("2020-0901").await;
+    w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
+    let path = format!("/v1/suggestions/{id}/communications");
+    let body = json!({"assignment_id": lead, "phase": "during", "method": "phone", "deputy_ids": [w.deputy], "summary": "call from the OA system"});
+    let send = |key: &str, body: Value, reference: &str| {
+        let (key, body, reference) = (key.to_owned(), body, reference.to_owned());
+        let path = path.clone();
+        async move {
+            api.call(
+                Method::POST,
+                &path,
+                Some(&key),
+                Some(body),
+                &[("reference-id", &reference)],
+            )
+            .await
+        }
+    };
+    let events = |v: &Value| v.as_array().map(Vec::len).unwrap_or(0);
+    let first = send(&k.lead_admin, body.clone(), "OA-2020-0001").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let count = events(
+        &api.get(&format!("/v1/suggestions/{id}/events"), &k.office)
+            .await
+            .body,
+    );
+    // Another key of the same agency, after the retention purge: a no-op with the first answer.
+    api.app
+        .store()
+        .purge_idempotency(time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .await
+        .expect("purge");
+    let again = send(&k.lead_handler, body.clone(), "OA-2020-0001").await;
+    assert_eq!((again.status, &again.body), (first.status, &first.body));
+    assert_eq!(
+        events(
+            &api.get(&format!("/v1/suggestions/{id}/events"), &k.office)
+                .await
+                .body
+        ),
+        count,
+        "no second communication"
+    );
+    // The same reference with another change: refused, nothing stored.
+    let mut other = body.clone();
+    other["summary"] = json!("another call");
+    let reuse = send(&k.lead_admin, other.clone(), "OA-2020-0001").await;
+    assert_problem(&reuse, 422, "idempotency_key_reused");
+    assert!(
+        reuse.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Reference-Id `OA-2020-0001`")),
+        "{}",
+        reuse.body
+    );
+    // A new reference is a new change.
+    let second = send(&k.lead_admin, other, "OA-2020-0002").await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(
+        events(
+            &api.get(&format!("/v1/suggestions/{id}/events"), &k.office)
+                .await
+                .body
+        ),
+        count + 1
+    );
+    // Only agency keys carry references; a malformed one is a 400.
+    let r = api
+        .call(
+            Method::POST,
+            "/v1/agencies",
+            Some(&k.office),
+            Some(json!({"name": "X"})),
+            &[("reference-id", "x")],
+        )
+        .await;
+    assert_problem(&r, 400, "malformed_request");
+    let r = send(&k.lead_admin, body, "has space").await;
+    assert_problem(&r, 400, "malformed_request");
     w.api.close().await;
 }

@@ -358,6 +358,31 @@ async fn webhooks_over_grpc() {
         (again.id.as_str(), again.secret.as_str()),
         (first.id.as_str(), "")
     );
+    // The agency's own reference id in metadata: a repeat is a no-op, from any of its keys.
+    let with_ref = |key: &str| {
+        let mut r = authed(
+            pb::CreateWebhookRequest {
+                change: None,
+                ..create(key)
+            },
+            key,
+        );
+        r.metadata_mut()
+            .insert("reference-id", "OA-HOOK-1".parse().expect("metadata"));
+        r
+    };
+    let a = client
+        .create_webhook(with_ref(&k.lead_admin))
+        .await
+        .expect("created")
+        .into_inner();
+    let b = client
+        .create_webhook(with_ref(&k.lead_admin))
+        .await
+        .expect("no-op")
+        .into_inner();
+    assert_eq!(a.id, b.id);
+    assert_ne!(a.id, first.id);
     let err = client
         .create_webhook(authed(create(&k.lead_handler), &k.lead_handler))
         .await
