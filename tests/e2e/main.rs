@@ -7,6 +7,7 @@ mod audit;
 mod cli;
 mod demo;
 mod distributed;
+mod guide;
 mod serve;
 
 /// The `banli` binary of this build.

@@ -10,6 +10,7 @@
 //!     target/release/banli-bench timers --count 100000
 //!     target/release/banli-bench metrics --assignments 1000000
 //!     target/release/banli-bench feed --events 1000000
+//!     target/release/banli-bench webhooks
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -26,6 +27,7 @@ mod metrics;
 mod propagation;
 mod server;
 mod timers;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -104,6 +106,12 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
     },
+    /// Signed webhook deliveries to a local receiver: sustained rate and commit → delivery
+    /// latency at 100/s, beside plain POSTs.
+    Webhooks {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -151,6 +159,12 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Webhooks { backend }) => {
+            for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
+                webhooks::run(b).await?;
+            }
+            Ok(())
+        }
         Some(Command::Audit { backend, leaves }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
                 audit::run(b, leaves).await?;
@@ -186,6 +200,7 @@ async fn main() -> Result<()> {
                 timers::run_bench(b, 100_000, 20).await?;
                 metrics::run(b, 1_000_000).await?;
                 feed::run(b, 1_000_000).await?;
+                webhooks::run(b).await?;
             }
             memory(100_000).await
         }

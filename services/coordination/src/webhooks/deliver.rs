@@ -107,12 +107,7 @@ impl Deliverer {
         tokio::pin!(stop);
         let mut written = self.store.feed_watch();
         let mut running: JoinSet<()> = JoinSet::new();
-        let mut busy: std::collections::HashSet<String> = Default::default();
-        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         loop {
-            while let Ok(id) = done_rx.try_recv() {
-                busy.remove(&id);
-            }
             let room = self.policy.concurrency.saturating_sub(running.len());
             if room > 0 {
                 let now = now_ms();
@@ -123,17 +118,15 @@ impl Deliverer {
                     .await
                 {
                     Ok(claimed) => {
+                        // A claim succeeds only for an endpoint no task holds: a task keeps its
+                        // lease until its last write, and stops well before the lease ends.
                         for ep in claimed {
-                            if !busy.insert(ep.id.clone()) {
-                                continue;
-                            }
-                            let (me, done) = (self.clone(), done_tx.clone());
+                            let me = self.clone();
                             running.spawn(async move {
                                 let id = ep.id.clone();
                                 if let Err(e) = me.deliver(ep).await {
                                     tracing::error!(endpoint = %id, error = %e, "webhook delivery stopped on a storage error; the lease expires and it is retried");
                                 }
-                                let _ = done.send(id);
                             });
                         }
                     }
@@ -173,7 +166,13 @@ impl Deliverer {
                 }
             }
         }
+        let claimed_at = Instant::now();
         for row in rows {
+            // Give the endpoint back well before the lease ends (a slow receiver): the next
+            // claim goes on from the cursor.
+            if claimed_at.elapsed() + self.policy.timeout > self.policy.lease / 2 {
+                break;
+            }
             let seq = row.seq;
             if !types.is_empty() && !types.contains(&row.event_type) {
                 if !self

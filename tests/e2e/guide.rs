@@ -1,0 +1,182 @@
+//! The agency integration guide (`docs/agency-integration.md`) as a user follows it: every
+//! `sh` block, in order, in one shell, against a real `banli serve`; then an item assigned to the
+//! agency reaches the guide's Python receiver, which checks each signature.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::serve::{free_port, http, serve_with};
+
+/// The guide's `sh` blocks, in order.
+fn blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```sh") => current = Some(String::new()),
+            (Some(b), "```") => {
+                out.push(std::mem::take(b));
+                current = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn post(port: u16, path: &str, key: &str, body: Value) -> Value {
+    let (status, text) = http(port, "POST", path, Some(key), Some(&body.to_string()));
+    assert!((200..300).contains(&status), "POST {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+#[test]
+fn the_integration_guide_works_as_written() {
+    if !(have("curl") && have("python3")) {
+        assert!(
+            std::env::var("BANLI_REQUIRE_SERVICES").is_err(),
+            "curl and python3 are needed for the guide's test"
+        );
+        eprintln!("notice: curl or python3 is missing; the guide's test is skipped");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let guide = std::fs::read_to_string(root.join("docs/agency-integration.md")).expect("guide");
+    let script = blocks(&guide);
+    assert!(
+        script.len() >= 5,
+        "the guide has its blocks: {}",
+        script.len()
+    );
+
+    let dir = std::env::temp_dir().join(format!("banli-guide-{}", uuid::Uuid::now_v7()));
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).expect("dirs");
+    let server = serve_with(&dir, &[]);
+    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
+        .expect("the office key")
+        .trim()
+        .to_owned();
+    let receiver_port = free_port();
+    // The guide's blocks, then what the test needs to go on: the receiver's pid, the agency.
+    let all = format!(
+        "set -euo pipefail\n{}\necho $! > receiver.pid\necho \"$AGENCY\" > agency.id\n",
+        script.join("\n")
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&all)
+        .current_dir(&work)
+        .env("BANLI", format!("http://127.0.0.1:{}", server.http))
+        .env("OFFICE_KEY", &office)
+        .env("EXAMPLES", root.join("examples"))
+        .env("RECEIVER_PORT", receiver_port.to_string())
+        .output()
+        .expect("bash runs");
+    let pid = std::fs::read_to_string(work.join("receiver.pid")).unwrap_or_default();
+    let stop_receiver = || {
+        if !pid.trim().is_empty() {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    };
+    if !out.status.success() {
+        stop_receiver();
+        panic!(
+            "a block of the guide failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let agency = std::fs::read_to_string(work.join("agency.id"))
+        .expect("agency")
+        .trim()
+        .to_owned();
+    let webhook: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.join("webhook.json")).expect("webhook.json"),
+    )
+    .expect("json");
+    assert!(
+        webhook["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_"))
+    );
+    let rotated: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.join("rotated.json")).expect("rotated.json"),
+    )
+    .expect("json");
+    assert!(
+        rotated["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_"))
+    );
+
+    // The office assigns an item to the agency: the receiver gets it, signed (with both secrets
+    // during the overlap; the receiver knows the first).
+    let s = server.http;
+    let session = post(
+        s,
+        "/v1/sessions",
+        &office,
+        json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
+    );
+    let deputy = post(
+        s,
+        "/v1/deputies",
+        &office,
+        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
+    );
+    let sug = post(
+        s,
+        "/v1/suggestions",
+        &office,
+        json!({"session_id": session["id"], "number": "2020-0417", "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy["id"]}),
+    );
+    let sid = sug["id"].as_str().expect("id").to_owned();
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/start-review"),
+        &office,
+        json!({}),
+    );
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/review"),
+        &office,
+        json!({"decision": "accept"}),
+    );
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/assignments"),
+        &office,
+        json!({"units": [{"agency_id": agency, "role": "sole"}]}),
+    );
+    let start = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(work.join("receiver.log")).unwrap_or_default();
+        if log.contains("suggestion.assigned") || start.elapsed() > Duration::from_secs(30) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stop_receiver();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("ok ") && l.contains("suggestion.assigned") && l.contains(&sid)),
+        "the receiver verified the delivery: {log}"
+    );
+    assert!(!log.contains("refused"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
