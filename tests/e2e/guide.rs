@@ -180,3 +180,134 @@ fn the_integration_guide_works_as_written() {
     assert!(!log.contains("refused"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A supervision notice to an agency (from the follow-up service, through the event log) is in
+/// that agency's feed, and so is its acknowledgement; another agency's feed has neither.
+#[test]
+fn supervision_notices_reach_the_notified_agencys_feed() {
+    let dir = std::env::temp_dir().join(format!("banli-notices-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = serve_with(&dir, &[]);
+    let s = server.http;
+    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
+        .expect("the office key")
+        .trim()
+        .to_owned();
+    let agency = |name: &str| {
+        let a = post(s, "/v1/agencies", &office, json!({ "name": name }));
+        let id = a["id"].as_str().expect("id").to_owned();
+        let key = post(
+            s,
+            "/v1/admin/keys",
+            &office,
+            json!({"role": "agency_admin", "agency_id": id, "label": "OA"}),
+        );
+        (id, key["token"].as_str().expect("token").to_owned())
+    };
+    let (a, a_key) = agency("Department of Industry");
+    let (_, b_key) = agency("Department of Finance");
+    let session = post(
+        s,
+        "/v1/sessions",
+        &office,
+        json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
+    );
+    let deputy = post(
+        s,
+        "/v1/deputies",
+        &office,
+        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
+    );
+    let sug = post(
+        s,
+        "/v1/suggestions",
+        &office,
+        json!({"session_id": session["id"], "number": "2020-0501", "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy["id"]}),
+    );
+    let sid = sug["id"].as_str().expect("id").to_owned();
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/start-review"),
+        &office,
+        json!({}),
+    );
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/review"),
+        &office,
+        json!({"decision": "accept"}),
+    );
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/assignments"),
+        &office,
+        json!({"units": [{"agency_id": a, "role": "sole"}]}),
+    );
+    // The follow-up service knows of the assignment once its consumer has the event.
+    let due = time::OffsetDateTime::now_utc().date() + time::Duration::days(20);
+    let start = Instant::now();
+    let notice = loop {
+        let body = json!({"target_agency_id": a, "suggestion_ids": [sid], "level": "notice", "body": "请于20日内书面报告办理进展。", "response_due": due.to_string()});
+        let (status, text) = http(
+            s,
+            "POST",
+            "/v1/followup/notices",
+            Some(&office),
+            Some(&body.to_string()),
+        );
+        if (200..300).contains(&status) {
+            break serde_json::from_str::<Value>(&text).expect("json");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "POST notice: {status} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let nid = notice["id"].as_str().expect("notice id").to_owned();
+    post(
+        s,
+        &format!("/v1/followup/notices/{nid}/acknowledge"),
+        &a_key,
+        json!({}),
+    );
+    let feed_types = |key: &str| -> Vec<(String, String)> {
+        let (status, text) = http(s, "GET", "/v1/feed?limit=1000", Some(key), None);
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("json");
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                (
+                    i["event_type"].as_str().unwrap_or_default().to_owned(),
+                    i["payload"]["data"]["notice"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    loop {
+        let got = feed_types(&a_key);
+        let has = |t: &str| got.iter().any(|(ty, id)| ty == t && *id == nid);
+        if has("supervision.notice_issued") && has("supervision.notice_acknowledged") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the agency's feed: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        feed_types(&b_key)
+            .iter()
+            .all(|(ty, _)| !ty.starts_with("supervision.")),
+        "not notified, not in the feed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

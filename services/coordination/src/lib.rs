@@ -17,5 +17,6 @@ pub mod dto;
 pub mod feed;
 pub mod grpc;
 pub mod http;
+pub mod notices;
 pub mod store;
 pub mod webhooks;

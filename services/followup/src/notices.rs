@@ -74,6 +74,41 @@ fn record(
     (source_id, r.to_string())
 }
 
+/// A notice event as the event log carries it (`supervision.notice_issued`, …): the envelope
+/// every service writes, the payload `{"type": …, "data": {"notice": <the notice after it>, …}}`.
+fn wire(
+    n: &SupervisionNotice,
+    e: &NoticeEvent,
+    version: u64,
+    actor: &Actor,
+    at: OffsetDateTime,
+) -> (String, String, String) {
+    let (kind, extra) = match e {
+        NoticeEvent::Issued(_) => ("notice_issued", json!({})),
+        NoticeEvent::Acknowledged { on } => ("notice_acknowledged", json!({"on": on})),
+        NoticeEvent::Answered { on, late, .. } => {
+            ("notice_answered", json!({"on": on, "late": late}))
+        }
+        NoticeEvent::Escalated { to, on } => ("notice_escalated", json!({"to": to, "on": on})),
+    };
+    let mut data = extra;
+    data["notice"] = serde_json::to_value(n).unwrap_or(Value::Null);
+    let event_id = Uuid::now_v7();
+    let ty = format!("supervision.{kind}");
+    let envelope = json!({
+        "event_id": event_id,
+        "schema_version": 1,
+        "event_type": ty,
+        "aggregate_type": "supervision",
+        "aggregate_id": n.id.to_string(),
+        "aggregate_version": version,
+        "occurred_at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "actor": actor,
+        "payload": {"type": kind, "data": data},
+    });
+    (event_id.to_string(), ty, envelope.to_string())
+}
+
 macro_rules! backend {
     ($module:ident, $conn:ty, $timers:ident) => {
         /// Notice writes within a caller's transaction.
@@ -123,10 +158,16 @@ macro_rules! backend {
                         }
                     }
                 }
-                for e in events {
+                for (i, e) in events.iter().enumerate() {
                     let (source, rec) = record(n, e, actor, now);
                     sqlx::query("INSERT INTO followup_audit_outbox (source_id, record) VALUES ($1, $2)")
                         .bind(source).bind(rec)
+                        .execute(&mut *c).await?;
+                    let v = expected.unwrap_or(0) + i as u64 + 1;
+                    let (event_id, ty, wire) = wire(n, e, v, actor, now);
+                    sqlx::query("INSERT INTO followup_outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload, occurred_at) \
+                                 VALUES ($1, $2, 'supervision', $3, $4, $5, $6)")
+                        .bind(event_id).bind(ty).bind(n.id.to_string()).bind(v as i64).bind(wire).bind(now)
                         .execute(&mut *c).await?;
                 }
                 let key = escalation_key(n.id);

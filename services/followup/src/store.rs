@@ -794,6 +794,8 @@ pub struct Store {
     timers: Timers,
     idempotency: banli_db::idempotency::IdempotencyKeys,
     audit: std::sync::Arc<tokio::sync::Notify>,
+    /// Supervision notice events for the event log.
+    outbox: banli_eventlog::outbox::Outbox,
 }
 
 impl Store {
@@ -803,7 +805,13 @@ impl Store {
             timers: Timers::new("followup_timers"),
             idempotency: banli_db::idempotency::IdempotencyKeys::new("followup_idempotency_keys"),
             audit: std::sync::Arc::default(),
+            outbox: banli_eventlog::outbox::Outbox::new("followup_outbox"),
         }
+    }
+
+    /// The outbox of supervision notice events.
+    pub fn outbox(&self) -> &banli_eventlog::outbox::Outbox {
+        &self.outbox
     }
 
     pub fn idempotency_keys(&self) -> &banli_db::idempotency::IdempotencyKeys {
@@ -813,6 +821,8 @@ impl Store {
     /// Tells the audit feeder that records were committed.
     pub fn audit_written(&self) {
         self.audit.notify_one();
+        // Every write that feeds the audit log with notice records also wrote their events.
+        self.outbox.written();
     }
 
     /// Waits for [`Store::audit_written`].

@@ -68,6 +68,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         None => banli_eventlog::Bus::Embedded(banli_eventlog::EmbeddedBus::new(&[
             banli_suggestions::consumer::CONSUMER,
             banli_coordination::consumer::CONSUMER,
+            banli_coordination::notices::CONSUMER,
             banli_auditlog::consumer::CONSUMER,
             banli_followup::consumer::CONSUMER,
         ])),
@@ -265,6 +266,25 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 stopped(&rx),
             )),
         ));
+        // Supervision notices from the follow-up service into the notified agencies' feeds.
+        let notices = banli_coordination::notices::NoticeConsumer::new(cstore.clone());
+        notices
+            .migrate()
+            .await
+            .context("creating the coordination service's notice inbox")?;
+        tasks.push((
+            "coordination notice consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(
+                    banli_coordination::notices::CONSUMER,
+                    banli_coordination::notices::FILTER,
+                ),
+                notices,
+                std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                stopped(&rx),
+            )),
+        ));
         tasks.push((
             "coordination idempotency purge",
             purge(
@@ -349,6 +369,17 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         apis.push(banli_followup::http::api(fstate.clone()));
         banli_followup::grpc::add_services(fstate, &mut grpc_routes);
         grpc_names.extend(banli_followup::grpc::NAMES);
+        tasks.push((
+            "followup relay",
+            tokio::spawn(
+                banli_eventlog::relay::Relay::new(
+                    fstore.db().clone(),
+                    fstore.outbox().clone(),
+                    bus.clone(),
+                )
+                .run(RELAY_IDLE, stopped(&rx)),
+            ),
+        ));
         tasks.push((
             "followup consumer",
             tokio::spawn(banli_eventlog::runner::run(
