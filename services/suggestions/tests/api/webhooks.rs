@@ -41,7 +41,12 @@ async fn receiver(got: Got, status: Arc<AtomicU16>) -> String {
                         body,
                     ));
                 }
-                axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst))
+                // 599: a receiver that hangs (longer than the delivery timeout), then fails.
+                let code = status.load(Ordering::SeqCst);
+                if code == 599 {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                axum::http::StatusCode::from_u16(code.min(500))
                     .unwrap_or(axum::http::StatusCode::OK)
             }
         }),
@@ -119,6 +124,8 @@ async fn webhooks_deliver_signed_and_survive_failure() {
     let (other_got, other_status): (Got, _) = (Default::default(), Arc::new(AtomicU16::new(200)));
     let lead_url = receiver(lead_got.clone(), lead_status.clone()).await;
     let other_url = receiver(other_got.clone(), other_status).await;
+    let (co1_got, co1_status): (Got, _) = (Default::default(), Arc::new(AtomicU16::new(200)));
+    let co1_url = receiver(co1_got.clone(), co1_status).await;
 
     // Bad input first.
     let r = api
@@ -198,6 +205,8 @@ async fn webhooks_deliver_signed_and_survive_failure() {
 
     // A suggestion assigned to the lead (and co1, co2): the lead's receiver gets its events,
     // each signed, in feed order; the other agency's gets nothing.
+    api.ok("/v1/webhooks", &k.co1_admin, json!({"url": co1_url}))
+        .await;
     let (sid, lead, _, _) = w.assigned("2020-0801").await;
     let feed = api
         .eventually("/v1/feed?limit=1000", &k.lead_admin, |f| {
@@ -232,11 +241,22 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         "not party: nothing delivered"
     );
 
-    // The receiver fails: attempts are logged and retried, then the endpoint is disabled with
-    // an event in the agency's feed.
-    lead_status.store(500, Ordering::SeqCst);
+    // The receiver hangs past the timeout: attempts are logged and retried, then the endpoint
+    // is disabled with an event in the agency's feed. Meanwhile the co-handler's receiver gets
+    // the same events at once: a slow receiver holds only its own endpoint.
+    lead_status.store(599, Ordering::SeqCst);
     let before = lead_got.lock().expect("lock").len();
     w.sign_and_dispatch(&sid, &lead, &k.lead_admin).await;
+    let t = std::time::Instant::now();
+    until(&co1_got, |g| {
+        g.iter().any(|x| x.2 == "suggestion.dispatched")
+    })
+    .await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "the co-handler's delivery waited {:?} behind the hanging receiver",
+        t.elapsed()
+    );
     let hook = api
         .eventually(&format!("/v1/webhooks/{id}"), &k.lead_admin, |h| {
             h["state"] == "disabled"
@@ -245,7 +265,7 @@ async fn webhooks_deliver_signed_and_survive_failure() {
     assert!(
         hook["disabled_reason"]
             .as_str()
-            .is_some_and(|r| r.contains("500")),
+            .is_some_and(|r| r.contains("no answer within")),
         "{hook}"
     );
     assert!(
@@ -260,7 +280,10 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         .await;
     let log = log.body.as_array().expect("log").clone();
     assert!(
-        log.iter().any(|d| d["status"] == 500 && d["ok"] == false),
+        log.iter().any(|d| d["ok"] == false
+            && d["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no answer within"))),
         "{log:?}"
     );
     assert!(log.iter().any(|d| d["ok"] == true), "{log:?}");
