@@ -52,6 +52,9 @@ pub enum Trigger {
     KeyItem,
     MetricBelowTarget,
     Escalation,
+    /// The agency's webhook endpoint was disabled after failing for too long: its systems no
+    /// longer hear of its items.
+    WebhookDisabled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

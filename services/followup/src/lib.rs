@@ -16,3 +16,4 @@ pub mod report;
 pub mod stages;
 pub mod store;
 pub mod synthetic;
+pub mod webhook_notices;

@@ -69,6 +69,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             banli_suggestions::consumer::CONSUMER,
             banli_coordination::consumer::CONSUMER,
             banli_coordination::notices::CONSUMER,
+            banli_followup::webhook_notices::CONSUMER,
             banli_auditlog::consumer::CONSUMER,
             banli_followup::consumer::CONSUMER,
         ])),
@@ -380,6 +381,28 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 .run(RELAY_IDLE, stopped(&rx)),
             ),
         ));
+        if let Some(o) = office {
+            // A disabled webhook: a notice to its agency.
+            let webhooks = banli_followup::webhook_notices::WebhookConsumer::new(fstore.clone(), o);
+            webhooks
+                .inbox()
+                .migrate(fstore.pool())
+                .await
+                .context("creating the follow-up service's webhook inbox")?;
+            tasks.push((
+                "followup webhook consumer",
+                tokio::spawn(banli_eventlog::runner::run(
+                    bus.clone(),
+                    run_options(
+                        banli_followup::webhook_notices::CONSUMER,
+                        banli_followup::webhook_notices::FILTER,
+                    ),
+                    webhooks,
+                    std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                    stopped(&rx),
+                )),
+            ));
+        }
         tasks.push((
             "followup consumer",
             tokio::spawn(banli_eventlog::runner::run(

@@ -46,6 +46,28 @@ pub struct DeliveryRow {
     pub at: i64,
 }
 
+/// The disable event goes to the event log too: the follow-up service raises a supervision
+/// notice to the agency from it.
+const OUTBOX_INSERT: &str = "INSERT INTO coordination_outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload, occurred_at) \
+                             VALUES ($1, $2, 'webhook', $3, $4, $5, $6)";
+
+/// The envelope of a feed entry on the event log (the same fields every service writes).
+fn wire_of(e: &FeedEntry) -> String {
+    let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap_or_default();
+    serde_json::json!({
+        "event_id": e.event_id,
+        "schema_version": 1,
+        "event_type": e.event_type,
+        "aggregate_type": e.aggregate_type,
+        "aggregate_id": e.aggregate_id,
+        "aggregate_version": e.aggregate_version,
+        "occurred_at": e.occurred_at,
+        "agency_id": e.agency_id,
+        "payload": payload,
+    })
+    .to_string()
+}
+
 const ENDPOINT_COLUMNS: &str = "id, agency_id, url, event_types, description, state, disabled_reason, cursor, failures, failing_since, next_attempt_at, version, created_at, updated_at";
 
 /// Runs `$body` in a transaction on either backend, `$tx` bound to the connection.
@@ -354,6 +376,10 @@ impl Store {
                                 .bind(reason).bind(now).bind(&id)
                                 .execute(&mut *tx).await?;
                             crate::feed::sqlite::insert(&mut tx, std::slice::from_ref(entry)).await?;
+                            sqlx::query(OUTBOX_INSERT)
+                                .bind(entry.event_id.to_string()).bind(&entry.event_type).bind(&entry.aggregate_id)
+                                .bind(entry.aggregate_version as i64).bind(wire_of(entry)).bind(time::OffsetDateTime::now_utc())
+                                .execute(&mut *tx).await?;
                         }
                         tx.commit().await?;
                     }
@@ -372,6 +398,10 @@ impl Store {
                                 .bind(reason).bind(now).bind(&id)
                                 .execute(&mut *tx).await?;
                             crate::feed::postgres::insert(&mut tx, std::slice::from_ref(entry)).await?;
+                            sqlx::query(OUTBOX_INSERT)
+                                .bind(entry.event_id.to_string()).bind(&entry.event_type).bind(&entry.aggregate_id)
+                                .bind(entry.aggregate_version as i64).bind(wire_of(entry)).bind(time::OffsetDateTime::now_utc())
+                                .execute(&mut *tx).await?;
                         }
                         tx.commit().await?;
                     }
@@ -381,6 +411,7 @@ impl Store {
             .await?;
         if fed {
             self.feed_written();
+            self.outbox().written();
         }
         Ok(())
     }

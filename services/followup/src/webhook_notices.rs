@@ -1,0 +1,132 @@
+//! An agency whose webhook endpoint the coordination service disabled (it failed for too long)
+//! gets a supervision notice from the assigning office (trigger `webhook_disabled`): its own
+//! systems no longer hear of its items, so the office asks it to fix the receiver and re-enable
+//! the endpoint. Once per event: the notice and the inbox entry are one transaction.
+
+use banli_db::Pool;
+use banli_domain::Actor;
+use banli_domain::ids::AgencyId;
+use banli_domain::supervision::{Level, NoticeEvent, Trigger};
+use banli_eventlog::inbox::{Admission, Inbox};
+use banli_eventlog::{Handled, Handler, Incoming};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::store::{Store, StoreError};
+
+/// The durable consumer's name on the bus and in the inbox.
+pub const CONSUMER: &str = "followup-webhooks";
+/// The event types it reads.
+pub const FILTER: &str = "webhook.";
+
+#[derive(Debug, Clone)]
+pub struct WebhookConsumer {
+    store: Store,
+    inbox: Inbox,
+    office: AgencyId,
+}
+
+#[derive(Debug, Deserialize)]
+struct Disabled {
+    event_type: String,
+    agency_id: AgencyId,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+fn body(d: &Disabled) -> String {
+    let data = &d.payload["data"];
+    format!(
+        "贵单位的事件推送地址（webhook）{} 连续投递失败，已被自动停用，贵单位系统将收不到所办建议的变化。请于7日内修复接收端后重新启用（PATCH /v1/webhooks/{}），停用期间的事件不会丢失。原因：{}",
+        data["url"].as_str().unwrap_or(""),
+        data["endpoint_id"].as_str().unwrap_or(""),
+        data["reason"].as_str().unwrap_or("")
+    )
+}
+
+impl WebhookConsumer {
+    pub fn new(store: Store, office: AgencyId) -> WebhookConsumer {
+        WebhookConsumer {
+            store,
+            inbox: Inbox::new("followup", CONSUMER),
+            office,
+        }
+    }
+
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    async fn one(&self, incoming: &Incoming) -> Result<Handled, StoreError> {
+        let (inbox, e, store, office) = (
+            self.inbox.clone(),
+            incoming.envelope.clone(),
+            self.store.clone(),
+            self.office,
+        );
+        let read: Result<Disabled, String> = serde_json::from_slice(&e.payload)
+            .map_err(|err| format!("the envelope cannot be read: {err}"));
+        let out = self
+            .store
+            .db()
+            .write(move |pool| async move {
+                let now = OffsetDateTime::now_utc();
+                let today = now
+                    .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC))
+                    .date();
+                let actor = Actor::assigning_office(office);
+                macro_rules! run {
+                    ($p:expr, $module:ident) => {{
+                        let mut tx = $p.begin().await?;
+                        let out = match banli_eventlog::inbox::$module::admit(&inbox, &mut tx, &e).await? {
+                            Admission::Duplicate => Handled::Duplicate,
+                            Admission::NotAnEvent => {
+                                banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, "a message without an event id", false).await?;
+                                Handled::Parked
+                            }
+                            // An endpoint's version counts its settings' changes too, so its
+                            // events skip versions: each is taken as it comes.
+                            Admission::Apply | Admission::Gap { .. } => match &read {
+                                Ok(d) => {
+                                    if d.event_type == "webhook.disabled" {
+                                        let n = crate::notices::raised(office, d.agency_id, Vec::new(), Level::Notice, Trigger::WebhookDisabled, body(d), today);
+                                        crate::notices::$module::save(&mut tx, &store, None, &n, &[NoticeEvent::Issued(n.clone())], &actor, now).await?;
+                                        tracing::warn!(agency = %d.agency_id, notice = %n.id, "a disabled webhook raised a supervision notice to its agency");
+                                    }
+                                    banli_eventlog::inbox::$module::record(&inbox, &mut tx, &e, Handled::Applied, true).await?;
+                                    Handled::Applied
+                                }
+                                Err(reason) => {
+                                    banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, reason, true).await?;
+                                    Handled::Parked
+                                }
+                            },
+                        };
+                        tx.commit().await?;
+                        out
+                    }};
+                }
+                let out = match &pool {
+                    Pool::Sqlite(p) => run!(p, sqlite),
+                    Pool::Postgres(p) => run!(p, postgres),
+                };
+                Ok::<_, StoreError>(out)
+            })
+            .await?;
+        if out == Handled::Applied {
+            self.store.audit_written();
+            self.store.timers().scheduled();
+        }
+        Ok(out)
+    }
+}
+
+impl Handler for WebhookConsumer {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
+        let mut out = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            out.push(self.one(incoming).await.map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    }
+}
