@@ -38,6 +38,8 @@ pub struct Policy {
     pub concurrency: usize,
     /// How long a claim holds an endpoint.
     pub lease: Duration,
+    /// How long the delivery log keeps an attempt.
+    pub log_retention: Duration,
 }
 
 impl Default for Policy {
@@ -50,6 +52,7 @@ impl Default for Policy {
             batch: 100,
             concurrency: 64,
             lease: Duration::from_secs(120),
+            log_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -107,7 +110,20 @@ impl Deliverer {
         tokio::pin!(stop);
         let mut written = self.store.feed_watch();
         let mut running: JoinSet<()> = JoinSet::new();
+        let mut purged: Option<Instant> = None;
         loop {
+            // Hourly: the delivery log keeps the policy's retention.
+            if purged.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                purged = Some(Instant::now());
+                let before = now_ms() - self.policy.log_retention.as_millis() as i64;
+                match self.store.purge_webhook_deliveries(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "webhook delivery log purged"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "purging the webhook delivery log failed; retried in an hour")
+                    }
+                }
+            }
             let room = self.policy.concurrency.saturating_sub(running.len());
             if room > 0 {
                 let now = now_ms();

@@ -428,6 +428,18 @@ impl Store {
             .await
     }
 
+    /// Forgets delivery log entries older than `before` (unix ms); returns how many.
+    pub async fn purge_webhook_deliveries(&self, before: i64) -> Result<u64, StoreError> {
+        self.db()
+            .write(move |pool| async move {
+                Ok::<_, StoreError>(
+                    on_pool!(&pool, p => sqlx::query("DELETE FROM webhook_deliveries WHERE at < $1")
+                    .bind(before).execute(p).await.map(|r| r.rows_affected()))?,
+                )
+            })
+            .await
+    }
+
     /// The newest attempts of an endpoint.
     pub async fn webhook_deliveries(
         &self,

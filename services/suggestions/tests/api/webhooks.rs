@@ -383,6 +383,19 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         other_got.lock().expect("lock").is_empty(),
         "still nothing for the other agency"
     );
+    // The log keeps its retention: everything older than "now + 1 ms" goes.
+    let store = api.coordination.store();
+    assert!(
+        store
+            .purge_webhook_deliveries(banli_coordination::webhooks::now_ms() + 1)
+            .await
+            .expect("purge")
+            > 0
+    );
+    assert_eq!(
+        store.webhook_deliveries(&id, 10).await.expect("log").len(),
+        0
+    );
     let r = api
         .call(
             axum::http::Method::DELETE,
