@@ -69,10 +69,12 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         );
         // 404 until the department's first assignment reaches the follow-up service.
         assert!(status == 200 || status == 404, "{v}");
-        if v["items"]
-            .as_array()
-            .is_some_and(|i| i.len() == 13 && i.iter().all(|x| x["class"] == "A"))
-        {
+        if v["items"].as_array().is_some_and(|i| {
+            // The supplementary reply and the conversion are separate events: wait for both.
+            i.len() == 13
+                && i.iter()
+                    .all(|x| x["class"] == "A" && x["converted_at"].is_string())
+        }) {
             break v;
         }
         assert!(!log(&dir).contains("loading failed"), "{}", log(&dir));
