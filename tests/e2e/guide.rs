@@ -43,6 +43,49 @@ fn post(port: u16, path: &str, key: &str, body: Value) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// A session, a deputy and a suggestion, accepted and assigned to `agency` alone by the office;
+/// returns the suggestion's id.
+fn assigned_to(port: u16, office: &str, agency: &str) -> String {
+    let session = post(
+        port,
+        "/v1/sessions",
+        office,
+        json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
+    );
+    let deputy = post(
+        port,
+        "/v1/deputies",
+        office,
+        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
+    );
+    let sug = post(
+        port,
+        "/v1/suggestions",
+        office,
+        json!({"session_id": session["id"], "number": "2020-0417", "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy["id"]}),
+    );
+    let sid = sug["id"].as_str().expect("id").to_owned();
+    post(
+        port,
+        &format!("/v1/suggestions/{sid}/start-review"),
+        office,
+        json!({}),
+    );
+    post(
+        port,
+        &format!("/v1/suggestions/{sid}/review"),
+        office,
+        json!({"decision": "accept"}),
+    );
+    post(
+        port,
+        &format!("/v1/suggestions/{sid}/assignments"),
+        office,
+        json!({"units": [{"agency_id": agency, "role": "sole"}]}),
+    );
+    sid
+}
+
 #[test]
 fn the_integration_guide_works_as_written() {
     if !(have("curl") && have("python3")) {
@@ -126,43 +169,7 @@ fn the_integration_guide_works_as_written() {
     // The office assigns an item to the agency: the receiver gets it, signed (with both secrets
     // during the overlap; the receiver knows the first).
     let s = server.http;
-    let session = post(
-        s,
-        "/v1/sessions",
-        &office,
-        json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
-    );
-    let deputy = post(
-        s,
-        "/v1/deputies",
-        &office,
-        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
-    );
-    let sug = post(
-        s,
-        "/v1/suggestions",
-        &office,
-        json!({"session_id": session["id"], "number": "2020-0417", "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy["id"]}),
-    );
-    let sid = sug["id"].as_str().expect("id").to_owned();
-    post(
-        s,
-        &format!("/v1/suggestions/{sid}/start-review"),
-        &office,
-        json!({}),
-    );
-    post(
-        s,
-        &format!("/v1/suggestions/{sid}/review"),
-        &office,
-        json!({"decision": "accept"}),
-    );
-    post(
-        s,
-        &format!("/v1/suggestions/{sid}/assignments"),
-        &office,
-        json!({"units": [{"agency_id": agency, "role": "sole"}]}),
-    );
+    let sid = assigned_to(s, &office, &agency);
     let start = Instant::now();
     let log = loop {
         let log = std::fs::read_to_string(work.join("receiver.log")).unwrap_or_default();
@@ -206,43 +213,7 @@ fn supervision_notices_reach_the_notified_agencys_feed() {
     };
     let (a, a_key) = agency("Department of Industry");
     let (_, b_key) = agency("Department of Finance");
-    let session = post(
-        s,
-        "/v1/sessions",
-        &office,
-        json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
-    );
-    let deputy = post(
-        s,
-        "/v1/deputies",
-        &office,
-        json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
-    );
-    let sug = post(
-        s,
-        "/v1/suggestions",
-        &office,
-        json!({"session_id": session["id"], "number": "2020-0501", "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy["id"]}),
-    );
-    let sid = sug["id"].as_str().expect("id").to_owned();
-    post(
-        s,
-        &format!("/v1/suggestions/{sid}/start-review"),
-        &office,
-        json!({}),
-    );
-    post(
-        s,
-        &format!("/v1/suggestions/{sid}/review"),
-        &office,
-        json!({"decision": "accept"}),
-    );
-    post(
-        s,
-        &format!("/v1/suggestions/{sid}/assignments"),
-        &office,
-        json!({"units": [{"agency_id": a, "role": "sole"}]}),
-    );
+    let sid = assigned_to(s, &office, &a);
     // The follow-up service knows of the assignment once its consumer has the event.
     let due = time::OffsetDateTime::now_utc().date() + time::Duration::days(20);
     let start = Instant::now();

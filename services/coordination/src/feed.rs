@@ -194,7 +194,7 @@ pub mod sqlite {
 }
 
 /// Feed writes within a caller's transaction (PostgreSQL: one statement for all the rows, in
-/// their order). The caller holds [`lock_postgres`].
+/// their order, after the feed writers' lock).
 pub mod postgres {
     use super::*;
 
@@ -205,6 +205,12 @@ pub mod postgres {
         if entries.is_empty() {
             return Ok(());
         }
+        // Feed writers are serialised until their transactions end, so that `seq` values
+        // become visible in order (a reader past seq N never misses a later commit below N).
+        // "banli.fd" as a number: one lock for every feed writer.
+        sqlx::query("SELECT pg_advisory_xact_lock(7089066166749848676)")
+            .execute(&mut *c)
+            .await?;
         let col = |f: &dyn Fn(&FeedEntry) -> String| entries.iter().map(f).collect::<Vec<_>>();
         let versions: Vec<i64> = entries.iter().map(|e| e.aggregate_version as i64).collect();
         sqlx::query(
@@ -224,16 +230,6 @@ pub mod postgres {
         .await?;
         Ok(())
     }
-}
-
-/// Serialises feed writers on PostgreSQL until the transaction ends, so that `seq` values
-/// become visible in order (a reader past seq N never misses a later commit below N).
-pub async fn lock_postgres(c: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-    // "banli.fd" as a number: one lock for every feed writer.
-    sqlx::query("SELECT pg_advisory_xact_lock(7089066166749848676)")
-        .execute(&mut *c)
-        .await
-        .map(|_| ())
 }
 
 impl Store {
@@ -269,18 +265,16 @@ impl Store {
     pub async fn append_feed(&self, entries: Vec<FeedEntry>) -> Result<(), StoreError> {
         self.db()
             .write(move |pool| async move {
+                macro_rules! run {
+                    ($p:expr, $module:ident) => {{
+                        let mut tx = $p.begin().await?;
+                        $module::insert(&mut tx, &entries).await?;
+                        tx.commit().await?;
+                    }};
+                }
                 match &pool {
-                    Pool::Sqlite(p) => {
-                        let mut tx = p.begin().await?;
-                        sqlite::insert(&mut tx, &entries).await?;
-                        tx.commit().await?;
-                    }
-                    Pool::Postgres(p) => {
-                        let mut tx = p.begin().await?;
-                        lock_postgres(&mut tx).await?;
-                        postgres::insert(&mut tx, &entries).await?;
-                        tx.commit().await?;
-                    }
+                    Pool::Sqlite(p) => run!(p, sqlite),
+                    Pool::Postgres(p) => run!(p, postgres),
                 }
                 Ok::<_, StoreError>(())
             })

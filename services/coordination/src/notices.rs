@@ -73,7 +73,7 @@ impl NoticeConsumer {
             .db()
             .write(move |pool| async move {
                 macro_rules! run {
-                    ($p:expr, $module:ident, $lock:expr) => {{
+                    ($p:expr, $module:ident) => {{
                         let mut tx = $p.begin().await?;
                         let out = match banli_eventlog::inbox::$module::admit(&inbox, &mut tx, &e).await? {
                             Admission::Duplicate => Handled::Duplicate,
@@ -89,7 +89,6 @@ impl NoticeConsumer {
                             }
                             Admission::Apply => match &read {
                                 Ok(entry) => {
-                                    $lock(&mut tx).await?;
                                     crate::feed::$module::insert(&mut tx, std::slice::from_ref(entry)).await?;
                                     banli_eventlog::inbox::$module::record(&inbox, &mut tx, &e, Handled::Applied, true).await?;
                                     Handled::Applied
@@ -104,12 +103,9 @@ impl NoticeConsumer {
                         out
                     }};
                 }
-                async fn no_lock(_: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-                    Ok(())
-                }
                 let out = match &pool {
-                    Pool::Sqlite(p) => run!(p, sqlite, no_lock),
-                    Pool::Postgres(p) => run!(p, postgres, crate::feed::lock_postgres),
+                    Pool::Sqlite(p) => run!(p, sqlite),
+                    Pool::Postgres(p) => run!(p, postgres),
                 };
                 Ok::<_, StoreError>(out)
             })

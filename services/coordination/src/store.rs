@@ -722,9 +722,6 @@ impl Store {
                 }
                 Pool::Postgres(p) => {
                     let mut tx = p.begin().await?;
-                    if fed {
-                        crate::feed::lock_postgres(&mut tx).await?;
-                    }
                     // New cases first, in one statement; the inbox entries last, in two.
                     let new_cases: Vec<&ReplicaChange> = prepared
                         .iter()

@@ -725,6 +725,17 @@ pub(crate) struct ReportParams {
     pub(crate) format: Option<String>,
 }
 
+/// `format=json` (the default) or `markdown`.
+fn wants_markdown(format: Option<&str>) -> Result<bool, AppError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("markdown" | "md") => Ok(true),
+        Some(other) => Err(AppError::malformed(format!(
+            "`format`: `{other}` is not json or markdown"
+        ))),
+    }
+}
+
 /// The annual handling report of an agency: counts and rates as of the year's end (or today),
 /// key items led by principal leaders, the B-class ledger of earlier years, overdue and
 /// unresolved items, supervision received. JSON or Markdown.
@@ -735,16 +746,7 @@ async fn annual_report(
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportParams>,
 ) -> ApiResult {
-    let markdown = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("markdown" | "md") => true,
-        Some(other) => {
-            return Err(AppError::malformed(format!(
-                "`format`: `{other}` is not json or markdown"
-            ))
-            .into());
-        }
-    };
+    let markdown = wants_markdown(q.format.as_deref())?;
     let r = annual_report_of(&st, &caller.0, q).await?;
     if markdown {
         return Ok(axum::response::IntoResponse::into_response((
@@ -1007,16 +1009,7 @@ async fn stage_circular(
     caller: Caller,
     ApiQuery(q): ApiQuery<CircularParams>,
 ) -> ApiResult {
-    let markdown = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("markdown" | "md") => true,
-        Some(other) => {
-            return Err(AppError::malformed(format!(
-                "`format`: `{other}` is not json or markdown"
-            ))
-            .into());
-        }
-    };
+    let markdown = wants_markdown(q.format.as_deref())?;
     let (progress, items) = circular_of(&st, &caller.0, &q).await?;
     if markdown {
         let name = agency_name(&st, &progress.agency.to_string()).await;

@@ -545,47 +545,19 @@ impl App {
             actor: actor.clone(),
             kind: CommandKind::RecomputeDeadlines { on: self.today() },
         };
-        let mut tries = 16;
-        loop {
-            let Some(s) = self.store().load(id).await? else {
-                return Ok(Vec::new());
-            };
-            let events = decide(Some(&s), &cmd, &self.rules())?;
-            let changes: Vec<DeadlineChange> = events
-                .iter()
-                .filter_map(|e| match e {
-                    SuggestionEvent::DeadlinesRecomputed(r) => Some(r.changes.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            if events.is_empty() {
-                return Ok(changes);
-            }
-            let mut after = s.clone();
-            for e in &events {
-                after.apply(e);
-            }
-            let now = OffsetDateTime::now_utc();
-            let new: Vec<NewEvent> = events
-                .into_iter()
-                .map(|e| NewEvent::new(e, actor.clone(), now))
-                .collect();
-            match self.store().append(Some(&s), &after, &new).await {
-                Ok(()) => {
-                    self.inner.recent.put(after.id, Arc::new(after));
-                    return Ok(changes);
-                }
-                Err(StoreError::Conflict { .. }) if tries > 0 => {
-                    tries -= 1;
-                    self.inner.recent.remove(&id);
-                }
-                Err(e) => {
-                    self.inner.recent.remove(&id);
-                    return Err(e.into());
-                }
-            }
-        }
+        let Some(s) = self.store().load(id).await? else {
+            return Ok(Vec::new());
+        };
+        let events = decide(Some(&s), &cmd, &self.rules())?;
+        let (_, appended) = self.commit(Arc::new(s), events, &cmd, 16).await?;
+        Ok(appended
+            .into_iter()
+            .filter_map(|e| match e {
+                SuggestionEvent::DeadlinesRecomputed(r) => Some(r.changes),
+                _ => None,
+            })
+            .flatten()
+            .collect())
     }
 
     // ---- suggestions ----
@@ -812,13 +784,26 @@ impl App {
                 (fresh, events)
             }
         };
-        let (mut s, mut events) = (s, events);
         // Without If-Match, a change another writer (a consumer) committed in between is not
         // the caller's concern: the command is decided again on the stored state (bounded).
-        let mut retries = if expected.is_none() { 16 } else { 0 };
+        let retries = if expected.is_none() { 16 } else { 0 };
+        let (after, _) = self.commit(s, events, &cmd, retries).await?;
+        Ok(SuggestionView::new(&after, today))
+    }
+
+    /// Appends `events` (decided for `cmd` on `s`), deciding again on the stored state after a
+    /// concurrent write, at most `retries` times. Returns the state after and the events
+    /// appended (none when the command changes nothing).
+    async fn commit(
+        &self,
+        mut s: Arc<Suggestion>,
+        mut events: Vec<SuggestionEvent>,
+        cmd: &Command,
+        mut retries: u32,
+    ) -> Result<(Arc<Suggestion>, Vec<SuggestionEvent>), AppError> {
         loop {
             if events.is_empty() {
-                return Ok(SuggestionView::new(&s, today));
+                return Ok((s, events));
             }
             let mut after = (*s).clone();
             for e in &events {
@@ -828,13 +813,13 @@ impl App {
             let new: Vec<NewEvent> = events
                 .iter()
                 .cloned()
-                .map(|e| NewEvent::new(e, p.actor(), now))
+                .map(|e| NewEvent::new(e, cmd.actor.clone(), now))
                 .collect();
             match self.store().append(Some(&s), &after, &new).await {
                 Ok(()) => {
-                    let view = SuggestionView::new(&after, today);
-                    self.inner.recent.put(after.id, Arc::new(after));
-                    return Ok(view);
+                    let after = Arc::new(after);
+                    self.inner.recent.put(after.id, after.clone());
+                    return Ok((after, events));
                 }
                 Err(crate::store::StoreError::Conflict { .. }) if retries > 0 => {
                     retries -= 1;
@@ -842,7 +827,7 @@ impl App {
                     let fresh = self.store().load(s.id).await?.ok_or_else(|| {
                         AppError::not_found(format!("suggestion {} not found", s.id))
                     })?;
-                    events = decide(Some(&fresh), &cmd, &self.rules())?;
+                    events = decide(Some(&fresh), cmd, &self.rules())?;
                     s = Arc::new(fresh);
                 }
                 Err(e) => {

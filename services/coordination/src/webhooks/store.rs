@@ -363,48 +363,30 @@ impl Store {
         self.db()
             .write(move |pool| async move {
                 let now = attempt.at;
+                macro_rules! run {
+                    ($p:expr, $module:ident) => {{
+                        let mut tx = $p.begin().await?;
+                        insert_delivery!(&mut *tx, &attempt)?;
+                        sqlx::query("UPDATE webhook_endpoints SET failures = failures + 1, failing_since = COALESCE(failing_since, $1), next_attempt_at = $2, \
+                                     lease_owner = NULL, leased_until = NULL WHERE id = $3 AND lease_owner = $4")
+                            .bind(now).bind(next_at).bind(&id).bind(&owner)
+                            .execute(&mut *tx).await?;
+                        if let Some((reason, entry)) = &disable {
+                            sqlx::query("UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+                                .bind(reason).bind(now).bind(&id)
+                                .execute(&mut *tx).await?;
+                            crate::feed::$module::insert(&mut tx, std::slice::from_ref(entry)).await?;
+                            sqlx::query(OUTBOX_INSERT)
+                                .bind(entry.event_id.to_string()).bind(&entry.event_type).bind(&entry.aggregate_id)
+                                .bind(entry.aggregate_version as i64).bind(wire_of(entry)).bind(time::OffsetDateTime::now_utc())
+                                .execute(&mut *tx).await?;
+                        }
+                        tx.commit().await?;
+                    }};
+                }
                 match &pool {
-                    Pool::Sqlite(p) => {
-                        let mut tx = p.begin().await?;
-                        insert_delivery!(&mut *tx, &attempt)?;
-                        sqlx::query("UPDATE webhook_endpoints SET failures = failures + 1, failing_since = COALESCE(failing_since, $1), next_attempt_at = $2, \
-                                     lease_owner = NULL, leased_until = NULL WHERE id = $3 AND lease_owner = $4")
-                            .bind(now).bind(next_at).bind(&id).bind(&owner)
-                            .execute(&mut *tx).await?;
-                        if let Some((reason, entry)) = &disable {
-                            sqlx::query("UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-                                .bind(reason).bind(now).bind(&id)
-                                .execute(&mut *tx).await?;
-                            crate::feed::sqlite::insert(&mut tx, std::slice::from_ref(entry)).await?;
-                            sqlx::query(OUTBOX_INSERT)
-                                .bind(entry.event_id.to_string()).bind(&entry.event_type).bind(&entry.aggregate_id)
-                                .bind(entry.aggregate_version as i64).bind(wire_of(entry)).bind(time::OffsetDateTime::now_utc())
-                                .execute(&mut *tx).await?;
-                        }
-                        tx.commit().await?;
-                    }
-                    Pool::Postgres(p) => {
-                        let mut tx = p.begin().await?;
-                        if disable.is_some() {
-                            crate::feed::lock_postgres(&mut tx).await?;
-                        }
-                        insert_delivery!(&mut *tx, &attempt)?;
-                        sqlx::query("UPDATE webhook_endpoints SET failures = failures + 1, failing_since = COALESCE(failing_since, $1), next_attempt_at = $2, \
-                                     lease_owner = NULL, leased_until = NULL WHERE id = $3 AND lease_owner = $4")
-                            .bind(now).bind(next_at).bind(&id).bind(&owner)
-                            .execute(&mut *tx).await?;
-                        if let Some((reason, entry)) = &disable {
-                            sqlx::query("UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3")
-                                .bind(reason).bind(now).bind(&id)
-                                .execute(&mut *tx).await?;
-                            crate::feed::postgres::insert(&mut tx, std::slice::from_ref(entry)).await?;
-                            sqlx::query(OUTBOX_INSERT)
-                                .bind(entry.event_id.to_string()).bind(&entry.event_type).bind(&entry.aggregate_id)
-                                .bind(entry.aggregate_version as i64).bind(wire_of(entry)).bind(time::OffsetDateTime::now_utc())
-                                .execute(&mut *tx).await?;
-                        }
-                        tx.commit().await?;
-                    }
+                    Pool::Sqlite(p) => run!(p, sqlite),
+                    Pool::Postgres(p) => run!(p, postgres),
                 }
                 Ok::<_, StoreError>(())
             })
