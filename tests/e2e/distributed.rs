@@ -19,9 +19,9 @@ use crate::banli_binary;
 use crate::serve::{free_port, http};
 
 /// A `banli serve` process and how to start it again.
-struct Proc {
+pub(crate) struct Proc {
     child: Option<Child>,
-    http: u16,
+    pub(crate) http: u16,
     grpc: u16,
     dir: PathBuf,
     args: Vec<String>,
@@ -29,7 +29,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    pub(crate) fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut p = Proc {
             child: None,
             http: free_port(),
@@ -71,6 +71,11 @@ impl Proc {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no shutdown, no flushing, nothing finished.
@@ -360,13 +365,13 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
     assert_eq!(count("coordination_refused"), 0);
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("banli-{name}-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
     dir
 }
 
-fn office_key(dir: &Path) -> String {
+pub(crate) fn office_key(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("data/assigning-office.key"))
         .expect("the first start writes the key")
         .trim()

@@ -5,6 +5,7 @@
 
 mod audit;
 mod cli;
+mod consistency;
 mod demo;
 mod distributed;
 mod guide;

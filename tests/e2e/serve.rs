@@ -22,15 +22,31 @@ pub(crate) fn http(
     key: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
+    let (status, _, body) = http_with(port, method, path, key, body, &[]);
+    (status, body)
+}
+
+/// [`http`] with extra request headers; returns (status, response header lines, body).
+pub(crate) fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     // Status 0: nothing listens (yet).
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
+        return (0, String::new(), String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     if let Some(k) = key {
         req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(b) = body {
         req.push_str(&format!(
@@ -41,22 +57,19 @@ pub(crate) fn http(
     req.push_str("\r\n");
     req.push_str(body.unwrap_or_default());
     if s.write_all(req.as_bytes()).is_err() {
-        return (0, String::new());
+        return (0, String::new(), String::new());
     }
     let mut out = String::new();
     if s.read_to_string(&mut out).is_err() {
-        return (0, out);
+        return (0, String::new(), out);
     }
     let status = out
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 pub(crate) struct Serve {

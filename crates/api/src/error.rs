@@ -45,10 +45,14 @@ pub enum ErrorCode {
     Internal,
     /// The server is starting or shutting down.
     Unavailable,
+    /// The `Banli-Consistency` header is not a token this deployment issued.
+    BadConsistencyToken,
+    /// The service has not applied what the `Banli-Consistency` token names within the wait.
+    ConsistencyTimeout,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -68,6 +72,8 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
+        ErrorCode::BadConsistencyToken,
+        ErrorCode::ConsistencyTimeout,
     ];
 
     pub fn parse(s: &str) -> Option<ErrorCode> {
@@ -95,12 +101,14 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::BadConsistencyToken => "bad_consistency_token",
+            ErrorCode::ConsistencyTimeout => "consistency_timeout",
         }
     }
 
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedRequest => 400,
+            ErrorCode::MalformedRequest | ErrorCode::BadConsistencyToken => 400,
             ErrorCode::Unauthenticated => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
@@ -117,7 +125,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::InvalidArgument | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::Internal => 500,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::ConsistencyTimeout => 503,
         }
     }
 
@@ -127,7 +135,8 @@ impl ErrorCode {
             ErrorCode::MalformedRequest
             | ErrorCode::InvalidArgument
             | ErrorCode::IdempotencyKeyReused
-            | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::BadConsistencyToken => Code::InvalidArgument,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Forbidden => Code::PermissionDenied,
@@ -140,7 +149,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => Code::AlreadyExists,
             ErrorCode::Conflict | ErrorCode::IdempotencyKeyInProgress => Code::Aborted,
             ErrorCode::Internal => Code::Internal,
-            ErrorCode::Unavailable => Code::Unavailable,
+            ErrorCode::Unavailable | ErrorCode::ConsistencyTimeout => Code::Unavailable,
         }
     }
 
@@ -168,6 +177,8 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::Internal => "Internal error",
             ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::BadConsistencyToken => "The consistency token is not valid",
+            ErrorCode::ConsistencyTimeout => "Not caught up with the consistency token yet",
         }
     }
 }

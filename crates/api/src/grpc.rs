@@ -17,6 +17,24 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let key = crate::consistency::TokenKey::ephemeral()?;
+    let layer = crate::consistency::ConsistencyLayer::new(
+        key,
+        crate::consistency::DEFAULT_WAIT,
+        crate::consistency::Gates::default(),
+    );
+    serve_with(routes, names, listener, layer, shutdown).await
+}
+
+/// [`serve`] behind `consistency`: requests carrying a token wait on the gate of the service
+/// their path belongs to, and every response of a write carries a token.
+pub async fn serve_with(
+    routes: RoutesBuilder,
+    names: &[&str],
+    listener: TcpListener,
+    consistency: crate::consistency::ConsistencyLayer,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in names {
         reporter
@@ -29,6 +47,7 @@ pub async fn serve(
     let mut routes = routes;
     routes.add_service(health).add_service(reflection);
     tonic::transport::Server::builder()
+        .layer(consistency)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),

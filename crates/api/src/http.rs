@@ -165,6 +165,15 @@ impl Modify for Conventions {
                 (false, item.delete.as_mut()),
             ] {
                 let Some(op) = op else { continue };
+                if !public {
+                    let params = op.parameters.get_or_insert_with(Vec::new);
+                    if !params
+                        .iter()
+                        .any(|p| matches!(p, RefOr::T(p) if p.name == "Banli-Consistency"))
+                    {
+                        params.push(RefOr::T(consistency_parameter()));
+                    }
+                }
                 let responses = &mut op.responses.responses;
                 // Problem responses declared on a route are problem+json, not plain JSON.
                 for r in responses.values_mut() {
@@ -182,11 +191,14 @@ impl Modify for Conventions {
                 }
                 let mut wanted = vec![
                     ("500", "The server failed; quote the x-request-id"),
-                    ("503", "Starting, shutting down, or timed out"),
+                    (
+                        "503",
+                        "Starting, shutting down, timed out, or (consistency_timeout, with Retry-After) not yet caught up with the Banli-Consistency token",
+                    ),
                 ];
                 if !public {
                     wanted.extend([
-                        ("400", "The request could not be read: a bad id, date, query, header or JSON body"),
+                        ("400", "The request could not be read: a bad id, date, query, header or JSON body, or a Banli-Consistency token this deployment did not issue"),
                         ("401", "No valid API key"),
                         ("403", "The key's role may not do this"),
                         ("404", "Not found, or the key is not party to it"),
@@ -211,4 +223,22 @@ impl Modify for Conventions {
             }
         }
     }
+}
+
+/// The `Banli-Consistency` request header every authenticated route takes.
+fn consistency_parameter() -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, schema::Type};
+    ParameterBuilder::new()
+        .name("Banli-Consistency")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "The Banli-Consistency header of an earlier response (or several, comma-joined): the \
+             request is decided only once this service has applied everything it names, at most \
+             consistency_wait_ms (then 503 consistency_timeout). Every successful write answers \
+             with a new token that includes the one sent.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
 }

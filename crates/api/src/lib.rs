@@ -5,6 +5,7 @@
 //! Must never: hold a service's routes, SQL or domain rules.
 
 mod clock;
+pub mod consistency;
 pub mod error;
 mod extract;
 pub mod grpc;

@@ -57,11 +57,15 @@ impl Http {
         path: &str,
         key: &str,
         body: Option<Value>,
-    ) -> Result<(u16, Brief)> {
+        token: Option<&str>,
+    ) -> Result<(u16, Brief, Option<String>)> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header("authorization", format!("Bearer {key}"));
+        if let Some(t) = token {
+            req = req.header("banli-consistency", t);
+        }
         let bytes = match body {
             Some(b) => {
                 req = req.header("content-type", "application/json");
@@ -75,20 +79,56 @@ impl Http {
             .await
             .with_context(|| format!("request to {path}"))?;
         let status = res.status().as_u16();
+        let token = res
+            .headers()
+            .get("banli-consistency")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = res.into_body().collect().await?.to_bytes();
         let v = if body.is_empty() {
             Brief::default()
         } else {
             serde_json::from_slice(&body).unwrap_or_default()
         };
-        Ok((status, v))
+        Ok((status, v, token))
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> Result<(u16, Brief)> {
-        self.send(hyper::Method::POST, path, key, Some(body)).await
+        let (status, v, _) = self
+            .send(hyper::Method::POST, path, key, Some(body), None)
+            .await?;
+        Ok((status, v))
+    }
+
+    /// A POST carrying the consistency token of an earlier response; answers with the
+    /// response's token too.
+    pub async fn post_after(
+        &self,
+        path: &str,
+        key: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> Result<(u16, Brief, Option<String>)> {
+        self.send(hyper::Method::POST, path, key, Some(body), token)
+            .await
+    }
+
+    /// A GET whose body is text (e.g. `/metrics`); a non-2xx status is an error.
+    pub async fn get_text(&self, path: &str, key: &str) -> Result<String> {
+        let req = hyper::Request::builder()
+            .method(hyper::Method::GET)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::new(Bytes::new()))?;
+        let res = self.client.request(req).await?;
+        let status = res.status();
+        let body = res.into_body().collect().await?.to_bytes();
+        anyhow::ensure!(status.is_success(), "GET {path}: {status}");
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Result<(u16, Brief)> {
-        self.send(hyper::Method::GET, path, key, None).await
+        let (status, v, _) = self.send(hyper::Method::GET, path, key, None, None).await?;
+        Ok((status, v))
     }
 }

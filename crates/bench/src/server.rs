@@ -95,6 +95,11 @@ impl Server {
         bail!("banli serve did not come up within 10 s")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Resident set size of the server process, in KiB.
     pub fn rss_kib(&self) -> Result<u64> {
         let pid = self.child.id().context("the server is running")?;

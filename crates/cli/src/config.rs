@@ -39,6 +39,13 @@ pub struct Config {
     /// `webhook-secrets.key` in the data directory, generated on first start (mode 0600). Every
     /// process of one deployment needs the same file.
     pub webhook_key: Option<PathBuf>,
+    /// The key that signs consistency tokens (`Banli-Consistency`); empty means
+    /// `consistency.key` in the data directory, generated on first start (mode 0600). Every
+    /// process of one deployment needs the same file.
+    pub consistency_key: Option<PathBuf>,
+    /// How long a request carrying a consistency token waits for this service to apply what
+    /// it names before answering 503 `consistency_timeout` (milliseconds).
+    pub consistency_wait_ms: u64,
     pub log: LogConfig,
 }
 
@@ -78,6 +85,8 @@ impl Default for Config {
             audit_origin: "banli.local/audit".to_owned(),
             audit_signing_key: None,
             webhook_key: None,
+            consistency_key: None,
+            consistency_wait_ms: 5_000,
             log: LogConfig::default(),
         }
     }
@@ -139,6 +148,14 @@ impl Config {
         if let Ok(v) = std::env::var("BANLI_NATS_SUBJECT_PREFIX") {
             config.nats_subject_prefix = v;
         }
+        if let Ok(v) = std::env::var("BANLI_CONSISTENCY_KEY") {
+            config.consistency_key = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("BANLI_CONSISTENCY_WAIT_MS") {
+            config.consistency_wait_ms = v.parse().with_context(|| {
+                format!("BANLI_CONSISTENCY_WAIT_MS `{v}` is not a number of milliseconds")
+            })?;
+        }
         if let Some(p) = &o.profile {
             config.profile = p.clone();
         }
@@ -160,6 +177,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if !(1..=60_000).contains(&self.consistency_wait_ms) {
+            bail!(
+                "consistency_wait_ms is {}; give 1 to 60000 milliseconds",
+                self.consistency_wait_ms
+            );
+        }
         if self.idempotency_retention_hours == 0 {
             bail!("idempotency_retention_hours must be at least 1");
         }
@@ -227,6 +250,18 @@ impl Config {
         self.webhook_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join(banli_coordination::webhooks::KEY_FILE))
+    }
+
+    /// The consistency token key file.
+    pub fn consistency_key_path(&self) -> PathBuf {
+        self.consistency_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(banli_api::consistency::KEY_FILE))
+    }
+
+    /// The bound on a consistency wait.
+    pub fn consistency_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.consistency_wait_ms)
     }
 
     /// The database URL in force: the configured one, or SQLite in the data directory.

@@ -31,32 +31,36 @@ struct Source {
     db: Db,
     outbox: Outbox,
     inbox: Inbox,
-    stats: Arc<ConsumerStats>,
 }
 
 /// The event-log figures of the services in this process.
 #[derive(Clone, Default)]
 pub struct Metrics {
     sources: Vec<Source>,
+    /// Every consumer of this process by its durable name.
+    consumers: Vec<(&'static str, Arc<ConsumerStats>)>,
 }
 
 impl Metrics {
     /// Registers a service; returns the counters its consumer updates.
-    pub fn service(
-        &mut self,
-        service: &'static str,
-        db: Db,
-        outbox: Outbox,
-        inbox: Inbox,
-    ) -> Arc<ConsumerStats> {
-        let stats = Arc::new(ConsumerStats::default());
+    pub fn service(&mut self, service: &'static str, db: Db, outbox: Outbox, inbox: Inbox) {
         self.sources.push(Source {
             service,
             db,
             outbox,
             inbox,
-            stats: stats.clone(),
         });
+    }
+
+    /// Registers a consumer (its durable name); returns the counters it updates, whose
+    /// committed batches also signal `applied` (its service's consistency gate).
+    pub fn consumer(
+        &mut self,
+        name: &'static str,
+        applied: &banli_eventlog::consistency::Applied,
+    ) -> Arc<ConsumerStats> {
+        let stats = Arc::new(ConsumerStats::signalling(applied));
+        self.consumers.push((name, stats.clone()));
         stats
     }
 
@@ -82,12 +86,6 @@ impl Metrics {
                 s.inbox.parked_count(s.db.pool()).await.unwrap_or(0),
             ));
         }
-        let stat = |f: fn(&ConsumerStats) -> u64| {
-            self.sources
-                .iter()
-                .map(|s| (s.service, f(&s.stats)))
-                .collect::<Vec<_>>()
-        };
         family(
             "banli_outbox_unpublished",
             "gauge",
@@ -100,36 +98,84 @@ impl Metrics {
             "Age of the oldest outbox row not yet on the bus.",
             oldest,
         );
-        family(
+        let consumers = &self.consumers;
+        let mut per_consumer =
+            |name: &str, kind: &str, help: &str, f: fn(&ConsumerStats) -> u64| {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (consumer, s) in consumers {
+                    let _ = writeln!(out, "{name}{{consumer=\"{consumer}\"}} {}", f(s));
+                }
+            };
+        per_consumer(
             "banli_consumer_lag",
             "gauge",
-            "Events on the bus not yet handled by this service's consumer.",
-            stat(|s| s.lag.load(Ordering::Relaxed)),
+            "Events on the bus not yet handled by the consumer.",
+            |s| s.lag.load(Ordering::Relaxed),
         );
-        family(
+        per_consumer(
+            "banli_consumer_last_lag_milliseconds",
+            "gauge",
+            "Commit at the source to effect committed here, for the last event handled.",
+            |s| s.last_lag_ms.load(Ordering::Relaxed),
+        );
+        per_consumer(
             "banli_consumer_applied_total",
             "counter",
             "Events whose effect the consumer committed.",
-            stat(|s| s.applied.load(Ordering::Relaxed)),
+            |s| s.applied.load(Ordering::Relaxed),
         );
-        family(
+        per_consumer(
             "banli_consumer_duplicates_total",
             "counter",
             "Redelivered events skipped through the inbox.",
-            stat(|s| s.duplicates.load(Ordering::Relaxed)),
+            |s| s.duplicates.load(Ordering::Relaxed),
         );
-        family(
+        per_consumer(
             "banli_consumer_deferred_total",
             "counter",
             "Events handed back to wait for an earlier version of their aggregate.",
-            stat(|s| s.deferred.load(Ordering::Relaxed)),
+            |s| s.deferred.load(Ordering::Relaxed),
         );
-        family(
+        per_consumer(
             "banli_consumer_failed_batches_total",
             "counter",
             "Batches that failed and were delivered again.",
-            stat(|s| s.failures.load(Ordering::Relaxed)),
+            |s| s.failures.load(Ordering::Relaxed),
         );
+        per_consumer(
+            "banli_consumer_batches_total",
+            "counter",
+            "Batches handled (each in one transaction).",
+            |s| s.batches.load(Ordering::Relaxed),
+        );
+        let name = "banli_consumer_lag_milliseconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Commit at the source to effect committed by the consumer, per event."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (consumer, s) in consumers {
+            let mut cumulative = 0;
+            for (i, slot) in s.lag_ms.iter().enumerate() {
+                cumulative += slot.load(Ordering::Relaxed);
+                let le = banli_eventlog::runner::LAG_BUCKETS_MS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), u64::to_string);
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{consumer=\"{consumer}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(out, "{name}_count{{consumer=\"{consumer}\"}} {cumulative}");
+        }
+        let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(&str, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (service, v) in rows {
+                let _ = writeln!(out, "{name}{{service=\"{service}\"}} {v}");
+            }
+        };
         family(
             "banli_consumer_parked",
             "gauge",

@@ -37,8 +37,9 @@ impl State {
         self.start + self.log.len()
     }
 
-    /// Drops the events every declared consumer has acknowledged.
-    fn trim(&mut self) {
+    /// Drops the events every declared consumer has acknowledged; true when any was.
+    fn trim(&mut self) -> bool {
+        let before = self.start;
         let keep_from = self
             .declared
             .iter()
@@ -52,6 +53,7 @@ impl State {
             self.done.insert(e.event_id);
             self.start += 1;
         }
+        self.start > before
     }
 }
 
@@ -60,6 +62,9 @@ impl State {
 pub struct EmbeddedBus {
     state: Arc<Mutex<State>>,
     notify: Arc<Notify>,
+    /// Given when events become done (every declared consumer has them): the relay marks
+    /// their outbox rows then, instead of looking every few milliseconds.
+    done_notify: Arc<Notify>,
 }
 
 impl EmbeddedBus {
@@ -73,6 +78,7 @@ impl EmbeddedBus {
         EmbeddedBus {
             state: Arc::new(Mutex::new(state)),
             notify: Arc::new(Notify::new()),
+            done_notify: Arc::new(Notify::new()),
         }
     }
 
@@ -87,7 +93,9 @@ impl EmbeddedBus {
                 s.seen.remove(&old);
             }
             s.log.push_back(e.clone());
-            s.trim();
+            if s.trim() {
+                self.done_notify.notify_one();
+            }
         }
         self.notify.notify_waiters();
     }
@@ -116,6 +124,11 @@ impl EmbeddedBus {
             return Vec::new();
         };
         ids.iter().filter(|id| s.done.remove(id)).copied().collect()
+    }
+
+    /// Waits until events have become done since the last call (see [`EmbeddedBus::take_done`]).
+    pub async fn wait_done(&self) {
+        self.done_notify.notified().await;
     }
 
     /// Events retained in memory (for metrics and tests).
@@ -187,7 +200,9 @@ impl EmbeddedConsumer {
                 {
                     h.through = at - 1;
                 }
-                s.trim();
+                if s.trim() {
+                    self.bus.done_notify.notify_one();
+                }
             }
             if !out.is_empty() {
                 return out;
@@ -228,7 +243,9 @@ impl AckHandle {
         if let Ok(mut s) = self.bus.state.lock() {
             let acked = s.acked.entry(self.name).or_insert(0);
             *acked = (*acked).max(self.through + 1);
-            s.trim();
+            if s.trim() {
+                self.bus.done_notify.notify_one();
+            }
         }
     }
 }

@@ -278,6 +278,23 @@ impl Inbox {
         }
     }
 
+    /// The last version of an aggregate this consumer applied (or skipped past), if any.
+    pub async fn position(
+        &self,
+        pool: &Pool,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        let row: Option<(i64,)> = on_pool!(pool, p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(self.q.position.clone()))
+                .bind(&self.consumer)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .fetch_optional(p)
+                .await)?;
+        Ok(row.map(|(v,)| v.max(0) as u64))
+    }
+
     /// Parked events, oldest first.
     pub async fn parked(&self, pool: &Pool, limit: u32) -> Result<Vec<Parked>, sqlx::Error> {
         let rows: Vec<(String, String, String, i64, String, OffsetDateTime)> = on_pool!(pool, p =>

@@ -11,6 +11,7 @@
 //!
 //! Must never: interpret payloads.
 
+pub mod consistency;
 mod embedded;
 pub mod inbox;
 mod nats;

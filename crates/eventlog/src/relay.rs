@@ -127,24 +127,36 @@ impl Relay {
         Ok(rows.len())
     }
 
-    /// Runs until `stop` resolves: drains the outbox, then waits for the store's signal that
-    /// rows were committed, or `idle` at most (rows written by another process, and on the
-    /// embedded bus the consumers' acknowledgements, are seen that way).
+    /// Runs until `stop` resolves: drains the outbox, then sleeps until the store signals
+    /// that rows were committed (and, on the embedded bus, until the consumers have events the
+    /// relay can mark published) — or `idle` at most, which only rows written by another
+    /// process (a replica of the same service) wait for.
     pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let embedded = match &self.bus {
+            Bus::Embedded(b) => Some(b.clone()),
+            Bus::Nats(_) => None,
+        };
         loop {
             let (pause, wake) = match self.run_once().await {
                 Ok(n) if n as u32 == self.batch => (Duration::ZERO, false),
                 Ok(_) => (idle, true),
                 Err(e) => {
                     tracing::warn!(error = %e, "the outbox relay failed; it will retry");
-                    (idle * 10, false)
+                    (idle.min(Duration::from_secs(1)), false)
+                }
+            };
+            let done = async {
+                match &embedded {
+                    Some(b) => b.wait_done().await,
+                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(pause) => {}
                 () = self.outbox.wait_written(), if wake => {}
+                () = done, if wake => {}
             }
         }
     }

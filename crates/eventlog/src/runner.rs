@@ -68,6 +68,61 @@ pub struct ConsumerStats {
     pub batches: AtomicU64,
     /// Events waiting for this consumer, as last read from the bus.
     pub lag: AtomicU64,
+    /// Bumped after every committed batch: requests waiting for a consistency token re-check.
+    pub signal: crate::consistency::Applied,
+    /// Commit → applied time of each event handled, in milliseconds, as a histogram over
+    /// [`LAG_BUCKETS_MS`] (the last slot counts the rest).
+    pub lag_ms: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
+    /// The same for the last event handled.
+    pub last_lag_ms: AtomicU64,
+}
+
+/// Upper bounds of the consumer lag histogram, in milliseconds.
+pub const LAG_BUCKETS_MS: [u64; 13] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000,
+];
+
+impl ConsumerStats {
+    /// Notes how long ago the events of a handled batch were committed at their source.
+    fn count_lag(&self, batch: &[Incoming]) {
+        let now = time::OffsetDateTime::now_utc();
+        for i in batch {
+            let Some(at) = occurred_at(&i.envelope.payload) else {
+                continue;
+            };
+            let ms = (now - at)
+                .whole_milliseconds()
+                .clamp(0, i128::from(u64::MAX)) as u64;
+            let slot = LAG_BUCKETS_MS
+                .iter()
+                .position(|b| ms <= *b)
+                .unwrap_or(LAG_BUCKETS_MS.len());
+            self.lag_ms[slot].fetch_add(1, Ordering::Relaxed);
+            self.last_lag_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The commit time an envelope carries (`occurred_at`), if it is readable.
+fn occurred_at(payload: &[u8]) -> Option<time::OffsetDateTime> {
+    #[derive(serde::Deserialize)]
+    struct At {
+        #[serde(with = "time::serde::rfc3339")]
+        occurred_at: time::OffsetDateTime,
+    }
+    serde_json::from_slice::<At>(payload)
+        .ok()
+        .map(|a| a.occurred_at)
+}
+
+impl ConsumerStats {
+    /// Statistics whose committed batches signal `applied` (a service's gate).
+    pub fn signalling(applied: &crate::consistency::Applied) -> ConsumerStats {
+        ConsumerStats {
+            signal: applied.clone(),
+            ..ConsumerStats::default()
+        }
+    }
 }
 
 impl ConsumerStats {
@@ -157,7 +212,9 @@ pub async fn run<H: Handler>(
             .collect();
         match handler.handle(&incoming).await {
             Ok(outcomes) => {
+                stats.signal.bump();
                 stats.count(&outcomes);
+                stats.count_lag(&incoming);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
                 backoff = Duration::from_millis(50);
                 let done: Vec<bool> = (0..batch.len())

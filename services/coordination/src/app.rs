@@ -54,6 +54,8 @@ struct Inner {
     auth: Authenticator,
     /// Seals the webhook secrets; set by the server at start.
     webhook_key: std::sync::OnceLock<Arc<crate::webhooks::SecretKey>>,
+    /// What this service waits on for ids another service creates, and for how long at most.
+    gate: std::sync::OnceLock<(banli_eventlog::consistency::Gate, std::time::Duration)>,
 }
 
 impl std::fmt::Debug for App {
@@ -90,6 +92,7 @@ impl App {
                 clock,
                 auth,
                 webhook_key: std::sync::OnceLock::new(),
+                gate: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -133,13 +136,43 @@ impl App {
         banli_api::idempotent(s.db(), s.idempotency_keys(), p, key, request_hash, f).await
     }
 
+    /// Lets commands naming an id this service has not seen yet wait for it (see
+    /// [`App::await_recent`]); set by the server at start.
+    pub fn set_gate(&self, gate: banli_eventlog::consistency::Gate, wait: std::time::Duration) {
+        let _ = self.inner.gate.set((gate, wait));
+    }
+
+    /// Looks `id` up with `find`; when it is not here yet but is a UUIDv7 made within the
+    /// last minute (an assignment or suggestion the suggestions service created a moment ago,
+    /// on its way through the event log), looks again after each batch this service's
+    /// consumers apply, for the configured wait at most. An old or foreign id answers at once.
+    async fn await_recent<T, F, Fut>(&self, id: Uuid, mut find: F) -> Result<Option<T>, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, StoreError>>,
+    {
+        if let Some(found) = find().await? {
+            return Ok(Some(found));
+        }
+        let Some((gate, wait)) = self.inner.gate.get() else {
+            return Ok(None);
+        };
+        if !recent_v7(id, OffsetDateTime::now_utc()) {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + *wait;
+        Ok(gate.wait_for(deadline, find).await?)
+    }
+
     /// The suggestion `ref_id` (an assignment, opinion, reply or disagreement) belongs to.
     async fn suggestion_of(&self, ref_id: Uuid, what: &str) -> Result<SuggestionId, AppError> {
-        self.store().suggestion_of(ref_id).await?.ok_or_else(|| {
-            AppError::not_found(format!(
-                "{what} {ref_id} not found; if it was created a moment ago, retry shortly"
-            ))
-        })
+        self.await_recent(ref_id, || self.store().suggestion_of(ref_id))
+            .await?
+            .ok_or_else(|| {
+                AppError::not_found(format!(
+                    "{what} {ref_id} not found (or not yet known to the coordination service: send the Banli-Consistency token of the response that created it)"
+                ))
+            })
     }
 
     /// The coordination side of a suggestion, as the caller may see it.
@@ -151,8 +184,7 @@ impl App {
         };
         reader(p)?;
         let r = self
-            .store()
-            .load(SuggestionId(id))
+            .await_recent(id, || self.store().load(SuggestionId(id)))
             .await?
             .ok_or_else(not_found)?;
         if party(p, &r.view()).is_err() {
@@ -324,7 +356,7 @@ impl App {
                 let mut err = AppError::from(e);
                 if stale {
                     err.detail = format!(
-                        "{} (as this service last saw the suggestion, at version {}; if it changed a moment ago, retry shortly)",
+                        "{} (as this service last saw the suggestion, at version {}; if it changed a moment ago, send the Banli-Consistency token of the response that changed it)",
                         err.detail, r.replica_version
                     );
                 }
@@ -381,6 +413,20 @@ fn party(p: &Principal, s: &Suggestion) -> Result<(), AppError> {
             "this key's unit is not assigned to this suggestion",
         )),
     }
+}
+
+/// Whether `id` is a UUIDv7 whose time lies within the last minute (or a second ahead).
+pub fn recent_v7(id: Uuid, now: OffsetDateTime) -> bool {
+    if id.get_version_num() != 7 {
+        return false;
+    }
+    let Some(ts) = id.get_timestamp() else {
+        return false;
+    };
+    let (secs, nanos) = ts.to_unix();
+    let made = i128::from(secs) * 1_000 + i128::from(nanos / 1_000_000);
+    let now = now.unix_timestamp_nanos() / 1_000_000;
+    (now - 60_000..=now + 1_000).contains(&made)
 }
 
 pub fn encode_token(id: Uuid) -> String {

@@ -656,6 +656,7 @@ impl Store {
         let rows = event_rows(id, expected, events)?;
         let refs: Vec<_> = events.iter().flat_map(|e| own_refs_of(&e.event)).collect();
         let (key, case) = (id.to_string(), json(case)?);
+        let written = (key.clone(), expected + events.len() as u64);
         let now = OffsetDateTime::now_utc();
         self.write(move |pool| async move {
             match &pool {
@@ -674,6 +675,7 @@ impl Store {
         })
         .await?;
         self.outbox.written();
+        banli_eventlog::consistency::note_written("coordination", &written.0, written.1);
         Ok(())
     }
 

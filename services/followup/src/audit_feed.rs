@@ -41,7 +41,7 @@ pub async fn run(store: Store, log: AuditLog, stop: impl std::future::Future<Out
                 match log.append(records).await {
                     Ok(_) => match store.mark_audited(seqs).await {
                         Ok(()) if full => Duration::ZERO,
-                        Ok(()) => Duration::from_secs(1),
+                        Ok(()) => Duration::from_secs(30),
                         Err(e) => {
                             tracing::warn!(error = %e, "marking audit records failed; they will be appended again and skipped");
                             Duration::from_secs(1)
@@ -53,7 +53,8 @@ pub async fn run(store: Store, log: AuditLog, stop: impl std::future::Future<Out
                     }
                 }
             }
-            Ok(_) => Duration::from_secs(1),
+            // Nothing waits: the next notice's commit wakes this.
+            Ok(_) => Duration::from_secs(30),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the follow-up audit records failed; retrying");
                 Duration::from_secs(1)

@@ -130,17 +130,38 @@ fn plan(e: &Envelope) -> Plan {
 }
 
 macro_rules! handle_on {
-    ($name:ident, $module:ident, $db:ty) => {
-        async fn $name(
+    ($name:ident, $batch:ident, $module:ident, $db:ty, $conn:ty) => {
+        /// Applies a whole batch in one transaction: one commit, and each suggestion's replica
+        /// read once however many of its events the batch holds.
+        async fn $batch(
             p: &sqlx::Pool<$db>,
             store: &Store,
             inbox: &Inbox,
             reminders: &Reminders,
             office: Option<AgencyId>,
+            batch: &[Incoming],
+        ) -> Result<Vec<Handled>, StoreError> {
+            let mut tx = p.begin().await?;
+            let mut replicas = Replicas::new();
+            let mut out = Vec::with_capacity(batch.len());
+            for incoming in batch {
+                out.push($name(&mut tx, store, inbox, reminders, office, incoming, &mut replicas).await?);
+            }
+            tx.commit().await?;
+            Ok(out)
+        }
+
+        async fn $name(
+            tx: &mut $conn,
+            store: &Store,
+            inbox: &Inbox,
+            reminders: &Reminders,
+            office: Option<AgencyId>,
             incoming: &Incoming,
+            replicas: &mut Replicas,
         ) -> Result<Handled, StoreError> {
             let e = &incoming.envelope;
-            let mut tx = p.begin().await?;
+            let mut tx = tx;
             let park = |reason: String| reason;
             let reason = match banli_eventlog::inbox::$module::admit(inbox, &mut tx, e).await? {
                 Admission::Duplicate => return Ok(Handled::Duplicate),
@@ -154,10 +175,18 @@ macro_rules! handle_on {
                     Plan::Apply(b) => {
                         let (id, wire, event) = *b;
                         let key = id.to_string();
-                        let (before, replica) = match crate::store::$module::load(&mut tx, &key).await? {
-                            Some((_, json)) => {
-                                let before: Suggestion = serde_json::from_str(&json)
-                                    .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?;
+                        let stored = match replicas.get(&key) {
+                            Some(s) => Some(s.clone()),
+                            None => match crate::store::$module::load(&mut tx, &key).await? {
+                                Some((_, json)) => Some(
+                                    serde_json::from_str::<Suggestion>(&json)
+                                        .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?,
+                                ),
+                                None => None,
+                            },
+                        };
+                        let (before, replica) = match stored {
+                            Some(before) => {
                                 let mut s = before.clone();
                                 s.apply(&event);
                                 (Some(before), Some(s))
@@ -199,7 +228,7 @@ macro_rules! handle_on {
                                     tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
                                 }
                                 banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
-                                tx.commit().await?;
+                                replicas.insert(key, s);
                                 return Ok(Handled::Applied);
                             }
                         }
@@ -209,14 +238,29 @@ macro_rules! handle_on {
             tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked");
             let advance = !matches!(reason.as_str(), r if r.starts_with("version ") || r.starts_with("a message"));
             banli_eventlog::inbox::$module::park(inbox, &mut tx, e, &reason, advance).await?;
-            tx.commit().await?;
             Ok(Handled::Parked)
         }
     };
 }
 
-handle_on!(handle_sqlite, sqlite, sqlx::Sqlite);
-handle_on!(handle_postgres, postgres, sqlx::Postgres);
+/// The replicas a batch has written, by suggestion id: later events of the same suggestion in
+/// the batch start from them instead of reading the row again.
+type Replicas = std::collections::HashMap<String, Suggestion>;
+
+handle_on!(
+    handle_sqlite,
+    batch_sqlite,
+    sqlite,
+    sqlx::Sqlite,
+    sqlx::SqliteConnection
+);
+handle_on!(
+    handle_postgres,
+    batch_postgres,
+    postgres,
+    sqlx::Postgres,
+    sqlx::PgConnection
+);
 
 impl EventConsumer {
     pub fn new(store: Store, reminders: Reminders) -> EventConsumer {
@@ -245,35 +289,29 @@ impl EventConsumer {
 
 impl Handler for EventConsumer {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let mut out = Vec::with_capacity(batch.len());
-        let mut scheduled = false;
-        for incoming in batch {
-            let (store, inbox, reminders, office, incoming) = (
-                self.store.clone(),
-                self.inbox.clone(),
-                self.reminders.clone(),
-                self.office,
-                incoming.clone(),
-            );
-            let handled = self
-                .store
-                .db()
-                .write(move |pool| async move {
-                    match &pool {
-                        Pool::Sqlite(p) => {
-                            handle_sqlite(p, &store, &inbox, &reminders, office, &incoming).await
-                        }
-                        Pool::Postgres(p) => {
-                            handle_postgres(p, &store, &inbox, &reminders, office, &incoming).await
-                        }
+        let (store, inbox, reminders, office, batch) = (
+            self.store.clone(),
+            self.inbox.clone(),
+            self.reminders.clone(),
+            self.office,
+            batch.to_vec(),
+        );
+        let out = self
+            .store
+            .db()
+            .write(move |pool| async move {
+                match &pool {
+                    Pool::Sqlite(p) => {
+                        batch_sqlite(p, &store, &inbox, &reminders, office, &batch).await
                     }
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            scheduled |= handled == Handled::Applied;
-            out.push(handled);
-        }
-        if scheduled {
+                    Pool::Postgres(p) => {
+                        batch_postgres(p, &store, &inbox, &reminders, office, &batch).await
+                    }
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.contains(&Handled::Applied) {
             self.store.timers().scheduled();
             // A notice the batch raised goes to the audit log.
             self.store.audit_written();

@@ -390,6 +390,11 @@ pub async fn command(
         .map_err(|e| AppError::internal(&e))??;
     store.timers().scheduled();
     store.audit_written();
+    banli_eventlog::consistency::note_written(
+        "supervision",
+        &out.notice.id.to_string(),
+        out.version,
+    );
     Ok(out)
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use banli_db::{ConnectOptions, Pool};
 use banli_domain::Role;
+use banli_eventlog::consistency::Gate;
 use banli_suggestions::app::{App, Clock};
 use banli_suggestions::store::Store;
 use tokio::net::TcpListener;
@@ -89,6 +90,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     let mut grpc_names: Vec<&'static str> = Vec::new();
     let mut metrics = crate::metrics::Metrics::default();
     let mut pools = Vec::new();
+    // Read-your-writes: each service's gate, by the paths it answers.
+    let mut gates = banli_api::consistency::Gates::default();
 
     // The suggestions service: it owns the directory and the API keys. Another service running
     // alone reads the keys from the shared database through it, without migrating it.
@@ -137,12 +140,19 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             .migrate()
             .await
             .context("creating the suggestions service's inbox")?;
-        let stats = metrics.service(
+        metrics.service(
             "suggestions",
             store.db().clone(),
             store.outbox().clone(),
             consumer.inbox().clone(),
         );
+        let gate = Gate::new(&["suggestion"]).watch(
+            "coordination",
+            main_pool.clone(),
+            consumer.inbox().clone(),
+        );
+        gates = gates.route(SUGGESTIONS_PATHS, &gate);
+        let stats = metrics.consumer(banli_suggestions::consumer::CONSUMER, gate.applied());
         tasks.push((
             "suggestions relay",
             tokio::spawn(
@@ -237,7 +247,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             .migrate()
             .await
             .context("creating the coordination service's inbox")?;
-        let stats = metrics.service(
+        metrics.service(
             "coordination",
             cstore.db().clone(),
             cstore.outbox().clone(),
@@ -254,6 +264,27 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 .run(RELAY_IDLE, stopped(&rx)),
             ),
         ));
+        // Supervision notices from the follow-up service into the notified agencies' feeds.
+        let notices = banli_coordination::notices::NoticeConsumer::new(cstore.clone());
+        notices
+            .migrate()
+            .await
+            .context("creating the coordination service's notice inbox")?;
+        let gate = Gate::new(&["coordination", "webhook"])
+            .watch(
+                "suggestion",
+                cstore.pool().clone(),
+                consumer.inbox().clone(),
+            )
+            .watch(
+                "supervision",
+                cstore.pool().clone(),
+                notices.inbox().clone(),
+            );
+        gates = gates.route(COORDINATION_PATHS, &gate);
+        coordination.set_gate(gate.clone(), config.consistency_wait());
+        let stats = metrics.consumer(banli_coordination::consumer::CONSUMER, gate.applied());
+        let notice_stats = metrics.consumer(banli_coordination::notices::CONSUMER, gate.applied());
         tasks.push((
             "coordination consumer",
             tokio::spawn(banli_eventlog::runner::run(
@@ -267,12 +298,6 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 stopped(&rx),
             )),
         ));
-        // Supervision notices from the follow-up service into the notified agencies' feeds.
-        let notices = banli_coordination::notices::NoticeConsumer::new(cstore.clone());
-        notices
-            .migrate()
-            .await
-            .context("creating the coordination service's notice inbox")?;
         tasks.push((
             "coordination notice consumer",
             tokio::spawn(banli_eventlog::runner::run(
@@ -282,7 +307,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                     banli_coordination::notices::FILTER,
                 ),
                 notices,
-                std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                notice_stats,
                 stopped(&rx),
             )),
         ));
@@ -297,6 +322,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     }
 
     // The follow-up service, and with it the audit log.
+    let mut followup_gate: Option<Gate> = None;
     let followup_store = if service.runs(Service::Followup) {
         let pool = if postgres {
             main_pool.clone()
@@ -367,6 +393,24 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 })
             }),
         };
+        let gate = Gate::new(&["supervision"]).watch(
+            "suggestion",
+            fstore.pool().clone(),
+            consumer.inbox().clone(),
+        );
+        let gate = match office {
+            Some(_) => gate.watch(
+                "webhook",
+                fstore.pool().clone(),
+                banli_eventlog::inbox::Inbox::new(
+                    "followup",
+                    banli_followup::webhook_notices::CONSUMER,
+                ),
+            ),
+            None => gate,
+        };
+        gates = gates.route(FOLLOWUP_PATHS, &gate);
+        followup_gate = Some(gate.clone());
         apis.push(banli_followup::http::api(fstate.clone()));
         banli_followup::grpc::add_services(fstate, &mut grpc_routes);
         grpc_names.extend(banli_followup::grpc::NAMES);
@@ -398,7 +442,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                         banli_followup::webhook_notices::FILTER,
                     ),
                     webhooks,
-                    std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                    metrics.consumer(banli_followup::webhook_notices::CONSUMER, gate.applied()),
                     stopped(&rx),
                 )),
             ));
@@ -412,7 +456,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                     banli_followup::consumer::FILTER,
                 ),
                 consumer,
-                std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                metrics.consumer(banli_followup::consumer::CONSUMER, gate.applied()),
                 stopped(&rx),
             )),
         ));
@@ -528,7 +572,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                     banli_auditlog::consumer::FILTER,
                 ),
                 consumer,
-                std::sync::Arc::new(banli_eventlog::ConsumerStats::default()),
+                metrics.consumer(
+                    banli_auditlog::consumer::CONSUMER,
+                    followup_gate
+                        .as_ref()
+                        .map_or(&Default::default(), |g| g.applied()),
+                ),
                 stopped(&rx),
             )),
         ));
@@ -559,6 +608,14 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         api = api.merge(a);
         openapi.merge(o);
     }
+    let consistency = banli_api::consistency::ConsistencyLayer::new(
+        banli_api::consistency::TokenKey::load_or_create(&config.consistency_key_path())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("set consistency_key to a readable key file shared by every process of this deployment, or let the data directory hold one")?,
+        config.consistency_wait(),
+        gates,
+    );
+    let mut api = api.layer(consistency.clone());
     if !service.runs(Service::Suggestions) {
         api = api.merge(health_routes(main_pool.clone()));
     }
@@ -589,7 +646,9 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     });
     let grpc_task = tokio::spawn({
         let stop = stopped(&rx);
-        async move { banli_api::grpc::serve(grpc_routes, &grpc_names, grpc, stop).await }
+        async move {
+            banli_api::grpc::serve_with(grpc_routes, &grpc_names, grpc, consistency, stop).await
+        }
     });
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -619,14 +678,44 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     Ok(())
 }
 
-/// How often an idle relay looks at its outbox again.
-const RELAY_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+/// The paths (REST, and gRPC services by their full names) each service answers: a request
+/// carrying a consistency token waits on the gate of the service its path belongs to.
+const SUGGESTIONS_PATHS: &[&str] = &[
+    "/v1/suggestions",
+    "/v1/sessions",
+    "/v1/agencies",
+    "/v1/deputies",
+    "/v1/admin",
+    "/v1/calendar",
+    "/banli.suggestions.v1.",
+];
+const COORDINATION_PATHS: &[&str] = &[
+    "/v1/coordination",
+    "/v1/feed",
+    "/v1/webhooks",
+    "/banli.coordination.v1.",
+];
+const FOLLOWUP_PATHS: &[&str] = &[
+    "/v1/followup",
+    "/v1/ledger",
+    "/v1/metrics",
+    "/v1/reports",
+    "/v1/audit",
+    "/banli.followup.v1.",
+    "/banli.audit.v1.",
+];
+
+/// How often an idle relay looks at its outbox again without a signal: only rows another
+/// process wrote (a replica of the same service) wait for it.
+const RELAY_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn run_options(name: &str, filter: &str) -> banli_eventlog::runner::RunOptions {
     banli_eventlog::runner::RunOptions {
         name: name.to_owned(),
         filter: Some(filter.to_owned()),
-        poll: std::time::Duration::from_millis(500),
+        // The embedded bus wakes a consumer on publish; NATS long-polls. Either way an idle
+        // consumer looks again only this often.
+        poll: std::time::Duration::from_secs(5),
         batch: 64,
     }
 }

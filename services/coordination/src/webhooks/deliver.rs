@@ -155,7 +155,8 @@ impl Deliverer {
                 _ = &mut stop => break,
                 _ = written.changed() => {}
                 Some(_) = running.join_next() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                // Retries fall due on their own (backoff of 10 s and more): look for them.
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
         running.abort_all();

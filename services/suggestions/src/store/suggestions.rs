@@ -171,6 +171,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write_append(before, after, events, inbox).await?;
         self.outbox.written();
+        banli_eventlog::consistency::note_written(
+            "suggestion",
+            &after.id.to_string(),
+            after.version,
+        );
         Ok(())
     }
 

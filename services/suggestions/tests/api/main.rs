@@ -1,6 +1,7 @@
 //! API tests: REST in-process (`oneshot`), gRPC over a local port. One binary, a module per area.
 
 mod bad_input;
+mod consistency;
 mod coordination;
 mod feed;
 mod grpc;

@@ -34,7 +34,43 @@ pub struct Api {
     pub office: String,
     /// The embedded bus between the services.
     pub bus: Bus,
+    /// The consistency layer in front of both services (also for a gRPC server in a test).
+    pub consistency: banli_api::consistency::ConsistencyLayer,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How a test wants the services run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Held before each batch the suggestions service's consumer (of the coordination
+    /// service's events) applies: a consumer slowed down on purpose.
+    pub slow_suggestions_consumer: Option<Duration>,
+    /// Likewise for the coordination service's consumer of suggestion events.
+    pub slow_coordination_consumer: Option<Duration>,
+    /// The bound on a consistency wait.
+    pub consistency_wait: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            slow_suggestions_consumer: None,
+            slow_coordination_consumer: None,
+            consistency_wait: banli_api::consistency::DEFAULT_WAIT,
+        }
+    }
+}
+
+/// A consumer that waits before each batch.
+struct Slow<H>(H, Option<Duration>);
+
+impl<H: runner::Handler> runner::Handler for Slow<H> {
+    async fn handle(&self, batch: &[runner::Incoming]) -> Result<Vec<runner::Handled>, String> {
+        if let Some(d) = self.1 {
+            tokio::time::sleep(d).await;
+        }
+        self.0.handle(batch).await
+    }
 }
 
 pub struct Response {
@@ -56,6 +92,10 @@ impl Api {
     }
 
     pub async fn on(db: TestDb, limit: usize) -> Api {
+        Api::with(db, limit, Options::default()).await
+    }
+
+    pub async fn with(db: TestDb, limit: usize, o: Options) -> Api {
         let cdb = match db.pool.backend() {
             banli_db::Backend::Sqlite => TestDb::sqlite().await,
             banli_db::Backend::Postgres => TestDb::postgres().await.expect("a second database"),
@@ -96,6 +136,44 @@ impl Api {
         sc.migrate().await.expect("suggestions inbox");
         let cc = banli_coordination::consumer::SuggestionConsumer::new(cstore.clone());
         cc.migrate().await.expect("coordination inbox");
+        use banli_eventlog::consistency::Gate;
+        let sgate =
+            Gate::new(&["suggestion"]).watch("coordination", db.pool.clone(), sc.inbox().clone());
+        let cgate = Gate::new(&["coordination", "webhook"]).watch(
+            "suggestion",
+            cdb.pool.clone(),
+            cc.inbox().clone(),
+        );
+        coordination.set_gate(cgate.clone(), o.consistency_wait);
+        let gates = banli_api::consistency::Gates::default()
+            .route(
+                &[
+                    "/v1/suggestions",
+                    "/v1/sessions",
+                    "/v1/agencies",
+                    "/v1/deputies",
+                    "/v1/admin",
+                    "/v1/calendar",
+                    "/banli.suggestions.v1.",
+                ],
+                &sgate,
+            )
+            .route(
+                &[
+                    "/v1/coordination",
+                    "/v1/feed",
+                    "/v1/webhooks",
+                    "/banli.coordination.v1.",
+                ],
+                &cgate,
+            );
+        let consistency = banli_api::consistency::ConsistencyLayer::new(
+            banli_api::consistency::TokenKey::ephemeral().expect("a key"),
+            o.consistency_wait,
+            gates,
+        );
+        let stats =
+            |g: &Gate| std::sync::Arc::new(banli_eventlog::ConsumerStats::signalling(g.applied()));
         let options = |name: &str, filter: &str| RunOptions {
             name: name.into(),
             filter: Some(filter.into()),
@@ -115,15 +193,15 @@ impl Api {
             tokio::spawn(runner::run(
                 bus.clone(),
                 options("suggestions", "coordination."),
-                sc,
-                Default::default(),
+                Slow(sc, o.slow_suggestions_consumer),
+                stats(&sgate),
                 std::future::pending(),
             )),
             tokio::spawn(runner::run(
                 bus.clone(),
                 options("coordination", "suggestion."),
-                cc,
-                Default::default(),
+                Slow(cc, o.slow_coordination_consumer),
+                stats(&cgate),
                 std::future::pending(),
             )),
         ];
@@ -136,7 +214,7 @@ impl Api {
         coordination.set_webhook_key(webhook_key.clone());
         let (capi, copenapi) = banli_coordination::http::api(coordination.clone(), limit);
         openapi.merge(copenapi);
-        let router = banli_api::http::finish(api.merge(capi), openapi);
+        let router = banli_api::http::finish(api.merge(capi).layer(consistency.clone()), openapi);
         Api {
             router,
             app,
@@ -146,6 +224,7 @@ impl Api {
             cdb: Some(cdb),
             office: token,
             bus,
+            consistency,
             tasks,
         }
     }

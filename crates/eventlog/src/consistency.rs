@@ -1,0 +1,227 @@
+//! Read-your-writes across services (一致性令牌): what a write committed, and the gate a service
+//! passes a request through once it has applied what the request's token names.
+//!
+//! A store calls [`note_written`] after committing events to its outbox; the API layer runs each
+//! request inside [`recording`] and turns the positions it collected into the response's token.
+//! A service's [`Gate`] knows which aggregate types it owns (their writes are visible at once)
+//! and which it learns of through a consumer (a position is reached once that consumer's inbox
+//! holds the aggregate at that version or later). Consumers bump the gate's [`Applied`] signal
+//! after each committed batch, so a waiting request re-checks at once instead of polling.
+//!
+//! Must never: decide what a token looks like on the wire (that is the API's) or read another
+//! service's tables.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use banli_db::Pool;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::inbox::Inbox;
+
+/// One aggregate at one version: what a write produced, or what a token asks to have applied.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// `suggestion`, `coordination`, `supervision`, `webhook`, …
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub version: u64,
+}
+
+impl Position {
+    pub fn new(aggregate_type: &str, aggregate_id: &str, version: u64) -> Position {
+        Position {
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+        }
+    }
+}
+
+/// Merges `more` into `into`, keeping the highest version per aggregate; order: first seen.
+pub fn merge(into: &mut Vec<Position>, more: impl IntoIterator<Item = Position>) {
+    for p in more {
+        match into
+            .iter_mut()
+            .find(|x| x.aggregate_type == p.aggregate_type && x.aggregate_id == p.aggregate_id)
+        {
+            Some(x) => x.version = x.version.max(p.version),
+            None => into.push(p),
+        }
+    }
+}
+
+tokio::task_local! {
+    static WRITTEN: RefCell<Vec<Position>>;
+}
+
+/// Records that the current request committed `aggregate_type`/`aggregate_id` up to `version`.
+/// Outside [`recording`] (a consumer, a timer) it does nothing.
+pub fn note_written(aggregate_type: &str, aggregate_id: &str, version: u64) {
+    let _ = WRITTEN.try_with(|w| {
+        merge(
+            &mut w.borrow_mut(),
+            [Position::new(aggregate_type, aggregate_id, version)],
+        );
+    });
+}
+
+/// Runs `f`, returning what it noted with [`note_written`].
+pub async fn recording<F: Future>(f: F) -> (F::Output, Vec<Position>) {
+    WRITTEN
+        .scope(RefCell::new(Vec::new()), async move {
+            let out = f.await;
+            let written = WRITTEN.with(|w| std::mem::take(&mut *w.borrow_mut()));
+            (out, written)
+        })
+        .await
+}
+
+/// The signal a consumer gives after each committed batch. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct Applied(Arc<watch::Sender<u64>>);
+
+impl Default for Applied {
+    fn default() -> Self {
+        Applied(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl Applied {
+    /// A batch was committed.
+    pub fn bump(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+/// How a service learns of one aggregate type: a consumer's inbox in its database.
+#[derive(Debug, Clone)]
+struct Watched {
+    aggregate_type: &'static str,
+    pool: Pool,
+    inbox: Inbox,
+}
+
+/// What a service waits on before deciding a request that carries a token.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    own: Vec<&'static str>,
+    watched: Vec<Watched>,
+    applied: Applied,
+}
+
+/// How often a waiting request looks again without a signal: another replica of the service
+/// may have applied the event (only while a request waits; nothing runs when none does).
+const RECHECK: Duration = Duration::from_millis(25);
+
+impl Gate {
+    /// A gate for a service that owns the aggregate types `own` (its own writes need no wait).
+    pub fn new(own: &[&'static str]) -> Gate {
+        Gate {
+            own: own.to_vec(),
+            watched: Vec::new(),
+            applied: Applied::default(),
+        }
+    }
+
+    /// Positions of `aggregate_type` are reached once `inbox` (in `pool`) holds them.
+    pub fn watch(mut self, aggregate_type: &'static str, pool: Pool, inbox: Inbox) -> Gate {
+        self.watched.push(Watched {
+            aggregate_type,
+            pool,
+            inbox,
+        });
+        self
+    }
+
+    /// The signal the service's consumers bump after each committed batch.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+
+    /// Whether this service has applied `p` (own types and types it never consumes: at once).
+    pub async fn reached(&self, p: &Position) -> Result<bool, sqlx::Error> {
+        if self.own.contains(&p.aggregate_type.as_str()) {
+            return Ok(true);
+        }
+        for w in self
+            .watched
+            .iter()
+            .filter(|w| w.aggregate_type == p.aggregate_type)
+        {
+            let at = w
+                .inbox
+                .position(&w.pool, &p.aggregate_type, &p.aggregate_id)
+                .await?;
+            if at.unwrap_or(0) < p.version {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Waits until every position is reached, or `deadline`; true when reached.
+    pub async fn wait(
+        &self,
+        positions: &[Position],
+        deadline: Instant,
+    ) -> Result<bool, sqlx::Error> {
+        let mut signal = self.applied.subscribe();
+        let mut open: Vec<&Position> = positions.iter().collect();
+        loop {
+            signal.borrow_and_update();
+            let mut still = Vec::new();
+            for p in open {
+                if !self.reached(p).await? {
+                    still.push(p);
+                }
+            }
+            open = still;
+            if open.is_empty() {
+                return Ok(true);
+            }
+            if !pause(&mut signal, deadline).await {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Calls `find` now and again after each batch a consumer of this service commits (and at
+    /// least every 25 ms), until it finds something or `deadline` passes.
+    pub async fn wait_for<T, E, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut find: F,
+    ) -> Result<Option<T>, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let mut signal = self.applied.subscribe();
+        loop {
+            signal.borrow_and_update();
+            if let Some(found) = find().await? {
+                return Ok(Some(found));
+            }
+            if !pause(&mut signal, deadline).await {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Waits for the next signal (at most [`RECHECK`]); false once `deadline` has passed.
+async fn pause(signal: &mut watch::Receiver<u64>, deadline: Instant) -> bool {
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    let _ = tokio::time::timeout_at(deadline.min(now + RECHECK), signal.changed()).await;
+    true
+}

@@ -1,0 +1,267 @@
+//! Read-your-writes across the three processes (suggestions, coordination, follow-up on
+//! PostgreSQL + NATS JetStream): a client chains every command of a co-handled lifecycle with the
+//! `Banli-Consistency` token of the previous response and never retries — while the service that
+//! must catch up is held back on purpose (SIGSTOP, then SIGCONT right before the request), so
+//! its consumer is behind when the request arrives.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::distributed::{Proc, office_key, temp_dir};
+use crate::serve::http_with;
+
+/// A client that carries the latest token from call to call.
+struct Chain {
+    token: Option<String>,
+}
+
+impl Chain {
+    fn send(
+        &mut self,
+        port: u16,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let text = body.map(|b| b.to_string());
+        let headers: Vec<(&str, &str)> = self
+            .token
+            .as_deref()
+            .map(|t| vec![("Banli-Consistency", t)])
+            .unwrap_or_default();
+        let (status, head, body) =
+            http_with(port, method, path, Some(key), text.as_deref(), &headers);
+        if (200..300).contains(&status)
+            && let Some(t) = head.lines().find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("banli-consistency"))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+        {
+            self.token = Some(t);
+        }
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    /// A POST that must succeed on the first try.
+    fn ok(&mut self, port: u16, path: &str, key: &str, body: Value) -> Value {
+        let (status, v) = self.send(port, "POST", path, key, Some(body));
+        assert!(
+            (200..300).contains(&status),
+            "POST {path}: {status} {v} (no retry: the token must be enough)"
+        );
+        v
+    }
+}
+
+/// Holds `p` stopped while `f` runs, and lets it go on right after.
+fn while_stopped<T>(p: &Proc, f: impl FnOnce() -> T) -> T {
+    let pid = p.pid().expect("running").to_string();
+    let signal = |s: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {s} {pid}");
+    };
+    signal("-STOP");
+    let out = f();
+    // Long enough for the event to be on the stream before the process looks again.
+    std::thread::sleep(Duration::from_millis(100));
+    signal("-CONT");
+    out
+}
+
+#[test]
+fn a_chained_lifecycle_across_processes_needs_no_retry() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(db) = rt.block_on(banli_db::testing::TestDb::postgres()) else {
+        return;
+    };
+    let nats =
+        std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    if std::net::TcpStream::connect(nats.trim_start_matches("nats://")).is_err() {
+        assert!(
+            !banli_db::testing::services_required(),
+            "NATS is required at {nats}"
+        );
+        eprintln!("notice: skipping the chained distributed test: NATS does not answer at {nats}");
+        return;
+    }
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let stream = format!("BANLI_E2EC_{unique}");
+    let prefix = format!("banlie2ec{unique}");
+    let env = [
+        ("BANLI_DATABASE_URL", db.url.as_str()),
+        ("BANLI_NATS_URL", nats.as_str()),
+        ("BANLI_NATS_STREAM", stream.as_str()),
+        ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
+    ];
+    // One data directory: the three processes share its consistency.key.
+    let dir = temp_dir("chained");
+    let suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
+    let office = office_key(&dir);
+    let coordination = Proc::start(&dir, &["--service", "coordination"], &env);
+    let followup = Proc::start(&dir, &["--service", "followup"], &env);
+    let (s, c, f) = (suggestions.http, coordination.http, followup.http);
+
+    let mut plain = Chain { token: None };
+    let session = plain.ok(s, "/v1/sessions", &office, json!({"body":"npc","term":14,"number":1,"name":"e2e","opens_on":"2026-01-10","closes_on":"2026-01-16"}))["id"].clone();
+    let agencies: Vec<String> = ["Industry", "Finance", "Science"]
+        .iter()
+        .map(|n| {
+            plain.ok(
+                s,
+                "/v1/agencies",
+                &office,
+                json!({"name": format!("{n} {unique}")}),
+            )["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    let deputy = plain.ok(
+        s,
+        "/v1/deputies",
+        &office,
+        json!({"name": "Deputy Liu", "delegation": "Changsha"}),
+    )["id"]
+        .clone();
+    let lead_key = plain.ok(
+        s,
+        "/v1/admin/keys",
+        &office,
+        json!({"role": "agency_admin", "agency_id": agencies[0]}),
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let deputy_key = plain.ok(
+        s,
+        "/v1/admin/keys",
+        &office,
+        json!({"role": "deputy", "deputy_id": deputy}),
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let division = plain.ok(
+        s,
+        &format!("/v1/agencies/{}/divisions", agencies[0]),
+        &office,
+        json!({"name": "SME"}),
+    )["id"]
+        .clone();
+
+    let mut chain = Chain { token: None };
+    let sid = chain.ok(s, "/v1/suggestions", &deputy_key, json!({"session_id": session, "number": format!("C-{unique}"), "title": "Chained", "body": "b", "lead_deputy_id": deputy}))["id"].as_str().expect("id").to_owned();
+    let p = |suffix: &str| format!("/v1/suggestions/{sid}{suffix}");
+    chain.ok(s, &p("/start-review"), &office, json!({}));
+    chain.ok(s, &p("/review"), &office, json!({"decision": "accept"}));
+    // The coordination process is stopped while the assignment is made: its consumer is behind
+    // when the sign-for reaches it.
+    let assigned = while_stopped(&coordination, || {
+        chain.ok(s, &p("/assignments"), &office, json!({"units": [{"agency_id": agencies[0], "role": "lead"}, {"agency_id": agencies[1], "role": "co"}, {"agency_id": agencies[2], "role": "co"}]}))
+    });
+    let a = |agency: &str| {
+        assigned["assignments"]
+            .as_array()
+            .expect("assignments")
+            .iter()
+            .find(|x| x["agency_id"] == agency)
+            .expect("assignment")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let (lead, co1, co2) = (a(&agencies[0]), a(&agencies[1]), a(&agencies[2]));
+    // The suggestions process is stopped while the sign-for is made: its consumer is behind
+    // when the dispatch reaches it.
+    while_stopped(&suggestions, || {
+        chain.ok(
+            c,
+            &format!("/v1/coordination/assignments/{lead}/sign-for"),
+            &lead_key,
+            json!({}),
+        );
+    });
+    chain.ok(s, &p(&format!("/assignments/{lead}/dispatch")), &lead_key, json!({"division_id": division, "handler": "Li Hua", "responsible_leader": "Director Wang"}));
+    chain.ok(s, &p("/communications"), &lead_key, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "met"}));
+    chain.ok(
+        c,
+        &format!("/v1/coordination/assignments/{co1}/waiver"),
+        &office,
+        json!({"reason": "e2e"}),
+    );
+    while_stopped(&suggestions, || {
+        chain.ok(
+            c,
+            &format!("/v1/coordination/assignments/{co2}/waiver"),
+            &office,
+            json!({"reason": "e2e"}),
+        );
+    });
+    let replied = while_stopped(&followup, || {
+        chain.ok(s, &p("/replies"), &lead_key, json!({"assignment_id": lead, "document_number": "R-1", "body": "Done.", "class": "A", "signer": {"name": "Director Chen", "position": "principal_head"}}))
+    });
+    assert_eq!(replied["state"], "replied", "{replied}");
+    // The follow-up process, held back while the reply was made, counts it once it answers a
+    // read carrying the token.
+    let (status, metrics) = chain.send(
+        f,
+        "GET",
+        &format!("/v1/metrics?agency_id={}", agencies[0]),
+        &office,
+        None,
+    );
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(metrics["rates"]["reply_rate"]["numerator"], 1, "{metrics}");
+    let closed = chain.ok(
+        s,
+        &p("/feedback"),
+        &deputy_key,
+        json!({"level": "satisfied"}),
+    );
+    assert_eq!(closed["state"], "closed", "{closed}");
+
+    // A token from another deployment, or made up: 400 at once, in every process.
+    for (port, path) in [
+        (s, "/v1/suggestions"),
+        (c, "/v1/coordination/tasks"),
+        (f, "/v1/followup/alerts"),
+    ] {
+        let (status, _, body) = http_with(
+            port,
+            "GET",
+            path,
+            Some(&office),
+            None,
+            &[("Banli-Consistency", "c1.AAAA.AAAA")],
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("bad_consistency_token"), "{body}");
+    }
+    drop(suggestions);
+    drop(coordination);
+    drop(followup);
+    rt.block_on(async {
+        if let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
+            stream,
+            prefix,
+            ..banli_eventlog::NatsConfig::new(&nats)
+        })
+        .await
+        {
+            bus.delete_stream().await;
+        }
+        db.drop_db().await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
