@@ -112,6 +112,55 @@ impl Outbox {
             .collect()
     }
 
+    /// Rows not yet published among `seqs` (the relay's holes), oldest first.
+    pub async fn pending_in(
+        &self,
+        pool: &Pool,
+        seqs: &[i64],
+    ) -> Result<Vec<OutboxRow>, OutboxError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols =
+            "seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload";
+        type Row = (i64, String, String, String, String, i64, String);
+        let rows: Vec<Row> = match pool {
+            Pool::Postgres(p) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {cols} FROM {} WHERE published_at IS NULL AND seq = ANY($1) ORDER BY seq",
+                    self.table
+                )))
+                .bind(seqs)
+                .fetch_all(p)
+                .await?
+            }
+            Pool::Sqlite(p) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {cols} FROM {} WHERE published_at IS NULL AND seq IN (SELECT value FROM json_each($1)) ORDER BY seq",
+                    self.table
+                )))
+                .bind(serde_json::to_string(seqs).unwrap_or_default())
+                .fetch_all(p)
+                .await?
+            }
+        };
+        rows.into_iter()
+            .map(
+                |(seq, id, event_type, aggregate_type, aggregate_id, version, payload)| {
+                    Ok(OutboxRow {
+                        seq,
+                        event_id: id.parse().map_err(|_| OutboxError::BadId { seq, id })?,
+                        event_type,
+                        aggregate_type,
+                        aggregate_id,
+                        aggregate_version: version.max(0) as u64,
+                        payload,
+                    })
+                },
+            )
+            .collect()
+    }
+
     /// Marks rows as published, in one statement.
     pub async fn mark_published(
         &self,

@@ -43,7 +43,17 @@ pub struct Relay {
 struct Progress {
     cursor: i64,
     in_flight: Vec<(Uuid, i64)>,
+    /// Sequence numbers below the cursor not seen yet, and since when: on PostgreSQL a row
+    /// takes its number when inserted but becomes visible when its transaction commits, so a
+    /// row can appear behind rows already published. Numbers of rolled-back transactions never
+    /// appear; they are forgotten after [`HOLE_PATIENCE`].
+    holes: Vec<(i64, std::time::Instant)>,
 }
+
+/// How long a hole in the outbox's sequence is watched for a late commit.
+const HOLE_PATIENCE: Duration = Duration::from_secs(60);
+/// The most holes watched at once (a larger jump in the sequence is not a late commit).
+const MAX_HOLES: usize = 10_000;
 
 impl Relay {
     pub fn new(db: Db, outbox: Outbox, bus: Bus) -> Relay {
@@ -106,11 +116,34 @@ impl Relay {
             let mut p = self.progress.lock().map_err(|_| poisoned())?;
             p.in_flight.retain(|(id, _)| !done.contains(id));
         }
-        let rows = self
-            .outbox
-            .pending_after(self.db.pool(), cursor, self.batch)
-            .await?;
-        for r in &rows {
+        // Rows committed late behind the cursor first, then the rows after it.
+        let holes: Vec<i64> = {
+            let mut p = self.progress.lock().map_err(|_| poisoned())?;
+            p.holes.retain(|(_, since)| since.elapsed() < HOLE_PATIENCE);
+            p.holes.iter().map(|(s, _)| *s).collect()
+        };
+        let mut rows = self.outbox.pending_in(self.db.pool(), &holes).await?;
+        if !rows.is_empty() {
+            let mut p = self.progress.lock().map_err(|_| poisoned())?;
+            p.holes.retain(|(s, _)| !rows.iter().any(|r| r.seq == *s));
+        }
+        let late = rows.len();
+        rows.extend(
+            self.outbox
+                .pending_after(self.db.pool(), cursor, self.batch)
+                .await?,
+        );
+        for (i, r) in rows.iter().enumerate() {
+            if i >= late {
+                let mut p = self.progress.lock().map_err(|_| poisoned())?;
+                let now = std::time::Instant::now();
+                let gap = (r.seq - p.cursor - 1).max(0) as usize;
+                // The first rows after a start are not behind anything this relay saw.
+                if p.cursor > 0 && gap > 0 && p.holes.len() + gap <= MAX_HOLES {
+                    let from = p.cursor + 1;
+                    p.holes.extend((from..r.seq).map(|s| (s, now)));
+                }
+            }
             self.bus
                 .publish(&Envelope {
                     event_id: r.event_id,
@@ -122,9 +155,9 @@ impl Relay {
                 .await?;
             let mut p = self.progress.lock().map_err(|_| poisoned())?;
             p.in_flight.push((r.event_id, r.seq));
-            p.cursor = r.seq;
+            p.cursor = p.cursor.max(r.seq);
         }
-        Ok(rows.len())
+        Ok(rows.len() - late)
     }
 
     /// Runs until `stop` resolves: drains the outbox, then sleeps until the store signals
