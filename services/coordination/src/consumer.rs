@@ -158,6 +158,7 @@ fn change(
                 case: CoordinationCase::default(),
                 caused: Vec::new(),
                 feed: Vec::new(),
+                tasks_before: None,
             },
             after,
         ));
@@ -216,6 +217,7 @@ fn change(
             case,
             caused,
             feed,
+            tasks_before: Some(crate::store::tasks_of(&record.replica)),
         },
         after,
     ))

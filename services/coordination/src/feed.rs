@@ -173,22 +173,51 @@ pub mod sqlite {
         c: &mut sqlx::SqliteConnection,
         entries: &[FeedEntry],
     ) -> Result<(), sqlx::Error> {
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(e.agency_id.to_string())
-            .bind(e.event_id.to_string())
-            .bind(&e.event_type)
-            .bind(&e.aggregate_type)
-            .bind(&e.aggregate_id)
-            .bind(e.aggregate_version as i64)
-            .bind(&e.occurred_at)
-            .bind(&e.payload)
-            .execute(&mut *c)
-            .await?;
+        // One event's rows share everything but the agency: one statement for all of them,
+        // the agencies in order as JSON (SQLite has no arrays).
+        let Some(e) = entries.first() else {
+            return Ok(());
+        };
+        // Rows of one event (the same id) carry the same payload by construction.
+        if entries.iter().any(|x| x.event_id != e.event_id) {
+            for x in entries {
+                insert_one(c, x).await?;
+            }
+            return Ok(());
         }
+        let agencies: Vec<String> = entries.iter().map(|x| x.agency_id.to_string()).collect();
+        sqlx::query(
+            "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+             SELECT a.value, $2, $3, $4, $5, $6, $7, $8 FROM json_each($1) a ORDER BY a.key",
+        )
+        .bind(serde_json::to_string(&agencies).unwrap_or_default())
+        .bind(e.event_id.to_string())
+        .bind(&e.event_type)
+        .bind(&e.aggregate_type)
+        .bind(&e.aggregate_id)
+        .bind(e.aggregate_version as i64)
+        .bind(&e.occurred_at)
+        .bind(&e.payload)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_one(c: &mut sqlx::SqliteConnection, e: &FeedEntry) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.agency_id.to_string())
+        .bind(e.event_id.to_string())
+        .bind(&e.event_type)
+        .bind(&e.aggregate_type)
+        .bind(&e.aggregate_id)
+        .bind(e.aggregate_version as i64)
+        .bind(&e.occurred_at)
+        .bind(&e.payload)
+        .execute(&mut *c)
+        .await?;
         Ok(())
     }
 }

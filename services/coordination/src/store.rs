@@ -141,7 +141,7 @@ pub struct Task {
 }
 
 /// The task rows of a replica.
-fn tasks_of(s: &Suggestion) -> Vec<Task> {
+pub(crate) fn tasks_of(s: &Suggestion) -> Vec<Task> {
     s.assignments
         .iter()
         .map(|a| {
@@ -208,6 +208,9 @@ pub struct ReplicaChange {
     pub caused: Vec<NewOwnEvent>,
     /// The event's rows in the feeds of the agencies party to it.
     pub feed: Vec<crate::feed::FeedEntry>,
+    /// The task rows as the replica before the event gave them (`None`: a new case); only
+    /// the rows the event changes are written.
+    pub tasks_before: Option<Vec<Task>>,
 }
 
 /// One consumed event's outcome, written with the others of its batch in one transaction.
@@ -692,7 +695,10 @@ impl Store {
                 BatchItem::Apply(e, change) => {
                     let rows =
                         event_rows(change.suggestion_id, change.case_version, &change.caused)?;
-                    let tasks = tasks_of(&change.replica);
+                    let tasks: Vec<Task> = tasks_of(&change.replica)
+                        .into_iter()
+                        .filter(|t| !change.tasks_before.as_ref().is_some_and(|b| b.contains(t)))
+                        .collect();
                     Prepared::Apply(e, change, rows, tasks)
                 }
                 BatchItem::Park(e, reason, advance) => Prepared::Park(e, reason, advance),

@@ -201,7 +201,12 @@ macro_rules! handle_on {
                             Some(s) => {
                                 let json = serde_json::to_string(&s)
                                     .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                                let deadlines = deadlines_of(&s);
                                 let units: Vec<String> = s.assignments.iter().map(|a| a.agency.to_string()).collect();
+                                let changed = crate::store::Changed {
+                                    units: before.as_ref().is_none_or(|b| b.assignments.len() != s.assignments.len()),
+                                    deadlines: before.as_ref().is_none_or(|b| deadlines_of(b) != deadlines),
+                                };
                                 crate::store::$module::save(
                                     &mut tx,
                                     store.timers(),
@@ -209,7 +214,8 @@ macro_rules! handle_on {
                                     wire.aggregate_version,
                                     &json,
                                     &units,
-                                    &deadlines_of(&s),
+                                    &deadlines,
+                                    changed,
                                     reminders,
                                     OffsetDateTime::now_utc(),
                                 )

@@ -151,6 +151,23 @@ pub fn timers_for(
         .collect()
 }
 
+/// What an event changed of a replica, as far as its tracked rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    /// The assignments (and with them the units party to the suggestion).
+    pub units: bool,
+    /// The deadlines (due dates, met flags, which deadlines there are).
+    pub deadlines: bool,
+}
+
+impl Changed {
+    /// Everything: a replica stored for the first time, or rebuilt.
+    pub const ALL: Changed = Changed {
+        units: true,
+        deadlines: true,
+    };
+}
+
 macro_rules! backend {
     ($module:ident, $conn:ty, $timers:ident, $inbox:ident) => {
         /// The writes within a caller's transaction.
@@ -175,6 +192,7 @@ macro_rules! backend {
                 replica: &str,
                 units: &[String],
                 deadlines: &[TrackedDeadline],
+                changed: Changed,
                 reminders: &Reminders,
                 now: OffsetDateTime,
             ) -> Result<(), sqlx::Error> {
@@ -182,14 +200,21 @@ macro_rules! backend {
                              ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at")
                     .bind(id).bind(version as i64).bind(replica).bind(now)
                     .execute(&mut *c).await?;
-                let mut agencies: Vec<String> = deadlines.iter().map(|d| d.agency.to_string()).collect();
-                agencies.extend(units.iter().cloned());
-                agencies.sort();
-                agencies.dedup();
-                for a in &agencies {
-                    sqlx::query("INSERT INTO followup_units (agency_id, suggestion_id) VALUES ($1, $2) ON CONFLICT (agency_id, suggestion_id) DO NOTHING")
-                        .bind(a).bind(id)
-                        .execute(&mut *c).await?;
+                // The same assignments as the stored replica's: the units' rows stand.
+                if changed.units {
+                    let mut agencies: Vec<String> = deadlines.iter().map(|d| d.agency.to_string()).collect();
+                    agencies.extend(units.iter().cloned());
+                    agencies.sort();
+                    agencies.dedup();
+                    for a in &agencies {
+                        sqlx::query("INSERT INTO followup_units (agency_id, suggestion_id) VALUES ($1, $2) ON CONFLICT (agency_id, suggestion_id) DO NOTHING")
+                            .bind(a).bind(id)
+                            .execute(&mut *c).await?;
+                    }
+                }
+                // The same deadlines as the stored replica's: their rows and timers stand.
+                if !changed.deadlines {
+                    return Ok(());
                 }
                 let before: Vec<(String, String, Date, bool)> = sqlx::query_as(
                     "SELECT assignment_id, kind, due, met FROM followup_deadlines WHERE suggestion_id = $1")
@@ -270,6 +295,17 @@ macro_rules! backend {
                         q = q.bind(v);
                     }
                     q.execute(&mut *c).await?;
+                }
+                // Most events change no fact a metrics table holds (a communication's text, a
+                // review step): the rows stay as they are.
+                let keys = |x: &Suggestion| {
+                    banli_domain::followup::deadlines_of(x)
+                        .into_iter()
+                        .map(|d| (d.assignment_id, d.kind))
+                        .collect::<Vec<_>>()
+                };
+                if old.is_some_and(|o| SuggestionFacts::of(o) == SuggestionFacts::of(s) && keys(o) == keys(s)) {
+                    return Ok(());
                 }
                 save_fact_rows(c, s).await
             }

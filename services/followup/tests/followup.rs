@@ -595,6 +595,7 @@ async fn moved_and_met_deadlines() {
                 "{}",
                 &[],
                 &[d],
+                banli_followup::store::Changed::ALL,
                 &r,
                 time::OffsetDateTime::now_utc(),
             )
@@ -1658,6 +1659,7 @@ async fn overdue_commitments_raise_notices() {
         &serde_json::to_string(&s).expect("json"),
         &[],
         &[],
+        banli_followup::store::Changed::ALL,
         &profile.reminders,
         time::OffsetDateTime::now_utc(),
     )

@@ -143,10 +143,29 @@ impl CoordinationConsumer {
 }
 
 impl Handler for CoordinationConsumer {
+    /// Each suggestion's events in their order; different suggestions' at once, so that their
+    /// appends share the writer's group commit instead of queueing one by one.
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let mut out = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            out.push(self.one(incoming).await?);
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, incoming) in batch.iter().enumerate() {
+            let key = incoming.envelope.aggregate_id.as_str();
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let runs = groups.into_iter().map(|(_, idx)| async move {
+            let mut done = Vec::with_capacity(idx.len());
+            for i in idx {
+                done.push((i, self.one(&batch[i]).await?));
+            }
+            Ok::<_, String>(done)
+        });
+        let mut out = vec![Handled::Deferred; batch.len()];
+        for run in futures_util::future::try_join_all(runs).await? {
+            for (i, h) in run {
+                out[i] = h;
+            }
         }
         Ok(out)
     }
