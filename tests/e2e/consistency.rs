@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::distributed::{Proc, office_key, temp_dir};
+use crate::distributed::{Cluster, Proc};
 use crate::serve::http_with;
 
 /// A client that carries the latest token from call to call.
@@ -80,35 +80,16 @@ fn while_stopped<T>(p: &Proc, f: impl FnOnce() -> T) -> T {
 
 #[test]
 fn a_chained_lifecycle_across_processes_needs_no_retry() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let Some(db) = rt.block_on(banli_db::testing::TestDb::postgres()) else {
+    let Some(cluster) = Cluster::start("chained") else {
         return;
     };
-    let nats =
-        std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    if std::net::TcpStream::connect(nats.trim_start_matches("nats://")).is_err() {
-        assert!(
-            !banli_db::testing::services_required(),
-            "NATS is required at {nats}"
-        );
-        eprintln!("notice: skipping the chained distributed test: NATS does not answer at {nats}");
-        return;
-    }
+    let office = cluster.office.clone();
+    let (suggestions, coordination, followup) = (
+        &cluster.suggestions,
+        &cluster.coordination,
+        &cluster.followup,
+    );
     let unique = uuid::Uuid::now_v7().simple().to_string();
-    let stream = format!("BANLI_E2EC_{unique}");
-    let prefix = format!("banlie2ec{unique}");
-    let env = [
-        ("BANLI_DATABASE_URL", db.url.as_str()),
-        ("BANLI_NATS_URL", nats.as_str()),
-        ("BANLI_NATS_STREAM", stream.as_str()),
-        ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
-    ];
-    // One data directory: the three processes share its consistency.key.
-    let dir = temp_dir("chained");
-    let suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
-    let office = office_key(&dir);
-    let coordination = Proc::start(&dir, &["--service", "coordination"], &env);
-    let followup = Proc::start(&dir, &["--service", "followup"], &env);
     let (s, c, f) = (suggestions.http, coordination.http, followup.http);
 
     let mut plain = Chain { token: None };
@@ -167,7 +148,7 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
     chain.ok(s, &p("/review"), &office, json!({"decision": "accept"}));
     // The coordination process is stopped while the assignment is made: its consumer is behind
     // when the sign-for reaches it.
-    let assigned = while_stopped(&coordination, || {
+    let assigned = while_stopped(coordination, || {
         chain.ok(s, &p("/assignments"), &office, json!({"units": [{"agency_id": agencies[0], "role": "lead"}, {"agency_id": agencies[1], "role": "co"}, {"agency_id": agencies[2], "role": "co"}]}))
     });
     let a = |agency: &str| {
@@ -184,7 +165,7 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
     let (lead, co1, co2) = (a(&agencies[0]), a(&agencies[1]), a(&agencies[2]));
     // The suggestions process is stopped while the sign-for is made: its consumer is behind
     // when the dispatch reaches it.
-    while_stopped(&suggestions, || {
+    while_stopped(suggestions, || {
         chain.ok(
             c,
             &format!("/v1/coordination/assignments/{lead}/sign-for"),
@@ -200,7 +181,7 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
         &office,
         json!({"reason": "e2e"}),
     );
-    while_stopped(&suggestions, || {
+    while_stopped(suggestions, || {
         chain.ok(
             c,
             &format!("/v1/coordination/assignments/{co2}/waiver"),
@@ -208,7 +189,7 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
             json!({"reason": "e2e"}),
         );
     });
-    let replied = while_stopped(&followup, || {
+    let replied = while_stopped(followup, || {
         chain.ok(s, &p("/replies"), &lead_key, json!({"assignment_id": lead, "document_number": "R-1", "body": "Done.", "class": "A", "signer": {"name": "Director Chen", "position": "principal_head"}}))
     });
     assert_eq!(replied["state"], "replied", "{replied}");
@@ -248,20 +229,5 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("bad_consistency_token"), "{body}");
     }
-    drop(suggestions);
-    drop(coordination);
-    drop(followup);
-    rt.block_on(async {
-        if let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
-            stream,
-            prefix,
-            ..banli_eventlog::NatsConfig::new(&nats)
-        })
-        .await
-        {
-            bus.delete_stream().await;
-        }
-        db.drop_db().await;
-    });
-    let _ = std::fs::remove_dir_all(&dir);
+    cluster.stop();
 }

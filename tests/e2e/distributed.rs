@@ -401,34 +401,16 @@ fn a_co_handled_lifecycle_on_the_embedded_default_survives_sigkill() {
 
 #[test]
 fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let Some(db) = rt.block_on(banli_db::testing::TestDb::postgres()) else {
+    let Some(mut cluster) = Cluster::start("distributed") else {
         return;
     };
-    let nats =
-        std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    if std::net::TcpStream::connect(nats.trim_start_matches("nats://")).is_err() {
-        assert!(
-            !banli_db::testing::services_required(),
-            "NATS is required at {nats}"
-        );
-        eprintln!("notice: skipping the distributed test: NATS does not answer at {nats}");
-        return;
-    }
-    let unique = uuid::Uuid::now_v7().simple().to_string();
-    let stream = format!("BANLI_E2E_{unique}");
-    let prefix = format!("banlie2e{unique}");
-    let env = [
-        ("BANLI_DATABASE_URL", db.url.as_str()),
-        ("BANLI_NATS_URL", nats.as_str()),
-        ("BANLI_NATS_STREAM", stream.as_str()),
-        ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
-    ];
-    let dir = temp_dir("distributed");
-    let mut suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
-    let office = office_key(&dir);
-    let mut coordination = Proc::start(&dir, &["--service", "coordination"], &env);
-    let mut followup = Proc::start(&dir, &["--service", "followup"], &env);
+    let office = cluster.office.clone();
+    let Cluster {
+        suggestions,
+        coordination,
+        followup,
+        ..
+    } = &mut cluster;
     let ports = Ports {
         suggestions: suggestions.http,
         coordination: coordination.http,
@@ -493,20 +475,96 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
         text.contains("banli_consumer_parked{service=\"suggestions\"} 0"),
         "{text}"
     );
-    drop(suggestions);
-    drop(coordination);
-    drop(followup);
-    rt.block_on(async {
-        if let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
+    cluster.stop();
+}
+
+/// The three services as processes on a fresh PostgreSQL database and their own NATS stream,
+/// sharing one data directory (and so one consistency key).
+pub(crate) struct Cluster {
+    pub(crate) suggestions: Proc,
+    pub(crate) coordination: Proc,
+    pub(crate) followup: Proc,
+    pub(crate) office: String,
+    rt: tokio::runtime::Runtime,
+    db: banli_db::testing::TestDb,
+    nats: String,
+    stream: String,
+    prefix: String,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    /// `None` (with a notice) when PostgreSQL or NATS is missing and not required.
+    pub(crate) fn start(name: &str) -> Option<Cluster> {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let db = rt.block_on(banli_db::testing::TestDb::postgres())?;
+        let nats =
+            std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        if std::net::TcpStream::connect(nats.trim_start_matches("nats://")).is_err() {
+            assert!(
+                !banli_db::testing::services_required(),
+                "NATS is required at {nats}"
+            );
+            eprintln!("notice: skipping the {name} test: NATS does not answer at {nats}");
+            return None;
+        }
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let stream = format!("BANLI_E2E_{unique}");
+        let prefix = format!("banlie2e{unique}");
+        let env = [
+            ("BANLI_DATABASE_URL", db.url.as_str()),
+            ("BANLI_NATS_URL", nats.as_str()),
+            ("BANLI_NATS_STREAM", stream.as_str()),
+            ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
+        ];
+        let dir = temp_dir(name);
+        let suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
+        let office = office_key(&dir);
+        let coordination = Proc::start(&dir, &["--service", "coordination"], &env);
+        let followup = Proc::start(&dir, &["--service", "followup"], &env);
+        Some(Cluster {
+            suggestions,
+            coordination,
+            followup,
+            office,
+            rt,
+            db,
+            nats,
             stream,
             prefix,
-            ..banli_eventlog::NatsConfig::new(&nats)
+            dir,
         })
-        .await
-        {
-            bus.delete_stream().await;
-        }
-        db.drop_db().await;
-    });
-    let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Stops the processes, deletes the stream and the database.
+    pub(crate) fn stop(self) {
+        let Cluster {
+            suggestions,
+            coordination,
+            followup,
+            rt,
+            db,
+            nats,
+            stream,
+            prefix,
+            dir,
+            ..
+        } = self;
+        drop(suggestions);
+        drop(coordination);
+        drop(followup);
+        rt.block_on(async {
+            if let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
+                stream,
+                prefix,
+                ..banli_eventlog::NatsConfig::new(&nats)
+            })
+            .await
+            {
+                bus.delete_stream().await;
+            }
+            db.drop_db().await;
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -32,6 +32,27 @@ pub enum OutboxError {
     BadId { seq: i64, id: String },
 }
 
+/// An outbox row as read: seq, event id, type, aggregate type, id and version, payload.
+type Row = (i64, String, String, String, String, i64, String);
+
+fn rows_of(rows: Vec<Row>) -> Result<Vec<OutboxRow>, OutboxError> {
+    rows.into_iter()
+        .map(
+            |(seq, id, event_type, aggregate_type, aggregate_id, version, payload)| {
+                Ok(OutboxRow {
+                    seq,
+                    event_id: id.parse().map_err(|_| OutboxError::BadId { seq, id })?,
+                    event_type,
+                    aggregate_type,
+                    aggregate_id,
+                    aggregate_version: version.max(0) as u64,
+                    payload,
+                })
+            },
+        )
+        .collect()
+}
+
 /// How far the relay is behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxLag {
@@ -89,27 +110,12 @@ impl Outbox {
              WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1",
             self.table
         );
-        type Row = (i64, String, String, String, String, i64, String);
         let rows: Vec<Row> = on_pool!(pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(i64::from(limit))
             .bind(after)
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(
-                |(seq, id, event_type, aggregate_type, aggregate_id, version, payload)| {
-                    Ok(OutboxRow {
-                        seq,
-                        event_id: id.parse().map_err(|_| OutboxError::BadId { seq, id })?,
-                        event_type,
-                        aggregate_type,
-                        aggregate_id,
-                        aggregate_version: version.max(0) as u64,
-                        payload,
-                    })
-                },
-            )
-            .collect()
+        rows_of(rows)
     }
 
     /// Rows not yet published among `seqs` (the relay's holes), oldest first.
@@ -144,21 +150,7 @@ impl Outbox {
                 .await?
             }
         };
-        rows.into_iter()
-            .map(
-                |(seq, id, event_type, aggregate_type, aggregate_id, version, payload)| {
-                    Ok(OutboxRow {
-                        seq,
-                        event_id: id.parse().map_err(|_| OutboxError::BadId { seq, id })?,
-                        event_type,
-                        aggregate_type,
-                        aggregate_id,
-                        aggregate_version: version.max(0) as u64,
-                        payload,
-                    })
-                },
-            )
-            .collect()
+        rows_of(rows)
     }
 
     /// Marks rows as published, in one statement.

@@ -165,7 +165,7 @@ impl FeedRow {
     }
 }
 
-/// Feed writes within a caller's transaction (SQLite: row by row, in process).
+/// Feed writes within a caller's transaction (SQLite: one statement per event).
 pub mod sqlite {
     use super::*;
 
@@ -173,51 +173,28 @@ pub mod sqlite {
         c: &mut sqlx::SqliteConnection,
         entries: &[FeedEntry],
     ) -> Result<(), sqlx::Error> {
-        // One event's rows share everything but the agency: one statement for all of them,
-        // the agencies in order as JSON (SQLite has no arrays).
-        let Some(e) = entries.first() else {
-            return Ok(());
-        };
-        // Rows of one event (the same id) carry the same payload by construction.
-        if entries.iter().any(|x| x.event_id != e.event_id) {
-            for x in entries {
-                insert_one(c, x).await?;
-            }
-            return Ok(());
+        // One event's rows share everything but the agency: one statement per event, the
+        // agencies in order as JSON (SQLite has no arrays).
+        let mut rest = entries;
+        while let Some(e) = rest.first() {
+            let n = rest.iter().take_while(|x| x.event_id == e.event_id).count();
+            let agencies: Vec<String> = rest[..n].iter().map(|x| x.agency_id.to_string()).collect();
+            rest = &rest[n..];
+            sqlx::query(
+                "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+                 SELECT a.value, $2, $3, $4, $5, $6, $7, $8 FROM json_each($1) a ORDER BY a.key",
+            )
+            .bind(serde_json::to_string(&agencies).unwrap_or_default())
+            .bind(e.event_id.to_string())
+            .bind(&e.event_type)
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(e.aggregate_version as i64)
+            .bind(&e.occurred_at)
+            .bind(&e.payload)
+            .execute(&mut *c)
+            .await?;
         }
-        let agencies: Vec<String> = entries.iter().map(|x| x.agency_id.to_string()).collect();
-        sqlx::query(
-            "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
-             SELECT a.value, $2, $3, $4, $5, $6, $7, $8 FROM json_each($1) a ORDER BY a.key",
-        )
-        .bind(serde_json::to_string(&agencies).unwrap_or_default())
-        .bind(e.event_id.to_string())
-        .bind(&e.event_type)
-        .bind(&e.aggregate_type)
-        .bind(&e.aggregate_id)
-        .bind(e.aggregate_version as i64)
-        .bind(&e.occurred_at)
-        .bind(&e.payload)
-        .execute(&mut *c)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_one(c: &mut sqlx::SqliteConnection, e: &FeedEntry) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.agency_id.to_string())
-        .bind(e.event_id.to_string())
-        .bind(&e.event_type)
-        .bind(&e.aggregate_type)
-        .bind(&e.aggregate_id)
-        .bind(e.aggregate_version as i64)
-        .bind(&e.occurred_at)
-        .bind(&e.payload)
-        .execute(&mut *c)
-        .await?;
         Ok(())
     }
 }

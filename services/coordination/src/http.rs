@@ -45,6 +45,15 @@ impl ApiState for AppState {
 }
 
 /// This service's routes, state applied, and their OpenAPI document.
+/// The paths this service answers (REST prefixes and its gRPC services' path): a request
+/// carrying a consistency token waits on this service's gate.
+pub const PATHS: &[&str] = &[
+    "/v1/coordination",
+    "/v1/feed",
+    "/v1/webhooks",
+    "/banli.coordination.v1.",
+];
+
 pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(get_case))

@@ -64,6 +64,18 @@ impl ApiState for AppState {
     }
 }
 
+/// The paths this process answers for the follow-up service and its audit log (REST prefixes
+/// and gRPC services' paths): a request carrying a consistency token waits on its gate.
+pub const PATHS: &[&str] = &[
+    "/v1/followup",
+    "/v1/ledger",
+    "/v1/metrics",
+    "/v1/reports",
+    "/v1/audit",
+    "/banli.followup.v1.",
+    "/banli.audit.v1.",
+];
+
 pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(overdue))

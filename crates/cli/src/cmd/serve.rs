@@ -151,7 +151,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             main_pool.clone(),
             consumer.inbox().clone(),
         );
-        gates = gates.route(SUGGESTIONS_PATHS, &gate);
+        gates = gates.route(banli_suggestions::http::PATHS, &gate);
         let stats = metrics.consumer(banli_suggestions::consumer::CONSUMER, gate.applied());
         tasks.push((
             "suggestions relay",
@@ -281,7 +281,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 cstore.pool().clone(),
                 notices.inbox().clone(),
             );
-        gates = gates.route(COORDINATION_PATHS, &gate);
+        gates = gates.route(banli_coordination::http::PATHS, &gate);
         coordination.set_gate(gate.clone(), config.consistency_wait());
         let stats = metrics.consumer(banli_coordination::consumer::CONSUMER, gate.applied());
         let notice_stats = metrics.consumer(banli_coordination::notices::CONSUMER, gate.applied());
@@ -409,7 +409,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             ),
             None => gate,
         };
-        gates = gates.route(FOLLOWUP_PATHS, &gate);
+        gates = gates.route(banli_followup::http::PATHS, &gate);
         followup_gate = Some(gate.clone());
         apis.push(banli_followup::http::api(fstate.clone()));
         banli_followup::grpc::add_services(fstate, &mut grpc_routes);
@@ -677,33 +677,6 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
-
-/// The paths (REST, and gRPC services by their full names) each service answers: a request
-/// carrying a consistency token waits on the gate of the service its path belongs to.
-const SUGGESTIONS_PATHS: &[&str] = &[
-    "/v1/suggestions",
-    "/v1/sessions",
-    "/v1/agencies",
-    "/v1/deputies",
-    "/v1/admin",
-    "/v1/calendar",
-    "/banli.suggestions.v1.",
-];
-const COORDINATION_PATHS: &[&str] = &[
-    "/v1/coordination",
-    "/v1/feed",
-    "/v1/webhooks",
-    "/banli.coordination.v1.",
-];
-const FOLLOWUP_PATHS: &[&str] = &[
-    "/v1/followup",
-    "/v1/ledger",
-    "/v1/metrics",
-    "/v1/reports",
-    "/v1/audit",
-    "/banli.followup.v1.",
-    "/banli.audit.v1.",
-];
 
 /// How often an idle relay looks at its outbox again without a signal: only rows another
 /// process wrote (a replica of the same service) wait for it.

@@ -31,6 +31,18 @@ impl ApiState for AppState {
 
 /// This service's routes, state applied, and their OpenAPI document, to be merged with other
 /// services' and finished with [`banli_api::http::finish`].
+/// The paths this service answers (REST prefixes and its gRPC services' path): a request
+/// carrying a consistency token waits on this service's gate.
+pub const PATHS: &[&str] = &[
+    "/v1/suggestions",
+    "/v1/sessions",
+    "/v1/agencies",
+    "/v1/deputies",
+    "/v1/admin",
+    "/v1/calendar",
+    "/banli.suggestions.v1.",
+];
+
 pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
     let state = AppState { app, body_limit };
     let (api, openapi) = routes::api().split_for_parts();

@@ -146,27 +146,8 @@ impl Api {
         );
         coordination.set_gate(cgate.clone(), o.consistency_wait);
         let gates = banli_api::consistency::Gates::default()
-            .route(
-                &[
-                    "/v1/suggestions",
-                    "/v1/sessions",
-                    "/v1/agencies",
-                    "/v1/deputies",
-                    "/v1/admin",
-                    "/v1/calendar",
-                    "/banli.suggestions.v1.",
-                ],
-                &sgate,
-            )
-            .route(
-                &[
-                    "/v1/coordination",
-                    "/v1/feed",
-                    "/v1/webhooks",
-                    "/banli.coordination.v1.",
-                ],
-                &cgate,
-            );
+            .route(banli_suggestions::http::PATHS, &sgate)
+            .route(banli_coordination::http::PATHS, &cgate);
         let consistency = banli_api::consistency::ConsistencyLayer::new(
             banli_api::consistency::TokenKey::ephemeral().expect("a key"),
             o.consistency_wait,
