@@ -172,24 +172,17 @@ impl Gate {
         positions: &[Position],
         deadline: Instant,
     ) -> Result<bool, sqlx::Error> {
-        let mut signal = self.applied.subscribe();
-        let mut open: Vec<&Position> = positions.iter().collect();
-        loop {
-            signal.borrow_and_update();
-            let mut still = Vec::new();
-            for p in open {
-                if !self.reached(p).await? {
-                    still.push(p);
+        let all = self
+            .wait_for(deadline, || async move {
+                for p in positions {
+                    if !self.reached(p).await? {
+                        return Ok::<_, sqlx::Error>(None);
+                    }
                 }
-            }
-            open = still;
-            if open.is_empty() {
-                return Ok(true);
-            }
-            if !pause(&mut signal, deadline).await {
-                return Ok(false);
-            }
-        }
+                Ok(Some(()))
+            })
+            .await?;
+        Ok(all.is_some())
     }
 
     /// Calls `find` now and again after each batch a consumer of this service commits (and at

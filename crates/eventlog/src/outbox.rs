@@ -129,7 +129,6 @@ impl Outbox {
         }
         let cols =
             "seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload";
-        type Row = (i64, String, String, String, String, i64, String);
         let rows: Vec<Row> = match pool {
             Pool::Postgres(p) => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -123,9 +123,7 @@ impl ConsumerStats {
             ..ConsumerStats::default()
         }
     }
-}
 
-impl ConsumerStats {
     fn count(&self, outcomes: &[Handled]) {
         for o in outcomes {
             let c = match o {

@@ -175,8 +175,8 @@ macro_rules! handle_on {
                     Plan::Apply(b) => {
                         let (id, wire, event) = *b;
                         let key = id.to_string();
-                        let stored = match replicas.get(&key) {
-                            Some(s) => Some(s.clone()),
+                        let stored = match replicas.remove(&key) {
+                            Some(s) => Some(s),
                             None => match crate::store::$module::load(&mut tx, &key).await? {
                                 Some((_, json)) => Some(
                                     serde_json::from_str::<Suggestion>(&json)
@@ -204,7 +204,9 @@ macro_rules! handle_on {
                                 let deadlines = deadlines_of(&s);
                                 let units: Vec<String> = s.assignments.iter().map(|a| a.agency.to_string()).collect();
                                 let changed = crate::store::Changed {
-                                    units: before.as_ref().is_none_or(|b| b.assignments.len() != s.assignments.len()),
+                                    units: before.as_ref().is_none_or(|b| {
+                                        b.assignments.iter().map(|a| a.agency).ne(s.assignments.iter().map(|a| a.agency))
+                                    }),
                                     deadlines: before.as_ref().is_none_or(|b| deadlines_of(b) != deadlines),
                                 };
                                 crate::store::$module::save(

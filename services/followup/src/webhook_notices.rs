@@ -44,11 +44,16 @@ fn body(d: &Disabled) -> String {
     )
 }
 
+/// This consumer's inbox (in the follow-up service's tables).
+pub fn inbox() -> Inbox {
+    Inbox::new("followup", CONSUMER)
+}
+
 impl WebhookConsumer {
     pub fn new(store: Store, office: AgencyId) -> WebhookConsumer {
         WebhookConsumer {
             store,
-            inbox: Inbox::new("followup", CONSUMER),
+            inbox: inbox(),
             office,
         }
     }

@@ -402,10 +402,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             Some(_) => gate.watch(
                 "webhook",
                 fstore.pool().clone(),
-                banli_eventlog::inbox::Inbox::new(
-                    "followup",
-                    banli_followup::webhook_notices::CONSUMER,
-                ),
+                banli_followup::webhook_notices::inbox(),
             ),
             None => gate,
         };

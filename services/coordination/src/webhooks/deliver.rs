@@ -155,8 +155,9 @@ impl Deliverer {
                 _ = &mut stop => break,
                 _ = written.changed() => {}
                 Some(_) = running.join_next() => {}
-                // Retries fall due on their own (backoff of 10 s and more): look for them.
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                // Retries fall due on their own (after `first_retry` at the soonest): look for
+                // them that often, every 2 s at most.
+                _ = tokio::time::sleep(self.policy.first_retry.min(Duration::from_secs(2))) => {}
             }
         }
         running.abort_all();
