@@ -40,6 +40,8 @@ pub struct BriefAssignment {
 #[derive(Debug, Clone)]
 pub struct Http {
     base: String,
+    /// Paths that go elsewhere than `base` (the three-process mode), by prefix.
+    routes: std::sync::Arc<Vec<(&'static str, String)>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -48,7 +50,37 @@ impl Http {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
             .build_http();
-        Http { base, client }
+        Http {
+            base,
+            routes: Default::default(),
+            client,
+        }
+    }
+
+    /// Sends the paths starting with each prefix to its server instead.
+    pub fn routed(mut self, routes: Vec<(&'static str, String)>) -> Http {
+        self.routes = std::sync::Arc::new(routes);
+        self
+    }
+
+    /// Every server this client talks to.
+    pub fn bases(&self) -> Vec<String> {
+        let mut all = vec![self.base.clone()];
+        for (_, b) in self.routes.iter() {
+            if !all.contains(b) {
+                all.push(b.clone());
+            }
+        }
+        all
+    }
+
+    fn url(&self, path: &str) -> String {
+        let base = self
+            .routes
+            .iter()
+            .find(|(p, _)| path.starts_with(p))
+            .map_or(&self.base, |(_, b)| b);
+        format!("{base}{path}")
     }
 
     async fn send(
@@ -61,7 +93,7 @@ impl Http {
     ) -> Result<(u16, Brief, Option<String>)> {
         let mut req = hyper::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
+            .uri(self.url(path))
             .header("authorization", format!("Bearer {key}"));
         if let Some(t) = token {
             req = req.header("banli-consistency", t);
@@ -113,11 +145,11 @@ impl Http {
             .await
     }
 
-    /// A GET whose body is text (e.g. `/metrics`); a non-2xx status is an error.
-    pub async fn get_text(&self, path: &str, key: &str) -> Result<String> {
+    /// A GET to `base` whose body is text (e.g. `/metrics`); a non-2xx status is an error.
+    pub async fn get_text(&self, base: &str, path: &str, key: &str) -> Result<String> {
         let req = hyper::Request::builder()
             .method(hyper::Method::GET)
-            .uri(format!("{}{path}", self.base))
+            .uri(format!("{base}{path}"))
             .header("authorization", format!("Bearer {key}"))
             .body(Full::new(Bytes::new()))?;
         let res = self.client.request(req).await?;

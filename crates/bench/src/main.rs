@@ -4,6 +4,7 @@
 //!     cargo build --release -p banli -p banli-bench
 //!     target/release/banli-bench                      # lifecycles on SQLite and PostgreSQL, memory
 //!     target/release/banli-bench lifecycle --backend sqlite --clients 32 --seconds 20
+//!     target/release/banli-bench lifecycle --mode distributed   # three processes, PostgreSQL + NATS
 //!     target/release/banli-bench memory --suggestions 100000
 //!     target/release/banli-bench propagation --transport nats
 //!     target/release/banli-bench audit --backend sqlite --leaves 1000000
@@ -56,6 +57,10 @@ enum Command {
     Lifecycle {
         #[arg(long, value_enum, default_value = "sqlite")]
         backend: Backend,
+        /// `one`: every service in one process; `distributed`: one process per service on
+        /// PostgreSQL + NATS JetStream (the bench starts them), each command sent to its owner.
+        #[arg(long, value_enum, default_value = "one")]
+        mode: Mode,
         #[arg(long, default_value_t = 32)]
         clients: usize,
         #[arg(long, default_value_t = 20)]
@@ -126,6 +131,12 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    One,
+    Distributed,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Backend {
     Sqlite,
@@ -137,9 +148,10 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Some(Command::Lifecycle {
             backend,
+            mode,
             clients,
             seconds,
-        }) => lifecycle(backend, clients, Duration::from_secs(seconds)).await,
+        }) => lifecycle(backend, mode, clients, Duration::from_secs(seconds)).await,
         Some(Command::Memory { suggestions }) => memory(suggestions).await,
         Some(Command::Idle { seconds }) => idle(Duration::from_secs(seconds)).await,
         Some(Command::Timers {
@@ -195,8 +207,15 @@ async fn main() -> Result<()> {
             Ok(())
         }
         None => {
-            lifecycle(Backend::Sqlite, 32, Duration::from_secs(20)).await?;
-            lifecycle(Backend::Postgres, 32, Duration::from_secs(20)).await?;
+            lifecycle(Backend::Sqlite, Mode::One, 32, Duration::from_secs(20)).await?;
+            lifecycle(Backend::Postgres, Mode::One, 32, Duration::from_secs(20)).await?;
+            lifecycle(
+                Backend::Postgres,
+                Mode::Distributed,
+                32,
+                Duration::from_secs(20),
+            )
+            .await?;
             for t in [
                 propagation::Transport::Embedded,
                 propagation::Transport::Nats,
@@ -491,15 +510,20 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn lifecycle(backend: Backend, clients: usize, duration: Duration) -> Result<()> {
-    let server = match backend {
-        Backend::Sqlite => Server::sqlite().await?,
-        Backend::Postgres => Server::postgres().await?,
+async fn lifecycle(backend: Backend, mode: Mode, clients: usize, duration: Duration) -> Result<()> {
+    let server = match (mode, backend) {
+        (Mode::Distributed, _) => Server::distributed().await?,
+        (Mode::One, Backend::Sqlite) => Server::sqlite().await?,
+        (Mode::One, Backend::Postgres) => Server::postgres().await?,
     };
-    let http = Http::new(server.http_url.clone());
+    let http = Http::new(server.http_url.clone()).routed(server.routes.clone());
     let world = setup(&http, &server.office_key).await?;
+    let on = match mode {
+        Mode::One => format!("{backend:?}, one process"),
+        Mode::Distributed => "PostgreSQL + NATS, three processes".to_owned(),
+    };
     println!(
-        "\n== lifecycles through REST on {backend:?} ({} commands each)",
+        "\n== lifecycles through REST on {on} ({} commands each)",
         COMMANDS_PER_LIFECYCLE
     );
     let baseline =
@@ -508,7 +532,7 @@ async fn lifecycle(backend: Backend, clients: usize, duration: Duration) -> Resu
         "  baseline INSERT tx/s    {baseline:>9.1}  (single-row INSERT transactions, same database, {clients} connections)"
     );
 
-    let goal = 25;
+    let goal = if mode == Mode::Distributed { 15 } else { 25 };
     // Saturation: `clients` closed-loop clients, each running lifecycles back to back.
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -599,7 +623,10 @@ async fn lifecycle(backend: Backend, clients: usize, duration: Duration) -> Resu
 type LagHistograms = BTreeMap<String, Vec<(f64, u64)>>;
 
 async fn scrape_lag(http: &Http, key: &str) -> Result<LagHistograms> {
-    let text = http.get_text("/metrics", key).await?;
+    let mut text = String::new();
+    for base in http.bases() {
+        text.push_str(&http.get_text(&base, "/metrics", key).await?);
+    }
     let mut out: LagHistograms = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("banli_consumer_lag_milliseconds_bucket{consumer=\"")

@@ -10,6 +10,12 @@ use tokio::process::{Child, Command};
 
 pub struct Server {
     child: Child,
+    /// In the three-process mode: the coordination and follow-up processes.
+    others: Vec<Child>,
+    /// Where each service's paths go (three-process mode), by path prefix.
+    pub routes: Vec<(&'static str, String)>,
+    /// The NATS stream and subject prefix of the three-process mode, deleted at the end.
+    nats: Option<(String, String, String)>,
     dir: PathBuf,
     pub http_url: String,
     pub database_url: String,
@@ -21,6 +27,19 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+async fn wait_listening(port: u16) -> Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("banli serve did not listen on {port} within 10 s")
 }
 
 fn banli_binary() -> Result<PathBuf> {
@@ -49,6 +68,14 @@ impl Server {
     }
 
     async fn start(pg: Option<TestDb>) -> Result<Server> {
+        Server::start_with(pg, &[], &[]).await
+    }
+
+    async fn start_with(
+        pg: Option<TestDb>,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Result<Server> {
         let dir =
             std::env::temp_dir().join(format!("banli-bench-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir)?;
@@ -68,7 +95,12 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--database-url", &database_url])
-            .env("BANLI_LOG", "warn")
+            .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env(
+                "BANLI_LOG",
+                std::env::var("BANLI_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -83,6 +115,9 @@ impl Server {
             {
                 return Ok(Server {
                     child,
+                    others: Vec::new(),
+                    routes: Vec::new(),
+                    nats: None,
                     dir,
                     http_url: format!("http://127.0.0.1:{http}"),
                     database_url,
@@ -98,6 +133,80 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// The three services as processes (`banli serve --service …`) on PostgreSQL and NATS
+    /// JetStream (a stream of their own), sharing one data directory and so one consistency
+    /// key. Each command goes to the process of the service that owns it.
+    pub async fn distributed() -> Result<Server> {
+        let mut server = Server::postgres_with(&["--service", "suggestions"]).await?;
+        for (service, paths) in [
+            ("coordination", banli_coordination::http::PATHS),
+            ("followup", banli_followup::http::PATHS),
+        ] {
+            let (http, grpc) = (free_port()?, free_port()?);
+            let child = server
+                .command(http, grpc)?
+                .args(["--service", service])
+                .spawn()
+                .with_context(|| format!("starting banli serve --service {service}"))?;
+            server.others.push(child);
+            let url = format!("http://127.0.0.1:{http}");
+            wait_listening(http).await?;
+            for p in paths.iter().filter(|p| p.starts_with("/v1/")) {
+                server.routes.push((p, url.clone()));
+            }
+        }
+        Ok(server)
+    }
+
+    async fn postgres_with(service: &[&str]) -> Result<Server> {
+        let db = TestDb::postgres()
+            .await
+            .context("PostgreSQL is needed (BANLI_TEST_DATABASE_URL, default the local server)")?;
+        let nats = std::env::var("BANLI_TEST_NATS_URL")
+            .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let (stream, prefix) = (
+            format!("BANLI_BENCH_{unique}"),
+            format!("banlibench{unique}"),
+        );
+        let env = [
+            ("BANLI_NATS_URL", nats.clone()),
+            ("BANLI_NATS_STREAM", stream.clone()),
+            ("BANLI_NATS_SUBJECT_PREFIX", prefix.clone()),
+        ];
+        let mut server = Server::start_with(Some(db), service, &env).await?;
+        server.nats = Some((nats, stream, prefix));
+        Ok(server)
+    }
+
+    /// `banli serve` on `http`/`grpc` in this server's data directory, on its database.
+    fn command(&self, http: u16, grpc: u16) -> Result<Command> {
+        let mut cmd = Command::new(banli_binary()?);
+        cmd.args([
+            "serve",
+            "--http-addr",
+            &format!("127.0.0.1:{http}"),
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+        ])
+        .arg("--data-dir")
+        .arg(self.dir.join("data"))
+        .args(["--database-url", &self.database_url])
+        .env(
+            "BANLI_LOG",
+            std::env::var("BANLI_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+        if let Some((nats, stream, prefix)) = &self.nats {
+            cmd.env("BANLI_NATS_URL", nats)
+                .env("BANLI_NATS_STREAM", stream)
+                .env("BANLI_NATS_SUBJECT_PREFIX", prefix);
+        }
+        Ok(cmd)
     }
 
     /// Resident set size of the server process, in KiB.
@@ -121,6 +230,19 @@ impl Server {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
         let _ = self.child.kill().await;
+        for mut c in self.others.drain(..) {
+            let _ = c.kill().await;
+        }
+        if let Some((url, stream, prefix)) = self.nats.take()
+            && let Ok(bus) = banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
+                stream,
+                prefix,
+                ..banli_eventlog::NatsConfig::new(&url)
+            })
+            .await
+        {
+            bus.delete_stream().await;
+        }
         if let Some(db) = self.pg.take() {
             db.drop_db().await;
         }
