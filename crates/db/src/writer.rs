@@ -59,7 +59,7 @@ impl std::fmt::Debug for Writer {
 /// whether the transaction committed.
 async fn run_group(
     pool: &sqlx::SqlitePool,
-    group: Vec<Grouped>,
+    mut group: Vec<Grouped>,
 ) -> (Vec<Completion>, Result<(), String>) {
     use sqlx::Connection;
     let mut done = Vec::with_capacity(group.len());
@@ -71,6 +71,20 @@ async fn run_group(
         Ok(tx) => tx,
         Err(e) => return (done, Err(e.to_string())),
     };
+    if group.len() == 1 {
+        // Alone in its transaction: no savepoint needed; a failure rolls the whole back.
+        let Some(job) = group.pop() else {
+            return (done, Ok(()));
+        };
+        let (ok, completion) = job(&mut tx).await;
+        done.push(completion);
+        if !ok {
+            // The job reports its own error; dropping the transaction rolls it back.
+            let _ = tx.rollback().await;
+            return (done, Ok(()));
+        }
+        return (done, tx.commit().await.map_err(|e| e.to_string()));
+    }
     for job in group {
         if let Err(e) = sqlx::query("SAVEPOINT banli_write").execute(&mut *tx).await {
             return (done, Err(e.to_string()));

@@ -12,7 +12,8 @@
 //! service's tables.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use banli_db::Pool;
@@ -79,24 +80,68 @@ pub async fn recording<F: Future>(f: F) -> (F::Output, Vec<Position>) {
         .await
 }
 
-/// The signal a consumer gives after each committed batch. Cloning shares it.
+/// The signal a consumer gives after each committed batch, with the positions it committed.
+/// Cloning shares it.
+///
+/// The positions are a bounded in-memory copy of what this process's consumers wrote to their
+/// inboxes: a waiting request checks them on every signal without a query. The inbox stays the
+/// truth — a position missing here (another replica applied it, the process restarted, the
+/// copy was cleared) is looked up there.
 #[derive(Debug, Clone)]
-pub struct Applied(Arc<watch::Sender<u64>>);
+pub struct Applied {
+    signal: Arc<watch::Sender<u64>>,
+    reached: Arc<Mutex<HashMap<Key, u64>>>,
+}
+
+/// (consumer, aggregate type, aggregate id)
+type Key = (String, String, String);
+
+/// How many positions the in-memory copy holds before it starts again from empty.
+const REMEMBERED: usize = 100_000;
 
 impl Default for Applied {
     fn default() -> Self {
-        Applied(Arc::new(watch::channel(0).0))
+        Applied {
+            signal: Arc::new(watch::channel(0).0),
+            reached: Arc::default(),
+        }
     }
 }
 
 impl Applied {
     /// A batch was committed.
     pub fn bump(&self) {
-        self.0.send_modify(|n| *n = n.wrapping_add(1));
+        self.signal.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Notes that `consumer`'s inbox now holds these aggregates at (at least) these versions;
+    /// call after the batch is committed, before [`Applied::bump`].
+    pub fn note(&self, consumer: &str, positions: impl IntoIterator<Item = (String, String, u64)>) {
+        let Ok(mut m) = self.reached.lock() else {
+            return;
+        };
+        for (t, id, v) in positions {
+            if m.len() >= REMEMBERED {
+                m.clear();
+            }
+            let at = m.entry((consumer.to_owned(), t, id)).or_insert(0);
+            *at = (*at).max(v);
+        }
+    }
+
+    /// The version `consumer` is known (in memory) to have reached for an aggregate.
+    fn known(&self, consumer: &str, aggregate_type: &str, aggregate_id: &str) -> Option<u64> {
+        let m = self.reached.lock().ok()?;
+        m.get(&(
+            consumer.to_owned(),
+            aggregate_type.to_owned(),
+            aggregate_id.to_owned(),
+        ))
+        .copied()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
+        self.signal.subscribe()
     }
 }
 
@@ -147,6 +192,12 @@ impl Gate {
 
     /// Whether this service has applied `p` (own types and types it never consumes: at once).
     pub async fn reached(&self, p: &Position) -> Result<bool, sqlx::Error> {
+        self.reached_via(p, true).await
+    }
+
+    /// [`Gate::reached`]; with `ask_inbox` false only what this process's consumers noted in
+    /// memory counts (no query).
+    async fn reached_via(&self, p: &Position, ask_inbox: bool) -> Result<bool, sqlx::Error> {
         if self.own.contains(&p.aggregate_type.as_str()) {
             return Ok(true);
         }
@@ -155,6 +206,16 @@ impl Gate {
             .iter()
             .filter(|w| w.aggregate_type == p.aggregate_type)
         {
+            let consumer = w.inbox.consumer();
+            let known = self
+                .applied
+                .known(consumer, &p.aggregate_type, &p.aggregate_id);
+            if known.unwrap_or(0) >= p.version {
+                continue;
+            }
+            if !ask_inbox {
+                return Ok(false);
+            }
             let at = w
                 .inbox
                 .position(&w.pool, &p.aggregate_type, &p.aggregate_id)
@@ -166,23 +227,37 @@ impl Gate {
         Ok(true)
     }
 
-    /// Waits until every position is reached, or `deadline`; true when reached.
+    /// Waits until every position is reached, or `deadline`; true when reached. The inboxes
+    /// are read when the wait begins and at each [`RECHECK`] (another replica may have applied
+    /// the events); after a signal from this process's consumers, only their in-memory note.
     pub async fn wait(
         &self,
         positions: &[Position],
         deadline: Instant,
     ) -> Result<bool, sqlx::Error> {
-        let all = self
-            .wait_for(deadline, || async move {
-                for p in positions {
-                    if !self.reached(p).await? {
-                        return Ok::<_, sqlx::Error>(None);
-                    }
+        let mut signal = self.applied.subscribe();
+        let mut ask_inbox = true;
+        loop {
+            signal.borrow_and_update();
+            let mut all = true;
+            for p in positions {
+                if !self.reached_via(p, ask_inbox).await? {
+                    all = false;
+                    break;
                 }
-                Ok(Some(()))
-            })
-            .await?;
-        Ok(all.is_some())
+            }
+            if all {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            // A signal: check memory; a quiet RECHECK: ask the inboxes.
+            ask_inbox = tokio::time::timeout_at(deadline.min(now + RECHECK), signal.changed())
+                .await
+                .is_err();
+        }
     }
 
     /// Calls `find` now and again after each batch a consumer of this service commits (and at

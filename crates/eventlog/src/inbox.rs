@@ -10,7 +10,7 @@
 //! Each service has its own three tables, `<service>_inbox`, `<service>_inbox_positions` and
 //! `<service>_parked_events`, created by [`Inbox::migrate`].
 
-use banli_db::{Pool, on_pool};
+use banli_db::{Db, Pool, on_pool};
 use time::OffsetDateTime;
 
 use crate::Envelope;
@@ -250,8 +250,38 @@ impl Inbox {
     }
 
     /// Records an event with no effect of its own (`reason: None`), or parks it, in its own
-    /// transaction.
+    /// transaction — on the database's write path (on SQLite its one writer thread: a write
+    /// beside it would contend for the file's lock and sleep in SQLite's busy handler).
     pub async fn settle_on(
+        &self,
+        db: &Db,
+        e: &Envelope,
+        park: Option<&str>,
+        advance: bool,
+    ) -> Result<(), sqlx::Error> {
+        let (me, e, park) = (self.clone(), e.clone(), park.map(str::to_owned));
+        enum Failed {
+            Db(sqlx::Error),
+            Stopped,
+        }
+        impl From<banli_db::WriterStopped> for Failed {
+            fn from(_: banli_db::WriterStopped) -> Failed {
+                Failed::Stopped
+            }
+        }
+        db.write(move |pool| async move {
+            me.settle(&pool, &e, park.as_deref(), advance)
+                .await
+                .map_err(Failed::Db)
+        })
+        .await
+        .map_err(|f| match f {
+            Failed::Db(e) => e,
+            Failed::Stopped => sqlx::Error::WorkerCrashed,
+        })
+    }
+
+    async fn settle(
         &self,
         pool: &Pool,
         e: &Envelope,
@@ -468,7 +498,44 @@ macro_rules! backend {
 backend!(
     /// The inbox inside a SQLite transaction.
     sqlite,
-    sqlx::SqliteConnection
+    sqlx::SqliteConnection,
+    {
+        /// Records a batch of applied events, moving each aggregate to its highest version:
+        /// two statements for the whole batch (SQLite has no arrays: the batch goes in as JSON).
+        pub async fn record_applied(
+            inbox: &Inbox,
+            c: &mut sqlx::SqliteConnection,
+            events: &[&Envelope],
+        ) -> Result<(), sqlx::Error> {
+            let events: Vec<&&Envelope> = events.iter().filter(|e| !e.event_id.is_nil()).collect();
+            if events.is_empty() {
+                return Ok(());
+            }
+            let (insert, advance) = inbox.bulk_sql_sqlite();
+            let rows: Vec<(String, &str, &str, u64)> = events
+                .iter()
+                .map(|e| (e.event_id.to_string(), e.event_type.as_str(), e.aggregate_id.as_str(), e.aggregate_version))
+                .collect();
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .bind(&inbox.consumer)
+                .bind(serde_json::to_string(&rows).unwrap_or_default())
+                .bind(OffsetDateTime::now_utc())
+                .execute(&mut *c)
+                .await?;
+            let mut last: std::collections::HashMap<(&str, &str), u64> = Default::default();
+            for e in &events {
+                let v = last.entry((aggregate_type(e), e.aggregate_id.as_str())).or_insert(0);
+                *v = (*v).max(e.aggregate_version);
+            }
+            let last: Vec<(&str, &str, u64)> = last.into_iter().map(|((t, a), v)| (t, a, v)).collect();
+            sqlx::query(sqlx::AssertSqlSafe(advance))
+                .bind(&inbox.consumer)
+                .bind(serde_json::to_string(&last).unwrap_or_default())
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        }
+    }
 );
 backend!(
     /// The inbox inside a PostgreSQL transaction.
@@ -522,6 +589,24 @@ backend!(
 );
 
 impl Inbox {
+    fn bulk_sql_sqlite(&self) -> (String, String) {
+        let s = self.service;
+        (
+            format!(
+                "INSERT INTO {s}_inbox (consumer, event_id, event_type, aggregate_id, aggregate_version, outcome, handled_at) \
+                 SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                 json_extract(value, '$[3]'), 'applied', $3 FROM json_each($2)"
+            ),
+            // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+            format!(
+                "INSERT INTO {s}_inbox_positions AS p (consumer, aggregate_type, aggregate_id, version) \
+                 SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') \
+                 FROM json_each($2) WHERE true \
+                 ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE SET version = max(p.version, excluded.version)"
+            ),
+        )
+    }
+
     fn bulk_sql(&self) -> (String, String) {
         let s = self.service;
         (

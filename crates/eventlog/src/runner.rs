@@ -210,6 +210,19 @@ pub async fn run<H: Handler>(
             .collect();
         match handler.handle(&incoming).await {
             Ok(outcomes) => {
+                stats.signal.note(
+                    &options.name,
+                    incoming.iter().zip(&outcomes).filter_map(|(i, o)| {
+                        matches!(o, Handled::Applied | Handled::Duplicate).then(|| {
+                            let e = &i.envelope;
+                            (
+                                crate::inbox::aggregate_type(e).to_owned(),
+                                e.aggregate_id.clone(),
+                                e.aggregate_version,
+                            )
+                        })
+                    }),
+                );
                 stats.signal.bump();
                 stats.count(&outcomes);
                 stats.count_lag(&incoming);

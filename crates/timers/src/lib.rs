@@ -253,11 +253,67 @@ impl Timers {
     }
 }
 
+/// Timer changes collected while a transaction decides what to do, written at its end in a
+/// few statements ([`sqlite::flush`], [`postgres::flush`]) instead of one per timer. The order
+/// between schedules and cancellations is kept (a cancelled timer stays cancelled; scheduling
+/// after a cancellation creates one only where none existed), and a timer scheduled twice in a
+/// row keeps its last time.
+#[derive(Debug, Default)]
+pub struct Ops {
+    runs: Vec<Run>,
+}
+
+#[derive(Debug)]
+enum Run {
+    Schedule(
+        Vec<(String, i64, String)>,
+        std::collections::HashMap<String, usize>,
+    ),
+    Cancel(Vec<String>, std::collections::HashSet<String>),
+}
+
+impl Ops {
+    /// Schedules (or moves) a timer; a fired or cancelled one is left alone.
+    pub fn schedule(&mut self, key: &str, due_at: OffsetDateTime, payload: &str) {
+        let row = (key.to_owned(), millis(due_at), payload.to_owned());
+        if let Some(Run::Schedule(rows, at)) = self.runs.last_mut() {
+            match at.get(key) {
+                Some(i) => rows[*i] = row,
+                None => {
+                    at.insert(key.to_owned(), rows.len());
+                    rows.push(row);
+                }
+            }
+            return;
+        }
+        let at = std::iter::once((key.to_owned(), 0)).collect();
+        self.runs.push(Run::Schedule(vec![row], at));
+    }
+
+    /// Cancels a pending timer.
+    pub fn cancel(&mut self, key: &str) {
+        if let Some(Run::Cancel(keys, seen)) = self.runs.last_mut() {
+            if seen.insert(key.to_owned()) {
+                keys.push(key.to_owned());
+            }
+            return;
+        }
+        let seen = std::iter::once(key.to_owned()).collect();
+        self.runs.push(Run::Cancel(vec![key.to_owned()], seen));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+}
+
 macro_rules! backend {
-    ($module:ident, $conn:ty) => {
+    ($module:ident, $conn:ty, { $($extra:item)* }) => {
         /// Scheduling and completing within the caller's transaction.
         pub mod $module {
             use super::*;
+
+            $($extra)*
 
             /// Schedules (or moves) a timer; a fired or cancelled one is left alone.
             pub async fn schedule(
@@ -312,8 +368,96 @@ macro_rules! backend {
     };
 }
 
-backend!(sqlite, sqlx::SqliteConnection);
-backend!(postgres, sqlx::PgConnection);
+backend!(sqlite, sqlx::SqliteConnection, {
+    /// Writes collected timer changes: one statement per run of schedules or cancellations.
+    pub async fn flush(
+        timers: &Timers,
+        c: &mut sqlx::SqliteConnection,
+        ops: Ops,
+    ) -> Result<(), sqlx::Error> {
+        let t = timers.table;
+        for run in ops.runs {
+            match run {
+                Run::Schedule(rows, _) => {
+                    // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+                    let sql = format!(
+                        "INSERT INTO {t} (timer_key, due_at, payload, state, attempts) \
+                         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 'pending', 0 \
+                         FROM json_each($1) WHERE true \
+                         ON CONFLICT (timer_key) DO UPDATE SET \
+                         previous_due_at = CASE WHEN {t}.due_at <> excluded.due_at THEN {t}.due_at ELSE {t}.previous_due_at END, \
+                         due_at = excluded.due_at, payload = excluded.payload, owner = NULL, lease_until = NULL \
+                         WHERE {t}.state = 'pending'"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(serde_json::to_string(&rows).unwrap_or_default())
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Run::Cancel(keys, _) => {
+                    let sql = format!(
+                        "UPDATE {t} SET state = 'cancelled', owner = NULL, lease_until = NULL \
+                         WHERE timer_key IN (SELECT value FROM json_each($1)) AND state = 'pending'"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(serde_json::to_string(&keys).unwrap_or_default())
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+});
+backend!(postgres, sqlx::PgConnection, {
+    /// Writes collected timer changes: one statement per run of schedules or cancellations.
+    pub async fn flush(
+        timers: &Timers,
+        c: &mut sqlx::PgConnection,
+        ops: Ops,
+    ) -> Result<(), sqlx::Error> {
+        let t = timers.table;
+        for run in ops.runs {
+            match run {
+                Run::Schedule(rows, _) => {
+                    let mut keys = Vec::with_capacity(rows.len());
+                    let mut due = Vec::with_capacity(rows.len());
+                    let mut payloads = Vec::with_capacity(rows.len());
+                    for (k, d, p) in rows {
+                        keys.push(k);
+                        due.push(d);
+                        payloads.push(p);
+                    }
+                    let sql = format!(
+                        "INSERT INTO {t} (timer_key, due_at, payload, state, attempts) \
+                         SELECT x.k, x.d, x.p, 'pending', 0 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(k, d, p) \
+                         ON CONFLICT (timer_key) DO UPDATE SET \
+                         previous_due_at = CASE WHEN {t}.due_at <> excluded.due_at THEN {t}.due_at ELSE {t}.previous_due_at END, \
+                         due_at = excluded.due_at, payload = excluded.payload, owner = NULL, lease_until = NULL \
+                         WHERE {t}.state = 'pending'"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(&keys)
+                        .bind(&due)
+                        .bind(&payloads)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Run::Cancel(keys, _) => {
+                    let sql = format!(
+                        "UPDATE {t} SET state = 'cancelled', owner = NULL, lease_until = NULL \
+                         WHERE timer_key = ANY($1) AND state = 'pending'"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(&keys)
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+});
 
 /// Fires claimed timers: for each, its effect and [`sqlite::complete`] / [`postgres::complete`]
 /// in one transaction. Returns, per timer, whether it fired here.

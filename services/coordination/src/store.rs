@@ -716,16 +716,26 @@ impl Store {
             match &pool {
                 Pool::Sqlite(p) => {
                     let mut tx = p.begin().await?;
+                    let mut applied = Vec::new();
                     for item in &prepared {
                         match item {
                             Prepared::Apply(e, ch, rows, tasks) => {
-                                sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, false).await?;
+                                // New cases one by one (SQLite), the inbox entries last, in two.
+                                if ch.expected_replica_version.is_none() {
+                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, false).await?;
+                                } else {
+                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true).await?;
+                                    applied.push(e);
+                                }
                             }
                             Prepared::Park(e, reason, advance) => {
                                 inbox::sqlite::park(&inbox, &mut tx, e, reason, *advance).await?;
                             }
                         }
                     }
+                    inbox::sqlite::record_applied(&inbox, &mut tx, &applied)
+                        .await
+                        .map_err(duplicate)?;
                     tx.commit().await?;
                 }
                 Pool::Postgres(p) => {

@@ -9,7 +9,7 @@ use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::profile::Reminders;
 use banli_domain::suggestion::{Satisfaction, Suggestion, SuggestionEvent};
 use banli_domain::wire::WireEvent;
-use banli_eventlog::inbox::{Admission, Inbox};
+use banli_eventlog::inbox::{Admission, Inbox, Seen};
 use banli_eventlog::runner::GAP_PATIENCE;
 use banli_eventlog::{Envelope, Handled, Handler, Incoming};
 use time::OffsetDateTime;
@@ -141,12 +141,30 @@ macro_rules! handle_on {
             office: Option<AgencyId>,
             batch: &[Incoming],
         ) -> Result<Vec<Handled>, StoreError> {
+            let envelopes: Vec<&Envelope> = batch.iter().map(|i| &i.envelope).collect();
+            let mut seen = inbox.seen_on(store.pool(), &envelopes).await?;
             let mut tx = p.begin().await?;
             let mut replicas = Replicas::new();
+            let mut rows = BatchRows::default();
             let mut out = Vec::with_capacity(batch.len());
+            let mut applied = Vec::new();
             for incoming in batch {
-                out.push($name(&mut tx, store, inbox, reminders, office, incoming, &mut replicas).await?);
+                let e = &incoming.envelope;
+                let handled = $name(&mut tx, store, inbox, reminders, office, incoming, &mut seen, &mut replicas, &mut rows).await?;
+                if handled == Handled::Applied {
+                    applied.push(e);
+                }
+                out.push(handled);
             }
+            crate::store::$module::add_days(&mut tx, &rows.days).await?;
+            banli_timers::$module::flush(store.timers(), &mut tx, std::mem::take(&mut rows.timers)).await?;
+            // Each suggestion's fact rows once, as the batch left it.
+            for id in &rows.facts {
+                if let Some(s) = replicas.get(id) {
+                    crate::store::$module::save_fact_rows(&mut tx, s).await?;
+                }
+            }
+            banli_eventlog::inbox::$module::record_applied(inbox, &mut tx, &applied).await?;
             tx.commit().await?;
             Ok(out)
         }
@@ -158,12 +176,14 @@ macro_rules! handle_on {
             reminders: &Reminders,
             office: Option<AgencyId>,
             incoming: &Incoming,
+            seen: &mut Seen,
             replicas: &mut Replicas,
+            batch_rows: &mut BatchRows,
         ) -> Result<Handled, StoreError> {
             let e = &incoming.envelope;
             let mut tx = tx;
             let park = |reason: String| reason;
-            let reason = match banli_eventlog::inbox::$module::admit(inbox, &mut tx, e).await? {
+            let reason = match seen.admit(e) {
                 Admission::Duplicate => return Ok(Handled::Duplicate),
                 Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => return Ok(Handled::Deferred),
                 Admission::Gap { expected } => park(format!(
@@ -209,9 +229,9 @@ macro_rules! handle_on {
                                     }),
                                     deadlines: before.as_ref().is_none_or(|b| deadlines_of(b) != deadlines),
                                 };
-                                crate::store::$module::save(
+                                crate::store::$module::save_into(
                                     &mut tx,
-                                    store.timers(),
+                                    &mut batch_rows.timers,
                                     &key,
                                     wire.aggregate_version,
                                     &json,
@@ -222,9 +242,11 @@ macro_rules! handle_on {
                                     OffsetDateTime::now_utc(),
                                 )
                                 .await?;
-                                crate::store::$module::save_facts(&mut tx, before.as_ref(), &s).await?;
-                                crate::store::$module::sync_commitments(&mut tx, store.timers(), &s).await?;
-                                crate::store::$module::sync_progress(&mut tx, store.timers(), before.as_ref(), &s, reminders).await?;
+                                if crate::store::fact_changes(before.as_ref(), &s, &mut batch_rows.days) {
+                                    batch_rows.facts.insert(key.clone());
+                                }
+                                crate::store::sync_commitments_into(&mut batch_rows.timers, &s);
+                                crate::store::sync_progress_into(&mut batch_rows.timers, before.as_ref(), &s, reminders);
                                 let office_actor = banli_domain::Actor {
                                     role: banli_domain::Role::AssigningOffice,
                                     agency: office,
@@ -235,7 +257,8 @@ macro_rules! handle_on {
                                     crate::notices::$module::save(&mut tx, store, None, &n, &[issued], &office_actor, OffsetDateTime::now_utc()).await?;
                                     tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
                                 }
-                                banli_eventlog::inbox::$module::record(inbox, &mut tx, e, Handled::Applied, true).await?;
+                                // The inbox entries of the batch are written at its end.
+                                seen.handled(e, true);
                                 replicas.insert(key, s);
                                 return Ok(Handled::Applied);
                             }
@@ -246,9 +269,20 @@ macro_rules! handle_on {
             tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked");
             let advance = !matches!(reason.as_str(), r if r.starts_with("version ") || r.starts_with("a message"));
             banli_eventlog::inbox::$module::park(inbox, &mut tx, e, &reason, advance).await?;
+            seen.handled(e, advance);
             Ok(Handled::Parked)
         }
     };
+}
+
+/// What a batch writes once at its end rather than per event: the summed per-day counts, the
+/// fact rows of the suggestions whose facts changed (replaced, so only the last state counts)
+/// and the timer changes (in order, a statement per run of schedules or cancellations).
+#[derive(Default)]
+struct BatchRows {
+    days: crate::store::DaySums,
+    facts: std::collections::BTreeSet<String>,
+    timers: banli_timers::Ops,
 }
 
 /// The replicas a batch has written, by suggestion id: later events of the same suggestion in

@@ -11,7 +11,7 @@ use banli_domain::metrics::{
 use banli_domain::profile::Reminders;
 use banli_domain::suggestion::{Suggestion, UnitRole};
 use banli_eventlog::inbox::Inbox;
-use banli_timers::Timers;
+use banli_timers::{Ops, Timers};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use time::{Date, OffsetDateTime, UtcOffset};
@@ -168,6 +168,99 @@ impl Changed {
     };
 }
 
+/// Adds what `s` changed of the per-day counts since `old` to `days` (they are sums: a batch
+/// writes them once, with `add_days`); true when the suggestion's per-assignment fact rows
+/// must be rewritten (`save_fact_rows`). Most events change no fact a metrics table holds (a
+/// communication's text, a review step): then its rows stay as they are.
+pub fn fact_changes(old: Option<&Suggestion>, s: &Suggestion, days: &mut DaySums) -> bool {
+    for (key, day, change) in day_changes_diff(old, s) {
+        let at = days.entry((key, day)).or_insert([0; COUNTS]);
+        for (x, v) in at.iter_mut().zip(change) {
+            *x += v;
+        }
+    }
+    let keys = |x: &Suggestion| {
+        banli_domain::followup::deadlines_of(x)
+            .into_iter()
+            .map(|d| (d.assignment_id, d.kind))
+            .collect::<Vec<_>>()
+    };
+    !old.is_some_and(|o| SuggestionFacts::of(o) == SuggestionFacts::of(s) && keys(o) == keys(s))
+}
+
+/// Keeps a timer per commitment: due the day after its target date while it is open,
+/// cancelled once it is converted (a timer that fired stays fired).
+pub fn sync_commitments_into(ops: &mut Ops, s: &Suggestion) {
+    for k in &s.commitments {
+        let key = commitment_key(k.id);
+        match k.state {
+            banli_domain::suggestion::CommitmentState::Open => {
+                let payload = CommitmentPayload {
+                    commitment: CommitmentRef {
+                        suggestion_id: s.id.to_string(),
+                        commitment_id: k.id.to_string(),
+                        agency_id: k.owner.to_string(),
+                        target_date: k.target_date,
+                    },
+                };
+                let at = fire_time(k.target_date + time::Duration::days(1));
+                ops.schedule(
+                    &key,
+                    at,
+                    &serde_json::to_string(&payload).unwrap_or_default(),
+                );
+            }
+            banli_domain::suggestion::CommitmentState::Converted => {
+                ops.cancel(&key);
+            }
+        }
+    }
+}
+
+/// Keeps a reminder per open commitment for the progress word its owner next owes the deputy:
+/// moved when progress is reported or the deputy contacted, gone when the commitment is
+/// converted.
+pub fn sync_progress_into(
+    ops: &mut Ops,
+    before: Option<&Suggestion>,
+    s: &Suggestion,
+    reminders: &Reminders,
+) {
+    let now = progress_notices_due(s, reminders);
+    for old in before
+        .map(|b| progress_notices_due(b, reminders))
+        .unwrap_or_default()
+    {
+        if !now.contains(&old) {
+            ops.cancel(&progress_key(&old));
+        }
+    }
+    for p in &now {
+        let payload = AlertPayload {
+            suggestion_id: s.id.to_string(),
+            assignment_id: p.assignment.to_string(),
+            agency_id: p.agency.to_string(),
+            kind: "progress_notice".into(),
+            due: p.due,
+            alert: format!("commitment-{}", p.commitment),
+            level: "reminder".into(),
+        };
+        ops.schedule(
+            &progress_key(p),
+            fire_time(p.due),
+            &serde_json::to_string(&payload).unwrap_or_default(),
+        );
+    }
+}
+
+/// Cancels the alerts of a deadline's date that have not gone out.
+fn cancel_alerts(ops: &mut Ops, aid: &str, kind: DeadlineKind, due: Date, reminders: &Reminders) {
+    for (alert, _) in alerts(due, reminders) {
+        ops.cancel(&timer_key(aid, kind, due, alert));
+        ops.cancel(&legacy_timer_key(aid, kind, alert));
+    }
+}
+
 macro_rules! backend {
     ($module:ident, $conn:ty, $timers:ident, $inbox:ident) => {
         /// The writes within a caller's transaction.
@@ -187,6 +280,25 @@ macro_rules! backend {
             pub async fn save(
                 c: &mut $conn,
                 timers: &Timers,
+                id: &str,
+                version: u64,
+                replica: &str,
+                units: &[String],
+                deadlines: &[TrackedDeadline],
+                changed: Changed,
+                reminders: &Reminders,
+                now: OffsetDateTime,
+            ) -> Result<(), sqlx::Error> {
+                let mut ops = Ops::default();
+                save_into(c, &mut ops, id, version, replica, units, deadlines, changed, reminders, now).await?;
+                banli_timers::$timers::flush(timers, c, ops).await
+            }
+
+            /// [`save`], collecting the timer changes in `ops` for the caller to write.
+            #[allow(clippy::too_many_arguments)]
+            pub async fn save_into(
+                c: &mut $conn,
+                ops: &mut Ops,
                 id: &str,
                 version: u64,
                 replica: &str,
@@ -236,10 +348,10 @@ macro_rules! backend {
                     // The old date's alerts that have not gone out go (fired ones stay fired).
                     let moved = old.filter(|(_, _, due, _)| *due != d.due);
                     if let Some((_, _, old_due, _)) = moved {
-                        cancel_alerts(&mut *c, timers, &aid, d.kind, *old_due, reminders).await?;
+                        cancel_alerts(ops, &aid, d.kind, *old_due, reminders);
                     }
                     if d.met {
-                        cancel_alerts(&mut *c, timers, &aid, d.kind, d.due, reminders).await?;
+                        cancel_alerts(ops, &aid, d.kind, d.due, reminders);
                     } else {
                         let kinds = alerts(d.due, reminders);
                         for ((key, at, payload), (alert, _)) in timers_for(id, d, reminders).into_iter().zip(kinds) {
@@ -248,7 +360,7 @@ macro_rules! backend {
                             if moved.is_some() && at < now && matches!(alert, Alert::Before(_)) {
                                 continue;
                             }
-                            banli_timers::$timers::schedule(timers, &mut *c, &key, at, &payload).await?;
+                            ops.schedule(&key, at, &payload);
                         }
                     }
                 }
@@ -261,53 +373,32 @@ macro_rules! backend {
                         .bind(aid).bind(kind)
                         .execute(&mut *c).await?;
                     if let Some(k) = DeadlineKind::parse(kind) {
-                        cancel_alerts(&mut *c, timers, aid, k, *due, reminders).await?;
+                        cancel_alerts(ops, aid, k, *due, reminders);
                     }
                 }
                 Ok(())
             }
 
-            /// Cancels the alerts of a deadline's date that have not gone out.
-            async fn cancel_alerts(
-                c: &mut $conn,
-                timers: &Timers,
-                aid: &str,
-                kind: DeadlineKind,
-                due: Date,
-                reminders: &Reminders,
-            ) -> Result<(), sqlx::Error> {
-                for (alert, _) in alerts(due, reminders) {
-                    banli_timers::$timers::cancel(timers, &mut *c, &timer_key(aid, kind, due, alert)).await?;
-                    banli_timers::$timers::cancel(timers, &mut *c, &legacy_timer_key(aid, kind, alert)).await?;
-                }
-                Ok(())
-            }
 
             /// Replaces a suggestion's rows in the metrics tables with `s`'s facts, and updates
-            /// and the per-day counts with what changed from `old` (the suggestion as stored
+            /// the per-day counts with what changed from `old` (the suggestion as stored
             /// before; `None` when it is new).
             pub async fn save_facts(c: &mut $conn, old: Option<&Suggestion>, s: &Suggestion) -> Result<(), sqlx::Error> {
-                let upsert = upsert_day_sql();
-                for (key, day, change) in day_changes_diff(old, s) {
-                    let (agency, year, role) = day_key(&key);
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(upsert.clone())).bind(agency).bind(year).bind(role).bind(day);
-                    for v in change {
-                        q = q.bind(v);
-                    }
-                    q.execute(&mut *c).await?;
+                let mut days = DaySums::new();
+                let rows = fact_changes(old, s, &mut days);
+                add_days(c, &days).await?;
+                if rows {
+                    save_fact_rows(c, s).await?;
                 }
-                // Most events change no fact a metrics table holds (a communication's text, a
-                // review step): the rows stay as they are.
-                let keys = |x: &Suggestion| {
-                    banli_domain::followup::deadlines_of(x)
-                        .into_iter()
-                        .map(|d| (d.assignment_id, d.kind))
-                        .collect::<Vec<_>>()
-                };
-                if old.is_some_and(|o| SuggestionFacts::of(o) == SuggestionFacts::of(s) && keys(o) == keys(s)) {
+                Ok(())
+            }
+
+            /// The per-day count changes of a batch, summed, in one statement.
+            pub async fn add_days(c: &mut $conn, days: &DaySums) -> Result<(), sqlx::Error> {
+                if days.is_empty() {
                     return Ok(());
                 }
-                save_fact_rows(c, s).await
+                super::add_days::$module(c, days).await
             }
 
             /// Replaces a suggestion's per-assignment rows (not the per-day counts), and marks
@@ -363,27 +454,9 @@ macro_rules! backend {
             /// Keeps a timer per commitment: due the day after its target date while it is open,
             /// cancelled once it is converted (a timer that fired stays fired).
             pub async fn sync_commitments(c: &mut $conn, timers: &Timers, s: &Suggestion) -> Result<(), sqlx::Error> {
-                for k in &s.commitments {
-                    let key = commitment_key(k.id);
-                    match k.state {
-                        banli_domain::suggestion::CommitmentState::Open => {
-                            let payload = CommitmentPayload {
-                                commitment: CommitmentRef {
-                                    suggestion_id: s.id.to_string(),
-                                    commitment_id: k.id.to_string(),
-                                    agency_id: k.owner.to_string(),
-                                    target_date: k.target_date,
-                                },
-                            };
-                            let at = fire_time(k.target_date + time::Duration::days(1));
-                            banli_timers::$timers::schedule(timers, &mut *c, &key, at, &serde_json::to_string(&payload).unwrap_or_default()).await?;
-                        }
-                        banli_domain::suggestion::CommitmentState::Converted => {
-                            banli_timers::$timers::cancel(timers, &mut *c, &key).await?;
-                        }
-                    }
-                }
-                Ok(())
+                let mut ops = Ops::default();
+                super::sync_commitments_into(&mut ops, s);
+                banli_timers::$timers::flush(timers, c, ops).await
             }
 
             /// Keeps a reminder per open commitment for the progress word its owner next owes the
@@ -396,25 +469,9 @@ macro_rules! backend {
                 s: &Suggestion,
                 reminders: &Reminders,
             ) -> Result<(), sqlx::Error> {
-                let now = progress_notices_due(s, reminders);
-                for old in before.map(|b| progress_notices_due(b, reminders)).unwrap_or_default() {
-                    if !now.contains(&old) {
-                        banli_timers::$timers::cancel(timers, &mut *c, &progress_key(&old)).await?;
-                    }
-                }
-                for p in &now {
-                    let payload = AlertPayload {
-                        suggestion_id: s.id.to_string(),
-                        assignment_id: p.assignment.to_string(),
-                        agency_id: p.agency.to_string(),
-                        kind: "progress_notice".into(),
-                        due: p.due,
-                        alert: format!("commitment-{}", p.commitment),
-                        level: "reminder".into(),
-                    };
-                    banli_timers::$timers::schedule(timers, &mut *c, &progress_key(p), fire_time(p.due), &serde_json::to_string(&payload).unwrap_or_default()).await?;
-                }
-                Ok(())
+                let mut ops = Ops::default();
+                super::sync_progress_into(&mut ops, before, s, reminders);
+                banli_timers::$timers::flush(timers, c, ops).await
             }
 
             pub async fn record_alert(c: &mut $conn, key: &str, p: &AlertPayload, at: OffsetDateTime) -> Result<(), sqlx::Error> {
@@ -602,22 +659,6 @@ const DAY_COLUMNS: [&str; COUNTS] = [
     "feedback_first_good",
 ];
 
-/// Adds one day's changes to a slice's row: `$1..$4` the slice and day, `$5..` the changes.
-fn upsert_day_sql() -> String {
-    let cols = DAY_COLUMNS.join(", ");
-    let values: Vec<String> = (5..5 + COUNTS).map(|i| format!("${i}")).collect();
-    let sets: Vec<String> = DAY_COLUMNS
-        .iter()
-        .map(|c| format!("{c} = followup_metric_days.{c} + excluded.{c}"))
-        .collect();
-    format!(
-        "INSERT INTO followup_metric_days (agency_id, year, role, day, {cols}) VALUES ($1, $2, $3, $4, {}) \
-         ON CONFLICT (agency_id, year, role, day) DO UPDATE SET {}",
-        values.join(", "),
-        sets.join(", ")
-    )
-}
-
 /// A slice as stored: '' for every agency or role, 0 for every year.
 fn day_key(k: &DayKey) -> (String, i32, &'static str) {
     (
@@ -629,10 +670,10 @@ fn day_key(k: &DayKey) -> (String, i32, &'static str) {
 
 /// The summed per-day changes of suggestions not stored before, in one statement (PostgreSQL)
 /// or one per slice and day (SQLite), within the caller's transaction.
-async fn add_days_postgres(
-    c: &mut sqlx::PgConnection,
-    sum: &std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]>,
-) -> Result<(), sqlx::Error> {
+async fn add_days_postgres(c: &mut sqlx::PgConnection, sum: &DaySums) -> Result<(), sqlx::Error> {
+    if sum.is_empty() {
+        return Ok(());
+    }
     let mut agency = Vec::with_capacity(sum.len());
     let mut year = Vec::with_capacity(sum.len());
     let mut role = Vec::with_capacity(sum.len());
@@ -673,23 +714,54 @@ async fn add_days_postgres(
     Ok(())
 }
 
-async fn add_days_sqlite(
-    c: &mut sqlx::SqliteConnection,
-    sum: &std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]>,
-) -> Result<(), sqlx::Error> {
-    let upsert = upsert_day_sql();
-    for ((k, d), v) in sum {
-        let (agency, year, role) = day_key(k);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(upsert.clone()))
-            .bind(agency)
-            .bind(year)
-            .bind(role)
-            .bind(*d);
-        for x in v {
-            q = q.bind(*x);
-        }
-        q.execute(&mut *c).await?;
+/// Summed per-day count changes by slice and day.
+pub type DaySums = std::collections::BTreeMap<(DayKey, Date), [i64; COUNTS]>;
+
+/// [`add_days_sqlite`] and [`add_days_postgres`] by backend module name.
+mod add_days {
+    pub(super) use super::add_days_postgres as postgres;
+    pub(super) use super::add_days_sqlite as sqlite;
+}
+
+/// The summed per-day changes in one statement: SQLite has no arrays, so the rows go in as
+/// JSON (`[agency, year, role, day, counts…]` each).
+async fn add_days_sqlite(c: &mut sqlx::SqliteConnection, sum: &DaySums) -> Result<(), sqlx::Error> {
+    if sum.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<serde_json::Value> = sum
+        .iter()
+        .map(|((k, d), v)| {
+            let (agency, year, role) = day_key(k);
+            let mut row = vec![
+                serde_json::Value::from(agency),
+                year.into(),
+                role.into(),
+                d.to_string().into(),
+            ];
+            row.extend(v.iter().map(|x| serde_json::Value::from(*x)));
+            serde_json::Value::Array(row)
+        })
+        .collect();
+    let cols = DAY_COLUMNS.join(", ");
+    let values: Vec<String> = (0..4 + COUNTS)
+        .map(|i| format!("json_extract(value, '$[{i}]')"))
+        .collect();
+    let sets: Vec<String> = DAY_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = followup_metric_days.{c} + excluded.{c}"))
+        .collect();
+    // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+    let sql = format!(
+        "INSERT INTO followup_metric_days (agency_id, year, role, day, {cols}) SELECT {} FROM json_each($1) WHERE true \
+         ON CONFLICT (agency_id, year, role, day) DO UPDATE SET {}",
+        values.join(", "),
+        sets.join(", ")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }
 

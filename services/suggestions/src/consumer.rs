@@ -45,7 +45,7 @@ impl CoordinationConsumer {
 
     async fn park(&self, e: &Envelope, reason: &str, advance: bool) -> Result<Handled, String> {
         self.inbox
-            .settle_on(self.app.store().pool(), e, Some(reason), advance)
+            .settle_on(self.app.store().db(), e, Some(reason), advance)
             .await
             .map_err(|err| err.to_string())?;
         Ok(Handled::Parked)
@@ -101,7 +101,7 @@ impl CoordinationConsumer {
         let Some(kind) = event.mirrored() else {
             // Countersignatures, disagreements and copies change nothing here.
             self.inbox
-                .settle_on(pool, e, None, true)
+                .settle_on(self.app.store().db(), e, None, true)
                 .await
                 .map_err(|err| err.to_string())?;
             return Ok(Handled::Applied);
@@ -128,7 +128,7 @@ impl CoordinationConsumer {
             }
             RemoteOutcome::NoChange => {
                 self.inbox
-                    .settle_on(pool, e, None, true)
+                    .settle_on(self.app.store().db(), e, None, true)
                     .await
                     .map_err(|err| err.to_string())?;
                 Ok(Handled::Applied)
