@@ -212,16 +212,18 @@ pub async fn run<H: Handler>(
             Ok(outcomes) => {
                 stats.signal.note(
                     &options.name,
-                    incoming.iter().zip(&outcomes).filter_map(|(i, o)| {
-                        matches!(o, Handled::Applied | Handled::Duplicate).then(|| {
+                    incoming
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(_, o)| matches!(o, Handled::Applied | Handled::Duplicate))
+                        .map(|(i, _)| {
                             let e = &i.envelope;
                             (
                                 crate::inbox::aggregate_type(e).to_owned(),
                                 e.aggregate_id.clone(),
                                 e.aggregate_version,
                             )
-                        })
-                    }),
+                        }),
                 );
                 stats.signal.bump();
                 stats.count(&outcomes);

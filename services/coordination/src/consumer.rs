@@ -262,6 +262,27 @@ impl Handler for SuggestionConsumer {
                 .map_err(|err| err.to_string())?,
             records: Default::default(),
         };
+        // Every case the batch names, in two queries instead of two per case.
+        let mut ids: Vec<SuggestionId> = batch
+            .iter()
+            .filter_map(|i| {
+                i.envelope
+                    .aggregate_id
+                    .parse::<Uuid>()
+                    .ok()
+                    .map(SuggestionId)
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut loaded = self
+            .store
+            .load_many(&ids)
+            .await
+            .map_err(|err| err.to_string())?;
+        for id in ids {
+            state.records.insert(id, loaded.remove(&id));
+        }
         let mut out = Vec::with_capacity(batch.len());
         let mut items = Vec::new();
         for incoming in batch {

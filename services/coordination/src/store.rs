@@ -366,6 +366,7 @@ macro_rules! backend {
                 tasks: &[Task],
                 now: OffsetDateTime,
                 bulk: bool,
+                replicas_by_caller: bool,
             ) -> Result<(), StoreError> {
                 let id = ch.suggestion_id.to_string();
                 let replica = json(&ch.replica)?;
@@ -381,6 +382,8 @@ macro_rules! backend {
                             .execute(&mut *c)
                             .await?;
                     }
+                    // Written for the whole batch by the caller.
+                    Some(_) if bulk && replicas_by_caller => {}
                     Some(expected) => {
                         let r = sqlx::query("UPDATE coordination_cases SET replica_version = $1, replica = $2, updated_at = $3 WHERE suggestion_id = $4 AND replica_version = $5")
                             .bind(ch.replica_version as i64)
@@ -436,6 +439,72 @@ macro_rules! backend {
 
 backend!(sqlite, sqlx::SqliteConnection, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres);
+
+/// The replicas a consumed batch moves on, written in one statement at its end: per case the
+/// version it expected first and the replica it left last.
+#[derive(Default)]
+struct Replicas {
+    order: Vec<String>,
+    rows: std::collections::HashMap<String, (u64, u64, String)>,
+}
+
+impl Replicas {
+    fn note(&mut self, ch: &ReplicaChange) -> Result<(), StoreError> {
+        let Some(expected) = ch.expected_replica_version else {
+            return Ok(());
+        };
+        let id = ch.suggestion_id.to_string();
+        let replica = json(&ch.replica)?;
+        match self.rows.get_mut(&id) {
+            Some(row) => {
+                row.1 = ch.replica_version;
+                row.2 = replica;
+            }
+            None => {
+                self.order.push(id.clone());
+                self.rows
+                    .insert(id, (expected, ch.replica_version, replica));
+            }
+        }
+        Ok(())
+    }
+
+    /// One UPDATE for every case; a case whose replica moved meanwhile is a conflict (the
+    /// batch is delivered again).
+    async fn write_sqlite(
+        self,
+        c: &mut sqlx::SqliteConnection,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&str, u64, u64, &str)> = self
+            .order
+            .iter()
+            .filter_map(|id| {
+                self.rows
+                    .get(id)
+                    .map(|(e, v, r)| (id.as_str(), *e, *v, r.as_str()))
+            })
+            .collect();
+        let r = sqlx::query(
+            "UPDATE coordination_cases SET replica_version = x.v, replica = x.r, updated_at = $2 \
+             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS e, \
+                          json_extract(value, '$[2]') AS v, json_extract(value, '$[3]') AS r FROM json_each($1)) AS x \
+             WHERE coordination_cases.suggestion_id = x.id AND coordination_cases.replica_version = x.e",
+        )
+        .bind(serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        if r.rows_affected() != rows.len() as u64 {
+            let (_, expected, actual, _) = rows[0];
+            return Err(StoreError::Conflict { expected, actual });
+        }
+        Ok(())
+    }
+}
 
 /// The coordination service's store.
 #[derive(Debug, Clone)]
@@ -630,6 +699,95 @@ impl Store {
         }))
     }
 
+    /// [`Store::load`] for many cases at once, from one snapshot: two queries whatever their
+    /// number (a consumer's batch). Cases not stored are absent from the map.
+    pub async fn load_many(
+        &self,
+        ids: &[SuggestionId],
+    ) -> Result<std::collections::HashMap<SuggestionId, CaseRecord>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let keys: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        type ManyCase = (String, i64, String, i64, String);
+        type ManyOwn = (
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            OffsetDateTime,
+        );
+        let (cases, events): (Vec<ManyCase>, Vec<ManyOwn>) = match self.pool() {
+            Pool::Sqlite(p) => {
+                let list = serde_json::to_string(&keys).unwrap_or_default();
+                let mut tx = p.begin().await?;
+                let cases = sqlx::query_as(
+                    "SELECT suggestion_id, replica_version, replica, version, state FROM coordination_cases \
+                     WHERE suggestion_id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(&list)
+                .fetch_all(&mut *tx)
+                .await?;
+                let events = sqlx::query_as(
+                    "SELECT suggestion_id, version, event_id, payload, actor, effects, status, status_reason, occurred_at FROM coordination_events \
+                     WHERE suggestion_id IN (SELECT value FROM json_each($1)) AND status = 'pending' ORDER BY suggestion_id, version",
+                )
+                .bind(&list)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                (cases, events)
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+                let cases = sqlx::query_as(
+                    "SELECT suggestion_id, replica_version, replica, version, state FROM coordination_cases \
+                     WHERE suggestion_id = ANY($1)",
+                )
+                .bind(&keys)
+                .fetch_all(&mut *tx)
+                .await?;
+                let events = sqlx::query_as(
+                    "SELECT suggestion_id, version, event_id, payload, actor, effects, status, status_reason, occurred_at FROM coordination_events \
+                     WHERE suggestion_id = ANY($1) AND status = 'pending' ORDER BY suggestion_id, version",
+                )
+                .bind(&keys)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                (cases, events)
+            }
+        };
+        let mut pending: std::collections::HashMap<String, Vec<OwnRow>> = Default::default();
+        for (sid, version, event_id, payload, actor, effects, status, reason, at) in events {
+            pending.entry(sid).or_default().push((
+                version, event_id, payload, actor, effects, status, reason, at,
+            ));
+        }
+        for (sid, replica_version, replica, version, state) in cases {
+            let id = SuggestionId(uuid("suggestion", &sid)?);
+            let mut case: CoordinationCase = parse("case", &state)?;
+            case.version = version.max(0) as u64;
+            out.insert(
+                id,
+                CaseRecord {
+                    replica: parse("replica", &replica)?,
+                    replica_version: replica_version.max(0) as u64,
+                    case,
+                    pending: own_events_of(pending.remove(&sid).unwrap_or_default())?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
     /// This service's events of a suggestion, in order; only pending ones when `pending_only`.
     pub async fn own_events(
         &self,
@@ -717,14 +875,16 @@ impl Store {
                 Pool::Sqlite(p) => {
                     let mut tx = p.begin().await?;
                     let mut applied = Vec::new();
+                    let mut replicas = Replicas::default();
                     for item in &prepared {
                         match item {
                             Prepared::Apply(e, ch, rows, tasks) => {
                                 // New cases one by one (SQLite), the inbox entries last, in two.
                                 if ch.expected_replica_version.is_none() {
-                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, false).await?;
+                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, false, false).await?;
                                 } else {
-                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true).await?;
+                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true, true).await?;
+                                    replicas.note(ch)?;
                                     applied.push(e);
                                 }
                             }
@@ -733,6 +893,7 @@ impl Store {
                             }
                         }
                     }
+                    replicas.write_sqlite(&mut tx, now).await?;
                     inbox::sqlite::record_applied(&inbox, &mut tx, &applied)
                         .await
                         .map_err(duplicate)?;
@@ -766,7 +927,7 @@ impl Store {
                     for item in &prepared {
                         match item {
                             Prepared::Apply(e, ch, rows, tasks) => {
-                                postgres::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true).await?;
+                                postgres::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true, false).await?;
                                 applied.push(e);
                             }
                             Prepared::Park(e, reason, advance) => {

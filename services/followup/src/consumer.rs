@@ -142,15 +142,16 @@ macro_rules! handle_on {
             batch: &[Incoming],
         ) -> Result<Vec<Handled>, StoreError> {
             let envelopes: Vec<&Envelope> = batch.iter().map(|i| &i.envelope).collect();
-            let mut seen = inbox.seen_on(store.pool(), &envelopes).await?;
+            let mut rows = BatchRows {
+                seen: inbox.seen_on(store.pool(), &envelopes).await?,
+                ..BatchRows::default()
+            };
             let mut tx = p.begin().await?;
-            let mut replicas = Replicas::new();
-            let mut rows = BatchRows::default();
             let mut out = Vec::with_capacity(batch.len());
             let mut applied = Vec::new();
             for incoming in batch {
                 let e = &incoming.envelope;
-                let handled = $name(&mut tx, store, inbox, reminders, office, incoming, &mut seen, &mut replicas, &mut rows).await?;
+                let handled = $name(&mut tx, store, inbox, reminders, office, incoming, &mut rows).await?;
                 if handled == Handled::Applied {
                     applied.push(e);
                 }
@@ -160,7 +161,7 @@ macro_rules! handle_on {
             banli_timers::$module::flush(store.timers(), &mut tx, std::mem::take(&mut rows.timers)).await?;
             // Each suggestion's fact rows once, as the batch left it.
             for id in &rows.facts {
-                if let Some(s) = replicas.get(id) {
+                if let Some(s) = rows.replicas.get(id) {
                     crate::store::$module::save_fact_rows(&mut tx, s).await?;
                 }
             }
@@ -176,14 +177,12 @@ macro_rules! handle_on {
             reminders: &Reminders,
             office: Option<AgencyId>,
             incoming: &Incoming,
-            seen: &mut Seen,
-            replicas: &mut Replicas,
             batch_rows: &mut BatchRows,
         ) -> Result<Handled, StoreError> {
             let e = &incoming.envelope;
             let mut tx = tx;
             let park = |reason: String| reason;
-            let reason = match seen.admit(e) {
+            let reason = match batch_rows.seen.admit(e) {
                 Admission::Duplicate => return Ok(Handled::Duplicate),
                 Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => return Ok(Handled::Deferred),
                 Admission::Gap { expected } => park(format!(
@@ -195,7 +194,7 @@ macro_rules! handle_on {
                     Plan::Apply(b) => {
                         let (id, wire, event) = *b;
                         let key = id.to_string();
-                        let stored = match replicas.remove(&key) {
+                        let stored = match batch_rows.replicas.remove(&key) {
                             Some(s) => Some(s),
                             None => match crate::store::$module::load(&mut tx, &key).await? {
                                 Some((_, json)) => Some(
@@ -258,8 +257,8 @@ macro_rules! handle_on {
                                     tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
                                 }
                                 // The inbox entries of the batch are written at its end.
-                                seen.handled(e, true);
-                                replicas.insert(key, s);
+                                batch_rows.seen.handled(e, true);
+                                batch_rows.replicas.insert(key, s);
                                 return Ok(Handled::Applied);
                             }
                         }
@@ -269,17 +268,22 @@ macro_rules! handle_on {
             tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked");
             let advance = !matches!(reason.as_str(), r if r.starts_with("version ") || r.starts_with("a message"));
             banli_eventlog::inbox::$module::park(inbox, &mut tx, e, &reason, advance).await?;
-            seen.handled(e, advance);
+            batch_rows.seen.handled(e, advance);
             Ok(Handled::Parked)
         }
     };
 }
 
-/// What a batch writes once at its end rather than per event: the summed per-day counts, the
+/// What a batch keeps while it decides its events, and writes once at its end rather than per
+/// event: the summed per-day counts, the
 /// fact rows of the suggestions whose facts changed (replaced, so only the last state counts)
 /// and the timer changes (in order, a statement per run of schedules or cancellations).
 #[derive(Default)]
 struct BatchRows {
+    /// The inbox's side of admission, as the batch's earlier events left it.
+    seen: Seen,
+    /// The replicas the batch has written so far.
+    replicas: Replicas,
     days: crate::store::DaySums,
     facts: std::collections::BTreeSet<String>,
     timers: banli_timers::Ops,
