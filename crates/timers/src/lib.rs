@@ -96,11 +96,8 @@ impl Timers {
     fn upsert_sql(&self) -> String {
         let t = self.table;
         format!(
-            "INSERT INTO {t} (timer_key, due_at, payload, state, attempts) VALUES ($1, $2, $3, 'pending', 0) \
-             ON CONFLICT (timer_key) DO UPDATE SET \
-             previous_due_at = CASE WHEN {t}.due_at <> excluded.due_at THEN {t}.due_at ELSE {t}.previous_due_at END, \
-             due_at = excluded.due_at, payload = excluded.payload, owner = NULL, lease_until = NULL \
-             WHERE {t}.state = 'pending'"
+            "INSERT INTO {t} (timer_key, due_at, payload, state, attempts) VALUES ($1, $2, $3, 'pending', 0) {}",
+            on_conflict(t)
         )
     }
 
@@ -253,6 +250,17 @@ impl Timers {
     }
 }
 
+/// What scheduling does to a timer that exists: moves a pending one (remembering its previous
+/// time), leaves a fired or cancelled one alone.
+fn on_conflict(t: &str) -> String {
+    format!(
+        "ON CONFLICT (timer_key) DO UPDATE SET \
+         previous_due_at = CASE WHEN {t}.due_at <> excluded.due_at THEN {t}.due_at ELSE {t}.previous_due_at END, \
+         due_at = excluded.due_at, payload = excluded.payload, owner = NULL, lease_until = NULL \
+         WHERE {t}.state = 'pending'"
+    )
+}
+
 /// Timer changes collected while a transaction decides what to do, written at its end in a
 /// few statements ([`sqlite::flush`], [`postgres::flush`]) instead of one per timer. The order
 /// between schedules and cancellations is kept (a cancelled timer stays cancelled; scheduling
@@ -384,10 +392,8 @@ backend!(sqlite, sqlx::SqliteConnection, {
                         "INSERT INTO {t} (timer_key, due_at, payload, state, attempts) \
                          SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 'pending', 0 \
                          FROM json_each($1) WHERE true \
-                         ON CONFLICT (timer_key) DO UPDATE SET \
-                         previous_due_at = CASE WHEN {t}.due_at <> excluded.due_at THEN {t}.due_at ELSE {t}.previous_due_at END, \
-                         due_at = excluded.due_at, payload = excluded.payload, owner = NULL, lease_until = NULL \
-                         WHERE {t}.state = 'pending'"
+                         {}",
+                        on_conflict(t)
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(serde_json::to_string(&rows).unwrap_or_default())
@@ -431,10 +437,8 @@ backend!(postgres, sqlx::PgConnection, {
                     let sql = format!(
                         "INSERT INTO {t} (timer_key, due_at, payload, state, attempts) \
                          SELECT x.k, x.d, x.p, 'pending', 0 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(k, d, p) \
-                         ON CONFLICT (timer_key) DO UPDATE SET \
-                         previous_due_at = CASE WHEN {t}.due_at <> excluded.due_at THEN {t}.due_at ELSE {t}.previous_due_at END, \
-                         due_at = excluded.due_at, payload = excluded.payload, owner = NULL, lease_until = NULL \
-                         WHERE {t}.state = 'pending'"
+                         {}",
+                        on_conflict(t)
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(&keys)

@@ -516,7 +516,6 @@ pub struct Store {
     feed_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-type CaseRow = (i64, String, i64, String);
 type OwnRow = (
     i64,
     String,
@@ -647,56 +646,11 @@ impl Store {
             .transpose()
     }
 
-    /// A case with its replica and pending own events.
+    /// A case with its replica and pending own events, from one snapshot: read apart, the
+    /// consumer could commit in between (the replica without an opinion, and the pending opinion
+    /// already settled), and the command would see neither.
     pub async fn load(&self, id: SuggestionId) -> Result<Option<CaseRecord>, StoreError> {
-        // The case row and its pending events from one snapshot: read apart, the consumer could
-        // commit in between (the replica without an opinion, and the pending opinion already
-        // settled), and the command would see neither.
-        let key = id.to_string();
-        let case_sql = "SELECT replica_version, replica, version, state FROM coordination_cases WHERE suggestion_id = $1";
-        let events_sql = "SELECT version, event_id, payload, actor, effects, status, status_reason, occurred_at FROM coordination_events WHERE suggestion_id = $1 AND status = 'pending' ORDER BY version";
-        let (row, rows): (Option<CaseRow>, Vec<OwnRow>) = match self.pool() {
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let row = sqlx::query_as(case_sql)
-                    .bind(&key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let rows = sqlx::query_as(events_sql)
-                    .bind(&key)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                (row, rows)
-            }
-            Pool::Postgres(p) => {
-                let mut tx = p
-                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?;
-                let row = sqlx::query_as(case_sql)
-                    .bind(&key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let rows = sqlx::query_as(events_sql)
-                    .bind(&key)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                (row, rows)
-            }
-        };
-        let Some((replica_version, replica, version, state)) = row else {
-            return Ok(None);
-        };
-        let mut case: CoordinationCase = parse("case", &state)?;
-        case.version = version.max(0) as u64;
-        let pending = own_events_of(rows)?;
-        Ok(Some(CaseRecord {
-            replica: parse("replica", &replica)?,
-            replica_version: replica_version.max(0) as u64,
-            case,
-            pending,
-        }))
+        Ok(self.load_many(&[id]).await?.remove(&id))
     }
 
     /// [`Store::load`] for many cases at once, from one snapshot: two queries whatever their
