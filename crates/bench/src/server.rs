@@ -55,6 +55,35 @@ fn banli_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// `banli serve` on `http`/`grpc` with its data directory in `dir`, on `database_url`; its
+/// output discarded, its log (`BANLI_LOG`, default warn) on the bench's stderr.
+fn serve_command(
+    dir: &std::path::Path,
+    database_url: &str,
+    http: u16,
+    grpc: u16,
+) -> Result<Command> {
+    let mut cmd = Command::new(banli_binary()?);
+    cmd.args([
+        "serve",
+        "--http-addr",
+        &format!("127.0.0.1:{http}"),
+        "--grpc-addr",
+        &format!("127.0.0.1:{grpc}"),
+    ])
+    .arg("--data-dir")
+    .arg(dir.join("data"))
+    .args(["--database-url", database_url])
+    .env(
+        "BANLI_LOG",
+        std::env::var("BANLI_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .kill_on_drop(true);
+    Ok(cmd)
+}
+
 impl Server {
     pub async fn sqlite() -> Result<Server> {
         Server::start(None).await
@@ -84,26 +113,9 @@ impl Server {
             Some(db) => db.url.clone(),
             None => banli_db::sqlite_url_in(&dir.join("data")),
         };
-        let child = Command::new(banli_binary()?)
-            .args([
-                "serve",
-                "--http-addr",
-                &format!("127.0.0.1:{http}"),
-                "--grpc-addr",
-                &format!("127.0.0.1:{grpc}"),
-            ])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--database-url", &database_url])
+        let child = serve_command(&dir, &database_url, http, grpc)?
             .args(extra)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env(
-                "BANLI_LOG",
-                std::env::var("BANLI_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .context("starting banli serve")?;
         let key_file = dir.join("data").join("assigning-office.key");
@@ -183,24 +195,7 @@ impl Server {
 
     /// `banli serve` on `http`/`grpc` in this server's data directory, on its database.
     fn command(&self, http: u16, grpc: u16) -> Result<Command> {
-        let mut cmd = Command::new(banli_binary()?);
-        cmd.args([
-            "serve",
-            "--http-addr",
-            &format!("127.0.0.1:{http}"),
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc}"),
-        ])
-        .arg("--data-dir")
-        .arg(self.dir.join("data"))
-        .args(["--database-url", &self.database_url])
-        .env(
-            "BANLI_LOG",
-            std::env::var("BANLI_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        let mut cmd = serve_command(&self.dir, &self.database_url, http, grpc)?;
         if let Some((nats, stream, prefix)) = &self.nats {
             cmd.env("BANLI_NATS_URL", nats)
                 .env("BANLI_NATS_STREAM", stream)

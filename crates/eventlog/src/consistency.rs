@@ -190,14 +190,10 @@ impl Gate {
         &self.applied
     }
 
-    /// Whether this service has applied `p` (own types and types it never consumes: at once).
-    pub async fn reached(&self, p: &Position) -> Result<bool, sqlx::Error> {
-        self.reached_via(p, true).await
-    }
-
-    /// [`Gate::reached`]; with `ask_inbox` false only what this process's consumers noted in
-    /// memory counts (no query).
-    async fn reached_via(&self, p: &Position, ask_inbox: bool) -> Result<bool, sqlx::Error> {
+    /// Whether this service has applied `p` (own types and types it never consumes: at once);
+    /// with `ask_inbox` false only what this process's consumers noted in memory counts (no
+    /// query).
+    async fn reached(&self, p: &Position, ask_inbox: bool) -> Result<bool, sqlx::Error> {
         if self.own.contains(&p.aggregate_type.as_str()) {
             return Ok(true);
         }
@@ -241,7 +237,7 @@ impl Gate {
             signal.borrow_and_update();
             let mut all = true;
             for p in positions {
-                if !self.reached_via(p, ask_inbox).await? {
+                if !self.reached(p, ask_inbox).await? {
                     all = false;
                     break;
                 }

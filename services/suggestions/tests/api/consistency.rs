@@ -7,7 +7,7 @@ use axum::http::Method;
 use banli_db::testing::TestDb;
 use serde_json::{Value, json};
 
-use crate::support::{Api, Options, Response, World};
+use crate::support::{Api, Options, Response, World, assignment_of};
 
 const HEADER: &str = "banli-consistency";
 
@@ -72,17 +72,7 @@ async fn chained_lifecycle(w: &World) {
             json!({"units": [{"agency_id": w.lead, "role": "lead"}, {"agency_id": w.co1, "role": "co"}, {"agency_id": w.co2, "role": "co"}]}),
         )
         .await;
-    let a = |agency: &str| {
-        s["assignments"]
-            .as_array()
-            .expect("assignments")
-            .iter()
-            .find(|a| a["agency_id"] == agency)
-            .expect("assignment")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
-    };
+    let a = |agency: &str| assignment_of(&s, agency);
     let (lead, co1, co2) = (a(&w.lead), a(&w.co1), a(&w.co2));
     let division = w
         .api

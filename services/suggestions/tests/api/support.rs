@@ -450,17 +450,7 @@ impl World {
             .api
             .ok(&format!("/v1/suggestions/{id}/assignments"), office, json!({"units": [{"agency_id": self.lead, "role": "lead"}, {"agency_id": self.co1, "role": "co"}, {"agency_id": self.co2, "role": "co"}]}))
             .await;
-        let a = |agency: &str| {
-            s["assignments"]
-                .as_array()
-                .expect("assignments")
-                .iter()
-                .find(|a| a["agency_id"] == agency)
-                .expect("assignment")["id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        };
+        let a = |agency: &str| assignment_of(&s, agency);
         let ids = (id.clone(), a(&self.lead), a(&self.co1), a(&self.co2));
         self.api
             .eventually(&format!("/v1/coordination/cases/{id}"), office, |c| {
@@ -517,4 +507,17 @@ impl World {
             })
             .await;
     }
+}
+
+/// The id of `agency`'s assignment in a suggestion as the API returns it.
+pub fn assignment_of(suggestion: &Value, agency: &str) -> String {
+    suggestion["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .find(|a| a["agency_id"] == agency)
+        .expect("assignment")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
 }
