@@ -66,7 +66,7 @@ pub struct OutboxLag {
 #[derive(Debug, Clone)]
 pub struct Outbox {
     table: &'static str,
-    written: std::sync::Arc<tokio::sync::Notify>,
+    written: banli_db::signal::Signal,
 }
 
 impl Outbox {
@@ -78,19 +78,20 @@ impl Outbox {
         );
         Outbox {
             table,
-            written: std::sync::Arc::default(),
+            written: banli_db::signal::Signal::new(table),
         }
     }
 
-    /// Tells the relay of this process that rows were committed. Called by the store after the
-    /// commit; a signal given while the relay is busy wakes its next wait.
+    /// Tells the relay that rows were committed (this process's at once, other processes' on
+    /// PostgreSQL once [`banli_db::signal::share`] carries [`Outbox::signal`]). Called by the
+    /// store after the commit; a signal given while the relay is busy wakes its next wait.
     pub fn written(&self) {
-        self.written.notify_one();
+        self.written.raise();
     }
 
-    /// Waits for [`Outbox::written`].
-    pub async fn wait_written(&self) {
-        self.written.notified().await;
+    /// The signal [`Outbox::written`] raises.
+    pub fn signal(&self) -> &banli_db::signal::Signal {
+        &self.written
     }
 
     /// Rows not yet published, oldest first.

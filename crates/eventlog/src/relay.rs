@@ -160,12 +160,14 @@ impl Relay {
         Ok(rows.len() - late)
     }
 
-    /// Runs until `stop` resolves: drains the outbox, then sleeps until the store signals
-    /// that rows were committed (and, on the embedded bus, until the consumers have events the
-    /// relay can mark published) — or `idle` at most, which only rows written by another
-    /// process (a replica of the same service) wait for.
+    /// Runs until `stop` resolves: drains the outbox, then sleeps until a store signals that
+    /// rows were committed — in this process, or in another one on the same PostgreSQL
+    /// database when the outbox's signal is shared ([`banli_db::signal::share`]) — and, on the
+    /// embedded bus, until the consumers have events the relay can mark published; or `idle`
+    /// at most (a safety net: a relay whose signal is shared never needs it).
     pub async fn run(self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut written = self.outbox.signal().waiter();
         let embedded = match &self.bus {
             Bus::Embedded(b) => Some(b.clone()),
             Bus::Nats(_) => None,
@@ -188,7 +190,7 @@ impl Relay {
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(pause) => {}
-                () = self.outbox.wait_written(), if wake => {}
+                () = written.wait(), if wake => {}
                 () = done, if wake => {}
             }
         }

@@ -57,7 +57,7 @@ fn from_millis(ms: i64) -> OffsetDateTime {
 #[derive(Debug, Clone)]
 pub struct Timers {
     table: &'static str,
-    scheduled: Arc<tokio::sync::Notify>,
+    scheduled: banli_db::signal::Signal,
 }
 
 impl Timers {
@@ -69,7 +69,7 @@ impl Timers {
         );
         Timers {
             table,
-            scheduled: Arc::default(),
+            scheduled: banli_db::signal::Signal::new(table),
         }
     }
 
@@ -101,10 +101,17 @@ impl Timers {
         )
     }
 
-    /// Tells a runner of this process that a timer was scheduled (it may be due sooner than
-    /// the one it sleeps for). Call after the scheduling transaction commits.
+    /// Tells the runners that a timer was scheduled (it may be due sooner than the one they
+    /// sleep for): this process's at once, other processes' on PostgreSQL once
+    /// [`banli_db::signal::share`] carries [`Timers::signal`]. Call after the scheduling
+    /// transaction commits.
     pub fn scheduled(&self) {
-        self.scheduled.notify_one();
+        self.scheduled.raise();
+    }
+
+    /// The signal [`Timers::scheduled`] raises.
+    pub fn signal(&self) -> &banli_db::signal::Signal {
+        &self.scheduled
     }
 
     /// Schedules timers in their own transaction (see [`sqlite::schedule`] and
@@ -482,7 +489,8 @@ pub struct RunOptions {
     pub batch: u32,
     /// How long a claim holds before another replica may take the timer.
     pub lease: Duration,
-    /// The longest sleep between looks (timers scheduled by other processes are seen then).
+    /// The longest sleep between looks: a safety net (a runner sleeps until the next due time
+    /// or a schedule signal, other processes' too once the signal is shared).
     pub idle: Duration,
 }
 
@@ -506,6 +514,7 @@ pub async fn run<H: TimerHandler>(
 ) {
     use std::sync::atomic::Ordering;
     tokio::pin!(stop);
+    let mut scheduled = timers.scheduled.waiter();
     loop {
         let now = OffsetDateTime::now_utc();
         let claimed = match timers
@@ -557,7 +566,7 @@ pub async fn run<H: TimerHandler>(
         tokio::select! {
             () = &mut stop => return,
             () = tokio::time::sleep(sleep) => {}
-            () = timers.scheduled.notified() => {}
+            () = scheduled.wait() => {}
         }
     }
 }

@@ -302,11 +302,11 @@ impl CoordinationService for Grpc {
                 if full {
                     continue;
                 }
-                // Caught up: wait for a write in this process, or poll for other processes'.
+                // Caught up: wait for a commit of feed rows, in this process or (on PostgreSQL)
+                // in another one; nothing polls.
                 tokio::select! {
-                    _ = written.changed() => {}
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-                    _ = tx.closed() => return,
+                    () = written.wait() => {}
+                    () = tx.closed() => return,
                 }
             }
         });

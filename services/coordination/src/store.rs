@@ -513,7 +513,7 @@ pub struct Store {
     idempotency: IdempotencyKeys,
     outbox: Outbox,
     /// Counts feed writes in this process: feed streams wait on it.
-    feed_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    feed_signal: banli_db::signal::Signal,
 }
 
 type OwnRow = (
@@ -571,19 +571,25 @@ impl Store {
             db: Db::new(pool),
             idempotency: IdempotencyKeys::new("coordination_idempotency_keys"),
             outbox: Outbox::new("coordination_outbox"),
-            feed_signal: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            feed_signal: banli_db::signal::Signal::new("coordination_feed"),
         }
     }
 
-    /// Tells this process's feed streams that rows were written.
+    /// Tells the feed streams and webhook deliveries that feed rows were committed: this
+    /// process's at once, other processes' on PostgreSQL once [`Store::signals`] are shared.
     pub fn feed_written(&self) {
-        self.feed_signal.send_modify(|n| *n = n.wrapping_add(1));
+        self.feed_signal.raise();
     }
 
-    /// Changes when feed rows are written in this process (other processes' writes are found by
-    /// polling).
-    pub fn feed_watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.feed_signal.subscribe()
+    /// Wakes when feed rows were committed (see [`Store::feed_written`]).
+    pub fn feed_watch(&self) -> banli_db::signal::Waiter {
+        self.feed_signal.waiter()
+    }
+
+    /// The signals this store raises after its commits, for [`banli_db::signal::share`]: feed
+    /// rows and outbox rows.
+    pub fn signals(&self) -> Vec<banli_db::signal::Signal> {
+        vec![self.feed_signal.clone(), self.outbox.signal().clone()]
     }
 
     pub fn db(&self) -> &Db {

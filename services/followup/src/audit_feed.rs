@@ -26,6 +26,7 @@ fn record_of(json: &str) -> Option<Record> {
 /// Feeds the log until `stop` resolves.
 pub async fn run(store: Store, log: AuditLog, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
+    let mut written = store.audit_waiter();
     loop {
         let pause = match store.pending_audit(256).await {
             Ok(rows) if !rows.is_empty() => {
@@ -66,7 +67,7 @@ pub async fn run(store: Store, log: AuditLog, stop: impl std::future::Future<Out
         tokio::select! {
             () = &mut stop => return,
             () = tokio::time::sleep(pause) => {}
-            () = store.wait_audit_written() => {}
+            () = written.wait() => {}
         }
     }
 }

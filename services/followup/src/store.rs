@@ -901,7 +901,7 @@ pub struct Store {
     db: Db,
     timers: Timers,
     idempotency: banli_db::idempotency::IdempotencyKeys,
-    audit: std::sync::Arc<tokio::sync::Notify>,
+    audit: banli_db::signal::Signal,
     /// Supervision notice events for the event log.
     outbox: banli_eventlog::outbox::Outbox,
 }
@@ -912,7 +912,7 @@ impl Store {
             db: Db::new(pool),
             timers: Timers::new("followup_timers"),
             idempotency: banli_db::idempotency::IdempotencyKeys::new("followup_idempotency_keys"),
-            audit: std::sync::Arc::default(),
+            audit: banli_db::signal::Signal::new("followup_audit_outbox"),
             outbox: banli_eventlog::outbox::Outbox::new("followup_outbox"),
         }
     }
@@ -928,14 +928,24 @@ impl Store {
 
     /// Tells the audit feeder that records were committed.
     pub fn audit_written(&self) {
-        self.audit.notify_one();
+        self.audit.raise();
         // Every write that feeds the audit log with notice records also wrote their events.
         self.outbox.written();
     }
 
-    /// Waits for [`Store::audit_written`].
-    pub async fn wait_audit_written(&self) {
-        self.audit.notified().await;
+    /// Wakes on [`Store::audit_written`].
+    pub fn audit_waiter(&self) -> banli_db::signal::Waiter {
+        self.audit.waiter()
+    }
+
+    /// The signals this store raises after its commits, for [`banli_db::signal::share`]: audit
+    /// records, outbox rows and timers.
+    pub fn signals(&self) -> Vec<banli_db::signal::Signal> {
+        vec![
+            self.audit.clone(),
+            self.outbox.signal().clone(),
+            self.timers.signal().clone(),
+        ]
     }
 
     /// Audit records not yet in the log, oldest first: `(seq, record JSON)`.

@@ -90,6 +90,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     let mut grpc_names: Vec<&'static str> = Vec::new();
     let mut metrics = crate::metrics::Metrics::default();
     let mut pools = Vec::new();
+    // What each store raises after its commits: carried between processes on PostgreSQL.
+    let mut signals: Vec<banli_db::signal::Signal> = Vec::new();
     // Read-your-writes: each service's gate, by the paths it answers.
     let mut gates = banli_api::consistency::Gates::default();
 
@@ -153,6 +155,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         );
         gates = gates.route(banli_suggestions::http::PATHS, &gate);
         let stats = metrics.consumer(banli_suggestions::consumer::CONSUMER, gate.applied());
+        signals.push(store.outbox().signal().clone());
         tasks.push((
             "suggestions relay",
             tokio::spawn(
@@ -196,6 +199,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             p
         };
         let cstore = banli_coordination::store::Store::new(pool);
+        signals.extend(cstore.signals());
         cstore
             .migrate()
             .await
@@ -336,6 +340,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             p
         };
         let fstore = banli_followup::store::Store::new(pool);
+        signals.extend(fstore.signals());
         // Overdue deadlines and commitments and dissatisfied ratings raise notices in the
         // assigning office's name.
         let office = suggestions
@@ -482,7 +487,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 owner: format!("followup-{}", uuid::Uuid::now_v7()),
                 batch: 256,
                 lease: std::time::Duration::from_secs(60),
-                idle: std::time::Duration::from_secs(5),
+                // A safety net: the runner sleeps until the next due time or a schedule signal.
+                idle: std::time::Duration::from_secs(60),
             },
             firer,
             std::sync::Arc::new(banli_timers::TimerStats::default()),
@@ -580,6 +586,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         ));
     }
 
+    // Other processes' commits on the same PostgreSQL database wake this one's relays, feed
+    // streams, webhook deliveries, timers and audit feed (LISTEN/NOTIFY); nothing polls for them.
+    if let Some(t) = banli_db::signal::share(&main_pool, signals, stopped(&rx)) {
+        tasks.push(("commit signals", t));
+    }
+
     let http = TcpListener::bind(config.http_addr).await.with_context(|| {
         format!(
             "cannot listen on {} for HTTP (is another banli running? set --http-addr)",
@@ -675,9 +687,9 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     Ok(())
 }
 
-/// How often an idle relay looks at its outbox again without a signal: only rows another
-/// process wrote (a replica of the same service) wait for it.
-const RELAY_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often an idle relay looks at its outbox again without a signal: a safety net only (commits
+/// signal the relay, other processes' through PostgreSQL's LISTEN/NOTIFY).
+const RELAY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn run_options(name: &str, filter: &str) -> banli_eventlog::runner::RunOptions {
     banli_eventlog::runner::RunOptions {

@@ -153,7 +153,7 @@ impl Deliverer {
             }
             tokio::select! {
                 _ = &mut stop => break,
-                _ = written.changed() => {}
+                () = written.wait() => {}
                 Some(_) = running.join_next() => {}
                 // Retries fall due on their own (after `first_retry` at the soonest): look for
                 // them that often, every 2 s at most.
