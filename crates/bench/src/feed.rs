@@ -29,6 +29,32 @@ fn payload(i: u64) -> String {
     )
 }
 
+/// Authenticates `bench-agency-<uuid>` as that agency's administrator (the bench stands in
+/// for the suggestions service that owns the keys).
+pub fn bench_auth() -> Authenticator {
+    std::sync::Arc::new(move |token: String| {
+        Box::pin(async move {
+            let agency = token
+                .strip_prefix("bench-agency-")
+                .and_then(|a| a.parse().ok())
+                .map(AgencyId);
+            match agency {
+                Some(a) => Ok(Principal {
+                    key_id: a.0,
+                    role: banli_domain::Role::AgencyAdmin,
+                    agency: Some(a),
+                    deputy: None,
+                    reference: None,
+                }),
+                None => Err(banli_api::AppError::new(
+                    banli_api::ErrorCode::Unauthenticated,
+                    "unknown key",
+                )),
+            }
+        })
+    })
+}
+
 /// Reads `agency`'s whole feed through REST; returns (events, seconds).
 async fn read_all(http: &Http, key: &str) -> Result<(u64, f64)> {
     let started = Instant::now();
@@ -101,33 +127,12 @@ pub async fn run(backend: Backend, events: u64) -> Result<()> {
     println!("  baseline: indexed range query, pages of 1,000: {n} rows at {base:.0} rows/s");
 
     // Through REST.
-    let auth: Authenticator = std::sync::Arc::new(move |token: String| {
-        Box::pin(async move {
-            let agency = token
-                .strip_prefix("bench-agency-")
-                .and_then(|a| a.parse().ok())
-                .map(AgencyId);
-            match agency {
-                Some(a) => Ok(Principal {
-                    key_id: a.0,
-                    role: banli_domain::Role::AgencyAdmin,
-                    agency: Some(a),
-                    deputy: None,
-                    reference: None,
-                }),
-                None => Err(banli_api::AppError::new(
-                    banli_api::ErrorCode::Unauthenticated,
-                    "unknown key",
-                )),
-            }
-        })
-    });
     let app = banli_coordination::app::App::new(
         store.clone(),
         banli_domain::RuleProfile::hunan(),
         banli_calendar::Calendar::embedded().clone(),
         banli_api::Clock::System,
-        auth,
+        bench_auth(),
     );
     let router = banli_coordination::http::router(app, 1 << 20);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

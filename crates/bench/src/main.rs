@@ -29,6 +29,7 @@ mod metrics;
 mod propagation;
 mod server;
 mod timers;
+mod watch;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -118,6 +119,15 @@ enum Command {
         #[arg(long, value_enum)]
         backend: Option<Backend>,
     },
+    /// gRPC `Watch` fed by another process on the same PostgreSQL database (LISTEN/NOTIFY):
+    /// write → arrival p50/p99, beside rows written by the serving process itself.
+    Watch {
+        /// Feed rows per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// CPU and RSS of an idle banli serve on an empty data directory, beside the same
     /// measurement of an idle `sleep` process (the measurement's own floor).
     Idle {
@@ -179,6 +189,7 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Watch { rate, seconds }) => watch::run(rate, seconds).await,
         Some(Command::Webhooks { backend }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
                 webhooks::run(b).await?;
@@ -229,6 +240,7 @@ async fn main() -> Result<()> {
                 feed::run(b, 1_000_000).await?;
                 webhooks::run(b).await?;
             }
+            watch::run(200, 10).await?;
             idle(Duration::from_secs(60)).await?;
             memory(100_000).await
         }
