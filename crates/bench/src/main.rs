@@ -28,6 +28,7 @@ mod feed;
 mod metrics;
 mod propagation;
 mod server;
+mod soak;
 mod timers;
 mod watch;
 mod webhooks;
@@ -128,6 +129,19 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Lifecycles offered at half of saturation (measured first, unless --rate) for many
+    /// minutes: consumer lag, RSS and open sockets sampled over time, and their slopes.
+    Soak {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, value_enum, default_value = "one")]
+        mode: Mode,
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Commands per second to offer (default: half of the saturation measured first).
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// CPU and RSS of an idle banli serve on an empty data directory, beside the same
     /// measurement of an idle `sleep` process (the measurement's own floor).
     Idle {
@@ -189,6 +203,12 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Soak {
+            backend,
+            mode,
+            minutes,
+            rate,
+        }) => soak::run(backend, mode, minutes, rate).await,
         Some(Command::Watch { rate, seconds }) => watch::run(rate, seconds).await,
         Some(Command::Webhooks { backend }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
@@ -241,6 +261,7 @@ async fn main() -> Result<()> {
                 webhooks::run(b).await?;
             }
             watch::run(200, 10).await?;
+            soak::run(Backend::Sqlite, Mode::One, 10, None).await?;
             idle(Duration::from_secs(60)).await?;
             memory(100_000).await
         }

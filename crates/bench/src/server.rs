@@ -147,6 +147,14 @@ impl Server {
         self.child.id()
     }
 
+    /// Every process of the server (one, or three in the three-process mode).
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(&self.child)
+            .chain(&self.others)
+            .filter_map(Child::id)
+            .collect()
+    }
+
     /// The three services as processes (`banli serve --service …`) on PostgreSQL and NATS
     /// JetStream (a stream of their own), sharing one data directory and so one consistency
     /// key. Each command goes to the process of the service that owns it.
