@@ -4,6 +4,10 @@
 //! database through `LISTEN`/`NOTIFY` (a replica of the same service, another host), so that no
 //! one polls to find another process's writes.
 //!
+//! A process that starts listening says hello on each channel and the others answer: a signal
+//! sends `NOTIFY`s only once another process listens on its channel (a lone process, or one
+//! whose tables no other process shares, sends none).
+//!
 //! A writer calls [`Signal::raise`] after its commit. Raises made while the previous `NOTIFY`
 //! is on its way, or within [`SPACING`] after it, are coalesced into one more (a waiter only needs to know that something
 //! changed since it last looked; it then reads the table). A process ignores its own
@@ -39,8 +43,9 @@ struct Inner {
     seen: watch::Sender<u64>,
     /// Raises in this process not yet told to the other processes.
     outgoing: Notify,
-    /// Whether [`share`] carries this signal to other processes.
-    shared: AtomicBool,
+    /// Whether another process listens on this channel (it said so): until one does, a raise
+    /// sends nothing to the database.
+    peers: AtomicBool,
 }
 
 impl Signal {
@@ -55,7 +60,7 @@ impl Signal {
             channel: format!("banli_{name}"),
             seen: watch::channel(0).0,
             outgoing: Notify::new(),
-            shared: AtomicBool::new(false),
+            peers: AtomicBool::new(false),
         }))
     }
 
@@ -68,7 +73,7 @@ impl Signal {
     /// committed. Call after the commit; never blocks.
     pub fn raise(&self) {
         self.bump();
-        if self.0.shared.load(Ordering::Relaxed) {
+        if self.0.peers.load(Ordering::Relaxed) {
             self.0.outgoing.notify_one();
         }
     }
@@ -76,6 +81,11 @@ impl Signal {
     /// Wakes this process's waiters only.
     fn bump(&self) {
         self.0.seen.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether another process listening on this signal's channel has made itself known.
+    pub fn has_peers(&self) -> bool {
+        self.0.peers.load(Ordering::Relaxed)
     }
 
     /// A waiter that returns from [`Waiter::wait`] once the signal was raised since the
@@ -111,9 +121,6 @@ pub fn share(
         return None;
     };
     let pg = pg.clone();
-    for s in &signals {
-        s.0.shared.store(true, Ordering::Relaxed);
-    }
     Some(tokio::spawn(async move {
         // Notifications this process sent carry its instance id and are ignored on the way back.
         let me = uuid::Uuid::now_v7().to_string();
@@ -147,6 +154,23 @@ pub fn share(
     }))
 }
 
+/// A process that starts listening says so on each channel; the others answer.
+const HELLO: &str = "hello:";
+const HERE: &str = "here:";
+
+/// Sends `payload` on `signal`'s channel (best effort: a hello is said again at the next
+/// reconnection, and the safety-net looks of the waiters cover the time in between).
+async fn say(pg: &sqlx::PgPool, signal: &Signal, payload: &str) {
+    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(signal.channel())
+        .bind(payload)
+        .execute(pg)
+        .await
+    {
+        tracing::warn!(channel = %signal.channel(), error = %e, "cannot announce this process to the others listening");
+    }
+}
+
 /// Listens on every signal's channel and wakes this process's waiters; never returns.
 async fn listen(pg: &sqlx::PgPool, signals: &[Signal], me: &str) {
     let channels: Vec<&str> = signals.iter().map(|s| s.channel()).collect();
@@ -167,6 +191,8 @@ async fn listen(pg: &sqlx::PgPool, signals: &[Signal], me: &str) {
                         // Anything sent while this process was not listening is gone: look again.
                         for s in signals {
                             s.bump();
+                            // Whoever else listens answers, and so learns of this process.
+                            say(pg, s, &format!("{HELLO}{me}")).await;
                         }
                         listener.insert(l)
                     }
@@ -181,17 +207,26 @@ async fn listen(pg: &sqlx::PgPool, signals: &[Signal], me: &str) {
         };
         match l.try_recv().await {
             Ok(Some(n)) => {
-                if n.payload() == me {
+                let Some(s) = signals.iter().find(|s| s.channel() == n.channel()) else {
+                    continue;
+                };
+                let payload = n.payload();
+                if payload.ends_with(me) {
                     continue;
                 }
-                if let Some(s) = signals.iter().find(|s| s.channel() == n.channel()) {
-                    s.bump();
+                // Another process listens on this channel: from now on raises tell it.
+                // Commits it made before it knew of this one were not announced: look once.
+                s.0.peers.store(true, Ordering::Relaxed);
+                s.bump();
+                if payload.starts_with(HELLO) {
+                    say(pg, s, &format!("{HERE}{me}")).await;
                 }
             }
-            // The connection was lost; the next try_recv reconnects and listens again.
+            // The connection was lost; try_recv has reconnected and listens again.
             Ok(None) => {
                 for s in signals {
                     s.bump();
+                    say(pg, s, &format!("{HELLO}{me}")).await;
                 }
             }
             Err(_) if pg.is_closed() => return std::future::pending().await,

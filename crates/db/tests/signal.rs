@@ -38,6 +38,26 @@ async fn a_commit_in_one_process_wakes_the_waiters_of_another() {
             .await
             .expect("listening wakes the waiters once");
     }
+    // The two processes learn of each other on the channel they share (hello, here); on the
+    // channel only one listens, nothing is sent.
+    tokio::time::timeout(BOUND, async {
+        while !(a.has_peers() && b.has_peers()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("processes on one channel learn of each other");
+    assert!(
+        !unrelated.has_peers(),
+        "no other process listens on test_feed"
+    );
+    // Learning of a peer wakes the waiters once more (its earlier commits were not announced).
+    for w in [&mut wa, &mut wb] {
+        while tokio::time::timeout(Duration::from_millis(300), w.wait())
+            .await
+            .is_ok()
+        {}
+    }
 
     a.raise();
     tokio::time::timeout(Duration::from_millis(50), wa.wait())
