@@ -543,7 +543,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn lifecycle(backend: Backend, mode: Mode, clients: usize, duration: Duration) -> Result<()> {
+/// The server for `backend` and `mode`, a client routing each path to its service, a populated
+/// directory, and how to name the setup in the output.
+async fn start(backend: Backend, mode: Mode) -> Result<(Server, Http, World, String)> {
     let server = match (mode, backend) {
         (Mode::Distributed, _) => Server::distributed().await?,
         (Mode::One, Backend::Sqlite) => Server::sqlite().await?,
@@ -555,6 +557,41 @@ async fn lifecycle(backend: Backend, mode: Mode, clients: usize, duration: Durat
         Mode::One => format!("{backend:?}, one process"),
         Mode::Distributed => "PostgreSQL + NATS, three processes".to_owned(),
     };
+    Ok((server, http, world, on))
+}
+
+/// `clients` closed-loop clients, each running lifecycles back to back for `duration`
+/// (lifecycle numbers from `first`).
+async fn closed_loop(
+    http: &Http,
+    world: &World,
+    clients: usize,
+    duration: Duration,
+    first: usize,
+) -> Result<Run> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, world) = (http.clone(), world.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            let mut n = 0usize;
+            while start.elapsed() < duration {
+                if one_lifecycle(&http, &world, first + c * 1_000_000 + n, &mut run).await? {
+                    run.lifecycles += 1;
+                } else {
+                    run.incomplete += 1;
+                }
+                n += 1;
+            }
+            anyhow::Ok(run)
+        }));
+    }
+    collect(tasks).await
+}
+
+async fn lifecycle(backend: Backend, mode: Mode, clients: usize, duration: Duration) -> Result<()> {
+    let (server, http, world, on) = start(backend, mode).await?;
     println!(
         "\n== lifecycles through REST on {on} ({} commands each)",
         COMMANDS_PER_LIFECYCLE
@@ -568,24 +605,7 @@ async fn lifecycle(backend: Backend, mode: Mode, clients: usize, duration: Durat
     let goal = if mode == Mode::Distributed { 15 } else { 25 };
     // Saturation: `clients` closed-loop clients, each running lifecycles back to back.
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (http, world) = (http.clone(), world.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut run = Run::default();
-            let mut n = 0usize;
-            while start.elapsed() < duration {
-                if one_lifecycle(&http, &world, c * 1_000_000 + n, &mut run).await? {
-                    run.lifecycles += 1;
-                } else {
-                    run.incomplete += 1;
-                }
-                n += 1;
-            }
-            anyhow::Ok(run)
-        }));
-    }
-    let run = collect(tasks).await?;
+    let run = closed_loop(&http, &world, clients, duration, 0).await?;
     let elapsed = start.elapsed().as_secs_f64();
     let every = sorted(&run.lat);
     let cps = every.len() as f64 / elapsed;

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::client::Http;
-use crate::server::Server;
 use crate::{
-    Backend, COMMANDS_PER_LIFECYCLE, Mode, Run, World, collect, ms, one_lifecycle, pct, scrape_lag,
-    setup, sorted,
+    Backend, COMMANDS_PER_LIFECYCLE, Mode, Run, World, closed_loop, collect, ms, one_lifecycle,
+    pct, scrape_lag, sorted, start,
 };
 
 /// One window's figures.
@@ -32,17 +31,7 @@ struct Sample {
 }
 
 pub async fn run(backend: Backend, mode: Mode, minutes: u64, rate: Option<f64>) -> Result<()> {
-    let server = match (mode, backend) {
-        (Mode::Distributed, _) => Server::distributed().await?,
-        (Mode::One, Backend::Sqlite) => Server::sqlite().await?,
-        (Mode::One, Backend::Postgres) => Server::postgres().await?,
-    };
-    let http = Http::new(server.http_url.clone()).routed(server.routes.clone());
-    let world = setup(&http, &server.office_key).await?;
-    let on = match mode {
-        Mode::One => format!("{backend:?}, one process"),
-        Mode::Distributed => "PostgreSQL + NATS, three processes".to_owned(),
-    };
+    let (server, http, world, on) = start(backend, mode).await?;
     let rate = match rate {
         Some(r) => r,
         None => {
@@ -206,21 +195,7 @@ fn window(minutes: u64) -> Duration {
 /// Closed loop, 32 clients, 20 s: commands per second.
 async fn saturation(http: &Http, world: &World) -> Result<f64> {
     let start = Instant::now();
-    let duration = Duration::from_secs(20);
-    let mut tasks = Vec::new();
-    for c in 0..32 {
-        let (http, world) = (http.clone(), world.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut run = Run::default();
-            let mut n = 0usize;
-            while start.elapsed() < duration {
-                one_lifecycle(&http, &world, 800_000_000 + c * 1_000_000 + n, &mut run).await?;
-                n += 1;
-            }
-            anyhow::Ok(run)
-        }));
-    }
-    let run = collect(tasks).await?;
+    let run = closed_loop(http, world, 32, Duration::from_secs(20), 800_000_000).await?;
     Ok(sorted(&run.lat).len() as f64 / start.elapsed().as_secs_f64())
 }
 
