@@ -704,6 +704,28 @@ async fn scrape_lag(http: &Http, key: &str) -> Result<LagHistograms> {
     Ok(out)
 }
 
+/// The `p` quantile of one consumer's lag histogram over what happened since `before`: the
+/// upper bound of the bucket it falls in; `None` when nothing happened.
+fn lag_quantile(now: &[(f64, u64)], before: Option<&Vec<(f64, u64)>>, p: f64) -> Option<f64> {
+    let counts: Vec<(f64, u64)> = now
+        .iter()
+        .enumerate()
+        .map(|(i, (le, n))| {
+            let b = before.and_then(|b| b.get(i)).map_or(0, |(_, n)| *n);
+            (*le, n.saturating_sub(b))
+        })
+        .collect();
+    let total = counts.last().map_or(0, |(_, n)| *n);
+    if total == 0 {
+        return None;
+    }
+    let want = (total as f64 * p).ceil() as u64;
+    counts
+        .iter()
+        .find(|(_, n)| *n >= want.max(1))
+        .map(|(le, _)| *le)
+}
+
 /// Prints each consumer's lag (commit at the source → effect committed) p50 and p99, as the
 /// upper bound of the histogram bucket they fall in, over what happened since `since`.
 async fn consumer_lag(http: &Http, key: &str, since: Option<&LagHistograms>) -> Result<()> {
@@ -713,22 +735,11 @@ async fn consumer_lag(http: &Http, key: &str, since: Option<&LagHistograms>) -> 
     );
     for (consumer, buckets) in &now {
         let base = since.and_then(|s| s.get(consumer));
-        let counts: Vec<(f64, u64)> = buckets
-            .iter()
-            .enumerate()
-            .map(|(i, (le, n))| {
-                let before = base.and_then(|b| b.get(i)).map_or(0, |(_, n)| *n);
-                (*le, n.saturating_sub(before))
-            })
-            .collect();
-        let total = counts.last().map_or(0, |(_, n)| *n);
-        let q = |p: f64| {
-            let want = (total as f64 * p).ceil() as u64;
-            counts
-                .iter()
-                .find(|(_, n)| *n >= want.max(1))
-                .map_or(f64::NAN, |(le, _)| *le)
-        };
+        let total = buckets
+            .last()
+            .map_or(0, |(_, n)| *n)
+            .saturating_sub(base.and_then(|b| b.last()).map_or(0, |(_, n)| *n));
+        let q = |p: f64| lag_quantile(buckets, base, p).unwrap_or(f64::NAN);
         println!(
             "    {consumer:<22} events {total:>8}   p50 ≤ {:>6} ms   p99 ≤ {:>6} ms",
             q(0.5),

@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 
 use crate::client::Http;
 use crate::{
-    Backend, COMMANDS_PER_LIFECYCLE, Mode, Run, World, closed_loop, collect, ms, one_lifecycle,
-    pct, scrape_lag, sorted, start,
+    Backend, COMMANDS_PER_LIFECYCLE, Mode, Run, World, closed_loop, collect, lag_quantile, ms,
+    one_lifecycle, pct, scrape_lag, sorted, start,
 };
 
 /// One window's figures.
@@ -113,7 +113,7 @@ pub async fn run(backend: Backend, mode: Mode, minutes: u64, rate: Option<f64>) 
         let lag_now = scrape_lag(&http, &server.office_key).await?;
         let lag_p99_ms = lag_now
             .iter()
-            .map(|(c, now)| window_p99(now, lag_before.get(c)))
+            .map(|(c, now)| lag_quantile(now, lag_before.get(c), 0.99).unwrap_or(0.0))
             .fold(0.0, f64::max);
         lag_before = lag_now;
         let s = Sample {
@@ -199,27 +199,6 @@ async fn saturation(http: &Http, world: &World) -> Result<f64> {
     Ok(sorted(&run.lat).len() as f64 / start.elapsed().as_secs_f64())
 }
 
-/// The p99 of one consumer's lag over a window: the upper bound of the bucket it falls in.
-fn window_p99(now: &[(f64, u64)], before: Option<&Vec<(f64, u64)>>) -> f64 {
-    let counts: Vec<(f64, u64)> = now
-        .iter()
-        .enumerate()
-        .map(|(i, (le, n))| {
-            let b = before.and_then(|b| b.get(i)).map_or(0, |(_, n)| *n);
-            (*le, n.saturating_sub(b))
-        })
-        .collect();
-    let total = counts.last().map_or(0, |(_, n)| *n);
-    if total == 0 {
-        return 0.0;
-    }
-    let want = (total as f64 * 0.99).ceil() as u64;
-    counts
-        .iter()
-        .find(|(_, n)| *n >= want)
-        .map_or(f64::INFINITY, |(le, _)| *le)
-}
-
 /// Events on the bus not yet handled, summed over the consumers (`banli_consumer_lag`).
 async fn behind(http: &Http, key: &str) -> Result<u64> {
     let mut total = 0;
@@ -286,7 +265,8 @@ mod tests {
         let before = vec![(10.0, 100), (100.0, 100), (f64::INFINITY, 100)];
         // 100 new events: 98 under 10 ms, 2 under 100 ms → p99 is in the 100 ms bucket.
         let now = vec![(10.0, 198), (100.0, 200), (f64::INFINITY, 200)];
-        assert_eq!(window_p99(&now, Some(&before)), 100.0);
-        assert_eq!(window_p99(&before, Some(&before)), 0.0);
+        assert_eq!(lag_quantile(&now, Some(&before), 0.99), Some(100.0));
+        assert_eq!(lag_quantile(&now, Some(&before), 0.5), Some(10.0));
+        assert_eq!(lag_quantile(&before, Some(&before), 0.99), None);
     }
 }
