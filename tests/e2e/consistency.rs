@@ -11,13 +11,22 @@ use serde_json::{Value, json};
 use crate::distributed::{Cluster, Proc};
 use crate::serve::http_with;
 
-/// A client that carries the latest token from call to call.
-struct Chain {
-    token: Option<String>,
+/// A client that carries the latest token from call to call (and, when set, a W3C
+/// `traceparent` on each request).
+pub(crate) struct Chain {
+    pub(crate) token: Option<String>,
+    pub(crate) traceparent: Option<String>,
 }
 
 impl Chain {
-    fn send(
+    pub(crate) fn new() -> Chain {
+        Chain {
+            token: None,
+            traceparent: None,
+        }
+    }
+
+    pub(crate) fn send(
         &mut self,
         port: u16,
         method: &str,
@@ -26,11 +35,13 @@ impl Chain {
         body: Option<Value>,
     ) -> (u16, Value) {
         let text = body.map(|b| b.to_string());
-        let headers: Vec<(&str, &str)> = self
-            .token
-            .as_deref()
-            .map(|t| vec![("Banli-Consistency", t)])
-            .unwrap_or_default();
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(t) = &self.token {
+            headers.push(("Banli-Consistency", t));
+        }
+        if let Some(t) = &self.traceparent {
+            headers.push(("traceparent", t));
+        }
         let (status, head, body) =
             http_with(port, method, path, Some(key), text.as_deref(), &headers);
         if (200..300).contains(&status)
@@ -49,7 +60,7 @@ impl Chain {
     }
 
     /// A POST that must succeed on the first try.
-    fn ok(&mut self, port: u16, path: &str, key: &str, body: Value) -> Value {
+    pub(crate) fn ok(&mut self, port: u16, path: &str, key: &str, body: Value) -> Value {
         let (status, v) = self.send(port, "POST", path, key, Some(body));
         assert!(
             (200..300).contains(&status),
@@ -78,6 +89,83 @@ fn while_stopped<T>(p: &Proc, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// A session, three agencies, a deputy, keys for the lead agency and the deputy, and a division
+/// of the lead agency, registered with the office's key at the suggestions service `s`.
+pub(crate) struct Parties {
+    pub(crate) unique: String,
+    pub(crate) session: Value,
+    pub(crate) agencies: Vec<String>,
+    pub(crate) deputy: Value,
+    pub(crate) lead_key: String,
+    pub(crate) deputy_key: String,
+    pub(crate) division: Value,
+}
+
+impl Parties {
+    pub(crate) fn register(s: u16, office: &str) -> Parties {
+        let office = office.to_owned();
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+
+        let mut plain = Chain::new();
+        let session = plain.ok(s, "/v1/sessions", &office, json!({"body":"npc","term":14,"number":1,"name":"e2e","opens_on":"2026-01-10","closes_on":"2026-01-16"}))["id"].clone();
+        let agencies: Vec<String> = ["Industry", "Finance", "Science"]
+            .iter()
+            .map(|n| {
+                plain.ok(
+                    s,
+                    "/v1/agencies",
+                    &office,
+                    json!({"name": format!("{n} {unique}")}),
+                )["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned()
+            })
+            .collect();
+        let deputy = plain.ok(
+            s,
+            "/v1/deputies",
+            &office,
+            json!({"name": "Deputy Liu", "delegation": "Changsha"}),
+        )["id"]
+            .clone();
+        let lead_key = plain.ok(
+            s,
+            "/v1/admin/keys",
+            &office,
+            json!({"role": "agency_admin", "agency_id": agencies[0]}),
+        )["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let deputy_key = plain.ok(
+            s,
+            "/v1/admin/keys",
+            &office,
+            json!({"role": "deputy", "deputy_id": deputy}),
+        )["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let division = plain.ok(
+            s,
+            &format!("/v1/agencies/{}/divisions", agencies[0]),
+            &office,
+            json!({"name": "SME"}),
+        )["id"]
+            .clone();
+        Parties {
+            unique,
+            session,
+            agencies,
+            deputy,
+            lead_key,
+            deputy_key,
+            division,
+        }
+    }
+}
+
 #[test]
 fn a_chained_lifecycle_across_processes_needs_no_retry() {
     let Some(cluster) = Cluster::start("chained") else {
@@ -89,59 +177,18 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
         &cluster.coordination,
         &cluster.followup,
     );
-    let unique = uuid::Uuid::now_v7().simple().to_string();
     let (s, c, f) = (suggestions.http, coordination.http, followup.http);
+    let Parties {
+        unique,
+        session,
+        agencies,
+        deputy,
+        lead_key,
+        deputy_key,
+        division,
+    } = Parties::register(s, &office);
 
-    let mut plain = Chain { token: None };
-    let session = plain.ok(s, "/v1/sessions", &office, json!({"body":"npc","term":14,"number":1,"name":"e2e","opens_on":"2026-01-10","closes_on":"2026-01-16"}))["id"].clone();
-    let agencies: Vec<String> = ["Industry", "Finance", "Science"]
-        .iter()
-        .map(|n| {
-            plain.ok(
-                s,
-                "/v1/agencies",
-                &office,
-                json!({"name": format!("{n} {unique}")}),
-            )["id"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        })
-        .collect();
-    let deputy = plain.ok(
-        s,
-        "/v1/deputies",
-        &office,
-        json!({"name": "Deputy Liu", "delegation": "Changsha"}),
-    )["id"]
-        .clone();
-    let lead_key = plain.ok(
-        s,
-        "/v1/admin/keys",
-        &office,
-        json!({"role": "agency_admin", "agency_id": agencies[0]}),
-    )["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let deputy_key = plain.ok(
-        s,
-        "/v1/admin/keys",
-        &office,
-        json!({"role": "deputy", "deputy_id": deputy}),
-    )["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let division = plain.ok(
-        s,
-        &format!("/v1/agencies/{}/divisions", agencies[0]),
-        &office,
-        json!({"name": "SME"}),
-    )["id"]
-        .clone();
-
-    let mut chain = Chain { token: None };
+    let mut chain = Chain::new();
     let sid = chain.ok(s, "/v1/suggestions", &deputy_key, json!({"session_id": session, "number": format!("C-{unique}"), "title": "Chained", "body": "b", "lead_deputy_id": deputy}))["id"].as_str().expect("id").to_owned();
     let p = |suffix: &str| format!("/v1/suggestions/{sid}{suffix}");
     chain.ok(s, &p("/start-review"), &office, json!({}));

@@ -496,6 +496,11 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// `None` (with a notice) when PostgreSQL or NATS is missing and not required.
     pub(crate) fn start(name: &str) -> Option<Cluster> {
+        Cluster::start_with(name, &[])
+    }
+
+    /// [`Cluster::start`] with more environment for every process.
+    pub(crate) fn start_with(name: &str, more: &[(&str, &str)]) -> Option<Cluster> {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let db = rt.block_on(banli_db::testing::TestDb::postgres())?;
         let nats =
@@ -511,12 +516,13 @@ impl Cluster {
         let unique = uuid::Uuid::now_v7().simple().to_string();
         let stream = format!("BANLI_E2E_{unique}");
         let prefix = format!("banlie2e{unique}");
-        let env = [
+        let mut env = vec![
             ("BANLI_DATABASE_URL", db.url.as_str()),
             ("BANLI_NATS_URL", nats.as_str()),
             ("BANLI_NATS_STREAM", stream.as_str()),
             ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
         ];
+        env.extend_from_slice(more);
         let dir = temp_dir(name);
         let suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
         let office = office_key(&dir);

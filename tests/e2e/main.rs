@@ -10,6 +10,7 @@ mod demo;
 mod distributed;
 mod guide;
 mod serve;
+mod trace;
 
 /// The `banli` binary of this build.
 pub fn banli_binary() -> std::path::PathBuf {

@@ -47,6 +47,14 @@ pub async fn serve_with(
     let mut routes = routes;
     routes.add_service(health).add_service(reflection);
     tonic::transport::Server::builder()
+        .trace_fn(|req| {
+            let span = tracing::info_span!("grpc", otel.name = %req.uri().path(), otel.kind = "server", path = %req.uri().path());
+            banli_eventlog::trace::follow(
+                &span,
+                req.headers().get("traceparent").and_then(|v| v.to_str().ok()),
+            );
+            span
+        })
         .layer(consistency)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(

@@ -117,9 +117,18 @@ pub fn with_layers(api: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or_default().to_owned();
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id, key_id = tracing::field::Empty)
+            let span = tracing::info_span!("http", otel.name = %format!("{} {}", req.method(), route_of(req)), otel.kind = "server", method = %req.method(), path = %req.uri().path(), request_id = %id, key_id = tracing::field::Empty);
+            banli_eventlog::trace::follow(&span, req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+            span
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The route a request matched (its template, e.g. `/v1/suggestions/{id}`), else its path.
+fn route_of<B>(req: &axum::http::Request<B>) -> String {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned())
 }
 
 /// A finished REST surface: the routes of one or more services (state applied), their merged

@@ -46,6 +46,10 @@ pub struct Config {
     /// How long a request carrying a consistency token waits for this service to apply what
     /// it names before answering 503 `consistency_timeout` (milliseconds).
     pub consistency_wait_ms: u64,
+    /// An OpenTelemetry collector's OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`): every
+    /// request's span, the relay's publish and each consumer's apply of an event go there as
+    /// one trace per command. Empty: no traces are exported.
+    pub otlp_endpoint: Option<String>,
     pub log: LogConfig,
 }
 
@@ -87,6 +91,7 @@ impl Default for Config {
             webhook_key: None,
             consistency_key: None,
             consistency_wait_ms: 5_000,
+            otlp_endpoint: None,
             log: LogConfig::default(),
         }
     }
@@ -156,6 +161,9 @@ impl Config {
                 format!("BANLI_CONSISTENCY_WAIT_MS `{v}` is not a number of milliseconds")
             })?;
         }
+        if let Ok(v) = std::env::var("BANLI_OTLP_ENDPOINT") {
+            config.otlp_endpoint = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(p) = &o.profile {
             config.profile = p.clone();
         }
@@ -181,6 +189,13 @@ impl Config {
             bail!(
                 "consistency_wait_ms is {}; give 1 to 60000 milliseconds",
                 self.consistency_wait_ms
+            );
+        }
+        if let Some(e) = &self.otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            bail!(
+                "otlp_endpoint `{e}` is not an http:// or https:// URL (e.g. http://127.0.0.1:4317, a collector's OTLP/gRPC port)"
             );
         }
         if self.idempotency_retention_hours == 0 {
@@ -352,6 +367,21 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn an_otlp_endpoint_must_be_a_url() {
+        let mut c = Config {
+            otlp_endpoint: Some("127.0.0.1:4317".into()),
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("not a URL").to_string();
+        assert!(
+            err.contains("otlp_endpoint") && err.contains("http://"),
+            "{err}"
+        );
+        c.otlp_endpoint = Some("http://127.0.0.1:4317".into());
+        c.validate().expect("a URL");
     }
 
     fn uuid_like() -> u128 {

@@ -70,7 +70,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    telemetry::init(&config.log);
+    if !matches!(cli.command, Command::Serve(_))
+        && let Err(e) = telemetry::init(&config.log, None)
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => {
             let mut config = config;
@@ -80,7 +85,16 @@ fn main() -> ExitCode {
             if let Some(a) = args.grpc_addr {
                 config.grpc_addr = a;
             }
-            run_async(cmd::serve::run(&config, args.service, args.demo))
+            run_async(async {
+                let otlp = config.otlp_endpoint.as_ref().map(|e| telemetry::Otlp {
+                    endpoint: e.clone(),
+                    service: args.service.process_name().to_owned(),
+                });
+                let telemetry = telemetry::init(&config.log, otlp.as_ref())?;
+                let r = cmd::serve::run(&config, args.service, args.demo).await;
+                telemetry.shutdown().await;
+                r
+            })
         }
         Command::Init => run_async(cmd::init::run(&config)),
         Command::Keys(c) => run_async(cmd::keys::run(&config, c)),

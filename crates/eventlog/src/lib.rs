@@ -18,6 +18,7 @@ mod nats;
 pub mod outbox;
 pub mod relay;
 pub mod runner;
+pub mod trace;
 
 use std::time::Duration;
 

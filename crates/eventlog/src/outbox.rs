@@ -89,6 +89,11 @@ impl Outbox {
         self.written.raise();
     }
 
+    /// The table's name.
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+
     /// The signal [`Outbox::written`] raises.
     pub fn signal(&self) -> &banli_db::signal::Signal {
         &self.written

@@ -82,7 +82,9 @@ impl Relay {
                 payload: r.payload.clone().into_bytes(),
             })
             .collect();
+        let spans = publish_spans(&self.outbox, &envelopes);
         self.bus.publish_batch(&envelopes).await?;
+        drop(spans);
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         if !seqs.is_empty() {
             self.outbox
@@ -144,15 +146,16 @@ impl Relay {
                     p.holes.extend((from..r.seq).map(|s| (s, now)));
                 }
             }
-            self.bus
-                .publish(&Envelope {
-                    event_id: r.event_id,
-                    event_type: r.event_type.clone(),
-                    aggregate_id: r.aggregate_id.clone(),
-                    aggregate_version: r.aggregate_version,
-                    payload: r.payload.clone().into_bytes(),
-                })
-                .await?;
+            let envelope = Envelope {
+                event_id: r.event_id,
+                event_type: r.event_type.clone(),
+                aggregate_id: r.aggregate_id.clone(),
+                aggregate_version: r.aggregate_version,
+                payload: r.payload.clone().into_bytes(),
+            };
+            let span = publish_spans(&self.outbox, std::slice::from_ref(&envelope));
+            self.bus.publish(&envelope).await?;
+            drop(span);
             let mut p = self.progress.lock().map_err(|_| poisoned())?;
             p.in_flight.push((r.event_id, r.seq));
             p.cursor = p.cursor.max(r.seq);
@@ -195,6 +198,14 @@ impl Relay {
             }
         }
     }
+}
+
+/// One span per event published, child of the command that wrote it (none when tracing is off).
+fn publish_spans(outbox: &Outbox, envelopes: &[Envelope]) -> Vec<tracing::Span> {
+    envelopes
+        .iter()
+        .filter_map(|e| crate::trace::event_span("publish", outbox.table(), e))
+        .collect()
 }
 
 fn poisoned() -> RelayError {

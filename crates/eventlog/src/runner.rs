@@ -24,6 +24,18 @@ pub enum Handled {
     Deferred,
 }
 
+impl Handled {
+    /// Its name in logs and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handled::Applied => "applied",
+            Handled::Duplicate => "duplicate",
+            Handled::Parked => "parked",
+            Handled::Deferred => "deferred",
+        }
+    }
+}
+
 /// How many deliveries an event waiting for its predecessor gets before it is parked. With the
 /// pause between them (growing to 500 ms) that is about 45 s: longer than JetStream's
 /// acknowledgement wait, after which events held by a consumer that died come back.
@@ -208,7 +220,22 @@ pub async fn run<H: Handler>(
                 attempt: d.attempt,
             })
             .collect();
-        match handler.handle(&incoming).await {
+        let spans: Vec<Option<tracing::Span>> = incoming
+            .iter()
+            .map(|i| crate::trace::event_span("apply", &options.name, &i.envelope))
+            .collect();
+        let handled = handler.handle(&incoming).await;
+        for (i, span) in spans.iter().enumerate() {
+            if let Some(span) = span {
+                let outcome = match &handled {
+                    Ok(o) => o.get(i).map_or("missing", |o| o.as_str()),
+                    Err(_) => "failed",
+                };
+                span.record("banli.outcome", outcome);
+            }
+        }
+        drop(spans);
+        match handled {
             Ok(outcomes) => {
                 stats.signal.note(
                     &options.name,

@@ -233,6 +233,9 @@ struct WireOut<'a> {
     occurred_at: OffsetDateTime,
     actor: &'a Actor,
     payload: &'a CoordinationEvent,
+    /// The W3C trace context of the command that wrote it, when traces are exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
 }
 
 /// Rows for appending own events: (version, event id, type, payload, actor, effects, status,
@@ -253,6 +256,7 @@ fn event_rows(
     id: SuggestionId,
     from_version: u64,
     events: &[NewOwnEvent],
+    traceparent: Option<&str>,
 ) -> Result<Vec<EventRow>, StoreError> {
     events
         .iter()
@@ -275,6 +279,7 @@ fn event_rows(
                 occurred_at: e.occurred_at,
                 actor: &e.actor,
                 payload: &e.event,
+                traceparent,
             };
             Ok((
                 version as i64,
@@ -774,7 +779,8 @@ impl Store {
         case: &CoordinationCase,
         events: &[NewOwnEvent],
     ) -> Result<(), StoreError> {
-        let rows = event_rows(id, expected, events)?;
+        let traceparent = banli_eventlog::trace::traceparent();
+        let rows = event_rows(id, expected, events, traceparent.as_deref())?;
         let refs: Vec<_> = events.iter().flat_map(|e| own_refs_of(&e.event)).collect();
         let (key, case) = (id.to_string(), json(case)?);
         let written = (key.clone(), expected + events.len() as u64);
@@ -811,8 +817,13 @@ impl Store {
         for item in items {
             prepared.push(match item {
                 BatchItem::Apply(e, change) => {
-                    let rows =
-                        event_rows(change.suggestion_id, change.case_version, &change.caused)?;
+                    let traceparent = banli_eventlog::trace::inherited(&e.payload);
+                    let rows = event_rows(
+                        change.suggestion_id,
+                        change.case_version,
+                        &change.caused,
+                        traceparent.as_deref(),
+                    )?;
                     let tasks: Vec<Task> = tasks_of(&change.replica)
                         .into_iter()
                         .filter(|t| !change.tasks_before.as_ref().is_some_and(|b| b.contains(t)))

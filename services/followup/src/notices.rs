@@ -13,6 +13,7 @@ use banli_domain::supervision::{
 };
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::store::{Store, StoreError, fire_time};
@@ -106,6 +107,10 @@ fn wire(
         "actor": actor,
         "payload": {"type": kind, "data": data},
     });
+    let mut envelope = envelope;
+    if let Some(tp) = banli_eventlog::trace::traceparent() {
+        envelope["traceparent"] = Value::String(tp);
+    }
     (event_id.to_string(), ty, envelope.to_string())
 }
 
@@ -377,14 +382,22 @@ pub async fn command(
     today: Date,
 ) -> Result<StoredNotice, AppError> {
     let (store2, actor) = (store.clone(), p.actor());
+    // The write runs on the writer's task: in the request's span, so that the events it
+    // writes carry the request's trace.
+    let span = tracing::Span::current();
     let out = store
         .db()
-        .write(move |pool| async move {
-            let r = match &pool {
-                Pool::Sqlite(p) => run_sqlite(p, &store2, &actor, &cmd, if_match, today).await,
-                Pool::Postgres(p) => run_postgres(p, &store2, &actor, &cmd, if_match, today).await,
-            };
-            Ok::<_, banli_db::WriterStopped>(r)
+        .write(move |pool| {
+            async move {
+                let r = match &pool {
+                    Pool::Sqlite(p) => run_sqlite(p, &store2, &actor, &cmd, if_match, today).await,
+                    Pool::Postgres(p) => {
+                        run_postgres(p, &store2, &actor, &cmd, if_match, today).await
+                    }
+                };
+                Ok::<_, banli_db::WriterStopped>(r)
+            }
+            .instrument(span)
         })
         .await
         .map_err(|e| AppError::internal(&e))??;

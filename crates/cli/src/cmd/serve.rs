@@ -31,6 +31,16 @@ impl Service {
     fn runs(self, s: Service) -> bool {
         self == Service::All || self == s
     }
+
+    /// The process's name in traces (`service.name`).
+    pub fn process_name(self) -> &'static str {
+        match self {
+            Service::All => "banli",
+            Service::Suggestions => "banli-suggestions",
+            Service::Coordination => "banli-coordination",
+            Service::Followup => "banli-followup",
+        }
+    }
 }
 
 /// A background task and the name it is logged under.

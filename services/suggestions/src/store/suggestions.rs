@@ -114,6 +114,9 @@ struct Envelope<'a> {
     occurred_at: OffsetDateTime,
     actor: &'a Actor,
     payload: &'a SuggestionEvent,
+    /// The W3C trace context of the command that wrote it, when traces are exported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
@@ -202,6 +205,10 @@ impl Store {
             .last()
             .map_or_else(OffsetDateTime::now_utc, |e| e.occurred_at);
         let mut rows = Vec::with_capacity(events.len());
+        let traceparent = match &inbox {
+            Some(i) => banli_eventlog::trace::inherited(&i.envelope.payload),
+            None => banli_eventlog::trace::traceparent(),
+        };
         for (i, e) in events.iter().enumerate() {
             let version = expected_version + 1 + i as u64;
             let ty = event_type(&e.event);
@@ -216,6 +223,7 @@ impl Store {
                 occurred_at: e.occurred_at,
                 actor: &e.actor,
                 payload: &e.event,
+                traceparent: traceparent.as_deref(),
             };
             rows.push((
                 e.event_id.to_string(),
