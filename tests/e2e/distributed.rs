@@ -475,6 +475,41 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
         text.contains("banli_consumer_parked{service=\"suggestions\"} 0"),
         "{text}"
     );
+    // Request metrics by route template, method and status; a duration histogram beside them
+    // (since the restart: the reply).
+    let value = |text: &str, prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        value(
+            &text,
+            "banli_requests_total{transport=\"http\",route=\"/v1/suggestions/{id}/replies\",method=\"POST\",status=\"200\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            &text,
+            "banli_request_duration_seconds_count{transport=\"http\",route=\"/v1/suggestions/{id}/replies\",method=\"POST\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    // Every consumer of the follow-up process has its figures, and they moved.
+    let (status, text) = http(followup.http, "GET", "/metrics", Some(&office), None);
+    assert_eq!(status, 200, "{text}");
+    for consumer in ["followup", "audit", "followup-webhooks"] {
+        assert!(
+            text.contains(&format!("banli_consumer_lag{{consumer=\"{consumer}\"}}")),
+            "{consumer}: {text}"
+        );
+    }
+    assert!(
+        value(&text, "banli_consumer_applied_total{consumer=\"followup\"}") >= 1.0,
+        "{text}"
+    );
     cluster.stop();
 }
 

@@ -55,6 +55,7 @@ pub async fn serve_with(
             );
             span
         })
+        .layer(crate::metrics::RequestMetricsLayer::grpc())
         .layer(consistency)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(

@@ -107,7 +107,7 @@ pub fn json_response(status: u16, body: String, etag: Option<u64>) -> Response {
 
 /// Wraps a service's routes (state already applied) in the layers every service uses: the
 /// problem fallbacks for unknown routes and methods, panics as 500 problems, a 30 s timeout,
-/// request ids (set and propagated) and a tracing span per request.
+/// request ids (set and propagated), a tracing span per request and the request metrics.
 pub fn with_layers(api: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     api.fallback(|| async { Problem(AppError::not_found("no such route; see /docs for the API")) })
@@ -122,6 +122,7 @@ pub fn with_layers(api: Router) -> Router {
             span
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(crate::metrics::RequestMetricsLayer::http())
 }
 
 /// The route a request matched (its template, e.g. `/v1/suggestions/{id}`), else its path.

@@ -11,6 +11,7 @@ mod extract;
 pub mod grpc;
 pub mod http;
 mod idempotency;
+pub mod metrics;
 mod principal;
 
 pub use clock::Clock;

@@ -67,7 +67,8 @@ impl<T: Handler> Handler for Arc<T> {
     }
 }
 
-/// Counters a consumer exports as metrics.
+/// A consumer's counters, read in process (tests, the bench); the same figures go to the
+/// `metrics` facade under `banli_consumer_*{consumer="<name>"}` as they change.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
     pub applied: AtomicU64,
@@ -82,36 +83,44 @@ pub struct ConsumerStats {
     pub lag: AtomicU64,
     /// Bumped after every committed batch: requests waiting for a consistency token re-check.
     pub signal: crate::consistency::Applied,
-    /// Commit → applied time of each event handled, in milliseconds, as a histogram over
-    /// [`LAG_BUCKETS_MS`] (the last slot counts the rest).
-    pub lag_ms: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
-    /// The same for the last event handled.
-    pub last_lag_ms: AtomicU64,
 }
 
-/// Upper bounds of the consumer lag histogram, in milliseconds.
-pub const LAG_BUCKETS_MS: [u64; 13] = [
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000,
+/// Upper bounds of the consumer lag histogram (`banli_consumer_lag_milliseconds`).
+pub const LAG_BUCKETS_MS: [f64; 13] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0,
 ];
 
 impl ConsumerStats {
     /// Notes how long ago the events of a handled batch were committed at their source.
-    fn count_lag(&self, batch: &[Incoming]) {
+    fn count_lag(&self, consumer: &str, batch: &[Incoming]) {
         let now = time::OffsetDateTime::now_utc();
+        let histogram = metrics::histogram!("banli_consumer_lag_milliseconds", "consumer" => consumer.to_owned());
+        let mut last = None;
         for i in batch {
             let Some(at) = occurred_at(&i.envelope.payload) else {
                 continue;
             };
-            let ms = (now - at)
-                .whole_milliseconds()
-                .clamp(0, i128::from(u64::MAX)) as u64;
-            let slot = LAG_BUCKETS_MS
-                .iter()
-                .position(|b| ms <= *b)
-                .unwrap_or(LAG_BUCKETS_MS.len());
-            self.lag_ms[slot].fetch_add(1, Ordering::Relaxed);
-            self.last_lag_ms.store(ms, Ordering::Relaxed);
+            let ms = (now - at).whole_milliseconds().max(0) as f64;
+            histogram.record(ms);
+            last = Some(ms);
         }
+        if let Some(ms) = last {
+            metrics::gauge!("banli_consumer_last_lag_milliseconds", "consumer" => consumer.to_owned())
+                .set(ms);
+        }
+    }
+
+    /// Notes the events waiting for the consumer on the bus.
+    fn set_lag(&self, consumer: &str, n: u64) {
+        self.lag.store(n, Ordering::Relaxed);
+        metrics::gauge!("banli_consumer_lag", "consumer" => consumer.to_owned()).set(n as f64);
+    }
+
+    /// Notes a batch that failed and was handed back.
+    fn count_failure(&self, consumer: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("banli_consumer_failed_batches_total", "consumer" => consumer.to_owned())
+            .increment(1);
     }
 }
 
@@ -136,15 +145,28 @@ impl ConsumerStats {
         }
     }
 
-    fn count(&self, outcomes: &[Handled]) {
+    /// Notes a committed batch and what became of each of its events.
+    fn count(&self, consumer: &str, outcomes: &[Handled]) {
+        let mut n = [0u64; 4];
         for o in outcomes {
-            let c = match o {
-                Handled::Applied => &self.applied,
-                Handled::Duplicate => &self.duplicates,
-                Handled::Parked => &self.parked,
-                Handled::Deferred => &self.deferred,
+            let (c, i) = match o {
+                Handled::Applied => (&self.applied, 0),
+                Handled::Duplicate => (&self.duplicates, 1),
+                Handled::Parked => (&self.parked, 2),
+                Handled::Deferred => (&self.deferred, 3),
             };
             c.fetch_add(1, Ordering::Relaxed);
+            n[i] += 1;
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        for (name, n) in [
+            ("banli_consumer_applied_total", n[0]),
+            ("banli_consumer_duplicates_total", n[1]),
+            ("banli_consumer_parked_total", n[2]),
+            ("banli_consumer_deferred_total", n[3]),
+            ("banli_consumer_batches_total", 1),
+        ] {
+            metrics::counter!(name, "consumer" => consumer.to_owned()).increment(n);
         }
     }
 }
@@ -206,7 +228,7 @@ pub async fn run<H: Handler>(
         };
         if lag_read.elapsed() >= Duration::from_secs(1) || batch.is_empty() {
             if let Ok(n) = c.pending().await {
-                stats.lag.store(n, Ordering::Relaxed);
+                stats.set_lag(&options.name, n);
             }
             lag_read = Instant::now();
         }
@@ -253,9 +275,8 @@ pub async fn run<H: Handler>(
                         }),
                 );
                 stats.signal.bump();
-                stats.count(&outcomes);
-                stats.count_lag(&incoming);
-                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.count(&options.name, &outcomes);
+                stats.count_lag(&options.name, &incoming);
                 backoff = Duration::from_millis(50);
                 let done: Vec<bool> = (0..batch.len())
                     .map(|i| outcomes.get(i).is_some_and(|o| *o != Handled::Deferred))
@@ -270,7 +291,7 @@ pub async fn run<H: Handler>(
                 }
             }
             Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.count_failure(&options.name);
                 tracing::warn!(consumer = %options.name, error = %e, events = incoming.len(), "applying a batch failed; it will be delivered again");
                 if c.release(batch, backoff).await.is_err() {
                     consumer = None;

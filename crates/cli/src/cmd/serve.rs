@@ -638,6 +638,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     if !service.runs(Service::Suggestions) {
         api = api.merge(health_routes(main_pool.clone()));
     }
+    // Bounded between scrapes: the exporter's histogram samples are folded every 10 s.
+    tasks.push(("metrics histogram purge", tokio::spawn(metrics.upkeep())));
     let keys = suggestions.clone();
     api = api.merge(metrics.router(std::sync::Arc::new(move |token: String| {
         let keys = keys.clone();
