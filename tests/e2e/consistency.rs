@@ -92,7 +92,6 @@ fn while_stopped<T>(p: &Proc, f: impl FnOnce() -> T) -> T {
 /// A session, three agencies, a deputy, keys for the lead agency and the deputy, and a division
 /// of the lead agency, registered with the office's key at the suggestions service `s`.
 pub(crate) struct Parties {
-    pub(crate) unique: String,
     pub(crate) session: Value,
     pub(crate) agencies: Vec<String>,
     pub(crate) deputy: Value,
@@ -155,7 +154,6 @@ impl Parties {
         )["id"]
             .clone();
         Parties {
-            unique,
             session,
             agencies,
             deputy,
@@ -164,6 +162,44 @@ impl Parties {
             division,
         }
     }
+
+    /// Submits a suggestion as the deputy and has the office accept it; returns its id.
+    pub(crate) fn accepted_suggestion(&self, chain: &mut Chain, s: u16, office: &str) -> String {
+        let sid = chain.ok(s, "/v1/suggestions", &self.deputy_key, json!({"session_id": self.session, "number": format!("N-{}", uuid::Uuid::now_v7().simple()), "title": "Chained", "body": "b", "lead_deputy_id": self.deputy}))["id"].as_str().expect("id").to_owned();
+        chain.ok(
+            s,
+            &format!("/v1/suggestions/{sid}/start-review"),
+            office,
+            json!({}),
+        );
+        chain.ok(
+            s,
+            &format!("/v1/suggestions/{sid}/review"),
+            office,
+            json!({"decision": "accept"}),
+        );
+        sid
+    }
+
+    /// The lead agency dispatches its assignment to its division and meets the deputy.
+    pub(crate) fn dispatch_and_meet(&self, chain: &mut Chain, s: u16, sid: &str, lead: &str) {
+        let p = |suffix: &str| format!("/v1/suggestions/{sid}{suffix}");
+        chain.ok(s, &p(&format!("/assignments/{lead}/dispatch")), &self.lead_key, json!({"division_id": self.division, "handler": "Li Hua", "responsible_leader": "Director Wang"}));
+        chain.ok(s, &p("/communications"), &self.lead_key, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [self.deputy], "summary": "met"}));
+    }
+}
+
+/// The id of `agency`'s assignment in an assignment command's answer.
+pub(crate) fn assignment_of(assigned: &Value, agency: &str) -> String {
+    assigned["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .find(|x| x["agency_id"] == agency)
+        .expect("assignment")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
 }
 
 #[test]
@@ -178,37 +214,22 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
         &cluster.followup,
     );
     let (s, c, f) = (suggestions.http, coordination.http, followup.http);
-    let Parties {
-        unique,
-        session,
-        agencies,
-        deputy,
-        lead_key,
-        deputy_key,
-        division,
-    } = Parties::register(s, &office);
+    let parties = Parties::register(s, &office);
+    let (agencies, lead_key, deputy_key) = (
+        parties.agencies.clone(),
+        parties.lead_key.clone(),
+        parties.deputy_key.clone(),
+    );
 
     let mut chain = Chain::new();
-    let sid = chain.ok(s, "/v1/suggestions", &deputy_key, json!({"session_id": session, "number": format!("C-{unique}"), "title": "Chained", "body": "b", "lead_deputy_id": deputy}))["id"].as_str().expect("id").to_owned();
+    let sid = parties.accepted_suggestion(&mut chain, s, &office);
     let p = |suffix: &str| format!("/v1/suggestions/{sid}{suffix}");
-    chain.ok(s, &p("/start-review"), &office, json!({}));
-    chain.ok(s, &p("/review"), &office, json!({"decision": "accept"}));
     // The coordination process is stopped while the assignment is made: its consumer is behind
     // when the sign-for reaches it.
     let assigned = while_stopped(coordination, || {
         chain.ok(s, &p("/assignments"), &office, json!({"units": [{"agency_id": agencies[0], "role": "lead"}, {"agency_id": agencies[1], "role": "co"}, {"agency_id": agencies[2], "role": "co"}]}))
     });
-    let a = |agency: &str| {
-        assigned["assignments"]
-            .as_array()
-            .expect("assignments")
-            .iter()
-            .find(|x| x["agency_id"] == agency)
-            .expect("assignment")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
-    };
+    let a = |agency: &str| assignment_of(&assigned, agency);
     let (lead, co1, co2) = (a(&agencies[0]), a(&agencies[1]), a(&agencies[2]));
     // The suggestions process is stopped while the sign-for is made: its consumer is behind
     // when the dispatch reaches it.
@@ -220,8 +241,7 @@ fn a_chained_lifecycle_across_processes_needs_no_retry() {
             json!({}),
         );
     });
-    chain.ok(s, &p(&format!("/assignments/{lead}/dispatch")), &lead_key, json!({"division_id": division, "handler": "Li Hua", "responsible_leader": "Director Wang"}));
-    chain.ok(s, &p("/communications"), &lead_key, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "met"}));
+    parties.dispatch_and_meet(&mut chain, s, &sid, &lead);
     chain.ok(
         c,
         &format!("/v1/coordination/assignments/{co1}/waiver"),

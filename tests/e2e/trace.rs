@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use serde_json::json;
 
-use crate::consistency::{Chain, Parties};
+use crate::consistency::{Chain, Parties, assignment_of};
 use crate::distributed::Cluster;
 
 /// A span as received: its process, trace, id, parent and name.
@@ -114,15 +114,8 @@ fn one_trace_follows_a_command_through_every_service() {
     };
     let office = cluster.office.clone();
     let (s, c) = (cluster.suggestions.http, cluster.coordination.http);
-    let Parties {
-        unique,
-        session,
-        agencies,
-        deputy,
-        lead_key,
-        deputy_key,
-        division,
-    } = Parties::register(s, &office);
+    let parties = Parties::register(s, &office);
+    let (agencies, lead_key) = (parties.agencies.clone(), parties.lead_key.clone());
 
     let mut chain = Chain::new();
     let traced = |chain: &mut Chain, port: u16, path: &str, key: &str, body| {
@@ -132,10 +125,8 @@ fn one_trace_follows_a_command_through_every_service() {
         chain.traceparent = None;
         (trace, v)
     };
-    let sid = chain.ok(s, "/v1/suggestions", &deputy_key, json!({"session_id": session, "number": format!("T-{unique}"), "title": "Traced", "body": "b", "lead_deputy_id": deputy}))["id"].as_str().expect("id").to_owned();
+    let sid = parties.accepted_suggestion(&mut chain, s, &office);
     let p = |suffix: &str| format!("/v1/suggestions/{sid}{suffix}");
-    chain.ok(s, &p("/start-review"), &office, json!({}));
-    chain.ok(s, &p("/review"), &office, json!({"decision": "accept"}));
     let (assign_trace, assigned) = traced(
         &mut chain,
         s,
@@ -143,17 +134,7 @@ fn one_trace_follows_a_command_through_every_service() {
         &office,
         json!({"units": [{"agency_id": agencies[0], "role": "lead"}, {"agency_id": agencies[1], "role": "co"}]}),
     );
-    let a = |agency: &str| {
-        assigned["assignments"]
-            .as_array()
-            .expect("assignments")
-            .iter()
-            .find(|x| x["agency_id"] == agency)
-            .expect("assignment")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
-    };
+    let a = |agency: &str| assignment_of(&assigned, agency);
     let (lead, co) = (a(&agencies[0]), a(&agencies[1]));
     let (sign_trace, _) = traced(
         &mut chain,
@@ -162,8 +143,7 @@ fn one_trace_follows_a_command_through_every_service() {
         &lead_key,
         json!({}),
     );
-    chain.ok(s, &p(&format!("/assignments/{lead}/dispatch")), &lead_key, json!({"division_id": division, "handler": "Li Hua", "responsible_leader": "Director Wang"}));
-    chain.ok(s, &p("/communications"), &lead_key, json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "met"}));
+    parties.dispatch_and_meet(&mut chain, s, &sid, &lead);
     chain.ok(
         c,
         &format!("/v1/coordination/assignments/{co}/waiver"),
