@@ -28,3 +28,59 @@ pub struct WireEvent {
 fn first_version() -> u32 {
     1
 }
+
+/// Reads an envelope and its payload as `E`, for a service that reads schema versions up to
+/// `reads`; `Err` is the reason the event is parked. `reader` names the service in the reason
+/// ("upgrade the {reader} and replay").
+pub fn read<E: serde::de::DeserializeOwned>(
+    envelope: &[u8],
+    reads: u32,
+    reader: &str,
+) -> Result<(WireEvent, E), String> {
+    let wire: WireEvent = serde_json::from_slice(envelope)
+        .map_err(|err| format!("the envelope cannot be read: {err}"))?;
+    if wire.schema_version > reads {
+        return Err(format!(
+            "schema version {} is newer than this service reads ({reads}); upgrade the {reader} and replay",
+            wire.schema_version
+        ));
+    }
+    let event = E::deserialize(&wire.payload)
+        .map_err(|err| format!("unknown or unreadable event {}: {err}", wire.event_type))?;
+    Ok((wire, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_says_why_an_envelope_is_parked() {
+        let envelope = |schema: u32, payload: &str| {
+            format!(
+                r#"{{"event_id":"0192f0c4-7d2e-7c1a-9b3e-000000000001","schema_version":{schema},"event_type":"x.y","aggregate_id":"a","aggregate_version":1,"actor":{{"role":"assigning_office","agency":null,"deputy":null}},"payload":{payload}}}"#
+            )
+        };
+        let (wire, n): (WireEvent, u32) =
+            read(envelope(1, "7").as_bytes(), 1, "test service").expect("readable");
+        assert_eq!((wire.aggregate_version, n), (1, 7));
+        let newer =
+            read::<u32>(envelope(2, "7").as_bytes(), 1, "test service").expect_err("parked");
+        assert!(
+            newer.contains("schema version 2 is newer")
+                && newer.contains("upgrade the test service"),
+            "{newer}"
+        );
+        let unknown =
+            read::<u32>(envelope(1, "\"x\"").as_bytes(), 1, "test service").expect_err("parked");
+        assert!(
+            unknown.starts_with("unknown or unreadable event x.y"),
+            "{unknown}"
+        );
+        let garbage = read::<u32>(b"not json", 1, "test service").expect_err("parked");
+        assert!(
+            garbage.starts_with("the envelope cannot be read"),
+            "{garbage}"
+        );
+    }
+}

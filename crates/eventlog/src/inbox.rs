@@ -1,11 +1,12 @@
 //! The consumer inbox (收件箱): exactly-once effects over at-least-once delivery, and
 //! per-aggregate order.
 //!
-//! A consuming service calls [`sqlite::admit`] / [`postgres::admit`] for each delivered event
-//! inside the transaction that commits the event's effect, then [`sqlite::record`] (or
-//! [`sqlite::park`]) in that same transaction. The inbox remembers every event id and, per
-//! aggregate, the last version applied, so a redelivered event is a no-op and version n+1 is
-//! never applied before n.
+//! The runner ([`crate::consume`]) admits a delivered batch against what the inbox holds
+//! ([`Inbox::seen_on`], two reads per batch); the consuming service writes the batch's entries
+//! ([`sqlite::settle`] / [`postgres::settle`]) in the transaction that commits their effects.
+//! The inbox remembers every event id and, per aggregate, the last version applied, so a
+//! redelivered event is a no-op and version n+1 is never applied before n; the primary key on
+//! the event id guards against a second effect committed concurrently.
 //!
 //! Each service has its own three tables, `<service>_inbox`, `<service>_inbox_positions` and
 //! `<service>_parked_events`, created by [`Inbox::migrate`].
@@ -78,7 +79,6 @@ pub struct Inbox {
 
 #[derive(Debug, Clone)]
 struct Queries {
-    seen: String,
     position: String,
     insert: String,
     advance: String,
@@ -109,7 +109,6 @@ impl Inbox {
         );
         let s = service;
         let q = Queries {
-            seen: format!("SELECT 1 FROM {s}_inbox WHERE consumer = $1 AND event_id = $2"),
             position: format!(
                 "SELECT version FROM {s}_inbox_positions WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3"
             ),
@@ -169,15 +168,6 @@ impl Inbox {
             on_pool!(pool, p => sqlx::query(sqlx::AssertSqlSafe(stmt)).execute(p).await.map(|_| ()))?;
         }
         Ok(())
-    }
-
-    /// [`sqlite::admit`] / [`postgres::admit`] outside a transaction: the read before deciding.
-    /// The inbox row written with the effect stays the guard against a concurrent second effect.
-    pub async fn admit_on(&self, pool: &Pool, e: &Envelope) -> Result<Admission, sqlx::Error> {
-        match pool {
-            Pool::Sqlite(p) => sqlite::admit(self, &mut *p.acquire().await?, e).await,
-            Pool::Postgres(p) => postgres::admit(self, &mut *p.acquire().await?, e).await,
-        }
     }
 
     /// The stored side of admission for a whole batch in two queries: which event ids the inbox
@@ -375,43 +365,9 @@ macro_rules! backend {
 
             use time::OffsetDateTime;
 
-            use super::{Admission, Inbox, aggregate_type};
+            use super::{Inbox, aggregate_type};
             use crate::Envelope;
             use crate::runner::Handled;
-
-            /// Whether to apply, skip or park `e`; call inside the effect's transaction.
-            pub async fn admit(
-                inbox: &Inbox,
-                c: &mut $conn,
-                e: &Envelope,
-            ) -> Result<Admission, sqlx::Error> {
-                if e.event_id.is_nil() {
-                    return Ok(Admission::NotAnEvent);
-                }
-                let seen: Option<(i32,)> = sqlx::query_as(sqlx::AssertSqlSafe(inbox.q.seen.clone()))
-                    .bind(&inbox.consumer)
-                    .bind(e.event_id.to_string())
-                    .fetch_optional(&mut *c)
-                    .await?;
-                if seen.is_some() {
-                    return Ok(Admission::Duplicate);
-                }
-                let last: Option<(i64,)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(inbox.q.position.clone()))
-                        .bind(&inbox.consumer)
-                        .bind(aggregate_type(e))
-                        .bind(&e.aggregate_id)
-                        .fetch_optional(&mut *c)
-                        .await?;
-                let last = last.map_or(0, |(v,)| v.max(0) as u64);
-                Ok(if e.aggregate_version <= last {
-                    Admission::Duplicate
-                } else if e.aggregate_version > last + 1 {
-                    Admission::Gap { expected: last + 1 }
-                } else {
-                    Admission::Apply
-                })
-            }
 
             /// Records `e` as handled; `advance` moves its aggregate's position to its version
             /// (everything but a gap).
@@ -490,6 +446,20 @@ macro_rules! backend {
                     .execute(&mut *c)
                     .await?;
                 record(inbox, c, e, Handled::Parked, advance).await
+            }
+
+            /// Writes what a batch settled: its parked events first, then its applied ones in
+            /// two statements (positions only move forward, so the order between them is free).
+            pub async fn settle(
+                inbox: &Inbox,
+                c: &mut $conn,
+                settled: &crate::consume::Settled,
+            ) -> Result<(), sqlx::Error> {
+                for (e, reason, advance) in &settled.parked {
+                    park(inbox, c, e, reason, *advance).await?;
+                }
+                let applied: Vec<&Envelope> = settled.applied.iter().collect();
+                record_applied(inbox, c, &applied).await
             }
         }
     };

@@ -7,11 +7,13 @@
 //! inbox, not here.
 //!
 //! Also here: the outbox relay ([`relay`]) and the consumer inbox ([`inbox`]), each over a table
-//! the service owns, and the consumer runner ([`runner`]).
+//! the service owns, the consumer runner ([`runner`]) and the one way a service consumes
+//! ([`consume`]).
 //!
 //! Must never: interpret payloads.
 
 pub mod consistency;
+pub mod consume;
 mod embedded;
 pub mod inbox;
 mod nats;
@@ -22,6 +24,7 @@ pub mod trace;
 
 use std::time::Duration;
 
+pub use consume::{Apply, Order, Settled, Step};
 pub use embedded::EmbeddedBus;
 pub use nats::{MAX_BATCH, NatsBus, NatsConfig};
 pub use runner::{ConsumerStats, Handled, Handler, Incoming};

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use banli_db::testing::TestDb;
 use banli_db::{Pool, on_pool};
-use banli_eventlog::inbox::{self, Admission, Inbox};
-use banli_eventlog::runner::{self, GAP_PATIENCE, RunOptions};
+use banli_eventlog::inbox::{self, Inbox};
+use banli_eventlog::runner::{self, RunOptions};
 use banli_eventlog::{
-    Bus, ConsumerStats, EmbeddedBus, Envelope, Handled, Handler, Incoming, NatsBus, NatsConfig,
+    Apply, Bus, ConsumerStats, EmbeddedBus, Envelope, Handled, NatsBus, NatsConfig, Settled, Step,
 };
 use uuid::Uuid;
 
@@ -24,54 +24,34 @@ struct Counter {
     calls: AtomicU64,
 }
 
-macro_rules! handle_on {
-    ($self:ident, $p:ident, $batch:ident, $module:ident) => {{
+macro_rules! apply_on {
+    ($self:ident, $p:ident, $steps:ident, $module:ident) => {{
         let call = $self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let mut tx = $p.begin().await.map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        for incoming in $batch {
-            let e = &incoming.envelope;
-            let outcome = match inbox::$module::admit(&$self.inbox, &mut tx, e)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Admission::Duplicate => Handled::Duplicate,
-                Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => Handled::Deferred,
-                Admission::Gap { expected } => {
-                    let reason = format!("version {expected} never arrived");
-                    inbox::$module::park(&$self.inbox, &mut tx, e, &reason, false)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Handled::Parked
-                }
-                Admission::NotAnEvent => {
-                    inbox::$module::park(&$self.inbox, &mut tx, e, "no event id", false)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Handled::Parked
-                }
-                Admission::Apply if e.event_type != "counter.bumped" => {
-                    let reason = format!("unknown event type {}", e.event_type);
-                    inbox::$module::park(&$self.inbox, &mut tx, e, &reason, true)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Handled::Parked
-                }
-                Admission::Apply => {
+        let mut settled = Settled::default();
+        for step in $steps {
+            out.push(match step {
+                Step::Skip(h) => h,
+                Step::Park {
+                    envelope,
+                    reason,
+                    advance,
+                } => settled.park(envelope, reason, advance),
+                Step::Apply { envelope: e, .. } => {
                     sqlx::query("INSERT INTO effects (aggregate_id, version, seq) VALUES ($1, $2, (SELECT COUNT(*) FROM effects))")
                         .bind(&e.aggregate_id)
                         .bind(e.aggregate_version as i64)
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| e.to_string())?;
-                    inbox::$module::record(&$self.inbox, &mut tx, e, Handled::Applied, true)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Handled::Applied
+                    settled.applied(e)
                 }
-            };
-            out.push(outcome);
+            });
         }
+        inbox::$module::settle(&$self.inbox, &mut tx, &settled)
+            .await
+            .map_err(|e| e.to_string())?;
         if call % 3 == 0 {
             // The process dies before the commit: nothing of the batch is kept.
             drop(tx);
@@ -86,11 +66,30 @@ macro_rules! handle_on {
     }};
 }
 
-impl Handler for Counter {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
+/// The runner admits, orders and parks; the counter only reads and applies.
+impl Apply for Counter {
+    type Event = ();
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<(), String> {
+        if e.event_type == "counter.bumped" {
+            Ok(())
+        } else {
+            Err(format!("unknown event type {}", e.event_type))
+        }
+    }
+
+    async fn apply(&self, steps: Vec<Step<'_, ()>>) -> Result<Vec<Handled>, String> {
         match &self.pool {
-            Pool::Sqlite(p) => handle_on!(self, p, batch, sqlite),
-            Pool::Postgres(p) => handle_on!(self, p, batch, postgres),
+            Pool::Sqlite(p) => apply_on!(self, p, steps, sqlite),
+            Pool::Postgres(p) => apply_on!(self, p, steps, postgres),
         }
     }
 }
@@ -224,7 +223,10 @@ async fn scenario(db: TestDb, bus: Bus) {
         reasons.contains(&"unknown event type counter.reset"),
         "{reasons:?}"
     );
-    assert!(reasons.contains(&"version 51 never arrived"), "{reasons:?}");
+    assert!(
+        reasons.contains(&"version 51 of this counter never arrived; later versions wait here"),
+        "{reasons:?}"
+    );
     assert!(
         stats.failures.load(Ordering::SeqCst) > 0,
         "the injected failures happened"

@@ -9,7 +9,7 @@
 
 use banli_audit::Record;
 use banli_eventlog::inbox::Inbox;
-use banli_eventlog::{Handled, Handler, Incoming};
+use banli_eventlog::{Apply, Envelope, Handled, Order, Step};
 use serde_json::{Map, Value};
 
 use crate::log::AuditLog;
@@ -132,27 +132,50 @@ impl EventConsumer {
     }
 }
 
-impl Handler for EventConsumer {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let mut out = vec![Handled::Applied; batch.len()];
+/// The runner parks what cannot be read; the audit log's own key on the source id is this
+/// consumer's record of what it handled (an appended record is never appended again), so its
+/// events are taken as they come and only parkings go into its inbox.
+impl Apply for EventConsumer {
+    type Event = Option<Record>;
+    const ORDER: Order = Order::AsTheyCome;
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &banli_db::Pool {
+        self.log.store().pool()
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<Option<Record>, String> {
+        record_of(&e.payload)
+    }
+
+    async fn apply(&self, steps: Vec<Step<'_, Option<Record>>>) -> Result<Vec<Handled>, String> {
+        let mut out = Vec::with_capacity(steps.len());
         let mut records = Vec::new();
         let mut positions = Vec::new();
-        for (i, incoming) in batch.iter().enumerate() {
-            match record_of(&incoming.envelope.payload) {
-                Ok(Some(r)) => {
-                    records.push(r);
-                    positions.push(i);
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    self.log
-                        .store()
-                        .park(&self.inbox, &incoming.envelope, &reason)
+        for (i, step) in steps.into_iter().enumerate() {
+            out.push(match step {
+                Step::Skip(h) => h,
+                // No position moves: this inbox keeps no order, only what it parked.
+                Step::Park {
+                    envelope, reason, ..
+                } => {
+                    self.inbox
+                        .settle_on(self.log.store().db(), envelope, Some(&reason), false)
                         .await
                         .map_err(|e| e.to_string())?;
-                    out[i] = Handled::Parked;
+                    Handled::Parked
                 }
-            }
+                Step::Apply { event, .. } => {
+                    if let Some(r) = event {
+                        records.push(r);
+                        positions.push(i);
+                    }
+                    Handled::Applied
+                }
+            });
         }
         let appended = self.log.append(records).await.map_err(|e| e.to_string())?;
         for (a, i) in appended.into_iter().zip(positions) {

@@ -81,6 +81,11 @@ impl Store {
         self.db.pool()
     }
 
+    /// The database and its write path.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self.pool() {
             Pool::Sqlite(p) => {
@@ -322,39 +327,6 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected()))?;
                 Ok::<bool, StoreError>(n > 0)
-            })
-            .await
-    }
-
-    /// Parks an event the consumer cannot read, with the reason.
-    pub async fn park(
-        &self,
-        inbox: &banli_eventlog::inbox::Inbox,
-        envelope: &banli_eventlog::Envelope,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let (inbox, envelope, reason) = (inbox.clone(), envelope.clone(), reason.to_owned());
-        self.db
-            .write(move |pool| async move {
-                match &pool {
-                    Pool::Sqlite(p) => {
-                        let mut tx = p.begin().await?;
-                        banli_eventlog::inbox::sqlite::park(
-                            &inbox, &mut tx, &envelope, &reason, false,
-                        )
-                        .await?;
-                        tx.commit().await?;
-                    }
-                    Pool::Postgres(p) => {
-                        let mut tx = p.begin().await?;
-                        banli_eventlog::inbox::postgres::park(
-                            &inbox, &mut tx, &envelope, &reason, false,
-                        )
-                        .await?;
-                        tx.commit().await?;
-                    }
-                }
-                Ok::<(), StoreError>(())
             })
             .await
     }

@@ -8,9 +8,8 @@ use banli_domain::coordination::{CoordinationCase, copies_for, feed_parties};
 use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::suggestion::{Suggestion, SuggestionEvent};
 use banli_domain::wire::WireEvent;
-use banli_eventlog::inbox::{Admission, Inbox, Seen};
-use banli_eventlog::runner::GAP_PATIENCE;
-use banli_eventlog::{Handled, Handler, Incoming};
+use banli_eventlog::inbox::Inbox;
+use banli_eventlog::{Apply, Envelope, Handled, Step};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -48,87 +47,34 @@ impl SuggestionConsumer {
         self.inbox.migrate(self.store.pool()).await
     }
 
-    /// Decides what to do with one event, against the state as this batch has left it.
+    /// What an admitted event changes, against the state as this batch has left it.
     async fn decide(
         &self,
-        incoming: &Incoming,
-        batch: &mut BatchState,
-    ) -> Result<Step, StoreError> {
-        let e = &incoming.envelope;
-        let admission = batch.seen.admit(e);
-        let park = |reason: String, advance: bool| Step::Park(reason, advance);
-        let wire = match admission {
-            Admission::Duplicate => return Ok(Step::Skip(Handled::Duplicate)),
-            Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => {
-                return Ok(Step::Skip(Handled::Deferred));
-            }
-            Admission::Gap { expected } => {
-                return Ok(park(
-                    format!(
-                        "version {expected} of this suggestion never arrived; later versions wait here"
-                    ),
-                    false,
-                ));
-            }
-            Admission::NotAnEvent => {
-                return Ok(park("a message without an event id".into(), false));
-            }
-            Admission::Apply => match serde_json::from_slice::<WireEvent>(&e.payload) {
-                Ok(w) => w,
-                Err(err) => return Ok(park(format!("the envelope cannot be read: {err}"), true)),
-            },
-        };
-        if wire.schema_version > SUGGESTION_SCHEMA_VERSION {
-            return Ok(park(
-                format!(
-                    "schema version {} is newer than this service reads ({SUGGESTION_SCHEMA_VERSION}); upgrade the coordination service and replay",
-                    wire.schema_version
-                ),
-                true,
-            ));
-        }
-        let event: SuggestionEvent = match serde_json::from_value(wire.payload.clone()) {
-            Ok(ev) => ev,
-            Err(err) => {
-                return Ok(park(
-                    format!("unknown or unreadable event {}: {err}", wire.event_type),
-                    true,
-                ));
-            }
-        };
-        let Ok(id) = wire.aggregate_id.parse::<Uuid>().map(SuggestionId) else {
-            return Ok(park("the aggregate id is not a suggestion id".into(), true));
-        };
-        let record = match batch.records.get(&id) {
+        read: Read,
+        records: &mut Records,
+    ) -> Result<Result<ReplicaChange, String>, StoreError> {
+        let (id, wire, event) = read;
+        let record = match records.get(&id) {
             Some(r) => r.clone(),
             // A submission starts a case: nothing to load.
             None if matches!(event, SuggestionEvent::Submitted(_)) => None,
             None => self.store.load(id).await?,
         };
-        match change(id, record.as_ref(), &wire, event) {
+        Ok(match change(id, record.as_ref(), &wire, event) {
             Some((change, after)) => {
-                batch.records.insert(id, Some(after));
-                Ok(Step::Apply(Box::new(change)))
+                records.insert(id, Some(after));
+                Ok(change)
             }
-            None => Ok(park(
-                format!("suggestion {id} has no earlier events here"),
-                false,
-            )),
-        }
+            None => Err(format!("suggestion {id} has no earlier events here")),
+        })
     }
 }
 
-/// What a batch has decided so far, for the events after.
-struct BatchState {
-    seen: Seen,
-    records: std::collections::HashMap<SuggestionId, Option<CaseRecord>>,
-}
+/// A suggestion event as this service reads it.
+type Read = (SuggestionId, WireEvent, SuggestionEvent);
 
-enum Step {
-    Skip(Handled),
-    Park(String, bool),
-    Apply(Box<ReplicaChange>),
-}
+/// Each case as the batch has left it so far, for the events after.
+type Records = std::collections::HashMap<SuggestionId, Option<CaseRecord>>;
 
 /// What one suggestion event changes here, and the record after it; `None` when the suggestion
 /// has no earlier events here.
@@ -249,60 +195,83 @@ fn feed_entries(wire: &WireEvent, agencies: &[AgencyId]) -> Vec<FeedEntry> {
         .collect()
 }
 
-impl Handler for SuggestionConsumer {
+impl Apply for SuggestionConsumer {
+    type Event = Read;
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &banli_db::Pool {
+        self.store.pool()
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<Read, String> {
+        let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
+            &e.payload,
+            SUGGESTION_SCHEMA_VERSION,
+            "coordination service",
+        )?;
+        let id = wire
+            .aggregate_id
+            .parse::<Uuid>()
+            .map(SuggestionId)
+            .map_err(|_| "the aggregate id is not a suggestion id".to_owned())?;
+        Ok((id, wire, event))
+    }
+
     /// Decides every event of the batch in order (later events see what earlier ones changed),
     /// then writes all effects, parkings and inbox entries in one transaction.
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let envelopes: Vec<&banli_eventlog::Envelope> = batch.iter().map(|i| &i.envelope).collect();
-        let mut state = BatchState {
-            seen: self
-                .inbox
-                .seen_on(self.store.pool(), &envelopes)
-                .await
-                .map_err(|err| err.to_string())?,
-            records: Default::default(),
-        };
-        // Every case the batch names, in two queries instead of two per case.
-        let mut ids: Vec<SuggestionId> = batch
+    async fn apply(&self, steps: Vec<Step<'_, Read>>) -> Result<Vec<Handled>, String> {
+        // Every case the batch applies to, in two queries instead of two per case.
+        let mut ids: Vec<SuggestionId> = steps
             .iter()
-            .filter_map(|i| {
-                i.envelope
-                    .aggregate_id
-                    .parse::<Uuid>()
-                    .ok()
-                    .map(SuggestionId)
+            .filter_map(|s| match s {
+                Step::Apply { event, .. } => Some(event.0),
+                _ => None,
             })
             .collect();
         ids.sort();
         ids.dedup();
-        let mut loaded = self
-            .store
-            .load_many(&ids)
-            .await
-            .map_err(|err| err.to_string())?;
-        for id in ids {
-            state.records.insert(id, loaded.remove(&id));
-        }
-        let mut out = Vec::with_capacity(batch.len());
-        let mut items = Vec::new();
-        for incoming in batch {
-            let e = &incoming.envelope;
-            let step = self
-                .decide(incoming, &mut state)
+        let mut records = Records::default();
+        if !ids.is_empty() {
+            let mut loaded = self
+                .store
+                .load_many(&ids)
                 .await
                 .map_err(|err| err.to_string())?;
+            for id in ids {
+                records.insert(id, loaded.remove(&id));
+            }
+        }
+        let mut out = Vec::with_capacity(steps.len());
+        let mut items = Vec::new();
+        for step in steps {
             match step {
                 Step::Skip(h) => out.push(h),
-                Step::Park(reason, advance) => {
-                    state.seen.handled(e, advance);
-                    tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked; list them with GET /v1/coordination/parked-events");
-                    items.push(BatchItem::Park(e.clone(), reason, advance));
+                Step::Park {
+                    envelope,
+                    reason,
+                    advance,
+                } => {
+                    items.push(BatchItem::Park(envelope.clone(), reason, advance));
                     out.push(Handled::Parked);
                 }
-                Step::Apply(change) => {
-                    state.seen.handled(e, true);
-                    items.push(BatchItem::Apply(e.clone(), change));
-                    out.push(Handled::Applied);
+                Step::Apply { envelope, event } => {
+                    match self
+                        .decide(event, &mut records)
+                        .await
+                        .map_err(|err| err.to_string())?
+                    {
+                        Ok(change) => {
+                            items.push(BatchItem::Apply(envelope.clone(), Box::new(change)));
+                            out.push(Handled::Applied);
+                        }
+                        Err(reason) => {
+                            items.push(BatchItem::Park(envelope.clone(), reason, false));
+                            out.push(Handled::Parked);
+                        }
+                    }
                 }
             }
         }

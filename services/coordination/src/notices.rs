@@ -5,9 +5,8 @@
 use banli_db::Pool;
 use banli_domain::ids::AgencyId;
 use banli_domain::wire::WireEvent;
-use banli_eventlog::inbox::{Admission, Inbox};
-use banli_eventlog::runner::GAP_PATIENCE;
-use banli_eventlog::{Handled, Handler, Incoming};
+use banli_eventlog::inbox::Inbox;
+use banli_eventlog::{Apply, Envelope, Handled, Settled, Step};
 
 use crate::feed::FeedEntry;
 use crate::store::{Store, StoreError};
@@ -60,68 +59,67 @@ impl NoticeConsumer {
     pub async fn migrate(&self) -> Result<(), sqlx::Error> {
         self.inbox.migrate(self.store.pool()).await
     }
+}
 
-    async fn one(&self, incoming: &Incoming) -> Result<Handled, StoreError> {
-        let (inbox, e, attempt) = (
-            self.inbox.clone(),
-            incoming.envelope.clone(),
-            incoming.attempt,
-        );
-        let read = entry(&e.payload);
-        let out = self
-            .store
+impl Apply for NoticeConsumer {
+    type Event = FeedEntry;
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &Pool {
+        self.store.pool()
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<FeedEntry, String> {
+        entry(&e.payload)
+    }
+
+    /// The batch's feed rows and inbox entries in one transaction.
+    async fn apply(&self, steps: Vec<Step<'_, FeedEntry>>) -> Result<Vec<Handled>, String> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut settled = Settled::default();
+        let mut rows = Vec::new();
+        for step in steps {
+            out.push(match step {
+                Step::Skip(h) => h,
+                Step::Park {
+                    envelope,
+                    reason,
+                    advance,
+                } => settled.park(envelope, reason, advance),
+                Step::Apply { envelope, event } => {
+                    rows.push(event);
+                    settled.applied(envelope)
+                }
+            });
+        }
+        if settled.is_empty() {
+            return Ok(out);
+        }
+        let (inbox, fed) = (self.inbox.clone(), !rows.is_empty());
+        self.store
             .db()
             .write(move |pool| async move {
                 macro_rules! run {
                     ($p:expr, $module:ident) => {{
                         let mut tx = $p.begin().await?;
-                        let out = match banli_eventlog::inbox::$module::admit(&inbox, &mut tx, &e).await? {
-                            Admission::Duplicate => Handled::Duplicate,
-                            Admission::Gap { .. } if attempt < GAP_PATIENCE => Handled::Deferred,
-                            Admission::Gap { expected } => {
-                                let reason = format!("version {expected} of this notice never arrived; later versions wait here");
-                                banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, &reason, false).await?;
-                                Handled::Parked
-                            }
-                            Admission::NotAnEvent => {
-                                banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, "a message without an event id", false).await?;
-                                Handled::Parked
-                            }
-                            Admission::Apply => match &read {
-                                Ok(entry) => {
-                                    crate::feed::$module::insert(&mut tx, std::slice::from_ref(entry)).await?;
-                                    banli_eventlog::inbox::$module::record(&inbox, &mut tx, &e, Handled::Applied, true).await?;
-                                    Handled::Applied
-                                }
-                                Err(reason) => {
-                                    banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, reason, true).await?;
-                                    Handled::Parked
-                                }
-                            },
-                        };
+                        crate::feed::$module::insert(&mut tx, &rows).await?;
+                        banli_eventlog::inbox::$module::settle(&inbox, &mut tx, &settled).await?;
                         tx.commit().await?;
-                        out
                     }};
                 }
-                let out = match &pool {
+                match &pool {
                     Pool::Sqlite(p) => run!(p, sqlite),
                     Pool::Postgres(p) => run!(p, postgres),
-                };
-                Ok::<_, StoreError>(out)
+                }
+                Ok::<_, StoreError>(())
             })
-            .await?;
-        if out == Handled::Applied {
+            .await
+            .map_err(|e| e.to_string())?;
+        if fed {
             self.store.feed_written();
-        }
-        Ok(out)
-    }
-}
-
-impl Handler for NoticeConsumer {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let mut out = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            out.push(self.one(incoming).await.map_err(|e| e.to_string())?);
         }
         Ok(out)
     }

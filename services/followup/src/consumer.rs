@@ -9,9 +9,8 @@ use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::profile::Reminders;
 use banli_domain::suggestion::{Satisfaction, Suggestion, SuggestionEvent};
 use banli_domain::wire::WireEvent;
-use banli_eventlog::inbox::{Admission, Inbox, Seen};
-use banli_eventlog::runner::GAP_PATIENCE;
-use banli_eventlog::{Envelope, Handled, Handler, Incoming};
+use banli_eventlog::inbox::Inbox;
+use banli_eventlog::{Apply, Envelope, Handled, Settled, Step};
 use time::OffsetDateTime;
 
 use crate::store::{Store, StoreError};
@@ -97,36 +96,14 @@ fn raised_by(
         .collect()
 }
 
-/// What to do with an admitted event.
-enum Plan {
-    Apply(Box<(SuggestionId, WireEvent, SuggestionEvent)>),
-    Park(String),
-}
+/// A suggestion event as this service reads it.
+type Read = (SuggestionId, WireEvent, SuggestionEvent);
 
-fn plan(e: &Envelope) -> Plan {
-    let wire: WireEvent = match serde_json::from_slice(&e.payload) {
-        Ok(w) => w,
-        Err(err) => return Plan::Park(format!("the envelope cannot be read: {err}")),
-    };
-    if wire.schema_version > SUGGESTION_SCHEMA_VERSION {
-        return Plan::Park(format!(
-            "schema version {} is newer than this service reads ({SUGGESTION_SCHEMA_VERSION}); upgrade the follow-up service and replay",
-            wire.schema_version
-        ));
-    }
-    let event: SuggestionEvent = match serde_json::from_value(wire.payload.clone()) {
-        Ok(ev) => ev,
-        Err(err) => {
-            return Plan::Park(format!(
-                "unknown or unreadable event {}: {err}",
-                wire.event_type
-            ));
-        }
-    };
-    let Ok(id) = wire.aggregate_id.parse().map(SuggestionId) else {
-        return Plan::Park("the aggregate id is not a suggestion id".into());
-    };
-    Plan::Apply(Box::new((id, wire, event)))
+/// A step of the batch, owned, for the write path.
+enum Owned {
+    Skip(Handled),
+    Park(Envelope, String, bool),
+    Apply(Envelope, Box<Read>),
 }
 
 macro_rules! handle_on {
@@ -139,23 +116,20 @@ macro_rules! handle_on {
             inbox: &Inbox,
             reminders: &Reminders,
             office: Option<AgencyId>,
-            batch: &[Incoming],
+            steps: &[Owned],
         ) -> Result<Vec<Handled>, StoreError> {
-            let envelopes: Vec<&Envelope> = batch.iter().map(|i| &i.envelope).collect();
-            let mut rows = BatchRows {
-                seen: inbox.seen_on(store.pool(), &envelopes).await?,
-                ..BatchRows::default()
-            };
+            let mut rows = BatchRows::default();
+            let mut settled = Settled::default();
             let mut tx = p.begin().await?;
-            let mut out = Vec::with_capacity(batch.len());
-            let mut applied = Vec::new();
-            for incoming in batch {
-                let e = &incoming.envelope;
-                let handled = $name(&mut tx, store, inbox, reminders, office, incoming, &mut rows).await?;
-                if handled == Handled::Applied {
-                    applied.push(e);
-                }
-                out.push(handled);
+            let mut out = Vec::with_capacity(steps.len());
+            for step in steps {
+                out.push(match step {
+                    Owned::Skip(h) => *h,
+                    Owned::Park(e, reason, advance) => settled.park(e, reason.clone(), *advance),
+                    Owned::Apply(e, read) => {
+                        $name(&mut tx, store, reminders, office, e, read, &mut rows, &mut settled).await?
+                    }
+                });
             }
             crate::store::$module::add_days(&mut tx, &rows.days).await?;
             banli_timers::$module::flush(store.timers(), &mut tx, std::mem::take(&mut rows.timers)).await?;
@@ -165,111 +139,90 @@ macro_rules! handle_on {
                     crate::store::$module::save_fact_rows(&mut tx, s).await?;
                 }
             }
-            banli_eventlog::inbox::$module::record_applied(inbox, &mut tx, &applied).await?;
+            banli_eventlog::inbox::$module::settle(inbox, &mut tx, &settled).await?;
             tx.commit().await?;
             Ok(out)
         }
 
+        #[allow(clippy::too_many_arguments)]
         async fn $name(
             tx: &mut $conn,
             store: &Store,
-            inbox: &Inbox,
             reminders: &Reminders,
             office: Option<AgencyId>,
-            incoming: &Incoming,
+            e: &Envelope,
+            read: &Read,
             batch_rows: &mut BatchRows,
+            settled: &mut Settled,
         ) -> Result<Handled, StoreError> {
-            let e = &incoming.envelope;
             let mut tx = tx;
-            let park = |reason: String| reason;
-            let reason = match batch_rows.seen.admit(e) {
-                Admission::Duplicate => return Ok(Handled::Duplicate),
-                Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => return Ok(Handled::Deferred),
-                Admission::Gap { expected } => park(format!(
-                    "version {expected} of this suggestion never arrived; later versions wait here"
-                )),
-                Admission::NotAnEvent => park("a message without an event id".into()),
-                Admission::Apply => match plan(e) {
-                    Plan::Park(r) => r,
-                    Plan::Apply(b) => {
-                        let (id, wire, event) = *b;
-                        let key = id.to_string();
-                        let stored = match batch_rows.replicas.remove(&key) {
-                            Some(s) => Some(s),
-                            None => match crate::store::$module::load(&mut tx, &key).await? {
-                                Some((_, json)) => Some(
-                                    serde_json::from_str::<Suggestion>(&json)
-                                        .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?,
-                                ),
-                                None => None,
-                            },
-                        };
-                        let (before, replica) = match stored {
-                            Some(before) => {
-                                let mut s = before.clone();
-                                s.apply(&event);
-                                (Some(before), Some(s))
-                            }
-                            None => match &event {
-                                SuggestionEvent::Submitted(first) => (None, Some(Suggestion::new(id, first))),
-                                _ => (None, None),
-                            },
-                        };
-                        match replica {
-                            None => format!("suggestion {id} has no earlier events here"),
-                            Some(s) => {
-                                let json = serde_json::to_string(&s)
-                                    .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-                                let deadlines = deadlines_of(&s);
-                                let units: Vec<String> = s.assignments.iter().map(|a| a.agency.to_string()).collect();
-                                let changed = crate::store::Changed {
-                                    units: before.as_ref().is_none_or(|b| {
-                                        b.assignments.iter().map(|a| a.agency).ne(s.assignments.iter().map(|a| a.agency))
-                                    }),
-                                    deadlines: before.as_ref().is_none_or(|b| deadlines_of(b) != deadlines),
-                                };
-                                crate::store::$module::save_into(
-                                    &mut tx,
-                                    &mut batch_rows.timers,
-                                    &key,
-                                    wire.aggregate_version,
-                                    &json,
-                                    &units,
-                                    &deadlines,
-                                    changed,
-                                    reminders,
-                                    OffsetDateTime::now_utc(),
-                                )
-                                .await?;
-                                if crate::store::fact_changes(before.as_ref(), &s, &mut batch_rows.days) {
-                                    batch_rows.facts.insert(key.clone());
-                                }
-                                crate::store::sync_commitments_into(&mut batch_rows.timers, &s);
-                                crate::store::sync_progress_into(&mut batch_rows.timers, before.as_ref(), &s, reminders);
-                                let office_actor = banli_domain::Actor {
-                                    role: banli_domain::Role::AssigningOffice,
-                                    agency: office,
-                                    deputy: None,
-                                };
-                                for n in raised_by(&event, &s, office) {
-                                    let issued = banli_domain::supervision::NoticeEvent::Issued(n.clone());
-                                    crate::notices::$module::save(&mut tx, store, None, &n, &[issued], &office_actor, OffsetDateTime::now_utc()).await?;
-                                    tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
-                                }
-                                // The inbox entries of the batch are written at its end.
-                                batch_rows.seen.handled(e, true);
-                                batch_rows.replicas.insert(key, s);
-                                return Ok(Handled::Applied);
-                            }
-                        }
-                    }
+            let (id, wire, event) = read;
+            let (id, event) = (*id, event);
+            let key = id.to_string();
+            let stored = match batch_rows.replicas.remove(&key) {
+                Some(s) => Some(s),
+                None => match crate::store::$module::load(&mut tx, &key).await? {
+                    Some((_, json)) => Some(
+                        serde_json::from_str::<Suggestion>(&json)
+                            .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?,
+                    ),
+                    None => None,
                 },
             };
-            tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason, "event parked");
-            let advance = !matches!(reason.as_str(), r if r.starts_with("version ") || r.starts_with("a message"));
-            banli_eventlog::inbox::$module::park(inbox, &mut tx, e, &reason, advance).await?;
-            batch_rows.seen.handled(e, advance);
-            Ok(Handled::Parked)
+            let (before, replica) = match stored {
+                Some(before) => {
+                    let mut s = before.clone();
+                    s.apply(event);
+                    (Some(before), Some(s))
+                }
+                None => match event {
+                    SuggestionEvent::Submitted(first) => (None, Some(Suggestion::new(id, first))),
+                    _ => (None, None),
+                },
+            };
+            let Some(s) = replica else {
+                return Ok(settled.park(e, format!("suggestion {id} has no earlier events here"), true));
+            };
+            let json = serde_json::to_string(&s).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let deadlines = deadlines_of(&s);
+            let units: Vec<String> = s.assignments.iter().map(|a| a.agency.to_string()).collect();
+            let changed = crate::store::Changed {
+                units: before.as_ref().is_none_or(|b| {
+                    b.assignments.iter().map(|a| a.agency).ne(s.assignments.iter().map(|a| a.agency))
+                }),
+                deadlines: before.as_ref().is_none_or(|b| deadlines_of(b) != deadlines),
+            };
+            crate::store::$module::save_into(
+                &mut tx,
+                &mut batch_rows.timers,
+                &key,
+                wire.aggregate_version,
+                &json,
+                &units,
+                &deadlines,
+                changed,
+                reminders,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+            if crate::store::fact_changes(before.as_ref(), &s, &mut batch_rows.days) {
+                batch_rows.facts.insert(key.clone());
+            }
+            crate::store::sync_commitments_into(&mut batch_rows.timers, &s);
+            crate::store::sync_progress_into(&mut batch_rows.timers, before.as_ref(), &s, reminders);
+            let office_actor = banli_domain::Actor {
+                role: banli_domain::Role::AssigningOffice,
+                agency: office,
+                deputy: None,
+            };
+            for n in raised_by(event, &s, office) {
+                let issued = banli_domain::supervision::NoticeEvent::Issued(n.clone());
+                crate::notices::$module::save(&mut tx, store, None, &n, &[issued], &office_actor, OffsetDateTime::now_utc()).await?;
+                tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
+            }
+            batch_rows.replicas.insert(key, s);
+            // The inbox entries of the batch are written at its end.
+            Ok(settled.applied(e))
         }
     };
 }
@@ -280,8 +233,6 @@ macro_rules! handle_on {
 /// and the timer changes (in order, a statement per run of schedules or cancellations).
 #[derive(Default)]
 struct BatchRows {
-    /// The inbox's side of admission, as the batch's earlier events left it.
-    seen: Seen,
     /// The replicas the batch has written so far.
     replicas: Replicas,
     days: crate::store::DaySums,
@@ -333,14 +284,60 @@ impl EventConsumer {
     }
 }
 
-impl Handler for EventConsumer {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let (store, inbox, reminders, office, batch) = (
+impl Apply for EventConsumer {
+    type Event = Read;
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &Pool {
+        self.store.pool()
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<Read, String> {
+        let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
+            &e.payload,
+            SUGGESTION_SCHEMA_VERSION,
+            "follow-up service",
+        )?;
+        let id = wire
+            .aggregate_id
+            .parse()
+            .map(SuggestionId)
+            .map_err(|_| "the aggregate id is not a suggestion id".to_owned())?;
+        Ok((id, wire, event))
+    }
+
+    /// Applies a whole batch in one transaction: one commit, and each suggestion's replica
+    /// read once however many of its events the batch holds.
+    async fn apply(&self, steps: Vec<Step<'_, Read>>) -> Result<Vec<Handled>, String> {
+        let steps: Vec<Owned> = steps
+            .into_iter()
+            .map(|s| match s {
+                Step::Skip(h) => Owned::Skip(h),
+                Step::Park {
+                    envelope,
+                    reason,
+                    advance,
+                } => Owned::Park(envelope.clone(), reason, advance),
+                Step::Apply { envelope, event } => Owned::Apply(envelope.clone(), Box::new(event)),
+            })
+            .collect();
+        if steps.iter().all(|s| matches!(s, Owned::Skip(_))) {
+            return Ok(steps
+                .iter()
+                .map(|s| match s {
+                    Owned::Skip(h) => *h,
+                    _ => Handled::Deferred,
+                })
+                .collect());
+        }
+        let (store, inbox, reminders, office) = (
             self.store.clone(),
             self.inbox.clone(),
             self.reminders.clone(),
             self.office,
-            batch.to_vec(),
         );
         let out = self
             .store
@@ -348,10 +345,10 @@ impl Handler for EventConsumer {
             .write(move |pool| async move {
                 match &pool {
                     Pool::Sqlite(p) => {
-                        batch_sqlite(p, &store, &inbox, &reminders, office, &batch).await
+                        batch_sqlite(p, &store, &inbox, &reminders, office, &steps).await
                     }
                     Pool::Postgres(p) => {
-                        batch_postgres(p, &store, &inbox, &reminders, office, &batch).await
+                        batch_postgres(p, &store, &inbox, &reminders, office, &steps).await
                     }
                 }
             })

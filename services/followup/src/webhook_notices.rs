@@ -7,8 +7,8 @@ use banli_db::Pool;
 use banli_domain::Actor;
 use banli_domain::ids::AgencyId;
 use banli_domain::supervision::{Level, NoticeEvent, Trigger};
-use banli_eventlog::inbox::{Admission, Inbox};
-use banli_eventlog::{Handled, Handler, Incoming};
+use banli_eventlog::inbox::Inbox;
+use banli_eventlog::{Apply, Envelope, Handled, Order, Settled, Step};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -26,8 +26,9 @@ pub struct WebhookConsumer {
     office: AgencyId,
 }
 
+/// A webhook event as this consumer reads it.
 #[derive(Debug, Deserialize)]
-struct Disabled {
+pub struct Disabled {
     event_type: String,
     agency_id: AgencyId,
     #[serde(default)]
@@ -61,18 +62,58 @@ impl WebhookConsumer {
     pub fn inbox(&self) -> &Inbox {
         &self.inbox
     }
+}
 
-    async fn one(&self, incoming: &Incoming) -> Result<Handled, StoreError> {
-        let (inbox, e, store, office) = (
+impl Apply for WebhookConsumer {
+    type Event = Disabled;
+    /// An endpoint's version counts its settings' changes too, so its events skip versions:
+    /// each is taken as it comes.
+    const ORDER: Order = Order::AsTheyCome;
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &Pool {
+        self.store.pool()
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<Disabled, String> {
+        serde_json::from_slice(&e.payload)
+            .map_err(|err| format!("the envelope cannot be read: {err}"))
+    }
+
+    /// The batch's notices and inbox entries in one transaction.
+    async fn apply(&self, steps: Vec<Step<'_, Disabled>>) -> Result<Vec<Handled>, String> {
+        let mut out = Vec::with_capacity(steps.len());
+        let mut settled = Settled::default();
+        let mut disabled = Vec::new();
+        for step in steps {
+            out.push(match step {
+                Step::Skip(h) => h,
+                Step::Park {
+                    envelope,
+                    reason,
+                    advance,
+                } => settled.park(envelope, reason, advance),
+                Step::Apply { envelope, event } => {
+                    if event.event_type == "webhook.disabled" {
+                        disabled.push(event);
+                    }
+                    settled.applied(envelope)
+                }
+            });
+        }
+        if settled.is_empty() {
+            return Ok(out);
+        }
+        let (inbox, store, office, raised) = (
             self.inbox.clone(),
-            incoming.envelope.clone(),
             self.store.clone(),
             self.office,
+            !disabled.is_empty(),
         );
-        let read: Result<Disabled, String> = serde_json::from_slice(&e.payload)
-            .map_err(|err| format!("the envelope cannot be read: {err}"));
-        let out = self
-            .store
+        self.store
             .db()
             .write(move |pool| async move {
                 let now = OffsetDateTime::now_utc();
@@ -83,54 +124,26 @@ impl WebhookConsumer {
                 macro_rules! run {
                     ($p:expr, $module:ident) => {{
                         let mut tx = $p.begin().await?;
-                        let out = match banli_eventlog::inbox::$module::admit(&inbox, &mut tx, &e).await? {
-                            Admission::Duplicate => Handled::Duplicate,
-                            Admission::NotAnEvent => {
-                                banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, "a message without an event id", false).await?;
-                                Handled::Parked
-                            }
-                            // An endpoint's version counts its settings' changes too, so its
-                            // events skip versions: each is taken as it comes.
-                            Admission::Apply | Admission::Gap { .. } => match &read {
-                                Ok(d) => {
-                                    if d.event_type == "webhook.disabled" {
-                                        let n = crate::notices::raised(office, d.agency_id, Vec::new(), Level::Notice, Trigger::WebhookDisabled, body(d), today);
-                                        crate::notices::$module::save(&mut tx, &store, None, &n, &[NoticeEvent::Issued(n.clone())], &actor, now).await?;
-                                        tracing::warn!(agency = %d.agency_id, notice = %n.id, "a disabled webhook raised a supervision notice to its agency");
-                                    }
-                                    banli_eventlog::inbox::$module::record(&inbox, &mut tx, &e, Handled::Applied, true).await?;
-                                    Handled::Applied
-                                }
-                                Err(reason) => {
-                                    banli_eventlog::inbox::$module::park(&inbox, &mut tx, &e, reason, true).await?;
-                                    Handled::Parked
-                                }
-                            },
-                        };
+                        for d in &disabled {
+                            let n = crate::notices::raised(office, d.agency_id, Vec::new(), Level::Notice, Trigger::WebhookDisabled, body(d), today);
+                            crate::notices::$module::save(&mut tx, &store, None, &n, &[NoticeEvent::Issued(n.clone())], &actor, now).await?;
+                            tracing::warn!(agency = %d.agency_id, notice = %n.id, "a disabled webhook raised a supervision notice to its agency");
+                        }
+                        banli_eventlog::inbox::$module::settle(&inbox, &mut tx, &settled).await?;
                         tx.commit().await?;
-                        out
                     }};
                 }
-                let out = match &pool {
+                match &pool {
                     Pool::Sqlite(p) => run!(p, sqlite),
                     Pool::Postgres(p) => run!(p, postgres),
-                };
-                Ok::<_, StoreError>(out)
+                }
+                Ok::<_, StoreError>(())
             })
-            .await?;
-        if out == Handled::Applied {
+            .await
+            .map_err(|e| e.to_string())?;
+        if raised {
             self.store.audit_written();
             self.store.timers().scheduled();
-        }
-        Ok(out)
-    }
-}
-
-impl Handler for WebhookConsumer {
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let mut out = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            out.push(self.one(incoming).await.map_err(|e| e.to_string())?);
         }
         Ok(out)
     }

@@ -6,9 +6,8 @@
 use banli_domain::coordination::{self, CoordinationEvent};
 use banli_domain::ids::SuggestionId;
 use banli_domain::wire::WireEvent;
-use banli_eventlog::inbox::{Admission, Inbox};
-use banli_eventlog::runner::GAP_PATIENCE;
-use banli_eventlog::{Envelope, Handled, Handler, Incoming};
+use banli_eventlog::inbox::Inbox;
+use banli_eventlog::{Apply, Envelope, Handled, Step};
 use uuid::Uuid;
 
 use crate::app::{App, RemoteOutcome};
@@ -51,53 +50,9 @@ impl CoordinationConsumer {
         Ok(Handled::Parked)
     }
 
-    async fn one(&self, incoming: &Incoming) -> Result<Handled, String> {
-        let e = &incoming.envelope;
-        let pool = self.app.store().pool();
-        match self
-            .inbox
-            .admit_on(pool, e)
-            .await
-            .map_err(|err| err.to_string())?
-        {
-            Admission::Duplicate => return Ok(Handled::Duplicate),
-            Admission::Gap { .. } if incoming.attempt < GAP_PATIENCE => {
-                return Ok(Handled::Deferred);
-            }
-            Admission::Gap { expected } => {
-                let reason = format!(
-                    "version {expected} of this aggregate never arrived; later versions wait here"
-                );
-                return self.park(e, &reason, false).await;
-            }
-            Admission::NotAnEvent => {
-                return self.park(e, "a message without an event id", false).await;
-            }
-            Admission::Apply => {}
-        }
-        let wire: WireEvent = match serde_json::from_slice(&e.payload) {
-            Ok(w) => w,
-            Err(err) => {
-                return self
-                    .park(e, &format!("the envelope cannot be read: {err}"), true)
-                    .await;
-            }
-        };
-        if wire.schema_version > coordination::SCHEMA_VERSION {
-            let reason = format!(
-                "schema version {} is newer than this service reads ({}); upgrade the suggestions service and replay",
-                wire.schema_version,
-                coordination::SCHEMA_VERSION
-            );
-            return self.park(e, &reason, true).await;
-        }
-        let event: CoordinationEvent = match serde_json::from_value(wire.payload) {
-            Ok(ev) => ev,
-            Err(err) => {
-                let reason = format!("unknown or unreadable event {}: {err}", wire.event_type);
-                return self.park(e, &reason, true).await;
-            }
-        };
+    /// Applies one admitted event, in its own transaction on the write path.
+    async fn one(&self, e: &Envelope, read: Read) -> Result<Handled, String> {
+        let (wire, event) = read;
         let Some(kind) = event.mirrored() else {
             // Countersignatures, disagreements and copies change nothing here.
             self.inbox
@@ -142,26 +97,66 @@ impl CoordinationConsumer {
     }
 }
 
-impl Handler for CoordinationConsumer {
+/// A coordination event as this service reads it.
+type Read = (WireEvent, CoordinationEvent);
+
+/// One suggestion's steps of a batch, with their places in it.
+type Run<'a> = Vec<(usize, Step<'a, Read>)>;
+
+impl Apply for CoordinationConsumer {
+    type Event = Read;
+
+    fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    fn pool(&self) -> &banli_db::Pool {
+        self.app.store().pool()
+    }
+
+    fn decode(&self, e: &Envelope) -> Result<Read, String> {
+        banli_domain::wire::read(
+            &e.payload,
+            coordination::SCHEMA_VERSION,
+            "suggestions service",
+        )
+    }
+
     /// Each suggestion's events in their order; different suggestions' at once, so that their
     /// appends share the writer's group commit instead of queueing one by one.
-    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Handled>, String> {
-        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (i, incoming) in batch.iter().enumerate() {
-            let key = incoming.envelope.aggregate_id.as_str();
+    async fn apply(&self, steps: Vec<Step<'_, Read>>) -> Result<Vec<Handled>, String> {
+        let mut out = vec![Handled::Deferred; steps.len()];
+        let mut groups: Vec<(&str, Run<'_>)> = Vec::new();
+        for (i, step) in steps.into_iter().enumerate() {
+            let e = match &step {
+                Step::Skip(h) => {
+                    out[i] = *h;
+                    continue;
+                }
+                Step::Park { envelope, .. } | Step::Apply { envelope, .. } => *envelope,
+            };
+            let key = e.aggregate_id.as_str();
             match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, idx)) => idx.push(i),
-                None => groups.push((key, vec![i])),
+                Some((_, run)) => run.push((i, step)),
+                None => groups.push((key, vec![(i, step)])),
             }
         }
-        let runs = groups.into_iter().map(|(_, idx)| async move {
-            let mut done = Vec::with_capacity(idx.len());
-            for i in idx {
-                done.push((i, self.one(&batch[i]).await?));
+        let runs = groups.into_iter().map(|(_, run)| async move {
+            let mut done = Vec::with_capacity(run.len());
+            for (i, step) in run {
+                let h = match step {
+                    Step::Apply { envelope, event } => self.one(envelope, event).await?,
+                    Step::Park {
+                        envelope,
+                        reason,
+                        advance,
+                    } => self.park(envelope, &reason, advance).await?,
+                    Step::Skip(h) => h,
+                };
+                done.push((i, h));
             }
             Ok::<_, String>(done)
         });
-        let mut out = vec![Handled::Deferred; batch.len()];
         for run in futures_util::future::try_join_all(runs).await? {
             for (i, h) in run {
                 out[i] = h;
