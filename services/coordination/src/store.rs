@@ -11,9 +11,9 @@ use banli_domain::Actor;
 use banli_domain::coordination::{CoordinationCase, CoordinationEvent, SCHEMA_VERSION};
 use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::suggestion::{AssignmentState, Suggestion, SuggestionEvent, UnitRole};
+use banli_eventlog::Envelope;
 use banli_eventlog::inbox::{self, Inbox};
 use banli_eventlog::outbox::Outbox;
-use banli_eventlog::{Envelope, Handled};
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -359,50 +359,14 @@ macro_rules! backend {
                 Ok(())
             }
 
-            /// Applies one consumed suggestion event, with its inbox entry — unless `bulk`: then
-            /// a new case row and the inbox entry are written for the whole batch by the caller.
-            #[allow(clippy::too_many_arguments)]
-            pub async fn apply_replica(
+            /// The writes of one consumed event that stay its own: the command it settles, and
+            /// the events (reply copies) it causes here.
+            pub async fn apply_own(
                 c: &mut $conn,
-                inbox: &Inbox,
-                envelope: &Envelope,
                 ch: &ReplicaChange,
                 rows: &[EventRow],
-                tasks: &[Task],
                 now: OffsetDateTime,
-                bulk: bool,
-                replicas_by_caller: bool,
             ) -> Result<(), StoreError> {
-                let id = ch.suggestion_id.to_string();
-                let replica = json(&ch.replica)?;
-                match ch.expected_replica_version {
-                    None if bulk => {}
-                    None => {
-                        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, $2, $3, 0, $4, $5)")
-                            .bind(&id)
-                            .bind(ch.replica_version as i64)
-                            .bind(&replica)
-                            .bind(json(&CoordinationCase::default())?)
-                            .bind(now)
-                            .execute(&mut *c)
-                            .await?;
-                    }
-                    // Written for the whole batch by the caller.
-                    Some(_) if bulk && replicas_by_caller => {}
-                    Some(expected) => {
-                        let r = sqlx::query("UPDATE coordination_cases SET replica_version = $1, replica = $2, updated_at = $3 WHERE suggestion_id = $4 AND replica_version = $5")
-                            .bind(ch.replica_version as i64)
-                            .bind(&replica)
-                            .bind(now)
-                            .bind(&id)
-                            .bind(expected as i64)
-                            .execute(&mut *c)
-                            .await?;
-                        if r.rows_affected() == 0 {
-                            return Err(StoreError::Conflict { expected, actual: ch.replica_version });
-                        }
-                    }
-                }
                 if let Some((event_id, status, reason)) = &ch.settles {
                     sqlx::query("UPDATE coordination_events SET status = $1, status_reason = $2 WHERE event_id = $3 AND status = 'pending'")
                         .bind(status.as_str())
@@ -411,32 +375,12 @@ macro_rules! backend {
                         .execute(&mut *c)
                         .await?;
                 }
-                for t in tasks {
-                    sqlx::query("INSERT INTO coordination_tasks (assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                                 ON CONFLICT (assignment_id) DO UPDATE SET state = excluded.state, opinion = excluded.opinion, co_opinion_due = excluded.co_opinion_due, reply_due = excluded.reply_due")
-                        .bind(t.assignment_id.to_string())
-                        .bind(&id)
-                        .bind(t.agency_id.to_string())
-                        .bind(&t.role)
-                        .bind(&t.state)
-                        .bind(&t.opinion)
-                        .bind(t.co_opinion_due)
-                        .bind(t.reply_due)
-                        .execute(&mut *c)
-                        .await?;
-                }
-                crate::feed::$module::insert(c, &ch.feed).await?;
-                insert_refs(c, &id, &refs_of(&ch.event)).await?;
                 if !rows.is_empty() {
                     let refs: Vec<_> = ch.caused.iter().flat_map(|e| own_refs_of(&e.event)).collect();
+                    let id = ch.suggestion_id.to_string();
                     append_own(c, &id, ch.case_version, &json(&ch.case)?, rows, &refs, now).await?;
                 }
-                if bulk {
-                    return Ok(());
-                }
-                inbox::$inbox::record(inbox, &mut *c, envelope, Handled::Applied, true)
-                    .await
-                    .map_err(duplicate)
+                Ok(())
             }
         }
     };
@@ -509,6 +453,152 @@ impl Replicas {
         }
         Ok(())
     }
+}
+
+impl Replicas {
+    /// [`Replicas::write_sqlite`] on PostgreSQL: one UPDATE from arrays.
+    async fn write_postgres(
+        self,
+        c: &mut sqlx::PgConnection,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(self.order.len());
+        let (mut expected, mut versions, mut replicas) = (Vec::new(), Vec::new(), Vec::new());
+        for id in &self.order {
+            if let Some((e, v, r)) = self.rows.get(id) {
+                ids.push(id.as_str());
+                expected.push(*e as i64);
+                versions.push(*v as i64);
+                replicas.push(r.as_str());
+            }
+        }
+        let r = sqlx::query(
+            "UPDATE coordination_cases c SET replica_version = x.v, replica = x.r, updated_at = $5 \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS x(id, e, v, r) \
+             WHERE c.suggestion_id = x.id AND c.replica_version = x.e",
+        )
+        .bind(&ids)
+        .bind(&expected)
+        .bind(&versions)
+        .bind(&replicas)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        if r.rows_affected() != ids.len() as u64 {
+            return Err(StoreError::Conflict {
+                expected: expected[0].max(0) as u64,
+                actual: versions[0].max(0) as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What one consumed event writes on SQLite besides its own events: its case row if it is new,
+/// its changed task rows, its feed rows and its references.
+async fn sqlite_rows(
+    c: &mut sqlx::SqliteConnection,
+    ch: &ReplicaChange,
+    tasks: &[Task],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let id = ch.suggestion_id.to_string();
+    if ch.expected_replica_version.is_none() {
+        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, $2, $3, 0, $4, $5)")
+            .bind(&id)
+            .bind(ch.replica_version as i64)
+            .bind(json(&ch.replica)?)
+            .bind(json(&CoordinationCase::default())?)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    }
+    for t in tasks {
+        sqlx::query("INSERT INTO coordination_tasks (assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (assignment_id) DO UPDATE SET state = excluded.state, opinion = excluded.opinion, co_opinion_due = excluded.co_opinion_due, reply_due = excluded.reply_due")
+            .bind(t.assignment_id.to_string())
+            .bind(&id)
+            .bind(t.agency_id.to_string())
+            .bind(&t.role)
+            .bind(&t.state)
+            .bind(&t.opinion)
+            .bind(t.co_opinion_due)
+            .bind(t.reply_due)
+            .execute(&mut *c)
+            .await?;
+    }
+    crate::feed::sqlite::insert(c, &ch.feed).await?;
+    sqlite::insert_refs(c, &id, &refs_of(&ch.event)).await
+}
+
+/// The task rows a consumed batch changes, each assignment once (as the batch left it), in
+/// the order they were first changed.
+#[derive(Default)]
+struct BatchTasks {
+    order: Vec<Uuid>,
+    rows: std::collections::HashMap<Uuid, Task>,
+}
+
+impl BatchTasks {
+    fn extend(&mut self, tasks: &[Task]) {
+        for t in tasks {
+            if self.rows.insert(t.assignment_id, t.clone()).is_none() {
+                self.order.push(t.assignment_id);
+            }
+        }
+    }
+
+    /// One upsert from arrays.
+    async fn write_postgres(self, c: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+        let tasks: Vec<&Task> = self.order.iter().filter_map(|a| self.rows.get(a)).collect();
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let text = |f: &dyn Fn(&Task) -> String| tasks.iter().map(|t| f(t)).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO coordination_tasks (assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[], $8::date[]) \
+             ON CONFLICT (assignment_id) DO UPDATE SET state = excluded.state, opinion = excluded.opinion, \
+             co_opinion_due = excluded.co_opinion_due, reply_due = excluded.reply_due",
+        )
+        .bind(text(&|t| t.assignment_id.to_string()))
+        .bind(text(&|t| t.suggestion_id.to_string()))
+        .bind(text(&|t| t.agency_id.to_string()))
+        .bind(text(&|t| t.role.clone()))
+        .bind(text(&|t| t.state.clone()))
+        .bind(text(&|t| t.opinion.clone()))
+        .bind(tasks.iter().map(|t| t.co_opinion_due).collect::<Vec<_>>())
+        .bind(tasks.iter().map(|t| t.reply_due).collect::<Vec<_>>())
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The references a batch names, in one statement (a known one stays as it is).
+async fn postgres_refs(
+    c: &mut sqlx::PgConnection,
+    refs: &[(Uuid, &'static str, SuggestionId)],
+) -> Result<(), StoreError> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = refs.iter().map(|(r, _, _)| r.to_string()).collect();
+    let kinds: Vec<&str> = refs.iter().map(|(_, k, _)| *k).collect();
+    let suggestions: Vec<String> = refs.iter().map(|(_, _, s)| s.to_string()).collect();
+    sqlx::query(
+        "INSERT INTO coordination_refs (ref_id, kind, suggestion_id) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) ON CONFLICT (ref_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&suggestions)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 /// The coordination service's store.
@@ -850,14 +940,12 @@ impl Store {
                     for item in &prepared {
                         match item {
                             Prepared::Apply(e, ch, rows, tasks) => {
-                                // New cases one by one (SQLite), the inbox entries last, in two.
-                                if ch.expected_replica_version.is_none() {
-                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, false, false).await?;
-                                } else {
-                                    sqlite::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true, true).await?;
-                                    replicas.note(ch)?;
-                                    applied.push(e);
-                                }
+                                // Row by row (SQLite has no arrays), but the replicas and the
+                                // inbox entries once for the batch.
+                                sqlite_rows(&mut tx, ch, tasks, now).await?;
+                                sqlite::apply_own(&mut tx, ch, rows, now).await?;
+                                replicas.note(ch)?;
+                                applied.push(e);
                             }
                             Prepared::Park(e, reason, advance) => {
                                 inbox::sqlite::park(&inbox, &mut tx, e, reason, *advance).await?;
@@ -894,11 +982,22 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    // Then each event's own writes in order (settled commands, reply copies),
+                    // and what every event adds, once for the batch: the replicas, the task
+                    // rows, the feed rows and the references.
                     let mut applied = Vec::new();
+                    let mut replicas = Replicas::default();
+                    let mut tasks = BatchTasks::default();
+                    let mut feed = Vec::new();
+                    let mut refs = Vec::new();
                     for item in &prepared {
                         match item {
-                            Prepared::Apply(e, ch, rows, tasks) => {
-                                postgres::apply_replica(&mut tx, &inbox, e, ch, rows, tasks, now, true, false).await?;
+                            Prepared::Apply(e, ch, rows, changed) => {
+                                postgres::apply_own(&mut tx, ch, rows, now).await?;
+                                replicas.note(ch)?;
+                                tasks.extend(changed);
+                                feed.extend(ch.feed.iter().cloned());
+                                refs.extend(refs_of(&ch.event).into_iter().map(|(r, k)| (r, k, ch.suggestion_id)));
                                 applied.push(e);
                             }
                             Prepared::Park(e, reason, advance) => {
@@ -906,6 +1005,10 @@ impl Store {
                             }
                         }
                     }
+                    replicas.write_postgres(&mut tx, now).await?;
+                    tasks.write_postgres(&mut tx).await?;
+                    crate::feed::postgres::insert(&mut tx, &feed).await?;
+                    postgres_refs(&mut tx, &refs).await?;
                     inbox::postgres::record_applied(&inbox, &mut tx, &applied)
                         .await
                         .map_err(duplicate)?;
