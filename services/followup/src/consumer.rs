@@ -121,6 +121,21 @@ macro_rules! handle_on {
             let mut rows = BatchRows::default();
             let mut settled = Settled::default();
             let mut tx = p.begin().await?;
+            // Every replica the batch applies to, in one query.
+            let mut ids: Vec<String> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Owned::Apply(_, read) => Some(read.0.to_string()),
+                    _ => None,
+                })
+                .collect();
+            ids.sort();
+            ids.dedup();
+            for (id, json) in crate::store::$module::load_many(&mut tx, &ids).await? {
+                let s = serde_json::from_str::<Suggestion>(&json)
+                    .map_err(|err| StoreError::Corrupt(format!("replica {id}: {err}")))?;
+                rows.replicas.insert(id, s);
+            }
             let mut out = Vec::with_capacity(steps.len());
             for step in steps {
                 out.push(match step {
@@ -133,7 +148,16 @@ macro_rules! handle_on {
             }
             crate::store::$module::add_days(&mut tx, &rows.days).await?;
             banli_timers::$module::flush(store.timers(), &mut tx, std::mem::take(&mut rows.timers)).await?;
-            // Each suggestion's fact rows once, as the batch left it.
+            // Each suggestion's replica and fact rows once, as the batch left it.
+            let cases = rows
+                .saved
+                .iter()
+                .filter_map(|(id, v)| rows.replicas.get(id).map(|s| (id, *v, s)))
+                .map(|(id, v, s)| serde_json::to_string(s).map(|json| (id.as_str(), v, json)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let cases: Vec<(&str, u64, &str)> = cases.iter().map(|(id, v, json)| (*id, *v, json.as_str())).collect();
+            crate::store::$module::save_cases(&mut tx, &cases, OffsetDateTime::now_utc()).await?;
             for id in &rows.facts {
                 if let Some(s) = rows.replicas.get(id) {
                     crate::store::$module::save_fact_rows(&mut tx, s).await?;
@@ -159,16 +183,8 @@ macro_rules! handle_on {
             let (id, wire, event) = read;
             let (id, event) = (*id, event);
             let key = id.to_string();
-            let stored = match batch_rows.replicas.remove(&key) {
-                Some(s) => Some(s),
-                None => match crate::store::$module::load(&mut tx, &key).await? {
-                    Some((_, json)) => Some(
-                        serde_json::from_str::<Suggestion>(&json)
-                            .map_err(|err| StoreError::Corrupt(format!("replica {key}: {err}")))?,
-                    ),
-                    None => None,
-                },
-            };
+            // Loaded for the whole batch, or left by its earlier events.
+            let stored = batch_rows.replicas.remove(&key);
             let (before, replica) = match stored {
                 Some(before) => {
                     let mut s = before.clone();
@@ -183,7 +199,6 @@ macro_rules! handle_on {
             let Some(s) = replica else {
                 return Ok(settled.park(e, format!("suggestion {id} has no earlier events here"), true));
             };
-            let json = serde_json::to_string(&s).map_err(|err| StoreError::Corrupt(err.to_string()))?;
             let deadlines = deadlines_of(&s);
             let units: Vec<String> = s.assignments.iter().map(|a| a.agency.to_string()).collect();
             let changed = crate::store::Changed {
@@ -196,8 +211,6 @@ macro_rules! handle_on {
                 &mut tx,
                 &mut batch_rows.timers,
                 &key,
-                wire.aggregate_version,
-                &json,
                 &units,
                 &deadlines,
                 changed,
@@ -220,6 +233,7 @@ macro_rules! handle_on {
                 crate::notices::$module::save(&mut tx, store, None, &n, &[issued], &office_actor, OffsetDateTime::now_utc()).await?;
                 tracing::info!(notice = %n.id, suggestion = %s.id, agency = %n.target, trigger = ?n.trigger, "an event raised a supervision notice");
             }
+            batch_rows.saved.insert(key.clone(), wire.aggregate_version);
             batch_rows.replicas.insert(key, s);
             // The inbox entries of the batch are written at its end.
             Ok(settled.applied(e))
@@ -233,15 +247,16 @@ macro_rules! handle_on {
 /// and the timer changes (in order, a statement per run of schedules or cancellations).
 #[derive(Default)]
 struct BatchRows {
-    /// The replicas the batch has written so far.
+    /// The replicas the batch read, as its events have left them.
     replicas: Replicas,
+    /// The replicas the batch changed, at their new versions: written at its end.
+    saved: std::collections::BTreeMap<String, u64>,
     days: crate::store::DaySums,
     facts: std::collections::BTreeSet<String>,
     timers: banli_timers::Ops,
 }
 
-/// The replicas a batch has written, by suggestion id: later events of the same suggestion in
-/// the batch start from them instead of reading the row again.
+/// Replicas by suggestion id: read once for a batch, then as its events leave them.
 type Replicas = std::collections::HashMap<String, Suggestion>;
 
 handle_on!(

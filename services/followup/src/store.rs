@@ -261,6 +261,84 @@ fn cancel_alerts(ops: &mut Ops, aid: &str, kind: DeadlineKind, due: Date, remind
     }
 }
 
+/// The replica rows of a batch, in one statement each way.
+mod bulk {
+    use time::OffsetDateTime;
+
+    pub mod sqlite {
+        use super::OffsetDateTime;
+
+        pub async fn load_many(
+            c: &mut sqlx::SqliteConnection,
+            ids: &[String],
+        ) -> Result<Vec<(String, String)>, sqlx::Error> {
+            // SQLite has no arrays: the ids go in as JSON.
+            sqlx::query_as(
+                "SELECT f.suggestion_id, f.replica FROM json_each($1) x JOIN followup_cases f ON f.suggestion_id = x.value",
+            )
+            .bind(serde_json::to_string(ids).unwrap_or_default())
+            .fetch_all(&mut *c)
+            .await
+        }
+
+        pub async fn save_cases(
+            c: &mut sqlx::SqliteConnection,
+            cases: &[(&str, u64, &str)],
+            now: OffsetDateTime,
+        ) -> Result<(), sqlx::Error> {
+            // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+            sqlx::query(
+                "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $2 FROM json_each($1) WHERE true \
+                 ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at",
+            )
+            .bind(serde_json::to_string(cases).unwrap_or_default())
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+        }
+    }
+
+    pub mod postgres {
+        use super::OffsetDateTime;
+
+        pub async fn load_many(
+            c: &mut sqlx::PgConnection,
+            ids: &[String],
+        ) -> Result<Vec<(String, String)>, sqlx::Error> {
+            sqlx::query_as(
+                "SELECT f.suggestion_id, f.replica FROM UNNEST($1::text[]) AS x(id) JOIN followup_cases f ON f.suggestion_id = x.id",
+            )
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await
+        }
+
+        pub async fn save_cases(
+            c: &mut sqlx::PgConnection,
+            cases: &[(&str, u64, &str)],
+            now: OffsetDateTime,
+        ) -> Result<(), sqlx::Error> {
+            let ids: Vec<&str> = cases.iter().map(|(id, _, _)| *id).collect();
+            let versions: Vec<i64> = cases.iter().map(|(_, v, _)| *v as i64).collect();
+            let replicas: Vec<&str> = cases.iter().map(|(_, _, r)| *r).collect();
+            sqlx::query(
+                "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) \
+                 SELECT x.id, x.v, x.r, $4 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(id, v, r) \
+                 ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at",
+            )
+            .bind(&ids)
+            .bind(&versions)
+            .bind(&replicas)
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+        }
+    }
+}
+
 macro_rules! backend {
     ($module:ident, $conn:ty, $timers:ident, $inbox:ident) => {
         /// The writes within a caller's transaction.
@@ -272,6 +350,22 @@ macro_rules! backend {
                     .bind(id)
                     .fetch_optional(&mut *c)
                     .await
+            }
+
+            /// The stored replicas (id, JSON) of these suggestions, in one query.
+            pub async fn load_many(c: &mut $conn, ids: &[String]) -> Result<Vec<(String, String)>, sqlx::Error> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                super::bulk::$module::load_many(c, ids).await
+            }
+
+            /// Stores replica rows (id, version, JSON), in one statement.
+            pub async fn save_cases(c: &mut $conn, cases: &[(&str, u64, &str)], now: OffsetDateTime) -> Result<(), sqlx::Error> {
+                if cases.is_empty() {
+                    return Ok(());
+                }
+                super::bulk::$module::save_cases(c, cases, now).await
             }
 
             /// Stores the replica and its deadlines; schedules the alerts of open deadlines
@@ -290,28 +384,24 @@ macro_rules! backend {
                 now: OffsetDateTime,
             ) -> Result<(), sqlx::Error> {
                 let mut ops = Ops::default();
-                save_into(c, &mut ops, id, version, replica, units, deadlines, changed, reminders, now).await?;
+                save_cases(c, &[(id, version, replica)], now).await?;
+                save_into(c, &mut ops, id, units, deadlines, changed, reminders, now).await?;
                 banli_timers::$timers::flush(timers, c, ops).await
             }
 
-            /// [`save`], collecting the timer changes in `ops` for the caller to write.
+            /// [`save`] but the replica row (the caller writes those of a batch with
+            /// [`save_cases`]), collecting the timer changes in `ops` for the caller to write.
             #[allow(clippy::too_many_arguments)]
             pub async fn save_into(
                 c: &mut $conn,
                 ops: &mut Ops,
                 id: &str,
-                version: u64,
-                replica: &str,
                 units: &[String],
                 deadlines: &[TrackedDeadline],
                 changed: Changed,
                 reminders: &Reminders,
                 now: OffsetDateTime,
             ) -> Result<(), sqlx::Error> {
-                sqlx::query("INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at")
-                    .bind(id).bind(version as i64).bind(replica).bind(now)
-                    .execute(&mut *c).await?;
                 // The same assignments as the stored replica's: the units' rows stand.
                 if changed.units {
                     let mut agencies: Vec<String> = deadlines.iter().map(|d| d.agency.to_string()).collect();
