@@ -159,6 +159,52 @@ pub struct Gate {
     own: Vec<&'static str>,
     watched: Vec<Watched>,
     applied: Applied,
+    waiting: Arc<Waiting>,
+}
+
+/// The requests waiting at a gate, and the one read of the inboxes they share: however many
+/// wait, the inboxes are read by one refresh at a time, for every position waited on, so that
+/// waiting never multiplies the load on the database that the wait is for.
+#[derive(Debug, Default)]
+struct Waiting {
+    /// (aggregate type, aggregate id) waited on → how many waiting requests name it.
+    wanted: Mutex<HashMap<(String, String), usize>>,
+    /// The number of the last refresh started.
+    started: std::sync::atomic::AtomicU64,
+    /// The number of the last refresh completed; held while one runs.
+    done: tokio::sync::Mutex<u64>,
+}
+
+/// A request's positions in [`Waiting::wanted`], for as long as it waits.
+struct Registered<'a> {
+    waiting: &'a Waiting,
+    keys: Vec<(String, String)>,
+}
+
+impl<'a> Registered<'a> {
+    fn new(waiting: &'a Waiting, keys: Vec<(String, String)>) -> Registered<'a> {
+        if let Ok(mut m) = waiting.wanted.lock() {
+            for k in &keys {
+                *m.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        Registered { waiting, keys }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.waiting.wanted.lock() {
+            for k in &self.keys {
+                if let Some(n) = m.get_mut(k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(k);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// How often a waiting request looks again without a signal: another replica of the service
@@ -172,6 +218,7 @@ impl Gate {
             own: own.to_vec(),
             watched: Vec::new(),
             applied: Applied::default(),
+            waiting: Arc::default(),
         }
     }
 
@@ -185,64 +232,96 @@ impl Gate {
         self
     }
 
+    /// How many times waiting requests have read the inboxes (one refresh serves them all).
+    pub fn refreshes(&self) -> u64 {
+        self.waiting
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The signal the service's consumers bump after each committed batch.
     pub fn applied(&self) -> &Applied {
         &self.applied
     }
 
-    /// Whether this service has applied `p` (own types and types it never consumes: at once);
-    /// with `ask_inbox` false only what this process's consumers noted in memory counts (no
-    /// query).
-    async fn reached(&self, p: &Position, ask_inbox: bool) -> Result<bool, sqlx::Error> {
+    /// Whether this service has applied `p`: own types and types it never consumes at once,
+    /// the rest once this process's note of its consumers' inboxes holds it (see
+    /// [`Gate::refresh`] for what the note learns from the inboxes).
+    fn reached(&self, p: &Position) -> bool {
         if self.own.contains(&p.aggregate_type.as_str()) {
-            return Ok(true);
+            return true;
         }
-        for w in self
-            .watched
+        self.watched
             .iter()
             .filter(|w| w.aggregate_type == p.aggregate_type)
-        {
-            let consumer = w.inbox.consumer();
-            let known = self
-                .applied
-                .known(consumer, &p.aggregate_type, &p.aggregate_id);
-            if known.unwrap_or(0) >= p.version {
-                continue;
-            }
-            if !ask_inbox {
-                return Ok(false);
-            }
-            let at = w
-                .inbox
-                .position(&w.pool, &p.aggregate_type, &p.aggregate_id)
-                .await?;
-            if at.unwrap_or(0) < p.version {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+            .all(|w| {
+                self.applied
+                    .known(w.inbox.consumer(), &p.aggregate_type, &p.aggregate_id)
+                    .unwrap_or(0)
+                    >= p.version
+            })
     }
 
-    /// Waits until every position is reached, or `deadline`; true when reached. The inboxes
-    /// are read when the wait begins and at each [`RECHECK`] (another replica may have applied
-    /// the events); after a signal from this process's consumers, only their in-memory note.
+    /// Reads the inboxes for every position any request waits on, in one query per inbox, into
+    /// the in-memory note, and wakes the waiters — unless a refresh that started after `since`
+    /// (a value of [`Waiting::started`]) has completed meanwhile: then its answer stands.
+    async fn refresh(&self, since: u64) -> Result<(), sqlx::Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut done = self.waiting.done.lock().await;
+        if *done > since {
+            return Ok(());
+        }
+        let number = self.waiting.started.fetch_add(1, SeqCst) + 1;
+        let keys: Vec<(String, String)> = match self.waiting.wanted.lock() {
+            Ok(m) => m.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        for w in &self.watched {
+            let mine: Vec<(String, String)> = keys
+                .iter()
+                .filter(|(t, _)| t == w.aggregate_type)
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let rows = w.inbox.positions_on(&w.pool, &mine).await?;
+            self.applied.note(w.inbox.consumer(), rows);
+        }
+        *done = number;
+        drop(done);
+        self.applied.bump();
+        Ok(())
+    }
+
+    /// Waits until every position is reached, or `deadline`; true when reached. What this
+    /// process's consumers apply is seen at once (their signal); the inboxes are read when the
+    /// wait begins and after each quiet [`RECHECK`] (another replica may have applied the
+    /// events, or this process restarted since), by one shared refresh for all waiters.
     pub async fn wait(
         &self,
         positions: &[Position],
         deadline: Instant,
     ) -> Result<bool, sqlx::Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if positions.iter().all(|p| self.reached(p)) {
+            return Ok(true);
+        }
         let mut signal = self.applied.subscribe();
+        let keys = positions
+            .iter()
+            .filter(|p| !self.own.contains(&p.aggregate_type.as_str()))
+            .map(|p| (p.aggregate_type.clone(), p.aggregate_id.clone()))
+            .collect();
+        let _registered = Registered::new(&self.waiting, keys);
+        let mut since = self.waiting.started.load(SeqCst);
         let mut ask_inbox = true;
         loop {
-            signal.borrow_and_update();
-            let mut all = true;
-            for p in positions {
-                if !self.reached(p, ask_inbox).await? {
-                    all = false;
-                    break;
-                }
+            if ask_inbox {
+                self.refresh(since).await?;
             }
-            if all {
+            signal.borrow_and_update();
+            if positions.iter().all(|p| self.reached(p)) {
                 return Ok(true);
             }
             let now = Instant::now();
@@ -250,6 +329,7 @@ impl Gate {
                 return Ok(false);
             }
             // A signal: check memory; a quiet RECHECK: ask the inboxes.
+            since = self.waiting.started.load(SeqCst);
             ask_inbox = tokio::time::timeout_at(deadline.min(now + RECHECK), signal.changed())
                 .await
                 .is_err();

@@ -175,13 +175,14 @@ impl Inbox {
     /// batch against these (see [`Seen::admit`]).
     pub async fn seen_on(&self, pool: &Pool, batch: &[&Envelope]) -> Result<Seen, sqlx::Error> {
         let ids: Vec<String> = batch.iter().map(|e| e.event_id.to_string()).collect();
-        let types: Vec<String> = batch.iter().map(|e| aggregate_type(e).to_owned()).collect();
-        let aggs: Vec<String> = batch.iter().map(|e| e.aggregate_id.clone()).collect();
+        let keys: Vec<(String, String)> = batch
+            .iter()
+            .map(|e| (aggregate_type(e).to_owned(), e.aggregate_id.clone()))
+            .collect();
         let s = self.service;
-        type Positions = Vec<(String, String, i64)>;
-        let (known, positions): (Vec<(String,)>, Positions) = match pool {
+        let known: Vec<(String,)> = match pool {
             Pool::Postgres(p) => {
-                let known = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     // A join, not `event_id = ANY($2)`: once the statement's plan is generic,
                     // PostgreSQL scanned every row of the consumer for the latter.
                     "SELECT i.event_id FROM UNNEST($2::text[]) AS x(id) JOIN {s}_inbox i ON i.consumer = $1 AND i.event_id = x.id"
@@ -189,8 +190,45 @@ impl Inbox {
                 .bind(&self.consumer)
                 .bind(&ids)
                 .fetch_all(p)
-                .await?;
-                let positions = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                .await?
+            }
+            Pool::Sqlite(p) => {
+                // SQLite has no arrays: the batch goes in as JSON.
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT i.event_id FROM json_each($2) x CROSS JOIN {s}_inbox i WHERE i.consumer = $1 AND i.event_id = x.value"
+                )))
+                .bind(&self.consumer)
+                .bind(serde_json::to_string(&ids).unwrap_or_default())
+                .fetch_all(p)
+                .await?
+            }
+        };
+        let positions = self.positions_on(pool, &keys).await?;
+        Ok(Seen {
+            ids: known
+                .into_iter()
+                .filter_map(|(id,)| id.parse().ok())
+                .collect(),
+            positions: positions.into_iter().map(|(t, a, v)| ((t, a), v)).collect(),
+        })
+    }
+
+    /// The last applied version of each of these aggregates (type, id) that the inbox holds, in
+    /// one query.
+    pub async fn positions_on(
+        &self,
+        pool: &Pool,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String, u64)>, sqlx::Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.service;
+        let rows: Vec<(String, String, i64)> = match pool {
+            Pool::Postgres(p) => {
+                let (types, aggs): (Vec<&str>, Vec<&str>) =
+                    keys.iter().map(|(t, a)| (t.as_str(), a.as_str())).unzip();
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT p.aggregate_type, p.aggregate_id, p.version FROM {s}_inbox_positions p \
                      JOIN UNNEST($2::text[], $3::text[]) AS x(t, a) ON p.aggregate_type = x.t AND p.aggregate_id = x.a \
                      WHERE p.consumer = $1"
@@ -199,44 +237,25 @@ impl Inbox {
                 .bind(&types)
                 .bind(&aggs)
                 .fetch_all(p)
-                .await?;
-                (known, positions)
+                .await?
             }
             Pool::Sqlite(p) => {
-                // SQLite has no arrays: the batch goes in as JSON.
-                let ids_json = serde_json::to_string(&ids).unwrap_or_default();
-                let pairs: Vec<(String, String)> = types.into_iter().zip(aggs).collect();
-                let pairs_json = serde_json::to_string(&pairs).unwrap_or_default();
-                let known = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT i.event_id FROM json_each($2) x CROSS JOIN {s}_inbox i WHERE i.consumer = $1 AND i.event_id = x.value"
-                )))
-                .bind(&self.consumer)
-                .bind(ids_json)
-                .fetch_all(p)
-                .await?;
-                let positions = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT p.aggregate_type, p.aggregate_id, p.version \
                      FROM (SELECT json_extract(value, '$[0]') AS t, json_extract(value, '$[1]') AS a FROM json_each($2)) x \
                      CROSS JOIN {s}_inbox_positions p \
                      WHERE p.consumer = $1 AND p.aggregate_type = x.t AND p.aggregate_id = x.a"
                 )))
                 .bind(&self.consumer)
-                .bind(pairs_json)
+                .bind(serde_json::to_string(keys).unwrap_or_default())
                 .fetch_all(p)
-                .await?;
-                (known, positions)
+                .await?
             }
         };
-        Ok(Seen {
-            ids: known
-                .into_iter()
-                .filter_map(|(id,)| id.parse().ok())
-                .collect(),
-            positions: positions
-                .into_iter()
-                .map(|(t, a, v)| ((t, a), v.max(0) as u64))
-                .collect(),
-        })
+        Ok(rows
+            .into_iter()
+            .map(|(t, a, v)| (t, a, v.max(0) as u64))
+            .collect())
     }
 
     /// Records an event with no effect of its own (`reason: None`), or parks it, in its own
