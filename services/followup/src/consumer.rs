@@ -158,11 +158,8 @@ macro_rules! handle_on {
                 .map_err(|err| StoreError::Corrupt(err.to_string()))?;
             let cases: Vec<(&str, u64, &str)> = cases.iter().map(|(id, v, json)| (*id, *v, json.as_str())).collect();
             crate::store::$module::save_cases(&mut tx, &cases, OffsetDateTime::now_utc()).await?;
-            for id in &rows.facts {
-                if let Some(s) = rows.replicas.get(id) {
-                    crate::store::$module::save_fact_rows(&mut tx, s).await?;
-                }
-            }
+            let facts: Vec<&Suggestion> = rows.facts.iter().filter_map(|id| rows.replicas.get(id)).collect();
+            crate::store::$module::save_fact_rows_many(&mut tx, &facts).await?;
             banli_eventlog::inbox::$module::settle(inbox, &mut tx, &settled).await?;
             tx.commit().await?;
             Ok(out)
