@@ -151,6 +151,20 @@ impl Settled {
         Handled::Applied
     }
 
+    /// Takes one of the runner's steps: a skip is passed on and a parking noted, each as its
+    /// outcome (`Err`); an admitted event comes back (`Ok`) for the service to apply.
+    pub fn admit<'a, E>(&mut self, step: Step<'a, E>) -> Result<(&'a Envelope, E), Handled> {
+        match step {
+            Step::Skip(h) => Err(h),
+            Step::Park {
+                envelope,
+                reason,
+                advance,
+            } => Err(self.park(envelope, reason, advance)),
+            Step::Apply { envelope, event } => Ok((envelope, event)),
+        }
+    }
+
     /// Notes a parked event; `advance`: the aggregate moves past it.
     pub fn park(&mut self, e: &Envelope, reason: String, advance: bool) -> Handled {
         self.parked.push((e.clone(), reason, advance));

@@ -31,14 +31,9 @@ macro_rules! apply_on {
         let mut out = Vec::new();
         let mut settled = Settled::default();
         for step in $steps {
-            out.push(match step {
-                Step::Skip(h) => h,
-                Step::Park {
-                    envelope,
-                    reason,
-                    advance,
-                } => settled.park(envelope, reason, advance),
-                Step::Apply { envelope: e, .. } => {
+            out.push(match settled.admit(step) {
+                Err(h) => h,
+                Ok((e, ())) => {
                     sqlx::query("INSERT INTO effects (aggregate_id, version, seq) VALUES ($1, $2, (SELECT COUNT(*) FROM effects))")
                         .bind(&e.aggregate_id)
                         .bind(e.aggregate_version as i64)

@@ -82,14 +82,9 @@ impl Apply for NoticeConsumer {
         let mut settled = Settled::default();
         let mut rows = Vec::new();
         for step in steps {
-            out.push(match step {
-                Step::Skip(h) => h,
-                Step::Park {
-                    envelope,
-                    reason,
-                    advance,
-                } => settled.park(envelope, reason, advance),
-                Step::Apply { envelope, event } => {
+            out.push(match settled.admit(step) {
+                Err(h) => h,
+                Ok((envelope, event)) => {
                     rows.push(event);
                     settled.applied(envelope)
                 }

@@ -314,165 +314,15 @@ mod bulk {
 
     pub mod postgres {
         use super::OffsetDateTime;
-        use banli_domain::metrics::SuggestionFacts;
         use banli_domain::suggestion::Suggestion;
-        use time::Date;
 
-        /// Every fact row of these suggestions, replaced: nine statements for the batch instead of
-        /// about ten per suggestion.
+        /// Every fact row of these suggestions, replaced: a few statements for the whole batch
+        /// instead of about ten per suggestion.
         pub async fn save_fact_rows_many(
             c: &mut sqlx::PgConnection,
             suggestions: &[&Suggestion],
         ) -> Result<(), sqlx::Error> {
-            let ids: Vec<String> = suggestions.iter().map(|s| s.id.to_string()).collect();
-            let (mut aids, mut divisions) = (Vec::new(), Vec::new());
-            for s in suggestions {
-                for a in &s.assignments {
-                    aids.push(a.id.to_string());
-                    divisions.push(a.dispatch.as_ref().map(|d| d.division.to_string()));
-                }
-            }
-            sqlx::query(
-                "UPDATE followup_deadlines d SET division_id = x.division FROM UNNEST($1::text[], $2::text[]) AS x(a, division) \
-                 WHERE d.assignment_id = x.a",
-            )
-            .bind(&aids)
-            .bind(&divisions)
-            .execute(&mut *c)
-            .await?;
-            for table in [
-                "followup_facts",
-                "followup_fact_classes",
-                "followup_fact_feedback",
-            ] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} t USING UNNEST($1::text[]) AS x(id) WHERE t.suggestion_id = x.id"
-                )))
-                .bind(&ids)
-                .execute(&mut *c)
-                .await?;
-            }
-            #[derive(Default)]
-            struct Facts {
-                agency: Vec<String>,
-                assignment: Vec<String>,
-                suggestion: Vec<String>,
-                division: Vec<Option<String>>,
-                role: Vec<&'static str>,
-                responsible: Vec<bool>,
-                session: Vec<String>,
-                year: Vec<i32>,
-                assigned_on: Vec<Date>,
-                superseded: Vec<bool>,
-                replied_on: Vec<Option<Date>>,
-                effective_due: Vec<Option<Date>>,
-                first_contact_on: Vec<Option<Date>>,
-                first_meeting_on: Vec<Option<Date>>,
-                key_item: Vec<bool>,
-                led_by_principal: Vec<bool>,
-                class_now: Vec<Option<&'static str>>,
-                class_since: Vec<Option<Date>>,
-                first_b_on: Vec<Option<Date>>,
-                converted_on: Vec<Option<Date>>,
-                has_commitments: Vec<bool>,
-            }
-            let mut x = Facts::default();
-            let (mut c_ids, mut c_seq, mut c_on, mut c_class) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut f_ids, mut f_deputy, mut f_round, mut f_level, mut f_on, mut f_sup) = (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-            );
-            for s in suggestions {
-                let id = s.id.to_string();
-                let f = SuggestionFacts::of(s);
-                let (class_now, class_since) = match f.class_now {
-                    Some((class, on)) => (Some(class.as_str()), Some(on)),
-                    None => (None, None),
-                };
-                for a in &f.assignments {
-                    x.agency.push(a.agency.to_string());
-                    x.assignment.push(a.assignment_id.to_string());
-                    x.suggestion.push(id.clone());
-                    x.division.push(a.division.map(|d| d.to_string()));
-                    x.role.push(a.role.as_str());
-                    x.responsible.push(a.role.is_responsible());
-                    x.session.push(f.session.to_string());
-                    x.year.push(a.assigned_on.year());
-                    x.assigned_on.push(a.assigned_on);
-                    x.superseded.push(a.superseded);
-                    x.replied_on.push(a.replied_on);
-                    x.effective_due.push(a.effective_due);
-                    x.first_contact_on.push(a.first_contact_on);
-                    x.first_meeting_on.push(a.first_meeting_on);
-                    x.key_item.push(f.key_item);
-                    x.led_by_principal.push(a.led_by_principal);
-                    x.class_now.push(class_now);
-                    x.class_since.push(class_since);
-                    x.first_b_on.push(f.first_b_on);
-                    x.converted_on.push(f.converted_on);
-                    x.has_commitments.push(f.has_commitments);
-                }
-                for h in &f.classes {
-                    c_ids.push(id.clone());
-                    c_seq.push(h.seq as i32);
-                    c_on.push(h.on);
-                    c_class.push(h.class.as_str());
-                }
-                for b in &f.feedback {
-                    f_ids.push(id.clone());
-                    f_deputy.push(b.deputy.to_string());
-                    f_round.push(b.round as i32);
-                    f_level.push(b.level.as_str());
-                    f_on.push(b.on);
-                    f_sup.push(b.superseded_on);
-                }
-            }
-            sqlx::query(
-                "INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
-                 assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-                 class_now, class_since, first_b_on, converted_on, has_commitments) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::int[], \
-                 $9::date[], $10::bool[], $11::date[], $12::date[], $13::date[], $14::date[], $15::bool[], $16::bool[], \
-                 $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[])",
-            )
-            .bind(&x.agency).bind(&x.assignment).bind(&x.suggestion).bind(&x.division).bind(&x.role)
-            .bind(&x.responsible).bind(&x.session).bind(&x.year).bind(&x.assigned_on).bind(&x.superseded)
-            .bind(&x.replied_on).bind(&x.effective_due).bind(&x.first_contact_on).bind(&x.first_meeting_on)
-            .bind(&x.key_item).bind(&x.led_by_principal).bind(&x.class_now).bind(&x.class_since)
-            .bind(&x.first_b_on).bind(&x.converted_on).bind(&x.has_commitments)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query(
-                "INSERT INTO followup_fact_classes (suggestion_id, seq, on_date, class) \
-                 SELECT * FROM UNNEST($1::text[], $2::int[], $3::date[], $4::text[])",
-            )
-            .bind(&c_ids)
-            .bind(&c_seq)
-            .bind(&c_on)
-            .bind(&c_class)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query(
-                "INSERT INTO followup_fact_feedback (suggestion_id, deputy_id, round, level, on_date, superseded_on) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::date[], $6::date[]) \
-                 ON CONFLICT (suggestion_id, deputy_id, round) DO NOTHING",
-            )
-            .bind(&f_ids).bind(&f_deputy).bind(&f_round).bind(&f_level).bind(&f_on).bind(&f_sup)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query(
-                "UPDATE followup_cases f SET facts_version = $2 FROM UNNEST($1::text[]) AS x(id) WHERE f.suggestion_id = x.id",
-            )
-            .bind(&ids)
-            .bind(crate::store::FACTS_VERSION)
-            .execute(&mut *c)
-            .await?;
-            Ok(())
+            crate::store::save_facts_many_postgres(c, suggestions).await
         }
 
         pub async fn load_many(
@@ -759,10 +609,11 @@ macro_rules! backend {
 backend!(sqlite, sqlx::SqliteConnection, sqlite, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres, postgres);
 
-/// The metrics rows of many suggestions in a few statements (PostgreSQL): rebuilds and imports.
+/// The metrics rows of many suggestions in a few statements (PostgreSQL): rebuilds, imports
+/// and the consumer's batches.
 async fn save_facts_many_postgres(
     c: &mut sqlx::PgConnection,
-    suggestions: &[Suggestion],
+    suggestions: &[&Suggestion],
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<String> = suggestions.iter().map(|s| s.id.to_string()).collect();
     for table in [
@@ -1469,7 +1320,8 @@ impl Store {
                     Pool::Postgres(p) => {
                         let mut tx = p.begin().await?;
                         add_days_postgres(&mut tx, &days).await?;
-                        save_facts_many_postgres(&mut tx, &suggestions).await?;
+                        let all: Vec<&Suggestion> = suggestions.iter().collect();
+                        save_facts_many_postgres(&mut tx, &all).await?;
                         tx.commit().await?;
                     }
                 }

@@ -89,14 +89,9 @@ impl Apply for WebhookConsumer {
         let mut settled = Settled::default();
         let mut disabled = Vec::new();
         for step in steps {
-            out.push(match step {
-                Step::Skip(h) => h,
-                Step::Park {
-                    envelope,
-                    reason,
-                    advance,
-                } => settled.park(envelope, reason, advance),
-                Step::Apply { envelope, event } => {
+            out.push(match settled.admit(step) {
+                Err(h) => h,
+                Ok((envelope, event)) => {
                     if event.event_type == "webhook.disabled" {
                         disabled.push(event);
                     }
