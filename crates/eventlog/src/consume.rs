@@ -171,11 +171,6 @@ impl Settled {
         Handled::Parked
     }
 
-    /// Whether anything was applied.
-    pub fn any_applied(&self) -> bool {
-        !self.applied.is_empty()
-    }
-
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.applied.is_empty() && self.parked.is_empty()
