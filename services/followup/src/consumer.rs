@@ -131,6 +131,7 @@ macro_rules! handle_on {
                 .collect();
             ids.sort();
             ids.dedup();
+            rows.deadlines = crate::store::$module::load_deadlines(&mut tx, &ids).await?;
             for (id, json) in crate::store::$module::load_many(&mut tx, &ids).await? {
                 let s = serde_json::from_str::<Suggestion>(&json)
                     .map_err(|err| StoreError::Corrupt(format!("replica {id}: {err}")))?;
@@ -158,6 +159,8 @@ macro_rules! handle_on {
                 .map_err(|err| StoreError::Corrupt(err.to_string()))?;
             let cases: Vec<(&str, u64, &str)> = cases.iter().map(|(id, v, json)| (*id, *v, json.as_str())).collect();
             crate::store::$module::save_cases(&mut tx, &cases, OffsetDateTime::now_utc()).await?;
+            // Before the fact rows: they mark the deadlines with their assignments' divisions.
+            crate::store::$module::write_deadlines(&mut tx, &mut rows.deadlines).await?;
             let facts: Vec<&Suggestion> = rows.facts.iter().filter_map(|id| rows.replicas.get(id)).collect();
             crate::store::$module::save_fact_rows_many(&mut tx, &facts).await?;
             banli_eventlog::inbox::$module::settle(inbox, &mut tx, &settled).await?;
@@ -204,8 +207,7 @@ macro_rules! handle_on {
                 }),
                 deadlines: before.as_ref().is_none_or(|b| deadlines_of(b) != deadlines),
             };
-            crate::store::$module::save_into(
-                &mut tx,
+            batch_rows.deadlines.track(
                 &mut batch_rows.timers,
                 &key,
                 &units,
@@ -213,8 +215,7 @@ macro_rules! handle_on {
                 changed,
                 reminders,
                 OffsetDateTime::now_utc(),
-            )
-            .await?;
+            );
             if crate::store::fact_changes(before.as_ref(), &s, &mut batch_rows.days) {
                 batch_rows.facts.insert(key.clone());
             }
@@ -251,6 +252,8 @@ struct BatchRows {
     days: crate::store::DaySums,
     facts: std::collections::BTreeSet<String>,
     timers: banli_timers::Ops,
+    /// The deadline and unit rows, read for the batch's suggestions, written at its end.
+    deadlines: crate::store::DeadlineRows,
 }
 
 /// Replicas by suggestion id: read once for a batch, then as its events leave them.

@@ -170,7 +170,7 @@ impl Changed {
 
 /// Adds what `s` changed of the per-day counts since `old` to `days` (they are sums: a batch
 /// writes them once, with `add_days`); true when the suggestion's per-assignment fact rows
-/// must be rewritten (`save_fact_rows`). Most events change no fact a metrics table holds (a
+/// must be rewritten (`save_fact_rows_many`). Most events change no fact a metrics table holds (a
 /// communication's text, a review step): then its rows stay as they are.
 pub fn fact_changes(old: Option<&Suggestion>, s: &Suggestion, days: &mut DaySums) -> bool {
     for (key, day, change) in day_changes_diff(old, s) {
@@ -261,23 +261,236 @@ fn cancel_alerts(ops: &mut Ops, aid: &str, kind: DeadlineKind, due: Date, remind
     }
 }
 
+/// A deadline as its row stands, or will once its batch is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    assignment_id: String,
+    kind: String,
+    agency_id: String,
+    due: Date,
+    previous_due: Option<Date>,
+    met: bool,
+    /// Changed since it was read: written at the end of the batch.
+    dirty: bool,
+}
+
+/// A deadline row as read and written in bulk: suggestion, assignment, kind, agency, due,
+/// previous due, met.
+pub type DeadlineValues = (String, String, String, String, Date, Option<Date>, bool);
+
+/// The deadline and unit rows of a batch's suggestions: read in one query, moved in memory as
+/// the batch's events move them (each event sees what the ones before it left, exactly as
+/// if each had written its rows), written in two statements at the end.
+#[derive(Debug, Default)]
+pub struct DeadlineRows {
+    by_suggestion: std::collections::HashMap<String, Vec<Stored>>,
+    /// (agency, suggestion) rows to add to `followup_units`.
+    units: std::collections::BTreeSet<(String, String)>,
+}
+
+impl DeadlineRows {
+    /// The rows read for `ids` (a suggestion with none has none yet).
+    fn read(ids: &[String], rows: Vec<DeadlineValues>) -> DeadlineRows {
+        let mut by_suggestion: std::collections::HashMap<String, Vec<Stored>> =
+            ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+        for (suggestion, assignment_id, kind, agency_id, due, previous_due, met) in rows {
+            by_suggestion.entry(suggestion).or_default().push(Stored {
+                assignment_id,
+                kind,
+                agency_id,
+                due,
+                previous_due,
+                met,
+                dirty: false,
+            });
+        }
+        DeadlineRows {
+            by_suggestion,
+            units: Default::default(),
+        }
+    }
+
+    /// Moves suggestion `id`'s rows to `deadlines` (and notes its units); schedules the alerts
+    /// of open deadlines (moving them when a due date moved) and cancels those of met or gone
+    /// ones, in `ops`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn track(
+        &mut self,
+        ops: &mut Ops,
+        id: &str,
+        units: &[String],
+        deadlines: &[TrackedDeadline],
+        changed: Changed,
+        reminders: &Reminders,
+        now: OffsetDateTime,
+    ) {
+        // The same assignments as the stored replica's: the units' rows stand.
+        if changed.units {
+            for a in deadlines
+                .iter()
+                .map(|d| d.agency.to_string())
+                .chain(units.iter().cloned())
+            {
+                self.units.insert((a, id.to_string()));
+            }
+        }
+        // The same deadlines as the stored replica's: their rows and timers stand.
+        if !changed.deadlines {
+            return;
+        }
+        let rows = self.by_suggestion.entry(id.to_string()).or_default();
+        for d in deadlines {
+            let aid = d.assignment_id.to_string();
+            let at = rows
+                .iter()
+                .position(|r| r.assignment_id == aid && r.kind == d.kind.as_str());
+            let old = at.map(|i| (rows[i].due, rows[i].met));
+            if old.is_some_and(|(due, met)| due == d.due && met == d.met) {
+                continue;
+            }
+            match at {
+                Some(i) => {
+                    let r = &mut rows[i];
+                    if r.due != d.due {
+                        r.previous_due = Some(r.due);
+                    }
+                    r.due = d.due;
+                    r.met = d.met;
+                    r.agency_id = d.agency.to_string();
+                    r.dirty = true;
+                }
+                None => rows.push(Stored {
+                    assignment_id: aid.clone(),
+                    kind: d.kind.as_str().to_string(),
+                    agency_id: d.agency.to_string(),
+                    due: d.due,
+                    previous_due: None,
+                    met: d.met,
+                    dirty: true,
+                }),
+            }
+            // The old date's alerts that have not gone out go (fired ones stay fired).
+            let moved = old.map(|(due, _)| due).filter(|due| *due != d.due);
+            if let Some(old_due) = moved {
+                cancel_alerts(ops, &aid, d.kind, old_due, reminders);
+            }
+            if d.met {
+                cancel_alerts(ops, &aid, d.kind, d.due, reminders);
+            } else {
+                let kinds = alerts(d.due, reminders);
+                for ((key, at, payload), (alert, _)) in
+                    timers_for(id, d, reminders).into_iter().zip(kinds)
+                {
+                    // A moved date's reminders already past are not sent late; its overdue
+                    // flags are.
+                    if moved.is_some() && at < now && matches!(alert, Alert::Before(_)) {
+                        continue;
+                    }
+                    ops.schedule(&key, at, &payload);
+                }
+            }
+        }
+        // Deadlines no live assignment carries any more (superseded): met, their alerts gone.
+        for r in rows.iter_mut() {
+            if deadlines.iter().any(|d| {
+                d.assignment_id.to_string() == r.assignment_id && d.kind.as_str() == r.kind
+            }) {
+                continue;
+            }
+            if !r.met {
+                r.met = true;
+                r.dirty = true;
+            }
+            if let Some(k) = DeadlineKind::parse(&r.kind) {
+                cancel_alerts(ops, &r.assignment_id, k, r.due, reminders);
+            }
+        }
+    }
+
+    /// The unit rows to add and the deadline rows to write, once each; clears both marks.
+    fn take_changes(&mut self) -> (Vec<(String, String)>, Vec<DeadlineValues>) {
+        let units = std::mem::take(&mut self.units).into_iter().collect();
+        let mut changed = Vec::new();
+        for (suggestion, rows) in &mut self.by_suggestion {
+            for r in rows.iter_mut().filter(|r| r.dirty) {
+                r.dirty = false;
+                changed.push((
+                    suggestion.clone(),
+                    r.assignment_id.clone(),
+                    r.kind.clone(),
+                    r.agency_id.clone(),
+                    r.due,
+                    r.previous_due,
+                    r.met,
+                ));
+            }
+        }
+        (units, changed)
+    }
+}
+
 /// The replica rows of a batch, in one statement each way.
 mod bulk {
-    use time::OffsetDateTime;
+    use super::DeadlineValues;
+    use time::{Date, OffsetDateTime};
 
     pub mod sqlite {
-        use super::OffsetDateTime;
+        use super::{DeadlineValues, OffsetDateTime};
         use banli_domain::suggestion::Suggestion;
 
-        /// Every fact row of these suggestions, replaced, a suggestion at a time.
+        /// Every fact row of these suggestions, replaced: a few statements for the whole batch
+        /// (the rows go in as JSON: SQLite has no arrays).
         pub async fn save_fact_rows_many(
             c: &mut sqlx::SqliteConnection,
             suggestions: &[&Suggestion],
         ) -> Result<(), sqlx::Error> {
-            for s in suggestions {
-                crate::store::sqlite::save_fact_rows(c, s).await?;
-            }
-            Ok(())
+            crate::store::save_facts_many_sqlite(c, suggestions).await
+        }
+
+        pub async fn load_deadlines(
+            c: &mut sqlx::SqliteConnection,
+            ids: &[String],
+        ) -> Result<Vec<DeadlineValues>, sqlx::Error> {
+            sqlx::query_as(
+                "SELECT d.suggestion_id, d.assignment_id, d.kind, d.agency_id, d.due, d.previous_due, d.met \
+                 FROM json_each($1) x JOIN followup_deadlines d ON d.suggestion_id = x.value",
+            )
+            .bind(serde_json::to_string(ids).unwrap_or_default())
+            .fetch_all(&mut *c)
+            .await
+        }
+
+        pub async fn insert_units(
+            c: &mut sqlx::SqliteConnection,
+            units: &[(String, String)],
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO followup_units (agency_id, suggestion_id) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1) WHERE true \
+                 ON CONFLICT (agency_id, suggestion_id) DO NOTHING",
+            )
+            .bind(serde_json::to_string(units).unwrap_or_default())
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+        }
+
+        pub async fn upsert_deadlines(
+            c: &mut sqlx::SqliteConnection,
+            rows: &[DeadlineValues],
+        ) -> Result<(), sqlx::Error> {
+            // Dates serialize as `YYYY-MM-DD`, as sqlx binds them.
+            sqlx::query(
+                "INSERT INTO followup_deadlines (suggestion_id, assignment_id, kind, agency_id, due, previous_due, met) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                 json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]') FROM json_each($1) WHERE true \
+                 ON CONFLICT (assignment_id, kind) DO UPDATE SET due = excluded.due, previous_due = excluded.previous_due, \
+                 met = excluded.met, agency_id = excluded.agency_id",
+            )
+            .bind(serde_json::to_string(rows).unwrap_or_default())
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
         }
 
         pub async fn load_many(
@@ -313,7 +526,7 @@ mod bulk {
     }
 
     pub mod postgres {
-        use super::OffsetDateTime;
+        use super::{Date, DeadlineValues, OffsetDateTime};
         use banli_domain::suggestion::Suggestion;
 
         /// Every fact row of these suggestions, replaced: a few statements for the whole batch
@@ -323,6 +536,69 @@ mod bulk {
             suggestions: &[&Suggestion],
         ) -> Result<(), sqlx::Error> {
             crate::store::save_facts_many_postgres(c, suggestions).await
+        }
+
+        pub async fn load_deadlines(
+            c: &mut sqlx::PgConnection,
+            ids: &[String],
+        ) -> Result<Vec<DeadlineValues>, sqlx::Error> {
+            sqlx::query_as(
+                "SELECT d.suggestion_id, d.assignment_id, d.kind, d.agency_id, d.due, d.previous_due, d.met \
+                 FROM UNNEST($1::text[]) AS x(id) JOIN followup_deadlines d ON d.suggestion_id = x.id",
+            )
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await
+        }
+
+        pub async fn insert_units(
+            c: &mut sqlx::PgConnection,
+            units: &[(String, String)],
+        ) -> Result<(), sqlx::Error> {
+            let (agencies, suggestions): (Vec<&str>, Vec<&str>) =
+                units.iter().map(|(a, s)| (a.as_str(), s.as_str())).unzip();
+            sqlx::query(
+                "INSERT INTO followup_units (agency_id, suggestion_id) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT (agency_id, suggestion_id) DO NOTHING",
+            )
+            .bind(&agencies)
+            .bind(&suggestions)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+        }
+
+        pub async fn upsert_deadlines(
+            c: &mut sqlx::PgConnection,
+            rows: &[DeadlineValues],
+        ) -> Result<(), sqlx::Error> {
+            let mut cols: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+            let mut dates: (Vec<Date>, Vec<Option<Date>>, Vec<bool>) = Default::default();
+            for (s, a, k, g, due, previous, met) in rows {
+                cols.0.push(s);
+                cols.1.push(a);
+                cols.2.push(k);
+                cols.3.push(g);
+                dates.0.push(*due);
+                dates.1.push(*previous);
+                dates.2.push(*met);
+            }
+            sqlx::query(
+                "INSERT INTO followup_deadlines (suggestion_id, assignment_id, kind, agency_id, due, previous_due, met) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::date[], $7::bool[]) \
+                 ON CONFLICT (assignment_id, kind) DO UPDATE SET due = excluded.due, previous_due = excluded.previous_due, \
+                 met = excluded.met, agency_id = excluded.agency_id",
+            )
+            .bind(&cols.0)
+            .bind(&cols.1)
+            .bind(&cols.2)
+            .bind(&cols.3)
+            .bind(&dates.0)
+            .bind(&dates.1)
+            .bind(&dates.2)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
         }
 
         pub async fn load_many(
@@ -415,90 +691,33 @@ macro_rules! backend {
             ) -> Result<(), sqlx::Error> {
                 let mut ops = Ops::default();
                 save_cases(c, &[(id, version, replica)], now).await?;
-                save_into(c, &mut ops, id, units, deadlines, changed, reminders, now).await?;
+                let mut rows = load_deadlines(c, &[id.to_string()]).await?;
+                rows.track(&mut ops, id, units, deadlines, changed, reminders, now);
+                write_deadlines(c, &mut rows).await?;
                 banli_timers::$timers::flush(timers, c, ops).await
             }
 
-            /// [`save`] but the replica row (the caller writes those of a batch with
-            /// [`save_cases`]), collecting the timer changes in `ops` for the caller to write.
-            #[allow(clippy::too_many_arguments)]
-            pub async fn save_into(
-                c: &mut $conn,
-                ops: &mut Ops,
-                id: &str,
-                units: &[String],
-                deadlines: &[TrackedDeadline],
-                changed: Changed,
-                reminders: &Reminders,
-                now: OffsetDateTime,
-            ) -> Result<(), sqlx::Error> {
-                // The same assignments as the stored replica's: the units' rows stand.
-                if changed.units {
-                    let mut agencies: Vec<String> = deadlines.iter().map(|d| d.agency.to_string()).collect();
-                    agencies.extend(units.iter().cloned());
-                    agencies.sort();
-                    agencies.dedup();
-                    for a in &agencies {
-                        sqlx::query("INSERT INTO followup_units (agency_id, suggestion_id) VALUES ($1, $2) ON CONFLICT (agency_id, suggestion_id) DO NOTHING")
-                            .bind(a).bind(id)
-                            .execute(&mut *c).await?;
-                    }
+            /// The deadline rows of these suggestions, for a batch to move in memory.
+            pub async fn load_deadlines(c: &mut $conn, ids: &[String]) -> Result<DeadlineRows, sqlx::Error> {
+                let rows = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    super::bulk::$module::load_deadlines(c, ids).await?
+                };
+                Ok(DeadlineRows::read(ids, rows))
+            }
+
+            /// Writes what a batch changed of its deadline and unit rows: two statements at most.
+            pub async fn write_deadlines(c: &mut $conn, rows: &mut DeadlineRows) -> Result<(), sqlx::Error> {
+                let (units, changed) = rows.take_changes();
+                if !units.is_empty() {
+                    super::bulk::$module::insert_units(c, &units).await?;
                 }
-                // The same deadlines as the stored replica's: their rows and timers stand.
-                if !changed.deadlines {
-                    return Ok(());
-                }
-                let before: Vec<(String, String, Date, bool)> = sqlx::query_as(
-                    "SELECT assignment_id, kind, due, met FROM followup_deadlines WHERE suggestion_id = $1")
-                    .bind(id)
-                    .fetch_all(&mut *c)
-                    .await?;
-                for d in deadlines {
-                    let aid = d.assignment_id.to_string();
-                    let old = before.iter().find(|(a, k, _, _)| *a == aid && k == d.kind.as_str());
-                    if old.is_some_and(|(_, _, due, met)| *due == d.due && *met == d.met) {
-                        continue;
-                    }
-                    sqlx::query("INSERT INTO followup_deadlines (assignment_id, kind, suggestion_id, agency_id, due, met) VALUES ($1, $2, $3, $4, $5, $6) \
-                                 ON CONFLICT (assignment_id, kind) DO UPDATE SET \
-                                 previous_due = CASE WHEN followup_deadlines.due <> excluded.due THEN followup_deadlines.due ELSE followup_deadlines.previous_due END, \
-                                 due = excluded.due, met = excluded.met, agency_id = excluded.agency_id")
-                        .bind(&aid).bind(d.kind.as_str()).bind(id).bind(d.agency.to_string()).bind(d.due).bind(d.met)
-                        .execute(&mut *c).await?;
-                    // The old date's alerts that have not gone out go (fired ones stay fired).
-                    let moved = old.filter(|(_, _, due, _)| *due != d.due);
-                    if let Some((_, _, old_due, _)) = moved {
-                        cancel_alerts(ops, &aid, d.kind, *old_due, reminders);
-                    }
-                    if d.met {
-                        cancel_alerts(ops, &aid, d.kind, d.due, reminders);
-                    } else {
-                        let kinds = alerts(d.due, reminders);
-                        for ((key, at, payload), (alert, _)) in timers_for(id, d, reminders).into_iter().zip(kinds) {
-                            // A moved date's reminders already past are not sent late; its
-                            // overdue flags are.
-                            if moved.is_some() && at < now && matches!(alert, Alert::Before(_)) {
-                                continue;
-                            }
-                            ops.schedule(&key, at, &payload);
-                        }
-                    }
-                }
-                // Deadlines no live assignment carries any more (superseded): their alerts go.
-                for (aid, kind, due, _) in &before {
-                    if deadlines.iter().any(|d| d.assignment_id.to_string() == *aid && d.kind.as_str() == kind) {
-                        continue;
-                    }
-                    sqlx::query("UPDATE followup_deadlines SET met = TRUE WHERE assignment_id = $1 AND kind = $2")
-                        .bind(aid).bind(kind)
-                        .execute(&mut *c).await?;
-                    if let Some(k) = DeadlineKind::parse(kind) {
-                        cancel_alerts(ops, aid, k, *due, reminders);
-                    }
+                if !changed.is_empty() {
+                    super::bulk::$module::upsert_deadlines(c, &changed).await?;
                 }
                 Ok(())
             }
-
 
             /// Replaces a suggestion's rows in the metrics tables with `s`'s facts, and updates
             /// the per-day counts with what changed from `old` (the suggestion as stored
@@ -519,56 +738,6 @@ macro_rules! backend {
                     return Ok(());
                 }
                 super::add_days::$module(c, days).await
-            }
-
-            /// Replaces a suggestion's per-assignment rows (not the per-day counts), and marks
-            /// its deadlines with their assignments' divisions.
-            pub async fn save_fact_rows(c: &mut $conn, s: &Suggestion) -> Result<(), sqlx::Error> {
-                for a in &s.assignments {
-                    sqlx::query("UPDATE followup_deadlines SET division_id = $2 WHERE assignment_id = $1")
-                        .bind(a.id.to_string())
-                        .bind(a.dispatch.as_ref().map(|d| d.division.to_string()))
-                        .execute(&mut *c).await?;
-                }
-                let id = s.id.to_string();
-                let f = SuggestionFacts::of(s);
-                for table in ["followup_facts", "followup_fact_classes", "followup_fact_feedback"] {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE suggestion_id = $1")))
-                        .bind(&id)
-                        .execute(&mut *c).await?;
-                }
-                let (class_now, class_since) = match f.class_now {
-                    Some((class, on)) => (Some(class.as_str()), Some(on)),
-                    None => (None, None),
-                };
-                for a in &f.assignments {
-                    sqlx::query("INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
-                                 assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-                                 class_now, class_since, first_b_on, converted_on, has_commitments) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)")
-                        .bind(a.agency.to_string()).bind(a.assignment_id.to_string()).bind(&id)
-                        .bind(a.division.map(|d| d.to_string())).bind(a.role.as_str()).bind(a.role.is_responsible())
-                        .bind(f.session.to_string()).bind(a.assigned_on.year()).bind(a.assigned_on).bind(a.superseded)
-                        .bind(a.replied_on).bind(a.effective_due).bind(a.first_contact_on).bind(a.first_meeting_on)
-                        .bind(f.key_item).bind(a.led_by_principal).bind(class_now).bind(class_since)
-                        .bind(f.first_b_on).bind(f.converted_on).bind(f.has_commitments)
-                        .execute(&mut *c).await?;
-                }
-                for h in &f.classes {
-                    sqlx::query("INSERT INTO followup_fact_classes (suggestion_id, seq, on_date, class) VALUES ($1, $2, $3, $4)")
-                        .bind(&id).bind(h.seq as i32).bind(h.on).bind(h.class.as_str())
-                        .execute(&mut *c).await?;
-                }
-                for b in &f.feedback {
-                    sqlx::query("INSERT INTO followup_fact_feedback (suggestion_id, deputy_id, round, level, on_date, superseded_on) VALUES ($1, $2, $3, $4, $5, $6) \
-                                 ON CONFLICT (suggestion_id, deputy_id, round) DO NOTHING")
-                        .bind(&id).bind(b.deputy.to_string()).bind(b.round as i32).bind(b.level.as_str()).bind(b.on).bind(b.superseded_on)
-                        .execute(&mut *c).await?;
-                }
-                sqlx::query("UPDATE followup_cases SET facts_version = $2 WHERE suggestion_id = $1")
-                    .bind(&id).bind(FACTS_VERSION)
-                    .execute(&mut *c).await?;
-                Ok(())
             }
 
             /// Keeps a timer per commitment: due the day after its target date while it is open,
@@ -608,6 +777,136 @@ macro_rules! backend {
 
 backend!(sqlite, sqlx::SqliteConnection, sqlite, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres, postgres);
+
+/// The metrics rows of many suggestions in a few statements (SQLite): the consumer's batches.
+/// The rows go in as JSON arrays (dates as `YYYY-MM-DD`, as sqlx binds them).
+async fn save_facts_many_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    suggestions: &[&Suggestion],
+) -> Result<(), sqlx::Error> {
+    use serde_json::{Value, json};
+    let ids: Vec<String> = suggestions.iter().map(|s| s.id.to_string()).collect();
+    let ids_json = serde_json::to_string(&ids).unwrap_or_default();
+    for table in [
+        "followup_facts",
+        "followup_fact_classes",
+        "followup_fact_feedback",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE suggestion_id IN (SELECT value FROM json_each($1))"
+        )))
+        .bind(&ids_json)
+        .execute(&mut *c)
+        .await?;
+    }
+    let (mut facts, mut classes, mut feedback, mut divisions) = (
+        Vec::<Value>::new(),
+        Vec::<Value>::new(),
+        Vec::<Value>::new(),
+        Vec::<Value>::new(),
+    );
+    for (s, id) in suggestions.iter().zip(&ids) {
+        let x = SuggestionFacts::of(s);
+        for a in &x.assignments {
+            facts.push(json!([
+                a.agency.to_string(),
+                a.assignment_id.to_string(),
+                id,
+                a.division.map(|d| d.to_string()),
+                a.role.as_str(),
+                a.role.is_responsible(),
+                x.session.to_string(),
+                a.assigned_on.year(),
+                a.assigned_on,
+                a.superseded,
+                a.replied_on,
+                a.effective_due,
+                a.first_contact_on,
+                a.first_meeting_on,
+                x.key_item,
+                a.led_by_principal,
+                x.class_now.map(|(c, _)| c.as_str()),
+                x.class_now.map(|(_, on)| on),
+                x.first_b_on,
+                x.converted_on,
+                x.has_commitments,
+            ]));
+        }
+        for h in &x.classes {
+            classes.push(json!([id, h.seq, h.on, h.class.as_str()]));
+        }
+        for b in &x.feedback {
+            feedback.push(json!([
+                id,
+                b.deputy.to_string(),
+                b.round,
+                b.level.as_str(),
+                b.on,
+                b.superseded_on
+            ]));
+        }
+        for a in &s.assignments {
+            divisions.push(json!([
+                a.id.to_string(),
+                a.dispatch.as_ref().map(|d| d.division.to_string())
+            ]));
+        }
+    }
+    let columns = |n: usize| {
+        (0..n)
+            .map(|i| format!("json_extract(value, '$[{i}]')"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let inserts = [
+        (
+            "followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
+             assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
+             class_now, class_since, first_b_on, converted_on, has_commitments)",
+            21,
+            "",
+            facts,
+        ),
+        (
+            "followup_fact_classes (suggestion_id, seq, on_date, class)",
+            4,
+            "",
+            classes,
+        ),
+        (
+            "followup_fact_feedback (suggestion_id, deputy_id, round, level, on_date, superseded_on)",
+            6,
+            // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+            " WHERE true ON CONFLICT (suggestion_id, deputy_id, round) DO NOTHING",
+            feedback,
+        ),
+    ];
+    for (table, n, tail, rows) in inserts {
+        if rows.is_empty() {
+            continue;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} SELECT {} FROM json_each($1){tail}",
+            columns(n)
+        )))
+        .bind(Value::Array(rows).to_string())
+        .execute(&mut *c)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE followup_deadlines SET division_id = json_extract(u.value, '$[1]') \
+         FROM json_each($1) u WHERE followup_deadlines.assignment_id = json_extract(u.value, '$[0]')",
+    )
+    .bind(Value::Array(divisions).to_string())
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("UPDATE followup_cases SET facts_version = $2 WHERE suggestion_id IN (SELECT value FROM json_each($1))")
+        .bind(&ids_json)
+        .bind(FACTS_VERSION)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
 
 /// The metrics rows of many suggestions in a few statements (PostgreSQL): rebuilds, imports
 /// and the consumer's batches.
@@ -1312,8 +1611,10 @@ impl Store {
                     Pool::Sqlite(p) => {
                         let mut tx = p.begin().await?;
                         add_days_sqlite(&mut tx, &days).await?;
-                        for s in &suggestions {
-                            sqlite::save_fact_rows(&mut tx, s).await?;
+                        let all: Vec<&Suggestion> = suggestions.iter().collect();
+                        // Chunks keep each statement's JSON argument a reasonable size.
+                        for chunk in all.chunks(500) {
+                            save_facts_many_sqlite(&mut tx, chunk).await?;
                         }
                         tx.commit().await?;
                     }
@@ -1477,5 +1778,90 @@ impl Store {
             .bind(kind)
             .fetch_optional(p)
             .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banli_domain::ids::{AgencyId, AssignmentId};
+    use time::macros::{date, datetime};
+
+    fn deadline(a: AssignmentId, agency: AgencyId, due: Date, met: bool) -> TrackedDeadline {
+        TrackedDeadline {
+            assignment_id: a,
+            agency,
+            kind: DeadlineKind::Reply,
+            due,
+            met,
+        }
+    }
+
+    /// A batch's events move the rows in memory as each event's own writes would have: the
+    /// previous due date is the one just before the last move, a deadline no live assignment
+    /// carries is met, and each changed row is written once.
+    #[test]
+    fn a_batch_moves_deadline_rows_as_its_events_would_one_by_one() {
+        let reminders = banli_domain::profile::RuleProfile::national().reminders;
+        let now = datetime!(2020-03-01 0:00 UTC);
+        let (a, b, agency) = (AssignmentId::new(), AssignmentId::new(), AgencyId::new());
+        let stored = vec![(
+            "s".to_string(),
+            a.to_string(),
+            "reply".to_string(),
+            agency.to_string(),
+            date!(2020 - 05 - 01),
+            None,
+            false,
+        )];
+        let mut rows = DeadlineRows::read(&["s".to_string(), "t".to_string()], stored);
+        let mut ops = Ops::default();
+        let units = [agency.to_string()];
+        // An extension, then a second one in the same batch.
+        for due in [date!(2020 - 05 - 15), date!(2020 - 06 - 01)] {
+            let now_due = [deadline(a, agency, due, false)];
+            rows.track(
+                &mut ops,
+                "s",
+                &units,
+                &now_due,
+                Changed::ALL,
+                &reminders,
+                now,
+            );
+        }
+        // Then the assignment is superseded by another one.
+        let after = [deadline(b, agency, date!(2020 - 06 - 10), false)];
+        rows.track(&mut ops, "s", &units, &after, Changed::ALL, &reminders, now);
+        // A suggestion the batch did not move writes nothing.
+        rows.track(
+            &mut ops,
+            "t",
+            &[],
+            &[],
+            Changed {
+                units: false,
+                deadlines: false,
+            },
+            &reminders,
+            now,
+        );
+
+        let (units_out, mut changed) = rows.take_changes();
+        changed.sort_by(|x, y| x.1.cmp(&y.1).then(x.4.cmp(&y.4)));
+        assert_eq!(units_out, vec![(agency.to_string(), "s".to_string())]);
+        let by = |id: AssignmentId| changed.iter().find(|r| r.1 == id.to_string()).cloned();
+        let moved = by(a).expect("the moved row");
+        assert_eq!(
+            (moved.4, moved.5, moved.6),
+            (date!(2020 - 06 - 01), Some(date!(2020 - 05 - 15)), true),
+            "due, previous due (the one before the last move), met (superseded)"
+        );
+        let new = by(b).expect("the new row");
+        assert_eq!((new.4, new.5, new.6), (date!(2020 - 06 - 10), None, false));
+        assert_eq!(changed.len(), 2, "each changed row once: {changed:?}");
+        // Written: nothing is left to write.
+        let (u, c) = rows.take_changes();
+        assert!(u.is_empty() && c.is_empty());
     }
 }

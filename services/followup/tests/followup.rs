@@ -1861,7 +1861,7 @@ async fn lists_per_division() {
         panic!("SQLite")
     };
     let mut tx = p.begin().await.expect("tx");
-    banli_followup::store::sqlite::save_fact_rows(&mut tx, &s)
+    banli_followup::store::sqlite::save_fact_rows_many(&mut tx, &[&s])
         .await
         .expect("rows");
     tx.commit().await.expect("commit");
