@@ -165,7 +165,8 @@ impl FeedRow {
     }
 }
 
-/// Feed writes within a caller's transaction (SQLite: one statement per event).
+/// Feed writes within a caller's transaction (SQLite: one statement for all the rows, in their
+/// order).
 pub mod sqlite {
     use super::*;
 
@@ -173,28 +174,37 @@ pub mod sqlite {
         c: &mut sqlx::SqliteConnection,
         entries: &[FeedEntry],
     ) -> Result<(), sqlx::Error> {
-        // One event's rows share everything but the agency: one statement per event, the
-        // agencies in order as JSON (SQLite has no arrays).
+        // One event's rows share everything but the agency: each event goes in once, with its
+        // agencies in order, as JSON (SQLite has no arrays).
+        let mut events = Vec::new();
         let mut rest = entries;
         while let Some(e) = rest.first() {
             let n = rest.iter().take_while(|x| x.event_id == e.event_id).count();
             let agencies: Vec<String> = rest[..n].iter().map(|x| x.agency_id.to_string()).collect();
             rest = &rest[n..];
-            sqlx::query(
-                "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
-                 SELECT a.value, $2, $3, $4, $5, $6, $7, $8 FROM json_each($1) a ORDER BY a.key",
-            )
-            .bind(serde_json::to_string(&agencies).unwrap_or_default())
-            .bind(e.event_id.to_string())
-            .bind(&e.event_type)
-            .bind(&e.aggregate_type)
-            .bind(&e.aggregate_id)
-            .bind(e.aggregate_version as i64)
-            .bind(&e.occurred_at)
-            .bind(&e.payload)
-            .execute(&mut *c)
-            .await?;
+            events.push(serde_json::json!([
+                agencies,
+                e.event_id.to_string(),
+                e.event_type,
+                e.aggregate_type,
+                e.aggregate_id,
+                e.aggregate_version,
+                e.occurred_at,
+                e.payload,
+            ]));
         }
+        if events.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO feed_entries (agency_id, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload) \
+             SELECT a.value, json_extract(e.value, '$[1]'), json_extract(e.value, '$[2]'), json_extract(e.value, '$[3]'), \
+             json_extract(e.value, '$[4]'), json_extract(e.value, '$[5]'), json_extract(e.value, '$[6]'), json_extract(e.value, '$[7]') \
+             FROM json_each($1) e, json_each(e.value, '$[0]') a ORDER BY e.key, a.key",
+        )
+        .bind(serde_json::Value::Array(events).to_string())
+        .execute(&mut *c)
+        .await?;
         Ok(())
     }
 }

@@ -497,41 +497,144 @@ impl Replicas {
     }
 }
 
-/// What one consumed event writes on SQLite besides its own events: its case row if it is new,
-/// its changed task rows, its feed rows and its references.
-async fn sqlite_rows(
-    c: &mut sqlx::SqliteConnection,
-    ch: &ReplicaChange,
-    tasks: &[Task],
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let id = ch.suggestion_id.to_string();
-    if ch.expected_replica_version.is_none() {
-        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, $2, $3, 0, $4, $5)")
-            .bind(&id)
-            .bind(ch.replica_version as i64)
-            .bind(json(&ch.replica)?)
-            .bind(json(&CoordinationCase::default())?)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
+/// What every applied event of a batch adds besides its own events, gathered to be written once
+/// for the batch: the replicas, the task rows, the feed rows, the references and the inbox
+/// entries.
+#[derive(Default)]
+struct Gathered<'a> {
+    applied: Vec<&'a Envelope>,
+    replicas: Replicas,
+    tasks: BatchTasks,
+    feed: Vec<crate::feed::FeedEntry>,
+    refs: Vec<(Uuid, &'static str, SuggestionId)>,
+}
+
+impl<'a> Gathered<'a> {
+    fn add(
+        &mut self,
+        e: &'a Envelope,
+        ch: &ReplicaChange,
+        changed: &[Task],
+    ) -> Result<(), StoreError> {
+        self.replicas.note(ch)?;
+        self.tasks.extend(changed);
+        self.feed.extend(ch.feed.iter().cloned());
+        self.refs.extend(
+            refs_of(&ch.event)
+                .into_iter()
+                .map(|(r, k)| (r, k, ch.suggestion_id)),
+        );
+        self.applied.push(e);
+        Ok(())
     }
-    for t in tasks {
-        sqlx::query("INSERT INTO coordination_tasks (assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (assignment_id) DO UPDATE SET state = excluded.state, opinion = excluded.opinion, co_opinion_due = excluded.co_opinion_due, reply_due = excluded.reply_due")
-            .bind(t.assignment_id.to_string())
-            .bind(&id)
-            .bind(t.agency_id.to_string())
-            .bind(&t.role)
-            .bind(&t.state)
-            .bind(&t.opinion)
-            .bind(t.co_opinion_due)
-            .bind(t.reply_due)
-            .execute(&mut *c)
-            .await?;
+}
+
+/// The case rows a batch creates (id, replica version, replica): written first, in one
+/// statement.
+fn new_cases(prepared: &[Prepared]) -> Result<Vec<(String, i64, String)>, StoreError> {
+    prepared
+        .iter()
+        .filter_map(|i| match i {
+            Prepared::Apply(_, ch, _, _) if ch.expected_replica_version.is_none() => Some(&**ch),
+            _ => None,
+        })
+        .map(|c| {
+            Ok((
+                c.suggestion_id.to_string(),
+                c.replica_version as i64,
+                json(&c.replica)?,
+            ))
+        })
+        .collect()
+}
+
+/// SQLite has no arrays: the batch's rows go in as JSON, one statement a table.
+mod sqlite_bulk {
+    use super::*;
+
+    pub async fn new_cases(
+        c: &mut sqlx::SqliteConnection,
+        cases: &[(String, i64, String)],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if cases.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 0, $2, $3 FROM json_each($1)",
+        )
+        .bind(json(&cases)?)
+        .bind(json(&CoordinationCase::default())?)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
     }
-    crate::feed::sqlite::insert(c, &ch.feed).await?;
-    sqlite::insert_refs(c, &id, &refs_of(&ch.event)).await
+
+    pub async fn tasks(
+        c: &mut sqlx::SqliteConnection,
+        tasks: BatchTasks,
+    ) -> Result<(), StoreError> {
+        let rows: Vec<&Task> = tasks
+            .order
+            .iter()
+            .filter_map(|a| tasks.rows.get(a))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|t| {
+                (
+                    t.assignment_id.to_string(),
+                    t.suggestion_id.to_string(),
+                    t.agency_id.to_string(),
+                    &t.role,
+                    &t.state,
+                    &t.opinion,
+                    t.co_opinion_due,
+                    t.reply_due,
+                )
+            })
+            .collect();
+        // Dates serialize as `YYYY-MM-DD`, as sqlx binds them.
+        sqlx::query(
+            "INSERT INTO coordination_tasks (assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+             json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]') \
+             FROM json_each($1) WHERE true \
+             ON CONFLICT (assignment_id) DO UPDATE SET state = excluded.state, opinion = excluded.opinion, \
+             co_opinion_due = excluded.co_opinion_due, reply_due = excluded.reply_due",
+        )
+        .bind(json(&rows)?)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn refs(
+        c: &mut sqlx::SqliteConnection,
+        refs: &[(Uuid, &'static str, SuggestionId)],
+    ) -> Result<(), StoreError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, &str, String)> = refs
+            .iter()
+            .map(|(r, k, s)| (r.to_string(), *k, s.to_string()))
+            .collect();
+        sqlx::query(
+            "INSERT INTO coordination_refs (ref_id, kind, suggestion_id) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each($1) WHERE true \
+             ON CONFLICT (ref_id) DO NOTHING",
+        )
+        .bind(json(&rows)?)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The task rows a consumed batch changes, each assignment once (as the batch left it), in
@@ -935,25 +1038,26 @@ impl Store {
             match &pool {
                 Pool::Sqlite(p) => {
                     let mut tx = p.begin().await?;
-                    let mut applied = Vec::new();
-                    let mut replicas = Replicas::default();
+                    // As on PostgreSQL: new cases first, each event's own writes in order,
+                    // then what every event adds, once for the batch.
+                    sqlite_bulk::new_cases(&mut tx, &new_cases(&prepared)?, now).await?;
+                    let mut all = Gathered::default();
                     for item in &prepared {
                         match item {
-                            Prepared::Apply(e, ch, rows, tasks) => {
-                                // Row by row (SQLite has no arrays), but the replicas and the
-                                // inbox entries once for the batch.
-                                sqlite_rows(&mut tx, ch, tasks, now).await?;
+                            Prepared::Apply(e, ch, rows, changed) => {
                                 sqlite::apply_own(&mut tx, ch, rows, now).await?;
-                                replicas.note(ch)?;
-                                applied.push(e);
+                                all.add(e, ch, changed)?;
                             }
                             Prepared::Park(e, reason, advance) => {
                                 inbox::sqlite::park(&inbox, &mut tx, e, reason, *advance).await?;
                             }
                         }
                     }
-                    replicas.write_sqlite(&mut tx, now).await?;
-                    inbox::sqlite::record_applied(&inbox, &mut tx, &applied)
+                    all.replicas.write_sqlite(&mut tx, now).await?;
+                    sqlite_bulk::tasks(&mut tx, all.tasks).await?;
+                    crate::feed::sqlite::insert(&mut tx, &all.feed).await?;
+                    sqlite_bulk::refs(&mut tx, &all.refs).await?;
+                    inbox::sqlite::record_applied(&inbox, &mut tx, &all.applied)
                         .await
                         .map_err(duplicate)?;
                     tx.commit().await?;
@@ -961,17 +1065,11 @@ impl Store {
                 Pool::Postgres(p) => {
                     let mut tx = p.begin().await?;
                     // New cases first, in one statement; the inbox entries last, in two.
-                    let new_cases: Vec<&ReplicaChange> = prepared
-                        .iter()
-                        .filter_map(|i| match i {
-                            Prepared::Apply(_, ch, _, _) if ch.expected_replica_version.is_none() => Some(&**ch),
-                            _ => None,
-                        })
-                        .collect();
-                    if !new_cases.is_empty() {
-                        let ids: Vec<String> = new_cases.iter().map(|c| c.suggestion_id.to_string()).collect();
-                        let versions: Vec<i64> = new_cases.iter().map(|c| c.replica_version as i64).collect();
-                        let replicas = new_cases.iter().map(|c| json(&c.replica)).collect::<Result<Vec<String>, _>>()?;
+                    let cases = new_cases(&prepared)?;
+                    if !cases.is_empty() {
+                        let ids: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+                        let versions: Vec<i64> = cases.iter().map(|c| c.1).collect();
+                        let replicas: Vec<&str> = cases.iter().map(|c| c.2.as_str()).collect();
                         sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) \
                                      SELECT x.id, x.v, x.r, 0, $4, $5 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(id, v, r)")
                             .bind(&ids)
@@ -985,31 +1083,23 @@ impl Store {
                     // Then each event's own writes in order (settled commands, reply copies),
                     // and what every event adds, once for the batch: the replicas, the task
                     // rows, the feed rows and the references.
-                    let mut applied = Vec::new();
-                    let mut replicas = Replicas::default();
-                    let mut tasks = BatchTasks::default();
-                    let mut feed = Vec::new();
-                    let mut refs = Vec::new();
+                    let mut all = Gathered::default();
                     for item in &prepared {
                         match item {
                             Prepared::Apply(e, ch, rows, changed) => {
                                 postgres::apply_own(&mut tx, ch, rows, now).await?;
-                                replicas.note(ch)?;
-                                tasks.extend(changed);
-                                feed.extend(ch.feed.iter().cloned());
-                                refs.extend(refs_of(&ch.event).into_iter().map(|(r, k)| (r, k, ch.suggestion_id)));
-                                applied.push(e);
+                                all.add(e, ch, changed)?;
                             }
                             Prepared::Park(e, reason, advance) => {
                                 inbox::postgres::park(&inbox, &mut tx, e, reason, *advance).await?;
                             }
                         }
                     }
-                    replicas.write_postgres(&mut tx, now).await?;
-                    tasks.write_postgres(&mut tx).await?;
-                    crate::feed::postgres::insert(&mut tx, &feed).await?;
-                    postgres_refs(&mut tx, &refs).await?;
-                    inbox::postgres::record_applied(&inbox, &mut tx, &applied)
+                    all.replicas.write_postgres(&mut tx, now).await?;
+                    all.tasks.write_postgres(&mut tx).await?;
+                    crate::feed::postgres::insert(&mut tx, &all.feed).await?;
+                    postgres_refs(&mut tx, &all.refs).await?;
+                    inbox::postgres::record_applied(&inbox, &mut tx, &all.applied)
                         .await
                         .map_err(duplicate)?;
                     tx.commit().await?;
