@@ -278,16 +278,39 @@ impl Inbox {
                 Failed::Stopped
             }
         }
+        impl From<sqlx::Error> for Failed {
+            fn from(e: sqlx::Error) -> Failed {
+                Failed::Db(e)
+            }
+        }
+        let to_sqlx = |f: Failed| match f {
+            Failed::Db(e) => e,
+            Failed::Stopped => sqlx::Error::WorkerCrashed,
+        };
+        // SQLite: in the writer's group commit (a savepoint of its own) rather than in a
+        // transaction of its own.
+        let (me2, e2, park2) = (me.clone(), e.clone(), park.clone());
+        let grouped = db
+            .write_grouped(move |c: &mut sqlx::SqliteConnection| {
+                Box::pin(async move {
+                    match park2.as_deref() {
+                        Some(reason) => sqlite::park(&me2, c, &e2, reason, advance).await?,
+                        None => sqlite::record(&me2, c, &e2, Handled::Applied, advance).await?,
+                    }
+                    Ok::<(), Failed>(())
+                })
+            })
+            .await;
+        if let Some(done) = grouped {
+            return done.map_err(to_sqlx);
+        }
         db.write(move |pool| async move {
             me.settle(&pool, &e, park.as_deref(), advance)
                 .await
                 .map_err(Failed::Db)
         })
         .await
-        .map_err(|f| match f {
-            Failed::Db(e) => e,
-            Failed::Stopped => sqlx::Error::WorkerCrashed,
-        })
+        .map_err(to_sqlx)
     }
 
     async fn settle(
