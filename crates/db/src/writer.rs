@@ -85,29 +85,29 @@ async fn run_group(
         }
         return (done, tx.commit().await.map_err(|e| e.to_string()));
     }
-    // One statement a job: each job opens a savepoint on top of the ones before it (a failed
-    // job rolls back to its own and leaves it open and empty for the next job); COMMIT
-    // commits every savepoint still open. Releasing each one would cost a second statement a
-    // job — and every statement is a round trip to SQLite's connection thread.
-    let mut empty_savepoint = false;
-    for job in group {
-        if !empty_savepoint {
-            if let Err(e) = sqlx::query("SAVEPOINT banli_write").execute(&mut *tx).await {
-                return (done, Err(e.to_string()));
-            }
-        }
+    // One round trip to SQLite's connection thread a job (every statement costs one): a
+    // savepoint before the first job; after a job that succeeded, its release and the next
+    // job's savepoint in one call; a failed job rolls back to its savepoint, which stays open
+    // and empty for the next. COMMIT commits the last savepoint with the transaction.
+    let mut jobs = group.into_iter().peekable();
+    if let Err(e) = sqlx::query("SAVEPOINT banli_write").execute(&mut *tx).await {
+        return (done, Err(e.to_string()));
+    }
+    while let Some(job) = jobs.next() {
         let (ok, completion) = job(&mut tx).await;
-        empty_savepoint = !ok;
-        if !ok {
-            if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT banli_write")
-                .execute(&mut *tx)
-                .await
-            {
-                done.push(completion);
-                return (done, Err(e.to_string()));
-            }
-        }
         done.push(completion);
+        let next = if !ok {
+            Some("ROLLBACK TO SAVEPOINT banli_write")
+        } else if jobs.peek().is_some() {
+            Some("RELEASE SAVEPOINT banli_write; SAVEPOINT banli_write")
+        } else {
+            None
+        };
+        if let Some(sql) = next
+            && let Err(e) = sqlx::raw_sql(sql).execute(&mut *tx).await
+        {
+            return (done, Err(e.to_string()));
+        }
     }
     let committed = tx.commit().await.map_err(|e| e.to_string());
     (done, committed)
