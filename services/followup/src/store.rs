@@ -778,6 +778,13 @@ macro_rules! backend {
 backend!(sqlite, sqlx::SqliteConnection, sqlite, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres, postgres);
 
+/// The tables of per-suggestion metrics rows, replaced whole when a suggestion's facts change.
+const FACT_TABLES: [&str; 3] = [
+    "followup_facts",
+    "followup_fact_classes",
+    "followup_fact_feedback",
+];
+
 /// The metrics rows of many suggestions in a few statements (SQLite): the consumer's batches.
 /// The rows go in as JSON arrays (dates as `YYYY-MM-DD`, as sqlx binds them).
 async fn save_facts_many_sqlite(
@@ -787,11 +794,7 @@ async fn save_facts_many_sqlite(
     use serde_json::{Value, json};
     let ids: Vec<String> = suggestions.iter().map(|s| s.id.to_string()).collect();
     let ids_json = serde_json::to_string(&ids).unwrap_or_default();
-    for table in [
-        "followup_facts",
-        "followup_fact_classes",
-        "followup_fact_feedback",
-    ] {
+    for table in FACT_TABLES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE suggestion_id IN (SELECT value FROM json_each($1))"
         )))
@@ -915,11 +918,7 @@ async fn save_facts_many_postgres(
     suggestions: &[&Suggestion],
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<String> = suggestions.iter().map(|s| s.id.to_string()).collect();
-    for table in [
-        "followup_facts",
-        "followup_fact_classes",
-        "followup_fact_feedback",
-    ] {
+    for table in FACT_TABLES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE suggestion_id = ANY($1)"
         )))
