@@ -1,6 +1,7 @@
 //! The audit log of `banli serve` after a co-handled lifecycle: the accountability events are in
 //! it, the checkpoint and the public key are public, a proof served over REST verifies with
-//! `banli audit verify-proof` from files, `banli audit verify` passes on the stored log and
+//! `banli audit verify-proof` from files, `banli audit checkpoint --save` keeps witness copies,
+//! `banli audit verify` (with only the public key) passes on the stored log against them and
 //! names the leaf once a byte of it is changed.
 
 use std::path::Path;
@@ -165,11 +166,54 @@ pub(crate) fn check_running(dir: &Path, port: u16, office: &str) {
     std::fs::write(files.join("other"), &other).expect("write");
     let out = verify("other");
     assert!(!out.status.success(), "an altered leaf must not verify");
+
+    // A witness copy of the checkpoint, kept outside the database: one command a cron line
+    // runs; asked again, it keeps one file per size and sends the ETag.
+    let base = format!("http://127.0.0.1:{port}");
+    for round in 0..2 {
+        let out = banli(
+            dir,
+            &[
+                "audit",
+                "checkpoint",
+                "--url",
+                &base,
+                "--save",
+                "witness",
+                "--public-key",
+                "proof/key",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "round {round}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.starts_with("saved ") || (round > 0 && stdout.starts_with("unchanged")),
+            "round {round}: {stdout}"
+        );
+    }
+    assert!(dir.join("witness/latest.etag").exists());
 }
 
 /// After the server stopped: the stored log verifies, and a changed byte is named.
 pub(crate) fn check_stopped(dir: &Path) {
+    // Never the key beside the database being checked: the public key is asked for.
     let out = banli(dir, &["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--public-key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--public-key", "proof/key"];
+        args.extend_from_slice(extra);
+        banli(dir, &args)
+    };
+    let out = verify(&["--trusted-checkpoints", "witness"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -177,6 +221,17 @@ pub(crate) fn check_stopped(dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert!(!stdout.contains("with 0 trusted"), "{stdout}");
+
+    // A trusted checkpoint that is not one: its own exit code, the file named.
+    std::fs::write(dir.join("bad.checkpoint"), "not a checkpoint\n").expect("write");
+    let out = verify(&["--trusted-checkpoint", "bad.checkpoint"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -198,11 +253,12 @@ pub(crate) fn check_stopped(dir: &Path) {
             .expect("tamper");
         pool.close().await;
     });
-    let out = banli(dir, &["audit", "verify"]);
+    let out = verify(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a changed leaf must fail verification"
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a changed leaf must fail verification as tampering: {stderr}"
     );
     assert!(stderr.contains("leaf 0"), "{stderr}");
 }

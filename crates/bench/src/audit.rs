@@ -177,7 +177,8 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
         } else {
             None
         };
-        store.append(batch, checkpoint).await?;
+        let seal = if last { checkpoint.clone() } else { None };
+        store.append(batch, seal, checkpoint).await?;
     }
     println!(
         "load      {leaves} leaves stored in {:.1} s (10,000 per transaction, a checkpoint every 100,000)",
@@ -185,9 +186,9 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
     );
     drop(tree);
     let t = Instant::now();
-    let verified = banli_auditlog::verify::verify(&store, &signer.verifier(), ORIGIN).await?;
+    let verified = banli_auditlog::verify::verify(&store, &signer.verifier(), ORIGIN, &[]).await?;
     println!(
-        "verify    {} leaves and {} checkpoints read, rehashed and checked: {:.2} s (goal ≤ 5 s; hashing alone would take {:.2} s)",
+        "verify    {} leaves and {} checkpoints read, rehashed and checked: {:.2} s (goal ≤ 2 s; hashing alone would take {:.2} s)",
         verified.leaves,
         verified.checkpoints,
         t.elapsed().as_secs_f64(),

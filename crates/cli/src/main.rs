@@ -106,7 +106,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<cmd::audit::AuditFailure>() {
+                Some(f) => ExitCode::from(f.exit as u8),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use banli_api::http::{ApiQuery, ApiState, Caller, Problem, ProblemDocument, json_response};
 use banli_api::{AppError, Authenticator, ErrorCode, Principal};
@@ -100,6 +100,10 @@ pub(crate) fn log_error(e: LogError) -> AppError {
     }
 }
 
+fn hex_prefix(root: &Hash) -> String {
+    root.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 fn b64(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| STANDARD.encode(h)).collect()
 }
@@ -107,10 +111,35 @@ fn b64(hashes: &[Hash]) -> Vec<String> {
 /// The latest signed checkpoint (C2SP tlog-checkpoint, as a signed note): origin, tree size,
 /// root hash, a blank line, the Ed25519 signature. Public.
 #[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", security(()),
-    responses((status = 200, description = "The signed checkpoint", body = String, content_type = "text/plain")))]
-async fn checkpoint(State(st): State<AppState>) -> ApiResult {
+    responses((status = 200, description = "The signed checkpoint; its `ETag` names the tree size and root", body = String, content_type = "text/plain"),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag")))]
+async fn checkpoint(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
     match st.log.checkpoint() {
-        Some(s) => Ok(text(s.note)),
+        Some(s) => {
+            // The tree size and root name the checkpoint: a witness polling with
+            // If-None-Match gets 304 until the log has grown.
+            let tag = format!("\"{}-{}\"", s.size, hex_prefix(&s.root));
+            let unchanged = headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| {
+                    let t = t.trim();
+                    t == "*" || t.trim_start_matches("W/") == tag
+                });
+            let mut res = if unchanged {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                text(s.note)
+            };
+            if let Ok(v) = HeaderValue::from_str(&tag) {
+                res.headers_mut().insert(header::ETAG, v);
+            }
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            Ok(res)
+        }
         None => Err(AppError::new(
             ErrorCode::Unavailable,
             "the audit log has not signed a checkpoint yet; retry in a moment",

@@ -46,6 +46,10 @@ pub enum LogError {
     Proof(#[from] ProofError),
     #[error("the stored log does not match its latest checkpoint ({0}); run `banli audit verify`")]
     Inconsistent(String),
+    #[error(
+        "leaf {index} is stored, but no signature of this log covers it (the log signed {index} leaves; {stored} are stored): something other than the log's sequencer wrote it. The log does not start. See it with `banli audit verify`; set the leaves from {index} on aside with `banli audit quarantine --from {index} --reason TEXT`"
+    )]
+    Unsigned { index: u64, stored: u64 },
     #[error("the log's sequencer has stopped")]
     Stopped,
 }
@@ -95,8 +99,35 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
-/// How many leaf hashes are read at a time when the tree is rebuilt.
-const LOAD_CHUNK: u64 = 100_000;
+/// How many leaves are read at a time when the tree is rebuilt.
+const LOAD_CHUNK: u64 = 50_000;
+
+/// Rebuilds the tree from the stored leaves' bytes: each leaf hash is recomputed, and a stored
+/// hash that differs, or a missing index, stops the load.
+async fn load_tree(store: &Store) -> Result<Tree, LogError> {
+    let mut tree = Tree::new();
+    loop {
+        let chunk = store.leaf_inputs(tree.size(), LOAD_CHUNK).await?;
+        if chunk.is_empty() {
+            return Ok(tree);
+        }
+        for (index, input, stored) in chunk {
+            if index != tree.size() {
+                return Err(LogError::Inconsistent(format!(
+                    "leaf {} is missing",
+                    tree.size()
+                )));
+            }
+            let hash = leaf_hash(&input);
+            if stored.as_slice() != hash.as_slice() {
+                return Err(LogError::Inconsistent(format!(
+                    "leaf {index}: its stored hash is not the hash of its stored bytes"
+                )));
+            }
+            tree.push(hash);
+        }
+    }
+}
 
 impl AuditLog {
     /// Rebuilds the tree from the stored leaves, checks it against the latest checkpoint and
@@ -106,27 +137,37 @@ impl AuditLog {
         signer: Signer,
         options: LogOptions,
     ) -> Result<AuditLog, LogError> {
-        let mut tree = Tree::new();
-        loop {
-            let chunk = store.leaf_hashes(tree.size(), LOAD_CHUNK).await?;
-            if chunk.is_empty() {
-                break;
-            }
-            for (index, hash) in chunk {
-                let hash: Hash = hash.try_into().map_err(|_| {
-                    LogError::Inconsistent(format!("leaf {index} has no 32-byte hash"))
+        let tree = load_tree(&store).await?;
+        let verifier = signer.verifier();
+        let latest = store.latest_checkpoint().await?;
+        // Every stored leaf must be under the log's own signature: the seal the sequencer
+        // rewrites with each append (or, in a log stored before seals, the latest checkpoint).
+        let seal = match store.seal().await? {
+            Some(seal) => Some(seal),
+            None => latest.clone(),
+        };
+        let sealed = match &seal {
+            Some(c) => {
+                let cp = verifier.verify(&c.note, &options.origin).map_err(|e| {
+                    LogError::Inconsistent(format!("its seal at size {}: {e}", c.size))
                 })?;
-                if index != tree.size() {
+                if cp.size != c.size || tree.root(cp.size).ok() != Some(cp.root) {
                     return Err(LogError::Inconsistent(format!(
-                        "leaf {} is missing",
-                        tree.size()
+                        "the leaves do not give the root the log signed at size {}",
+                        c.size
                     )));
                 }
-                tree.push(hash);
+                cp.size
             }
+            None => 0,
+        };
+        if tree.size() > sealed {
+            return Err(LogError::Unsigned {
+                index: sealed,
+                stored: tree.size(),
+            });
         }
-        let verifier = signer.verifier();
-        let signed = match store.latest_checkpoint().await? {
+        let signed = match latest {
             // A new log signs its empty tree, so that there is always a checkpoint to read.
             None if tree.size() == 0 => {
                 let root = banli_audit::empty_root();
@@ -136,17 +177,13 @@ impl AuditLog {
                     root,
                 });
                 let signed_at = OffsetDateTime::now_utc();
-                store
-                    .append(
-                        Vec::new(),
-                        Some(StoredCheckpoint {
-                            size: 0,
-                            root: root.to_vec(),
-                            note: note.clone(),
-                            signed_at,
-                        }),
-                    )
-                    .await?;
+                let c = StoredCheckpoint {
+                    size: 0,
+                    root: root.to_vec(),
+                    note: note.clone(),
+                    signed_at,
+                };
+                store.append(Vec::new(), Some(c.clone()), Some(c)).await?;
                 Some(Signed {
                     size: 0,
                     root,
@@ -398,7 +435,7 @@ async fn write(
     if leaves.is_empty() && !sign {
         return Ok(answers);
     }
-    let checkpoint = {
+    let (seal, checkpoint) = {
         let mut tree = inner.tree.write().map_err(|_| poisoned())?;
         for l in &leaves {
             tree.push(l.leaf_hash);
@@ -409,26 +446,38 @@ async fn write(
             .read()
             .ok()
             .and_then(|s| s.as_ref().map(|s| s.size));
-        if sign && size > 0 && signed != Some(size) {
-            let root = tree
-                .root(size)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let publish = sign && size > 0 && signed != Some(size);
+        if leaves.is_empty() && !publish {
+            (None, None)
+        } else {
+            // The leaves go in under the log's signature (the seal); the same signed note is
+            // published as a checkpoint when one is due.
+            let root = match tree.root(size) {
+                Ok(r) => r,
+                Err(e) => {
+                    tree.truncate(old_size);
+                    return Err(StoreError::Corrupt(e.to_string()));
+                }
+            };
             let note = signer.sign(&Checkpoint {
                 origin: inner.options.origin.clone(),
                 size,
                 root,
             });
-            Some(StoredCheckpoint {
+            let c = StoredCheckpoint {
                 size,
                 root: root.to_vec(),
                 note,
                 signed_at: OffsetDateTime::now_utc(),
-            })
-        } else {
-            None
+            };
+            let seal = (!leaves.is_empty()).then(|| c.clone());
+            (seal, publish.then_some(c))
         }
     };
-    if let Err(e) = inner.store.append(leaves, checkpoint.clone()).await {
+    if seal.is_none() && checkpoint.is_none() {
+        return Ok(answers);
+    }
+    if let Err(e) = inner.store.append(leaves, seal, checkpoint.clone()).await {
         if let Ok(mut tree) = inner.tree.write() {
             tree.truncate(old_size);
         }

@@ -54,6 +54,17 @@ pub struct Personal {
     pub erased_at: Option<OffsetDateTime>,
 }
 
+/// The triggers `quarantine` lifts and puts back (also where someone had dropped them), as the
+/// first migration creates them.
+const POSTGRES_APPEND_ONLY: &str = "CREATE TRIGGER audit_leaves_append_only BEFORE UPDATE OR DELETE ON audit_leaves \
+     FOR EACH ROW EXECUTE FUNCTION audit_append_only()";
+const SQLITE_NO_DELETE: &str = "CREATE TRIGGER audit_leaves_no_delete BEFORE DELETE ON audit_leaves \
+     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: audit_leaves rows cannot be deleted'); END";
+
+/// Writes the one seal row.
+const SEAL_UPSERT: &str = "INSERT INTO audit_seal (id, tree_size, root_hash, note, sealed_at) VALUES (1, $1, $2, $3, $4) \
+     ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, root_hash = excluded.root_hash, note = excluded.note, sealed_at = excluded.sealed_at";
+
 type EntryRow = (i64, Vec<u8>, Vec<u8>, String, OffsetDateTime);
 type PersonalRow = (Option<Vec<u8>>, Option<String>, Option<OffsetDateTime>);
 
@@ -131,10 +142,13 @@ impl Store {
             .collect())
     }
 
-    /// Stores leaves (consecutive indices) and, when given, a checkpoint — in one transaction.
+    /// Stores leaves (consecutive indices), the seal over the whole tree they make and, when
+    /// given, a published checkpoint — in one transaction, so that no stored leaf is ever
+    /// without the log's signature.
     pub async fn append(
         &self,
         leaves: Vec<NewLeaf>,
+        seal: Option<StoredCheckpoint>,
         checkpoint: Option<StoredCheckpoint>,
     ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
@@ -187,6 +201,15 @@ impl Store {
                                 .execute(&mut *tx)
                                 .await?;
                         }
+                        if let Some(c) = &seal {
+                            sqlx::query(SEAL_UPSERT)
+                                .bind(c.size as i64)
+                                .bind(&c.root)
+                                .bind(&c.note)
+                                .bind(c.signed_at)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                         tx.commit().await?;
                     }
                     Pool::Sqlite(p) => {
@@ -212,6 +235,15 @@ impl Store {
                         }
                         if let Some(c) = &checkpoint {
                             sqlx::query("INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
+                                .bind(c.size as i64)
+                                .bind(&c.root)
+                                .bind(&c.note)
+                                .bind(c.signed_at)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if let Some(c) = &seal {
+                            sqlx::query(SEAL_UPSERT)
                                 .bind(c.size as i64)
                                 .bind(&c.root)
                                 .bind(&c.note)
@@ -255,6 +287,109 @@ impl Store {
             .into_iter()
             .map(|(i, h)| (i.max(0) as u64, h))
             .collect())
+    }
+
+    /// The stored leaves `[start, start + limit)` in index order: index, exact bytes and the
+    /// stored hash (which a reader recomputes rather than trusts).
+    pub async fn leaf_inputs(
+        &self,
+        start: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT leaf_index, leaf_input, leaf_hash FROM audit_leaves WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2")
+            .bind(start as i64)
+            .bind(limit as i64)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(i, input, h)| (i.max(0) as u64, input, h))
+            .collect())
+    }
+
+    /// The seal: the log's signature over every leaf the sequencer stored.
+    pub async fn seal(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT tree_size, root_hash, note, sealed_at FROM audit_seal WHERE id = 1")
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(size, root, note, signed_at)| StoredCheckpoint {
+            size: size.max(0) as u64,
+            root,
+            note,
+            signed_at,
+        }))
+    }
+
+    /// Moves the stored leaves from `from` on (and their personal data) out of the tree into
+    /// `audit_quarantine`, in one transaction; returns how many. The caller has checked that
+    /// no signature of the log covers them. The append-only triggers are lifted for this
+    /// transaction only.
+    pub async fn quarantine(&self, from: u64, reason: &str) -> Result<u64, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let reason = reason.to_owned();
+        let copy = "INSERT INTO audit_quarantine (leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at, quarantined_at, reason) \
+                    SELECT leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at, $2, $3 FROM audit_leaves WHERE leaf_index >= $1";
+        let personal = "DELETE FROM audit_personal WHERE leaf_index >= $1";
+        let delete = "DELETE FROM audit_leaves WHERE leaf_index >= $1";
+        self.db
+            .write(move |pool| async move {
+                let moved = match &pool {
+                    Pool::Postgres(p) => {
+                        let mut tx = p.begin().await?;
+                        sqlx::query(
+                            "DROP TRIGGER IF EXISTS audit_leaves_append_only ON audit_leaves",
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(copy)
+                            .bind(from as i64)
+                            .bind(now)
+                            .bind(&reason)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(personal)
+                            .bind(from as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                        let n = sqlx::query(delete)
+                            .bind(from as i64)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        sqlx::query(POSTGRES_APPEND_ONLY).execute(&mut *tx).await?;
+                        tx.commit().await?;
+                        n
+                    }
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin().await?;
+                        sqlx::query("DROP TRIGGER IF EXISTS audit_leaves_no_delete")
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(copy)
+                            .bind(from as i64)
+                            .bind(now)
+                            .bind(&reason)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(personal)
+                            .bind(from as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                        let n = sqlx::query(delete)
+                            .bind(from as i64)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        sqlx::query(SQLITE_NO_DELETE).execute(&mut *tx).await?;
+                        tx.commit().await?;
+                        n
+                    }
+                };
+                Ok::<u64, StoreError>(moved)
+            })
+            .await
     }
 
     /// The first leaf below `below` with this hash (through the `leaf_hash` index).

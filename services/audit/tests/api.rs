@@ -129,6 +129,32 @@ async fn rest() {
     assert_eq!(served, verifier);
     let cp = served.verify(&note, ORIGIN).expect("signed");
     assert_eq!(cp.size, 37);
+    // A witness polls with the ETag: 304 while the log has not grown.
+    let tagged = |tag: String| {
+        let router = router.clone();
+        async move {
+            let req = Request::get("/v1/audit/checkpoint")
+                .header("if-none-match", tag)
+                .body(Body::empty())
+                .expect("request");
+            let res = router.oneshot(req).await.expect("response");
+            let etag = res
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (res.status(), etag)
+        }
+    };
+    let (status, etag) = tagged("\"nothing\"".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    let etag = etag.expect("an ETag");
+    assert!(etag.starts_with("\"37-"), "{etag}");
+    assert_eq!(tagged(etag.clone()).await.0, StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        tagged(format!("\"x\", W/{etag}")).await.0,
+        StatusCode::NOT_MODIFIED
+    );
 
     // Entries and proofs: the office and auditors only.
     let path = "/v1/audit/entries?start=0&end=99";

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use banli_audit::{Record, Signer, Verifier, leaf_hash, verify_consistency, verify_inclusion};
 use banli_auditlog::store::Store;
+use banli_auditlog::verify::Trusted;
 use banli_auditlog::verify::{Finding, VerifyError, verify};
-use banli_auditlog::{AuditLog, LogOptions};
+use banli_auditlog::{AuditLog, LogError, LogOptions};
 use banli_db::testing::TestDb;
 use banli_db::{Pool, on_pool};
 use serde_json::json;
@@ -154,10 +155,56 @@ async fn scenario(db: TestDb) {
     assert!(log.store().erase_personal(3).await.expect("erase"));
     let personal = log.store().personal(3).await.expect("read").expect("row");
     assert_eq!((personal.data, personal.salt), (None, None));
-    let ok = verify(log.store(), &verifier, ORIGIN).await.expect("clean");
+    let ok = verify(log.store(), &verifier, ORIGIN, &[])
+        .await
+        .expect("clean");
     assert_eq!((ok.leaves, ok.signed_size), (150, 150));
 
-    // The database refuses changes and deletions.
+    // A leaf injected behind the log's back (INSERT needs no trigger dropped): found while the
+    // log runs, refused at the next start, and started again once it is set aside.
+    let forged = record(999).leaf_input(&[0; 32]);
+    on_pool!(&db.pool, p => sqlx::query("INSERT INTO audit_leaves (leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at) VALUES (150, $1, $2, 'supervision_notice', 'forged', $3)")
+        .bind(&forged).bind(leaf_hash(&forged).to_vec()).bind(time::OffsetDateTime::now_utc()).execute(p).await.map(|_| ()))
+        .expect("inject");
+    assert!(matches!(
+        verify(log.store(), &verifier, ORIGIN, &[]).await,
+        Err(VerifyError::Found(Finding::Unsigned {
+            index: 150,
+            stored: 151
+        }))
+    ));
+    drop(log);
+    let store = Store::new(db.pool.clone());
+    match AuditLog::open(
+        store.clone(),
+        Signer::parse(&signer.to_text()).expect("key"),
+        options(),
+    )
+    .await
+    {
+        Err(LogError::Unsigned {
+            index: 150,
+            stored: 151,
+        }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a log with a forged leaf at its end started"),
+    }
+    assert_eq!(
+        store
+            .quarantine(150, "forged in a test")
+            .await
+            .expect("quarantine"),
+        1
+    );
+    let (kept,): (i64,) = on_pool!(&db.pool, p => sqlx::query_as(
+        "SELECT count(*) FROM audit_quarantine WHERE source_id = 'forged'").fetch_one(p).await)
+    .expect("quarantined");
+    assert_eq!(kept, 1);
+    let log = open(&db, &signer).await;
+    assert_eq!(log.signed_size(), 150);
+    assert!(verify(log.store(), &verifier, ORIGIN, &[]).await.is_ok());
+
+    // The database refuses changes and deletions (quarantine put its trigger back).
     for sql in [
         "UPDATE audit_leaves SET record_type = 'x' WHERE leaf_index = 1",
         "DELETE FROM audit_leaves WHERE leaf_index = 1",
@@ -168,11 +215,11 @@ async fn scenario(db: TestDb) {
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     drop(log);
-    tamper(&db, &verifier).await;
+    tamper(&db, &signer, &verifier).await;
 }
 
 /// With the triggers dropped (what it takes to tamper), every kind of change is found.
-async fn tamper(db: &TestDb, verifier: &Verifier) {
+async fn tamper(db: &TestDb, signer: &Signer, verifier: &Verifier) {
     let drops: &[&str] = match &db.pool {
         Pool::Sqlite(_) => &[
             "DROP TRIGGER audit_leaves_no_update",
@@ -189,7 +236,7 @@ async fn tamper(db: &TestDb, verifier: &Verifier) {
         execute(&db.pool, sql).await.expect(sql);
     }
     let store = Store::new(db.pool.clone());
-    let check = || async { verify(&store, verifier, ORIGIN).await };
+    let check = || async { verify(&store, verifier, ORIGIN, &[]).await };
     let snapshot: Vec<(i64, Vec<u8>, Vec<u8>)> = on_pool!(&db.pool, p => sqlx::query_as(
         "SELECT leaf_index, leaf_input, leaf_hash FROM audit_leaves ORDER BY leaf_index").fetch_all(p).await)
         .expect("leaves");
@@ -286,6 +333,63 @@ async fn tamper(db: &TestDb, verifier: &Verifier) {
     assert!(matches!(
         check().await,
         Err(VerifyError::Found(Finding::Truncated { stored: 140, .. }))
+    ));
+
+    // Cut back to an earlier checkpoint with the later checkpoints and the seal deleted too:
+    // the database alone no longer shows it, a witness copy of the checkpoint at 150 does.
+    for sql in [
+        "DELETE FROM audit_leaves WHERE leaf_index >= 101",
+        "DELETE FROM audit_checkpoints WHERE tree_size > 101",
+        "DELETE FROM audit_seal",
+    ] {
+        execute(&db.pool, sql).await.expect(sql);
+    }
+    assert!(check().await.is_ok(), "consistent with itself");
+    let at_150 = Trusted {
+        source: "witness/150.checkpoint".into(),
+        checkpoint: verifier.verify(&genuine.1, ORIGIN).expect("genuine"),
+    };
+    match verify(&store, verifier, ORIGIN, std::slice::from_ref(&at_150)).await {
+        Err(VerifyError::Found(Finding::ShorterThanTrusted {
+            name,
+            size: 150,
+            stored: 101,
+        })) => {
+            assert_eq!(name, at_150.source);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A checkpoint the log signed for a size it still holds, but with another root (a fork).
+    let fork = Trusted {
+        source: "witness/fork.checkpoint".into(),
+        checkpoint: verifier
+            .verify(
+                &signer.sign(&banli_audit::Checkpoint {
+                    origin: ORIGIN.into(),
+                    size: 80,
+                    root: [7; 32],
+                }),
+                ORIGIN,
+            )
+            .expect("signed"),
+    };
+    assert!(matches!(
+        verify(&store, verifier, ORIGIN, &[fork]).await,
+        Err(VerifyError::Found(Finding::DiffersFromTrusted {
+            size: 80,
+            ..
+        }))
+    ));
+    // Without any signature left, nothing stored is trusted.
+    execute(&db.pool, "DELETE FROM audit_checkpoints")
+        .await
+        .expect("delete");
+    assert!(matches!(
+        check().await,
+        Err(VerifyError::Found(Finding::Unsigned {
+            index: 0,
+            stored: 101
+        }))
     ));
 }
 

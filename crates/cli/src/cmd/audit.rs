@@ -10,18 +10,88 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Subcommand;
 
+use banli_auditlog::verify::{Finding, Trusted, VerifyError};
+
 use crate::config::Config;
+
+/// How `banli audit` ends, beside success (0) and other errors (1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The stored log was tampered with (or a witness copy shows the log forked).
+    Tampered = 3,
+    /// A trusted checkpoint given to check against is unusable: unreadable, badly signed, or
+    /// of another log.
+    BadTrusted = 4,
+}
+
+/// An error that ends `banli audit` with its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AuditFailure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+fn fail(exit: Exit, message: String) -> anyhow::Error {
+    AuditFailure { exit, message }.into()
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute every root from the stored leaves and check every stored checkpoint (its
-    /// signature, its root, their consistency). Exits non-zero naming the first bad index and
-    /// what is wrong. Reads the database of --data-dir (audit.db) or --database-url.
+    /// Recompute every root from the stored leaves and check every stored checkpoint and the
+    /// seal (their signatures, their roots), and the log's consistency with each trusted
+    /// checkpoint. Reads the database of --data-dir (audit.db) or --database-url. Exit codes:
+    /// 0 consistent, 3 tampered (the first bad index and what is wrong), 4 a trusted
+    /// checkpoint is unusable (the file and why), 1 anything else.
     Verify {
         /// The log's public key file (`<name>+<id>+<key>`, as GET /v1/audit/public-key serves
-        /// it) [default: derived from the signing key in the data directory].
+        /// it). Never taken from the signing key beside the database it checks.
+        #[arg(
+            long,
+            required_unless_present = "public_key_url",
+            conflicts_with = "public_key_url"
+        )]
+        public_key: Option<PathBuf>,
+        /// Fetch the public key from this URL instead (e.g.
+        /// https://banli.example/v1/audit/public-key): only where you trust that server.
+        #[arg(long)]
+        public_key_url: Option<String>,
+        /// A checkpoint kept outside the database (`banli audit checkpoint --save`, or an
+        /// agency's copy of an `audit.checkpoint` event); the log must extend it. Repeatable.
+        #[arg(long = "trusted-checkpoint")]
+        trusted_checkpoint: Vec<PathBuf>,
+        /// Every `*.checkpoint` file in this directory, as --trusted-checkpoint.
+        #[arg(long)]
+        trusted_checkpoints: Option<PathBuf>,
+    },
+    /// Keep a witness copy: fetch the log's latest signed checkpoint from a running server and
+    /// save it in DIR (one file per tree size, never overwritten) — one cron line. Sends
+    /// If-None-Match, so an unchanged checkpoint costs nothing. Exit code 3 when the server
+    /// signed a different checkpoint for a size already saved (the log forked).
+    Checkpoint {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// Where witness copies are kept.
+        #[arg(long)]
+        save: PathBuf,
+        /// Check the signature with this public key before saving.
         #[arg(long)]
         public_key: Option<PathBuf>,
+    },
+    /// Set aside stored leaves that no signature of the log covers (what `verify` reports as
+    /// "not written by the log's sequencer"): they move to `audit_quarantine`, and the log
+    /// starts again. Run it with the server stopped; it refuses any leaf the log signed.
+    Quarantine {
+        /// The first leaf to set aside, as `verify` named it.
+        #[arg(long)]
+        from: u64,
+        /// Why, kept beside the leaves.
+        #[arg(long)]
+        reason: String,
+        /// The log's public key file, to check that the leaves are really unsigned.
+        #[arg(long)]
+        public_key: PathBuf,
     },
     /// Check a signed checkpoint and a proof from files, with only the public key: what a
     /// deputy or an inspector runs. Give --leaf-input or --leaf-hash with --inclusion, or
@@ -53,7 +123,46 @@ pub enum AuditCommand {
 
 pub async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
     match cmd {
-        AuditCommand::Verify { public_key } => verify_store(config, public_key.as_deref()).await,
+        AuditCommand::Verify {
+            public_key,
+            public_key_url,
+            trusted_checkpoint,
+            trusted_checkpoints,
+        } => {
+            let verifier = match (public_key, public_key_url) {
+                (Some(p), _) => verifier_from(&p)?,
+                (None, Some(url)) => {
+                    let (status, _, body) = http_get(&url, None).await?;
+                    if status != 200 {
+                        bail!(
+                            "{url} answered {status}; give the public key file with --public-key"
+                        );
+                    }
+                    Verifier::parse(String::from_utf8_lossy(&body).trim())
+                        .with_context(|| format!("{url} did not serve a verifier key"))?
+                }
+                (None, None) => bail!("give --public-key FILE (or --public-key-url URL)"),
+            };
+            let mut files = trusted_checkpoint;
+            if let Some(dir) = trusted_checkpoints {
+                files.extend(checkpoint_files(&dir)?);
+            }
+            let trusted = files
+                .iter()
+                .map(|f| trusted_from(f, &verifier))
+                .collect::<Result<Vec<_>>>()?;
+            verify_store(config, &verifier, &trusted).await
+        }
+        AuditCommand::Checkpoint {
+            url,
+            save,
+            public_key,
+        } => save_checkpoint(&url, &save, public_key.as_deref()).await,
+        AuditCommand::Quarantine {
+            from,
+            reason,
+            public_key,
+        } => quarantine(config, from, &reason, &verifier_from(&public_key)?).await,
         AuditCommand::VerifyProof {
             public_key,
             checkpoint,
@@ -83,16 +192,50 @@ fn verifier_from(path: &Path) -> Result<Verifier> {
         .with_context(|| format!("{} is not a verifier key", path.display()))
 }
 
-async fn verify_store(config: &Config, public_key: Option<&Path>) -> Result<()> {
-    let verifier = match public_key {
-        Some(p) => verifier_from(p)?,
-        None => {
-            let path = config.audit_key_path();
-            banli_audit::Signer::parse(&read(&path, "the audit signing key")?)
-                .with_context(|| format!("{} is not a signing key", path.display()))?
-                .verifier()
-        }
-    };
+/// The `*.checkpoint` files of a directory, in name order.
+fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "checkpoint"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(fail(
+            Exit::BadTrusted,
+            format!("{} holds no *.checkpoint file", dir.display()),
+        ));
+    }
+    Ok(files)
+}
+
+/// A trusted checkpoint file, its signature checked: an unusable one ends with exit code 4.
+fn trusted_from(path: &Path, verifier: &Verifier) -> Result<Trusted> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(
+            Exit::BadTrusted,
+            format!(
+                "the trusted checkpoint {}: cannot read it: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    let checkpoint = verifier.verify(&text, verifier.name()).map_err(|e| {
+        fail(
+            Exit::BadTrusted,
+            format!(
+                "the trusted checkpoint {} is unusable: {e} (is it a checkpoint of this log, signed by this key?)",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(Trusted {
+        source: path.display().to_string(),
+        checkpoint,
+    })
+}
+
+async fn open_store(config: &Config) -> Result<(Pool, banli_auditlog::store::Store)> {
     let url = match &config.database_url {
         Some(u) => u.0.clone(),
         None => {
@@ -115,25 +258,160 @@ async fn verify_store(config: &Config, public_key: Option<&Path>) -> Result<()> 
     )
     .await?;
     let store = banli_auditlog::store::Store::new(pool.clone());
+    Ok((pool, store))
+}
+
+async fn verify_store(config: &Config, verifier: &Verifier, trusted: &[Trusted]) -> Result<()> {
+    let (pool, store) = open_store(config).await?;
     let started = std::time::Instant::now();
-    let result = banli_auditlog::verify::verify(&store, &verifier, verifier.name()).await;
+    let result = banli_auditlog::verify::verify(&store, verifier, verifier.name(), trusted).await;
     pool.close().await;
     match result {
         Ok(v) => {
             println!(
-                "ok: {} leaves, {} checkpoints, signed up to size {}, all consistent ({:.2} s)",
+                "ok: {} leaves, {} checkpoints, signed up to size {}, all consistent; consistent with {} trusted checkpoints ({:.2} s)",
                 v.leaves,
                 v.checkpoints,
                 v.signed_size,
+                v.trusted,
                 started.elapsed().as_secs_f64()
             );
             Ok(())
         }
-        Err(banli_auditlog::verify::VerifyError::Found(f)) => {
-            bail!("the audit log was tampered with: {f}")
-        }
+        Err(VerifyError::Found(f)) => Err(fail(
+            Exit::Tampered,
+            format!("the audit log was tampered with: {f}"),
+        )),
         Err(e) => Err(e).context("reading the audit log"),
     }
+}
+
+async fn quarantine(config: &Config, from: u64, reason: &str, verifier: &Verifier) -> Result<()> {
+    if reason.trim().is_empty() {
+        bail!("give a --reason: it is kept beside the leaves set aside");
+    }
+    let (pool, store) = open_store(config).await?;
+    let result = async {
+        match banli_auditlog::verify::verify(&store, verifier, verifier.name(), &[]).await {
+            Err(VerifyError::Found(Finding::Unsigned { index, stored })) if index == from => {
+                let moved = store.quarantine(from, reason).await?;
+                println!(
+                    "set aside {moved} leaves ({from}..{stored}) in audit_quarantine; the log can start again"
+                );
+                Ok(())
+            }
+            Err(VerifyError::Found(Finding::Unsigned { index, .. })) => bail!(
+                "the first leaf no signature covers is {index}, not {from}: give --from {index}"
+            ),
+            Err(VerifyError::Found(f)) => Err(fail(
+                Exit::Tampered,
+                format!("refused: the log has another problem, which setting leaves aside does not mend: {f}"),
+            )),
+            Err(e) => Err(e).context("reading the audit log"),
+            Ok(v) => bail!(
+                "refused: every stored leaf ({}) is under the log's signature; nothing to set aside",
+                v.leaves
+            ),
+        }
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
+/// GET with an optional If-None-Match: the status, the ETag and the body (at most 64 KiB).
+async fn http_get(url: &str, etag: Option<&str>) -> Result<(u16, Option<String>, Vec<u8>)> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .context("TLS")?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Empty<hyper::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build(https);
+    let mut req = hyper::Request::get(url);
+    if let Some(tag) = etag {
+        req = req.header(hyper::header::IF_NONE_MATCH, tag);
+    }
+    let req = req
+        .body(Empty::new())
+        .with_context(|| format!("{url} is not a URL"))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+        .await
+        .with_context(|| format!("{url} did not answer within 30 s"))?
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status().as_u16();
+    let tag = resp
+        .headers()
+        .get(hyper::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?
+        .to_bytes()
+        .to_vec();
+    Ok((status, tag, body))
+}
+
+/// `banli audit checkpoint --save DIR`.
+async fn save_checkpoint(base: &str, dir: &Path, public_key: Option<&Path>) -> Result<()> {
+    let verifier = public_key.map(verifier_from).transpose()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let url = format!("{}/v1/audit/checkpoint", base.trim_end_matches('/'));
+    let etag_file = dir.join("latest.etag");
+    let etag = std::fs::read_to_string(&etag_file).ok();
+    let (status, tag, body) = http_get(&url, etag.as_deref().map(str::trim)).await?;
+    if status == 304 {
+        println!("unchanged: the latest checkpoint is saved already");
+        return Ok(());
+    }
+    if status != 200 {
+        bail!("{url} answered {status}");
+    }
+    let note = String::from_utf8(body).context("the checkpoint is not text")?;
+    let checkpoint = match &verifier {
+        Some(v) => v
+            .verify(&note, v.name())
+            .with_context(|| format!("the checkpoint from {url} does not verify"))?,
+        None => {
+            let body = note.split_once("\n\n").map(|(b, _)| format!("{b}\n"));
+            banli_audit::Checkpoint::parse_body(body.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("{url} did not serve a checkpoint: {e}"))?
+        }
+    };
+    let file = dir.join(format!("{:020}.checkpoint", checkpoint.size));
+    match std::fs::read_to_string(&file) {
+        Ok(saved) if saved == note => {
+            println!("unchanged: size {} is saved already", checkpoint.size)
+        }
+        Ok(_) => {
+            return Err(fail(
+                Exit::Tampered,
+                format!(
+                    "the server signed another checkpoint for size {} than the one saved in {}: the log forked",
+                    checkpoint.size,
+                    file.display()
+                ),
+            ));
+        }
+        Err(_) => {
+            let tmp = dir.join(format!(".{:020}.tmp", checkpoint.size));
+            std::fs::write(&tmp, &note)
+                .and_then(|()| std::fs::rename(&tmp, &file))
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            println!("saved {} (size {})", file.display(), checkpoint.size);
+        }
+    }
+    if let Some(tag) = tag {
+        std::fs::write(&etag_file, tag)
+            .with_context(|| format!("cannot write {}", etag_file.display()))?;
+    }
+    Ok(())
 }
 
 fn hashes(v: &serde_json::Value, field: &str) -> Result<Vec<Hash>> {
