@@ -73,6 +73,11 @@ pub enum ConnectError {
 pub struct ConnectOptions {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// SQLite: every commit reaches the disk before it returns (`synchronous=FULL`), for a
+    /// database whose lost commit would contradict something already published (the audit
+    /// log's signed checkpoints). Otherwise WAL's `synchronous=NORMAL`: a power loss may lose
+    /// the last commits, never corrupt. No effect on PostgreSQL, which is durable on commit.
+    pub durable: bool,
 }
 
 impl Default for ConnectOptions {
@@ -80,6 +85,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            durable: false,
         }
     }
 }
@@ -108,7 +114,11 @@ impl Pool {
                 .map_err(open)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(if opts.durable {
+                    SqliteSynchronous::Full
+                } else {
+                    SqliteSynchronous::Normal
+                })
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
             let file = options.get_filename();

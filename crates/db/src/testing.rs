@@ -33,11 +33,16 @@ enum Cleanup {
 impl TestDb {
     /// A new SQLite file in a temporary directory.
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_with(&ConnectOptions::default()).await
+    }
+
+    /// A new SQLite file in a temporary directory, opened with these options.
+    pub async fn sqlite_with(opts: &ConnectOptions) -> TestDb {
         let dir =
             std::env::temp_dir().join(format!("banli-test-{}", uuid::Uuid::now_v7().simple()));
         let url = crate::sqlite_url_in(&dir);
         #[allow(clippy::expect_used)] // a test helper: failing loudly is the point
-        let pool = Pool::connect(&url, &ConnectOptions::default())
+        let pool = Pool::connect(&url, opts)
             .await
             .expect("a temporary SQLite database opens");
         TestDb {

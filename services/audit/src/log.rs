@@ -99,34 +99,13 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
-/// How many leaves are read at a time when the tree is rebuilt.
-const LOAD_CHUNK: u64 = 50_000;
-
-/// Rebuilds the tree from the stored leaves' bytes: each leaf hash is recomputed, and a stored
-/// hash that differs, or a missing index, stops the load.
+/// Rebuilds the tree from the stored leaves' bytes (as `verify` reads them): each leaf hash
+/// is recomputed, and a stored hash that differs, or a missing index, stops the load.
 async fn load_tree(store: &Store) -> Result<Tree, LogError> {
-    let mut tree = Tree::new();
-    loop {
-        let chunk = store.leaf_inputs(tree.size(), LOAD_CHUNK).await?;
-        if chunk.is_empty() {
-            return Ok(tree);
-        }
-        for (index, input, stored) in chunk {
-            if index != tree.size() {
-                return Err(LogError::Inconsistent(format!(
-                    "leaf {} is missing",
-                    tree.size()
-                )));
-            }
-            let hash = leaf_hash(&input);
-            if stored.as_slice() != hash.as_slice() {
-                return Err(LogError::Inconsistent(format!(
-                    "leaf {index}: its stored hash is not the hash of its stored bytes"
-                )));
-            }
-            tree.push(hash);
-        }
-    }
+    crate::verify::read_tree(store).await.map_err(|e| match e {
+        crate::verify::VerifyError::Store(s) => LogError::Store(s),
+        crate::verify::VerifyError::Found(f) => LogError::Inconsistent(f.to_string()),
+    })
 }
 
 impl AuditLog {

@@ -289,17 +289,18 @@ impl Store {
             .collect())
     }
 
-    /// The stored leaves `[start, start + limit)` in index order: index, exact bytes and the
-    /// stored hash (which a reader recomputes rather than trusts).
+    /// The stored leaves with indices in `[start, end)`, in index order: index, exact bytes and
+    /// the stored hash (which a reader recomputes rather than trusts). A missing index shows as
+    /// a shorter, shifted list.
     pub async fn leaf_inputs(
         &self,
         start: u64,
-        limit: u64,
+        end: u64,
     ) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, StoreError> {
         let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT leaf_index, leaf_input, leaf_hash FROM audit_leaves WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2")
+            "SELECT leaf_index, leaf_input, leaf_hash FROM audit_leaves WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index")
             .bind(start as i64)
-            .bind(limit as i64)
+            .bind(end as i64)
             .fetch_all(p)
             .await)?;
         Ok(rows

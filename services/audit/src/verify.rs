@@ -101,7 +101,7 @@ pub async fn verify(
     if let Some(seal) = store.seal().await? {
         while tree.size() < seal.size {
             let chunk = store
-                .leaf_inputs(tree.size(), (seal.size - tree.size()).min(CHUNK))
+                .leaf_inputs(tree.size(), seal.size.min(tree.size() + CHUNK))
                 .await?;
             if chunk.is_empty() {
                 break;
@@ -192,28 +192,34 @@ fn check_signed(
 
 type Chunk = Vec<(u64, Vec<u8>, Vec<u8>)>;
 
-/// Reads every leaf in chunks — the next chunk is read while this one is hashed, and a chunk's
-/// leaves are hashed on every core — and rebuilds the tree from the recomputed hashes.
-async fn read_tree(store: &Store) -> Result<Tree, VerifyError> {
+/// Reads every leaf in chunks — two chunks are read at once (on two connections) while the one
+/// before them is hashed, on every core — and rebuilds the tree from the recomputed hashes.
+/// A missing index, or a stored hash that is not the hash of the stored bytes, is a finding.
+pub async fn read_tree(store: &Store) -> Result<Tree, VerifyError> {
     let (tx, mut rx) = mpsc::channel::<Result<Chunk, StoreError>>(2);
     let reader = {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut start = 0u64;
-            loop {
-                let chunk = store.leaf_inputs(start, CHUNK).await;
-                let last = match &chunk {
-                    Ok(c) => c.last().map(|(i, _, _)| *i),
-                    Err(_) => None,
+            let fetch = |start: u64| {
+                let store = store.clone();
+                tokio::spawn(async move { store.leaf_inputs(start, start + CHUNK).await })
+            };
+            let mut inflight = std::collections::VecDeque::from([fetch(0), fetch(CHUNK)]);
+            let mut next = 2 * CHUNK;
+            while let Some(h) = inflight.pop_front() {
+                let chunk = match h.await {
+                    Ok(c) => c,
+                    Err(e) => Err(StoreError::Corrupt(format!("a leaf reader stopped: {e}"))),
                 };
-                let failed = chunk.is_err();
-                if tx.send(chunk).await.is_err() || failed {
+                let done = !matches!(&chunk, Ok(c) if !c.is_empty());
+                if tx.send(chunk).await.is_err() || done {
+                    for h in inflight {
+                        h.abort();
+                    }
                     return;
                 }
-                match last {
-                    Some(i) => start = i + 1,
-                    None => return,
-                }
+                inflight.push_back(fetch(next));
+                next += CHUNK;
             }
         })
     };
@@ -228,6 +234,14 @@ async fn read_tree(store: &Store) -> Result<Tree, VerifyError> {
             reader.abort();
             return Err(f.into());
         }
+    }
+    // Reading stops at the first empty range: anything stored beyond it is after a gap.
+    if let Some((found, _)) = store.leaf_hashes(tree.size(), 1).await?.first() {
+        return Err(Finding::Missing {
+            index: tree.size(),
+            found: *found,
+        }
+        .into());
     }
     Ok(tree)
 }
