@@ -532,7 +532,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         } else {
             let p = Pool::connect(
                 &banli_db::sqlite_url_for(&config.data_dir, "audit.db"),
-                &ConnectOptions::default(),
+                // A signed checkpoint may be published the moment it commits: the commit must
+                // survive a power loss, or the log could sign another root at that size.
+                &ConnectOptions {
+                    durable: true,
+                    ..ConnectOptions::default()
+                },
             )
             .await?;
             pools.push(p.clone());
