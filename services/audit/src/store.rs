@@ -334,59 +334,44 @@ impl Store {
                     SELECT leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at, $2, $3 FROM audit_leaves WHERE leaf_index >= $1";
         let personal = "DELETE FROM audit_personal WHERE leaf_index >= $1";
         let delete = "DELETE FROM audit_leaves WHERE leaf_index >= $1";
+        // One transaction: lift the delete trigger, copy, delete, put the trigger back.
+        macro_rules! set_aside {
+            ($p:expr, $lift:expr, $restore:expr) => {{
+                let mut tx = $p.begin().await?;
+                sqlx::query($lift).execute(&mut *tx).await?;
+                sqlx::query(copy)
+                    .bind(from as i64)
+                    .bind(now)
+                    .bind(&reason)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(personal)
+                    .bind(from as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(delete)
+                    .bind(from as i64)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query($restore).execute(&mut *tx).await?;
+                tx.commit().await?;
+                n
+            }};
+        }
         self.db
             .write(move |pool| async move {
                 let moved = match &pool {
-                    Pool::Postgres(p) => {
-                        let mut tx = p.begin().await?;
-                        sqlx::query(
-                            "DROP TRIGGER IF EXISTS audit_leaves_append_only ON audit_leaves",
-                        )
-                        .execute(&mut *tx)
-                        .await?;
-                        sqlx::query(copy)
-                            .bind(from as i64)
-                            .bind(now)
-                            .bind(&reason)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(personal)
-                            .bind(from as i64)
-                            .execute(&mut *tx)
-                            .await?;
-                        let n = sqlx::query(delete)
-                            .bind(from as i64)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        sqlx::query(POSTGRES_APPEND_ONLY).execute(&mut *tx).await?;
-                        tx.commit().await?;
-                        n
-                    }
-                    Pool::Sqlite(p) => {
-                        let mut tx = p.begin().await?;
-                        sqlx::query("DROP TRIGGER IF EXISTS audit_leaves_no_delete")
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(copy)
-                            .bind(from as i64)
-                            .bind(now)
-                            .bind(&reason)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(personal)
-                            .bind(from as i64)
-                            .execute(&mut *tx)
-                            .await?;
-                        let n = sqlx::query(delete)
-                            .bind(from as i64)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        sqlx::query(SQLITE_NO_DELETE).execute(&mut *tx).await?;
-                        tx.commit().await?;
-                        n
-                    }
+                    Pool::Postgres(p) => set_aside!(
+                        p,
+                        "DROP TRIGGER IF EXISTS audit_leaves_append_only ON audit_leaves",
+                        POSTGRES_APPEND_ONLY
+                    ),
+                    Pool::Sqlite(p) => set_aside!(
+                        p,
+                        "DROP TRIGGER IF EXISTS audit_leaves_no_delete",
+                        SQLITE_NO_DELETE
+                    ),
                 };
                 Ok::<u64, StoreError>(moved)
             })
