@@ -153,6 +153,9 @@ impl Config {
         if let Ok(v) = std::env::var("BANLI_NATS_SUBJECT_PREFIX") {
             config.nats_subject_prefix = v;
         }
+        if let Ok(v) = std::env::var("BANLI_WEBHOOK_KEY") {
+            config.webhook_key = Some(PathBuf::from(v));
+        }
         if let Ok(v) = std::env::var("BANLI_CONSISTENCY_KEY") {
             config.consistency_key = Some(PathBuf::from(v));
         }
