@@ -120,12 +120,8 @@ impl AuditLog {
         let verifier = signer.verifier();
         let latest = store.latest_checkpoint().await?;
         // Every stored leaf must be under the log's own signature: the seal the sequencer
-        // rewrites with each append (or, in a log stored before seals, the latest checkpoint).
-        let seal = match store.seal().await? {
-            Some(seal) => Some(seal),
-            None => latest.clone(),
-        };
-        let sealed = match &seal {
+        // rewrites with each append, or a published checkpoint (a log stored before seals).
+        let sealed = match store.seal().await? {
             Some(c) => {
                 let cp = verifier.verify(&c.note, &options.origin).map_err(|e| {
                     LogError::Inconsistent(format!("its seal at size {}: {e}", c.size))
@@ -140,12 +136,6 @@ impl AuditLog {
             }
             None => 0,
         };
-        if tree.size() > sealed {
-            return Err(LogError::Unsigned {
-                index: sealed,
-                stored: tree.size(),
-            });
-        }
         let signed = match latest {
             // A new log signs its empty tree, so that there is always a checkpoint to read.
             None if tree.size() == 0 => {
@@ -189,6 +179,13 @@ impl AuditLog {
                 })
             }
         };
+        let covered = sealed.max(signed.as_ref().map_or(0, |s| s.size));
+        if tree.size() > covered {
+            return Err(LogError::Unsigned {
+                index: covered,
+                stored: tree.size(),
+            });
+        }
         let (jobs, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             store,
