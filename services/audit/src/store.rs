@@ -65,6 +65,17 @@ const SQLITE_NO_DELETE: &str = "CREATE TRIGGER audit_leaves_no_delete BEFORE DEL
 const SEAL_UPSERT: &str = "INSERT INTO audit_seal (id, tree_size, root_hash, note, sealed_at) VALUES (1, $1, $2, $3, $4) \
      ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, root_hash = excluded.root_hash, note = excluded.note, sealed_at = excluded.sealed_at";
 
+type CheckpointRow = (i64, Vec<u8>, String, OffsetDateTime);
+
+fn checkpoint((size, root, note, signed_at): CheckpointRow) -> StoredCheckpoint {
+    StoredCheckpoint {
+        size: size.max(0) as u64,
+        root,
+        note,
+        signed_at,
+    }
+}
+
 type EntryRow = (i64, Vec<u8>, Vec<u8>, String, OffsetDateTime);
 type PersonalRow = (Option<Vec<u8>>, Option<String>, Option<OffsetDateTime>);
 
@@ -311,16 +322,11 @@ impl Store {
 
     /// The seal: the log's signature over every leaf the sequencer stored.
     pub async fn seal(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row: Option<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(
+        let row: Option<CheckpointRow> = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT tree_size, root_hash, note, sealed_at FROM audit_seal WHERE id = 1")
             .fetch_optional(p)
             .await)?;
-        Ok(row.map(|(size, root, note, signed_at)| StoredCheckpoint {
-            size: size.max(0) as u64,
-            root,
-            note,
-            signed_at,
-        }))
+        Ok(row.map(checkpoint))
     }
 
     /// Moves the stored leaves from `from` on (and their personal data) out of the tree into
@@ -391,33 +397,20 @@ impl Store {
 
     /// Every signed checkpoint, smallest first.
     pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(
+        let rows: Vec<CheckpointRow> = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints ORDER BY tree_size")
             .fetch_all(p)
             .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(size, root, note, signed_at)| StoredCheckpoint {
-                size: size.max(0) as u64,
-                root,
-                note,
-                signed_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(checkpoint).collect())
     }
 
     /// The latest signed checkpoint.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row: Option<(i64, Vec<u8>, String, OffsetDateTime)> = on_pool!(self.pool(), p => sqlx::query_as(
+        let row: Option<CheckpointRow> = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT tree_size, root_hash, note, signed_at FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
             .fetch_optional(p)
             .await)?;
-        Ok(row.map(|(size, root, note, signed_at)| StoredCheckpoint {
-            size: size.max(0) as u64,
-            root,
-            note,
-            signed_at,
-        }))
+        Ok(row.map(checkpoint))
     }
 
     /// The personal data beside a leaf.
