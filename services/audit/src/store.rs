@@ -61,6 +61,10 @@ const POSTGRES_APPEND_ONLY: &str = "CREATE TRIGGER audit_leaves_append_only BEFO
 const SQLITE_NO_DELETE: &str = "CREATE TRIGGER audit_leaves_no_delete BEFORE DELETE ON audit_leaves \
      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: audit_leaves rows cannot be deleted'); END";
 
+/// Stores a published checkpoint.
+const CHECKPOINT_INSERT: &str =
+    "INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)";
+
 /// Writes the one seal row.
 const SEAL_UPSERT: &str = "INSERT INTO audit_seal (id, tree_size, root_hash, note, sealed_at) VALUES (1, $1, $2, $3, $4) \
      ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, root_hash = excluded.root_hash, note = excluded.note, sealed_at = excluded.sealed_at";
@@ -163,6 +167,22 @@ impl Store {
         checkpoint: Option<StoredCheckpoint>,
     ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
+        // The published checkpoint (when due) and the seal, in the caller's transaction.
+        macro_rules! signed_rows {
+            ($tx:expr) => {
+                for (sql, row) in [(CHECKPOINT_INSERT, &checkpoint), (SEAL_UPSERT, &seal)] {
+                    if let Some(c) = row {
+                        sqlx::query(sql)
+                            .bind(c.size as i64)
+                            .bind(&c.root)
+                            .bind(&c.note)
+                            .bind(c.signed_at)
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
+                }
+            };
+        }
         self.db
             .write(move |pool| async move {
                 match &pool {
@@ -203,24 +223,7 @@ impl Store {
                                 }
                             }
                         }
-                        if let Some(c) = &checkpoint {
-                            sqlx::query("INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
-                                .bind(c.size as i64)
-                                .bind(&c.root)
-                                .bind(&c.note)
-                                .bind(c.signed_at)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        if let Some(c) = &seal {
-                            sqlx::query(SEAL_UPSERT)
-                                .bind(c.size as i64)
-                                .bind(&c.root)
-                                .bind(&c.note)
-                                .bind(c.signed_at)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        signed_rows!(tx);
                         tx.commit().await?;
                     }
                     Pool::Sqlite(p) => {
@@ -244,24 +247,7 @@ impl Store {
                                     .await?;
                             }
                         }
-                        if let Some(c) = &checkpoint {
-                            sqlx::query("INSERT INTO audit_checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
-                                .bind(c.size as i64)
-                                .bind(&c.root)
-                                .bind(&c.note)
-                                .bind(c.signed_at)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        if let Some(c) = &seal {
-                            sqlx::query(SEAL_UPSERT)
-                                .bind(c.size as i64)
-                                .bind(&c.root)
-                                .bind(&c.note)
-                                .bind(c.signed_at)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        signed_rows!(tx);
                         tx.commit().await?;
                     }
                 }
