@@ -4,6 +4,7 @@
 //! builds the binary first.
 
 mod audit;
+mod backup;
 mod cli;
 mod consistency;
 mod demo;

@@ -35,6 +35,50 @@ fn record(i: u64) -> Record {
     }
 }
 
+/// Stores `leaves` records directly (10,000 per transaction, a checkpoint every 100,000, the seal
+/// at the end), signed by `signer` under `origin`.
+pub async fn load(store: &Store, signer: &Signer, origin: &str, leaves: u64) -> Result<()> {
+    let mut tree = Tree::new();
+    let chunk = 10_000u64;
+    for start in (0..leaves).step_by(chunk as usize) {
+        let batch: Vec<NewLeaf> = (start..(start + chunk).min(leaves))
+            .map(|i| {
+                let input = record(i).leaf_input(&[0; 32]);
+                let h = leaf_hash(&input);
+                tree.push(h);
+                NewLeaf {
+                    index: i,
+                    leaf_input: input,
+                    leaf_hash: h,
+                    record_type: "supervision_notice".into(),
+                    source_id: format!("bench-{i}"),
+                    personal: None,
+                }
+            })
+            .collect();
+        let last = start + batch.len() as u64 >= leaves;
+        let checkpoint = if last || (start / chunk) % 10 == 9 {
+            let size = tree.size();
+            let root = tree.root(size)?;
+            Some(StoredCheckpoint {
+                size,
+                root: root.to_vec(),
+                note: signer.sign(&Checkpoint {
+                    origin: origin.into(),
+                    size,
+                    root,
+                }),
+                signed_at: time::OffsetDateTime::now_utc(),
+            })
+        } else {
+            None
+        };
+        let seal = if last { checkpoint.clone() } else { None };
+        store.append(batch, seal, checkpoint).await?;
+    }
+    Ok(())
+}
+
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -170,49 +214,11 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
     let store = Store::new(db.pool.clone());
     store.migrate().await?;
     let t = Instant::now();
-    let mut tree = Tree::new();
-    let chunk = 10_000u64;
-    for start in (0..leaves).step_by(chunk as usize) {
-        let batch: Vec<NewLeaf> = (start..(start + chunk).min(leaves))
-            .map(|i| {
-                let input = record(i).leaf_input(&[0; 32]);
-                let h = leaf_hash(&input);
-                tree.push(h);
-                NewLeaf {
-                    index: i,
-                    leaf_input: input,
-                    leaf_hash: h,
-                    record_type: "supervision_notice".into(),
-                    source_id: format!("bench-{i}"),
-                    personal: None,
-                }
-            })
-            .collect();
-        let last = start + batch.len() as u64 >= leaves;
-        let checkpoint = if last || (start / chunk) % 10 == 9 {
-            let size = tree.size();
-            let root = tree.root(size)?;
-            Some(StoredCheckpoint {
-                size,
-                root: root.to_vec(),
-                note: signer.sign(&Checkpoint {
-                    origin: ORIGIN.into(),
-                    size,
-                    root,
-                }),
-                signed_at: time::OffsetDateTime::now_utc(),
-            })
-        } else {
-            None
-        };
-        let seal = if last { checkpoint.clone() } else { None };
-        store.append(batch, seal, checkpoint).await?;
-    }
+    load(&store, &signer, ORIGIN, leaves).await?;
     println!(
         "load      {leaves} leaves stored in {:.1} s (10,000 per transaction, a checkpoint every 100,000)",
         t.elapsed().as_secs_f64()
     );
-    drop(tree);
     let t = Instant::now();
     let verified = banli_auditlog::verify::verify(&store, &signer.verifier(), ORIGIN, &[]).await?;
     println!(

@@ -23,6 +23,7 @@
 //! The baseline is single-row INSERT transactions on the same database with the same concurrency.
 
 mod audit;
+mod backup;
 mod client;
 mod feed;
 mod metrics;
@@ -148,6 +149,14 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// `banli backup` of a running server with N audit leaves and M suggestions: time and size
+    /// beside `cp` of the same files, and `banli restore`.
+    Backup {
+        #[arg(long, default_value_t = 1_000_000)]
+        leaves: u64,
+        #[arg(long, default_value_t = 100_000)]
+        suggestions: usize,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -177,6 +186,10 @@ async fn main() -> Result<()> {
             seconds,
         }) => lifecycle(backend, mode, clients, Duration::from_secs(seconds)).await,
         Some(Command::Memory { suggestions }) => memory(suggestions).await,
+        Some(Command::Backup {
+            leaves,
+            suggestions,
+        }) => backup::run(leaves, suggestions).await,
         Some(Command::Idle { seconds }) => idle(Duration::from_secs(seconds)).await,
         Some(Command::Timers {
             backend,
@@ -262,6 +275,7 @@ async fn main() -> Result<()> {
             }
             watch::run(200, 10).await?;
             soak::run(Backend::Sqlite, Mode::One, 10, None).await?;
+            backup::run(1_000_000, 100_000).await?;
             idle(Duration::from_secs(60)).await?;
             memory(100_000).await
         }
@@ -882,20 +896,11 @@ async fn idle(duration: Duration) -> Result<()> {
     server.stop().await
 }
 
-async fn memory(suggestions: usize) -> Result<()> {
-    let server = Server::sqlite().await?;
-    let http = Http::new(server.http_url.clone());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = server.rss_kib()?;
-    let world = setup(&http, &server.office_key).await?;
-    println!("\n== memory of banli serve (SQLite)");
-    println!(
-        "  idle RSS                {:>8.1} MiB  (goal ≤ 40 MiB)",
-        idle as f64 / 1024.0
-    );
-    let start = Instant::now();
+/// Registers `count` suggestions (rounded up to a multiple of 32) through REST from 32 clients;
+/// how many.
+async fn submit_many(http: &Http, world: &World, count: usize) -> Result<usize> {
     let clients = 32;
-    let per = suggestions.div_ceil(clients);
+    let per = count.div_ceil(clients);
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (http, w) = (http.clone(), world.clone());
@@ -911,7 +916,22 @@ async fn memory(suggestions: usize) -> Result<()> {
     for t in tasks {
         t.await??;
     }
-    let stored = per * clients;
+    Ok(per * clients)
+}
+
+async fn memory(suggestions: usize) -> Result<()> {
+    let server = Server::sqlite().await?;
+    let http = Http::new(server.http_url.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = server.rss_kib()?;
+    let world = setup(&http, &server.office_key).await?;
+    println!("\n== memory of banli serve (SQLite)");
+    println!(
+        "  idle RSS                {:>8.1} MiB  (goal ≤ 40 MiB)",
+        idle as f64 / 1024.0
+    );
+    let start = Instant::now();
+    let stored = submit_many(&http, &world, suggestions).await?;
     let (status, page) = http
         .get("/v1/suggestions?page_size=200", &world.office)
         .await?;

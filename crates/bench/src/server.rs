@@ -42,7 +42,7 @@ async fn wait_listening(port: u16) -> Result<()> {
     bail!("banli serve did not listen on {port} within 10 s")
 }
 
-fn banli_binary() -> Result<PathBuf> {
+pub fn banli_binary() -> Result<PathBuf> {
     let mut p = std::env::current_exe()?;
     p.pop();
     let bin = p.join("banli");
@@ -100,6 +100,11 @@ impl Server {
         Server::start_with(pg, &[], &[]).await
     }
 
+    /// On SQLite in `dir` (its data directory `dir/data`), which may hold data already.
+    pub async fn sqlite_in(dir: PathBuf) -> Result<Server> {
+        Server::start_in(dir, None, &[], &[]).await
+    }
+
     async fn start_with(
         pg: Option<TestDb>,
         extra: &[&str],
@@ -107,6 +112,15 @@ impl Server {
     ) -> Result<Server> {
         let dir =
             std::env::temp_dir().join(format!("banli-bench-{}", uuid::Uuid::now_v7().simple()));
+        Server::start_in(dir, pg, extra, env).await
+    }
+
+    async fn start_in(
+        dir: PathBuf,
+        pg: Option<TestDb>,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Result<Server> {
         std::fs::create_dir_all(&dir)?;
         let (http, grpc) = (free_port()?, free_port()?);
         let database_url = match &pg {

@@ -47,6 +47,20 @@ enum Command {
     /// Verify the audit log, or a checkpoint and a proof with only the public key.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Copy the data directory while the server runs: every SQLite file as of one instant and
+    /// the key files, with a manifest of checksums (embedded mode; PostgreSQL has pg_dump).
+    Backup {
+        /// A new or empty directory.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Restore a backup into the data directory (--data-dir), after checking every file; never
+    /// overwrites a file.
+    Restore {
+        /// The directory `banli backup` wrote.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -101,6 +115,8 @@ fn main() -> ExitCode {
         Command::Calendar(c) => cmd::calendar::run(&config, c),
         Command::Profile(c) => cmd::profile::run(&config, c),
         Command::Audit(c) => run_async(cmd::audit::run(&config, c)),
+        Command::Backup { to } => run_async(cmd::backup::backup(&config, &to)),
+        Command::Restore { from } => run_async(cmd::backup::restore(&config, &from)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

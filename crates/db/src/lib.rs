@@ -16,6 +16,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod idempotency;
 pub mod signal;
+pub mod snapshot;
 pub mod testing;
 mod writer;
 

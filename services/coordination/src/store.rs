@@ -808,17 +808,10 @@ impl Store {
 
     /// Applies this service's migrations (idempotent), under its own migrations table.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let m = migrator(self.pool().backend());
         match self.pool() {
-            Pool::Sqlite(p) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.dangerous_set_table_name("_migrations_coordination");
-                m.run(p).await?;
-            }
-            Pool::Postgres(p) => {
-                let mut m = sqlx::migrate!("./migrations/postgres");
-                m.dangerous_set_table_name("_migrations_coordination");
-                m.run(p).await?;
-            }
+            Pool::Sqlite(p) => m.run(p).await?,
+            Pool::Postgres(p) => m.run(p).await?,
         }
         self.idempotency
             .migrate(self.pool())
@@ -1157,4 +1150,19 @@ impl Store {
 enum Prepared {
     Apply(Envelope, Box<ReplicaChange>, Vec<EventRow>, Vec<Task>),
     Park(Envelope, String, bool),
+}
+
+/// The table in which this service records its migrations: its own, so that services can share
+/// one database.
+pub const MIGRATIONS_TABLE: &str = "_migrations_coordination";
+
+/// This service's migrations on `backend` (`banli backup` and `banli restore` compare a copy's
+/// latest with the latest here).
+pub fn migrator(backend: banli_db::Backend) -> sqlx::migrate::Migrator {
+    let mut m = match backend {
+        banli_db::Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        banli_db::Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
 }

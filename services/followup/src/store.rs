@@ -1423,17 +1423,10 @@ impl Store {
     }
 
     pub async fn migrate(&self, inbox: &Inbox) -> Result<(), sqlx::migrate::MigrateError> {
+        let m = migrator(self.pool().backend());
         match self.pool() {
-            Pool::Sqlite(p) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.dangerous_set_table_name("_migrations_followup");
-                m.run(p).await?;
-            }
-            Pool::Postgres(p) => {
-                let mut m = sqlx::migrate!("./migrations/postgres");
-                m.dangerous_set_table_name("_migrations_followup");
-                m.run(p).await?;
-            }
+            Pool::Sqlite(p) => m.run(p).await?,
+            Pool::Postgres(p) => m.run(p).await?,
         }
         self.timers
             .migrate(self.pool())
@@ -1778,6 +1771,21 @@ impl Store {
             .fetch_optional(p)
             .await)?)
     }
+}
+
+/// The table in which this service records its migrations: its own, so that services can share
+/// one database.
+pub const MIGRATIONS_TABLE: &str = "_migrations_followup";
+
+/// This service's migrations on `backend` (`banli backup` and `banli restore` compare a copy's
+/// latest with the latest here).
+pub fn migrator(backend: banli_db::Backend) -> sqlx::migrate::Migrator {
+    let mut m = match backend {
+        banli_db::Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        banli_db::Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
 }
 
 #[cfg(test)]

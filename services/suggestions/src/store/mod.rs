@@ -119,17 +119,10 @@ impl Store {
     /// Applies this service's migrations (idempotent). The migrations table is the service's own,
     /// so several services can share one SQLite file in the embedded mode.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let m = migrator(self.pool().backend());
         match self.pool() {
-            Pool::Sqlite(p) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.dangerous_set_table_name("_migrations_suggestions");
-                m.run(p).await
-            }
-            Pool::Postgres(p) => {
-                let mut m = sqlx::migrate!("./migrations/postgres");
-                m.dangerous_set_table_name("_migrations_suggestions");
-                m.run(p).await
-            }
+            Pool::Sqlite(p) => m.run(p).await,
+            Pool::Postgres(p) => m.run(p).await,
         }
     }
 
@@ -137,4 +130,19 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_pool!(self.pool(), p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(StoreError::from))
     }
+}
+
+/// The table in which this service records its migrations: its own, so that services can share
+/// one database.
+pub const MIGRATIONS_TABLE: &str = "_migrations_suggestions";
+
+/// This service's migrations on `backend` (`banli backup` and `banli restore` compare a copy's
+/// latest with the latest here).
+pub fn migrator(backend: banli_db::Backend) -> sqlx::migrate::Migrator {
+    let mut m = match backend {
+        banli_db::Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        banli_db::Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
 }
