@@ -196,6 +196,51 @@ pub(crate) fn check_running(dir: &Path, port: u16, office: &str) {
         );
     }
     assert!(dir.join("witness/latest.etag").exists());
+
+    // Every agency's feed carries the log's checkpoints: the copy an agency's system keeps is a
+    // trusted checkpoint for `verify` (check_stopped reads the witness directory).
+    let (status, agencies) = get_json(port, "/v1/agencies", office);
+    assert_eq!(status, 200, "{agencies}");
+    let agency = agencies
+        .as_array()
+        .expect("agencies")
+        .iter()
+        .find(|a| a["assigning_office"] == false)
+        .and_then(|a| a["id"].as_str())
+        .expect("an agency")
+        .to_owned();
+    let start = Instant::now();
+    let item = loop {
+        let (status, page) = get_json(
+            port,
+            &format!("/v1/feed?agency_id={agency}&limit=1000"),
+            office,
+        );
+        assert_eq!(status, 200, "{page}");
+        if let Some(item) = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["event_type"] == "audit.checkpoint")
+        {
+            break item.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no audit.checkpoint in the agency's feed: {page}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(item["aggregate_type"], "audit_log", "{item}");
+    let data = &item["payload"]["data"];
+    let size = data["size"].as_u64().expect("size");
+    assert!(size > 0, "{item}");
+    let note = data["note"].as_str().expect("the signed note");
+    assert!(
+        note.lines().nth(1) == Some(size.to_string().as_str()),
+        "{note}"
+    );
+    std::fs::write(dir.join(format!("witness/feed-{size}.checkpoint")), note).expect("write");
 }
 
 /// After the server stopped: the stored log verifies, and a changed byte is named.

@@ -32,6 +32,9 @@ pub struct Config {
     pub idempotency_retention_hours: u32,
     /// The audit log's name in its checkpoints and on its key (no spaces or `+`).
     pub audit_origin: String,
+    /// At most one `audit.checkpoint` event (the latest signed checkpoint, into every agency's
+    /// feed and webhooks) per this many seconds, and none while the log does not grow.
+    pub audit_checkpoint_event_secs: u64,
     /// The audit log's Ed25519 signing key file; empty means `audit-signing.key` in the data
     /// directory, generated on first start (mode 0600).
     pub audit_signing_key: Option<PathBuf>,
@@ -87,6 +90,7 @@ impl Default for Config {
             calendar: None,
             idempotency_retention_hours: 24,
             audit_origin: "banli.local/audit".to_owned(),
+            audit_checkpoint_event_secs: 60,
             audit_signing_key: None,
             webhook_key: None,
             consistency_key: None,
@@ -164,6 +168,11 @@ impl Config {
                 format!("BANLI_CONSISTENCY_WAIT_MS `{v}` is not a number of milliseconds")
             })?;
         }
+        if let Ok(v) = std::env::var("BANLI_AUDIT_CHECKPOINT_EVENT_SECS") {
+            config.audit_checkpoint_event_secs = v.parse().with_context(|| {
+                format!("BANLI_AUDIT_CHECKPOINT_EVENT_SECS `{v}` is not a number of seconds")
+            })?;
+        }
         if let Ok(v) = std::env::var("BANLI_OTLP_ENDPOINT") {
             config.otlp_endpoint = Some(v).filter(|v| !v.is_empty());
         }
@@ -199,6 +208,12 @@ impl Config {
         {
             bail!(
                 "otlp_endpoint `{e}` is not an http:// or https:// URL (e.g. http://127.0.0.1:4317, a collector's OTLP/gRPC port)"
+            );
+        }
+        if !(1..=86_400).contains(&self.audit_checkpoint_event_secs) {
+            bail!(
+                "audit_checkpoint_event_secs must be 1–86400 (seconds between audit.checkpoint events), not {}",
+                self.audit_checkpoint_event_secs
             );
         }
         if self.idempotency_retention_hours == 0 {
@@ -275,6 +290,11 @@ impl Config {
         self.consistency_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join(banli_api::consistency::KEY_FILE))
+    }
+
+    /// The least time between two `audit.checkpoint` events.
+    pub fn audit_checkpoint_event_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.audit_checkpoint_event_secs)
     }
 
     /// The bound on a consistency wait.

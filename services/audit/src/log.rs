@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use banli_audit::{Checkpoint, Hash, ProofError, Record, Signer, Tree, Verifier, leaf_hash};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::store::{Entry, NewLeaf, Store, StoreError, StoredCheckpoint};
 
@@ -79,7 +79,8 @@ struct Job {
 struct Inner {
     store: Store,
     tree: RwLock<Tree>,
-    signed: RwLock<Option<Signed>>,
+    /// The latest signed checkpoint; [`AuditLog::subscribe`] waits for the next.
+    signed: watch::Sender<Option<Signed>>,
     verifier: Verifier,
     options: LogOptions,
     jobs: mpsc::UnboundedSender<Job>,
@@ -190,7 +191,7 @@ impl AuditLog {
         let inner = Arc::new(Inner {
             store,
             tree: RwLock::new(tree),
-            signed: RwLock::new(signed),
+            signed: watch::Sender::new(signed),
             verifier,
             options,
             jobs,
@@ -231,7 +232,12 @@ impl AuditLog {
 
     /// The latest signed checkpoint.
     pub fn checkpoint(&self) -> Option<Signed> {
-        self.inner.signed.read().ok().and_then(|s| s.clone())
+        self.inner.signed.borrow().clone()
+    }
+
+    /// The latest signed checkpoint, and each one signed from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Signed>> {
+        self.inner.signed.subscribe()
     }
 
     /// The size proofs may be asked for: the latest signed size.
@@ -307,11 +313,7 @@ async fn sequencer(inner: Arc<Inner>, signer: Signer, mut rx: mpsc::UnboundedRec
     loop {
         let unsigned = {
             let size = inner.tree.read().map_or(0, |t| t.size());
-            let signed = inner
-                .signed
-                .read()
-                .ok()
-                .and_then(|s| s.as_ref().map(|s| s.size));
+            let signed = inner.signed.borrow().as_ref().map(|s| s.size);
             size > 0 && signed != Some(size)
         };
         let job = tokio::select! {
@@ -417,11 +419,7 @@ async fn write(
             tree.push(l.leaf_hash);
         }
         let size = tree.size();
-        let signed = inner
-            .signed
-            .read()
-            .ok()
-            .and_then(|s| s.as_ref().map(|s| s.size));
+        let signed = inner.signed.borrow().as_ref().map(|s| s.size);
         let publish = sign && size > 0 && signed != Some(size);
         if leaves.is_empty() && !publish {
             (None, None)
@@ -459,17 +457,15 @@ async fn write(
         }
         return Err(e);
     }
-    if let Some(c) = checkpoint
-        && let Ok(mut s) = inner.signed.write()
-    {
+    if let Some(c) = checkpoint {
         let mut root = [0u8; 32];
         root.copy_from_slice(&c.root);
-        *s = Some(Signed {
+        inner.signed.send_replace(Some(Signed {
             size: c.size,
             root,
             note: c.note,
             signed_at: c.signed_at,
-        });
+        }));
     }
     Ok(answers)
 }

@@ -1,6 +1,10 @@
 //! Supervision notices (督办通知) in the agencies' feeds: the follow-up service publishes each
 //! notice event (issued, acknowledged, answered, escalated); this consumer writes it into the
 //! feed of the notified agency, with its inbox entry in one transaction, once per event.
+//!
+//! A second instance of the same consumer puts the audit log's checkpoints (`audit.checkpoint`,
+//! also published by the follow-up service) into every agency's feed: one row, read by every
+//! agency (see [`crate::feed::EVERY_AGENCY`]).
 
 use banli_db::Pool;
 use banli_domain::ids::AgencyId;
@@ -15,6 +19,9 @@ use crate::store::{Store, StoreError};
 pub const CONSUMER: &str = "coordination-notices";
 /// The event types it reads.
 pub const FILTER: &str = "supervision.";
+/// The instance for the audit log's checkpoints, and the event types it reads.
+pub const CHECKPOINT_CONSUMER: &str = "coordination-checkpoints";
+pub const CHECKPOINT_FILTER: &str = "audit.";
 
 #[derive(Debug, Clone)]
 pub struct NoticeConsumer {
@@ -22,20 +29,34 @@ pub struct NoticeConsumer {
     inbox: Inbox,
 }
 
-/// The feed row of a notice event, for the notified agency; `Err` says why it cannot be read.
+/// The feed row of a notice event (for the notified agency) or of an audit checkpoint (for every
+/// agency); `Err` says why it cannot be read.
 fn entry(payload: &[u8]) -> Result<FeedEntry, String> {
     let w: WireEvent =
         serde_json::from_slice(payload).map_err(|e| format!("the envelope cannot be read: {e}"))?;
-    let target = w.payload["data"]["notice"]["target"]
-        .as_str()
-        .and_then(|t| t.parse().ok())
-        .map(AgencyId)
-        .ok_or_else(|| format!("{} names no notified agency", w.event_type))?;
+    let (agency_id, aggregate_type) = if w.event_type.starts_with(FILTER) {
+        let target = w.payload["data"]["notice"]["target"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .map(AgencyId)
+            .ok_or_else(|| format!("{} names no notified agency", w.event_type))?;
+        (target, "supervision")
+    } else if w.event_type == "audit.checkpoint" {
+        if w.payload["data"]["note"].as_str().is_none() {
+            return Err("audit.checkpoint carries no signed note".to_owned());
+        }
+        (crate::feed::EVERY_AGENCY, "audit_log")
+    } else {
+        return Err(format!(
+            "{} is not an event of the agencies' feeds",
+            w.event_type
+        ));
+    };
     Ok(FeedEntry {
-        agency_id: target,
+        agency_id,
         event_id: w.event_id,
         event_type: w.event_type,
-        aggregate_type: "supervision".to_owned(),
+        aggregate_type: aggregate_type.to_owned(),
         aggregate_id: w.aggregate_id,
         aggregate_version: w.aggregate_version,
         occurred_at: w.occurred_at.unwrap_or_default(),
@@ -48,6 +69,14 @@ impl NoticeConsumer {
         NoticeConsumer {
             store,
             inbox: Inbox::new("coordination", CONSUMER),
+        }
+    }
+
+    /// The instance for the audit log's checkpoints ([`CHECKPOINT_CONSUMER`], its own inbox).
+    pub fn checkpoints(store: Store) -> NoticeConsumer {
+        NoticeConsumer {
+            store,
+            inbox: Inbox::new("coordination", CHECKPOINT_CONSUMER),
         }
     }
 

@@ -7,6 +7,7 @@
 //! Library first; `banli serve` and `banli serve --service followup` run it.
 
 pub mod audit_feed;
+pub mod checkpoints;
 pub mod consumer;
 pub mod fire;
 pub mod grpc;

@@ -80,6 +80,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             banli_suggestions::consumer::CONSUMER,
             banli_coordination::consumer::CONSUMER,
             banli_coordination::notices::CONSUMER,
+            banli_coordination::notices::CHECKPOINT_CONSUMER,
             banli_followup::webhook_notices::CONSUMER,
             banli_auditlog::consumer::CONSUMER,
             banli_followup::consumer::CONSUMER,
@@ -284,6 +285,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             .migrate()
             .await
             .context("creating the coordination service's notice inbox")?;
+        // The audit log's checkpoints into every agency's feed.
+        let checkpoints = banli_coordination::notices::NoticeConsumer::checkpoints(cstore.clone());
+        checkpoints
+            .migrate()
+            .await
+            .context("creating the coordination service's checkpoint inbox")?;
         let gate = Gate::new(&["coordination", "webhook"])
             .watch(
                 "suggestion",
@@ -322,6 +329,23 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 ),
                 notices,
                 notice_stats,
+                stopped(&rx),
+            )),
+        ));
+        let checkpoint_stats = metrics.consumer(
+            banli_coordination::notices::CHECKPOINT_CONSUMER,
+            gate.applied(),
+        );
+        tasks.push((
+            "coordination checkpoint consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(
+                    banli_coordination::notices::CHECKPOINT_CONSUMER,
+                    banli_coordination::notices::CHECKPOINT_FILTER,
+                ),
+                checkpoints,
+                checkpoint_stats,
                 stopped(&rx),
             )),
         ));
@@ -569,6 +593,16 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 tokio::spawn(banli_followup::audit_feed::run(
                     fstore.clone(),
                     log.clone(),
+                    stopped(&rx),
+                )),
+            ));
+            // Its checkpoints to every agency's feed, the witnesses outside this database.
+            tasks.push((
+                "followup checkpoint events",
+                tokio::spawn(banli_followup::checkpoints::run(
+                    fstore.clone(),
+                    log.clone(),
+                    config.audit_checkpoint_event_interval(),
                     stopped(&rx),
                 )),
             ));
