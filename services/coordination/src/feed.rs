@@ -16,7 +16,7 @@ use crate::store::{Store, StoreError};
 pub const MAX_PAGE: u32 = 1000;
 
 /// The feed row written once for every agency's feed (the audit log's checkpoints): no agency
-/// has this id.
+/// has this id. The queries below write it out as `'00000000-0000-0000-0000-000000000000'`.
 pub const EVERY_AGENCY: AgencyId = AgencyId(Uuid::nil());
 
 /// One event in one agency's feed, as written.
@@ -261,17 +261,18 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<FeedRow>, StoreError> {
         let limit = i64::from(limit.clamp(1, MAX_PAGE));
-        // The agency's rows and the rows for every agency, each read in index order.
+        // The agency's rows and the rows for every agency, each read in index order. The shared
+        // rows' id is written out (EVERY_AGENCY): as a parameter, PostgreSQL's generic plan
+        // would walk the whole table by `seq` looking for rows that are rare.
         Ok(on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT * FROM (SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload \
                FROM feed_entries WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS own \
              UNION ALL SELECT * FROM (SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload \
-               FROM feed_entries WHERE agency_id = $4 AND seq > $2 ORDER BY seq LIMIT $3) AS every \
+               FROM feed_entries WHERE agency_id = '00000000-0000-0000-0000-000000000000' AND seq > $2 ORDER BY seq LIMIT $3) AS every \
              ORDER BY seq LIMIT $3")
             .bind(agency.to_string())
             .bind(after)
             .bind(limit)
-            .bind(EVERY_AGENCY.to_string())
             .fetch_all(p)
             .await)?)
     }
@@ -280,9 +281,8 @@ impl Store {
     pub async fn feed_end(&self, agency: AgencyId) -> Result<i64, StoreError> {
         let row: (Option<i64>,) = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM feed_entries WHERE agency_id = $1 \
-             UNION ALL SELECT MAX(seq) AS m FROM feed_entries WHERE agency_id = $2) AS ends")
+             UNION ALL SELECT MAX(seq) AS m FROM feed_entries WHERE agency_id = '00000000-0000-0000-0000-000000000000') AS ends")
             .bind(agency.to_string())
-            .bind(EVERY_AGENCY.to_string())
             .fetch_one(p)
             .await)?;
         Ok(row.0.unwrap_or(0))

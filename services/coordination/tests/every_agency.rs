@@ -48,6 +48,14 @@ fn versions(rows: &[FeedRow]) -> Vec<i64> {
     rows.iter().map(|r| r.aggregate_version).collect()
 }
 
+#[test]
+fn the_shared_id_is_the_one_the_queries_write_out() {
+    assert_eq!(
+        EVERY_AGENCY.to_string(),
+        "00000000-0000-0000-0000-000000000000"
+    );
+}
+
 async fn every_agency_rows(db: TestDb) {
     let store = Store::new(db.pool.clone());
     store.migrate().await.expect("migrations");

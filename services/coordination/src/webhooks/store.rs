@@ -298,10 +298,9 @@ impl Store {
                SELECT w.id FROM webhook_endpoints w WHERE w.state = 'active' AND w.next_attempt_at <= $3 \
                AND (w.leased_until IS NULL OR w.leased_until < $3) \
                AND (EXISTS (SELECT 1 FROM feed_entries f WHERE f.agency_id = w.agency_id AND f.seq > w.cursor) \
-                    OR EXISTS (SELECT 1 FROM feed_entries f WHERE f.agency_id = '{every}' AND f.seq > w.cursor)) \
+                    OR EXISTS (SELECT 1 FROM feed_entries f WHERE f.agency_id = '00000000-0000-0000-0000-000000000000' AND f.seq > w.cursor)) \
                ORDER BY w.next_attempt_at LIMIT $4) \
-             RETURNING {ENDPOINT_COLUMNS}",
-            every = crate::feed::EVERY_AGENCY
+             RETURNING {ENDPOINT_COLUMNS}"
         );
         let owner = owner.to_owned();
         self.db()
