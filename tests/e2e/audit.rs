@@ -15,7 +15,8 @@ use serde_json::Value;
 use crate::banli_binary;
 use crate::serve::http;
 
-fn banli(dir: &Path, args: &[&str]) -> Output {
+/// `banli ARGS` in `dir`, with nothing from the caller's environment choosing its data.
+pub(crate) fn banli(dir: &Path, args: &[&str]) -> Output {
     Command::new(banli_binary())
         .args(args)
         .current_dir(dir)

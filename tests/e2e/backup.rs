@@ -4,28 +4,16 @@
 //! newer backups are refused with the file named, and nothing is overwritten.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::banli_binary;
+use crate::audit::banli;
 use crate::distributed::{Proc, office_key, temp_dir};
 use crate::serve::http;
-
-fn banli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(banli_binary())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BANLI_DATABASE_URL")
-        .env_remove("BANLI_DATA_DIR")
-        .env_remove("BANLI_CONFIG")
-        .env("BANLI_LOG", "warn")
-        .output()
-        .expect("banli runs")
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -223,19 +211,23 @@ fn a_backup_taken_under_load_restores_starts_and_verifies_against_an_earlier_che
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let out = banli(
-        &dir,
-        &[
-            "--data-dir",
-            "restored",
-            "audit",
-            "verify",
-            "--public-key",
-            "audit.pub",
-            "--trusted-checkpoints",
-            "witness",
-        ],
-    );
+    // The restored log against the witness taken before the backup, with the public key only.
+    let verify_restored = || {
+        banli(
+            &dir,
+            &[
+                "--data-dir",
+                "restored",
+                "audit",
+                "verify",
+                "--public-key",
+                "audit.pub",
+                "--trusted-checkpoints",
+                "witness",
+            ],
+        )
+    };
+    let out = verify_restored();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("consistent with 1 trusted checkpoints"),
@@ -269,19 +261,7 @@ fn a_backup_taken_under_load_restores_starts_and_verifies_against_an_earlier_che
     one_suggestion(r.http, &office, &session, &deputy, &agencies, 2_000_000)
         .expect("the restored server takes commands");
     drop(r);
-    let out = banli(
-        &dir,
-        &[
-            "--data-dir",
-            "restored",
-            "audit",
-            "verify",
-            "--public-key",
-            "audit.pub",
-            "--trusted-checkpoints",
-            "witness",
-        ],
-    );
+    let out = verify_restored();
     assert!(out.status.success(), "{}", text(&out));
 
     // Never over existing files.
