@@ -28,6 +28,11 @@ pub struct Config {
     pub profile: String,
     /// Calendar data replacing the shipped data (a path), if any.
     pub calendar: Option<PathBuf>,
+    /// SQLite: every commit of the services' own files reaches the disk before it returns
+    /// (`synchronous=FULL`, the default); `false` is WAL's NORMAL, under which a power loss (not
+    /// a crash) may lose the last commits — including outbox rows already published to other
+    /// services and agencies. The audit log's file is always FULL. No effect on PostgreSQL.
+    pub sqlite_durable_commits: bool,
     /// How long an Idempotency-Key and its stored response are kept.
     pub idempotency_retention_hours: u32,
     /// The audit log's name in its checkpoints and on its key (no spaces or `+`).
@@ -88,6 +93,7 @@ impl Default for Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             profile: "hunan".to_owned(),
             calendar: None,
+            sqlite_durable_commits: true,
             idempotency_retention_hours: 24,
             audit_origin: "banli.local/audit".to_owned(),
             audit_checkpoint_event_secs: 60,
@@ -166,6 +172,11 @@ impl Config {
         if let Ok(v) = std::env::var("BANLI_CONSISTENCY_WAIT_MS") {
             config.consistency_wait_ms = v.parse().with_context(|| {
                 format!("BANLI_CONSISTENCY_WAIT_MS `{v}` is not a number of milliseconds")
+            })?;
+        }
+        if let Ok(v) = std::env::var("BANLI_SQLITE_DURABLE_COMMITS") {
+            config.sqlite_durable_commits = v.parse().with_context(|| {
+                format!("BANLI_SQLITE_DURABLE_COMMITS `{v}` is not true or false")
             })?;
         }
         if let Ok(v) = std::env::var("BANLI_AUDIT_CHECKPOINT_EVENT_SECS") {

@@ -108,7 +108,13 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
 
     // The suggestions service: it owns the directory and the API keys. Another service running
     // alone reads the keys from the shared database through it, without migrating it.
-    let main_pool = Pool::connect(&url, &ConnectOptions::default()).await?;
+    // The services' own files: every commit durable when configured (their outboxes hold what
+    // is published to other services and agencies); the audit log's always.
+    let service_db = ConnectOptions {
+        durable: config.sqlite_durable_commits,
+        ..ConnectOptions::default()
+    };
+    let main_pool = Pool::connect(&url, &service_db).await?;
     pools.push(main_pool.clone());
     let store = Store::new(main_pool.clone());
     let suggestions = App::new(store.clone(), profile.clone(), calendar.clone(), clock);
@@ -203,7 +209,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         } else {
             let p = Pool::connect(
                 &banli_db::sqlite_url_for(&config.data_dir, "coordination.db"),
-                &ConnectOptions::default(),
+                &service_db,
             )
             .await?;
             pools.push(p.clone());
@@ -367,7 +373,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         } else {
             let p = Pool::connect(
                 &banli_db::sqlite_url_for(&config.data_dir, "followup.db"),
-                &ConnectOptions::default(),
+                &service_db,
             )
             .await?;
             pools.push(p.clone());
