@@ -379,6 +379,24 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 
 /// Size and SHA-256 of a file, read in blocks.
 fn digest(path: &Path) -> Result<(u64, String)> {
+    hash_into(path, std::io::sink())
+}
+
+/// Copies `source` to the new file `target`, checking on the way that it is still the file the
+/// manifest describes.
+fn copy_checked(source: &Path, target: &Path, sha256: &str, private: bool) -> Result<()> {
+    let mut to = create_new(target, private)?;
+    let (_, copied) =
+        hash_into(source, &mut to).with_context(|| format!("copying to {}", target.display()))?;
+    if copied != sha256 {
+        bail!("{} changed while it was restored", source.display());
+    }
+    to.sync_all()
+        .with_context(|| format!("writing {}", target.display()))
+}
+
+/// Reads `path` in blocks into `sink`: its size and SHA-256.
+fn hash_into(path: &Path, mut sink: impl Write) -> Result<(u64, String)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -391,35 +409,10 @@ fn digest(path: &Path) -> Result<(u64, String)> {
             break;
         }
         h.update(&buf[..n]);
+        sink.write_all(&buf[..n])?;
         total += n as u64;
     }
     Ok((total, hex(&h.finalize())))
-}
-
-/// Copies `source` to the new file `target`, checking on the way that it is still the file the
-/// manifest describes.
-fn copy_checked(source: &Path, target: &Path, sha256: &str, private: bool) -> Result<()> {
-    let mut from =
-        std::fs::File::open(source).with_context(|| format!("reading {}", source.display()))?;
-    let mut to = create_new(target, private)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = from
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", source.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        to.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", target.display()))?;
-    }
-    if hex(&h.finalize()) != sha256 {
-        bail!("{} changed while it was restored", source.display());
-    }
-    to.sync_all()
-        .with_context(|| format!("writing {}", target.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
