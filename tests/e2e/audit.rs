@@ -308,3 +308,35 @@ pub(crate) fn check_stopped(dir: &Path) {
     );
     assert!(stderr.contains("leaf 0"), "{stderr}");
 }
+
+/// `banli audit quarantine` never runs beside a sequencer: while `banli serve` holds the audit
+/// log's sequencer lock it is refused, naming what to do; once the server has stopped it takes
+/// the lock and looks at the log (here whole, so there is nothing to set aside).
+#[test]
+fn quarantine_is_refused_while_a_sequencer_runs() {
+    let dir = crate::distributed::temp_dir("quarantine");
+    let server = crate::serve::serve_with(&dir, &[]);
+    let (status, key) = http(server.http, "GET", "/v1/audit/public-key", None, None);
+    assert_eq!(status, 200, "{key}");
+    std::fs::write(dir.join("audit.pub"), &key).expect("write the public key");
+    let args = [
+        "audit",
+        "quarantine",
+        "--from",
+        "0",
+        "--reason",
+        "a test",
+        "--public-key",
+        "audit.pub",
+    ];
+    let out = banli(&dir, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("stop every follow-up process first"), "{err}");
+    assert!(crate::serve::terminate(server).success());
+    let out = banli(&dir, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("nothing to set aside"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -426,6 +426,12 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     let start = Instant::now();
     let types = loop {
         let (status, cp) = http(followup.http, "GET", "/v1/audit/checkpoint", None, None);
+        // The restarted process takes over as the log's sequencer once the killed one's
+        // database session has ended; until then it answers 503.
+        if status == 503 && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         assert_eq!(status, 200, "{cp}");
         let size: u64 = cp.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
         let (_, v) = call(
@@ -587,6 +593,17 @@ impl Cluster {
         })
     }
 
+    /// Another process of `service` on the same database, bus and data directory.
+    pub(crate) fn another(&self, service: &str) -> Proc {
+        let env = [
+            ("BANLI_DATABASE_URL", self.db.url.as_str()),
+            ("BANLI_NATS_URL", self.nats.as_str()),
+            ("BANLI_NATS_STREAM", self.stream.as_str()),
+            ("BANLI_NATS_SUBJECT_PREFIX", self.prefix.as_str()),
+        ];
+        Proc::start(&self.dir, &["--service", service], &env)
+    }
+
     /// Stops the processes, deletes the stream and the database.
     pub(crate) fn stop(self) {
         let Cluster {
@@ -618,4 +635,144 @@ impl Cluster {
         });
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The signed checkpoint a process serves: (status, size, root, note).
+fn checkpoint_of(port: u16, key: &banli_audit::Verifier) -> (u16, u64, banli_audit::Hash, String) {
+    let (status, note) = http(port, "GET", "/v1/audit/checkpoint", None, None);
+    if status != 200 {
+        return (status, 0, [0; 32], note);
+    }
+    let cp = key
+        .verify(&note, "banli.local/audit")
+        .expect("a checkpoint signed by the log's key");
+    (status, cp.size, cp.root, note)
+}
+
+/// Two follow-up replicas on one log: one sequences it, the other stands by (503) and takes over
+/// when the first is killed with SIGKILL in the middle of a lifecycle; the log goes on from where
+/// it was, consistent with what the first one signed, every record once.
+#[test]
+fn a_standby_follow_up_replica_takes_over_the_audit_log_after_sigkill() {
+    use base64::Engine;
+    let Some(mut cluster) = Cluster::start("sequencer") else {
+        return;
+    };
+    let standby = cluster.another("followup");
+    let office = cluster.office.clone();
+    let (status, body) = http(standby.http, "GET", "/v1/audit/checkpoint", None, None);
+    assert_eq!(status, 503, "the standby does not serve the log: {body}");
+    assert!(body.contains("standing by"), "{body}");
+    let (status, _) = http(standby.http, "GET", "/healthz", None, None);
+    assert_eq!(
+        status, 200,
+        "the standby serves the rest of the follow-up service"
+    );
+    let (status, key) = http(
+        cluster.followup.http,
+        "GET",
+        "/v1/audit/public-key",
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{key}");
+    let key = banli_audit::Verifier::parse(key.trim()).expect("a verifier key");
+
+    let ports = Ports {
+        suggestions: cluster.suggestions.http,
+        coordination: cluster.coordination.http,
+    };
+    let mut before = None;
+    let mut takeover = None;
+    {
+        let followup = &mut cluster.followup;
+        scenario(&ports, &office, &mut |_| {
+            let (status, size, root, _) = checkpoint_of(followup.http, &key);
+            assert_eq!(status, 200);
+            before = Some((size, root));
+            followup.kill9();
+            let killed = Instant::now();
+            loop {
+                let (status, _, _, body) = checkpoint_of(standby.http, &key);
+                if status == 200 {
+                    break;
+                }
+                assert_eq!(status, 503, "{body}");
+                assert!(
+                    killed.elapsed() < Duration::from_secs(10),
+                    "the standby did not take over within 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            takeover = Some(killed.elapsed());
+        });
+    }
+    let takeover = takeover.expect("the scenario killed the sequencer");
+    eprintln!("audit log takeover after SIGKILL: {takeover:?}");
+    let (first, first_root) = before.expect("a checkpoint before the kill");
+
+    // Every record of the lifecycle reaches the new sequencer's log once (what the killed one
+    // held unacknowledged comes back after JetStream's acknowledgement wait).
+    let start = Instant::now();
+    let (types, size, root) = loop {
+        let (status, size, root, note) = checkpoint_of(standby.http, &key);
+        assert_eq!(status, 200, "{note}");
+        let (_, v) = call(
+            standby.http,
+            "GET",
+            &format!("/v1/audit/entries?start=0&end={}", size.max(1) - 1),
+            &office,
+            None,
+        );
+        let types: Vec<String> = v["entries"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|x| x["record_type"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if types.iter().any(|t| t == "reply_issued") {
+            break (types, size, root);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the new sequencer's log never got the reply: {types:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let n = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(
+        (n("assignment"), n("adjustment_decision"), n("reply_issued")),
+        (4, 1, 1),
+        "{types:?}"
+    );
+    // What the killed sequencer signed is a prefix of what its successor signs.
+    assert!(size >= first, "{size} < {first}");
+    if first > 0 && size > first {
+        let (status, v) = call(
+            standby.http,
+            "GET",
+            &format!("/v1/audit/proofs/consistency?first={first}&second={size}"),
+            &office,
+            None,
+        );
+        assert_eq!(status, 200, "{v}");
+        let proof: Vec<banli_audit::Hash> = v["consistency"]
+            .as_array()
+            .expect("a proof")
+            .iter()
+            .map(|h| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(h.as_str().expect("base64"))
+                    .expect("base64")
+                    .try_into()
+                    .expect("32 bytes")
+            })
+            .collect();
+        banli_audit::verify_consistency(first, size, &first_root, &root, &proof)
+            .expect("the new sequencer's log extends the old one's");
+    }
+    drop(standby);
+    cluster.stop();
 }

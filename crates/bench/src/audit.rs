@@ -74,7 +74,7 @@ pub async fn load(store: &Store, signer: &Signer, origin: &str, leaves: u64) -> 
             None
         };
         let seal = if last { checkpoint.clone() } else { None };
-        store.append(batch, seal, checkpoint).await?;
+        store.append(batch, seal, checkpoint, None).await?;
     }
     Ok(())
 }
@@ -268,7 +268,8 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
             }
         })
     });
-    let (api, openapi) = banli_auditlog::http::api(log.clone(), auth);
+    let (api, openapi) =
+        banli_auditlog::http::api(banli_auditlog::LogHandle::ready(log.clone()), auth);
     let router = banli_api::http::finish(api, openapi);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

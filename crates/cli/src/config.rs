@@ -163,6 +163,9 @@ impl Config {
         if let Ok(v) = std::env::var("BANLI_NATS_SUBJECT_PREFIX") {
             config.nats_subject_prefix = v;
         }
+        if let Ok(v) = std::env::var("BANLI_AUDIT_SIGNING_KEY") {
+            config.audit_signing_key = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
         if let Ok(v) = std::env::var("BANLI_WEBHOOK_KEY") {
             config.webhook_key = Some(PathBuf::from(v));
         }

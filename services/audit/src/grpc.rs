@@ -9,19 +9,19 @@ use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
 use crate::http::{bad, consistency_of, entries_of, inclusion_by_hash_of, proof_error, reader};
-use crate::log::AuditLog;
+use crate::lease::LogHandle;
 
 /// The full names of this service's gRPC services.
 pub const NAMES: [&str; 1] = ["banli.audit.v1.AuditService"];
 
 /// Adds the audit service to `routes`.
-pub fn add_services(log: AuditLog, auth: Authenticator, routes: &mut RoutesBuilder) {
+pub fn add_services(log: LogHandle, auth: Authenticator, routes: &mut RoutesBuilder) {
     routes.add_service(AuditServiceServer::new(Grpc { log, auth }).max_decoding_message_size(4096));
 }
 
 #[derive(Clone)]
 pub struct Grpc {
-    log: AuditLog,
+    log: LogHandle,
     auth: Authenticator,
 }
 
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Grpc {
 }
 
 impl Grpc {
-    pub fn new(log: AuditLog, auth: Authenticator) -> Grpc {
+    pub fn new(log: LogHandle, auth: Authenticator) -> Grpc {
         Grpc { log, auth }
     }
 
@@ -52,7 +52,7 @@ impl AuditService for Grpc {
         &self,
         _: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::Checkpoint>, Status> {
-        let s = self.log.checkpoint().ok_or_else(|| {
+        let s = self.log.get()?.checkpoint().ok_or_else(|| {
             AppError::new(
                 banli_api::ErrorCode::Unavailable,
                 "the audit log has not signed a checkpoint yet; retry in a moment",
@@ -71,7 +71,7 @@ impl AuditService for Grpc {
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
         self.reader(&req).await?;
         let r = req.get_ref();
-        let list = entries_of(&self.log, r.start, r.end).await?;
+        let list = entries_of(&self.log.get()?, r.start, r.end).await?;
         Ok(Response::new(pb::GetEntriesResponse {
             entries: list
                 .into_iter()
@@ -98,6 +98,7 @@ impl AuditService for Grpc {
             Some(pb::get_inclusion_proof_request::Leaf::Index(index)) => (
                 index,
                 self.log
+                    .get()?
                     .inclusion_proof(index, r.tree_size)
                     .map_err(|e| proof_error(e, "index", "tree_size"))?,
             ),
@@ -105,7 +106,7 @@ impl AuditService for Grpc {
                 let hash: Hash = h
                     .try_into()
                     .map_err(|_| bad("leaf_hash", "is not 32 bytes"))?;
-                inclusion_by_hash_of(&self.log, &hash, r.tree_size).await?
+                inclusion_by_hash_of(&self.log.get()?, &hash, r.tree_size).await?
             }
             None => return Err(bad("leaf", "give index or leaf_hash").into()),
         };
@@ -122,7 +123,7 @@ impl AuditService for Grpc {
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         self.reader(&req).await?;
         let r = req.get_ref();
-        let proof = consistency_of(&self.log, r.first, r.second)?;
+        let proof = consistency_of(&self.log.get()?, r.first, r.second)?;
         Ok(Response::new(pb::ConsistencyProof {
             consistency: proof.iter().map(|h| h.to_vec()).collect(),
         }))
@@ -132,7 +133,7 @@ impl AuditService for Grpc {
         &self,
         _: Request<pb::GetPublicKeyRequest>,
     ) -> Result<Response<pb::PublicKey>, Status> {
-        let text = self.log.public_key();
+        let text = self.log.get()?.public_key();
         let v = Verifier::parse(&text).map_err(|e| AppError::internal(&e))?;
         Ok(Response::new(pb::PublicKey {
             key_name: v.name().to_owned(),

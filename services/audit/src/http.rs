@@ -18,6 +18,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::lease::LogHandle;
 use crate::log::{AuditLog, LogError};
 
 /// The most entries one response holds (ask again from the next index for more).
@@ -30,7 +31,7 @@ pub struct ApiDoc;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub log: AuditLog,
+    pub log: LogHandle,
     pub auth: Authenticator,
 }
 
@@ -54,7 +55,7 @@ impl ApiState for AppState {
 }
 
 /// The routes, state applied, and their OpenAPI document.
-pub fn api(log: AuditLog, auth: Authenticator) -> (Router, utoipa::openapi::OpenApi) {
+pub fn api(log: LogHandle, auth: Authenticator) -> (Router, utoipa::openapi::OpenApi) {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(checkpoint))
         .routes(routes!(public_key))
@@ -114,7 +115,7 @@ fn b64(hashes: &[Hash]) -> Vec<String> {
     responses((status = 200, description = "The signed checkpoint; its `ETag` names the tree size and root", body = String, content_type = "text/plain"),
         (status = 304, description = "Unchanged since the `If-None-Match` tag")))]
 async fn checkpoint(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
-    match st.log.checkpoint() {
+    match st.log.get()?.checkpoint() {
         Some(s) => {
             // The tree size and root name the checkpoint: a witness polling with
             // If-None-Match gets 304 until the log has grown.
@@ -152,7 +153,7 @@ async fn checkpoint(State(st): State<AppState>, headers: HeaderMap) -> ApiResult
 #[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit", security(()),
     responses((status = 200, description = "The verifier key", body = String, content_type = "text/plain")))]
 async fn public_key(State(st): State<AppState>) -> ApiResult {
-    Ok(text(format!("{}\n", st.log.public_key())))
+    Ok(text(format!("{}\n", st.log.get()?.public_key())))
 }
 
 /// Leaves `start..=end` within the signed tree, at most [`MAX_ENTRIES`]; bad bounds are a 400
@@ -245,7 +246,7 @@ async fn entries(
     ApiQuery(q): ApiQuery<EntriesParams>,
 ) -> ApiResult {
     reader(&caller.0)?;
-    let list = entries_of(&st.log, q.start, q.end).await?;
+    let list = entries_of(&st.log.get()?, q.start, q.end).await?;
     let view = EntriesView {
         entries: list
             .into_iter()
@@ -311,6 +312,7 @@ async fn inclusion(
         (Some(index), None) => (
             index,
             st.log
+                .get()?
                 .inclusion_proof(index, q.tree_size)
                 .map_err(|e| proof_error(e, "index", "tree_size"))?,
         ),
@@ -320,7 +322,7 @@ async fn inclusion(
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| bad("leaf_hash", "not 32 bytes of standard base64"))?;
-            inclusion_by_hash_of(&st.log, &hash, q.tree_size).await?
+            inclusion_by_hash_of(&st.log.get()?, &hash, q.tree_size).await?
         }
         _ => return Err(bad("index", "give exactly one of `index` and `leaf_hash`").into()),
     };
@@ -358,7 +360,7 @@ async fn consistency(
     ApiQuery(q): ApiQuery<ConsistencyParams>,
 ) -> ApiResult {
     reader(&caller.0)?;
-    let proof = consistency_of(&st.log, q.first, q.second)?;
+    let proof = consistency_of(&st.log.get()?, q.first, q.second)?;
     Ok(json_response(
         200,
         to_json(&ConsistencyView {

@@ -54,7 +54,15 @@ pub fn load_or_create(path: &Path, origin: &str) -> Result<Signer, KeyError> {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            let mut f = options.open(path).map_err(write)?;
+            let mut f = match options.open(path) {
+                Ok(f) => f,
+                // Another process sharing the file (a replica starting at the same moment)
+                // created it first: read its key once it is written.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return read_written(path, origin);
+                }
+                Err(e) => return Err(write(e)),
+            };
             f.write_all(format!("{}\n", signer.to_text()).as_bytes())
                 .map_err(write)?;
             f.sync_all().map_err(write)?;
@@ -65,5 +73,19 @@ pub fn load_or_create(path: &Path, origin: &str) -> Result<Signer, KeyError> {
             path: shown,
             reason: e.to_string(),
         }),
+    }
+}
+
+/// Reads a key another process is writing: a few tries while the file is still incomplete.
+fn read_written(path: &Path, origin: &str) -> Result<Signer, KeyError> {
+    let mut tries = 0;
+    loop {
+        match load_or_create(path, origin) {
+            Err(KeyError::Read { .. }) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }

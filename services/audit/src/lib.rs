@@ -9,8 +9,10 @@ pub mod consumer;
 pub mod grpc;
 pub mod http;
 pub mod keys;
+pub mod lease;
 pub mod log;
 pub mod store;
 pub mod verify;
 
+pub use lease::LogHandle;
 pub use log::{Appended, AuditLog, LogError, LogOptions, Signed};

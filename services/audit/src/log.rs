@@ -15,7 +15,7 @@ use banli_audit::{Checkpoint, Hash, ProofError, Record, Signer, Tree, Verifier, 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::store::{Entry, NewLeaf, Store, StoreError, StoredCheckpoint};
+use crate::store::{Entry, Fence, NewLeaf, Store, StoreError, StoredCheckpoint};
 
 /// How the log runs.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct LogOptions {
     pub checkpoint_interval: Duration,
     /// The most records stored in one transaction.
     pub max_batch: usize,
+    /// The sequencer's lease this process holds (see [`crate::lease`]): every write checks it
+    /// in its transaction. `None` for a log only this process can open (tests, tools).
+    pub fence: Option<Fence>,
 }
 
 impl LogOptions {
@@ -34,6 +37,7 @@ impl LogOptions {
             origin: origin.to_owned(),
             checkpoint_interval: Duration::from_millis(200),
             max_batch: 4096,
+            fence: None,
         }
     }
 }
@@ -153,7 +157,9 @@ impl AuditLog {
                     note: note.clone(),
                     signed_at,
                 };
-                store.append(Vec::new(), Some(c.clone()), Some(c)).await?;
+                store
+                    .append(Vec::new(), Some(c.clone()), Some(c), options.fence.as_ref())
+                    .await?;
                 Some(Signed {
                     size: 0,
                     root,
@@ -347,6 +353,17 @@ async fn sequencer(inner: Arc<Inner>, signer: Signer, mut rx: mpsc::UnboundedRec
                     let _ = job.reply.send(Ok(answer));
                 }
             }
+            Err(StoreError::Fenced) => {
+                // Another replica is the sequencer now: this one writes nothing more (its lease
+                // keeper stops the process).
+                tracing::error!(
+                    "the audit log's sequencer lease was taken over by another replica; this process stops appending"
+                );
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Fenced.to_string()));
+                }
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the audit log could not store a batch; the callers are told and may retry");
                 for job in jobs {
@@ -451,7 +468,16 @@ async fn write(
     if seal.is_none() && checkpoint.is_none() {
         return Ok(answers);
     }
-    if let Err(e) = inner.store.append(leaves, seal, checkpoint.clone()).await {
+    if let Err(e) = inner
+        .store
+        .append(
+            leaves,
+            seal,
+            checkpoint.clone(),
+            inner.options.fence.as_ref(),
+        )
+        .await
+    {
         if let Ok(mut tree) = inner.tree.write() {
             tree.truncate(old_size);
         }

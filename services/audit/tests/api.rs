@@ -117,7 +117,8 @@ fn hashes(v: &Value) -> Vec<[u8; 32]> {
 #[tokio::test]
 async fn rest() {
     let (_db, log, verifier) = log_with(37).await;
-    let (api, openapi) = banli_auditlog::http::api(log.clone(), auth());
+    let (api, openapi) =
+        banli_auditlog::http::api(banli_auditlog::LogHandle::ready(log.clone()), auth());
     let router = banli_api::http::finish(api, openapi);
 
     // Public: the checkpoint and the key; the key read from the API verifies the checkpoint.
@@ -310,7 +311,11 @@ fn with_key<T>(msg: T, key: Option<&str>) -> tonic::Request<T> {
 async fn grpc() {
     let (_db, log, verifier) = log_with(12).await;
     let mut routes = tonic::service::RoutesBuilder::default();
-    banli_auditlog::grpc::add_services(log.clone(), auth(), &mut routes);
+    banli_auditlog::grpc::add_services(
+        banli_auditlog::LogHandle::ready(log.clone()),
+        auth(),
+        &mut routes,
+    );
     // The service itself, called as tonic calls it.
     let svc = grpc_service(log.clone());
     let cp = svc
@@ -403,5 +408,5 @@ async fn grpc() {
 }
 
 fn grpc_service(log: AuditLog) -> impl AuditService {
-    banli_auditlog::grpc::Grpc::new(log, auth())
+    banli_auditlog::grpc::Grpc::new(banli_auditlog::LogHandle::ready(log), auth())
 }

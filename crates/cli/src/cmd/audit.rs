@@ -81,7 +81,8 @@ pub enum AuditCommand {
     },
     /// Set aside stored leaves that no signature of the log covers (what `verify` reports as
     /// "not written by the log's sequencer"): they move to `audit_quarantine`, and the log
-    /// starts again. Run it with the server stopped; it refuses any leaf the log signed.
+    /// starts again. Run it with the server stopped (it takes the sequencer lock, and is refused
+    /// while a follow-up process holds it); it refuses any leaf the log signed.
     Quarantine {
         /// The first leaf to set aside, as `verify` named it.
         #[arg(long)]
@@ -92,6 +93,14 @@ pub enum AuditCommand {
         /// The log's public key file, to check that the leaves are really unsigned.
         #[arg(long)]
         public_key: PathBuf,
+    },
+    /// Generate a new signing key for the log (named by audit_origin) into FILE, mode 0600 —
+    /// e.g. for a Kubernetes Secret that every follow-up replica mounts — and print its public
+    /// key. Never overwrites a file.
+    NewKey {
+        /// Where to write the key.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Check a signed checkpoint and a proof from files, with only the public key: what a
     /// deputy or an inspector runs. Give --leaf-input or --leaf-hash with --inclusion, or
@@ -163,6 +172,19 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             reason,
             public_key,
         } => quarantine(config, from, &reason, &verifier_from(&public_key)?).await,
+        AuditCommand::NewKey { to } => {
+            if to.exists() {
+                bail!("{} exists: a key is never overwritten", to.display());
+            }
+            let signer = banli_auditlog::keys::load_or_create(&to, &config.audit_origin)?;
+            println!("{}", signer.verifier().to_text());
+            eprintln!(
+                "wrote the signing key of the log `{}` to {} (0600); the line above is its public key",
+                config.audit_origin,
+                to.display()
+            );
+            Ok(())
+        }
         AuditCommand::VerifyProof {
             public_key,
             checkpoint,
@@ -292,6 +314,17 @@ async fn quarantine(config: &Config, from: u64, reason: &str, verifier: &Verifie
     }
     let (pool, store) = open_store(config).await?;
     let result = async {
+        // No sequencer may run meanwhile: hold its lock (and fence off any earlier holder).
+        let Some(_lease) = banli_auditlog::lease::try_acquire(&store, "banli audit quarantine")
+            .await
+            .context("taking the audit log's sequencer lock")?
+        else {
+            let holder = store.sequencer().await.ok().flatten().map(|h| h.holder);
+            bail!(
+                "refused: a follow-up process is the audit log's sequencer ({}); stop every follow-up process first",
+                holder.as_deref().unwrap_or("?")
+            );
+        };
         match banli_auditlog::verify::verify(&store, verifier, verifier.name(), &[]).await {
             Err(VerifyError::Found(Finding::Unsigned { index, stored })) if index == from => {
                 let moved = store.quarantine(from, reason).await?;

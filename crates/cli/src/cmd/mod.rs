@@ -4,4 +4,5 @@ pub mod calendar;
 pub mod init;
 pub mod keys;
 pub mod profile;
+pub mod sequencer;
 pub mod serve;

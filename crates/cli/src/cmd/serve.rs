@@ -96,6 +96,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     let profile = config.rule_profile()?;
     let calendar = config.calendar()?;
     let mut tasks: Vec<Task> = Vec::new();
+    // A task whose failure must stop the process (the audit log's sequencer losing its lease).
+    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
     let mut apis: Vec<(axum::Router, utoipa::openapi::OpenApi)> = Vec::new();
     let mut grpc_routes = tonic::service::RoutesBuilder::default();
     let mut grpc_names: Vec<&'static str> = Vec::new();
@@ -580,64 +582,48 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             .context("applying the audit log's migrations")?;
         let signer =
             banli_auditlog::keys::load_or_create(&config.audit_key_path(), &config.audit_origin)?;
-        let log = banli_auditlog::AuditLog::open(
-            astore,
-            signer,
-            banli_auditlog::LogOptions::new(&config.audit_origin),
-        )
-        .await
-        .context("opening the audit log")?;
-        tracing::info!(origin = %log.origin(), signed_size = log.signed_size(), public_key = %log.public_key(), "audit log ready");
         let keys = suggestions.clone();
         let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
             let keys = keys.clone();
             Box::pin(async move { keys.authenticate(&token).await })
         });
-        if let Some(fstore) = &followup_store {
-            tasks.push((
-                "followup audit feed",
-                tokio::spawn(banli_followup::audit_feed::run(
-                    fstore.clone(),
-                    log.clone(),
-                    stopped(&rx),
-                )),
-            ));
-            // Its checkpoints to every agency's feed, the witnesses outside this database.
-            tasks.push((
-                "followup checkpoint events",
-                tokio::spawn(banli_followup::checkpoints::run(
-                    fstore.clone(),
-                    log.clone(),
-                    config.audit_checkpoint_event_interval(),
-                    stopped(&rx),
-                )),
-            ));
-        }
-        apis.push(banli_auditlog::http::api(log.clone(), auth.clone()));
-        banli_auditlog::grpc::add_services(log.clone(), auth, &mut grpc_routes);
+        // One sequencer per log: the replica holding the lease opens, feeds and signs it; the
+        // API of one standing by answers 503 until it takes over.
+        let (slot, handle) = banli_auditlog::LogHandle::standby();
+        apis.push(banli_auditlog::http::api(handle.clone(), auth.clone()));
+        banli_auditlog::grpc::add_services(handle, auth, &mut grpc_routes);
         grpc_names.extend(banli_auditlog::grpc::NAMES);
-        let consumer = banli_auditlog::consumer::EventConsumer::new(log);
-        consumer
-            .migrate()
-            .await
-            .context("creating the audit log's parked-event table")?;
+        let holder = banli_auditlog::lease::holder_name();
+        let mut options = banli_auditlog::LogOptions::new(&config.audit_origin);
+        let start = super::sequencer::start(&astore, signer, &mut options, &holder).await?;
+        let sequencer = super::sequencer::Sequencer {
+            store: astore,
+            options,
+            holder,
+            slot,
+            followup: followup_store.clone(),
+            checkpoint_events: config.audit_checkpoint_event_interval(),
+            bus: bus.clone(),
+            consumer: run_options(
+                banli_auditlog::consumer::CONSUMER,
+                banli_auditlog::consumer::FILTER,
+            ),
+            stats: metrics.consumer(
+                banli_auditlog::consumer::CONSUMER,
+                followup_gate
+                    .as_ref()
+                    .map_or(&Default::default(), |g| g.applied()),
+            ),
+        };
+        let fatal = fatal_tx.clone();
+        let rx = rx.clone();
         tasks.push((
-            "audit consumer",
-            tokio::spawn(banli_eventlog::runner::run(
-                bus.clone(),
-                run_options(
-                    banli_auditlog::consumer::CONSUMER,
-                    banli_auditlog::consumer::FILTER,
-                ),
-                consumer,
-                metrics.consumer(
-                    banli_auditlog::consumer::CONSUMER,
-                    followup_gate
-                        .as_ref()
-                        .map_or(&Default::default(), |g| g.applied()),
-                ),
-                stopped(&rx),
-            )),
+            "audit sequencer",
+            tokio::spawn(async move {
+                if let Err(e) = sequencer.run(start, rx).await {
+                    let _ = fatal.send(e).await;
+                }
+            }),
         ));
     }
 
@@ -716,7 +702,14 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             banli_api::grpc::serve_with(grpc_routes, &grpc_names, grpc, consistency, stop).await
         }
     });
-    shutdown_signal().await;
+    let fatal = tokio::select! {
+        () = shutdown_signal() => None,
+        Some(e) = fatal_rx.recv() => {
+            tracing::error!(error = %format!("{e:#}"), "stopping");
+            Some(e)
+        }
+    };
+    drop(fatal_tx);
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = tx.send(true);
     http_task
@@ -741,7 +734,10 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         p.close().await;
     }
     tracing::info!("stopped");
-    Ok(())
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// How often an idle relay looks at its outbox again without a signal: a safety net only (commits
