@@ -309,11 +309,12 @@ pub(crate) fn check_stopped(dir: &Path) {
     assert!(stderr.contains("leaf 0"), "{stderr}");
 }
 
-/// `banli audit quarantine` never runs beside a sequencer: while `banli serve` holds the audit
-/// log's sequencer lock it is refused, naming what to do; once the server has stopped it takes
-/// the lock and looks at the log (here whole, so there is nothing to set aside).
+/// `banli audit quarantine` and `banli audit erase` never run beside a sequencer: while
+/// `banli serve` holds the audit log's sequencer lock they are refused, naming what to do; once
+/// the server has stopped they take the lock and look at the log (here whole and without
+/// personal data: nothing to set aside, nobody to erase).
 #[test]
-fn quarantine_is_refused_while_a_sequencer_runs() {
+fn quarantine_and_erase_are_refused_while_a_sequencer_runs() {
     let dir = crate::distributed::temp_dir("quarantine");
     let server = crate::serve::serve_with(&dir, &[]);
     let (status, key) = http(server.http, "GET", "/v1/audit/public-key", None, None);

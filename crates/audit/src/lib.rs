@@ -14,4 +14,4 @@ pub use checkpoint::{Checkpoint, CheckpointError, Signer, Verifier};
 pub use merkle::{
     Hash, ProofError, Tree, empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion,
 };
-pub use record::{Record, canonical};
+pub use record::{PERSONAL_FIELDS, Record, canonical, split_personal};

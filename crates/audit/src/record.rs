@@ -5,6 +5,8 @@
 //! Personal data (names, contacts) is not in the leaf: the leaf holds a salted SHA-256
 //! commitment to it, and the data and its salt are kept beside the tree. Erasing them leaves
 //! the tree intact; while they are kept, anyone given them can check them against the leaf.
+//! [`split_personal`] decides what is personal: names and contacts, and every free-text field
+//! (bodies, comments, reasons, responses, notes…), which may name anyone.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -54,6 +56,108 @@ impl Record {
             );
         }
         canonical(&Value::Object(fields)).into_bytes()
+    }
+}
+
+/// Field names whose values are personal data or free text, wherever they appear in a
+/// record's data.
+pub const PERSONAL_FIELDS: &[&str] = &[
+    // Names and contacts.
+    "name",
+    "handler",
+    "responsible_leader",
+    "leading_official",
+    "participants",
+    "contact",
+    "phone",
+    "email",
+    "address",
+    // Free text, which may name or describe anyone.
+    "body",
+    "comment",
+    "response",
+    "reason",
+    "summary",
+    "note",
+    "measure",
+    "evidence",
+    "plan",
+    "text",
+    "content",
+    "description",
+];
+
+/// Moves every personal or free-text field (see [`PERSONAL_FIELDS`]) out of `data`, at any
+/// depth; returns them keyed by their JSON pointer, or `None` when there were none.
+pub fn split_personal(data: &mut Value) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    take_personal(data, "", &mut out);
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
+fn take_personal(v: &mut Value, path: &str, out: &mut serde_json::Map<String, Value>) {
+    match v {
+        Value::Object(map) => {
+            for key in PERSONAL_FIELDS {
+                if let Some(x) = map.remove(*key) {
+                    out.insert(format!("{path}/{}", pointer_escape(key)), x);
+                }
+            }
+            for (k, x) in map.iter_mut() {
+                take_personal(x, &format!("{path}/{}", pointer_escape(k)), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, x) in items.iter_mut().enumerate() {
+                take_personal(x, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// RFC 6901: `~` as `~0`, `/` as `~1`.
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl Record {
+    /// The deputies a record's personal data may concern: the deputy who acted, and every id
+    /// under a `deputy`, `deputy_id`, `lead_deputy_id` or `deputies` field of its data.
+    /// `banli audit erase --subject` finds a deputy's leaves by them.
+    pub fn data_subjects(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(d) = self.actor.get("deputy").and_then(Value::as_str) {
+            out.push(d.to_owned());
+        }
+        collect_deputies(&self.data, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+fn collect_deputies(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                if matches!(
+                    k.as_str(),
+                    "deputy" | "deputy_id" | "lead_deputy_id" | "deputies"
+                ) {
+                    match x {
+                        Value::String(s) => out.push(s.clone()),
+                        Value::Array(items) => {
+                            out.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+                        }
+                        _ => {}
+                    }
+                }
+                collect_deputies(x, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| collect_deputies(x, out)),
+        _ => {}
     }
 }
 
@@ -108,6 +212,51 @@ fn write(v: &Value, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn names_contacts_and_free_text_leave_the_data_at_any_depth() {
+        let mut data = json!({
+            "reply": {"class": "B", "body": "我们将于年内完成", "signer": {"name": "李四", "position": "principal"}},
+            "commitments": [{"measure": "建成平台", "target_date": "2021-06-30"}],
+            "feedback": {"deputy": "d-1", "level": "satisfied", "comment": "感谢"},
+            "a/b": {"note": "x"}
+        });
+        let personal = split_personal(&mut data).expect("personal data");
+        assert_eq!(
+            data,
+            json!({
+                "reply": {"class": "B", "signer": {"position": "principal"}},
+                "commitments": [{"target_date": "2021-06-30"}],
+                "feedback": {"deputy": "d-1", "level": "satisfied"},
+                "a/b": {}
+            })
+        );
+        assert_eq!(
+            personal,
+            json!({
+                "/reply/body": "我们将于年内完成",
+                "/reply/signer/name": "李四",
+                "/commitments/0/measure": "建成平台",
+                "/feedback/comment": "感谢",
+                "/a~1b/note": "x"
+            })
+        );
+        assert_eq!(split_personal(&mut json!({"class": "A"})), None);
+    }
+
+    #[test]
+    fn data_subjects_are_the_deputies_named() {
+        let r = Record {
+            record_type: "feedback".into(),
+            source_id: "e-1".into(),
+            subject: Some("s-1".into()),
+            occurred_at: "2026-03-02T09:00:00Z".into(),
+            actor: json!({"role": "deputy", "deputy": "d-1"}),
+            data: json!({"feedback": {"deputy": "d-1"}, "communication": {"deputies": ["d-2", "d-3"]}}),
+            personal: None,
+        };
+        assert_eq!(r.data_subjects(), vec!["d-1", "d-2", "d-3"]);
+    }
 
     #[test]
     fn canonical_sorts_keys_at_every_depth_and_drops_whitespace() {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use banli_api::{Authenticator, Principal};
 use banli_audit::{Checkpoint, Record, Signer, Tree, leaf_hash};
-use banli_auditlog::store::{NewLeaf, Store, StoredCheckpoint};
 use banli_auditlog::lease::Lease;
+use banli_auditlog::store::{NewLeaf, Store, StoredCheckpoint};
 use banli_auditlog::{AuditLog, LogOptions};
 use banli_db::testing::TestDb;
 use serde_json::json;
@@ -54,6 +54,7 @@ pub async fn load(store: &Store, signer: &Signer, origin: &str, leaves: u64) -> 
                     record_type: "supervision_notice".into(),
                     source_id: format!("bench-{i}"),
                     personal: None,
+                    subjects: Vec::new(),
                 }
             })
             .collect();

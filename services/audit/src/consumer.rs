@@ -10,7 +10,7 @@
 use banli_audit::Record;
 use banli_eventlog::inbox::Inbox;
 use banli_eventlog::{Apply, Envelope, Handled, Order, Step};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::log::AuditLog;
 
@@ -30,18 +30,6 @@ pub const ACCOUNTABILITY: &[(&str, &str)] = &[
     ("suggestion.commitment_created", "commitment_created"),
     ("suggestion.commitment_progressed", "commitment_progressed"),
     ("suggestion.commitment_converted", "commitment_converted"),
-];
-
-/// Field names whose values are personal data.
-const PERSONAL: &[&str] = &[
-    "name",
-    "handler",
-    "responsible_leader",
-    "leading_official",
-    "contact",
-    "phone",
-    "email",
-    "address",
 ];
 
 /// The record an envelope gives, `Ok(None)` when its type is not recorded.
@@ -72,8 +60,7 @@ pub fn record_of(envelope: &[u8]) -> Result<Option<Record>, String> {
         .get("data")
         .cloned()
         .unwrap_or(Value::Null);
-    let mut personal = Map::new();
-    take_personal(&mut data, "", &mut personal);
+    let personal = banli_audit::split_personal(&mut data);
     Ok(Some(Record {
         record_type: (*record_type).to_owned(),
         source_id: event_id.to_owned(),
@@ -81,30 +68,8 @@ pub fn record_of(envelope: &[u8]) -> Result<Option<Record>, String> {
         occurred_at: occurred_at.to_owned(),
         actor: v.get("actor").cloned().unwrap_or(Value::Null),
         data,
-        personal: (!personal.is_empty()).then_some(Value::Object(personal)),
+        personal,
     }))
-}
-
-/// Moves personal fields out of `v` into `out`, keyed by their JSON pointer.
-fn take_personal(v: &mut Value, path: &str, out: &mut Map<String, Value>) {
-    match v {
-        Value::Object(map) => {
-            for key in PERSONAL {
-                if let Some(x) = map.remove(*key) {
-                    out.insert(format!("{path}/{key}"), x);
-                }
-            }
-            for (k, x) in map.iter_mut() {
-                take_personal(x, &format!("{path}/{k}"), out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, x) in items.iter_mut().enumerate() {
-                take_personal(x, &format!("{path}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The consumer.

@@ -1,5 +1,6 @@
-//! gRPC (`banli.audit.v1`): the same reads as REST. GetCheckpoint and GetPublicKey are public;
-//! the others need `authorization: Bearer <key>` of the assigning office or an auditor.
+//! gRPC (`banli.audit.v1`): the same reads and erasure as REST. GetCheckpoint and GetPublicKey
+//! are public; the others need `authorization: Bearer <key>` of the assigning office or an
+//! auditor (Erase: the assigning office).
 
 use banli_api::{AppError, Authenticator, Principal};
 use banli_audit::{Hash, Verifier};
@@ -8,15 +9,21 @@ use pb::audit_service_server::{AuditService, AuditServiceServer};
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
-use crate::http::{bad, consistency_of, entries_of, inclusion_by_hash_of, proof_error, reader};
+use crate::http::{
+    actor_of, bad, consistency_of, entries_of, erase_error, eraser, erasure_source, erasure_target,
+    inclusion_by_hash_of, log_error, proof_error, reader,
+};
 use crate::lease::LogHandle;
+use crate::log::LogError;
 
 /// The full names of this service's gRPC services.
 pub const NAMES: [&str; 1] = ["banli.audit.v1.AuditService"];
 
 /// Adds the audit service to `routes`.
 pub fn add_services(log: LogHandle, auth: Authenticator, routes: &mut RoutesBuilder) {
-    routes.add_service(AuditServiceServer::new(Grpc { log, auth }).max_decoding_message_size(4096));
+    routes.add_service(
+        AuditServiceServer::new(Grpc { log, auth }).max_decoding_message_size(16 * 1024),
+    );
 }
 
 #[derive(Clone)]
@@ -139,6 +146,65 @@ impl AuditService for Grpc {
             key_name: v.name().to_owned(),
             ed25519: v.public_key().to_vec(),
             note_verifier_key: text,
+        }))
+    }
+
+    async fn erase(&self, req: Request<pb::EraseRequest>) -> Result<Response<pb::Erasure>, Status> {
+        let token = banli_api::grpc::bearer(req.metadata())?;
+        let caller = (self.auth)(token.to_owned()).await?;
+        eraser(&caller)?;
+        let r = req.into_inner();
+        let (subject, leaf) = match r.target {
+            Some(pb::erase_request::Target::Subject(s)) => (Some(s), None),
+            Some(pb::erase_request::Target::Leaf(i)) => (None, Some(i)),
+            None => (None, None),
+        };
+        let target = erasure_target(subject, leaf, &r.reason)?;
+        let key = Some(r.idempotency_key.as_str()).filter(|k| !k.is_empty());
+        let done = self
+            .log
+            .get()?
+            .erase(
+                &target,
+                &r.reason,
+                actor_of(&caller),
+                erasure_source(&caller, key),
+            )
+            .await
+            .map_err(erase_error)?;
+        Ok(Response::new(pb::Erasure {
+            erased: done.erased,
+            record: done.record,
+        }))
+    }
+
+    async fn get_personal_data(
+        &self,
+        req: Request<pb::GetPersonalDataRequest>,
+    ) -> Result<Response<pb::PersonalData>, Status> {
+        self.reader(&req).await?;
+        let index = req.get_ref().index;
+        let o = self
+            .log
+            .get()?
+            .opening(index)
+            .await
+            .map_err(|e| match e {
+                LogError::Proof(p) => proof_error(p, "index", "index"),
+                other => log_error(other),
+            })?
+            .ok_or_else(|| AppError::not_found(format!("leaf {index} holds no personal data")))?;
+        Ok(Response::new(pb::PersonalData {
+            index,
+            salt: o.salt.unwrap_or_default(),
+            data: o.data.unwrap_or_default(),
+            erased_at: o
+                .erased_at
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default(),
         }))
     }
 }

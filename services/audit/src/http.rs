@@ -6,7 +6,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use banli_api::http::{ApiQuery, ApiState, Caller, Problem, ProblemDocument, json_response};
+use banli_api::http::{
+    ApiPath, ApiQuery, ApiState, Caller, Posted, Problem, ProblemDocument, json_response,
+};
 use banli_api::{AppError, Authenticator, ErrorCode, Principal};
 use banli_audit::{Hash, ProofError};
 use banli_domain::Role;
@@ -19,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::lease::LogHandle;
-use crate::log::{AuditLog, LogError};
+use crate::log::{AuditLog, EraseError, Erasure, ErasureTarget, LogError};
 
 /// The most entries one response holds (ask again from the next index for more).
 pub const MAX_ENTRIES: u64 = 1000;
@@ -49,8 +51,8 @@ impl ApiState for AppState {
     }
 
     fn body_limit(&self) -> usize {
-        // Every route is a GET.
-        1024
+        // One erasure request: an id or an index and a reason.
+        8 * 1024
     }
 }
 
@@ -62,6 +64,8 @@ pub fn api(log: LogHandle, auth: Authenticator) -> (Router, utoipa::openapi::Ope
         .routes(routes!(entries))
         .routes(routes!(inclusion))
         .routes(routes!(consistency))
+        .routes(routes!(erase))
+        .routes(routes!(opening))
         .split_for_parts();
     (router.with_state(AppState { log, auth }), openapi)
 }
@@ -368,4 +372,179 @@ async fn consistency(
         })?,
         None,
     ))
+}
+
+/// What to erase: exactly one of `subject` (a deputy's id: every leaf whose personal data
+/// concerns that deputy) and `leaf` (one leaf's index), and why.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseBody {
+    pub subject: Option<String>,
+    pub leaf: Option<u64>,
+    /// Why (kept, as erasable text, with the erasure's own leaf).
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ErasureView {
+    /// The leaves whose personal data and salt were erased.
+    erased: Vec<u64>,
+    /// The leaf that records the erasure.
+    record: u64,
+}
+
+/// The longest erasure reason.
+pub const MAX_REASON: usize = 2000;
+
+/// Checks an erasure request: one target, a reason.
+pub fn erasure_target(
+    subject: Option<String>,
+    leaf: Option<u64>,
+    reason: &str,
+) -> Result<ErasureTarget, AppError> {
+    if reason.trim().is_empty() {
+        return Err(AppError::invalid(
+            "`reason`: say why the data is erased (kept with the erasure's record)",
+        ));
+    }
+    if reason.chars().count() > MAX_REASON {
+        return Err(AppError::invalid(format!(
+            "`reason`: at most {MAX_REASON} characters"
+        )));
+    }
+    match (subject, leaf) {
+        (Some(s), None) if !s.trim().is_empty() && s.len() <= 200 => {
+            Ok(ErasureTarget::Subject(s.trim().to_owned()))
+        }
+        (Some(_), None) => Err(AppError::invalid("`subject`: a deputy's id")),
+        (None, Some(i)) => Ok(ErasureTarget::Leaf(i)),
+        _ => Err(AppError::invalid(
+            "give exactly one of `subject` (a deputy's id) and `leaf` (a leaf index)",
+        )),
+    }
+}
+
+/// Only the assigning office erases.
+pub(crate) fn eraser(caller: &Principal) -> Result<(), AppError> {
+    match caller.role {
+        Role::AssigningOffice => Ok(()),
+        _ => Err(AppError::forbidden(
+            "only the assigning office erases personal data from the audit log",
+        )),
+    }
+}
+
+/// The erasure's record source id for a client's idempotency key: a retry finds it.
+pub(crate) fn erasure_source(caller: &Principal, key: Option<&str>) -> Option<String> {
+    key.map(|k| {
+        let h = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{}\n{k}", caller.key_id).as_bytes(),
+        );
+        let hex: String = h
+            .as_ref()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("erasure-{hex}")
+    })
+}
+
+pub(crate) fn erase_error(e: EraseError) -> AppError {
+    match e {
+        EraseError::UnknownSubject(_)
+        | EraseError::UnknownLeaf { .. }
+        | EraseError::NoPersonalData(_) => AppError::not_found(e.to_string()),
+        EraseError::AlreadyErased(_) => AppError::new(ErrorCode::Conflict, e.to_string()),
+        EraseError::KeyReused(_) => AppError::new(ErrorCode::IdempotencyKeyReused, e.to_string()),
+        EraseError::Log(l) => log_error(l),
+    }
+}
+
+pub(crate) fn actor_of(caller: &Principal) -> serde_json::Value {
+    serde_json::json!({
+        "role": caller.role,
+        "agency": caller.agency.map(|a| a.0),
+        "deputy": null,
+        "key": caller.key_id,
+    })
+}
+
+fn erasure_json(e: &Erasure) -> Result<String, AppError> {
+    to_json(&ErasureView {
+        erased: e.erased.clone(),
+        record: e.record,
+    })
+}
+
+/// Erases personal data from the audit log: a deputy's (`subject`) in every leaf that concerns
+/// them, or one leaf's. The erasure is recorded first as a leaf of its own; the leaves keep
+/// their commitments, so every proof and `banli audit verify` stay intact. Assigning office only.
+/// 404: unknown subject, a leaf outside the signed log or without personal data; 409: erased
+/// already. With an `Idempotency-Key`, a retry answers with the first erasure.
+#[utoipa::path(post, path = "/v1/audit/erasures", tag = "audit", request_body = EraseBody,
+    responses((status = 201, body = ErasureView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument),
+        (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn erase(State(st): State<AppState>, caller: Caller, body: Posted<EraseBody>) -> ApiResult {
+    eraser(&caller.0)?;
+    let Posted {
+        value,
+        idempotency_key,
+        ..
+    } = body;
+    let target = erasure_target(value.subject, value.leaf, &value.reason)?;
+    let log = st.log.get()?;
+    let done = log
+        .erase(
+            &target,
+            &value.reason,
+            actor_of(&caller.0),
+            erasure_source(&caller.0, idempotency_key.as_deref()),
+        )
+        .await
+        .map_err(erase_error)?;
+    Ok(json_response(201, erasure_json(&done)?, None))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct OpeningView {
+    index: u64,
+    /// Base64 of the salt; absent once erased.
+    salt: Option<String>,
+    /// The personal data as canonical JSON text — exactly the bytes the leaf's
+    /// `personal_commitment` covers: `hex(SHA-256(salt ‖ data))`; absent once erased.
+    data: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    erased_at: Option<OffsetDateTime>,
+}
+
+/// A leaf's personal data and salt, to check against the commitment in the leaf (or when they
+/// were erased). Assigning office and auditors. 404: no personal data beside that leaf.
+#[utoipa::path(get, path = "/v1/audit/entries/{index}/personal", tag = "audit", params(("index" = u64, Path)),
+    responses((status = 200, body = OpeningView), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn opening(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(index): ApiPath<u64>,
+) -> ApiResult {
+    reader(&caller.0)?;
+    let o = st
+        .log
+        .get()?
+        .opening(index)
+        .await
+        .map_err(|e| match e {
+            LogError::Proof(p) => proof_error(p, "index", "index"),
+            other => log_error(other),
+        })?
+        .ok_or_else(|| AppError::not_found(format!("leaf {index} holds no personal data")))?;
+    let view = OpeningView {
+        index: o.index,
+        salt: o.salt.map(|s| STANDARD.encode(s)),
+        data: o.data,
+        erased_at: o.erased_at,
+    };
+    Ok(json_response(200, to_json(&view)?, None))
 }

@@ -15,4 +15,6 @@ pub mod store;
 pub mod verify;
 
 pub use lease::LogHandle;
-pub use log::{Appended, AuditLog, LogError, LogOptions, Signed};
+pub use log::{
+    Appended, AuditLog, EraseError, Erasure, ErasureTarget, LogError, LogOptions, Opening, Signed,
+};

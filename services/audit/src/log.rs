@@ -58,6 +58,44 @@ pub enum LogError {
     Stopped,
 }
 
+/// What an erasure takes out of the log's side table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErasureTarget {
+    /// Every leaf whose personal data concerns this deputy.
+    Subject(String),
+    /// One leaf.
+    Leaf(u64),
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    /// The leaves whose personal data and salt were erased.
+    pub erased: Vec<u64>,
+    /// The leaf that records the erasure.
+    pub record: u64,
+    /// A repeat of an earlier request (same source id): this is what that one did.
+    pub repeated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    #[error("no leaf of the signed log holds personal data of `{0}`")]
+    UnknownSubject(String),
+    #[error("leaf {index} is not in the signed log (its size is {size})")]
+    UnknownLeaf { index: u64, size: u64 },
+    #[error("leaf {0} holds no personal data")]
+    NoPersonalData(u64),
+    #[error("the personal data of {0} is erased already")]
+    AlreadyErased(String),
+    #[error(
+        "this Idempotency-Key was used for another erasure (leaf {0}); use a new key for a new erasure"
+    )]
+    KeyReused(u64),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
 /// What became of an appended record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -102,6 +140,50 @@ impl std::fmt::Debug for AuditLog {
             .field("origin", &self.inner.options.origin)
             .finish_non_exhaustive()
     }
+}
+
+/// A leaf's personal data as kept beside it: the salt and the canonical JSON that the leaf's
+/// `personal_commitment` is `hex(SHA-256(salt ‖ data))` of, or when it was erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub index: u64,
+    pub salt: Option<Vec<u8>>,
+    pub data: Option<String>,
+    pub erased_at: Option<OffsetDateTime>,
+}
+
+/// The erasure recorded at leaf `index`, if it was of the same target.
+async fn earlier_erasure(
+    store: &Store,
+    index: u64,
+    target: &ErasureTarget,
+) -> Result<Erasure, EraseError> {
+    let entry = store
+        .entries(index, index + 1)
+        .await
+        .map_err(LogError::from)?
+        .into_iter()
+        .next()
+        .ok_or(EraseError::KeyReused(index))?;
+    let leaf: serde_json::Value =
+        serde_json::from_slice(&entry.leaf_input).map_err(|_| EraseError::KeyReused(index))?;
+    let data = &leaf["data"];
+    let same = match target {
+        ErasureTarget::Subject(s) => data["data_subject"].as_str() == Some(s.as_str()),
+        ErasureTarget::Leaf(i) => data["leaf"].as_u64() == Some(*i),
+    };
+    if entry.record_type != "erasure" || !same {
+        return Err(EraseError::KeyReused(index));
+    }
+    let erased = data["erased"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    Ok(Erasure {
+        erased,
+        record: index,
+        repeated: true,
+    })
 }
 
 /// Rebuilds the tree from the stored leaves' bytes (as `verify` reads them): each leaf hash
@@ -234,6 +316,107 @@ impl AuditLog {
         rx.await
             .map_err(|_| LogError::Stopped)?
             .map_err(|e| LogError::Store(StoreError::Corrupt(e)))
+    }
+
+    /// Erases personal data — a deputy's everywhere, or one leaf's — after recording the
+    /// erasure itself as a leaf (who, what, and the reason, the reason kept as erasable text).
+    /// The tree, every proof and `verify` are untouched: leaves hold only commitments.
+    ///
+    /// `source_id` (from a client's idempotency key) makes a retry safe: a repeat of it answers
+    /// with the first erasure, read back from its leaf.
+    pub async fn erase(
+        &self,
+        target: &ErasureTarget,
+        reason: &str,
+        actor: serde_json::Value,
+        source_id: Option<String>,
+    ) -> Result<Erasure, EraseError> {
+        let size = self.signed_size();
+        let store = &self.inner.store;
+        if let Some(id) = &source_id
+            && let Some((_, index)) = store
+                .known_sources(std::slice::from_ref(id))
+                .await
+                .map_err(LogError::from)?
+                .first()
+        {
+            return earlier_erasure(store, *index, target).await;
+        }
+        let pending: Vec<u64> = match target {
+            ErasureTarget::Leaf(index) => {
+                if *index >= size {
+                    return Err(EraseError::UnknownLeaf {
+                        index: *index,
+                        size,
+                    });
+                }
+                match store.personal(*index).await.map_err(LogError::from)? {
+                    None => return Err(EraseError::NoPersonalData(*index)),
+                    Some(p) if p.erased_at.is_some() => {
+                        return Err(EraseError::AlreadyErased(format!("leaf {index}")));
+                    }
+                    Some(_) => vec![*index],
+                }
+            }
+            ErasureTarget::Subject(subject) => {
+                let leaves = store
+                    .subject_leaves(subject, size)
+                    .await
+                    .map_err(LogError::from)?;
+                if leaves.is_empty() {
+                    return Err(EraseError::UnknownSubject(subject.clone()));
+                }
+                let pending: Vec<u64> = leaves
+                    .into_iter()
+                    .filter(|(_, erased)| !erased)
+                    .map(|(i, _)| i)
+                    .collect();
+                if pending.is_empty() {
+                    return Err(EraseError::AlreadyErased(format!("`{subject}`")));
+                }
+                pending
+            }
+        };
+        let (subject, leaf) = match target {
+            ErasureTarget::Subject(s) => {
+                (serde_json::Value::from(s.clone()), serde_json::Value::Null)
+            }
+            ErasureTarget::Leaf(i) => (serde_json::Value::Null, serde_json::Value::from(*i)),
+        };
+        let record = Record {
+            record_type: "erasure".into(),
+            source_id: source_id.unwrap_or_else(|| format!("erasure-{}", uuid::Uuid::now_v7())),
+            subject: None,
+            occurred_at: OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            actor,
+            data: serde_json::json!({"erased": pending, "data_subject": subject, "leaf": leaf}),
+            personal: Some(serde_json::json!({"/reason": reason})),
+        };
+        let appended = self.append(vec![record]).await?;
+        let record = appended.first().map_or(0, |a| a.index);
+        let erased = store
+            .erase_personal(&pending)
+            .await
+            .map_err(LogError::from)?;
+        tracing::info!(record, erased = ?erased, "erased personal data from the audit log's side table");
+        Ok(Erasure {
+            erased,
+            record,
+            repeated: false,
+        })
+    }
+
+    /// A signed leaf's personal data, to check against its commitment (`None`: it has none).
+    pub async fn opening(&self, index: u64) -> Result<Option<Opening>, LogError> {
+        self.check_size(index.saturating_add(1))?;
+        Ok(self.inner.store.personal(index).await?.map(|p| Opening {
+            index,
+            salt: p.salt,
+            data: p.data,
+            erased_at: p.erased_at,
+        }))
     }
 
     /// The latest signed checkpoint.
@@ -418,6 +601,11 @@ async fn write(
                     .personal
                     .as_ref()
                     .map(|p| (salt, banli_audit::canonical(p))),
+                subjects: if r.personal.is_some() {
+                    r.data_subjects()
+                } else {
+                    Vec::new()
+                },
             });
             known.insert(r.source_id.clone(), index);
             answer.push(Appended {

@@ -97,6 +97,8 @@ pub struct NewLeaf {
     pub source_id: String,
     /// The salt and the personal data (canonical JSON), when the record has any.
     pub personal: Option<([u8; 32], String)>,
+    /// The deputies the personal data concerns.
+    pub subjects: Vec<String>,
 }
 
 /// A stored leaf.
@@ -132,6 +134,10 @@ const POSTGRES_APPEND_ONLY: &str = "CREATE TRIGGER audit_leaves_append_only BEFO
      FOR EACH ROW EXECUTE FUNCTION audit_append_only()";
 const SQLITE_NO_DELETE: &str = "CREATE TRIGGER audit_leaves_no_delete BEFORE DELETE ON audit_leaves \
      BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: audit_leaves rows cannot be deleted'); END";
+
+/// Records whose personal data a leaf covers.
+const SUBJECT_INSERT: &str =
+    "INSERT INTO audit_subjects (subject_id, leaf_index) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 /// Stores a published checkpoint.
 const CHECKPOINT_INSERT: &str =
@@ -305,6 +311,13 @@ impl Store {
                                         .execute(&mut *tx)
                                         .await?;
                                 }
+                                for subject in &l.subjects {
+                                    sqlx::query(SUBJECT_INSERT)
+                                        .bind(subject)
+                                        .bind(l.index as i64)
+                                        .execute(&mut *tx)
+                                        .await?;
+                                }
                             }
                         }
                         signed_rows!(tx);
@@ -330,6 +343,13 @@ impl Store {
                                     .bind(data)
                                     .execute(&mut *tx)
                                     .await?;
+                                for subject in &l.subjects {
+                                    sqlx::query(SUBJECT_INSERT)
+                                        .bind(subject)
+                                        .bind(l.index as i64)
+                                        .execute(&mut *tx)
+                                        .await?;
+                                }
                             }
                         }
                         signed_rows!(tx);
@@ -410,6 +430,7 @@ impl Store {
         let copy = "INSERT INTO audit_quarantine (leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at, quarantined_at, reason) \
                     SELECT leaf_index, leaf_input, leaf_hash, record_type, source_id, recorded_at, $2, $3 FROM audit_leaves WHERE leaf_index >= $1";
         let personal = "DELETE FROM audit_personal WHERE leaf_index >= $1";
+        let subjects = "DELETE FROM audit_subjects WHERE leaf_index >= $1";
         let delete = "DELETE FROM audit_leaves WHERE leaf_index >= $1";
         // One transaction: lift the delete trigger, copy, delete, put the trigger back.
         macro_rules! set_aside {
@@ -423,6 +444,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(personal)
+                    .bind(from as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(subjects)
                     .bind(from as i64)
                     .execute(&mut *tx)
                     .await?;
@@ -611,20 +636,58 @@ impl Store {
         }))
     }
 
-    /// Erases the personal data beside a leaf (the salt too, so the commitment can no longer
-    /// be opened). The tree is not touched. Returns whether there was any.
-    pub async fn erase_personal(&self, index: u64) -> Result<bool, StoreError> {
+    /// The leaves below `below` whose personal data concerns `subject`, with whether each is
+    /// erased already.
+    pub async fn subject_leaves(
+        &self,
+        subject: &str,
+        below: u64,
+    ) -> Result<Vec<(u64, bool)>, StoreError> {
+        let rows: Vec<(i64, Option<OffsetDateTime>)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT s.leaf_index, p.erased_at FROM audit_subjects s JOIN audit_personal p ON p.leaf_index = s.leaf_index \
+             WHERE s.subject_id = $1 AND s.leaf_index < $2 ORDER BY s.leaf_index")
+            .bind(subject)
+            .bind(below as i64)
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(i, e)| (i.max(0) as u64, e.is_some()))
+            .collect())
+    }
+
+    /// Erases the personal data beside these leaves (the salt too, so a commitment can no
+    /// longer be opened), in one transaction. The tree is not touched. Returns the leaves
+    /// erased now (those erased before are left as they are).
+    pub async fn erase_personal(&self, leaves: &[u64]) -> Result<Vec<u64>, StoreError> {
         let now = OffsetDateTime::now_utc();
+        let leaves = leaves.to_vec();
         self.db
             .write(move |pool| async move {
                 let sql = "UPDATE audit_personal SET salt = NULL, data = NULL, erased_at = $2 WHERE leaf_index = $1 AND erased_at IS NULL";
-                let n = on_pool!(&pool, p => sqlx::query(sql)
-                    .bind(index as i64)
-                    .bind(now)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()))?;
-                Ok::<bool, StoreError>(n > 0)
+                let mut erased = Vec::new();
+                macro_rules! erase {
+                    ($p:expr) => {{
+                        let mut tx = $p.begin().await?;
+                        for &index in &leaves {
+                            let n = sqlx::query(sql)
+                                .bind(index as i64)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                            if n > 0 {
+                                erased.push(index);
+                            }
+                        }
+                        tx.commit().await?;
+                    }};
+                }
+                match &pool {
+                    Pool::Postgres(p) => erase!(p),
+                    Pool::Sqlite(p) => erase!(p),
+                }
+                Ok::<Vec<u64>, StoreError>(erased)
             })
             .await
     }

@@ -12,14 +12,17 @@ use crate::store::Store;
 
 fn record_of(json: &str) -> Option<Record> {
     let v: Value = serde_json::from_str(json).ok()?;
+    // Notice bodies and responses are free text: committed to, kept beside the leaf, erasable.
+    let mut data = v["data"].clone();
+    let personal = banli_audit::split_personal(&mut data);
     Some(Record {
         record_type: v["record_type"].as_str()?.to_owned(),
         source_id: v["source_id"].as_str()?.to_owned(),
         subject: v["subject"].as_str().map(str::to_owned),
         occurred_at: v["occurred_at"].as_str().unwrap_or_default().to_owned(),
         actor: v["actor"].clone(),
-        data: v["data"].clone(),
-        personal: None,
+        data,
+        personal,
     })
 }
 

@@ -94,6 +94,22 @@ pub enum AuditCommand {
         #[arg(long)]
         public_key: PathBuf,
     },
+    /// Erase personal data from the log — a deputy's in every leaf that concerns them, or one
+    /// leaf's — recording the erasure as a leaf of its own; proofs and `verify` stay intact.
+    /// Runs with the follow-up service stopped (it takes the sequencer lock and signs with the
+    /// log's key); while a server runs, use POST /v1/audit/erasures. Exit code 1 with the
+    /// reason for an unknown subject or leaf, or data erased already.
+    Erase {
+        /// A deputy's id.
+        #[arg(long, conflicts_with = "leaf", required_unless_present = "leaf")]
+        subject: Option<String>,
+        /// One leaf's index.
+        #[arg(long)]
+        leaf: Option<u64>,
+        /// Why (kept, as erasable text, with the erasure's record).
+        #[arg(long)]
+        reason: String,
+    },
     /// Generate a new signing key for the log (named by audit_origin) into FILE, mode 0600 —
     /// e.g. for a Kubernetes Secret that every follow-up replica mounts — and print its public
     /// key. Never overwrites a file.
@@ -172,6 +188,11 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             reason,
             public_key,
         } => quarantine(config, from, &reason, &verifier_from(&public_key)?).await,
+        AuditCommand::Erase {
+            subject,
+            leaf,
+            reason,
+        } => erase(config, subject, leaf, &reason).await,
         AuditCommand::NewKey { to } => {
             if to.exists() {
                 bail!("{} exists: a key is never overwritten", to.display());
@@ -275,6 +296,8 @@ async fn open_store(config: &Config) -> Result<(Pool, banli_auditlog::store::Sto
         &url,
         &ConnectOptions {
             max_connections: 2,
+            // As `banli serve` writes it: every commit survives a power loss.
+            durable: true,
             ..Default::default()
         },
     )
@@ -346,6 +369,70 @@ async fn quarantine(config: &Config, from: u64, reason: &str, verifier: &Verifie
                 v.leaves
             ),
         }
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
+async fn erase(
+    config: &Config,
+    subject: Option<String>,
+    leaf: Option<u64>,
+    reason: &str,
+) -> Result<()> {
+    let target = banli_auditlog::http::erasure_target(subject, leaf, reason)
+        .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    let (pool, store) = open_store(config).await?;
+    let result = async {
+        let Some(lease) = banli_auditlog::lease::try_acquire(&store, "banli audit erase")
+            .await
+            .context("taking the audit log's sequencer lock")?
+        else {
+            let holder = store.sequencer().await.ok().flatten().map(|h| h.holder);
+            bail!(
+                "a follow-up process is the audit log's sequencer ({}): erase through it with POST /v1/audit/erasures (an assigning-office key), or stop every follow-up process and run this again",
+                holder.as_deref().unwrap_or("?")
+            );
+        };
+        let signer =
+            banli_auditlog::keys::load_or_create(&config.audit_key_path(), &config.audit_origin)?;
+        let log = banli_auditlog::AuditLog::open(
+            store.clone(),
+            signer,
+            banli_auditlog::LogOptions {
+                fence: Some(lease.fence.clone()),
+                ..banli_auditlog::LogOptions::new(&config.audit_origin)
+            },
+        )
+        .await
+        .context("opening the audit log")?;
+        let done = log
+            .erase(
+                &target,
+                reason,
+                serde_json::json!({"role": "operator", "via": "banli audit erase"}),
+                None,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The erasure's record under a signed checkpoint before the lock goes.
+        let start = std::time::Instant::now();
+        while log.signed_size() <= done.record {
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                bail!("the erasure's record {} was not signed within 10 s", done.record);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        println!(
+            "erased the personal data of {} leaves ({:?}); the erasure is leaf {}",
+            done.erased.len(),
+            done.erased,
+            done.record
+        );
+        drop(log);
+        drop(lease);
+        Ok(())
     }
     .await;
     pool.close().await;
