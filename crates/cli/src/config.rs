@@ -22,6 +22,9 @@ pub struct Config {
     /// (`<prefix>.>`); change both to run several deployments on one NATS.
     pub nats_stream: String,
     pub nats_subject_prefix: String,
+    /// How many days the NATS stream keeps an event (events carry personal data; each service's
+    /// own store is the record); 0 keeps them forever.
+    pub nats_max_age_days: u32,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// A shipped profile name (`hunan`, `national`) or the path of a profile TOML file.
@@ -89,6 +92,7 @@ impl Default for Config {
             nats_url: None,
             nats_stream: "BANLI".to_owned(),
             nats_subject_prefix: "banli".to_owned(),
+            nats_max_age_days: 30,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             profile: "hunan".to_owned(),
@@ -162,6 +166,11 @@ impl Config {
         }
         if let Ok(v) = std::env::var("BANLI_NATS_SUBJECT_PREFIX") {
             config.nats_subject_prefix = v;
+        }
+        if let Ok(v) = std::env::var("BANLI_NATS_MAX_AGE_DAYS") {
+            config.nats_max_age_days = v.parse().with_context(|| {
+                format!("BANLI_NATS_MAX_AGE_DAYS `{v}` is not a number of days")
+            })?;
         }
         if let Ok(v) = std::env::var("BANLI_AUDIT_SIGNING_KEY") {
             config.audit_signing_key = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
@@ -309,6 +318,11 @@ impl Config {
     /// The least time between two `audit.checkpoint` events.
     pub fn audit_checkpoint_event_interval(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.audit_checkpoint_event_secs)
+    }
+
+    /// How long the NATS stream keeps an event (zero: forever).
+    pub fn nats_max_age(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.nats_max_age_days) * 86_400)
     }
 
     /// The bound on a consistency wait.

@@ -20,6 +20,9 @@ pub struct NatsConfig {
     pub prefix: String,
     /// How long JetStream waits for an acknowledgement before delivering again.
     pub ack_wait: Duration,
+    /// How long the stream keeps an event (they carry personal data; the services' own stores
+    /// are the record). Zero: forever.
+    pub max_age: Duration,
 }
 
 impl NatsConfig {
@@ -29,6 +32,7 @@ impl NatsConfig {
             stream: "BANLI".into(),
             prefix: "banli".into(),
             ack_wait: Duration::from_secs(10),
+            max_age: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -60,16 +64,31 @@ impl NatsBus {
             .await
             .map_err(|e| connect_err(&e))?;
         let js = jetstream::new(client);
+        // Created, or brought to this configuration (the retention may have changed).
+        js.create_or_update_stream(stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![format!("{}.>", config.prefix)],
+            duplicate_window: Duration::from_secs(120),
+            max_age: config.max_age,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| connect_err(&e))?;
         let stream = js
-            .get_or_create_stream(stream::Config {
-                name: config.stream.clone(),
-                subjects: vec![format!("{}.>", config.prefix)],
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
+            .get_stream(&config.stream)
             .await
             .map_err(|e| connect_err(&e))?;
         Ok(NatsBus { js, stream, config })
+    }
+
+    /// How long the stream keeps an event, as the server has it.
+    pub async fn max_age(&self) -> Result<Duration, BusError> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.map_err(|e| BusError::Connect {
+            url: self.config.url.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(info.config.max_age)
     }
 
     /// Removes the stream (tests clean up after themselves).

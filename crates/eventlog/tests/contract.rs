@@ -179,6 +179,7 @@ async fn contract_on_nats_jetstream() {
         stream: format!("BANLI_TEST_{unique}"),
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(1),
+        max_age: Duration::from_secs(3600),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,
@@ -190,6 +191,23 @@ async fn contract_on_nats_jetstream() {
             return;
         }
     };
+    // The stream keeps events as long as configured, also when it existed before with another
+    // retention.
+    assert_eq!(
+        bus.max_age().await.expect("info"),
+        Duration::from_secs(3600)
+    );
+    let shorter = NatsBus::connect(NatsConfig {
+        url: url.clone(),
+        stream: format!("BANLI_TEST_{unique}"),
+        prefix: format!("banlitest{unique}"),
+        ack_wait: Duration::from_secs(1),
+        max_age: Duration::from_secs(600),
+    })
+    .await
+    .expect("the same stream again");
+    assert_eq!(bus.max_age().await.expect("info"), Duration::from_secs(600));
+    drop(shorter);
     contract(
         Bus::Nats(Box::new(bus.clone())),
         Duration::from_millis(1200),

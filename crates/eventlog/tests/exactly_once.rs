@@ -250,6 +250,7 @@ async fn exactly_once_on_postgres_over_nats() {
         stream: format!("BANLI_TEST_{unique}"),
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(2),
+        max_age: Duration::from_secs(3600),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,
@@ -332,6 +333,7 @@ async fn exactly_once_when_the_bus_connection_drops() {
         stream: format!("BANLI_TEST_{unique}"),
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(2),
+        max_age: Duration::from_secs(3600),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,

@@ -154,6 +154,7 @@ async fn relay_on_postgres_and_nats() {
         stream: format!("BANLI_TEST_{unique}"),
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(1),
+        max_age: Duration::from_secs(3600),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,

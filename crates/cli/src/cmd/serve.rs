@@ -71,6 +71,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             banli_eventlog::NatsBus::connect(banli_eventlog::NatsConfig {
                 stream: config.nats_stream.clone(),
                 prefix: config.nats_subject_prefix.clone(),
+                max_age: config.nats_max_age(),
                 ..banli_eventlog::NatsConfig::new(&u.0)
             })
             .await?,
