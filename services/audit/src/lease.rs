@@ -14,7 +14,7 @@ use banli_api::{AppError, ErrorCode};
 use tokio::sync::watch;
 
 use crate::log::AuditLog;
-use crate::store::{Fence, SequencerLock, Store, StoreError};
+use crate::store::{Fence, LockAttempts, SequencerLock, Store, StoreError};
 
 /// A name for this process in the lease row (and in the logs of the replicas standing by).
 pub fn holder_name() -> String {
@@ -98,7 +98,15 @@ pub struct Lease {
 
 /// Takes the lock and claims the log if no other process holds it.
 pub async fn try_acquire(store: &Store, holder: &str) -> Result<Option<Lease>, StoreError> {
-    let Some(lock) = store.try_lock_sequencer().await? else {
+    try_again(store, holder, &mut LockAttempts::default()).await
+}
+
+async fn try_again(
+    store: &Store,
+    holder: &str,
+    attempts: &mut LockAttempts,
+) -> Result<Option<Lease>, StoreError> {
+    let Some(lock) = store.try_lock_sequencer(attempts).await? else {
         return Ok(None);
     };
     let fence = store.claim_sequencer(&lock, holder).await?;
@@ -114,6 +122,7 @@ pub async fn wait_for(
 ) -> Result<Option<Lease>, StoreError> {
     tokio::pin!(stop);
     let mut told: Option<String> = None;
+    let mut attempts = LockAttempts::default();
     let mut every = tokio::time::interval(STANDBY_POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -121,7 +130,7 @@ pub async fn wait_for(
             () = &mut stop => return Ok(None),
             _ = every.tick() => {}
         }
-        match try_acquire(store, holder).await {
+        match try_again(store, holder, &mut attempts).await {
             Ok(Some(lease)) => {
                 tracing::info!(
                     holder,

@@ -26,7 +26,7 @@ pub struct LogOptions {
     pub checkpoint_interval: Duration,
     /// The most records stored in one transaction.
     pub max_batch: usize,
-    /// The sequencer's lease this process holds (see [`crate::lease`]): every write checks it
+    /// This process's claim as the log's sequencer (see [`crate::lease`]): every write checks it
     /// in its transaction. `None` for a log only this process can open (tests, tools).
     pub fence: Option<Fence>,
 }
@@ -537,10 +537,10 @@ async fn sequencer(inner: Arc<Inner>, signer: Signer, mut rx: mpsc::UnboundedRec
                 }
             }
             Err(StoreError::Fenced) => {
-                // Another replica is the sequencer now: this one writes nothing more (its lease
+                // Another replica is the sequencer now: this one writes nothing more (its lock
                 // keeper stops the process).
                 tracing::error!(
-                    "the audit log's sequencer lease was taken over by another replica; this process stops appending"
+                    "another process claimed the audit log's sequencer; this process stops appending"
                 );
                 for job in jobs {
                     let _ = job.reply.send(Err(StoreError::Fenced.to_string()));

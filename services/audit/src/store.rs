@@ -14,13 +14,13 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(
-        "this process no longer holds the audit log's sequencer lease (another replica took it over); nothing was written"
+        "this process is no longer the audit log's sequencer (another process claimed it); nothing was written"
     )]
     Fenced,
 }
 
-/// A holder's claim on the sequencer's lease: every append checks, in its transaction, that
-/// the lease row still names this holder at this epoch.
+/// A holder's claim as the log's sequencer: every append checks, in its transaction, that the
+/// `audit_sequencer` row still names this holder at this epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
     pub holder: String,
@@ -38,6 +38,12 @@ pub struct LeaseHolder {
 
 /// The advisory lock's key on PostgreSQL (`banli` `audit`).
 const SEQUENCER_LOCK_KEY: i64 = 0x0062_616e_6c69_6175;
+
+/// A standby's tries for the sequencer lock: on PostgreSQL the session it tries on.
+#[derive(Debug, Default)]
+pub struct LockAttempts {
+    session: Option<Box<sqlx::PgConnection>>,
+}
 
 /// The sequencer lock, held until dropped.
 #[derive(Debug)]
@@ -81,7 +87,7 @@ fn now_ms(backend: banli_db::Backend) -> &'static str {
     }
 }
 
-/// Touches the lease row if it is still this holder's at this epoch: in an append's
+/// Touches the sequencer row if it is still this holder's at this epoch: in an append's
 /// transaction it both checks the fence and (PostgreSQL) locks the row, so a takeover waits
 /// for the append to commit and then sees its leaves.
 const FENCE_CHECK: &str =
@@ -513,22 +519,39 @@ impl Store {
     /// on a connection of its own (released by the server when that session ends, a killed
     /// process's at once; its keepalives end a vanished machine's within seconds), on SQLite a
     /// lock on the file `<database>.sequencer` (released by the system when the process ends).
-    pub async fn try_lock_sequencer(&self) -> Result<Option<SequencerLock>, StoreError> {
+    ///
+    /// `attempts` keeps a standby's PostgreSQL session between tries (no new connection each
+    /// time); a session that fails is dropped and the next try opens another.
+    pub async fn try_lock_sequencer(
+        &self,
+        attempts: &mut LockAttempts,
+    ) -> Result<Option<SequencerLock>, StoreError> {
         match self.pool() {
             Pool::Postgres(p) => {
-                let mut conn = p.acquire().await?.detach();
-                for sql in [
-                    "SET tcp_keepalives_idle = 5",
-                    "SET tcp_keepalives_interval = 2",
-                    "SET tcp_keepalives_count = 3",
-                ] {
-                    sqlx::query(sql).execute(&mut conn).await?;
-                }
+                let mut conn = match attempts.session.take() {
+                    Some(c) => c,
+                    None => {
+                        let mut c = Box::new(p.acquire().await?.detach());
+                        for sql in [
+                            "SET tcp_keepalives_idle = 5",
+                            "SET tcp_keepalives_interval = 2",
+                            "SET tcp_keepalives_count = 3",
+                        ] {
+                            sqlx::query(sql).execute(&mut *c).await?;
+                        }
+                        c
+                    }
+                };
                 let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
                     .bind(SEQUENCER_LOCK_KEY)
-                    .fetch_one(&mut conn)
+                    .fetch_one(&mut *conn)
                     .await?;
-                Ok(locked.then_some(SequencerLock(LockInner::Postgres(Box::new(conn)))))
+                if locked {
+                    Ok(Some(SequencerLock(LockInner::Postgres(conn))))
+                } else {
+                    attempts.session = Some(conn);
+                    Ok(None)
+                }
             }
             Pool::Sqlite(p) => {
                 let opts = p.connect_options();

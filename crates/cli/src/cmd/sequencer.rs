@@ -1,5 +1,5 @@
 //! The audit log in a follow-up process: opened, fed and signed only by the replica holding its
-//! sequencer lease ([`banli_auditlog::lease`]); the others stand by and take over when it stops.
+//! sequencer lock ([`banli_auditlog::lease`]); the others stand by and take over when it stops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +13,9 @@ use tokio::sync::watch;
 
 /// How this process starts with the log.
 pub enum Start {
-    /// It took the lease at start and opened the log.
+    /// It took the sequencer lock at start and opened the log.
     Opened(Lease, AuditLog),
-    /// Another replica holds the lease: wait for it.
+    /// Another replica holds the lock: wait for it.
     Standby(Signer),
 }
 
@@ -86,7 +86,7 @@ async fn open(
 }
 
 impl Sequencer {
-    /// Runs until `rx` says stop (then gives the lease back) or the lease is lost (an error:
+    /// Runs until `rx` says stop (then lets the lock go) or the lock is lost (an error:
     /// the process must stop).
     pub async fn run(self, start: Start, rx: watch::Receiver<bool>) -> Result<()> {
         let (lease, log) = match start {

@@ -97,7 +97,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     let profile = config.rule_profile()?;
     let calendar = config.calendar()?;
     let mut tasks: Vec<Task> = Vec::new();
-    // A task whose failure must stop the process (the audit log's sequencer losing its lease).
+    // A task whose failure must stop the process (the audit log's sequencer losing its lock).
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
     let mut apis: Vec<(axum::Router, utoipa::openapi::OpenApi)> = Vec::new();
     let mut grpc_routes = tonic::service::RoutesBuilder::default();
@@ -588,7 +588,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             let keys = keys.clone();
             Box::pin(async move { keys.authenticate(&token).await })
         });
-        // One sequencer per log: the replica holding the lease opens, feeds and signs it; the
+        // One sequencer per log: the replica holding its lock opens, feeds and signs it; the
         // API of one standing by answers 503 until it takes over.
         let (slot, handle) = banli_auditlog::LogHandle::standby();
         apis.push(banli_auditlog::http::api(handle.clone(), auth.clone()));
