@@ -434,21 +434,7 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
         }
         assert_eq!(status, 200, "{cp}");
         let size: u64 = cp.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
-        let (_, v) = call(
-            followup.http,
-            "GET",
-            &format!("/v1/audit/entries?start=0&end={}", size.max(1) - 1),
-            &office,
-            None,
-        );
-        let types: Vec<String> = v["entries"]
-            .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter_map(|x| x["record_type"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let types = record_types(followup.http, &office, size);
         if types.iter().any(|t| t == "reply_issued") {
             break types;
         }
@@ -637,6 +623,25 @@ impl Cluster {
     }
 }
 
+/// The record types of the first `size` leaves of the audit log a process serves.
+fn record_types(port: u16, key: &str, size: u64) -> Vec<String> {
+    let (_, v) = call(
+        port,
+        "GET",
+        &format!("/v1/audit/entries?start=0&end={}", size.max(1) - 1),
+        key,
+        None,
+    );
+    v["entries"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| x["record_type"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The signed checkpoint a process serves: (status, size, root, note).
 fn checkpoint_of(port: u16, key: &banli_audit::Verifier) -> (u16, u64, banli_audit::Hash, String) {
     let (status, note) = http(port, "GET", "/v1/audit/checkpoint", None, None);
@@ -717,21 +722,7 @@ fn a_standby_follow_up_replica_takes_over_the_audit_log_after_sigkill() {
     let (types, size, root) = loop {
         let (status, size, root, note) = checkpoint_of(standby.http, &key);
         assert_eq!(status, 200, "{note}");
-        let (_, v) = call(
-            standby.http,
-            "GET",
-            &format!("/v1/audit/entries?start=0&end={}", size.max(1) - 1),
-            &office,
-            None,
-        );
-        let types: Vec<String> = v["entries"]
-            .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter_map(|x| x["record_type"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let types = record_types(standby.http, &office, size);
         if types.iter().any(|t| t == "reply_issued") {
             break (types, size, root);
         }

@@ -97,6 +97,20 @@ async fn fresh(backend: Backend) -> Result<TestDb> {
     })
 }
 
+/// A new database as `banli serve` opens the log's: on SQLite `synchronous=FULL`.
+async fn durable(backend: Backend) -> Result<TestDb> {
+    Ok(match backend {
+        Backend::Sqlite => {
+            TestDb::sqlite_with(&banli_db::ConnectOptions {
+                durable: true,
+                ..Default::default()
+            })
+            .await
+        }
+        Backend::Postgres => fresh(backend).await?,
+    })
+}
+
 /// Records appended per second by 64 callers, one record per call, for 5 s.
 async fn appends(log: &AuditLog) -> Result<f64> {
     let next = Arc::new(AtomicU64::new(0));
@@ -176,16 +190,7 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
         normal.drop_db().await;
     }
     // Before the sequencer lock: the same appends without the epoch check in each transaction.
-    let db = match backend {
-        Backend::Sqlite => {
-            TestDb::sqlite_with(&banli_db::ConnectOptions {
-                durable: true,
-                ..Default::default()
-            })
-            .await
-        }
-        Backend::Postgres => fresh(backend).await?,
-    };
+    let db = durable(backend).await?;
     let (log, _) = open(&db, &signer, false).await?;
     let unfenced = appends(&log).await?;
     println!(
@@ -193,16 +198,7 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
     );
     drop(log);
     db.drop_db().await;
-    let db = match backend {
-        Backend::Sqlite => {
-            TestDb::sqlite_with(&banli_db::ConnectOptions {
-                durable: true,
-                ..Default::default()
-            })
-            .await
-        }
-        Backend::Postgres => fresh(backend).await?,
-    };
+    let db = durable(backend).await?;
     let (log, lease) = open(&db, &signer, true).await?;
     let rate = appends(&log).await?;
     println!(

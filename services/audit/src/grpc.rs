@@ -11,10 +11,9 @@ use tonic::{Request, Response, Status};
 
 use crate::http::{
     actor_of, bad, consistency_of, entries_of, erase_error, eraser, erasure_source, erasure_target,
-    inclusion_by_hash_of, log_error, proof_error, reader,
+    inclusion_by_hash_of, opening_of, proof_error, reader,
 };
 use crate::lease::LogHandle;
-use crate::log::LogError;
 
 /// The full names of this service's gRPC services.
 pub const NAMES: [&str; 1] = ["banli.audit.v1.AuditService"];
@@ -184,16 +183,7 @@ impl AuditService for Grpc {
     ) -> Result<Response<pb::PersonalData>, Status> {
         self.reader(&req).await?;
         let index = req.get_ref().index;
-        let o = self
-            .log
-            .get()?
-            .opening(index)
-            .await
-            .map_err(|e| match e {
-                LogError::Proof(p) => proof_error(p, "index", "index"),
-                other => log_error(other),
-            })?
-            .ok_or_else(|| AppError::not_found(format!("leaf {index} holds no personal data")))?;
+        let o = opening_of(&self.log.get()?, index).await?;
         Ok(Response::new(pb::PersonalData {
             index,
             salt: o.salt.unwrap_or_default(),

@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::lease::LogHandle;
-use crate::log::{AuditLog, EraseError, Erasure, ErasureTarget, LogError};
+use crate::log::{AuditLog, EraseError, Erasure, ErasureTarget, LogError, Opening};
 
 /// The most entries one response holds (ask again from the next index for more).
 pub const MAX_ENTRIES: u64 = 1000;
@@ -507,6 +507,17 @@ async fn erase(State(st): State<AppState>, caller: Caller, body: Posted<EraseBod
     Ok(json_response(201, erasure_json(&done)?, None))
 }
 
+/// A signed leaf's personal data; 400 outside the signed log, 404 when it has none.
+pub(crate) async fn opening_of(log: &AuditLog, index: u64) -> Result<Opening, AppError> {
+    log.opening(index)
+        .await
+        .map_err(|e| match e {
+            LogError::Proof(p) => proof_error(p, "index", "index"),
+            other => log_error(other),
+        })?
+        .ok_or_else(|| AppError::not_found(format!("leaf {index} holds no personal data")))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 struct OpeningView {
     index: u64,
@@ -530,16 +541,7 @@ async fn opening(
     ApiPath(index): ApiPath<u64>,
 ) -> ApiResult {
     reader(&caller.0)?;
-    let o = st
-        .log
-        .get()?
-        .opening(index)
-        .await
-        .map_err(|e| match e {
-            LogError::Proof(p) => proof_error(p, "index", "index"),
-            other => log_error(other),
-        })?
-        .ok_or_else(|| AppError::not_found(format!("leaf {index} holds no personal data")))?;
+    let o = opening_of(&st.log.get()?, index).await?;
     let view = OpeningView {
         index: o.index,
         salt: o.salt.map(|s| STANDARD.encode(s)),

@@ -338,16 +338,12 @@ async fn quarantine(config: &Config, from: u64, reason: &str, verifier: &Verifie
     let (pool, store) = open_store(config).await?;
     let result = async {
         // No sequencer may run meanwhile: hold its lock (and fence off any earlier holder).
-        let Some(_lease) = banli_auditlog::lease::try_acquire(&store, "banli audit quarantine")
-            .await
-            .context("taking the audit log's sequencer lock")?
-        else {
-            let holder = store.sequencer().await.ok().flatten().map(|h| h.holder);
-            bail!(
-                "refused: a follow-up process is the audit log's sequencer ({}); stop every follow-up process first",
-                holder.as_deref().unwrap_or("?")
-            );
-        };
+        let _lease = sequencer_lock(
+            &store,
+            "banli audit quarantine",
+            "stop every follow-up process first",
+        )
+        .await?;
         match banli_auditlog::verify::verify(&store, verifier, verifier.name(), &[]).await {
             Err(VerifyError::Found(Finding::Unsigned { index, stored })) if index == from => {
                 let moved = store.quarantine(from, reason).await?;
@@ -375,6 +371,28 @@ async fn quarantine(config: &Config, from: u64, reason: &str, verifier: &Verifie
     result
 }
 
+/// The audit log's sequencer lock for a command that writes the log; refused, saying `instead`,
+/// while a follow-up process holds it.
+async fn sequencer_lock(
+    store: &banli_auditlog::store::Store,
+    command: &str,
+    instead: &str,
+) -> Result<banli_auditlog::lease::Lease> {
+    match banli_auditlog::lease::try_acquire(store, command)
+        .await
+        .context("taking the audit log's sequencer lock")?
+    {
+        Some(lease) => Ok(lease),
+        None => {
+            let holder = store.sequencer().await.ok().flatten().map(|h| h.holder);
+            bail!(
+                "refused: a follow-up process is the audit log's sequencer ({}); {instead}",
+                holder.as_deref().unwrap_or("?")
+            )
+        }
+    }
+}
+
 async fn erase(
     config: &Config,
     subject: Option<String>,
@@ -385,16 +403,12 @@ async fn erase(
         .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
     let (pool, store) = open_store(config).await?;
     let result = async {
-        let Some(lease) = banli_auditlog::lease::try_acquire(&store, "banli audit erase")
-            .await
-            .context("taking the audit log's sequencer lock")?
-        else {
-            let holder = store.sequencer().await.ok().flatten().map(|h| h.holder);
-            bail!(
-                "a follow-up process is the audit log's sequencer ({}): erase through it with POST /v1/audit/erasures (an assigning-office key), or stop every follow-up process and run this again",
-                holder.as_deref().unwrap_or("?")
-            );
-        };
+        let lease = sequencer_lock(
+            &store,
+            "banli audit erase",
+            "erase through it with POST /v1/audit/erasures (an assigning-office key), or stop every follow-up process and run this again",
+        )
+        .await?;
         let signer =
             banli_auditlog::keys::load_or_create(&config.audit_key_path(), &config.audit_origin)?;
         let log = banli_auditlog::AuditLog::open(
