@@ -22,6 +22,24 @@ use super::{SecretKey, now_ms, random_bytes};
 use crate::feed::FeedEntry;
 use crate::store::{Store, StoreError};
 
+/// The most of a receiver's answer read (and dropped). Beyond it nothing more is read and the
+/// connection is not reused: an agency's receiver answering with gigabytes costs this much.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Reads a receiver's answer to its end — at most `limit` bytes, for at most `within` — and
+/// drops it; `true` when it ended in time within the limit (the connection may be reused).
+pub async fn drain<B>(body: B, limit: usize, within: Duration) -> bool
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limited = http_body_util::Limited::new(body, limit);
+    matches!(
+        tokio::time::timeout(within, http_body_util::BodyExt::collect(limited)).await,
+        Ok(Ok(_))
+    )
+}
+
 /// How deliveries are retried and when an endpoint is given up.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -306,12 +324,9 @@ impl Deliverer {
             Ok(Err(e)) => Err(format!("cannot reach the receiver: {e}")),
             Ok(Ok(res)) => {
                 let status = res.status().as_u16();
-                // Read (and drop) the answer so the connection can be reused.
-                let _ = tokio::time::timeout(
-                    self.policy.timeout,
-                    http_body_util::BodyExt::collect(res.into_body()),
-                )
-                .await;
+                // Read (and drop) the answer so the connection can be reused — at most
+                // MAX_RESPONSE_BYTES of it: a receiver answering without end holds no memory.
+                drain(res.into_body(), MAX_RESPONSE_BYTES, self.policy.timeout).await;
                 Ok(status)
             }
         }
@@ -321,6 +336,54 @@ impl Deliverer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    /// A receiver's answer that never ends, counting what was read of it.
+    struct Endless(Arc<AtomicUsize>);
+
+    impl hyper::body::Body for Endless {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            const CHUNK: usize = 16 * 1024;
+            self.0.fetch_add(CHUNK, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+                &[b'x'; CHUNK],
+            )))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_read_only_up_to_the_cap() {
+        let read = Arc::new(AtomicUsize::new(0));
+        let whole = drain(
+            Endless(read.clone()),
+            MAX_RESPONSE_BYTES,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert!(!whole, "an endless answer is not read to its end");
+        let n = read.load(Ordering::SeqCst);
+        assert!(
+            n <= MAX_RESPONSE_BYTES + 16 * 1024,
+            "{n} bytes read of an endless answer"
+        );
+        // A short answer is read whole (the connection stays reusable).
+        assert!(
+            drain(
+                http_body_util::Full::new(Bytes::from_static(b"ok")),
+                MAX_RESPONSE_BYTES,
+                Duration::from_secs(1)
+            )
+            .await
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {
