@@ -444,12 +444,7 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let n = |t: &str| types.iter().filter(|x| *x == t).count();
-    assert_eq!(
-        (n("assignment"), n("adjustment_decision"), n("reply_issued")),
-        (4, 1, 1),
-        "{types:?}"
-    );
+    assert_scenario_recorded_once(&types);
     // Every deadline of the scenario was met before the follow-up service caught up after its
     // restart, so no alert went out for them and nothing is overdue.
     let (status, overdue) = call(followup.http, "GET", "/v1/followup/overdue", &office, None);
@@ -623,6 +618,17 @@ impl Cluster {
     }
 }
 
+/// The scenario's accountability records, each once: four assignments, one adjustment
+/// decision, one reply.
+fn assert_scenario_recorded_once(types: &[String]) {
+    let n = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(
+        (n("assignment"), n("adjustment_decision"), n("reply_issued")),
+        (4, 1, 1),
+        "{types:?}"
+    );
+}
+
 /// The record types of the first `size` leaves of the audit log a process serves.
 fn record_types(port: u16, key: &str, size: u64) -> Vec<String> {
     let (_, v) = call(
@@ -732,12 +738,7 @@ fn a_standby_follow_up_replica_takes_over_the_audit_log_after_sigkill() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let n = |t: &str| types.iter().filter(|x| *x == t).count();
-    assert_eq!(
-        (n("assignment"), n("adjustment_decision"), n("reply_issued")),
-        (4, 1, 1),
-        "{types:?}"
-    );
+    assert_scenario_recorded_once(&types);
     // What the killed sequencer signed is a prefix of what its successor signs.
     assert!(size >= first, "{size} < {first}");
     if first > 0 && size > first {

@@ -79,8 +79,6 @@ pub enum LeaseError {
         "the audit log's sequencer lock is gone (its database session did not answer: {0}); another replica may take over, so this process stops; restart it when the database answers"
     )]
     Lost(StoreError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// How often a standby tries for the lock.
@@ -181,14 +179,22 @@ pub async fn keep(
                 ))));
             }
         }
-        if !store.renew_sequencer(&lease.fence).await? {
-            let holder = store
-                .sequencer()
-                .await
-                .ok()
-                .flatten()
-                .map_or_else(|| "nobody".to_owned(), |h| h.holder);
-            return Err(LeaseError::TakenOver { holder });
+        match store.renew_sequencer(&lease.fence).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let holder = store
+                    .sequencer()
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| "nobody".to_owned(), |h| h.holder);
+                return Err(LeaseError::TakenOver { holder });
+            }
+            // A passing write error (a busy database): the lock still holds, and every append
+            // checks the claim itself; the next second tries again.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not confirm the audit log's sequencer claim; trying again");
+            }
         }
     }
     finish.await;
