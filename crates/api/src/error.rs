@@ -49,10 +49,12 @@ pub enum ErrorCode {
     BadConsistencyToken,
     /// The service has not applied what the `Banli-Consistency` token names within the wait.
     ConsistencyTimeout,
+    /// Too many of these requests in a short time; the detail says when to try again.
+    RateLimited,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -74,6 +76,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::BadConsistencyToken,
         ErrorCode::ConsistencyTimeout,
+        ErrorCode::RateLimited,
     ];
 
     pub fn parse(s: &str) -> Option<ErrorCode> {
@@ -103,6 +106,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::BadConsistencyToken => "bad_consistency_token",
             ErrorCode::ConsistencyTimeout => "consistency_timeout",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
@@ -126,6 +130,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable | ErrorCode::ConsistencyTimeout => 503,
+            ErrorCode::RateLimited => 429,
         }
     }
 
@@ -145,7 +150,9 @@ impl ErrorCode {
             | ErrorCode::FailedPrecondition
             | ErrorCode::WindowClosed
             | ErrorCode::StaleVersion => Code::FailedPrecondition,
-            ErrorCode::LimitReached | ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+            ErrorCode::LimitReached | ErrorCode::PayloadTooLarge | ErrorCode::RateLimited => {
+                Code::ResourceExhausted
+            }
             ErrorCode::AlreadyExists => Code::AlreadyExists,
             ErrorCode::Conflict | ErrorCode::IdempotencyKeyInProgress => Code::Aborted,
             ErrorCode::Internal => Code::Internal,
@@ -179,6 +186,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "Unavailable",
             ErrorCode::BadConsistencyToken => "The consistency token is not valid",
             ErrorCode::ConsistencyTimeout => "Not caught up with the consistency token yet",
+            ErrorCode::RateLimited => "Too many requests; try again later",
         }
     }
 }

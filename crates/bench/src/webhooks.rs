@@ -181,7 +181,7 @@ pub async fn run(backend: Backend) -> Result<()> {
     store.append_feed(waiting).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let deliverer =
-        Deliverer::new(store.clone(), key, Policy::default()).map_err(anyhow::Error::msg)?;
+        Deliverer::new(store.clone(), key, loopback_policy()).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     let worker = tokio::spawn(deliverer.run(async {
         let _ = stopped.await;
@@ -271,4 +271,16 @@ pub async fn run(backend: Backend) -> Result<()> {
     server.abort();
     db.drop_db().await;
     Ok(())
+}
+
+/// The default policy, with the receivers' loopback network allowed (as an operator would with
+/// `webhook_allowed_networks`).
+fn loopback_policy() -> Policy {
+    Policy {
+        egress: banli_coordination::webhooks::egress::Egress::new(
+            banli_coordination::webhooks::egress::Egress::parse_list("127.0.0.0/8")
+                .unwrap_or_default(),
+        ),
+        ..Policy::default()
+    }
 }

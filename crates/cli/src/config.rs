@@ -50,6 +50,11 @@ pub struct Config {
     /// `webhook-secrets.key` in the data directory, generated on first start (mode 0600). Every
     /// process of one deployment needs the same file.
     pub webhook_key: Option<PathBuf>,
+    /// Networks (CIDR) webhook endpoints may point into beyond the public internet, over http
+    /// or https: e.g. `["10.20.0.0/16"]` for agencies' receivers on a government network.
+    /// Empty (the default): loopback, private, link-local, CGNAT, unique-local, multicast and
+    /// metadata addresses are refused and every endpoint needs https.
+    pub webhook_allowed_networks: Vec<String>,
     /// The key that signs consistency tokens (`Banli-Consistency`); empty means
     /// `consistency.key` in the data directory, generated on first start (mode 0600). Every
     /// process of one deployment needs the same file.
@@ -103,6 +108,7 @@ impl Default for Config {
             audit_checkpoint_event_secs: 60,
             audit_signing_key: None,
             webhook_key: None,
+            webhook_allowed_networks: Vec::new(),
             consistency_key: None,
             consistency_wait_ms: 5_000,
             otlp_endpoint: None,
@@ -177,6 +183,14 @@ impl Config {
         }
         if let Ok(v) = std::env::var("BANLI_WEBHOOK_KEY") {
             config.webhook_key = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("BANLI_WEBHOOK_ALLOWED_NETWORKS") {
+            config.webhook_allowed_networks = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Ok(v) = std::env::var("BANLI_CONSISTENCY_KEY") {
             config.consistency_key = Some(PathBuf::from(v));
@@ -253,6 +267,7 @@ impl Config {
                 self.audit_origin
             );
         }
+        self.webhook_egress()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
                 "log.format must be `text` or `json`, not `{}`",
@@ -306,6 +321,15 @@ impl Config {
         self.webhook_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join(banli_coordination::webhooks::KEY_FILE))
+    }
+
+    /// The webhook egress policy of `webhook_allowed_networks`.
+    pub fn webhook_egress(&self) -> Result<banli_coordination::webhooks::egress::Egress> {
+        let nets = banli_coordination::webhooks::egress::Egress::parse_list(
+            &self.webhook_allowed_networks.join(","),
+        )
+        .map_err(|e| anyhow::anyhow!("webhook_allowed_networks: {e}"))?;
+        Ok(banli_coordination::webhooks::egress::Egress::new(nets))
     }
 
     /// The consistency token key file.
@@ -418,6 +442,24 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&bad).is_err());
+    }
+
+    #[test]
+    fn webhook_networks_must_be_cidrs() {
+        let mut c = Config {
+            webhook_allowed_networks: vec!["10.20.0.0/16".into(), "10.0.0.0/33".into()],
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("not a network").to_string();
+        assert!(
+            err.contains("webhook_allowed_networks") && err.contains("10.0.0.0/33"),
+            "{err}"
+        );
+        c.webhook_allowed_networks.pop();
+        c.validate().expect("a network");
+        let egress = c.webhook_egress().expect("a policy");
+        assert!(egress.check("10.20.1.1".parse().expect("ip")).is_ok());
+        assert!(egress.check("10.21.1.1".parse().expect("ip")).is_err());
     }
 
     #[test]

@@ -54,6 +54,8 @@ struct Inner {
     auth: Authenticator,
     /// Seals the webhook secrets; set by the server at start.
     webhook_key: std::sync::OnceLock<Arc<crate::webhooks::SecretKey>>,
+    /// Where webhook endpoints may point; unset: public addresses only.
+    webhook_egress: std::sync::OnceLock<crate::webhooks::egress::Egress>,
     /// What this service waits on for ids another service creates, and for how long at most.
     gate: std::sync::OnceLock<(banli_eventlog::consistency::Gate, std::time::Duration)>,
 }
@@ -92,6 +94,7 @@ impl App {
                 clock,
                 auth,
                 webhook_key: std::sync::OnceLock::new(),
+                webhook_egress: std::sync::OnceLock::new(),
                 gate: std::sync::OnceLock::new(),
             }),
         }
@@ -99,6 +102,12 @@ impl App {
 
     pub(crate) fn webhook_key_cell(&self) -> &std::sync::OnceLock<Arc<crate::webhooks::SecretKey>> {
         &self.inner.webhook_key
+    }
+
+    pub(crate) fn webhook_egress_cell(
+        &self,
+    ) -> &std::sync::OnceLock<crate::webhooks::egress::Egress> {
+        &self.inner.webhook_egress
     }
 
     pub fn store(&self) -> &Store {

@@ -806,6 +806,7 @@ impl pb::webhook_service_server::WebhookService for Grpc {
                     attempt: d.attempt,
                     status: d.status.map(u32::from).unwrap_or(0),
                     error: d.error.unwrap_or_default(),
+                    outcome: d.outcome,
                     duration_ms: d.duration_ms,
                     at: d.at,
                     ok: d.ok,

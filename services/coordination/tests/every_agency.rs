@@ -82,7 +82,10 @@ async fn every_agency_rows(db: TestDb) {
         .insert_webhook(hook.clone(), "s1".into(), "sealed".into())
         .await
         .expect("webhook");
-    let claimed = store.claim_webhooks("test", 1, 2, 10).await.expect("claim");
+    let claimed = store
+        .claim_webhooks("test", 1, 2, 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         [hook.id.as_str()]

@@ -69,6 +69,11 @@ async fn a_disabled_webhook_raises_a_notice_to_its_agency() {
     let policy = Policy {
         timeout: Duration::from_secs(1),
         disable_after: Duration::ZERO,
+        // The receiver is on loopback, which the egress policy refuses unless allowed.
+        egress: banli_coordination::webhooks::egress::Egress::new(
+            banli_coordination::webhooks::egress::Egress::parse_list("127.0.0.0/8")
+                .expect("a network"),
+        ),
         ..Policy::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

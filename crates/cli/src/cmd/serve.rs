@@ -246,10 +246,18 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 )?,
         );
         coordination.set_webhook_key(webhook_key.clone());
+        let egress = config.webhook_egress()?;
+        if !egress.allowed_networks().is_empty() {
+            tracing::info!(networks = ?egress.allowed_networks().iter().map(ToString::to_string).collect::<Vec<_>>(), "webhook endpoints may point into these networks");
+        }
+        coordination.set_webhook_egress(egress.clone());
         let deliverer = banli_coordination::webhooks::deliver::Deliverer::new(
             cstore.clone(),
             webhook_key,
-            banli_coordination::webhooks::deliver::Policy::default(),
+            banli_coordination::webhooks::deliver::Policy {
+                egress,
+                ..Default::default()
+            },
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         tasks.push((

@@ -15,6 +15,9 @@ use crate::feed::Cursor;
 /// Endpoints per agency.
 const MAX_ENDPOINTS: usize = 20;
 
+/// The least time between two replays of one endpoint (milliseconds).
+pub const REPLAY_INTERVAL_MS: i64 = 60_000;
+
 fn view(row: &EndpointRow, secret: Option<String>) -> Result<WebhookView, AppError> {
     let agency = AgencyId(
         row.agency_id
@@ -42,6 +45,16 @@ fn view(row: &EndpointRow, secret: Option<String>) -> Result<WebhookView, AppErr
 }
 
 fn delivery_view(d: DeliveryRow, agency: AgencyId) -> DeliveryView {
+    let status = d.status.and_then(|s| u16::try_from(s).ok());
+    // Attempts logged before outcomes were coarse hold free text: shown as `failed`, never
+    // the text.
+    let outcome = match d.error.as_deref() {
+        None => "delivered",
+        Some(
+            c @ ("http_status" | "timeout" | "refused" | "tls_error" | "not_allowed" | "no_secret"),
+        ) => c,
+        Some(_) => "failed",
+    };
     DeliveryView {
         ok: d.error.is_none(),
         cursor: Cursor { agency, seq: d.seq }.encode(),
@@ -49,8 +62,11 @@ fn delivery_view(d: DeliveryRow, agency: AgencyId) -> DeliveryView {
         event_id: d.event_id,
         event_type: d.event_type,
         attempt: d.attempt.max(0) as u32,
-        status: d.status.and_then(|s| u16::try_from(s).ok()),
-        error: d.error,
+        status,
+        outcome: outcome.to_owned(),
+        error: d
+            .error
+            .map(|c| super::deliver::Outcome::describe(&c, status)),
         duration_ms: d.duration_ms.max(0) as u64,
         at: rfc3339(d.at),
     }
@@ -124,6 +140,24 @@ impl App {
         }
     }
 
+    /// Sets where webhook endpoints may point (once; later calls are ignored). Unset: public
+    /// addresses only, over https.
+    pub fn set_webhook_egress(&self, egress: super::egress::Egress) {
+        let _ = self.webhook_egress_cell().set(egress);
+    }
+
+    /// Checks an endpoint URL against the egress policy: a 422 that names the address class
+    /// and the setting that allows it.
+    async fn check_webhook_url(&self, url: &str) -> Result<(), AppError> {
+        let egress = self
+            .webhook_egress_cell()
+            .get()
+            .cloned()
+            .unwrap_or_default();
+        egress.check_url(url).await.map_err(AppError::invalid)?;
+        Ok(())
+    }
+
     /// Sets the key that seals webhook secrets (once; later calls are ignored).
     pub fn set_webhook_key(&self, key: Arc<SecretKey>) {
         let _ = self.webhook_key_cell().set(key);
@@ -182,11 +216,11 @@ impl App {
     ) -> Result<WebhookView, AppError> {
         let agency = self.webhook_manager(p)?;
         let key = self.webhook_key()?.clone();
-        check_url(&r.url).map_err(AppError::invalid)?;
         check_types(&r.event_types)?;
         if r.description.chars().count() > 500 {
             return Err(AppError::invalid("a description is at most 500 characters"));
         }
+        self.check_webhook_url(&r.url).await?;
         let existing = self.store().webhooks(Some(&agency.to_string())).await?;
         if existing.len() >= MAX_ENDPOINTS {
             return Err(AppError::new(
@@ -277,7 +311,7 @@ impl App {
         }
         let mut row = old.clone();
         if let Some(url) = u.url {
-            check_url(&url).map_err(AppError::invalid)?;
+            self.check_webhook_url(&url).await?;
             row.url = url;
         }
         if let Some(types) = u.event_types {
@@ -408,6 +442,21 @@ impl App {
             }
             c => Cursor::parse(c, agency)?.seq,
         };
+        let now = now_ms();
+        if let Some(at) = self
+            .store()
+            .take_webhook_replay(&old.id, now, now - REPLAY_INTERVAL_MS)
+            .await?
+        {
+            let wait = (at + REPLAY_INTERVAL_MS - now).max(1000) / 1000;
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "webhook {id} was replayed less than a minute ago; one replay per endpoint a \
+                     minute: try again in {wait} s"
+                ),
+            ));
+        }
         let mut row = old.clone();
         row.cursor = seq;
         row.failures = 0;

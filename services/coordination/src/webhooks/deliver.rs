@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinSet;
 
+use super::egress::{Egress, EgressError, Resolver};
 use super::sign::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header};
 use super::store::{DeliveryRow, EndpointRow};
 use super::{SecretKey, now_ms, random_bytes};
@@ -40,6 +41,102 @@ where
     )
 }
 
+/// What came of one attempt, as an agency sees it: coarse, never the internal error text (the
+/// delivery log would otherwise tell an agency how internal hosts answer). The operator's log
+/// keeps the detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Delivered(u16),
+    /// Any other answer (a 3xx too: redirects are not followed).
+    HttpStatus(u16),
+    /// No answer within the policy's timeout.
+    Timeout,
+    /// No connection: refused, reset, unreachable, or the name did not resolve.
+    Refused,
+    /// The TLS handshake failed (the receiver's certificate, or its TLS setup).
+    TlsError,
+    /// The URL's addresses are not allowed by the egress policy.
+    NotAllowed,
+    /// No signing secret could be opened with the service's webhook key.
+    NoSecret,
+}
+
+impl Outcome {
+    /// The code stored in the delivery log (absent for a delivered attempt).
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Outcome::Delivered(_) => None,
+            Outcome::HttpStatus(_) => Some("http_status"),
+            Outcome::Timeout => Some("timeout"),
+            Outcome::Refused => Some("refused"),
+            Outcome::TlsError => Some("tls_error"),
+            Outcome::NotAllowed => Some("not_allowed"),
+            Outcome::NoSecret => Some("no_secret"),
+        }
+    }
+
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Outcome::Delivered(s) | Outcome::HttpStatus(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What an agency reads for a stored code (and status): what happened and what to check.
+    pub fn describe(code: &str, status: Option<u16>) -> String {
+        match code {
+            "http_status" => format!(
+                "the receiver answered {}",
+                status.map_or_else(|| "without a 2xx status".to_owned(), |s| s.to_string())
+            ),
+            "timeout" => "no answer within the delivery timeout".to_owned(),
+            "refused" => {
+                "the receiver could not be reached (no connection, or its name did not resolve)"
+                    .to_owned()
+            }
+            "tls_error" => {
+                "the TLS handshake with the receiver failed; check its certificate".to_owned()
+            }
+            "not_allowed" => {
+                "the URL's address is not allowed by this server's webhook egress policy".to_owned()
+            }
+            "no_secret" => {
+                "no signing secret can be opened; rotate the endpoint's secret".to_owned()
+            }
+            _ => "the attempt failed".to_owned(),
+        }
+    }
+
+    /// The coarse outcome of a request that got no answer.
+    fn of_error(e: &(dyn std::error::Error + 'static)) -> Outcome {
+        let mut next = Some(e);
+        while let Some(err) = next {
+            if err
+                .downcast_ref::<EgressError>()
+                .is_some_and(|e| !matches!(e, EgressError::Unresolvable))
+            {
+                return Outcome::NotAllowed;
+            }
+            if err.downcast_ref::<rustls::Error>().is_some() {
+                return Outcome::TlsError;
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if io.get_ref().is_some_and(|i| i.is::<rustls::Error>())
+                    || io.kind() == std::io::ErrorKind::InvalidData
+                {
+                    return Outcome::TlsError;
+                }
+                if io.kind() == std::io::ErrorKind::TimedOut {
+                    return Outcome::Timeout;
+                }
+            }
+            next = err.source();
+        }
+        Outcome::Refused
+    }
+}
+
 /// How deliveries are retried and when an endpoint is given up.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -58,6 +155,11 @@ pub struct Policy {
     pub lease: Duration,
     /// How long the delivery log keeps an attempt.
     pub log_retention: Duration,
+    /// Endpoints of one agency delivered at once: an agency's fair share of `concurrency`, so
+    /// one agency's slow receivers cannot hold every worker.
+    pub per_agency: usize,
+    /// Where deliveries may connect.
+    pub egress: Egress,
 }
 
 impl Default for Policy {
@@ -71,6 +173,8 @@ impl Default for Policy {
             concurrency: 64,
             lease: Duration::from_secs(120),
             log_retention: Duration::from_secs(30 * 24 * 3600),
+            per_agency: 8,
+            egress: Egress::default(),
         }
     }
 }
@@ -86,7 +190,7 @@ impl Policy {
     }
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
 /// The worker of one process.
 #[derive(Debug, Clone)]
@@ -105,12 +209,16 @@ fn jitter() -> f64 {
 
 impl Deliverer {
     pub fn new(store: Store, key: Arc<SecretKey>, policy: Policy) -> Result<Deliverer, String> {
+        // Every name is resolved and checked by the egress policy as the connection is made.
+        let mut http = HttpConnector::new_with_resolver(Resolver(policy.egress.clone()));
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(policy.timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| format!("TLS for webhooks: {e}"))?
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
@@ -127,7 +235,12 @@ impl Deliverer {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut written = self.store.feed_watch();
+        // The agency of each running task: the count of an agency's running deliveries is its
+        // share of the workers in use.
         let mut running: JoinSet<()> = JoinSet::new();
+        let mut tasks: std::collections::HashMap<tokio::task::Id, String> = Default::default();
+        let mut per_agency: std::collections::HashMap<String, usize> = Default::default();
+        let share = self.policy.per_agency.max(1);
         let mut purged: Option<Instant> = None;
         loop {
             // Hourly: the delivery log keeps the policy's retention.
@@ -146,22 +259,42 @@ impl Deliverer {
             if room > 0 {
                 let now = now_ms();
                 let until = now + self.policy.lease.as_millis() as i64;
+                // Agencies at their share are left out of the claim.
+                let full: Vec<String> = per_agency
+                    .iter()
+                    .filter(|(_, n)| **n >= share)
+                    .map(|(a, _)| a.clone())
+                    .collect();
                 match self
                     .store
-                    .claim_webhooks(&self.owner, now, until, room as u32)
+                    .claim_webhooks(&self.owner, now, until, room as u32, &full)
                     .await
                 {
                     Ok(claimed) => {
                         // A claim succeeds only for an endpoint no task holds: a task keeps its
                         // lease until its last write, and stops well before the lease ends.
                         for ep in claimed {
+                            let n = per_agency.entry(ep.agency_id.clone()).or_default();
+                            if *n >= share {
+                                // Beyond the agency's share within this claim: given back,
+                                // claimed again when one of its deliveries ends.
+                                if let Err(e) =
+                                    self.store.release_webhook(&ep.id, &self.owner).await
+                                {
+                                    tracing::warn!(endpoint = %ep.id, error = %e, "releasing a webhook endpoint failed; its lease expires");
+                                }
+                                continue;
+                            }
+                            *n += 1;
                             let me = self.clone();
-                            running.spawn(async move {
+                            let agency = ep.agency_id.clone();
+                            let task = running.spawn(async move {
                                 let id = ep.id.clone();
                                 if let Err(e) = me.deliver(ep).await {
                                     tracing::error!(endpoint = %id, error = %e, "webhook delivery stopped on a storage error; the lease expires and it is retried");
                                 }
                             });
+                            tasks.insert(task.id(), agency);
                         }
                     }
                     Err(e) => {
@@ -172,7 +305,20 @@ impl Deliverer {
             tokio::select! {
                 _ = &mut stop => break,
                 () = written.wait() => {}
-                Some(_) = running.join_next() => {}
+                Some(done) = running.join_next_with_id() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => e.id(),
+                    };
+                    if let Some(agency) = tasks.remove(&id)
+                        && let Some(n) = per_agency.get_mut(&agency)
+                    {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            per_agency.remove(&agency);
+                        }
+                    }
+                }
                 // Retries fall due on their own (after `first_retry` at the soonest): look for
                 // them that often, every 2 s at most.
                 _ = tokio::time::sleep(self.policy.first_retry.min(Duration::from_secs(2))) => {}
@@ -226,9 +372,9 @@ impl Deliverer {
                 .map_err(|e| StoreError::Corrupt(format!("a feed item: {e}")))?;
             let started = Instant::now();
             let outcome = if secrets.is_empty() {
-                Err("no signing secret can be opened with this service's webhook key; rotate the secret".to_owned())
+                Outcome::NoSecret
             } else {
-                self.post(&ep.url, &secrets, &event_id, &event_type, body)
+                self.post(&ep.id, &ep.url, &secrets, &event_id, &event_type, body)
                     .await
             };
             let at = now_ms();
@@ -239,12 +385,8 @@ impl Deliverer {
                 event_type,
                 seq,
                 attempt: ep.failures + 1,
-                status: outcome.as_ref().ok().map(|s| i32::from(*s)),
-                error: match &outcome {
-                    Ok(s) if (200..300).contains(s) => None,
-                    Ok(s) => Some(format!("the receiver answered {s}")),
-                    Err(e) => Some(e.clone()),
-                },
+                status: outcome.status().map(i32::from),
+                error: outcome.code().map(str::to_owned),
                 duration_ms: started.elapsed().as_millis() as i64,
                 at,
             };
@@ -262,12 +404,12 @@ impl Deliverer {
             let since = ep.failing_since.unwrap_or(at);
             let next = at + self.policy.backoff(failures, jitter()).as_millis() as i64;
             let give_up = at - since >= self.policy.disable_after.as_millis() as i64;
-            tracing::warn!(endpoint = %ep.id, url = %ep.url, failures, error = attempt.error.as_deref().unwrap_or(""), disabled = give_up, "a webhook delivery failed; it is retried with backoff");
+            tracing::warn!(endpoint = %ep.id, url = %ep.url, failures, outcome = attempt.error.as_deref().unwrap_or(""), disabled = give_up, "a webhook delivery failed; it is retried with backoff");
             let disable = give_up.then(|| {
                 let reason = format!(
                     "disabled after {failures} failed attempts over {} hours; the last: {}",
                     (at - since) / 3_600_000,
-                    attempt.error.as_deref().unwrap_or("")
+                    Outcome::describe(attempt.error.as_deref().unwrap_or(""), outcome.status())
                 );
                 let payload = serde_json::json!({
                     "type": "disabled",
@@ -296,38 +438,68 @@ impl Deliverer {
         self.store.release_webhook(&ep.id, &self.owner).await
     }
 
-    /// POSTs one signed delivery; the receiver's status, or why there was none.
+    /// POSTs one signed delivery, to a target the egress policy allows; what came of it. The
+    /// detail of a failure goes to the operator's log only.
     async fn post(
         &self,
+        endpoint: &str,
         url: &str,
         secrets: &[Vec<u8>],
         event_id: &str,
         event_type: &str,
         body: Vec<u8>,
-    ) -> Result<u16, String> {
+    ) -> Outcome {
+        let uri: hyper::Uri = match url.parse() {
+            Ok(u) => u,
+            Err(_) => return Outcome::NotAllowed,
+        };
+        // The URL as a whole (an address literal, `http` only to allowed networks); a name is
+        // checked again by the resolver the connection goes through.
+        match self.policy.egress.check_target(&uri).await {
+            Ok(_) => {}
+            Err(EgressError::Unresolvable) => {
+                tracing::warn!(endpoint, url, "a webhook receiver's name does not resolve");
+                return Outcome::Refused;
+            }
+            Err(e) => {
+                tracing::warn!(endpoint, url, error = %e, "a webhook delivery refused by the egress policy");
+                return Outcome::NotAllowed;
+            }
+        }
         let t = time::OffsetDateTime::now_utc().unix_timestamp();
         let refs: Vec<&[u8]> = secrets.iter().map(Vec::as_slice).collect();
         let signature = signature_header(&refs, t, &body);
-        let req = hyper::Request::post(url)
+        let req = match hyper::Request::post(uri)
             .header("content-type", "application/json")
             .header("user-agent", "banli-webhooks/1")
             .header(SIGNATURE_HEADER, signature)
             .header(DELIVERY_HEADER, event_id)
             .header(EVENT_HEADER, event_type)
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("the request cannot be built: {e}"))?;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(endpoint, error = %e, "a webhook request cannot be built");
+                return Outcome::NotAllowed;
+            }
+        };
         match tokio::time::timeout(self.policy.timeout, self.client.request(req)).await {
-            Err(_) => Err(format!(
-                "no answer within {} s",
-                self.policy.timeout.as_secs_f64()
-            )),
-            Ok(Err(e)) => Err(format!("cannot reach the receiver: {e}")),
+            Err(_) => Outcome::Timeout,
+            Ok(Err(e)) => {
+                let outcome = Outcome::of_error(&e);
+                tracing::warn!(endpoint, url, error = %e, source = ?std::error::Error::source(&e), ?outcome, "a webhook receiver could not be reached");
+                outcome
+            }
             Ok(Ok(res)) => {
                 let status = res.status().as_u16();
                 // Read (and drop) the answer so the connection can be reused — at most
                 // MAX_RESPONSE_BYTES of it: a receiver answering without end holds no memory.
                 drain(res.into_body(), MAX_RESPONSE_BYTES, self.policy.timeout).await;
-                Ok(status)
+                if (200..300).contains(&status) {
+                    Outcome::Delivered(status)
+                } else {
+                    Outcome::HttpStatus(status)
+                }
             }
         }
     }

@@ -8,6 +8,7 @@
 
 mod api;
 pub mod deliver;
+pub mod egress;
 pub mod sign;
 mod store;
 
@@ -225,6 +226,11 @@ pub struct DeliveryView {
     /// The receiver's HTTP status; absent when it did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// `delivered`, `http_status` (a non-2xx answer; redirects are not followed), `timeout`,
+    /// `refused` (no connection, or the name did not resolve), `tls_error`, `not_allowed` (the
+    /// address is outside the server's webhook egress policy) or `no_secret`.
+    pub outcome: String,
+    /// What the outcome means and what to check; never the server's internal error text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -233,7 +239,8 @@ pub struct DeliveryView {
     pub ok: bool,
 }
 
-/// Checks an endpoint URL: absolute `http` or `https` with a host, no credentials.
+/// Checks an endpoint URL's form: absolute `http` or `https` with a host, no credentials. Where
+/// it may point is the egress policy's to say ([`egress::Egress::check_url`]).
 pub fn check_url(url: &str) -> Result<hyper::Uri, String> {
     let uri: hyper::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
     match uri.scheme_str() {
@@ -294,6 +301,7 @@ mod tests {
     #[test]
     fn only_http_and_https_urls() {
         assert!(check_url("https://agency.example/banli").is_ok());
+        // The form only: the egress policy refuses this address.
         assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
         for bad in [
             "ftp://agency.example/",

@@ -207,6 +207,38 @@ impl Store {
             .await
     }
 
+    /// Takes the endpoint's replay slot: `Ok(None)` when it was last replayed at or before
+    /// `not_since` (unix ms; now it is `now`), else `Ok(Some(when))` it was.
+    pub async fn take_webhook_replay(
+        &self,
+        id: &str,
+        now: i64,
+        not_since: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let id = id.to_owned();
+        self.db()
+            .write(move |pool| async move {
+                let n = on_pool!(&pool, p => sqlx::query(
+                    "UPDATE webhook_endpoints SET replayed_at = $1 WHERE id = $2 AND replayed_at <= $3")
+                    .bind(now)
+                    .bind(&id)
+                    .bind(not_since)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                if n == 1 {
+                    return Ok::<_, StoreError>(None);
+                }
+                let at: Option<(i64,)> = on_pool!(&pool, p => sqlx::query_as(
+                    "SELECT replayed_at FROM webhook_endpoints WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(p)
+                    .await)?;
+                Ok(Some(at.map_or(now, |(a,)| a)))
+            })
+            .await
+    }
+
     pub async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.db()
@@ -285,18 +317,23 @@ impl Store {
     }
 
     /// Claims up to `limit` active endpoints that are due and have feed rows after their cursor,
-    /// for `owner` until `until` (unix ms).
+    /// for `owner` until `until` (unix ms), none of an agency in `except`.
     pub async fn claim_webhooks(
         &self,
         owner: &str,
         now: i64,
         until: i64,
         limit: u32,
+        except: &[String],
     ) -> Result<Vec<EndpointRow>, StoreError> {
+        let except_sql: String = (0..except.len())
+            .map(|i| format!(" AND w.agency_id <> ${}", i + 5))
+            .collect();
+        let except = except.to_vec();
         let sql = format!(
             "UPDATE webhook_endpoints SET lease_owner = $1, leased_until = $2 WHERE id IN ( \
                SELECT w.id FROM webhook_endpoints w WHERE w.state = 'active' AND w.next_attempt_at <= $3 \
-               AND (w.leased_until IS NULL OR w.leased_until < $3) \
+               AND (w.leased_until IS NULL OR w.leased_until < $3){except_sql} \
                AND (EXISTS (SELECT 1 FROM feed_entries f WHERE f.agency_id = w.agency_id AND f.seq > w.cursor) \
                     OR EXISTS (SELECT 1 FROM feed_entries f WHERE f.agency_id = '00000000-0000-0000-0000-000000000000' AND f.seq > w.cursor)) \
                ORDER BY w.next_attempt_at LIMIT $4) \
@@ -305,15 +342,17 @@ impl Store {
         let owner = owner.to_owned();
         self.db()
             .write(move |pool| async move {
-                Ok::<_, StoreError>(
-                    on_pool!(&pool, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(&owner)
-                    .bind(until)
-                    .bind(now)
-                    .bind(i64::from(limit))
-                    .fetch_all(p)
-                    .await)?,
-                )
+                Ok::<_, StoreError>(on_pool!(&pool, p => {
+                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(&owner)
+                        .bind(until)
+                        .bind(now)
+                        .bind(i64::from(limit));
+                    for a in &except {
+                        q = q.bind(a);
+                    }
+                    q.fetch_all(p).await
+                })?)
             })
             .await
     }

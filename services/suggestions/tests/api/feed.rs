@@ -333,7 +333,9 @@ async fn webhooks_over_grpc() {
         .await
         .expect("connects");
     let create = |key: &str| pb::CreateWebhookRequest {
-        url: "https://oa.agency.example/banli".into(),
+        // On loopback, which this test server's egress policy allows (a name would be resolved
+        // and this machine resolves none).
+        url: "https://127.0.0.1:9/banli".into(),
         event_types: vec!["suggestion.replied".into()],
         description: "OA".into(),
         after: String::new(),
@@ -396,6 +398,15 @@ async fn webhooks_over_grpc() {
         .await
         .expect_err("ftp");
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let mut metadata = create(&k.lead_admin);
+    metadata.url = "https://169.254.169.254/latest/".into();
+    metadata.change = None;
+    let err = client
+        .create_webhook(authed(metadata, &k.lead_admin))
+        .await
+        .expect_err("the metadata address");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("cloud metadata"), "{err:?}");
     let err = client
         .update_webhook(authed(
             pb::UpdateWebhookRequest {

@@ -193,6 +193,9 @@ impl Api {
                 .expect("a webhook key"),
         );
         coordination.set_webhook_key(webhook_key.clone());
+        // The receivers of the tests listen on loopback, which the egress policy refuses
+        // unless allowed.
+        coordination.set_webhook_egress(loopback_egress());
         let (capi, copenapi) = banli_coordination::http::api(coordination.clone(), limit);
         openapi.merge(copenapi);
         let router = banli_api::http::finish(api.merge(capi).layer(consistency.clone()), openapi);
@@ -520,4 +523,12 @@ pub fn assignment_of(suggestion: &Value, agency: &str) -> String {
         .as_str()
         .expect("id")
         .to_owned()
+}
+
+/// An egress policy that allows loopback (the tests' receivers), as an operator would with
+/// `webhook_allowed_networks = ["127.0.0.0/8"]`.
+pub fn loopback_egress() -> banli_coordination::webhooks::egress::Egress {
+    banli_coordination::webhooks::egress::Egress::new(
+        banli_coordination::webhooks::egress::Egress::parse_list("127.0.0.0/8").expect("a network"),
+    )
 }

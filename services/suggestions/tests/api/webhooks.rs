@@ -108,6 +108,7 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         first_retry: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
         disable_after: Duration::from_millis(1500),
+        egress: crate::support::loopback_egress(),
         ..Policy::default()
     };
     let store = api.coordination.store().clone();
@@ -144,6 +145,46 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.body);
+    // The egress policy (this server allows 127.0.0.0/8 only, as an operator would for its
+    // receivers): internal addresses are refused with their class and the setting named;
+    // the public internet needs https.
+    for (url, class) in [
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "cloud metadata",
+        ),
+        ("https://10.0.0.1/hook", "private"),
+        ("http://[::1]:22/", "loopback"),
+        ("https://100.64.0.1/hook", "shared (CGNAT)"),
+        ("https://[fd00::1]/hook", "unique local"),
+        ("https://224.0.0.1/hook", "multicast"),
+        ("https://[::ffff:169.254.169.254]/", "cloud metadata"),
+    ] {
+        let r = api
+            .post("/v1/webhooks", &k.lead_admin, json!({"url": url}))
+            .await;
+        assert_eq!(r.status, 422, "{url}: {}", r.body);
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(class) && detail.contains("webhook_allowed_networks"),
+            "{url}: {detail}"
+        );
+    }
+    let r = api
+        .post(
+            "/v1/webhooks",
+            &k.lead_admin,
+            json!({"url": "http://93.184.216.34/hook"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("https://")),
+        "{}",
+        r.body
+    );
     let r = api
         .post("/v1/webhooks", &k.lead_handler, json!({"url": lead_url}))
         .await;
@@ -281,11 +322,24 @@ async fn webhooks_deliver_signed_and_survive_failure() {
     let log = log.body.as_array().expect("log").clone();
     assert!(
         log.iter().any(|d| d["ok"] == false
+            && d["outcome"] == "timeout"
             && d["error"]
                 .as_str()
                 .is_some_and(|e| e.contains("no answer within"))),
         "{log:?}"
     );
+    // Coarse outcomes only: no connection error text, no address reaches the agency.
+    for d in &log {
+        let text = d.to_string();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("error trying to connect"),
+            "{text}"
+        );
+        assert!(
+            ["delivered", "http_status", "timeout"].contains(&d["outcome"].as_str().unwrap_or("")),
+            "{text}"
+        );
+    }
     assert!(log.iter().any(|d| d["ok"] == true), "{log:?}");
     api.eventually("/v1/feed?limit=1000", &k.lead_admin, |f| {
         f["items"]
@@ -378,6 +432,27 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // One replay per endpoint a minute: the whole feed is not re-sent on demand.
+    let r = api
+        .post(
+            &format!("/v1/webhooks/{id}/replay"),
+            &k.lead_admin,
+            json!({"after": "start"}),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.body["code"], "rate_limited", "{}", r.body);
+    // A URL changed to a refused address is refused like a new one.
+    let r = api
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(&k.lead_admin),
+            Some(json!({"url": "https://169.254.169.254/"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
 
     assert!(
         other_got.lock().expect("lock").is_empty(),
