@@ -105,13 +105,48 @@ pub fn json_response(status: u16, body: String, etag: Option<u64>) -> Response {
     res
 }
 
+/// The page the `/docs` HTML may load: its own scripts and styles only, never framed.
+pub const HTML_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Headers on every response: `Cache-Control: no-store` unless a route set its own (answers
+/// hold agencies' data, and some a secret shown once — an API key, a webhook secret — that no
+/// cache may keep), `X-Content-Type-Options: nosniff`; on HTML (the `/docs` page) a content
+/// security policy, no framing and no referrer.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(HTML_CSP),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    res
+}
+
 /// Wraps a service's routes (state already applied) in the layers every service uses: the
 /// problem fallbacks for unknown routes and methods, panics as 500 problems, a 30 s timeout,
-/// request ids (set and propagated), a tracing span per request and the request metrics.
+/// security headers, request ids (set and propagated), a tracing span per request and the
+/// request metrics.
 pub fn with_layers(api: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     api.fallback(|| async { Problem(AppError::not_found("no such route; see /docs for the API")) })
         .method_not_allowed_fallback(|| async { Problem(AppError::new(ErrorCode::MethodNotAllowed, "this method is not allowed on this route; see /docs")) })
+        .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| Problem(AppError::internal(&"a handler panicked")).into_response()))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

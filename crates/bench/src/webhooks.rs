@@ -148,10 +148,11 @@ pub async fn run(backend: Backend) -> Result<()> {
     let agencies: Vec<AgencyId> = (0..ENDPOINTS).map(|_| AgencyId::new()).collect();
     for (i, a) in agencies.iter().enumerate() {
         let now = now_ms();
+        let id = uuid::Uuid::now_v7().to_string();
         store
             .insert_webhook(
                 EndpointRow {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id: id.clone(),
                     agency_id: a.to_string(),
                     url: format!("http://{addr}/hook/{i}"),
                     event_types: "[]".into(),
@@ -167,7 +168,7 @@ pub async fn run(backend: Backend) -> Result<()> {
                     updated_at: now,
                 },
                 uuid::Uuid::now_v7().to_string(),
-                key.seal(secrets[i].as_bytes())
+                key.seal(secrets[i].as_bytes(), &id)
                     .map_err(anyhow::Error::msg)?,
             )
             .await?;

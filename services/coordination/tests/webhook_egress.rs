@@ -98,7 +98,7 @@ async fn add(store: &Store, key: &SecretKey, ep: &EndpointRow) {
         .insert_webhook(
             ep.clone(),
             Uuid::now_v7().to_string(),
-            key.seal(b"whsec_test").expect("sealed"),
+            key.seal(b"whsec_test", &ep.id).expect("sealed"),
         )
         .await
         .expect("endpoint");

@@ -589,8 +589,13 @@ pub(crate) struct LedgerParams {
     pub(crate) format: Option<String>,
 }
 
-/// A CSV field, quoted when it must be.
+/// A CSV field, quoted when it must be. A deputy-supplied text starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return would run as a formula in a spreadsheet (CSV injection): it is
+/// prefixed with `'`, which spreadsheets show as text.
 fn csv_field(v: &str) -> String {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        return csv_field(&format!("'{v}"));
+    }
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
@@ -1151,4 +1156,21 @@ pub(crate) async fn notices_of(
         .notices(agency.as_deref(), q.state.as_deref(), limit)
         .await
         .map_err(internal)
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_field;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_fields_quoted() {
+        assert_eq!(csv_field("Bridge repair"), "Bridge repair");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("2026-12-06"), "2026-12-06");
+    }
 }

@@ -49,7 +49,7 @@ async fn a_disabled_webhook_raises_a_notice_to_its_agency() {
                 updated_at: now_ms(),
             },
             uuid::Uuid::now_v7().to_string(),
-            key.seal(b"whsec_test").expect("sealed"),
+            key.seal(b"whsec_test", &id).expect("sealed"),
         )
         .await
         .expect("endpoint");

@@ -234,13 +234,14 @@ impl App {
             "start" => 0,
             other => self.feed_cursor(agency, Some(other)).await?.seq,
         };
+        let id = Uuid::now_v7().to_string();
         let secret = new_secret().map_err(|e| AppError::internal(&e))?;
         let sealed = key
-            .seal(secret.as_bytes())
+            .seal(secret.as_bytes(), &id)
             .map_err(|e| AppError::internal(&e))?;
         let now = now_ms();
         let row = EndpointRow {
-            id: Uuid::now_v7().to_string(),
+            id,
             agency_id: agency.to_string(),
             url: r.url,
             event_types: serde_json::to_string(&r.event_types).unwrap_or_else(|_| "[]".into()),
@@ -391,7 +392,7 @@ impl App {
         }
         let secret = new_secret().map_err(|e| AppError::internal(&e))?;
         let sealed = key
-            .seal(secret.as_bytes())
+            .seal(secret.as_bytes(), &row.id)
             .map_err(|e| AppError::internal(&e))?;
         let now = now_ms();
         if !self

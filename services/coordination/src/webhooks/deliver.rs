@@ -341,7 +341,7 @@ impl Deliverer {
             .await?;
         let mut secrets = Vec::new();
         for s in self.store.webhook_secrets(&ep.id, now_ms()).await? {
-            match self.key.open(&s) {
+            match self.key.open(&s, &ep.id) {
                 Ok(plain) => secrets.push(plain),
                 Err(e) => {
                     tracing::error!(endpoint = %ep.id, error = %e, "a webhook secret cannot be opened")

@@ -79,34 +79,46 @@ impl SecretKey {
         Ok(hex(&random_bytes::<32>()?))
     }
 
-    /// `nonce ‖ ciphertext ‖ tag`, hexadecimal.
-    pub fn seal(&self, plain: &[u8]) -> Result<String, String> {
+    /// `nonce ‖ ciphertext ‖ tag`, hexadecimal, bound to `endpoint` (its id, the associated
+    /// data): a sealed secret copied onto another endpoint's row does not open there.
+    pub fn seal(&self, plain: &[u8], endpoint: &str) -> Result<String, String> {
         let nonce = random_bytes::<NONCE_LEN>()?;
         let mut buf = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(endpoint.as_bytes()),
+                &mut buf,
+            )
             .map_err(|_| "sealing failed".to_owned())?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
         Ok(hex(&out))
     }
 
-    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, String> {
+    /// Opens a secret sealed for `endpoint`. Secrets sealed before they were bound to their
+    /// endpoint (no associated data) still open, so that existing endpoints keep delivering;
+    /// a rotation replaces them with bound ones.
+    pub fn open(&self, sealed: &str, endpoint: &str) -> Result<Vec<u8>, String> {
         let bytes = unhex(sealed)
             .filter(|b| b.len() > NONCE_LEN)
             .ok_or_else(|| "a sealed webhook secret is damaged".to_owned())?;
         let (nonce, ct) = bytes.split_at(NONCE_LEN);
         let mut n = [0u8; NONCE_LEN];
         n.copy_from_slice(nonce);
-        let mut buf = ct.to_vec();
-        let plain = self
-            .key
-            .open_in_place(Nonce::assume_unique_for_key(n), Aad::empty(), &mut buf)
-            .map_err(|_| {
-                "a webhook secret cannot be opened with this webhook key (was the key file replaced?)"
-                    .to_owned()
-            })?;
-        Ok(plain.to_vec())
+        for aad in [endpoint.as_bytes(), &[]] {
+            let mut buf = ct.to_vec();
+            if let Ok(plain) =
+                self.key
+                    .open_in_place(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut buf)
+            {
+                return Ok(plain.to_vec());
+            }
+        }
+        Err(
+            "a webhook secret cannot be opened with this webhook key for this endpoint (was the key file replaced, or the row copied from another endpoint?)"
+                .to_owned(),
+        )
     }
 }
 
@@ -288,13 +300,29 @@ mod tests {
         let k = SecretKey::parse(&SecretKey::generate_text().unwrap_or_default())
             .unwrap_or_else(|e| panic!("{e}"));
         let other = SecretKey::parse(&"ab".repeat(32)).unwrap_or_else(|e| panic!("{e}"));
-        let sealed = k.seal(b"whsec_123").unwrap_or_else(|e| panic!("{e}"));
+        let sealed = k
+            .seal(b"whsec_123", "ep-1")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!sealed.contains("whsec"));
-        assert_eq!(k.open(&sealed).as_deref(), Ok(&b"whsec_123"[..]));
-        assert!(other.open(&sealed).is_err());
-        assert!(k.open("00").is_err());
+        assert_eq!(k.open(&sealed, "ep-1").as_deref(), Ok(&b"whsec_123"[..]));
+        assert!(other.open(&sealed, "ep-1").is_err());
+        assert!(k.open("00", "ep-1").is_err());
+        // Bound to its endpoint: copied onto another endpoint's row, it does not open.
+        assert!(k.open(&sealed, "ep-2").is_err());
         // Two seals of one secret differ (fresh nonces).
-        assert_ne!(sealed, k.seal(b"whsec_123").unwrap_or_default());
+        assert_ne!(sealed, k.seal(b"whsec_123", "ep-1").unwrap_or_default());
+        // A secret sealed before binding (no associated data) still opens.
+        let nonce = [7u8; NONCE_LEN];
+        let mut legacy = b"whsec_old".to_vec();
+        k.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut legacy,
+            )
+            .unwrap_or_else(|_| panic!("sealed"));
+        let legacy = hex(&[&nonce[..], &legacy].concat());
+        assert_eq!(k.open(&legacy, "ep-9").as_deref(), Ok(&b"whsec_old"[..]));
         assert!(SecretKey::parse("short").is_err());
     }
 

@@ -579,3 +579,51 @@ async fn agency_reference_ids_make_repeats_no_ops() {
     assert_problem(&r, 400, "malformed_request");
     w.api.close().await;
 }
+
+#[tokio::test]
+async fn no_answer_is_cached_and_the_docs_page_is_locked_down() {
+    let w = World::new(Api::sqlite().await).await;
+    let api = &w.api;
+    // A new key's token is shown once: no cache may keep it (nor any other answer).
+    let r = api
+        .post(
+            "/v1/admin/keys",
+            &api.office,
+            json!({"role": "auditor", "label": "cache"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    let r = api.get("/v1/agencies", &api.office).await;
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let r = api
+        .call(axum::http::Method::GET, "/v1/nothing-here", None, None, &[])
+        .await;
+    assert_eq!(r.headers["cache-control"], "no-store");
+    // The docs page: a content security policy its own markup keeps (no inline script), no
+    // framing, no referrer.
+    let r = api
+        .call(axum::http::Method::GET, "/docs/", None, None, &[])
+        .await;
+    assert_eq!(r.status, 200);
+    let csp = r.headers["content-security-policy"]
+        .to_str()
+        .unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    assert_eq!(r.headers["referrer-policy"], "no-referrer");
+    let html = r.body.as_str().unwrap_or_default();
+    assert!(html.contains("<script"), "{html}");
+    for tag in html.split("<script").skip(1) {
+        let open = tag.split('>').next().unwrap_or_default();
+        assert!(
+            open.contains("src="),
+            "an inline script the policy would block: <script{open}>"
+        );
+    }
+    w.api.close().await;
+}

@@ -96,7 +96,9 @@ async fn webhooks_deliver_signed_and_survive_failure() {
     }
     let again: SecretKey = load_or_create_key(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        again.open(&key.seal(b"x").unwrap_or_default()).as_deref(),
+        again
+            .open(&key.seal(b"x", "ep").unwrap_or_default(), "ep")
+            .as_deref(),
         Ok(&b"x"[..])
     );
     let _ = std::fs::remove_file(&dir);
