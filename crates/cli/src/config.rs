@@ -62,6 +62,10 @@ pub struct Config {
     /// How long a request carrying a consistency token waits for this service to apply what
     /// it names before answering 503 `consistency_timeout` (milliseconds).
     pub consistency_wait_ms: u64,
+    /// Open gRPC `Watch` streams one API key may hold in this process (1 or more).
+    pub watch_streams_per_key: usize,
+    /// Open gRPC `Watch` streams this process serves at most (1 or more).
+    pub watch_streams_max: usize,
     /// An OpenTelemetry collector's OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`): every
     /// request's span, the relay's publish and each consumer's apply of an event go there as
     /// one trace per command. Empty: no traces are exported.
@@ -111,6 +115,8 @@ impl Default for Config {
             webhook_allowed_networks: Vec::new(),
             consistency_key: None,
             consistency_wait_ms: 5_000,
+            watch_streams_per_key: 8,
+            watch_streams_max: 1_000,
             otlp_endpoint: None,
             log: LogConfig::default(),
         }
@@ -200,6 +206,16 @@ impl Config {
                 format!("BANLI_CONSISTENCY_WAIT_MS `{v}` is not a number of milliseconds")
             })?;
         }
+        if let Ok(v) = std::env::var("BANLI_WATCH_STREAMS_PER_KEY") {
+            config.watch_streams_per_key = v.parse().with_context(|| {
+                format!("BANLI_WATCH_STREAMS_PER_KEY `{v}` is not a number of streams")
+            })?;
+        }
+        if let Ok(v) = std::env::var("BANLI_WATCH_STREAMS_MAX") {
+            config.watch_streams_max = v.parse().with_context(|| {
+                format!("BANLI_WATCH_STREAMS_MAX `{v}` is not a number of streams")
+            })?;
+        }
         if let Ok(v) = std::env::var("BANLI_SQLITE_DURABLE_COMMITS") {
             config.sqlite_durable_commits = v.parse().with_context(|| {
                 format!("BANLI_SQLITE_DURABLE_COMMITS `{v}` is not true or false")
@@ -234,6 +250,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.watch_streams_per_key == 0 || self.watch_streams_max == 0 {
+            bail!(
+                "watch_streams_per_key and watch_streams_max are at least 1 (got {} and {})",
+                self.watch_streams_per_key,
+                self.watch_streams_max
+            );
+        }
         if !(1..=60_000).contains(&self.consistency_wait_ms) {
             bail!(
                 "consistency_wait_ms is {}; give 1 to 60000 milliseconds",

@@ -56,6 +56,8 @@ struct Inner {
     webhook_key: std::sync::OnceLock<Arc<crate::webhooks::SecretKey>>,
     /// Where webhook endpoints may point; unset: public addresses only.
     webhook_egress: std::sync::OnceLock<crate::webhooks::egress::Egress>,
+    /// How many `Watch` streams a key and this process may hold.
+    stream_limits: std::sync::OnceLock<Arc<crate::streams::StreamLimits>>,
     /// What this service waits on for ids another service creates, and for how long at most.
     gate: std::sync::OnceLock<(banli_eventlog::consistency::Gate, std::time::Duration)>,
 }
@@ -95,6 +97,7 @@ impl App {
                 auth,
                 webhook_key: std::sync::OnceLock::new(),
                 webhook_egress: std::sync::OnceLock::new(),
+                stream_limits: std::sync::OnceLock::new(),
                 gate: std::sync::OnceLock::new(),
             }),
         }
@@ -108,6 +111,22 @@ impl App {
         &self,
     ) -> &std::sync::OnceLock<crate::webhooks::egress::Egress> {
         &self.inner.webhook_egress
+    }
+
+    /// Sets the `Watch` stream limits (once, before serving; later calls are ignored).
+    pub fn set_stream_limits(&self, per_key: usize, total: usize) {
+        let _ = self
+            .inner
+            .stream_limits
+            .set(Arc::new(crate::streams::StreamLimits::new(per_key, total)));
+    }
+
+    /// The `Watch` stream limits: 8 per key and 1,000 per process unless set.
+    pub fn stream_limits(&self) -> Arc<crate::streams::StreamLimits> {
+        self.inner
+            .stream_limits
+            .get_or_init(Default::default)
+            .clone()
     }
 
     pub fn store(&self) -> &Store {

@@ -254,16 +254,44 @@ impl CoordinationService for Grpc {
         }))
     }
 
-    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::FeedEvent, Status>>;
+    type WatchStream = crate::streams::Guarded<
+        tokio_stream::wrappers::ReceiverStream<Result<pb::FeedEvent, Status>>,
+    >;
 
     async fn watch(
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let p = self.caller(&req).await?;
+        let token = banli_api::grpc::bearer(req.metadata())?.to_owned();
         let r = req.into_inner();
         let agency = crate::feed::feed_of(&p, opt_uuid("agency_id", &r.agency_id)?)?;
         let mut cursor = self.app.feed_cursor(agency, Some(&r.after)).await?;
+        let permit = self.app.stream_limits().acquire(p.key_id)?;
+        // The key is authenticated again every second: revoked, the stream ends.
+        let (mut end_tx, end_rx) = tokio::sync::oneshot::channel::<Status>();
+        let app = self.app.clone();
+        let key_id = p.key_id;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(crate::streams::RECHECK) => {}
+                    () = end_tx.closed() => return,
+                }
+                match app.authenticate(&token).await {
+                    Err(e) if e.code == banli_api::ErrorCode::Unauthenticated => {
+                        tracing::info!(key_id = %key_id, "a Watch stream's key was revoked; the stream ends");
+                        let _ = end_tx.send(Status::unauthenticated(
+                            "this stream's API key was revoked; it ends — use a valid key",
+                        ));
+                        return;
+                    }
+                    // A passing failure to check (the key store unreachable) keeps the stream:
+                    // it is checked again in a second.
+                    _ => {}
+                }
+            }
+        });
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.app.store().clone();
         let mut written = store.feed_watch();
@@ -310,8 +338,10 @@ impl CoordinationService for Grpc {
                 }
             }
         });
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
-            rx,
+        Ok(Response::new(crate::streams::Guarded::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            end_rx,
+            permit,
         )))
     }
 

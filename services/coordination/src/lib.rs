@@ -19,4 +19,5 @@ pub mod grpc;
 pub mod http;
 pub mod notices;
 pub mod store;
+pub mod streams;
 pub mod webhooks;

@@ -246,6 +246,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 )?,
         );
         coordination.set_webhook_key(webhook_key.clone());
+        coordination.set_stream_limits(config.watch_streams_per_key, config.watch_streams_max);
         let egress = config.webhook_egress()?;
         if !egress.allowed_networks().is_empty() {
             tracing::info!(networks = ?egress.allowed_networks().iter().map(ToString::to_string).collect::<Vec<_>>(), "webhook endpoints may point into these networks");

@@ -468,3 +468,124 @@ async fn webhooks_over_grpc() {
     let _ = stop.send(());
     w.api.close().await;
 }
+
+/// A revoked key's open `Watch` streams end within 2 s with UNAUTHENTICATED; a key and a server
+/// hold at most their limit of streams, and a closed stream gives its place back.
+#[tokio::test]
+async fn a_revoked_key_ends_its_streams_and_streams_are_limited() {
+    use banli_proto::coordination::v1 as pb;
+    use pb::coordination_service_client::CoordinationServiceClient;
+    use tokio_stream::StreamExt;
+
+    let w = World::new(Api::sqlite().await).await;
+    let api = &w.api;
+    api.coordination.set_stream_limits(2, 3);
+    let created = api
+        .ok(
+            "/v1/admin/keys",
+            &api.office,
+            json!({"role": "agency_admin", "agency_id": w.lead, "label": "OA stream"}),
+        )
+        .await;
+    let (key_id, key) = (
+        created["key"]["id"].as_str().expect("id").to_owned(),
+        created["token"].as_str().expect("token").to_owned(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(banli_coordination::grpc::serve(
+        api.coordination.clone(),
+        1 << 20,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut client = CoordinationServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
+    let watch = |key: &str| authed(pb::WatchRequest::default(), key);
+    let mut first = client
+        .watch(watch(&key))
+        .await
+        .expect("a first stream")
+        .into_inner();
+    let second = client
+        .watch(watch(&key))
+        .await
+        .expect("a second stream")
+        .into_inner();
+    let err = client
+        .watch(watch(&key))
+        .await
+        .expect_err("a key's third stream");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("watch_streams_per_key"), "{err:?}");
+    // Another key: the server's third stream, then its limit.
+    let _other = client
+        .watch(watch(&w.keys.other_admin))
+        .await
+        .expect("another key's stream")
+        .into_inner();
+    let err = client
+        .watch(watch(&w.keys.co1_admin))
+        .await
+        .expect_err("the server's fourth stream");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("watch_streams_max"), "{err:?}");
+    // A closed stream gives its place back (the server notices the reset).
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let third = loop {
+        match client.watch(watch(&key)).await {
+            Ok(s) => break s.into_inner(),
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the closed stream's place was not given back"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // Revoked: both open streams of the key end within 2 s, with UNAUTHENTICATED.
+    let r = api
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/v1/admin/keys/{key_id}"),
+            Some(&api.office),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let revoked = std::time::Instant::now();
+    let mut third = third;
+    for stream in [&mut first, &mut third] {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            loop {
+                match stream.next().await {
+                    Some(Ok(_)) => continue,
+                    Some(Err(status)) => break Some(status),
+                    None => break None,
+                }
+            }
+        })
+        .await
+        .expect("the stream ends within 2 s of the revocation")
+        .expect("with a status");
+        assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    }
+    assert!(revoked.elapsed() < std::time::Duration::from_secs(2));
+    // Nothing more on the ended stream, and the key opens no new one.
+    assert!(first.next().await.is_none());
+    let err = client.watch(watch(&key)).await.expect_err("revoked");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    let _ = stop.send(());
+    w.api.close().await;
+}
