@@ -1,5 +1,6 @@
 //! gRPC plumbing every service shares: one server for the services of the process, with the
-//! standard health service and server reflection, and the caller's bearer key from metadata.
+//! standard health service and server reflection (for holders of a key), connection limits and
+//! call deadlines, and the caller's bearer key from metadata.
 
 use std::future::Future;
 
@@ -9,12 +10,57 @@ use tonic::service::RoutesBuilder;
 
 use crate::error::{AppError, ErrorCode};
 
+/// Who may use server reflection (the list of services and their descriptors).
+#[derive(Clone, Default)]
+pub enum Reflection {
+    /// Not served.
+    #[default]
+    Off,
+    /// Served to callers with a valid API key (`authorization: Bearer <key>`; grpcurl sends its
+    /// `-H` headers with reflection requests too).
+    WithKey(crate::Authenticator),
+}
+
+impl std::fmt::Debug for Reflection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reflection::Off => "Off",
+            Reflection::WithKey(_) => "WithKey",
+        })
+    }
+}
+
+/// How a gRPC server treats its connections and calls.
+#[derive(Debug, Clone)]
+pub struct GrpcOptions {
+    /// Connections at once, and the time a new one has to send its first bytes.
+    pub limits: crate::server::ConnectionLimits,
+    /// The longest a unary call (or a stream's start) may take; a client's shorter
+    /// `grpc-timeout` is honoured too.
+    pub call_timeout: std::time::Duration,
+    /// Calls in flight on one connection at once; more wait.
+    pub calls_per_connection: usize,
+    pub reflection: Reflection,
+}
+
+impl Default for GrpcOptions {
+    fn default() -> GrpcOptions {
+        GrpcOptions {
+            limits: crate::server::ConnectionLimits::default(),
+            call_timeout: std::time::Duration::from_secs(30),
+            calls_per_connection: 64,
+            reflection: Reflection::Off,
+        }
+    }
+}
+
 /// Serves `routes` (the services of this process, by their full names in `names`) plus health
-/// and reflection on `listener` until `shutdown` completes.
+/// and, to holders of a key `auth` accepts, reflection on `listener` until `shutdown` completes.
 pub async fn serve(
     routes: RoutesBuilder,
     names: &[&str],
     listener: TcpListener,
+    auth: crate::Authenticator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let key = crate::consistency::TokenKey::ephemeral()?;
@@ -23,7 +69,11 @@ pub async fn serve(
         crate::consistency::DEFAULT_WAIT,
         crate::consistency::Gates::default(),
     );
-    serve_with(routes, names, listener, layer, shutdown).await
+    let options = GrpcOptions {
+        reflection: Reflection::WithKey(auth),
+        ..GrpcOptions::default()
+    };
+    serve_with(routes, names, listener, layer, options, shutdown).await
 }
 
 /// [`serve`] behind `consistency`: requests carrying a token wait on the gate of the service
@@ -33,6 +83,7 @@ pub async fn serve_with(
     names: &[&str],
     listener: TcpListener,
     consistency: crate::consistency::ConsistencyLayer,
+    options: GrpcOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -41,12 +92,25 @@ pub async fn serve_with(
             .set_service_status(*name, tonic_health::ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(banli_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
     let mut routes = routes;
-    routes.add_service(health).add_service(reflection);
+    routes.add_service(health);
+    if let Reflection::WithKey(auth) = &options.reflection {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(banli_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        routes.add_service(KeyRequired {
+            inner: reflection,
+            auth: auth.clone(),
+        });
+    }
+    let incoming = limited_incoming(listener, options.limits);
     tonic::transport::Server::builder()
+        .timeout(options.call_timeout)
+        .concurrency_limit_per_connection(options.calls_per_connection.max(1))
+        .max_concurrent_streams(256)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+        .tcp_nodelay(true)
         .trace_fn(|req| {
             let span = tracing::info_span!("grpc", otel.name = %req.uri().path(), otel.kind = "server", path = %req.uri().path());
             banli_eventlog::trace::follow(
@@ -58,12 +122,199 @@ pub async fn serve_with(
         .layer(crate::metrics::RequestMetricsLayer::grpc())
         .layer(consistency)
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// A connection holding its place under the connection limit until it closes.
+struct Limited {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Limited {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Limited {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Limited {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// The connections of `listener`, at most `limits.max_connections` at once, each passed on only
+/// once it has sent its first bytes within `limits.header_read_timeout` (HTTP/2 has no header
+/// timeout of its own before its preface).
+fn limited_incoming(
+    listener: TcpListener,
+    limits: crate::server::ConnectionLimits,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<Limited>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    tokio::spawn(async move {
+        let mut at_limit = false;
+        loop {
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => {
+                    at_limit = false;
+                    p
+                }
+                Err(_) => {
+                    if !at_limit {
+                        at_limit = true;
+                        tracing::warn!(
+                            max_connections = limits.max_connections,
+                            "the gRPC server holds its most connections; new ones wait until one closes"
+                        );
+                    }
+                    tokio::select! {
+                        p = permits.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                        () = tx.closed() => return,
+                    }
+                }
+            };
+            let stream = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a gRPC connection failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = tx.closed() => return,
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut probe = [0u8; 1];
+                if matches!(
+                    tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut probe)).await,
+                    Ok(Ok(1..))
+                ) {
+                    let _ = tx
+                        .send(Ok(Limited {
+                            stream,
+                            _permit: permit,
+                        }))
+                        .await;
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A service (reflection) served only to callers with a valid API key.
+#[derive(Clone)]
+struct KeyRequired<S> {
+    inner: S,
+    auth: crate::Authenticator,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for KeyRequired<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for KeyRequired<S>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Self::Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        // The clone that was made ready is the one called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let token = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(|t| t.trim().to_owned());
+            let allowed = match token {
+                Some(t) => auth(t).await.is_ok(),
+                None => false,
+            };
+            if !allowed {
+                return Ok(tonic::Status::unauthenticated(
+                    "server reflection needs a valid API key: send `authorization: Bearer <key>` (grpcurl: -H)",
+                )
+                .into_http());
+            }
+            inner.call(req).await
+        })
+    }
 }
 
 /// The agency's reference id from the `reference-id` metadata, if any.

@@ -13,6 +13,7 @@ pub mod http;
 mod idempotency;
 pub mod metrics;
 mod principal;
+pub mod server;
 
 pub use clock::Clock;
 pub use error::{AppError, ErrorCode};

@@ -62,6 +62,19 @@ pub struct Config {
     /// How long a request carrying a consistency token waits for this service to apply what
     /// it names before answering 503 `consistency_timeout` (milliseconds).
     pub consistency_wait_ms: u64,
+    /// How long a client has to send a request's headers (HTTP), or its first bytes (gRPC), on
+    /// a new connection and between the requests of a kept-alive one; then it is closed.
+    pub header_read_timeout_secs: u64,
+    /// Connections each of the HTTP and gRPC servers holds at once; beyond, new ones wait.
+    /// Keep it below the process's open-file limit.
+    pub max_connections: usize,
+    /// The longest a gRPC call (or a stream's start) may take; a client's shorter `grpc-timeout`
+    /// is honoured too. REST requests have 30 s.
+    pub grpc_call_timeout_secs: u64,
+    /// gRPC calls in flight on one connection at once; more wait.
+    pub grpc_calls_per_connection: usize,
+    /// Serve gRPC server reflection (to callers with a valid API key only). `false`: not at all.
+    pub grpc_reflection: bool,
     /// Open gRPC `Watch` streams one API key may hold in this process (1 or more).
     pub watch_streams_per_key: usize,
     /// Open gRPC `Watch` streams this process serves at most (1 or more).
@@ -115,6 +128,11 @@ impl Default for Config {
             webhook_allowed_networks: Vec::new(),
             consistency_key: None,
             consistency_wait_ms: 5_000,
+            header_read_timeout_secs: 20,
+            max_connections: 16_384,
+            grpc_call_timeout_secs: 30,
+            grpc_calls_per_connection: 64,
+            grpc_reflection: true,
             watch_streams_per_key: 8,
             watch_streams_max: 1_000,
             otlp_endpoint: None,
@@ -206,6 +224,21 @@ impl Config {
                 format!("BANLI_CONSISTENCY_WAIT_MS `{v}` is not a number of milliseconds")
             })?;
         }
+        if let Ok(v) = std::env::var("BANLI_HEADER_READ_TIMEOUT_SECS") {
+            config.header_read_timeout_secs = v.parse().with_context(|| {
+                format!("BANLI_HEADER_READ_TIMEOUT_SECS `{v}` is not a number of seconds")
+            })?;
+        }
+        if let Ok(v) = std::env::var("BANLI_MAX_CONNECTIONS") {
+            config.max_connections = v.parse().with_context(|| {
+                format!("BANLI_MAX_CONNECTIONS `{v}` is not a number of connections")
+            })?;
+        }
+        if let Ok(v) = std::env::var("BANLI_GRPC_REFLECTION") {
+            config.grpc_reflection = v
+                .parse()
+                .with_context(|| format!("BANLI_GRPC_REFLECTION `{v}` is not true or false"))?;
+        }
         if let Ok(v) = std::env::var("BANLI_WATCH_STREAMS_PER_KEY") {
             config.watch_streams_per_key = v.parse().with_context(|| {
                 format!("BANLI_WATCH_STREAMS_PER_KEY `{v}` is not a number of streams")
@@ -250,6 +283,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if !(1..=300).contains(&self.header_read_timeout_secs)
+            || !(1..=3600).contains(&self.grpc_call_timeout_secs)
+        {
+            bail!(
+                "header_read_timeout_secs is 1 to 300 and grpc_call_timeout_secs 1 to 3600 (got {} and {})",
+                self.header_read_timeout_secs,
+                self.grpc_call_timeout_secs
+            );
+        }
+        if self.max_connections == 0 || self.grpc_calls_per_connection == 0 {
+            bail!("max_connections and grpc_calls_per_connection are at least 1");
+        }
         if self.watch_streams_per_key == 0 || self.watch_streams_max == 0 {
             bail!(
                 "watch_streams_per_key and watch_streams_max are at least 1 (got {} and {})",
@@ -344,6 +389,15 @@ impl Config {
         self.webhook_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join(banli_coordination::webhooks::KEY_FILE))
+    }
+
+    /// The connection limits of the HTTP and gRPC servers.
+    pub fn connection_limits(&self) -> banli_api::server::ConnectionLimits {
+        banli_api::server::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: self.max_connections,
+            ..Default::default()
+        }
     }
 
     /// The webhook egress policy of `webhook_allowed_networks`.

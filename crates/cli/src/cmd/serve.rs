@@ -702,14 +702,37 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             )),
         ));
     }
+    let limits = config.connection_limits();
     let http_task = tokio::spawn({
         let stop = stopped(&rx);
-        async move { axum::serve(http, router).with_graceful_shutdown(stop).await }
+        async move { banli_api::server::serve(http, router, limits, stop).await }
     });
+    let keys = suggestions.clone();
+    let grpc_options = banli_api::grpc::GrpcOptions {
+        limits,
+        call_timeout: std::time::Duration::from_secs(config.grpc_call_timeout_secs),
+        calls_per_connection: config.grpc_calls_per_connection,
+        reflection: if config.grpc_reflection {
+            banli_api::grpc::Reflection::WithKey(std::sync::Arc::new(move |token: String| {
+                let keys = keys.clone();
+                Box::pin(async move { keys.authenticate(&token).await })
+            }))
+        } else {
+            banli_api::grpc::Reflection::Off
+        },
+    };
     let grpc_task = tokio::spawn({
         let stop = stopped(&rx);
         async move {
-            banli_api::grpc::serve_with(grpc_routes, &grpc_names, grpc, consistency, stop).await
+            banli_api::grpc::serve_with(
+                grpc_routes,
+                &grpc_names,
+                grpc,
+                consistency,
+                grpc_options,
+                stop,
+            )
+            .await
         }
     });
     let fatal = tokio::select! {

@@ -395,6 +395,7 @@ async fn grpc_answers_and_honours_tokens_in_metadata() {
         &[],
         listener,
         w.api.consistency.clone(),
+        banli_api::grpc::GrpcOptions::default(),
         async {
             let _ = stopped.await;
         },

@@ -181,8 +181,30 @@ async fn reflection_lists_the_services() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
+    // Without a valid key, reflection answers nothing.
+    for key in [None, Some("banli_0000_not-a-key")] {
+        let mut r = tonic::Request::new(tokio_stream::iter(vec![req.clone()]));
+        if let Some(k) = key {
+            r.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {k}").parse().expect("metadata"),
+            );
+        }
+        let err = client
+            .server_reflection_info(r)
+            .await
+            .expect_err("reflection without a key");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    }
+    let mut r = tonic::Request::new(tokio_stream::iter(vec![req]));
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", w.keys.deputy)
+            .parse()
+            .expect("metadata"),
+    );
     let mut stream = client
-        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .server_reflection_info(r)
         .await
         .expect("reflection")
         .into_inner();
