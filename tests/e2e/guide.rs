@@ -108,7 +108,11 @@ fn the_integration_guide_works_as_written() {
     let dir = std::env::temp_dir().join(format!("banli-guide-{}", uuid::Uuid::now_v7()));
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("dirs");
-    let server = serve_with(&dir, &[]);
+    // The guide's receiver listens on loopback: this server allows it, as the guide says.
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("banli.toml");
+    std::fs::write(&config, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n").expect("config");
+    let server = serve_with(&dir, &["--config", config.to_str().expect("a path")]);
     let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
         .expect("the office key")
         .trim()
