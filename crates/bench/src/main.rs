@@ -25,6 +25,7 @@
 mod audit;
 mod backup;
 mod client;
+mod connections;
 mod feed;
 mod metrics;
 mod propagation;
@@ -157,6 +158,15 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         suggestions: usize,
     },
+    /// N idle connections (half silent, half with half a request) held against banli serve
+    /// while 8 clients read: server RSS and the readers' p99 beside the same load without them,
+    /// then how many the header-read timeout closed.
+    Connections {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+    },
     /// RSS of banli serve idle and with N suggestions stored.
     Memory {
         #[arg(long, default_value_t = 100_000)]
@@ -191,6 +201,7 @@ async fn main() -> Result<()> {
             suggestions,
         }) => backup::run(leaves, suggestions).await,
         Some(Command::Idle { seconds }) => idle(Duration::from_secs(seconds)).await,
+        Some(Command::Connections { count, seconds }) => connections::run(count, seconds).await,
         Some(Command::Timers {
             backend,
             count,
@@ -277,6 +288,7 @@ async fn main() -> Result<()> {
             soak::run(Backend::Sqlite, Mode::One, 10, None).await?;
             backup::run(1_000_000, 100_000).await?;
             idle(Duration::from_secs(60)).await?;
+            connections::run(10_000, 8).await?;
             memory(100_000).await
         }
     }
