@@ -325,6 +325,18 @@ pub fn reference(metadata: &MetadataMap) -> Result<Option<String>, AppError> {
     }
 }
 
+/// The `idempotency-key` metadata, if any: the gRPC form of REST's `Idempotency-Key` header,
+/// kept in the same store under the same rules.
+pub fn idempotency_key(metadata: &MetadataMap) -> Result<Option<String>, AppError> {
+    match metadata.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| AppError::malformed("idempotency-key must be visible ASCII")),
+    }
+}
+
 /// The API key from `authorization: Bearer <key>`.
 pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
     metadata

@@ -79,9 +79,12 @@ impl Grpc {
             .with_reference(reference))
     }
 
+    /// A command on a suggestion, once per idempotency key (or reference id): a retry answers
+    /// as the first time did.
     async fn command<F>(
         &self,
         p: &Principal,
+        once: Once,
         id: &str,
         expected: u64,
         build: F,
@@ -90,12 +93,74 @@ impl Grpc {
         F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
     {
         let id = uuid("suggestion_id", id)?;
-        let view = self
-            .app
-            .execute(p, id, (expected > 0).then_some(expected), build)
+        let app = self.app.clone();
+        let view: SuggestionView = self
+            .once(p, once, 200, || async move {
+                app.execute(p, id, (expected > 0).then_some(expected), build)
+                    .await
+            })
             .await?;
         Ok(Response::new(suggestion(&view)))
     }
+
+    /// Runs `run` through the idempotency store, as REST does for every POST: the first answer
+    /// (or refusal) is kept and a retry with the same key gets it again; the same key with
+    /// another request is INVALID_ARGUMENT (`idempotency_key_reused`).
+    async fn once<V, F, Fut>(
+        &self,
+        p: &Principal,
+        once: Once,
+        status: u16,
+        run: F,
+    ) -> Result<V, Status>
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, AppError>>,
+    {
+        let (_, json) = self
+            .app
+            .idempotent(p, once.key.as_deref(), &once.hash, || async move {
+                let v = run().await?;
+                Ok((
+                    status,
+                    serde_json::to_string(&v).map_err(|e| AppError::internal(&e))?,
+                ))
+            })
+            .await?;
+        Ok(serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?)
+    }
+}
+
+/// What makes a gRPC command idempotent: the `idempotency-key` metadata (or the request's own
+/// `idempotency_key` field) and the request's hash; a `reference-id` is on the principal.
+struct Once {
+    key: Option<String>,
+    hash: String,
+}
+
+impl Once {
+    /// The request's own `idempotency_key` field, when it has one, before the metadata's.
+    fn or_field(self, field: &str) -> Once {
+        Once {
+            key: Some(field.to_owned())
+                .filter(|k| !k.is_empty())
+                .or(self.key),
+            hash: self.hash,
+        }
+    }
+}
+
+/// The idempotency key and hash of a command's request (the message's type and content).
+fn once_of<T: std::fmt::Debug>(req: &Request<T>) -> Result<Once, Status> {
+    Ok(Once {
+        key: banli_api::grpc::idempotency_key(req.metadata())?,
+        hash: banli_api::grpc::request_hash(&format!(
+            "{}:{:?}",
+            std::any::type_name::<T>(),
+            req.get_ref()
+        )),
+    })
 }
 
 fn date(field: &str, s: &str) -> Result<Date, AppError> {
@@ -251,6 +316,7 @@ impl SuggestionService for Grpc {
         req: Request<pb::CreateSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?.or_field(&req.get_ref().idempotency_key);
         let s = req
             .into_inner()
             .session
@@ -272,7 +338,10 @@ impl SuggestionService for Grpc {
             opens_on: date("opens_on", &s.opens_on)?,
             closes_on: date("closes_on", &s.closes_on)?,
         };
-        let v = self.app.create_session(&p, r).await?;
+        let app = self.app.clone();
+        let v: dto::SessionView = self
+            .once(&p, once, 201, || async { app.create_session(&p, r).await })
+            .await?;
         Ok(Response::new(session(&v)))
     }
 
@@ -299,20 +368,24 @@ impl SuggestionService for Grpc {
         req: Request<pb::CreateDeputyRequest>,
     ) -> Result<Response<pb::Deputy>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?.or_field(&req.get_ref().idempotency_key);
         let d = req
             .into_inner()
             .deputy
             .ok_or_else(|| AppError::malformed("deputy is required"))?;
-        let v = self
-            .app
-            .create_deputy(
-                &p,
-                dto::CreateDeputy {
-                    name: d.name,
-                    delegation: d.delegation,
-                    contact: d.contact,
-                },
-            )
+        let app = self.app.clone();
+        let v: dto::DeputyView = self
+            .once(&p, once, 201, || async {
+                app.create_deputy(
+                    &p,
+                    dto::CreateDeputy {
+                        name: d.name,
+                        delegation: d.delegation,
+                        contact: d.contact,
+                    },
+                )
+                .await
+            })
             .await?;
         Ok(Response::new(pb::Deputy {
             id: v.id.to_string(),
@@ -344,6 +417,7 @@ impl SuggestionService for Grpc {
         req: Request<pb::SubmitSuggestionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let co_signer_ids = r
             .co_signer_ids
@@ -369,24 +443,11 @@ impl SuggestionService for Grpc {
             disclosure: Disclosure::Full,
             received_on: None,
         };
-        let hash = format!("{:?}", body);
-        let (app, caller) = (self.app.clone(), p.clone());
-        let (_, json) = self
-            .app
-            .idempotent(
-                &p,
-                (!r.idempotency_key.is_empty()).then_some(r.idempotency_key.as_str()),
-                &hash,
-                || async move {
-                    let v = app.submit(&caller, body).await?;
-                    Ok((
-                        201,
-                        serde_json::to_string(&v).map_err(|e| AppError::internal(&e))?,
-                    ))
-                },
-            )
+        let once = once.or_field(&r.idempotency_key);
+        let app = self.app.clone();
+        let v: SuggestionView = self
+            .once(&p, once, 201, || async { app.submit(&p, body).await })
             .await?;
-        let v: SuggestionView = serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?;
         Ok(Response::new(suggestion(&v)))
     }
 
@@ -395,10 +456,15 @@ impl SuggestionService for Grpc {
         req: Request<pb::StartReviewRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::StartReview { on: today })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| Ok(CommandKind::StartReview { on: today }),
+        )
         .await
     }
 
@@ -407,6 +473,7 @@ impl SuggestionService for Grpc {
         req: Request<pb::ReviewSuggestionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let decision = match pb::review_suggestion_request::Decision::try_from(r.decision) {
             Ok(pb::review_suggestion_request::Decision::Accept) => ReviewDecision::Accept,
@@ -416,13 +483,19 @@ impl SuggestionService for Grpc {
             }
             _ => return Err(AppError::malformed("decision is required").into()),
         };
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::Review {
-                decision,
-                reason: r.reason,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::Review {
+                    decision,
+                    reason: r.reason,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -431,13 +504,20 @@ impl SuggestionService for Grpc {
         req: Request<pb::WithdrawSuggestionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::Withdraw {
-                reason: r.reason,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::Withdraw {
+                    reason: r.reason,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -446,7 +526,9 @@ impl SuggestionService for Grpc {
         req: Request<pb::AssignSuggestionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
+        let once = once.or_field(&r.idempotency_key);
         let units = r
             .units
             .iter()
@@ -458,9 +540,13 @@ impl SuggestionService for Grpc {
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::Assign { units, on: today })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| Ok(CommandKind::Assign { units, on: today }),
+        )
         .await
     }
 
@@ -469,6 +555,7 @@ impl SuggestionService for Grpc {
         req: Request<pb::DispatchRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
         let division = DivisionId(uuid("division_id", &r.division_id)?);
@@ -476,18 +563,25 @@ impl SuggestionService for Grpc {
             .app
             .unit_divisions(&p, uuid("suggestion_id", &r.suggestion_id)?, assignment.0)
             .await?;
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::Dispatch {
-                assignment,
-                division,
-                handler: r.handler,
-                responsible_leader: r.responsible_leader,
-                leading_official: (!r.leading_official.is_empty()).then_some(r.leading_official),
-                plan: r.plan,
-                unit_divisions,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::Dispatch {
+                    assignment,
+                    division,
+                    handler: r.handler,
+                    responsible_leader: r.responsible_leader,
+                    leading_official: (!r.leading_official.is_empty())
+                        .then_some(r.leading_official),
+                    plan: r.plan,
+                    unit_divisions,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -496,7 +590,9 @@ impl SuggestionService for Grpc {
         req: Request<pb::RecordCommunicationRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
+        let once = once.or_field(&r.idempotency_key);
         let parse = |field: &str, v: &str| -> Result<serde_json::Value, AppError> {
             if v.is_empty() {
                 return Err(AppError::malformed(format!("{field} is required")));
@@ -514,21 +610,27 @@ impl SuggestionService for Grpc {
             .collect::<Result<Vec<_>, _>>()?;
         let assignment_id = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
         let on = opt_date("on", &r.on)?;
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::RecordCommunication {
-                communication: Communication {
-                    id: CommunicationId::new(),
-                    assignment_id,
-                    phase,
-                    method,
-                    face_to_face: r.face_to_face,
-                    deputies,
-                    participants: r.participants,
-                    summary: r.summary,
-                    on: on.unwrap_or(today),
-                },
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::RecordCommunication {
+                    communication: Communication {
+                        id: CommunicationId::new(),
+                        assignment_id,
+                        phase,
+                        method,
+                        face_to_face: r.face_to_face,
+                        deputies,
+                        participants: r.participants,
+                        summary: r.summary,
+                        on: on.unwrap_or(today),
+                    },
+                })
+            },
+        )
         .await
     }
 
@@ -537,17 +639,24 @@ impl SuggestionService for Grpc {
         req: Request<pb::RequestExtensionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
         let new_due = date("new_due", &r.new_due)?;
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::RequestExtension {
-                assignment,
-                new_due,
-                reason: r.reason,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::RequestExtension {
+                    assignment,
+                    new_due,
+                    reason: r.reason,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -556,15 +665,22 @@ impl SuggestionService for Grpc {
         req: Request<pb::DecideExtensionRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::DecideExtension {
-                assignment,
-                approve: r.approve,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::DecideExtension {
+                    assignment,
+                    approve: r.approve,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -573,7 +689,9 @@ impl SuggestionService for Grpc {
         req: Request<pb::IssueReplyRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
+        let once = once.or_field(&r.idempotency_key);
         let assignment_id = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
         let class = class(r.class)?;
         let signer = signer(r.signer)?;
@@ -606,30 +724,36 @@ impl SuggestionService for Grpc {
             Ok(pc::ReplyType::Joint) => Some(ReplyType::Joint),
             _ => None,
         };
-        self.command(&p, &r.suggestion_id, r.expected_version, |s, today| {
-            let reply_type = reply_type.unwrap_or(match s.state {
-                SuggestionState::ReHandling => ReplyType::ReHandled,
-                SuggestionState::InFollowUp => ReplyType::Supplementary,
-                _ => ReplyType::Initial,
-            });
-            Ok(CommandKind::IssueReply {
-                reply: Reply {
-                    id: ReplyId::new(),
-                    assignment_id,
-                    reply_type,
-                    document_number: r.document_number,
-                    body: r.body,
-                    class,
-                    signer,
-                    references,
-                    countersigned_by,
-                    round: 0,
-                    on: today,
-                },
-                commitments,
-                explanation: (!r.explanation.is_empty()).then_some(r.explanation),
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |s, today| {
+                let reply_type = reply_type.unwrap_or(match s.state {
+                    SuggestionState::ReHandling => ReplyType::ReHandled,
+                    SuggestionState::InFollowUp => ReplyType::Supplementary,
+                    _ => ReplyType::Initial,
+                });
+                Ok(CommandKind::IssueReply {
+                    reply: Reply {
+                        id: ReplyId::new(),
+                        assignment_id,
+                        reply_type,
+                        document_number: r.document_number,
+                        body: r.body,
+                        class,
+                        signer,
+                        references,
+                        countersigned_by,
+                        round: 0,
+                        on: today,
+                    },
+                    commitments,
+                    explanation: (!r.explanation.is_empty()).then_some(r.explanation),
+                })
+            },
+        )
         .await
     }
 
@@ -638,15 +762,22 @@ impl SuggestionService for Grpc {
         req: Request<pb::ReportProgressRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let commitment = CommitmentId(uuid("commitment_id", &r.commitment_id)?);
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::ReportProgress {
-                commitment,
-                note: r.note,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::ReportProgress {
+                    commitment,
+                    note: r.note,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -655,15 +786,22 @@ impl SuggestionService for Grpc {
         req: Request<pb::ConvertCommitmentRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let commitment = CommitmentId(uuid("commitment_id", &r.commitment_id)?);
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::ConvertCommitment {
-                commitment,
-                evidence: r.evidence,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::ConvertCommitment {
+                    commitment,
+                    evidence: r.evidence,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -672,15 +810,22 @@ impl SuggestionService for Grpc {
         req: Request<pb::ChangeClassRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let to = class(r.to)?;
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::ChangeClass {
-                to,
-                reason: r.reason,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::ChangeClass {
+                    to,
+                    reason: r.reason,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -689,6 +834,7 @@ impl SuggestionService for Grpc {
         req: Request<pb::RecordFeedbackRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
         let deputy = opt_uuid("deputy_id", &r.deputy_id)?
             .map(DeputyId)
@@ -697,19 +843,25 @@ impl SuggestionService for Grpc {
         let level =
             satisfaction(r.level)?.ok_or_else(|| AppError::malformed("level is required"))?;
         let (handling, result) = (satisfaction(r.handling)?, satisfaction(r.result)?);
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::RecordFeedback {
-                feedback: Feedback {
-                    deputy,
-                    level,
-                    handling,
-                    result,
-                    comment: r.comment,
-                    round: 0,
-                    on: today,
-                },
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::RecordFeedback {
+                    feedback: Feedback {
+                        deputy,
+                        level,
+                        handling,
+                        result,
+                        comment: r.comment,
+                        round: 0,
+                        on: today,
+                    },
+                })
+            },
+        )
         .await
     }
 
@@ -718,10 +870,15 @@ impl SuggestionService for Grpc {
         req: Request<pb::CloseFeedbackWindowRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::CloseFeedbackWindow { on: today })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| Ok(CommandKind::CloseFeedbackWindow { on: today }),
+        )
         .await
     }
 
@@ -730,13 +887,20 @@ impl SuggestionService for Grpc {
         req: Request<pb::ResolveEscalationRequest>,
     ) -> Result<Response<pb::Suggestion>, Status> {
         let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
         let r = req.into_inner();
-        self.command(&p, &r.suggestion_id, r.expected_version, |_, today| {
-            Ok(CommandKind::ResolveEscalation {
-                outcome: r.outcome,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            once,
+            &r.suggestion_id,
+            r.expected_version,
+            |_, today| {
+                Ok(CommandKind::ResolveEscalation {
+                    outcome: r.outcome,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 

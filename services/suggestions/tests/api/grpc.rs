@@ -222,3 +222,128 @@ async fn reflection_lists_the_services() {
     let _ = stop.send(());
     w.api.close().await;
 }
+
+/// Every gRPC command is as safe to retry as REST: the same idempotency key (the request's
+/// field, or the `idempotency-key` metadata) answers as the first time with one effect, the
+/// same key with another request is INVALID_ARGUMENT, and an agency's `reference-id` makes a
+/// repeat a no-op.
+#[tokio::test]
+async fn grpc_commands_are_safe_to_retry() {
+    let w = World::new(Api::sqlite().await).await;
+    let k = &w.keys;
+    let (url, stop) = start(&w).await;
+    let mut c = SuggestionServiceClient::connect(url)
+        .await
+        .expect("connects");
+
+    // CreateDeputy with the field, twice: one deputy, the same answer.
+    let deputy = |name: &str| pb::CreateDeputyRequest {
+        deputy: Some(pb::Deputy {
+            id: String::new(),
+            name: name.into(),
+            delegation: "Changsha".into(),
+            contact: String::new(),
+        }),
+        idempotency_key: "deputy-1".into(),
+    };
+    let a = c
+        .create_deputy(authed(deputy("Wang Wu"), &k.office))
+        .await
+        .expect("created")
+        .into_inner();
+    let b = c
+        .create_deputy(authed(deputy("Wang Wu"), &k.office))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!(a, b);
+    let err = c
+        .create_deputy(authed(deputy("Zhao Liu"), &k.office))
+        .await
+        .expect_err("the key with another request");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("deputy-1"), "{err:?}");
+
+    // StartReview with the metadata key, twice: one transition, the same answer.
+    let id = w.submit("2026-G001").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let review = |key: Option<&str>| {
+        let mut r = authed(
+            pb::StartReviewRequest {
+                suggestion_id: id.clone(),
+                expected_version: 0,
+            },
+            &k.office,
+        );
+        if let Some(key) = key {
+            r.metadata_mut()
+                .insert("idempotency-key", key.parse().expect("metadata"));
+        }
+        r
+    };
+    let first = c
+        .start_review(review(Some("review-1")))
+        .await
+        .expect("started")
+        .into_inner();
+    let again = c
+        .start_review(review(Some("review-1")))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!(first, again);
+    // It happened once: a second start without the key is refused by the state.
+    let err = c
+        .start_review(review(None))
+        .await
+        .expect_err("started already");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let now = w.api.get(&format!("/v1/suggestions/{id}"), &k.office).await;
+    assert_eq!(now.body["version"].as_u64(), Some(first.version));
+
+    // RecordCommunication under the lead agency's reference id, twice: one communication.
+    let (id, lead, _, _) = w.assigned("2026-G002").await;
+    w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
+    let record = || {
+        let mut r = authed(
+            pb::RecordCommunicationRequest {
+                suggestion_id: id.clone(),
+                assignment_id: lead.clone(),
+                phase: "during".into(),
+                method: "phone".into(),
+                deputy_ids: vec![w.deputy.clone()],
+                summary: "called from the OA system".into(),
+                ..Default::default()
+            },
+            &k.lead_admin,
+        );
+        r.metadata_mut()
+            .insert("reference-id", "OA-COMM-7".parse().expect("metadata"));
+        r
+    };
+    let x = c
+        .record_communication(record())
+        .await
+        .expect("recorded")
+        .into_inner();
+    let y = c
+        .record_communication(record())
+        .await
+        .expect("a no-op")
+        .into_inner();
+    assert_eq!(x, y);
+    let view = w
+        .api
+        .get(&format!("/v1/suggestions/{id}"), &k.lead_admin)
+        .await;
+    assert_eq!(
+        view.body["communications"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        view.body
+    );
+    let _ = stop.send(());
+    w.api.close().await;
+}
