@@ -112,7 +112,13 @@ fn change(
     let record = record?;
     let mut replica = record.replica.clone();
     replica.apply(&event);
-    let feed = feed_entries(wire, &feed_parties(Some(&record.replica), &replica));
+    let mut parties = feed_parties(Some(&record.replica), &replica);
+    // A co-handling opinion goes only to the feeds of the agencies that may read it.
+    if let SuggestionEvent::OpinionSubmitted(o) = &event {
+        let readers = replica.opinion_readers(o.opinion.assignment_id);
+        parties.retain(|a| readers.contains(a));
+    }
+    let feed = feed_entries(wire, &parties);
     let settles = wire.causation_id.and_then(|c| {
         record
             .pending

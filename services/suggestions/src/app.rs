@@ -631,7 +631,7 @@ impl App {
             .map(|e| NewEvent::new(e, p.actor(), now))
             .collect();
         self.store().append(None, &s, &new).await?;
-        let view = SuggestionView::new(&s, self.today());
+        let view = SuggestionView::for_reader(&s, self.today(), opinion_reader(p));
         self.inner.recent.put(s.id, Arc::new(s));
         Ok(view)
     }
@@ -656,9 +656,10 @@ impl App {
     }
 
     pub async fn get(&self, p: &Principal, id: Uuid) -> Result<SuggestionView, AppError> {
-        Ok(SuggestionView::new(
+        Ok(SuggestionView::for_reader(
             &self.visible(p, id).await?,
             self.today(),
+            opinion_reader(p),
         ))
     }
 
@@ -788,7 +789,7 @@ impl App {
         // the caller's concern: the command is decided again on the stored state (bounded).
         let retries = if expected.is_none() { 16 } else { 0 };
         let (after, _) = self.commit(s, events, &cmd, retries).await?;
-        Ok(SuggestionView::new(&after, today))
+        Ok(SuggestionView::for_reader(&after, today, opinion_reader(p)))
     }
 
     /// Appends `events` (decided for `cmd` on `s`), deciding again on the stored state after a
@@ -934,9 +935,36 @@ impl App {
         p: &Principal,
         id: Uuid,
     ) -> Result<Vec<serde_json::Value>, AppError> {
-        self.visible(p, id).await?;
+        let s = self.visible(p, id).await?;
+        let reader = opinion_reader(p);
         let events = self.store().events(SuggestionId(id)).await?;
-        Ok(events.iter().enumerate().map(|(i, e)| serde_json::json!({ "version": i + 1, "type": crate::store::event_type(e), "data": e })).collect())
+        Ok(events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let data = match e {
+                    // An opinion the caller may not read: its place in the history, not its text.
+                    SuggestionEvent::OpinionSubmitted(o)
+                        if !s.opinion_readable(reader, o.opinion.assignment_id) =>
+                    {
+                        serde_json::json!({"opinion": {"id": o.opinion.id.0, "assignment_id": o.opinion.assignment_id.0}, "withheld": true})
+                    }
+                    e => serde_json::to_value(e).unwrap_or_default(),
+                };
+                serde_json::json!({ "version": i + 1, "type": crate::store::event_type(e), "data": data })
+            })
+            .collect())
+    }
+}
+
+/// How much of the co-handling opinions a caller reads: the office and auditors all of them, an
+/// agency those [`Suggestion::opinion_readers`] gives it, a deputy none.
+fn opinion_reader(p: &Principal) -> banli_domain::suggestion::OpinionReader {
+    use banli_domain::suggestion::OpinionReader;
+    match (p.role, p.agency) {
+        (Role::AssigningOffice | Role::Auditor, _) => OpinionReader::All,
+        (r, Some(a)) if r.is_agency_role() => OpinionReader::Agency(a),
+        _ => OpinionReader::Nobody,
     }
 }
 

@@ -244,7 +244,21 @@ fn signer(s: &Signer) -> SignerView {
 }
 
 impl SuggestionView {
-    /// The view as of `today` (for the overdue flags).
+    /// The view for `reader` as of `today`: co-handling opinions it may not read are left out
+    /// (see [`Suggestion::opinion_readable`]).
+    pub fn for_reader(
+        s: &Suggestion,
+        today: Date,
+        reader: banli_domain::suggestion::OpinionReader,
+    ) -> SuggestionView {
+        let mut v = SuggestionView::new(s, today);
+        v.opinions.retain(|o| {
+            s.opinion_readable(reader, banli_domain::ids::AssignmentId(o.assignment_id))
+        });
+        v
+    }
+
+    /// The whole view as of `today` (for the overdue flags).
     pub fn new(s: &Suggestion, today: Date) -> SuggestionView {
         let d = &s.details;
         SuggestionView {

@@ -304,6 +304,44 @@ impl Suggestion {
             .iter()
             .filter(|c| c.state == CommitmentState::Open)
     }
+
+    /// Whether `reader` may read the co-handling opinion (会办意见) of `assignment`: the one rule
+    /// for every representation (the suggestion, its events, the feed, webhooks).
+    pub fn opinion_readable(&self, reader: OpinionReader, assignment: AssignmentId) -> bool {
+        match reader {
+            OpinionReader::All => true,
+            OpinionReader::Nobody => false,
+            OpinionReader::Agency(a) => self.opinion_readers(assignment).contains(&a),
+        }
+    }
+
+    /// The agencies that read the opinion of `assignment`: the lead units (an opinion is
+    /// addressed to the lead) and the co-handling unit that wrote it. Other co-handlers and the
+    /// deputies do not.
+    pub fn opinion_readers(&self, assignment: AssignmentId) -> Vec<AgencyId> {
+        let mut out: Vec<AgencyId> = self
+            .active_assignments()
+            .filter(|a| a.role == UnitRole::Lead)
+            .map(|a| a.agency)
+            .collect();
+        if let Some(author) = self.assignments.iter().find(|a| a.id == assignment)
+            && !out.contains(&author.agency)
+        {
+            out.push(author.agency);
+        }
+        out
+    }
+}
+
+/// Who reads a suggestion, as far as co-handling opinions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpinionReader {
+    /// The assigning office and auditors: every opinion.
+    All,
+    /// An agency: the opinions [`Suggestion::opinion_readers`] gives it.
+    Agency(AgencyId),
+    /// Deputies, and anyone else: none.
+    Nobody,
 }
 
 impl Suggestion {

@@ -270,3 +270,77 @@ async fn unreadable_events_are_parked_and_reported_and_the_consumer_goes_on() {
     assert_problem(&r, 403, "forbidden");
     w.api.close().await;
 }
+
+/// One rule for co-handling opinions everywhere: the office, auditors, the lead unit and the
+/// opinion's author read it — in the suggestion, its events and the feed; another co-handler and
+/// the deputy do not.
+#[tokio::test]
+async fn co_handling_opinions_reach_the_lead_and_their_author_only() {
+    let w = World::new(Api::sqlite().await).await;
+    let (k, api) = (&w.keys, &w.api);
+    let (id, lead, co1, _co2) = w.assigned("2020-0711").await;
+    let co2_admin = api.key("agency_admin", Some(&w.co2), None).await;
+    w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
+    w.sign_and_dispatch(&id, &co1, &k.co1_admin).await;
+    let secret = "co1's frank view of the budget";
+    api.ok(
+        &format!("/v1/coordination/assignments/{co1}/opinions"),
+        &k.co1_admin,
+        json!({"document_number": "会办7号", "body": secret, "signer": {"name": "Zhao", "position": "authorized_leader"}}),
+    )
+    .await;
+    api.eventually(&format!("/v1/suggestions/{id}"), &k.office, |s| {
+        s["opinions"].as_array().is_some_and(|o| o.len() == 1)
+    })
+    .await;
+    for (who, key, sees) in [
+        ("the office", &k.office, 1),
+        ("an auditor", &k.auditor, 1),
+        ("the lead", &k.lead_admin, 1),
+        ("the author", &k.co1_admin, 1),
+        ("another co-handler", &co2_admin, 0),
+        ("the deputy", &k.deputy, 0),
+    ] {
+        let s = api.get(&format!("/v1/suggestions/{id}"), key).await;
+        assert_eq!(s.status, 200, "{who}: {}", s.body);
+        assert_eq!(
+            s.body["opinions"].as_array().map(Vec::len),
+            Some(sees),
+            "{who}: {}",
+            s.body["opinions"]
+        );
+        let events = api.get(&format!("/v1/suggestions/{id}/events"), key).await;
+        assert_eq!(events.status, 200, "{who}: {}", events.body);
+        assert_eq!(
+            events.body.to_string().contains(secret),
+            sees == 1,
+            "{who}: the opinion's text in the events"
+        );
+    }
+    // The feed: the lead's and the author's carry the opinion, the other co-handler's not.
+    let has_opinion = |f: &serde_json::Value| {
+        f["items"].as_array().is_some_and(|i| {
+            i.iter().any(|x| {
+                x["event_type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("opinion_submitted"))
+            })
+        })
+    };
+    api.eventually("/v1/feed?limit=1000", &k.lead_admin, has_opinion)
+        .await;
+    api.eventually("/v1/feed?limit=1000", &k.co1_admin, has_opinion)
+        .await;
+    let other = api.get("/v1/feed?limit=1000", &co2_admin).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert!(
+        other.body["items"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty()),
+        "the other co-handler's feed has the case's other events: {}",
+        other.body
+    );
+    assert!(!has_opinion(&other.body), "{}", other.body);
+    assert!(!other.body.to_string().contains(secret));
+    w.api.close().await;
+}
