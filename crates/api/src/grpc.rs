@@ -195,50 +195,14 @@ fn limited_incoming(
     limits: crate::server::ConnectionLimits,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<Limited>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
-        let mut at_limit = false;
-        loop {
-            let permit = match permits.clone().try_acquire_owned() {
-                Ok(p) => {
-                    at_limit = false;
-                    p
-                }
-                Err(_) => {
-                    if !at_limit {
-                        at_limit = true;
-                        tracing::warn!(
-                            max_connections = limits.max_connections,
-                            "the gRPC server holds its most connections; new ones wait until one closes"
-                        );
-                    }
-                    tokio::select! {
-                        p = permits.clone().acquire_owned() => match p {
-                            Ok(p) => p,
-                            Err(_) => return,
-                        },
-                        () = tx.closed() => return,
-                    }
-                }
-            };
-            let stream = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accepting a gRPC connection failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = tx.closed() => return,
-            };
+        let mut acceptor = crate::server::Acceptor::new(listener, limits, "gRPC");
+        let closed = tx.closed();
+        tokio::pin!(closed);
+        while let Some((stream, permit)) = acceptor.next(&mut closed).await {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut probe = [0u8; 1];
-                if matches!(
-                    tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut probe)).await,
-                    Ok(Ok(1..))
-                ) {
+                if crate::server::sends_within(&stream, limits.header_read_timeout).await {
                     let _ = tx
                         .send(Ok(Limited {
                             stream,

@@ -48,7 +48,6 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -63,53 +62,14 @@ pub async fn serve(
         .max_concurrent_streams(256);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
-    let mut at_limit = false;
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => {
-                at_limit = false;
-                p
-            }
-            Err(_) => {
-                if !at_limit {
-                    at_limit = true;
-                    tracing::warn!(
-                        max_connections = limits.max_connections,
-                        "the HTTP server holds its most connections; new ones wait until one closes (raise max_connections, or look for a client holding idle connections)"
-                    );
-                }
-                tokio::select! {
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
-            }
-        };
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, mostly: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let mut acceptor = Acceptor::new(listener, limits, "HTTP");
+    while let Some((stream, permit)) = acceptor.next(&mut shutdown).await {
         let (builder, router, watcher) = (builder.clone(), router.clone(), graceful.watcher());
         let first_byte = limits.header_read_timeout;
         tokio::spawn(async move {
             // The protocol is told by the first bytes, before HTTP/1's header timeout runs: a
             // connection that sends nothing is closed after the same time.
-            let mut probe = [0u8; 1];
-            if !matches!(
-                tokio::time::timeout(first_byte, stream.peek(&mut probe)).await,
-                Ok(Ok(1..))
-            ) {
+            if !sends_within(&stream, first_byte).await {
                 drop(permit);
                 return;
             }
@@ -123,7 +83,7 @@ pub async fn serve(
             drop(permit);
         });
     }
-    drop(listener);
+    drop(acceptor);
     if tokio::time::timeout(limits.drain, graceful.shutdown())
         .await
         .is_err()
@@ -134,6 +94,85 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Accepts a listener's connections, each holding a place under `max_connections` until it is
+/// dropped: at the limit, new connections wait in the listen backlog (logged once).
+pub(crate) struct Acceptor {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    max: usize,
+    at_limit: bool,
+    what: &'static str,
+}
+
+impl Acceptor {
+    pub(crate) fn new(
+        listener: TcpListener,
+        limits: ConnectionLimits,
+        what: &'static str,
+    ) -> Acceptor {
+        Acceptor {
+            listener,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            max: limits.max_connections,
+            at_limit: false,
+            what,
+        }
+    }
+
+    /// The next connection and its place; `None` once `stop` completes.
+    pub(crate) async fn next(
+        &mut self,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+    ) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => {
+                self.at_limit = false;
+                p
+            }
+            Err(_) => {
+                if !self.at_limit {
+                    self.at_limit = true;
+                    tracing::warn!(
+                        server = self.what,
+                        max_connections = self.max,
+                        "the server holds its most connections; new ones wait until one closes (raise max_connections, or look for a client holding idle connections)"
+                    );
+                }
+                tokio::select! {
+                    p = self.permits.clone().acquire_owned() => p.ok()?,
+                    () = &mut *stop => return None,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        return Some((stream, permit));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, mostly: wait a little rather than spin.
+                        tracing::warn!(server = self.what, error = %e, "accepting a connection failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = &mut *stop => return None,
+            }
+        }
+    }
+}
+
+/// Whether a new connection sends its first bytes within `within` (the protocol is told by
+/// them, before any header timeout of the protocol runs).
+pub(crate) async fn sends_within(stream: &tokio::net::TcpStream, within: Duration) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, stream.peek(&mut probe)).await,
+        Ok(Ok(1..))
+    )
 }
 
 #[cfg(test)]
