@@ -51,10 +51,12 @@ pub enum ErrorCode {
     ConsistencyTimeout,
     /// Too many of these requests in a short time; the detail says when to try again.
     RateLimited,
+    /// The API key is bound to a client certificate and the connection did not present it.
+    CertificateMismatch,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MalformedRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -77,6 +79,7 @@ impl ErrorCode {
         ErrorCode::BadConsistencyToken,
         ErrorCode::ConsistencyTimeout,
         ErrorCode::RateLimited,
+        ErrorCode::CertificateMismatch,
     ];
 
     pub fn parse(s: &str) -> Option<ErrorCode> {
@@ -107,13 +110,14 @@ impl ErrorCode {
             ErrorCode::BadConsistencyToken => "bad_consistency_token",
             ErrorCode::ConsistencyTimeout => "consistency_timeout",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::CertificateMismatch => "certificate_mismatch",
         }
     }
 
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::MalformedRequest | ErrorCode::BadConsistencyToken => 400,
-            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Unauthenticated | ErrorCode::CertificateMismatch => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::WrongState
@@ -142,7 +146,7 @@ impl ErrorCode {
             | ErrorCode::IdempotencyKeyReused
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::BadConsistencyToken => Code::InvalidArgument,
-            ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::Unauthenticated | ErrorCode::CertificateMismatch => Code::Unauthenticated,
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Forbidden => Code::PermissionDenied,
             ErrorCode::NotFound => Code::NotFound,
@@ -187,6 +191,7 @@ impl ErrorCode {
             ErrorCode::BadConsistencyToken => "The consistency token is not valid",
             ErrorCode::ConsistencyTimeout => "Not caught up with the consistency token yet",
             ErrorCode::RateLimited => "Too many requests; try again later",
+            ErrorCode::CertificateMismatch => "The API key is bound to another client certificate",
         }
     }
 }

@@ -43,7 +43,11 @@ impl<S: ApiState> FromRequestParts<S> for Caller {
             None => None,
             Some(v) => Some(crate::principal::check_reference(v.to_str().unwrap_or(""))?),
         };
-        let principal = state.authenticate(token).await?.with_reference(reference);
+        let principal = state
+            .authenticate(token)
+            .await?
+            .presented(parts.extensions.get::<crate::tls::ClientCert>())?
+            .with_reference(reference);
         tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
         Ok(Caller(principal))
     }

@@ -41,6 +41,8 @@ pub struct GrpcOptions {
     /// Calls in flight on one connection at once; more wait.
     pub calls_per_connection: usize,
     pub reflection: Reflection,
+    /// TLS for every connection (ALPN h2), with client certificates if it requires them.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for GrpcOptions {
@@ -50,6 +52,7 @@ impl Default for GrpcOptions {
             call_timeout: std::time::Duration::from_secs(30),
             calls_per_connection: 64,
             reflection: Reflection::Off,
+            tls: None,
         }
     }
 }
@@ -103,7 +106,7 @@ pub async fn serve_with(
             auth: auth.clone(),
         });
     }
-    let incoming = limited_incoming(listener, options.limits);
+    let incoming = limited_incoming(listener, options.limits, options.tls.clone());
     tonic::transport::Server::builder()
         .timeout(options.call_timeout)
         .concurrency_limit_per_connection(options.calls_per_connection.max(1))
@@ -129,16 +132,52 @@ pub async fn serve_with(
 
 /// A connection holding its place under the connection limit until it closes.
 struct Limited {
-    stream: tokio::net::TcpStream,
+    io: Io,
+    peer: PeerInfo,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Who is at the other end of a gRPC call's connection; tonic puts it into every request's
+/// extensions ([`client_cert`] reads it).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote_addr: Option<std::net::SocketAddr>,
+    pub client_cert: Option<crate::tls::ClientCert>,
+}
+
+/// The client certificate the call's connection presented, if any.
+pub fn client_cert(extensions: &tonic::Extensions) -> Option<&crate::tls::ClientCert> {
+    extensions
+        .get::<PeerInfo>()
+        .and_then(|p| p.client_cert.as_ref())
+}
+
 impl tonic::transport::server::Connected for Limited {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    type ConnectInfo = PeerInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        self.peer.clone()
     }
+}
+
+macro_rules! on_io {
+    ($self:ident, $s:ident => $e:expr) => {
+        match &mut $self.io {
+            Io::Plain($s) => {
+                let $s = std::pin::Pin::new($s);
+                $e
+            }
+            Io::Tls($s) => {
+                let $s = std::pin::Pin::new($s.as_mut());
+                $e
+            }
+        }
+    };
 }
 
 impl tokio::io::AsyncRead for Limited {
@@ -147,7 +186,7 @@ impl tokio::io::AsyncRead for Limited {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+        on_io!(self, s => s.poll_read(cx, buf))
     }
 }
 
@@ -157,21 +196,21 @@ impl tokio::io::AsyncWrite for Limited {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+        on_io!(self, s => s.poll_write(cx, buf))
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+        on_io!(self, s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+        on_io!(self, s => s.poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -179,20 +218,24 @@ impl tokio::io::AsyncWrite for Limited {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        on_io!(self, s => s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
     }
 }
 
 /// The connections of `listener`, at most `limits.max_connections` at once, each passed on only
 /// once it has sent its first bytes within `limits.header_read_timeout` (HTTP/2 has no header
-/// timeout of its own before its preface).
+/// timeout of its own before its preface) and, with `tls`, finished its handshake in that time.
 fn limited_incoming(
     listener: TcpListener,
     limits: crate::server::ConnectionLimits,
+    tls: Option<crate::tls::ServerTls>,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<Limited>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
@@ -201,15 +244,37 @@ fn limited_incoming(
         tokio::pin!(closed);
         while let Some((stream, permit)) = acceptor.next(&mut closed).await {
             let tx = tx.clone();
+            let tls = tls.as_ref().map(|t| t.grpc.clone());
             tokio::spawn(async move {
-                if crate::server::sends_within(&stream, limits.header_read_timeout).await {
-                    let _ = tx
-                        .send(Ok(Limited {
-                            stream,
-                            _permit: permit,
-                        }))
-                        .await;
+                if !crate::server::sends_within(&stream, limits.header_read_timeout).await {
+                    return;
                 }
+                let remote_addr = stream.peer_addr().ok();
+                let (io, client_cert) = match tls {
+                    None => (Io::Plain(stream), None),
+                    Some(acceptor) => {
+                        match crate::server::handshake(
+                            &acceptor,
+                            stream,
+                            limits.header_read_timeout,
+                        )
+                        .await
+                        {
+                            Some((s, cert)) => (Io::Tls(Box::new(s)), cert),
+                            None => return,
+                        }
+                    }
+                };
+                let _ = tx
+                    .send(Ok(Limited {
+                        io,
+                        peer: PeerInfo {
+                            remote_addr,
+                            client_cert,
+                        },
+                        _permit: permit,
+                    }))
+                    .await;
             });
         }
     });
@@ -266,8 +331,15 @@ where
                         .or_else(|| v.strip_prefix("bearer "))
                 })
                 .map(|t| t.trim().to_owned());
+            let cert = req
+                .extensions()
+                .get::<PeerInfo>()
+                .and_then(|p| p.client_cert.clone());
             let allowed = match token {
-                Some(t) => auth(t).await.is_ok(),
+                Some(t) => auth(t)
+                    .await
+                    .and_then(|p| p.presented(cert.as_ref()))
+                    .is_ok(),
                 None => false,
             };
             if !allowed {

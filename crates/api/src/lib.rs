@@ -14,6 +14,9 @@ mod idempotency;
 pub mod metrics;
 mod principal;
 pub mod server;
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
+pub mod tls;
 
 pub use clock::Clock;
 pub use error::{AppError, ErrorCode};

@@ -14,6 +14,9 @@ pub struct Principal {
     /// The agency's own reference for this request (`Reference-Id`; gRPC metadata
     /// `reference-id`): a change with a reference the agency used before is not made again.
     pub reference: Option<String>,
+    /// The SHA-256 fingerprint (hex) of the client certificate the key is bound to: the key
+    /// is accepted only over a connection that presented it ([`Principal::presented`]).
+    pub client_cert: Option<String>,
 }
 
 /// The header (gRPC: metadata) that carries an agency's own reference id.

@@ -16,6 +16,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::tls::{ClientCert, ServerTls};
 
 /// How the server treats its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +44,14 @@ impl Default for ConnectionLimits {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
-/// finish (at most `limits.drain`).
+/// finish (at most `limits.drain`). With `tls`, every connection is TLS (the handshake within
+/// the header-read timeout) and a client certificate's fingerprint goes into each request's
+/// extensions as [`ClientCert`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -66,6 +72,7 @@ pub async fn serve(
     while let Some((stream, permit)) = acceptor.next(&mut shutdown).await {
         let (builder, router, watcher) = (builder.clone(), router.clone(), graceful.watcher());
         let first_byte = limits.header_read_timeout;
+        let tls = tls.as_ref().map(|t| t.http.clone());
         tokio::spawn(async move {
             // The protocol is told by the first bytes, before HTTP/1's header timeout runs: a
             // connection that sends nothing is closed after the same time.
@@ -73,13 +80,36 @@ pub async fn serve(
                 drop(permit);
                 return;
             }
-            let service = TowerToHyperService::new(router);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
             // A connection that ends in error (a client gone, a header timeout) concerns only
             // itself.
-            let _ = watcher.watch(conn).await;
+            match tls {
+                None => {
+                    let service = TowerToHyperService::new(router);
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    let Some((stream, cert)) = handshake(&acceptor, stream, first_byte).await
+                    else {
+                        drop(permit);
+                        return;
+                    };
+                    let service = TowerToHyperService::new(router.map_request(
+                        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                            if let Some(cert) = &cert {
+                                req.extensions_mut().insert(cert.clone());
+                            }
+                            req
+                        },
+                    ));
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+            }
             drop(permit);
         });
     }
@@ -94,6 +124,38 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// A TLS handshake within `within`, and the fingerprint of the client's certificate if it
+/// presented one. A failed handshake (an unknown, expired or missing client certificate, a
+/// client that is not speaking TLS) concerns only its connection: logged at debug.
+pub(crate) async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    within: Duration,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Option<ClientCert>,
+)> {
+    match tokio::time::timeout(within, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| ClientCert(crate::tls::fingerprint(c)));
+            Some((tls, cert))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake not finished within the header-read timeout");
+            None
+        }
+    }
 }
 
 /// Accepts a listener's connections, each holding a place under `max_connections` until it is
@@ -187,7 +249,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, router, limits, async {
+        tokio::spawn(serve(listener, router, limits, None, async {
             let _ = stopped.await;
         }));
         (addr, stop)

@@ -292,6 +292,7 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
                     agency: None,
                     deputy: None,
                     reference: None,
+                    client_cert: None,
                 })
             } else {
                 Err(banli_api::AppError::new(

@@ -45,6 +45,7 @@ pub fn bench_auth() -> Authenticator {
                     agency: Some(a),
                     deputy: None,
                     reference: None,
+                    client_cert: None,
                 }),
                 None => Err(banli_api::AppError::new(
                     banli_api::ErrorCode::Unauthenticated,

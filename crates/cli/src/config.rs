@@ -75,6 +75,15 @@ pub struct Config {
     pub grpc_calls_per_connection: usize,
     /// Serve gRPC server reflection (to callers with a valid API key only). `false`: not at all.
     pub grpc_reflection: bool,
+    /// The server's certificate chain (PEM): with `tls_key`, REST and gRPC are served over TLS
+    /// only. Required in production wherever a client is not on the same machine.
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): with it every client must present a certificate they issued
+    /// (the handshake fails otherwise), and keys created with `--client-cert` work only with
+    /// their certificate.
+    pub tls_client_ca: Option<PathBuf>,
     /// Open gRPC `Watch` streams one API key may hold in this process (1 or more).
     pub watch_streams_per_key: usize,
     /// Open gRPC `Watch` streams this process serves at most (1 or more).
@@ -133,6 +142,9 @@ impl Default for Config {
             grpc_call_timeout_secs: 30,
             grpc_calls_per_connection: 64,
             grpc_reflection: true,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             watch_streams_per_key: 8,
             watch_streams_max: 1_000,
             otlp_endpoint: None,
@@ -239,6 +251,15 @@ impl Config {
                 .parse()
                 .with_context(|| format!("BANLI_GRPC_REFLECTION `{v}` is not true or false"))?;
         }
+        for (var, slot) in [
+            ("BANLI_TLS_CERT", &mut config.tls_cert),
+            ("BANLI_TLS_KEY", &mut config.tls_key),
+            ("BANLI_TLS_CLIENT_CA", &mut config.tls_client_ca),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                *slot = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+            }
+        }
         if let Ok(v) = std::env::var("BANLI_WATCH_STREAMS_PER_KEY") {
             config.watch_streams_per_key = v.parse().with_context(|| {
                 format!("BANLI_WATCH_STREAMS_PER_KEY `{v}` is not a number of streams")
@@ -282,7 +303,7 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
     }
 
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if !(1..=300).contains(&self.header_read_timeout_secs)
             || !(1..=3600).contains(&self.grpc_call_timeout_secs)
         {
@@ -291,6 +312,15 @@ impl Config {
                 self.header_read_timeout_secs,
                 self.grpc_call_timeout_secs
             );
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                bail!("tls_cert and tls_key go together: give both (PEM files) or neither")
+            }
+            (None, None) if self.tls_client_ca.is_some() => {
+                bail!("tls_client_ca needs TLS: give tls_cert and tls_key too")
+            }
+            _ => {}
         }
         if self.max_connections == 0 || self.grpc_calls_per_connection == 0 {
             bail!("max_connections and grpc_calls_per_connection are at least 1");
@@ -392,6 +422,15 @@ impl Config {
     }
 
     /// The connection limits of the HTTP and gRPC servers.
+    /// The server's TLS files, if TLS is configured.
+    pub fn tls_files(&self) -> Option<banli_api::tls::TlsFiles> {
+        Some(banli_api::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
     pub fn connection_limits(&self) -> banli_api::server::ConnectionLimits {
         banli_api::server::ConnectionLimits {
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),

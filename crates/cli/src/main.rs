@@ -99,6 +99,15 @@ fn main() -> ExitCode {
             if let Some(a) = args.grpc_addr {
                 config.grpc_addr = a;
             }
+            if args.tls_cert.is_some() || args.tls_key.is_some() || args.tls_client_ca.is_some() {
+                config.tls_cert = args.tls_cert.or(config.tls_cert);
+                config.tls_key = args.tls_key.or(config.tls_key);
+                config.tls_client_ca = args.tls_client_ca.or(config.tls_client_ca);
+                if let Err(e) = config.validate() {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
             run_async(async {
                 let otlp = config.otlp_endpoint.as_ref().map(|e| telemetry::Otlp {
                     endpoint: e.clone(),
@@ -142,6 +151,15 @@ struct ServeArgs {
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "BANLI_GRPC_ADDR")]
     grpc_addr: Option<std::net::SocketAddr>,
+    /// Serve REST and gRPC over TLS with this certificate chain (PEM; needs --tls-key).
+    #[arg(long, env = "BANLI_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "BANLI_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates issued by these CAs (PEM).
+    #[arg(long, env = "BANLI_TLS_CLIENT_CA")]
+    tls_client_ca: Option<std::path::PathBuf>,
     /// Load the source report's department (湖南省工业和信息化厅, 2018–2020) into an empty store,
     /// through the services' API on a simulated clock, then serve as usual.
     #[arg(long)]

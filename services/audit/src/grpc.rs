@@ -46,7 +46,9 @@ impl Grpc {
 
     async fn reader<T>(&self, req: &Request<T>) -> Result<Principal, AppError> {
         let token = banli_api::grpc::bearer(req.metadata())?;
-        let p = (self.auth)(token.to_owned()).await?;
+        let p = (self.auth)(token.to_owned())
+            .await?
+            .presented(banli_api::grpc::client_cert(req.extensions()))?;
         reader(&p)?;
         Ok(p)
     }
@@ -150,7 +152,9 @@ impl AuditService for Grpc {
 
     async fn erase(&self, req: Request<pb::EraseRequest>) -> Result<Response<pb::Erasure>, Status> {
         let token = banli_api::grpc::bearer(req.metadata())?;
-        let caller = (self.auth)(token.to_owned()).await?;
+        let caller = (self.auth)(token.to_owned())
+            .await?
+            .presented(banli_api::grpc::client_cert(req.extensions()))?;
         eraser(&caller)?;
         let r = req.into_inner();
         let (subject, leaf) = match r.target {

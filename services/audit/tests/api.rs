@@ -38,6 +38,7 @@ fn auth() -> Authenticator {
                 agency: None,
                 deputy: None,
                 reference: None,
+                client_cert: None,
             })
         })
     })

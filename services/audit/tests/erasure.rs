@@ -295,6 +295,7 @@ fn auth() -> Authenticator {
                 agency: None,
                 deputy: None,
                 reference: None,
+                client_cert: None,
             })
         })
     })

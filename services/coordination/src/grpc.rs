@@ -192,6 +192,7 @@ impl Grpc {
             .app
             .authenticate(token)
             .await?
+            .presented(banli_api::grpc::client_cert(req.extensions()))?
             .with_reference(reference))
     }
 

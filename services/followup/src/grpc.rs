@@ -120,6 +120,7 @@ impl Grpc {
         let reference = banli_api::grpc::reference(req.metadata())?;
         Ok((self.state.auth)(token.to_owned())
             .await?
+            .presented(banli_api::grpc::client_cert(req.extensions()))?
             .with_reference(reference))
     }
 

@@ -115,6 +115,7 @@ fn test_auth() -> Authenticator {
                 agency,
                 deputy: None,
                 reference: None,
+                client_cert: None,
             })
         })
     })

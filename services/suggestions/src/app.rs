@@ -122,6 +122,7 @@ impl App {
             agency: key.agency_id,
             deputy: key.deputy_id,
             reference: None,
+            client_cert: key.client_cert,
         };
         self.inner.keys.put(digest, p.clone());
         Ok(p)
@@ -306,11 +307,24 @@ impl App {
     pub async fn create_key(&self, p: &Principal, r: CreateKey) -> Result<CreatedKey, AppError> {
         policy::allow(p, Action::ManageKeys)?;
         let (agency, deputy) = self.key_binding(r.role, r.agency_id, r.deputy_id).await?;
+        let client_cert = match r.client_cert_sha256.as_deref() {
+            None | Some("") => None,
+            Some(text) => {
+                let hex: String = text.chars().filter(|c| *c != ':').collect();
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(AppError::new(
+                        ErrorCode::InvalidArgument,
+                        "client_cert_sha256 must be a certificate's SHA-256 fingerprint: 64 hex digits (colons allowed), as `openssl x509 -noout -fingerprint -sha256 -in cert.pem` prints it",
+                    ));
+                }
+                Some(hex.to_ascii_lowercase())
+            }
+        };
         let (key, token) = self
             .store()
-            .create_key(r.role, agency, deputy, r.label.trim())
+            .create_bound_key(r.role, agency, deputy, r.label.trim(), client_cert)
             .await?;
-        tracing::info!(key_id = %key.id, role = %key.role, "api key created");
+        tracing::info!(key_id = %key.id, role = %key.role, cert_bound = key.client_cert.is_some(), "api key created");
         Ok(CreatedKey {
             key: (&key).into(),
             token,

@@ -611,6 +611,10 @@ pub struct CreateKey {
     pub deputy_id: Option<Uuid>,
     #[serde(default)]
     pub label: String,
+    /// Bind the key to a client certificate: its SHA-256 fingerprint (64 hex digits, colons
+    /// allowed). The key then works only over TLS with that certificate.
+    #[serde(default)]
+    pub client_cert_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -622,6 +626,8 @@ pub struct KeyView {
     pub label: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// The SHA-256 fingerprint of the client certificate the key is bound to, if any.
+    pub client_cert_sha256: Option<String>,
 }
 
 impl From<&ApiKey> for KeyView {
@@ -638,6 +644,7 @@ impl From<&ApiKey> for KeyView {
             label: k.label.clone(),
             created_at: ts(k.created_at),
             revoked_at: k.revoked_at.map(ts),
+            client_cert_sha256: k.client_cert.clone(),
         }
     }
 }

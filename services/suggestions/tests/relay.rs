@@ -37,6 +37,7 @@ async fn scenario(db: TestDb, bus: Bus) {
         agency: Some(office.id),
         deputy: None,
         reference: None,
+        client_cert: None,
     };
     let session = app
         .create_session(&p, serde_json::from_value(serde_json::json!({"body":"npc","term":13,"number":3,"name":"s","opens_on":"2020-01-10","closes_on":"2020-01-16"})).expect("body"))

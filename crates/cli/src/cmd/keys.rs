@@ -26,6 +26,11 @@ pub enum KeysCommand {
         /// A note for whom the key is.
         #[arg(long, default_value = "")]
         label: String,
+        /// Bind the key to a client certificate: a PEM file (its first certificate) or the
+        /// certificate's SHA-256 fingerprint in hex. The key then works only over TLS with that
+        /// certificate (the server needs `tls_client_ca`).
+        #[arg(long, value_name = "FILE|SHA256")]
+        client_cert: Option<String>,
     },
     /// List keys (never their tokens).
     List,
@@ -51,7 +56,13 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
             agency,
             deputy,
             label,
+            client_cert,
         } => {
+            let client_cert = client_cert
+                .as_deref()
+                .map(banli_api::tls::fingerprint_of)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let agency_id = match agency {
                 None => None,
                 Some(a) => match Uuid::try_parse(&a) {
@@ -79,7 +90,9 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
                 .key_binding(role, agency_id, deputy)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
-            let (key, token) = store.create_key(role, agency_id, deputy_id, &label).await?;
+            let (key, token) = store
+                .create_bound_key(role, agency_id, deputy_id, &label, client_cert)
+                .await?;
             println!(
                 "created key {} (role {}{})",
                 key.id,
@@ -89,6 +102,9 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
                     .or(deputy_id.map(|d| format!(", deputy {d}")))
                     .unwrap_or_default()
             );
+            if let Some(fp) = &key.client_cert {
+                println!("bound to the client certificate with SHA-256 {fp}");
+            }
             println!("the token below is shown once; keep it secret:");
             println!("{token}");
             Ok(())
@@ -105,9 +121,14 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
                 } else {
                     "active"
                 };
+                let cert = if k.client_cert.is_some() {
+                    "cert-bound"
+                } else {
+                    "-"
+                };
                 println!(
-                    "{}  {:<16}  {:<36}  {:<7}  {}",
-                    k.id, k.role, bound, status, k.label
+                    "{}  {:<16}  {:<36}  {:<7}  {:<10}  {}",
+                    k.id, k.role, bound, status, cert, k.label
                 );
             }
             Ok(())

@@ -657,9 +657,14 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     })?;
     let http_addr = http.local_addr()?;
     let grpc_addr = grpc.local_addr()?;
-    tracing::info!(%http_addr, %grpc_addr, service = ?service, database = %banli_db::redact(&url), bus = if config.nats_url.is_some() { "nats" } else { "embedded" }, "banli is serving");
+    let (scheme, transport) = match (&config.tls_cert, &config.tls_client_ca) {
+        (None, _) => ("http", "plain"),
+        (Some(_), None) => ("https", "tls"),
+        (Some(_), Some(_)) => ("https", "tls+client-certificates"),
+    };
+    tracing::info!(%http_addr, %grpc_addr, service = ?service, database = %banli_db::redact(&url), bus = if config.nats_url.is_some() { "nats" } else { "embedded" }, transport, "banli is serving");
     println!(
-        "banli serving REST on http://{http_addr} (API page: http://{http_addr}/docs) and gRPC on {grpc_addr}"
+        "banli serving REST on {scheme}://{http_addr} (API page: {scheme}://{http_addr}/docs) and gRPC on {grpc_addr} ({transport})"
     );
 
     let mut parts = apis.into_iter();
@@ -703,9 +708,15 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         ));
     }
     let limits = config.connection_limits();
+    let tls = config
+        .tls_files()
+        .map(|files| banli_api::tls::ServerTls::load(&files))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let http_task = tokio::spawn({
         let stop = stopped(&rx);
-        async move { banli_api::server::serve(http, router, limits, stop).await }
+        let tls = tls.clone();
+        async move { banli_api::server::serve(http, router, limits, tls, stop).await }
     });
     let keys = suggestions.clone();
     let grpc_options = banli_api::grpc::GrpcOptions {
@@ -720,6 +731,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         } else {
             banli_api::grpc::Reflection::Off
         },
+        tls,
     };
     let grpc_task = tokio::spawn({
         let stop = stopped(&rx);

@@ -23,6 +23,8 @@ pub struct ApiKey {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The SHA-256 fingerprint of the client certificate the key is bound to.
+    pub client_cert: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -35,6 +37,7 @@ struct KeyRow {
     label: String,
     created_at: OffsetDateTime,
     revoked_at: Option<OffsetDateTime>,
+    client_cert_sha256: Option<String>,
 }
 
 impl KeyRow {
@@ -58,6 +61,7 @@ impl KeyRow {
             label: self.label.clone(),
             created_at: self.created_at,
             revoked_at: self.revoked_at,
+            client_cert: self.client_cert_sha256.clone(),
         })
     }
 }
@@ -97,16 +101,31 @@ impl Store {
         deputy: Option<DeputyId>,
         label: &str,
     ) -> Result<(ApiKey, String), StoreError> {
+        self.create_bound_key(role, agency, deputy, label, None)
+            .await
+    }
+
+    /// [`Store::create_key`], the key bound to the client certificate with SHA-256 fingerprint
+    /// `client_cert` (hex) when given.
+    pub async fn create_bound_key(
+        &self,
+        role: Role,
+        agency: Option<AgencyId>,
+        deputy: Option<DeputyId>,
+        label: &str,
+        client_cert: Option<String>,
+    ) -> Result<(ApiKey, String), StoreError> {
         let id = Uuid::now_v7();
         // Two v4 UUIDs: 244 bits from the operating system's CSPRNG.
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let token = format!("{PREFIX}{}_{secret}", id.simple());
         let now = OffsetDateTime::now_utc();
         let (secret_hash, owned_label) = (hash(&secret), label.to_owned());
+        let cert = client_cert.clone();
         let result = self
             .write(move |pool| async move {
                 Ok(on_pool!(&pool, p => sqlx::query(
-                    "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at, client_cert_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(id.to_string())
                 .bind(&secret_hash)
@@ -115,6 +134,7 @@ impl Store {
                 .bind(deputy.map(|d| d.to_string()))
                 .bind(&owned_label)
                 .bind(now)
+                .bind(&cert)
                 .execute(p)
                 .await
                 .map(|_| ())))
@@ -139,6 +159,7 @@ impl Store {
             label: label.to_owned(),
             created_at: now,
             revoked_at: None,
+            client_cert,
         };
         Ok((key, token))
     }
@@ -149,7 +170,7 @@ impl Store {
             return Ok(None);
         };
         let row: Option<KeyRow> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at FROM api_keys WHERE id = $1",
+            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at, client_cert_sha256 FROM api_keys WHERE id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(p)
@@ -164,7 +185,7 @@ impl Store {
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let rows: Vec<KeyRow> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at FROM api_keys ORDER BY id",
+            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at, client_cert_sha256 FROM api_keys ORDER BY id",
         )
         .fetch_all(p)
         .await)?;

@@ -8,4 +8,5 @@ mod grpc;
 mod lifecycle;
 mod policy_matrix;
 mod support;
+mod tls;
 mod webhooks;
