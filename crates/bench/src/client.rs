@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -42,14 +43,33 @@ pub struct Http {
     base: String,
     /// Paths that go elsewhere than `base` (the three-process mode), by prefix.
     routes: std::sync::Arc<Vec<(&'static str, String)>>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Http {
     pub fn new(base: String) -> Http {
+        let plain = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        Http::with_tls(base, plain)
+    }
+
+    /// A client for `https://` bases with `tls` (plain `http://` bases work too).
+    pub fn with_tls(base: String, tls: rustls::ClientConfig) -> Http {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(64)
-            .build_http();
+            .build(connector);
         Http {
             base,
             routes: Default::default(),

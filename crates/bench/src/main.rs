@@ -12,6 +12,7 @@
 //!     target/release/banli-bench metrics --assignments 1000000
 //!     target/release/banli-bench feed --events 1000000
 //!     target/release/banli-bench webhooks
+//!     target/release/banli-bench tls                       # HTTPS and gRPC over TLS vs plain
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -32,6 +33,7 @@ mod propagation;
 mod server;
 mod soak;
 mod timers;
+mod tls;
 mod watch;
 mod webhooks;
 
@@ -69,6 +71,16 @@ enum Command {
         clients: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+    },
+    /// Lifecycles through REST and gRPC calls over TLS with client certificates beside the
+    /// same over plain text, in alternating rounds (two `banli serve` processes on SQLite).
+    Tls {
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
     /// Event propagation between services (commit → effect in another service), embedded and
     /// on PostgreSQL + NATS, beside raw JetStream publish → consume.
@@ -189,6 +201,11 @@ enum Backend {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Some(Command::Tls {
+            clients,
+            seconds,
+            rounds,
+        }) => tls::run(clients, seconds, rounds).await,
         Some(Command::Lifecycle {
             backend,
             mode,
@@ -289,6 +306,7 @@ async fn main() -> Result<()> {
             backup::run(1_000_000, 100_000).await?;
             idle(Duration::from_secs(60)).await?;
             connections::run(10_000, 8).await?;
+            tls::run(32, 10, 2).await?;
             memory(100_000).await
         }
     }

@@ -18,6 +18,8 @@ pub struct Server {
     nats: Option<(String, String, String)>,
     dir: PathBuf,
     pub http_url: String,
+    /// `127.0.0.1:<port>` of the (first) process's gRPC server.
+    pub grpc_addr: std::net::SocketAddr,
     pub database_url: String,
     pub office_key: String,
     pg: Option<TestDb>,
@@ -100,6 +102,11 @@ impl Server {
         Server::start_with(pg, &[], &[]).await
     }
 
+    /// On SQLite with `extra` arguments to `banli serve`.
+    pub async fn sqlite_with(extra: &[&str]) -> Result<Server> {
+        Server::start_with(None, extra, &[]).await
+    }
+
     /// On SQLite in `dir` (its data directory `dir/data`), which may hold data already.
     pub async fn sqlite_in(dir: PathBuf) -> Result<Server> {
         Server::start_in(dir, None, &[], &[]).await
@@ -146,6 +153,7 @@ impl Server {
                     nats: None,
                     dir,
                     http_url: format!("http://127.0.0.1:{http}"),
+                    grpc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], grpc)),
                     database_url,
                     office_key: k.trim().to_owned(),
                     pg,
