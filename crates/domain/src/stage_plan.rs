@@ -102,6 +102,41 @@ impl StagePlan {
         })
     }
 
+    /// Why this plan weakens `issued` (a plan the assigning office issued for the agency), or
+    /// `None` when it keeps all of it: every stage of `issued`, by name, ending no later, with
+    /// all its targets and supervision rounds. An agency may add to the office's plan (its own
+    /// stages, targets and rounds), never take from it.
+    pub fn weakens(&self, issued: &StagePlan) -> Option<String> {
+        for stage in &issued.stages {
+            let Some(kept) = self.stages.iter().find(|s| s.name == stage.name) else {
+                return Some(format!("stage `{}` is missing", stage.name));
+            };
+            if kept.ends_on > stage.ends_on {
+                return Some(format!(
+                    "stage `{}` would end on {} instead of {}",
+                    stage.name, kept.ends_on, stage.ends_on
+                ));
+            }
+            if let Some(t) = stage.targets.iter().find(|t| !kept.targets.contains(t)) {
+                return Some(format!(
+                    "stage `{}` would lose its target {t:?}",
+                    stage.name
+                ));
+            }
+            if let Some(r) = stage
+                .supervision_rounds
+                .iter()
+                .find(|r| !kept.supervision_rounds.contains(r))
+            {
+                return Some(format!(
+                    "stage `{}` would lose its supervision round of {r}",
+                    stage.name
+                ));
+            }
+        }
+        None
+    }
+
     /// The profile's default: N equal stages from `starts_on` to 30 November, each with its rounds
     /// spread evenly, the targets of the source report (communicate, reply, feedback).
     pub fn default_for(
@@ -157,6 +192,94 @@ impl StagePlan {
 mod tests {
     use super::*;
     use time::macros::date;
+
+    fn stage(name: &str, ends_on: Date, targets: Vec<StageTarget>, rounds: Vec<Date>) -> Stage {
+        Stage {
+            name: name.into(),
+            ends_on,
+            targets,
+            supervision_rounds: rounds,
+        }
+    }
+
+    #[test]
+    fn an_agency_may_add_to_the_offices_plan_but_not_take_from_it() {
+        let agency = AgencyId::new();
+        let plan = |stages| {
+            StagePlan::new(
+                StagePlanId::new(),
+                agency,
+                2020,
+                date!(2020 - 03 - 01),
+                stages,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let first = |ends, targets, rounds| vec![stage("first", ends, targets, rounds)];
+        let office = plan(first(
+            date!(2020 - 06 - 30),
+            vec![StageTarget::AllSignedFor],
+            vec![date!(2020 - 05 - 01)],
+        ));
+        let more = plan(vec![
+            stage(
+                "first",
+                date!(2020 - 06 - 15),
+                vec![StageTarget::AllSignedFor, StageTarget::AllCommunicated],
+                vec![date!(2020 - 04 - 01), date!(2020 - 05 - 01)],
+            ),
+            stage(
+                "own",
+                date!(2020 - 09 - 30),
+                vec![StageTarget::AllReplied],
+                vec![date!(2020 - 08 - 01)],
+            ),
+        ]);
+        assert_eq!(more.weakens(&office), None);
+        let cases = [
+            (
+                first(
+                    date!(2020 - 07 - 31),
+                    vec![StageTarget::AllSignedFor],
+                    vec![date!(2020 - 05 - 01)],
+                ),
+                "would end",
+            ),
+            (
+                first(
+                    date!(2020 - 06 - 30),
+                    vec![StageTarget::AllCommunicated],
+                    vec![date!(2020 - 05 - 01)],
+                ),
+                "target",
+            ),
+            (
+                first(
+                    date!(2020 - 06 - 30),
+                    vec![StageTarget::AllSignedFor],
+                    vec![date!(2020 - 05 - 02)],
+                ),
+                "round",
+            ),
+            (
+                vec![stage(
+                    "other",
+                    date!(2020 - 06 - 30),
+                    vec![StageTarget::AllSignedFor],
+                    vec![date!(2020 - 05 - 01)],
+                )],
+                "missing",
+            ),
+        ];
+        for (stages, why) in cases {
+            let weaker = plan(stages);
+            let found = weaker.weakens(&office);
+            assert!(
+                found.as_deref().is_some_and(|w| w.contains(why)),
+                "{found:?}"
+            );
+        }
+    }
 
     #[test]
     fn default_plan_has_three_stages_with_two_rounds_each() {

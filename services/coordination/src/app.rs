@@ -360,7 +360,13 @@ impl App {
             .await?
             .ok_or_else(|| AppError::not_found(format!("suggestion {id} not found here")))?;
         let view = r.view();
-        party(p, &view)?;
+        // A unit not party to the item cannot tell it from none: 404 before any check of
+        // version, state or role.
+        if party(p, &view).is_err() {
+            return Err(AppError::not_found(format!(
+                "{what} {target} not found (or this key is not party to it)"
+            )));
+        }
         if let Some(v) = expected
             && v != r.case.version
         {

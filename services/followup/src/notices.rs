@@ -241,18 +241,6 @@ macro_rules! run_on {
                     if suggestions.is_empty() {
                         return Err(AppError::new(ErrorCode::InvalidArgument, "`suggestion_ids`: name at least one suggestion"));
                     }
-                    for s in suggestions {
-                        let replica = $module::replica(&mut tx, *s).await.map_err(store_error)?;
-                        let holds = replica.as_ref().is_some_and(|r| {
-                            r.assignments.iter().any(|a| a.agency == *target && a.state != AssignmentState::Superseded)
-                        });
-                        if !holds {
-                            return Err(AppError::new(
-                                ErrorCode::InvalidArgument,
-                                format!("`target_agency_id`: the unit holds no assignment on suggestion {s}; a notice goes to a unit handling the item"),
-                            ));
-                        }
-                    }
                     let issuer = actor.agency.ok_or_else(|| AppError::forbidden("this key has no agency to issue from"))?;
                     let n = SupervisionNotice {
                         id: NoticeId::new(),
@@ -271,7 +259,24 @@ macro_rules! run_on {
                         answered_late: false,
                         escalated_to: None,
                     };
-                    (None, NoticeCommand::Issue(n))
+                    let command = NoticeCommand::Issue(n);
+                    // Who may issue, and the notice's own fields, are decided before anything
+                    // about the items is looked at: a caller who may not issue learns nothing
+                    // of who holds what.
+                    decide(None, actor, &command)?;
+                    for s in suggestions {
+                        let replica = $module::replica(&mut tx, *s).await.map_err(store_error)?;
+                        let holds = replica.as_ref().is_some_and(|r| {
+                            r.assignments.iter().any(|a| a.agency == *target && a.state != AssignmentState::Superseded)
+                        });
+                        if !holds {
+                            return Err(AppError::new(
+                                ErrorCode::InvalidArgument,
+                                format!("`target_agency_id`: the unit holds no assignment on suggestion {s}; a notice goes to a unit handling the item"),
+                            ));
+                        }
+                    }
+                    (None, command)
                 }
                 Command::Acknowledge(id) | Command::Answer(id, _) => {
                     let current = $module::load(&mut tx, *id).await.map_err(store_error)?
@@ -283,16 +288,18 @@ macro_rules! run_on {
                     (Some(current), cmd)
                 }
             };
-            if let (Some(c), Some(v)) = (&current, if_match)
-                && c.version != v
-            {
-                return Err(AppError::new(ErrorCode::StaleVersion, format!("the notice is at version {}, not {v}; read it again", c.version)));
-            }
-            // Only the parties see a notice: the issuer's and the target's units, the office, auditors.
+            // Only the parties see a notice: the issuer's and the target's units, the office,
+            // auditors. Checked before anything else about it (its version included), so that
+            // a non-party cannot tell an existing notice from none.
             if let Some(c) = &current
                 && !can_read(actor, &c.notice)
             {
                 return Err(AppError::not_found(format!("notice {} not found", c.notice.id)));
+            }
+            if let (Some(c), Some(v)) = (&current, if_match)
+                && c.version != v
+            {
+                return Err(AppError::new(ErrorCode::StaleVersion, format!("the notice is at version {}, not {v}; read it again", c.version)));
             }
             let events = decide(current.as_ref().map(|c| &c.notice), actor, &command)?;
             let mut n = current.as_ref().map(|c| c.notice.clone()).unwrap_or_else(|| match &command {

@@ -398,6 +398,7 @@ pub async fn set(
         .agency
         .ok_or_else(|| AppError::forbidden("this key has no agency to plan from"))?;
     let store2 = store.clone();
+    let role = p.role;
     let out = store
         .db()
         .write(move |pool| async move {
@@ -417,6 +418,21 @@ pub async fn set(
                             format!("{agency} has a plan for {} (version {}); send If-Match with that version to replace it", plan.year, o.version),
                         ))),
                         _ => {}
+                    }
+                    // A plan the assigning office issued stays the office's: the agency's own
+                    // office may add stages, targets and rounds to it (its internal ones), not
+                    // remove or postpone any, and the rounds' notices still come from the office.
+                    let mut issuer = issuer;
+                    if let Some(o) = &old
+                        && o.issuer_agency_id != plan.agency
+                        && role == banli_domain::Role::AgencyAdmin
+                    {
+                        if let Some(why) = plan.weakens(&o.plan) {
+                            return Ok(Err(AppError::forbidden(format!(
+                                "the assigning office issued this plan: {why}; an agency may add its own stages, targets and rounds to it, not remove or postpone the office's"
+                            ))));
+                        }
+                        issuer = o.issuer_agency_id;
                     }
                     let version = $module::save(&mut tx, &store2, old.as_ref(), &plan, issuer, now).await?;
                     tx.commit().await?;

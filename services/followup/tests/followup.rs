@@ -836,6 +836,17 @@ async fn supervision_notices() {
         StatusCode::FORBIDDEN,
         "an agency does not notify another: {v}"
     );
+    // The same answer whether or not the target holds the item: who may issue is decided
+    // before anything about the items is looked at.
+    let (status, v) = post(
+        &api,
+        "/v1/followup/notices",
+        &other_key,
+        notice(&office_id.to_string(), "2020-03-20"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
 
     let (status, first) = post(
         &api,
@@ -880,6 +891,18 @@ async fn supervision_notices() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
+    // A unit not party to the notice cannot tell it from none, whatever it sends.
+    for if_match in ["\"v7\"", "\"v1\""] {
+        let (status, v) = post(
+            &api,
+            &format!("/v1/followup/notices/{nid}/acknowledge"),
+            &other_key,
+            json!({}),
+            &[("if-match", if_match)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    }
     let (status, _) = post(
         &api,
         &format!("/v1/followup/notices/{nid}/acknowledge"),
@@ -1600,7 +1623,13 @@ async fn stage_plans_circulars_and_rounds() {
     for n in &stage_notices {
         assert_eq!(n["suggestions"][0], w.id.as_str(), "{n}");
         assert_eq!(n["target"], w.lead.as_str(), "{n}");
-        assert_eq!(n["issuer"], w.lead.as_str(), "the plan's issuer: {n}");
+        // The office issued the plan; the agency's replacement (the same plan) kept it the
+        // office's, so the rounds' notices come from the office.
+        assert_eq!(
+            n["issuer"],
+            json!(w.office_agency.id),
+            "the plan's issuer: {n}"
+        );
     }
     let bodies: Vec<&str> = stage_notices
         .iter()
@@ -1608,6 +1637,54 @@ async fn stage_plans_circulars_and_rounds() {
         .collect();
     assert!(bodies.iter().any(|b| b.contains("第1阶段")), "{bodies:?}");
     assert!(bodies.iter().any(|b| b.contains("第2阶段")), "{bodies:?}");
+    // The plan is the office's: the agency cannot remove a round, drop a target or postpone
+    // a stage of it (403, saying what it would lose)…
+    let weaker = [
+        json!({"agency_id": w.lead, "year": 2020, "starts_on": "2020-03-01", "stages": [
+            {"name": "办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for"], "supervision_rounds": ["2020-03-20"]},
+            {"name": "答复", "ends_on": "2020-06-30", "targets": ["all_replied"], "supervision_rounds": ["2020-06-01"]},
+        ]}),
+        json!({"agency_id": w.lead, "year": 2020, "starts_on": "2020-03-01", "stages": [
+            {"name": "办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": ["2020-03-20"]},
+            {"name": "答复", "ends_on": "2020-07-31", "targets": ["all_replied"], "supervision_rounds": ["2020-06-01"]},
+        ]}),
+    ];
+    for plan in weaker {
+        let (status, v) = post(
+            &api,
+            "/v1/followup/stage-plans",
+            &lead,
+            plan,
+            &[("if-match", "\"2\"")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("assigning office issued")),
+            "{v}"
+        );
+    }
+    // …but may add its own round and target; the plan stays the office's.
+    let (status, v) = post(
+        &api,
+        "/v1/followup/stage-plans",
+        &lead,
+        json!({"agency_id": w.lead, "year": 2020, "starts_on": "2020-03-01", "stages": [
+            {"name": "办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": ["2020-03-10", "2020-03-20"]},
+            {"name": "答复", "ends_on": "2020-06-30", "targets": ["all_replied", "all_feedback_in"], "supervision_rounds": ["2020-06-01"]},
+        ]}),
+        &[("if-match", "\"2\"")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["version"], 3);
+    assert_eq!(
+        v["issuer_agency_id"],
+        json!(w.office_agency.id),
+        "the rounds' notices still come from the office: {v}"
+    );
 }
 
 /// A commitment still open the day after its target date raises one notice (trigger overdue)

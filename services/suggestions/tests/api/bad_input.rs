@@ -365,7 +365,7 @@ async fn domain_refusals_map_to_their_statuses() {
         )
         .await;
     assert_problem(&r, 403, "forbidden");
-    // An agency that is not party to the item may not act on it.
+    // An agency that is not party to the item cannot tell it from none.
     let r = w
         .api
         .post(
@@ -374,7 +374,7 @@ async fn domain_refusals_map_to_their_statuses() {
             json!({}),
         )
         .await;
-    assert_problem(&r, 403, "forbidden");
+    assert_problem(&r, 404, "not_found");
     // Extension past the cap.
     let r = w
         .api

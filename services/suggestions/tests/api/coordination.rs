@@ -20,7 +20,7 @@ async fn opinions_only_from_the_co_handler_and_not_after_the_reply() {
     w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
     w.sign_and_dispatch(&id, &co1, &k.co1_admin).await;
     let letter = json!({"document_number": "会办1号", "body": "agree", "signer": {"name": "Zhao", "position": "authorized_leader"}});
-    // The lead unit writing co1's opinion, and a unit not on the item: 403.
+    // The lead unit writing co1's opinion: 403; a unit not on the item: 404, as for none.
     let r = api
         .post(
             &format!("/v1/coordination/assignments/{co1}/opinions"),
@@ -36,7 +36,7 @@ async fn opinions_only_from_the_co_handler_and_not_after_the_reply() {
             letter.clone(),
         )
         .await;
-    assert_problem(&r, 403, "forbidden");
+    assert_problem(&r, 404, "not_found");
     // Bad input: an unknown field, a bad id, a letter without its number.
     let r = api
         .post(
