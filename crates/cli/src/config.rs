@@ -25,6 +25,17 @@ pub struct Config {
     /// How many days the NATS stream keeps an event (events carry personal data; each service's
     /// own store is the record); 0 keeps them forever.
     pub nats_max_age_days: u32,
+    /// This service's NATS user credentials (a `.creds` file: JWT and NKey seed). In
+    /// production each service has its own user, allowed to publish only its own subjects
+    /// (deploy/nats/). A user and password can also be given in `nats_url`.
+    pub nats_credentials: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the NATS server with; setting it requires TLS.
+    pub nats_tls_ca: Option<PathBuf>,
+    /// This process's client certificate and key (PEM) for a NATS server that verifies clients.
+    pub nats_tls_cert: Option<PathBuf>,
+    pub nats_tls_key: Option<PathBuf>,
+    /// Refuse to connect to NATS without TLS.
+    pub nats_require_tls: bool,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// A shipped profile name (`hunan`, `national`) or the path of a profile TOML file.
@@ -124,6 +135,11 @@ impl Default for Config {
             nats_stream: "BANLI".to_owned(),
             nats_subject_prefix: "banli".to_owned(),
             nats_max_age_days: 30,
+            nats_credentials: None,
+            nats_tls_ca: None,
+            nats_tls_cert: None,
+            nats_tls_key: None,
+            nats_require_tls: false,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             profile: "hunan".to_owned(),
@@ -251,7 +267,16 @@ impl Config {
                 .parse()
                 .with_context(|| format!("BANLI_GRPC_REFLECTION `{v}` is not true or false"))?;
         }
+        if let Ok(v) = std::env::var("BANLI_NATS_REQUIRE_TLS") {
+            config.nats_require_tls = v
+                .parse()
+                .with_context(|| format!("BANLI_NATS_REQUIRE_TLS `{v}` is not true or false"))?;
+        }
         for (var, slot) in [
+            ("BANLI_NATS_CREDENTIALS", &mut config.nats_credentials),
+            ("BANLI_NATS_TLS_CA", &mut config.nats_tls_ca),
+            ("BANLI_NATS_TLS_CERT", &mut config.nats_tls_cert),
+            ("BANLI_NATS_TLS_KEY", &mut config.nats_tls_key),
             ("BANLI_TLS_CERT", &mut config.tls_cert),
             ("BANLI_TLS_KEY", &mut config.tls_key),
             ("BANLI_TLS_CLIENT_CA", &mut config.tls_client_ca),
@@ -312,6 +337,9 @@ impl Config {
                 self.header_read_timeout_secs,
                 self.grpc_call_timeout_secs
             );
+        }
+        if self.nats_tls_cert.is_some() != self.nats_tls_key.is_some() {
+            bail!("nats_tls_cert and nats_tls_key go together: give both (PEM files) or neither");
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) | (None, Some(_)) => {
@@ -422,6 +450,17 @@ impl Config {
     }
 
     /// The connection limits of the HTTP and gRPC servers.
+    /// How the processes authenticate to NATS and protect the link.
+    pub fn nats_auth(&self) -> banli_eventlog::NatsAuth {
+        banli_eventlog::NatsAuth {
+            credentials: self.nats_credentials.clone(),
+            tls_ca: self.nats_tls_ca.clone(),
+            tls_cert: self.nats_tls_cert.clone(),
+            tls_key: self.nats_tls_key.clone(),
+            require_tls: self.nats_require_tls,
+        }
+    }
+
     /// The server's TLS files, if TLS is configured.
     pub fn tls_files(&self) -> Option<banli_api::tls::TlsFiles> {
         Some(banli_api::tls::TlsFiles {

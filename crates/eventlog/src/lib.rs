@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use consume::{Apply, Order, Settled, Step};
 pub use embedded::EmbeddedBus;
-pub use nats::{MAX_BATCH, NatsBus, NatsConfig};
+pub use nats::{MAX_BATCH, NatsAuth, NatsBus, NatsConfig};
 pub use runner::{ConsumerStats, Handled, Handler, Incoming};
 use uuid::Uuid;
 

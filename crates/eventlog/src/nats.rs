@@ -1,6 +1,7 @@
 //! NATS JetStream: one stream over `<prefix>.>`, `Nats-Msg-Id` = event id for de-duplication,
 //! one durable pull consumer per consuming service.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -9,6 +10,57 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use crate::{Ack, BusError, Delivery, Envelope};
+
+/// The user and password (or the token) in a NATS URL's first server, percent-decoded.
+fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let first = rest.split([',', '/']).next()?;
+    let (userinfo, _) = first.rsplit_once('@')?;
+    let decode = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    Some(match userinfo.split_once(':') {
+        Some((user, password)) => (decode(user), Some(decode(password))),
+        None => (decode(userinfo), None),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_come_from_the_url() {
+        use super::url_credentials as c;
+        assert_eq!(c("nats://127.0.0.1:4222"), None);
+        assert_eq!(
+            c("nats://coordination:p%40ss@nats:4222"),
+            Some(("coordination".into(), Some("p@ss".into())))
+        );
+        assert_eq!(c("tls://s3cret@nats:4222"), Some(("s3cret".into(), None)));
+        assert_eq!(
+            c("nats://u:p@a:4222,nats://b:4222"),
+            Some(("u".into(), Some("p".into())))
+        );
+    }
+}
 
 /// Where and how to reach JetStream.
 #[derive(Debug, Clone)]
@@ -23,6 +75,24 @@ pub struct NatsConfig {
     /// How long the stream keeps an event (they carry personal data; the services' own stores
     /// are the record). Zero: forever.
     pub max_age: Duration,
+    /// How this process proves itself to NATS and protects the link.
+    pub auth: NatsAuth,
+}
+
+/// How a process authenticates to NATS and protects the link. A user and password or a token
+/// can also be given in the URL (`nats://user:password@host:4222`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsAuth {
+    /// A `.creds` file (the user's JWT and NKey seed) for this service's NATS user, whose
+    /// permissions name the subjects it may publish (deploy/nats/).
+    pub credentials: Option<PathBuf>,
+    /// CA certificates (PEM) the NATS server's certificate is verified with; implies TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// This process's client certificate and key (PEM), for a server that verifies clients.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Refuse to connect without TLS.
+    pub require_tls: bool,
 }
 
 impl NatsConfig {
@@ -33,6 +103,7 @@ impl NatsConfig {
             prefix: "banli".into(),
             ack_wait: Duration::from_secs(10),
             max_age: Duration::from_secs(30 * 86_400),
+            auth: NatsAuth::default(),
         }
     }
 }
@@ -55,11 +126,46 @@ impl NatsBus {
     /// Connects and makes sure the stream exists.
     pub async fn connect(config: NatsConfig) -> Result<NatsBus, BusError> {
         let connect_err = |e: &dyn std::fmt::Display| BusError::Connect {
-            url: config.url.clone(),
+            url: banli_db::redact(&config.url),
             reason: e.to_string(),
         };
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
+        let auth = &config.auth;
+        let mut options =
+            async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
+        // The client takes no credentials from the URL itself.
+        match url_credentials(&config.url) {
+            Some((user, Some(password))) => options = options.user_and_password(user, password),
+            Some((token, None)) => options = options.token(token),
+            None => {}
+        }
+        if let Some(creds) = &auth.credentials {
+            options = options.credentials_file(creds).await.map_err(|e| {
+                connect_err(&format!(
+                    "the NATS credentials file {} could not be read ({e}); give the .creds file of this service's NATS user",
+                    creds.display()
+                ))
+            })?;
+        }
+        if let Some(ca) = &auth.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&auth.tls_cert, &auth.tls_key) {
+            (Some(cert), Some(key)) => {
+                options = options
+                    .add_client_certificate(cert.clone(), key.clone())
+                    .require_tls(true);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(connect_err(
+                    &"nats_tls_cert and nats_tls_key go together: give both or neither",
+                ));
+            }
+        }
+        if auth.require_tls {
+            options = options.require_tls(true);
+        }
+        let client = options
             .connect(&config.url)
             .await
             .map_err(|e| connect_err(&e))?;
@@ -164,7 +270,10 @@ impl NatsBus {
             )
             .await
             .map_err(|e| BusError::Bus(e.to_string()))?;
-        Ok(NatsConsumer { consumer })
+        Ok(NatsConsumer {
+            consumer,
+            prefix: format!("{}.", self.config.prefix),
+        })
     }
 }
 
@@ -176,6 +285,8 @@ const REPLY_MARGIN: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct NatsConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
+    /// `<prefix>.`: what a subject starts with before the event type.
+    prefix: String,
 }
 
 impl NatsConsumer {
@@ -204,7 +315,10 @@ impl NatsConsumer {
         // own expiry (and a margin) the batch ends with what came.
         let deadline = tokio::time::Instant::now() + wait + REPLY_MARGIN;
         while let Ok(Some(m)) = tokio::time::timeout_at(deadline, one.next()).await {
-            out.push(delivery(m.map_err(|e| BusError::Bus(e.to_string()))?));
+            out.push(delivery(
+                m.map_err(|e| BusError::Bus(e.to_string()))?,
+                &self.prefix,
+            ));
         }
         if out.is_empty() || max == 1 {
             return Ok(out);
@@ -225,7 +339,10 @@ impl NatsConsumer {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + REPLY_MARGIN;
         while let Ok(Some(m)) = tokio::time::timeout_at(deadline, batch.next()).await {
-            out.push(delivery(m.map_err(|e| BusError::Bus(e.to_string()))?));
+            out.push(delivery(
+                m.map_err(|e| BusError::Bus(e.to_string()))?,
+                &self.prefix,
+            ));
         }
         Ok(out)
     }
@@ -248,7 +365,11 @@ pub(crate) async fn nak(m: &async_nats::jetstream::Message) -> Result<(), BusErr
         .map_err(|e| BusError::Bus(e.to_string()))
 }
 
-fn delivery(message: async_nats::jetstream::Message) -> Delivery {
+/// An event as delivered. Its type is the one its subject names: NATS permissions decide who
+/// may publish on which subjects, so a message whose `Banli-Event-Type` header claims another
+/// type than its subject (a publisher dressing its event up as another service's) is not
+/// ours — it is delivered with the nil id, for the consumer to park and report.
+fn delivery(message: async_nats::jetstream::Message, prefix: &str) -> Delivery {
     {
         let header = |name: &str| {
             message
@@ -259,12 +380,27 @@ fn delivery(message: async_nats::jetstream::Message) -> Delivery {
         };
         // A message without an event id is not ours: it is delivered with the nil id, for the
         // consumer to park and report rather than block on.
+        let on_subject = message
+            .subject
+            .as_str()
+            .strip_prefix(prefix)
+            .map(str::to_owned);
+        let claimed = header(EVENT_TYPE);
+        let matches = on_subject.is_some() && claimed == on_subject;
+        if !matches {
+            tracing::warn!(
+                subject = message.subject.as_str(),
+                claimed_type = claimed.as_deref().unwrap_or(""),
+                "an event's type does not match the subject it was published on; it is parked (check the NATS permissions of the publishers)"
+            );
+        }
         let event_id = header("Nats-Msg-Id")
             .and_then(|v| Uuid::try_parse(&v).ok())
+            .filter(|_| matches)
             .unwrap_or(Uuid::nil());
         let envelope = Envelope {
             event_id,
-            event_type: header(EVENT_TYPE).unwrap_or_default(),
+            event_type: on_subject.unwrap_or_default(),
             aggregate_id: header(AGGREGATE_ID).unwrap_or_default(),
             aggregate_version: header(AGGREGATE_VERSION)
                 .and_then(|v| v.parse().ok())

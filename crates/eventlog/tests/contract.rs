@@ -180,6 +180,7 @@ async fn contract_on_nats_jetstream() {
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(1),
         max_age: Duration::from_secs(3600),
+        auth: Default::default(),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,
@@ -203,6 +204,7 @@ async fn contract_on_nats_jetstream() {
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(1),
         max_age: Duration::from_secs(600),
+        auth: Default::default(),
     })
     .await
     .expect("the same stream again");
@@ -214,5 +216,36 @@ async fn contract_on_nats_jetstream() {
     )
     .await;
     batches(Bus::Nats(Box::new(bus.clone()))).await;
+    spoofed_types_are_not_delivered_as_ours(&bus, &url, &format!("banlitest{unique}")).await;
     bus.delete_stream().await;
+}
+
+/// A publisher allowed one subject cannot pass its event off as another type: the subject
+/// names the type, and a message whose header claims another is delivered with the nil id
+/// (the consumer parks it) under its subject's type.
+async fn spoofed_types_are_not_delivered_as_ours(bus: &NatsBus, url: &str, prefix: &str) {
+    let client = async_nats::connect(url).await.expect("a raw NATS client");
+    let js = async_nats::jetstream::new(client);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+    headers.insert("Banli-Event-Type", "suggestion.assigned");
+    headers.insert("Banli-Aggregate-Id", "s-1");
+    headers.insert("Banli-Aggregate-Version", "1");
+    js.publish_with_headers(format!("{prefix}.spoofcheck.noted"), headers, "{}".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let mut consumer = Bus::Nats(Box::new(bus.clone()))
+        .consumer("spoofcheck", Some("spoofcheck."))
+        .await
+        .expect("consumer");
+    let d = consumer
+        .next(Duration::from_secs(5))
+        .await
+        .expect("next")
+        .expect("the message is delivered");
+    assert_eq!(d.envelope.event_type, "spoofcheck.noted");
+    assert!(d.envelope.event_id.is_nil(), "{:?}", d.envelope);
+    d.ack().await.expect("ack");
 }

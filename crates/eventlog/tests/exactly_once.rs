@@ -251,6 +251,7 @@ async fn exactly_once_on_postgres_over_nats() {
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(2),
         max_age: Duration::from_secs(3600),
+        auth: Default::default(),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,
@@ -334,6 +335,7 @@ async fn exactly_once_when_the_bus_connection_drops() {
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(2),
         max_age: Duration::from_secs(3600),
+        auth: Default::default(),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,

@@ -156,6 +156,7 @@ async fn relay_on_postgres_and_nats() {
         prefix: format!("banlitest{unique}"),
         ack_wait: Duration::from_secs(1),
         max_age: Duration::from_secs(3600),
+        auth: Default::default(),
     };
     let bus = match NatsBus::connect(config).await {
         Ok(b) => b,

@@ -72,6 +72,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 stream: config.nats_stream.clone(),
                 prefix: config.nats_subject_prefix.clone(),
                 max_age: config.nats_max_age(),
+                auth: config.nats_auth(),
                 ..banli_eventlog::NatsConfig::new(&u.0)
             })
             .await?,
