@@ -70,7 +70,8 @@ pub async fn run(clients: usize, seconds: u64, rounds: usize) -> Result<()> {
     let base = tls
         .http_url
         .replace("http://127.0.0.1", "https://localhost");
-    let rest_tls = Arc::unwrap_or_clone(pki.client_config(Some(&identity), &[b"http/1.1"]));
+    // hyper-rustls sets ALPN itself (http/1.1 here).
+    let rest_tls = Arc::unwrap_or_clone(pki.client_config(Some(&identity), &[]));
     let http = Http::with_tls(base, rest_tls);
     let world = crate::setup(&http, &tls.office_key)
         .await
