@@ -13,6 +13,7 @@
 //!     target/release/banli-bench feed --events 1000000
 //!     target/release/banli-bench webhooks
 //!     target/release/banli-bench tls                       # HTTPS and gRPC over TLS vs plain
+//!     target/release/banli-bench webhook-memory            # receivers answering 100 MB bodies
 //!
 //! A lifecycle is 13 REST commands: submit → start review → accept → assign lead + 2 co →
 //! sign for → dispatch → 2 communications → 2 co-opinion waivers → reply → 2 feedbacks.
@@ -35,6 +36,7 @@ mod soak;
 mod timers;
 mod tls;
 mod watch;
+mod webhook_rss;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -70,6 +72,12 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         clients: usize,
         #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Peak RSS of `banli serve` while 8 webhook receivers answer every delivery with a 100 MB
+    /// body, beside the same load with receivers answering `ok`.
+    WebhookMemory {
+        #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
     /// Lifecycles through REST and gRPC calls over TLS with client certificates beside the
@@ -201,6 +209,7 @@ enum Backend {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
+        Some(Command::WebhookMemory { seconds }) => webhook_rss::run(seconds).await,
         Some(Command::Tls {
             clients,
             seconds,
@@ -307,6 +316,7 @@ async fn main() -> Result<()> {
             idle(Duration::from_secs(60)).await?;
             connections::run(10_000, 8).await?;
             tls::run(32, 10, 2).await?;
+            webhook_rss::run(60).await?;
             memory(100_000).await
         }
     }

@@ -102,6 +102,11 @@ impl Server {
         Server::start_with(pg, &[], &[]).await
     }
 
+    /// On SQLite with `extra` arguments and `env` for `banli serve`.
+    pub async fn sqlite_with_env(extra: &[&str], env: &[(&str, String)]) -> Result<Server> {
+        Server::start_with(None, extra, env).await
+    }
+
     /// On SQLite with `extra` arguments to `banli serve`.
     pub async fn sqlite_with(extra: &[&str]) -> Result<Server> {
         Server::start_with(None, extra, &[]).await
