@@ -83,7 +83,7 @@ pub async fn run(seconds: u64) -> Result<()> {
             tokio::spawn(async move {
                 let mut peak = 0u64;
                 while !stop.load(Ordering::SeqCst) {
-                    peak = peak.max(rss_kib(pid).unwrap_or(0));
+                    peak = peak.max(crate::server::rss_kib_of(pid).unwrap_or(0));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 peak
@@ -124,15 +124,6 @@ pub async fn run(seconds: u64) -> Result<()> {
         peaks[0] as f64 / 1024.0
     );
     server.stop().await
-}
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS")
 }
 
 /// Each connection: read the request (headers, then the body by its length), answer `ok` or a
