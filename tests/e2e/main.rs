@@ -12,6 +12,7 @@ mod distributed;
 mod guide;
 mod serve;
 mod trace;
+mod walk;
 
 /// The `banli` binary of this build.
 pub fn banli_binary() -> std::path::PathBuf {

@@ -75,6 +75,7 @@ pub(crate) fn http_with(
 pub(crate) struct Serve {
     child: Child,
     pub(crate) http: u16,
+    pub(crate) grpc: u16,
 }
 
 fn serve(dir: &std::path::Path) -> Serve {
@@ -118,6 +119,7 @@ pub(crate) fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Serve {
     Serve {
         child,
         http: http_port,
+        grpc: grpc_port,
     }
 }
 

@@ -196,11 +196,7 @@ impl App {
     async fn suggestion_of(&self, ref_id: Uuid, what: &str) -> Result<SuggestionId, AppError> {
         self.await_recent(ref_id, || self.store().suggestion_of(ref_id))
             .await?
-            .ok_or_else(|| {
-                AppError::not_found(format!(
-                    "{what} {ref_id} not found (or not yet known to the coordination service: send the Banli-Consistency token of the response that created it)"
-                ))
-            })
+            .ok_or_else(|| unknown(what, ref_id))
     }
 
     /// The coordination side of a suggestion, as the caller may see it.
@@ -363,9 +359,7 @@ impl App {
         // A unit not party to the item cannot tell it from none: 404 before any check of
         // version, state or role.
         if party(p, &view).is_err() {
-            return Err(AppError::not_found(format!(
-                "{what} {target} not found (or this key is not party to it)"
-            )));
+            return Err(unknown(what, target));
         }
         if let Some(v) = expected
             && v != r.case.version
@@ -476,4 +470,12 @@ pub fn decode_token(token: &str) -> Result<Uuid, AppError> {
                 "page_token is not a token this API issued; pass next_page_token back unchanged",
             )
         })
+}
+
+/// The one answer for an item this caller cannot act on: unknown, not yet known here, or
+/// another unit's — the same words for each, so that they cannot be told apart.
+fn unknown(what: &str, id: Uuid) -> AppError {
+    AppError::not_found(format!(
+        "{what} {id} not found (or this key is not party to it, or it is not yet known to the coordination service: send the Banli-Consistency token of the response that created it)"
+    ))
 }
