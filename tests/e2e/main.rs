@@ -10,6 +10,7 @@ mod consistency;
 mod demo;
 mod distributed;
 mod guide;
+mod retry;
 mod serve;
 mod trace;
 mod walk;

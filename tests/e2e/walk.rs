@@ -15,15 +15,40 @@ use crate::serve::{Serve, http_with, serve_with};
 
 /// REST calls that carry the latest `Banli-Consistency` token, so that each call sees the
 /// writes before it in every service (the contract; no polling).
-struct Client {
-    port: u16,
-    token: RefCell<String>,
+pub(crate) struct Client {
+    pub(crate) port: u16,
+    pub(crate) token: RefCell<String>,
 }
 
 impl Client {
-    fn call(&self, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
+    pub(crate) fn new(port: u16) -> Client {
+        Client {
+            port,
+            token: RefCell::new(String::new()),
+        }
+    }
+
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.call_with(method, path, key, body, &[])
+    }
+
+    /// [`Client::call`] with extra request headers.
+    pub(crate) fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
         let token = self.token.borrow().clone();
-        let mut headers = Vec::new();
+        let mut headers = extra.to_vec();
         if !token.is_empty() {
             headers.push(("banli-consistency", token.as_str()));
         }
@@ -46,7 +71,7 @@ impl Client {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    fn ok(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
+    pub(crate) fn ok(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
         let (status, v) = self.call(method, path, key, Some(&body));
         assert!(
             (200..300).contains(&status),
@@ -55,12 +80,12 @@ impl Client {
         v
     }
 
-    fn post(&self, path: &str, key: &str, body: Value) -> Value {
+    pub(crate) fn post(&self, path: &str, key: &str, body: Value) -> Value {
         self.ok("POST", path, key, body)
     }
 }
 
-fn id(v: &Value) -> String {
+pub(crate) fn id(v: &Value) -> String {
     v["id"].as_str().expect("an id").to_owned()
 }
 
@@ -853,10 +878,7 @@ fn a_stranger_cannot_tell_anothers_item_from_none() {
     let config = dir.join("banli.toml");
     std::fs::write(&config, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n").expect("config");
     let server = serve_with(&dir, &["--config", config.to_str().expect("a path")]);
-    let c = Client {
-        port: server.http,
-        token: RefCell::new(String::new()),
-    };
+    let c = Client::new(server.http);
     let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
         .expect("the office key")
         .trim()

@@ -391,6 +391,14 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, AppError> {
         })
 }
 
+/// A command's idempotency key: the request's own `idempotency_key` field when set, else the
+/// `idempotency-key` metadata (see [`idempotency_key`]).
+pub fn command_key(field: &str, metadata: Option<String>) -> Option<String> {
+    Some(field.to_owned())
+        .filter(|k| !k.is_empty())
+        .or(metadata)
+}
+
 /// The SHA-256 (hex) of a request's canonical text, for `idempotency_key` replays: the same
 /// key with a different request is refused.
 pub fn request_hash(text: &str) -> String {

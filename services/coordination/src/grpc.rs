@@ -212,11 +212,11 @@ impl Grpc {
         let target = uuid(&format!("{what}_id"), target)?;
         let change = change.unwrap_or_default();
         let expected = (change.expected_version > 0).then_some(change.expected_version);
-        let key = (!change.idempotency_key.is_empty()).then_some(change.idempotency_key.as_str());
+        let key = Some(change.idempotency_key).filter(|k| !k.is_empty());
         let hash = banli_api::grpc::request_hash(&request);
         let (_, body) = self
             .app
-            .idempotent(p, key, &hash, || async {
+            .idempotent(p, key.as_deref(), &hash, || async {
                 let view = self.app.command(p, target, what, expected, build).await?;
                 let json = serde_json::to_string(&view).map_err(|e| AppError::internal(&e))?;
                 Ok((200, json))
@@ -394,13 +394,14 @@ impl CoordinationService for Grpc {
         req: Request<pb::SignForRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!("sign_for {}", r.assignment_id);
         self.command(
             &p,
             &r.assignment_id,
             "assignment",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 Ok(CoordinationCommand::SignFor {
@@ -417,6 +418,7 @@ impl CoordinationService for Grpc {
         req: Request<pb::RequestAdjustmentRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!(
             "request_adjustment {} {:?} {}",
@@ -428,7 +430,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.assignment_id,
             "assignment",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 Ok(CoordinationCommand::RequestAdjustment {
@@ -448,6 +450,7 @@ impl CoordinationService for Grpc {
     ) -> Result<Response<pb::Case>, Status> {
         use pb::decide_adjustment_request::Outcome;
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!(
             "decide_adjustment {} {} {:?} {} {}",
@@ -470,7 +473,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.assignment_id,
             "assignment",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 Ok(CoordinationCommand::DecideAdjustment {
@@ -488,6 +491,7 @@ impl CoordinationService for Grpc {
         req: Request<pb::SubmitOpinionRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!(
             "submit_opinion {} {:?} {:?} {:?} {}",
@@ -506,7 +510,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.assignment_id,
             "assignment",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 let on = on.unwrap_or(today);
@@ -536,12 +540,18 @@ impl CoordinationService for Grpc {
         req: Request<pb::AcknowledgeOpinionRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!("acknowledge_opinion {}", r.opinion_id);
         let opinion = OpinionId(uuid("opinion_id", &r.opinion_id)?);
-        self.command(&p, &r.opinion_id, "opinion", r.change, key, |_, today| {
-            Ok(CoordinationCommand::AcknowledgeOpinion { opinion, on: today })
-        })
+        self.command(
+            &p,
+            &r.opinion_id,
+            "opinion",
+            merged(r.change, meta),
+            key,
+            |_, today| Ok(CoordinationCommand::AcknowledgeOpinion { opinion, on: today }),
+        )
         .await
     }
 
@@ -550,6 +560,7 @@ impl CoordinationService for Grpc {
         req: Request<pb::WaiveOpinionRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!("waive_opinion {} {:?}", r.assignment_id, r.reason);
         let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
@@ -557,7 +568,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.assignment_id,
             "assignment",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 Ok(CoordinationCommand::WaiveOpinion {
@@ -575,17 +586,25 @@ impl CoordinationService for Grpc {
         req: Request<pb::CountersignRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!("countersign {} {:?}", r.reply_id, r.signer);
         let reply = ReplyId(uuid("reply_id", &r.reply_id)?);
         let signer = signer(r.signer)?;
-        self.command(&p, &r.reply_id, "reply", r.change, key, |_, today| {
-            Ok(CoordinationCommand::Countersign {
-                reply,
-                signer,
-                on: today,
-            })
-        })
+        self.command(
+            &p,
+            &r.reply_id,
+            "reply",
+            merged(r.change, meta),
+            key,
+            |_, today| {
+                Ok(CoordinationCommand::Countersign {
+                    reply,
+                    signer,
+                    on: today,
+                })
+            },
+        )
         .await
     }
 
@@ -594,6 +613,7 @@ impl CoordinationService for Grpc {
         req: Request<pb::RecordDisagreementRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!(
             "record_disagreement {} {:?} {}",
@@ -604,7 +624,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.assignment_id,
             "assignment",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 Ok(CoordinationCommand::RecordDisagreement {
@@ -624,6 +644,7 @@ impl CoordinationService for Grpc {
         req: Request<pb::EscalateDisagreementRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!("escalate_disagreement {}", r.disagreement_id);
         let id = DisagreementId(uuid("disagreement_id", &r.disagreement_id)?);
@@ -631,7 +652,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.disagreement_id,
             "disagreement",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| Ok(CoordinationCommand::EscalateDisagreement { id, on: today }),
         )
@@ -643,6 +664,7 @@ impl CoordinationService for Grpc {
         req: Request<pb::ResolveDisagreementRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let key = format!(
             "resolve_disagreement {} {:?}",
@@ -653,7 +675,7 @@ impl CoordinationService for Grpc {
             &p,
             &r.disagreement_id,
             "disagreement",
-            r.change,
+            merged(r.change, meta),
             key,
             |_, today| {
                 Ok(CoordinationCommand::ResolveDisagreement {
@@ -699,11 +721,11 @@ impl Grpc {
     {
         let change = change.unwrap_or_default();
         let expected = (change.expected_version > 0).then_some(change.expected_version);
-        let key = (!change.idempotency_key.is_empty()).then_some(change.idempotency_key.as_str());
+        let key = Some(change.idempotency_key).filter(|k| !k.is_empty());
         let hash = banli_api::grpc::request_hash(&request);
         let (_, v) = self
             .app
-            .idempotent_webhook(p, key, &hash, 200, || run(expected))
+            .idempotent_webhook(p, key.as_deref(), &hash, 200, || run(expected))
             .await?;
         Ok(Response::new(webhook_out(v)))
     }
@@ -716,6 +738,7 @@ impl pb::webhook_service_server::WebhookService for Grpc {
         req: Request<pb::CreateWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let request = format!(
             "create_webhook {:?} {:?} {:?} {:?}",
@@ -727,8 +750,10 @@ impl pb::webhook_service_server::WebhookService for Grpc {
             description: r.description,
             after: (!r.after.is_empty()).then_some(r.after),
         };
-        self.webhook_change(&p, r.change, request, |_| self.app.create_webhook(&p, body))
-            .await
+        self.webhook_change(&p, merged(r.change, meta), request, |_| {
+            self.app.create_webhook(&p, body)
+        })
+        .await
     }
 
     async fn list_webhooks(
@@ -759,6 +784,7 @@ impl pb::webhook_service_server::WebhookService for Grpc {
         req: Request<pb::UpdateWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let id = uuid("id", &r.id)?;
         let request = format!(
@@ -771,7 +797,7 @@ impl pb::webhook_service_server::WebhookService for Grpc {
             description: r.description,
             state: (!r.state.is_empty()).then_some(r.state),
         };
-        self.webhook_change(&p, r.change, request, |expected| {
+        self.webhook_change(&p, merged(r.change, meta), request, |expected| {
             self.app.update_webhook(&p, id, expected, body)
         })
         .await
@@ -792,13 +818,14 @@ impl pb::webhook_service_server::WebhookService for Grpc {
         req: Request<pb::RotateWebhookSecretRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let id = uuid("id", &r.id)?;
         let request = format!("rotate_webhook_secret {id} {:?}", r.overlap_hours);
         let body = crate::webhooks::RotateSecret {
             overlap_hours: r.overlap_hours,
         };
-        self.webhook_change(&p, r.change, request, |expected| {
+        self.webhook_change(&p, merged(r.change, meta), request, |expected| {
             self.app.rotate_webhook_secret(&p, id, expected, body)
         })
         .await
@@ -809,11 +836,12 @@ impl pb::webhook_service_server::WebhookService for Grpc {
         req: Request<pb::ReplayWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let id = uuid("id", &r.id)?;
         let request = format!("replay_webhook {id} {:?}", r.after);
         let body = crate::webhooks::ReplayWebhook { after: r.after };
-        self.webhook_change(&p, r.change, request, |expected| {
+        self.webhook_change(&p, merged(r.change, meta), request, |expected| {
             self.app.replay_webhook(&p, id, expected, body)
         })
         .await
@@ -849,4 +877,11 @@ impl pb::webhook_service_server::WebhookService for Grpc {
                 .collect(),
         }))
     }
+}
+
+/// A command's `Change` with the `idempotency-key` metadata as its key when the field is empty.
+fn merged(change: Option<pb::Change>, meta: Option<String>) -> Option<pb::Change> {
+    let mut c = change.unwrap_or_default();
+    c.idempotency_key = banli_api::grpc::command_key(&c.idempotency_key, meta).unwrap_or_default();
+    Some(c)
 }

@@ -130,12 +130,12 @@ impl Grpc {
         p: &Principal,
         cmd: Command,
         expected: u64,
-        key: &str,
+        key: Option<String>,
         request: String,
     ) -> Result<Response<pb::Notice>, Status> {
         let st = &self.state;
         let today = st.clock.today();
-        let key = (!key.is_empty()).then_some(key);
+        let key = key.as_deref();
         let (_, body) = banli_api::idempotent(
             st.store.db(),
             st.store.idempotency_keys(),
@@ -263,6 +263,7 @@ impl FollowUpService for Grpc {
         req: Request<pb::IssueNoticeRequest>,
     ) -> Result<Response<pb::Notice>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let request = format!("{r:?}");
         let level = serde_json::from_value(serde_json::Value::String(r.level.clone()))
@@ -286,8 +287,14 @@ impl FollowUpService for Grpc {
             body: r.body,
             response_due,
         };
-        self.notice_command(&p, cmd, 0, &r.idempotency_key, request)
-            .await
+        self.notice_command(
+            &p,
+            cmd,
+            0,
+            banli_api::grpc::command_key(&r.idempotency_key, meta),
+            request,
+        )
+        .await
     }
 
     async fn get_notice(
@@ -305,6 +312,7 @@ impl FollowUpService for Grpc {
         req: Request<pb::AcknowledgeNoticeRequest>,
     ) -> Result<Response<pb::Notice>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let request = format!("{r:?}");
         let id = NoticeId(uuid("notice_id", &r.notice_id)?);
@@ -312,7 +320,7 @@ impl FollowUpService for Grpc {
             &p,
             Command::Acknowledge(id),
             r.expected_version,
-            &r.idempotency_key,
+            banli_api::grpc::command_key(&r.idempotency_key, meta),
             request,
         )
         .await
@@ -323,6 +331,7 @@ impl FollowUpService for Grpc {
         req: Request<pb::AnswerNoticeRequest>,
     ) -> Result<Response<pb::Notice>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let request = format!("{r:?}");
         let id = NoticeId(uuid("notice_id", &r.notice_id)?);
@@ -330,7 +339,7 @@ impl FollowUpService for Grpc {
             &p,
             Command::Answer(id, r.response),
             r.expected_version,
-            &r.idempotency_key,
+            banli_api::grpc::command_key(&r.idempotency_key, meta),
             request,
         )
         .await
@@ -364,6 +373,7 @@ impl FollowUpService for Grpc {
         req: Request<pb::SetStagePlanRequest>,
     ) -> Result<Response<pb::StagePlan>, Status> {
         let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
         let r = req.into_inner();
         let request = format!("{r:?}");
         let mut stages = Vec::with_capacity(r.stages.len());
@@ -401,7 +411,8 @@ impl FollowUpService for Grpc {
             stages,
         };
         let st = &self.state;
-        let key = (!r.idempotency_key.is_empty()).then_some(r.idempotency_key.as_str());
+        let key = banli_api::grpc::command_key(&r.idempotency_key, meta);
+        let key = key.as_deref();
         let (_, json) = banli_api::idempotent(
             st.store.db(),
             st.store.idempotency_keys(),

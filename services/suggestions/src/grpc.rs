@@ -307,6 +307,29 @@ fn suggestion(v: &SuggestionView) -> pb::Suggestion {
         current_class: v.current_class.as_deref().map(class_to).unwrap_or_default(),
         feedback_deadline: v.feedback_deadline.as_ref().map(deadline),
         rehandling_rounds: v.rehandling_rounds,
+        commitments: v
+            .commitments
+            .iter()
+            .map(|c| pb::Commitment {
+                id: c.id.to_string(),
+                assignment_id: c.assignment_id.to_string(),
+                measure: c.measure.clone(),
+                owner_agency_id: c.owner_agency_id.to_string(),
+                division_id: c.division_id.map(|d| d.to_string()).unwrap_or_default(),
+                target_date: text(c.target_date),
+                state: c.state.clone(),
+                progress: c
+                    .progress
+                    .iter()
+                    .map(|p| pb::CommitmentProgress {
+                        note: p.note.clone(),
+                        on: text(p.on),
+                    })
+                    .collect(),
+                evidence: c.evidence.clone(),
+                converted_on: c.converted_on.map(text).unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 
