@@ -704,43 +704,22 @@ impl App {
         } else {
             filter.limit.min(MAX_PAGE)
         };
-        let deputy = match policy::visibility(p)? {
-            Visibility::Deputy(d) => Some(d),
-            _ => None,
-        };
-        let mut items = Vec::new();
-        let mut next = None;
-        // Deputies see only their own items; the store filters by agency, so a deputy's page is
-        // filtered here, reading on until the page is full.
-        loop {
-            filter.limit = limit + 1;
-            let rows = self.store().list(&filter).await?;
-            let fetched = rows.len();
-            for row in rows {
-                if items.len() == limit as usize {
-                    next = items
-                        .last()
-                        .map(|s: &SuggestionSummaryView| encode_token(s.id));
-                    break;
-                }
-                filter.after = Some(row.id);
-                if let Some(d) = deputy {
-                    let Some(s) = self.store().load(row.id).await? else {
-                        continue;
-                    };
-                    if !s.deputies().any(|x| x == d) {
-                        continue;
-                    }
-                }
-                items.push(row.into());
-            }
-            if next.is_some() || fetched <= limit as usize {
-                break;
-            }
+        match policy::visibility(p)? {
+            // A deputy's list: the items they lead or co-signed, filtered in SQL.
+            Visibility::Deputy(d) => filter.deputy_id = Some(d),
+            Visibility::Agency(_) => {}
+            Visibility::All => filter.without_confidential = !policy::sees_confidential(p),
         }
+        filter.limit = limit + 1;
+        let mut rows = self.store().list(&filter).await?;
+        let next = (rows.len() > limit as usize).then(|| {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| encode_token(r.id.0))
+        });
+        let items: Vec<SuggestionSummaryView> = rows.into_iter().map(Into::into).collect();
         Ok(SuggestionPage {
             items,
-            next_page_token: next,
+            next_page_token: next.flatten(),
         })
     }
 

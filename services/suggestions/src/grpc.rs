@@ -307,6 +307,7 @@ fn suggestion(v: &SuggestionView) -> pb::Suggestion {
         current_class: v.current_class.as_deref().map(class_to).unwrap_or_default(),
         feedback_deadline: v.feedback_deadline.as_ref().map(deadline),
         rehandling_rounds: v.rehandling_rounds,
+        confidential: v.confidential,
         commitments: v
             .commitments
             .iter()
@@ -463,7 +464,7 @@ impl SuggestionService for Grpc {
             co_signer_ids,
             key_supervised: r.key_supervised,
             priority: Priority::Normal,
-            confidential: false,
+            confidential: r.confidential,
             disclosure: Disclosure::Full,
             received_on: None,
         };
@@ -960,6 +961,7 @@ impl SuggestionService for Grpc {
             key_only: r.key_only,
             after: None,
             limit: page.page_size,
+            ..Default::default()
         };
         let result = self
             .app

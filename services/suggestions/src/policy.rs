@@ -55,15 +55,22 @@ pub fn visibility(p: &Principal) -> Result<Visibility, AppError> {
     }
 }
 
-/// Whether the caller is party to the suggestion: the office and auditors see everything, an
-/// agency the items where it holds a live assignment, a deputy the items they lead or co-signed.
+/// Whether the caller is party to the suggestion: the office sees everything, auditors every item
+/// but the confidential ones (涉密), an agency the items where it holds a live assignment, a
+/// deputy the items they lead or co-signed.
 pub fn can_see(p: &Principal, s: &Suggestion) -> bool {
     match visibility(p) {
-        Ok(Visibility::All) => true,
+        Ok(Visibility::All) => !s.details.confidential || sees_confidential(p),
         Ok(Visibility::Agency(a)) => s.active_assignments().any(|x| x.agency == a),
         Ok(Visibility::Deputy(d)) => s.deputies().any(|x| x == d),
         Err(_) => false,
     }
+}
+
+/// Whether a caller who may see every item sees the confidential ones too: the assigning office
+/// does; auditors do not (a confidential item is for the office, its parties and its deputies).
+pub fn sees_confidential(p: &Principal) -> bool {
+    p.role == Role::AssigningOffice
 }
 
 /// Allows or refuses an action, with a reason that says what would be allowed.

@@ -578,6 +578,76 @@ async fn contract(db: TestDb) {
             .all(|k| k.revoked_at.is_some() || k.id != key.id)
     );
 
+    // A deputy's list and confidential items, filtered in SQL: the co-signer of one item sees
+    // that item only; the lead deputy all of theirs; lists without confidential items leave
+    // the confidential one out.
+    let co_signer = DeputyId::new();
+    let mut d = details(&f, "2020-0777");
+    d.co_signers = vec![co_signer];
+    d.confidential = true;
+    let mut secret = None;
+    run(
+        &f,
+        &mut secret,
+        office.clone(),
+        CommandKind::Submit {
+            details: d,
+            on: date!(2020 - 01 - 12),
+        },
+    )
+    .await
+    .expect("a confidential item");
+    let secret = secret.expect("state").id;
+    let of = |filter: ListFilter| {
+        let store = f.store.clone();
+        async move {
+            store
+                .list(&ListFilter {
+                    limit: 1000,
+                    ..filter
+                })
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        of(ListFilter {
+            deputy_id: Some(co_signer),
+            ..Default::default()
+        })
+        .await,
+        [secret]
+    );
+    let everything = of(ListFilter::default()).await;
+    assert!(everything.contains(&secret));
+    assert_eq!(
+        of(ListFilter {
+            deputy_id: Some(f.deputy),
+            ..Default::default()
+        })
+        .await,
+        everything,
+        "the lead deputy of every item"
+    );
+    assert!(
+        of(ListFilter {
+            deputy_id: Some(DeputyId::new()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    let open = of(ListFilter {
+        without_confidential: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(open.len() + 1, everything.len());
+    assert!(!open.contains(&secret));
+
     db.drop_db().await;
 }
 

@@ -454,6 +454,7 @@ async fn list_suggestions(
         key_only: q.key,
         after: None,
         limit: q.page_size.unwrap_or(50),
+        ..Default::default()
     };
     ok(&st
         .app

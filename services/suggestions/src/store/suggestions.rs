@@ -3,7 +3,7 @@
 use banli_calendar::format_date;
 use banli_db::{Pool, on_pool};
 use banli_domain::Actor;
-use banli_domain::ids::{AgencyId, SessionId, SuggestionId};
+use banli_domain::ids::{AgencyId, DeputyId, SessionId, SuggestionId};
 use banli_domain::suggestion::{Suggestion, SuggestionEvent, UnitRole};
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
@@ -90,6 +90,10 @@ pub struct ListFilter {
     /// Only suggestions with an open assignment whose reply was due before this date.
     pub overdue_on: Option<Date>,
     pub key_only: bool,
+    /// Only suggestions this deputy leads or co-signed.
+    pub deputy_id: Option<DeputyId>,
+    /// Leave confidential suggestions out.
+    pub without_confidential: bool,
     /// Cursor: only ids after this one (ids are time-ordered).
     pub after: Option<SuggestionId>,
     pub limit: u32,
@@ -270,6 +274,13 @@ impl Store {
             after.state.as_str(),
             after.version as i64,
         );
+        let confidential = details.confidential;
+        // The deputies of the item, written with its first row (they are fixed at submission).
+        let deputies: Vec<String> = if expected_version == 0 {
+            after.deputies().map(|d| d.to_string()).collect()
+        } else {
+            Vec::new()
+        };
         if let Pool::Postgres(pg) = self.pool() {
             let append = PgAppend {
                 id,
@@ -281,6 +292,8 @@ impl Store {
                 number,
                 lead,
                 key_supervised,
+                confidential,
+                deputies,
                 now,
                 rows,
                 changed,
@@ -311,8 +324,8 @@ impl Store {
         {
             if expected_version == 0 {
                 let r = sqlx::query(
-                    "INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at, confidential) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(&id)
                 .bind(&session_id)
@@ -323,6 +336,7 @@ impl Store {
                 .bind(&lead)
                 .bind(key_supervised)
                 .bind(now)
+                .bind(confidential)
                 .execute(&mut *tx)
                 .await;
                 match r {
@@ -334,6 +348,12 @@ impl Store {
                         return Err(StoreError::NotFound(format!("session {session_id}")));
                     }
                     Err(e) => return Err(e.into()),
+                }
+                for d in &deputies {
+                    sqlx::query("INSERT INTO suggestion_deputies (deputy_id, suggestion_id) VALUES ($1, $2)")
+                        .bind(d).bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             } else {
                 let r = sqlx::query("UPDATE suggestions SET state = $1, version = $2, title = $3, updated_at = $4 WHERE id = $5 AND version = $6")
@@ -415,6 +435,9 @@ struct PgAppend {
     number: String,
     lead: String,
     key_supervised: bool,
+    confidential: bool,
+    /// The item's deputies: only with its first row.
+    deputies: Vec<String>,
     now: OffsetDateTime,
     rows: Vec<EventValues>,
     changed: Vec<(bool, AssignmentValues)>,
@@ -435,6 +458,8 @@ impl PgAppend {
                SELECT x.aid, s.id, x.agency, x.role, x.state, NULLIF(x.due, '')::date FROM s, \
                UNNEST({7}::text[], {8}::text[], {9}::text[], {10}::text[], {11}::text[]) AS x(aid, agency, role, state, due) \
                ON CONFLICT (assignment_id) DO UPDATE SET state = EXCLUDED.state, reply_due = EXCLUDED.reply_due) \
+             , d AS (INSERT INTO suggestion_deputies (deputy_id, suggestion_id) \
+               SELECT x.deputy, s.id FROM s, UNNEST({12}::text[]) AS x(deputy)) \
              SELECT COUNT(*) FROM s",
             p(0),
             p(1),
@@ -447,7 +472,8 @@ impl PgAppend {
             p(8),
             p(9),
             p(10),
-            p(11)
+            p(11),
+            p(12)
         )
     }
 
@@ -455,9 +481,9 @@ impl PgAppend {
         let new = self.expected_version == 0;
         let sql = if new {
             format!(
-                "WITH s AS (INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id){}",
-                Self::tail(10)
+                "WITH s AS (INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at, confidential) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id){}",
+                Self::tail(11)
             )
         } else {
             format!(
@@ -477,6 +503,7 @@ impl PgAppend {
                 .bind(&self.lead)
                 .bind(self.key_supervised)
                 .bind(self.now)
+                .bind(self.confidential)
         } else {
             q.bind(self.state)
                 .bind(self.version)
@@ -506,7 +533,8 @@ impl PgAppend {
             .bind(acol(|a| a.1.clone()))
             .bind(acol(|a| a.2.to_owned()))
             .bind(acol(|a| a.3.to_owned()))
-            .bind(acol(|a| a.4.map(format_date).unwrap_or_default()));
+            .bind(acol(|a| a.4.map(format_date).unwrap_or_default()))
+            .bind(self.deputies.clone());
         match q.fetch_one(&mut *pg).await {
             Ok((1,)) => Ok(()),
             Ok(_) => {
@@ -562,6 +590,16 @@ impl Store {
         }
         if f.key_only {
             sql.push_str(" AND s.key_supervised = TRUE");
+        }
+        if f.without_confidential {
+            sql.push_str(" AND s.confidential = FALSE");
+        }
+        if let Some(d) = f.deputy_id {
+            push(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM suggestion_deputies d WHERE d.suggestion_id = s.id AND d.deputy_id = ?)",
+                Bind::Text(d.to_string()),
+            );
         }
         if f.agency_id.is_some() || f.role.is_some() || f.overdue_on.is_some() {
             sql.push_str(" AND EXISTS (SELECT 1 FROM suggestion_assignments a WHERE a.suggestion_id = s.id AND a.state <> 'superseded'");

@@ -468,3 +468,68 @@ const CALLERS_BUT_ANON: [&str; 8] = [
     "co_signer",
     "other_deputy",
 ];
+
+/// A confidential item (涉密) is seen by the office, the agencies it is assigned to and its
+/// deputies — in the item, its events and every list — and by no one else, auditors included.
+#[tokio::test]
+async fn confidential_items_are_seen_only_by_the_office_parties_and_deputies() {
+    let w = World::new(Api::sqlite().await).await;
+    let k = &w.keys;
+    let api = &w.api;
+    let open = w.submit("2020-0601").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let s = api
+        .ok(
+            "/v1/suggestions",
+            &k.deputy,
+            json!({"session_id": w.session, "number": "2020-0602", "title": "Border security upgrades", "body": "…", "lead_deputy_id": w.deputy, "co_signer_ids": [w.co_signer], "confidential": true}),
+        )
+        .await;
+    assert_eq!(s["confidential"], true, "{s}");
+    let id = s["id"].as_str().expect("id").to_owned();
+    for (path, body) in [
+        ("start-review", json!({})),
+        ("review", json!({"decision": "accept"})),
+        (
+            "assignments",
+            json!({"units": [{"agency_id": w.lead, "role": "sole"}]}),
+        ),
+    ] {
+        api.ok(&format!("/v1/suggestions/{id}/{path}"), &k.office, body)
+            .await;
+    }
+    let sees = ["office", "lead_admin", "deputy", "co_signer"];
+    let mut failures = Vec::new();
+    for who in CALLERS_BUT_ANON {
+        let key = key(&w, who).expect("a key");
+        let may = sees.contains(&who);
+        for path in [
+            format!("/v1/suggestions/{id}"),
+            format!("/v1/suggestions/{id}/events"),
+        ] {
+            let got = api.get(&path, key).await.status.as_u16();
+            if got != if may { 200 } else { 404 } {
+                failures.push(format!("GET {path} as {who}: {got}"));
+            }
+        }
+        let list = api.get("/v1/suggestions?page_size=200", key).await;
+        assert_eq!(list.status, 200, "{who}: {}", list.body);
+        let listed = |x: &str| {
+            list.body["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|i| i["id"] == x))
+        };
+        if listed(&id) != may {
+            failures.push(format!("the list of {who}: {}", list.body));
+        }
+        // The open item is listed as before: the office and auditors, and its deputies.
+        let open_seen = matches!(who, "office" | "auditor" | "deputy" | "co_signer");
+        if listed(&open) != open_seen {
+            failures.push(format!("the open item in the list of {who}: {}", list.body));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    w.api.close().await;
+}
