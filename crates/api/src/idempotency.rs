@@ -8,7 +8,7 @@ use crate::error::{AppError, ErrorCode};
 
 /// Runs `f` once per (caller, key, request): a replay returns the stored response; the same key
 /// with another request, or while the first still runs, is refused. Without a key, `f` runs.
-/// Stored references are kept under `agency:<id>`, never purged.
+/// Stored references are kept under `agency:<id>`, for `reference_retention_days`.
 pub const REFERENCE_SCOPE_PREFIX: &str = "agency:";
 const REFERENCE_KEY_PREFIX: &str = "reference:";
 

@@ -49,6 +49,9 @@ pub struct Config {
     pub sqlite_durable_commits: bool,
     /// How long an Idempotency-Key and its stored response are kept.
     pub idempotency_retention_hours: u32,
+    /// How long an agency's `Reference-Id` and its stored response are kept (its system may
+    /// resend a change long after; the store stays bounded).
+    pub reference_retention_days: u32,
     /// The audit log's name in its checkpoints and on its key (no spaces or `+`).
     pub audit_origin: String,
     /// At most one `audit.checkpoint` event (the latest signed checkpoint, into every agency's
@@ -146,6 +149,7 @@ impl Default for Config {
             calendar: None,
             sqlite_durable_commits: true,
             idempotency_retention_hours: 24,
+            reference_retention_days: 730,
             audit_origin: "banli.local/audit".to_owned(),
             audit_checkpoint_event_secs: 60,
             audit_signing_key: None,
@@ -382,6 +386,15 @@ impl Config {
         if self.idempotency_retention_hours == 0 {
             bail!("idempotency_retention_hours must be at least 1");
         }
+        if u64::from(self.reference_retention_days) * 24
+            < u64::from(self.idempotency_retention_hours)
+        {
+            bail!(
+                "reference_retention_days ({} days) must be at least idempotency_retention_hours ({} hours): a Reference-Id is kept at least as long as an Idempotency-Key",
+                self.reference_retention_days,
+                self.idempotency_retention_hours
+            );
+        }
         if self.audit_origin.is_empty()
             || self
                 .audit_origin
@@ -615,6 +628,19 @@ mod tests {
         let egress = c.webhook_egress().expect("a policy");
         assert!(egress.check("10.20.1.1".parse().expect("ip")).is_ok());
         assert!(egress.check("10.21.1.1".parse().expect("ip")).is_err());
+    }
+
+    #[test]
+    fn references_are_kept_at_least_as_long_as_keys() {
+        let mut c = Config {
+            idempotency_retention_hours: 72,
+            reference_retention_days: 2,
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("shorter").to_string();
+        assert!(err.contains("reference_retention_days"), "{err}");
+        c.reference_retention_days = 3;
+        c.validate().expect("as long");
     }
 
     #[test]

@@ -171,19 +171,22 @@ impl IdempotencyKeys {
         .await
     }
 
-    /// Forgets keys older than the retention period; returns how many.
+    /// Forgets `Idempotency-Key`s made before `older_than` and agencies' reference ids (the
+    /// `agency:` scopes, kept much longer: an agency's system may resend a change months later)
+    /// made before `references_older_than`; returns how many.
     pub async fn purge(
         &self,
         db: &Db,
         older_than: OffsetDateTime,
+        references_older_than: OffsetDateTime,
     ) -> Result<u64, IdempotencyError> {
-        // Agencies' reference ids (`agency:` scopes) are kept for good.
         let sql = format!(
-            "DELETE FROM {} WHERE created_at < $1 AND principal_id NOT LIKE 'agency:%'",
+            "DELETE FROM {} WHERE (created_at < $1 AND principal_id NOT LIKE 'agency:%') \
+             OR (created_at < $2 AND principal_id LIKE 'agency:%')",
             self.table
         );
         db.write(move |pool| async move {
-            Ok(on_pool!(&pool, p => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(older_than).execute(p).await.map(|r| r.rows_affected()))?)
+            Ok(on_pool!(&pool, p => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(older_than).bind(references_older_than).execute(p).await.map(|r| r.rows_affected()))?)
         })
         .await
     }

@@ -524,12 +524,33 @@ async fn contract(db: TestDb) {
             .expect("after release"),
         Idempotency::Reserved
     );
+    // An agency's reference id outlives the keys' retention, and goes with its own.
+    keys.reserve(kdb, "agency:x", "reference:OA-1", "h4")
+        .await
+        .expect("a reference");
+    let now = OffsetDateTime::now_utc();
     assert_eq!(
         f.store
-            .purge_idempotency(OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .purge_idempotency(
+                now + time::Duration::hours(1),
+                now - time::Duration::days(1)
+            )
             .await
             .expect("purge"),
         2
+    );
+    assert_eq!(
+        keys.reserve(kdb, "agency:x", "reference:OA-1", "h4")
+            .await
+            .expect("kept"),
+        Idempotency::InProgress
+    );
+    assert_eq!(
+        f.store
+            .purge_idempotency(now, now + time::Duration::hours(1))
+            .await
+            .expect("purge references"),
+        1
     );
 
     // Keys: only the hash is stored; a revoked key no longer authenticates.

@@ -801,21 +801,20 @@ fn run_options(name: &str, filter: &str) -> banli_eventlog::runner::RunOptions {
     }
 }
 
-/// Forgets expired idempotency keys every ten minutes.
+/// Forgets expired idempotency keys and reference ids every ten minutes.
 fn purge(
     db: banli_db::Db,
     keys: banli_db::idempotency::IdempotencyKeys,
     config: &Config,
 ) -> tokio::task::JoinHandle<()> {
     let retention = time::Duration::hours(i64::from(config.idempotency_retention_hours));
+    let references = time::Duration::days(i64::from(config.reference_retention_days));
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
-            match keys
-                .purge(&db, time::OffsetDateTime::now_utc() - retention)
-                .await
-            {
+            let now = time::OffsetDateTime::now_utc();
+            match keys.purge(&db, now - retention, now - references).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "forgot expired idempotency keys"),
                 Err(e) => {

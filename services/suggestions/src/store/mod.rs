@@ -101,13 +101,15 @@ impl Store {
         &self.idempotency
     }
 
-    /// Forgets idempotency keys older than the retention period.
+    /// Forgets idempotency keys made before `older_than` and agencies' reference ids made
+    /// before `references_older_than`.
     pub async fn purge_idempotency(
         &self,
         older_than: time::OffsetDateTime,
+        references_older_than: time::OffsetDateTime,
     ) -> Result<u64, StoreError> {
         self.idempotency
-            .purge(&self.db, older_than)
+            .purge(&self.db, older_than, references_older_than)
             .await
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }

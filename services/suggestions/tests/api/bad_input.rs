@@ -527,7 +527,10 @@ async fn agency_reference_ids_make_repeats_no_ops() {
     // Another key of the same agency, after the retention purge: a no-op with the first answer.
     api.app
         .store()
-        .purge_idempotency(time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .purge_idempotency(
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+            time::OffsetDateTime::now_utc() - time::Duration::days(730),
+        )
         .await
         .expect("purge");
     let again = send(&k.lead_handler, body.clone(), "OA-2020-0001").await;
