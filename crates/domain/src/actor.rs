@@ -47,6 +47,13 @@ impl Role {
     pub fn is_agency_role(self) -> bool {
         matches!(self, Role::AgencyAdmin | Role::Handler | Role::Leader)
     }
+
+    /// Whether a role that reads every item (the assigning office, auditors) reads the
+    /// confidential ones (涉密) too: only the office does. A confidential item is for the
+    /// office, the agencies assigned to it and its deputies.
+    pub fn reads_confidential(self) -> bool {
+        self == Role::AssigningOffice
+    }
 }
 
 impl std::fmt::Display for Role {

@@ -429,11 +429,15 @@ fn reader(p: &Principal) -> Result<(), AppError> {
     }
 }
 
-/// The office and auditors are party to everything; an agency to the items where it holds a
-/// live assignment.
+/// The office is party to everything, auditors to everything but confidential items; an agency
+/// to the items where it holds a live assignment.
 fn party(p: &Principal, s: &Suggestion) -> Result<(), AppError> {
     match (p.role, p.agency) {
-        (Role::AssigningOffice | Role::Auditor, _) => Ok(()),
+        (Role::AssigningOffice | Role::Auditor, _)
+            if !s.details.confidential || p.role.reads_confidential() =>
+        {
+            Ok(())
+        }
         (r, Some(a)) if r.is_agency_role() && s.active_assignments().any(|x| x.agency == a) => {
             Ok(())
         }

@@ -67,10 +67,9 @@ pub fn can_see(p: &Principal, s: &Suggestion) -> bool {
     }
 }
 
-/// Whether a caller who may see every item sees the confidential ones too: the assigning office
-/// does; auditors do not (a confidential item is for the office, its parties and its deputies).
+/// Whether a caller who may see every item sees the confidential ones too (only the office).
 pub fn sees_confidential(p: &Principal) -> bool {
-    p.role == Role::AssigningOffice
+    p.role.reads_confidential()
 }
 
 /// Allows or refuses an action, with a reason that says what would be allowed.

@@ -502,6 +502,22 @@ async fn confidential_items_are_seen_only_by_the_office_parties_and_deputies() {
     }
     let sees = ["office", "lead_admin", "deputy", "co_signer"];
     let mut failures = Vec::new();
+    // The coordination side: the office and the assigned agency; not auditors.
+    let case = format!("/v1/coordination/cases/{id}");
+    api.eventually(&case, &k.office, |c| {
+        c["units"].as_array().is_some_and(|u| u.len() == 1)
+    })
+    .await;
+    for (key, expected) in [
+        (&k.lead_admin, 200),
+        (&k.auditor, 404),
+        (&k.other_admin, 404),
+    ] {
+        let got = api.get(&case, key).await;
+        if got.status.as_u16() != expected {
+            failures.push(format!("GET {case}: {} {}", got.status, got.body));
+        }
+    }
     for who in CALLERS_BUT_ANON {
         let key = key(&w, who).expect("a key");
         let may = sees.contains(&who);
