@@ -105,23 +105,7 @@ struct Keys {
 }
 
 fn directory(c: &Client, office: &str, tag: &str) -> Keys {
-    let agency = |name: String| {
-        let a = id(&c.post("/v1/agencies", office, json!({ "name": name })));
-        let key = c.post(
-            "/v1/admin/keys",
-            office,
-            json!({"role": "agency_admin", "agency_id": a, "label": name}),
-        )["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
-        let division = id(&c.post(
-            &format!("/v1/agencies/{a}/divisions"),
-            office,
-            json!({"name": "Division one"}),
-        ));
-        (a, key, division)
-    };
+    let agency = |name: String| c.agency(office, &name);
     let (lead_agency, lead, lead_division) = agency(format!("Department of Industry {tag}"));
     let (co_agency, co, co_division) = agency(format!("Department of Finance {tag}"));
     Keys {

@@ -83,6 +83,25 @@ impl Client {
     pub(crate) fn post(&self, path: &str, key: &str, body: Value) -> Value {
         self.ok("POST", path, key, body)
     }
+
+    /// A new agency with a division and an `agency_admin` key: (id, key, division id).
+    pub(crate) fn agency(&self, office: &str, name: &str) -> (String, String, String) {
+        let a = id(&self.post("/v1/agencies", office, json!({ "name": name })));
+        let key = self.post(
+            "/v1/admin/keys",
+            office,
+            json!({"role": "agency_admin", "agency_id": a, "label": name}),
+        )["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let division = id(&self.post(
+            &format!("/v1/agencies/{a}/divisions"),
+            office,
+            json!({"name": "Division one"}),
+        ));
+        (a, key, division)
+    }
 }
 
 pub(crate) fn id(v: &Value) -> String {
@@ -341,23 +360,7 @@ fn deputy_routes(i: &Ids) -> Vec<(&'static str, String, Value)> {
 /// opinion, A's class-B reply with a commitment, C's disagreement, a notice to A and A's
 /// webhook. Returns the ids and the keys (office, A, B, another deputy).
 fn world(c: &Client, office: &str) -> (Ids, String, String, String) {
-    let agency = |name: &str| {
-        let a = id(&c.post("/v1/agencies", office, json!({ "name": name })));
-        let key = c.post(
-            "/v1/admin/keys",
-            office,
-            json!({"role": "agency_admin", "agency_id": a, "label": name}),
-        )["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
-        let division = id(&c.post(
-            &format!("/v1/agencies/{a}/divisions"),
-            office,
-            json!({"name": "Division one"}),
-        ));
-        (a, key, division)
-    };
+    let agency = |name: &str| c.agency(office, name);
     let (a, a_key, a_div) = agency("Department of Industry");
     let (co, c_key, c_div) = agency("Department of Finance");
     let (_, b_key, _) = agency("Department of Transport");
