@@ -11,7 +11,7 @@ use banli_proto::suggestions::v1 as sp;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::serve::serve_with;
+use crate::serve::serve_for_webhooks;
 use crate::walk::{Client, id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -818,16 +818,8 @@ fn listed(v: &Value) -> Option<usize> {
 
 #[tokio::test]
 async fn every_command_is_safe_to_retry_over_rest_and_grpc() {
-    let dir = std::env::temp_dir().join(format!("banli-retry-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("banli.toml");
-    std::fs::write(&config, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n").expect("config");
-    let server = serve_with(&dir, &["--config", config.to_str().expect("a path")]);
+    let (dir, server, office) = serve_for_webhooks("retry");
     let c = Client::new(server.http);
-    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
-        .expect("the office key")
-        .trim()
-        .to_owned();
     let channel = Channel::from_shared(format!("http://127.0.0.1:{}", server.grpc))
         .expect("a URI")
         .connect()

@@ -123,6 +123,22 @@ pub(crate) fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Serve {
     }
 }
 
+/// `banli serve` in a fresh directory whose config allows webhooks to loopback (where the
+/// tests' receivers listen; the egress policy refuses it otherwise): (directory, server, the
+/// office key).
+pub(crate) fn serve_for_webhooks(tag: &str) -> (std::path::PathBuf, Serve, String) {
+    let dir = std::env::temp_dir().join(format!("banli-{tag}-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("banli.toml");
+    std::fs::write(&config, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n").expect("config");
+    let server = serve_with(&dir, &["--config", config.to_str().expect("a path")]);
+    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
+        .expect("the office key")
+        .trim()
+        .to_owned();
+    (dir, server, office)
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         // A failed assertion must not leave a server running.

@@ -11,7 +11,7 @@ use banli_proto::followup::v1 as fp;
 use banli_proto::suggestions::v1 as sp;
 use serde_json::{Value, json};
 
-use crate::serve::{Serve, http_with, serve_with};
+use crate::serve::{Serve, http_with, serve_for_webhooks};
 
 /// REST calls that carry the latest `Banli-Consistency` token, so that each call sees the
 /// writes before it in every service (the contract; no polling).
@@ -875,17 +875,8 @@ fn walk_grpc(server: &Serve, key: &str, token: &str, real: &Ids, failures: &mut 
 
 #[test]
 fn a_stranger_cannot_tell_anothers_item_from_none() {
-    let dir = std::env::temp_dir().join(format!("banli-walk-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    // The webhook of the world points at loopback, which the egress policy allows only when told.
-    let config = dir.join("banli.toml");
-    std::fs::write(&config, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n").expect("config");
-    let server = serve_with(&dir, &["--config", config.to_str().expect("a path")]);
+    let (dir, server, office) = serve_for_webhooks("walk");
     let c = Client::new(server.http);
-    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
-        .expect("the office key")
-        .trim()
-        .to_owned();
     let (ids, _, stranger, other_deputy) = world(&c, &office);
     let mut failures = Vec::new();
     walk_rest(&c, &stranger, agency_routes, &ids, &mut failures);
