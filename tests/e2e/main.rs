@@ -6,6 +6,7 @@
 mod audit;
 mod backup;
 mod cli;
+mod confidential;
 mod consistency;
 mod demo;
 mod distributed;

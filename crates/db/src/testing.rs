@@ -149,6 +149,67 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Runs the migrations of `m` below `version`: the schema an older release left, for an
+/// upgrade test to write its rows into before it runs every migration.
+pub async fn migrate_before(pool: &Pool, mut m: sqlx::migrate::Migrator, version: i64) {
+    m.migrations = std::borrow::Cow::Owned(
+        m.migrations
+            .iter()
+            .filter(|x| x.version < version)
+            .cloned()
+            .collect(),
+    );
+    match pool {
+        Pool::Sqlite(p) => m.run(p).await,
+        Pool::Postgres(p) => m.run(p).await,
+    }
+    .expect("the migrations of the older release");
+}
+
+/// Runs one statement with text parameters (an upgrade test writing rows the way an older
+/// release did).
+pub async fn exec(pool: &Pool, sql: String, binds: &[&str]) {
+    match pool {
+        Pool::Sqlite(p) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute(p).await.map(|_| ())
+        }
+        Pool::Postgres(p) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute(p).await.map(|_| ())
+        }
+    }
+    .expect("a row of the older release");
+}
+
+/// The value of a boolean column in the row where `key_column = key` (an upgrade test reading
+/// what a migration wrote).
+pub async fn flag(pool: &Pool, table: &str, column: &str, key_column: &str, key: &str) -> bool {
+    let sql = format!("SELECT {column} FROM {table} WHERE {key_column} = $1");
+    match pool {
+        Pool::Sqlite(p) => {
+            sqlx::query_as::<_, (bool,)>(sqlx::AssertSqlSafe(sql))
+                .bind(key)
+                .fetch_one(p)
+                .await
+        }
+        Pool::Postgres(p) => {
+            sqlx::query_as::<_, (bool,)>(sqlx::AssertSqlSafe(sql))
+                .bind(key)
+                .fetch_one(p)
+                .await
+        }
+    }
+    .expect("the row")
+    .0
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

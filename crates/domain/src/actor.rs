@@ -54,6 +54,13 @@ impl Role {
     pub fn reads_confidential(self) -> bool {
         self == Role::AssigningOffice
     }
+
+    /// Whether the lists, feeds and exports this role reads across agencies leave out the
+    /// confidential items: a role that reads every agency's rows without being party to them
+    /// (auditors). An agency's rows are of its own items; the office reads everything.
+    pub fn lists_without_confidential(self) -> bool {
+        !self.is_agency_role() && !self.reads_confidential()
+    }
 }
 
 impl std::fmt::Display for Role {

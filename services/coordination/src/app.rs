@@ -246,7 +246,15 @@ impl App {
                 "`limit` is {limit}; give 1 to {MAX_PAGE}"
             )));
         }
-        let rows = self.store().feed(agency, cursor.seq, limit).await?;
+        let rows = self
+            .store()
+            .feed(
+                agency,
+                cursor.seq,
+                limit,
+                crate::feed::hides_confidential(p),
+            )
+            .await?;
         let items = rows
             .into_iter()
             .map(|r| r.item(agency))
@@ -297,7 +305,16 @@ impl App {
             )));
         }
         let after = q.page_token.as_deref().map(decode_token).transpose()?;
-        let mut rows = self.store().tasks(agency, q.role, after, limit + 1).await?;
+        let mut rows = self
+            .store()
+            .tasks(
+                agency,
+                q.role,
+                after,
+                limit + 1,
+                crate::feed::hides_confidential(p),
+            )
+            .await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let today = self.today();

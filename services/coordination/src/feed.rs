@@ -148,6 +148,13 @@ pub fn feed_of(p: &Principal, agency_id: Option<Uuid>) -> Result<AgencyId, AppEr
     }
 }
 
+/// Whether a caller's feeds and task lists leave out confidential suggestions (涉密): those of
+/// a reader who reads any agency's but may not read confidential items (auditors). An agency's
+/// feed holds only the items it is or was party to, and the office reads everything.
+pub fn hides_confidential(p: &Principal) -> bool {
+    p.role.lists_without_confidential()
+}
+
 impl FeedRow {
     pub fn item(self, agency: AgencyId) -> Result<FeedItem, StoreError> {
         let payload = serde_json::value::RawValue::from_string(self.payload)
@@ -253,28 +260,41 @@ pub mod postgres {
 }
 
 impl Store {
-    /// Up to `limit` events of `agency`'s feed after `after`, in order.
+    /// Up to `limit` events of `agency`'s feed after `after`, in order; without the events of
+    /// confidential suggestions when `hide_confidential` (a reader that is not party to them).
     pub async fn feed(
         &self,
         agency: AgencyId,
         after: i64,
         limit: u32,
+        hide_confidential: bool,
     ) -> Result<Vec<FeedRow>, StoreError> {
         let limit = i64::from(limit.clamp(1, MAX_PAGE));
         // The agency's rows and the rows for every agency, each read in index order. The shared
         // rows' id is written out (EVERY_AGENCY): as a parameter, PostgreSQL's generic plan
-        // would walk the whole table by `seq` looking for rows that are rare.
-        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+        // would walk the whole table by `seq` looking for rows that are rare. The filter is
+        // in the statement, before the limit: a run of hidden rows never ends a page early.
+        let sql = format!(
             "SELECT * FROM (SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload \
-               FROM feed_entries WHERE agency_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS own \
+               FROM feed_entries WHERE agency_id = $1 AND seq > $2{} ORDER BY seq LIMIT $3) AS own \
              UNION ALL SELECT * FROM (SELECT seq, event_id, event_type, aggregate_type, aggregate_id, aggregate_version, occurred_at, payload \
                FROM feed_entries WHERE agency_id = '00000000-0000-0000-0000-000000000000' AND seq > $2 ORDER BY seq LIMIT $3) AS every \
-             ORDER BY seq LIMIT $3")
+             ORDER BY seq LIMIT $3",
+            if hide_confidential {
+                " AND NOT (aggregate_type = 'suggestion' AND EXISTS (SELECT 1 FROM coordination_cases c \
+                 WHERE c.suggestion_id = feed_entries.aggregate_id AND c.confidential))"
+            } else {
+                ""
+            }
+        );
+        Ok(
+            on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(agency.to_string())
             .bind(after)
             .bind(limit)
             .fetch_all(p)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// The last position of `agency`'s feed (0 when empty).

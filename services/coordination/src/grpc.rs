@@ -299,12 +299,13 @@ impl CoordinationService for Grpc {
         });
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.app.store().clone();
+        let hide = crate::feed::hides_confidential(&p);
         let mut written = store.feed_watch();
         // One task per stream: a slow client fills its own channel and waits there, never the
         // consumer or the other streams.
         tokio::spawn(async move {
             loop {
-                let rows = match store.feed(agency, cursor.seq, 500).await {
+                let rows = match store.feed(agency, cursor.seq, 500, hide).await {
                     Ok(rows) => rows,
                     Err(e) => {
                         tracing::error!(error = %e, agency = %agency, "a feed stream cannot read the feed; it ends");

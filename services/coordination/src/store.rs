@@ -529,9 +529,13 @@ impl<'a> Gathered<'a> {
     }
 }
 
-/// The case rows a batch creates (id, replica version, replica): written first, in one
-/// statement.
-fn new_cases(prepared: &[Prepared]) -> Result<Vec<(String, i64, String)>, StoreError> {
+/// The condition that leaves out the task rows of confidential suggestions.
+const NOT_CONFIDENTIAL_TASK: &str = " AND NOT EXISTS (SELECT 1 FROM coordination_cases c \
+     WHERE c.suggestion_id = coordination_tasks.suggestion_id AND c.confidential)";
+
+/// The case rows a batch creates (id, replica version, replica, confidential): written first,
+/// in one statement.
+fn new_cases(prepared: &[Prepared]) -> Result<Vec<(String, i64, String, bool)>, StoreError> {
     prepared
         .iter()
         .filter_map(|i| match i {
@@ -543,6 +547,7 @@ fn new_cases(prepared: &[Prepared]) -> Result<Vec<(String, i64, String)>, StoreE
                 c.suggestion_id.to_string(),
                 c.replica_version as i64,
                 json(&c.replica)?,
+                c.replica.details.confidential,
             ))
         })
         .collect()
@@ -554,15 +559,15 @@ mod sqlite_bulk {
 
     pub async fn new_cases(
         c: &mut sqlx::SqliteConnection,
-        cases: &[(String, i64, String)],
+        cases: &[(String, i64, String, bool)],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         if cases.is_empty() {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 0, $2, $3 FROM json_each($1)",
+            "INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at, confidential) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), 0, $2, $3, json_extract(value, '$[3]') FROM json_each($1)",
         )
         .bind(json(&cases)?)
         .bind(json(&CoordinationCase::default())?)
@@ -1063,13 +1068,15 @@ impl Store {
                         let ids: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
                         let versions: Vec<i64> = cases.iter().map(|c| c.1).collect();
                         let replicas: Vec<&str> = cases.iter().map(|c| c.2.as_str()).collect();
-                        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) \
-                                     SELECT x.id, x.v, x.r, 0, $4, $5 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(id, v, r)")
+                        let confidential: Vec<bool> = cases.iter().map(|c| c.3).collect();
+                        sqlx::query("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at, confidential) \
+                                     SELECT x.id, x.v, x.r, 0, $4, $5, x.c FROM UNNEST($1::text[], $2::bigint[], $3::text[], $6::boolean[]) AS x(id, v, r, c)")
                             .bind(&ids)
                             .bind(&versions)
                             .bind(&replicas)
                             .bind(json(&CoordinationCase::default())?)
                             .bind(now)
+                            .bind(&confidential)
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -1110,17 +1117,26 @@ impl Store {
         Ok(())
     }
 
-    /// Task rows, for an agency (or every agency), optionally of one role, after a cursor.
+    /// Task rows, for an agency (or every agency), optionally of one role, after a cursor;
+    /// without the confidential suggestions' rows when `hide_confidential`.
     pub async fn tasks(
         &self,
         agency: Option<AgencyId>,
         role: Option<UnitRole>,
         after: Option<Uuid>,
         limit: u32,
+        hide_confidential: bool,
     ) -> Result<Vec<Task>, StoreError> {
-        let rows: Vec<TaskRow> = on_pool!(self.pool(), p => sqlx::query_as(
+        let sql = format!(
             "SELECT assignment_id, suggestion_id, agency_id, role, state, opinion, co_opinion_due, reply_due FROM coordination_tasks \
-             WHERE ($1 = '' OR agency_id = $1) AND ($2 = '' OR role = $2) AND assignment_id > $3 AND state <> $4 ORDER BY assignment_id LIMIT $5")
+             WHERE ($1 = '' OR agency_id = $1) AND ($2 = '' OR role = $2) AND assignment_id > $3 AND state <> $4{} ORDER BY assignment_id LIMIT $5",
+            if hide_confidential {
+                NOT_CONFIDENTIAL_TASK
+            } else {
+                ""
+            }
+        );
+        let rows: Vec<TaskRow> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(agency.map(|a| a.to_string()).unwrap_or_default())
             .bind(role.map(|r| r.as_str()).unwrap_or_default())
             .bind(after.map(|a| a.to_string()).unwrap_or_default())

@@ -63,15 +63,24 @@ async fn every_agency_rows(db: TestDb) {
     for e in [row(a, 1), row(EVERY_AGENCY, 2), row(a, 3), row(b, 4)] {
         store.append_feed(vec![e]).await.expect("append");
     }
-    assert_eq!(versions(&store.feed(a, 0, 10).await.expect("a")), [1, 2, 3]);
-    assert_eq!(versions(&store.feed(b, 0, 10).await.expect("b")), [2, 4]);
-    assert_eq!(versions(&store.feed(quiet, 0, 10).await.expect("q")), [2]);
+    assert_eq!(
+        versions(&store.feed(a, 0, 10, false).await.expect("a")),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        versions(&store.feed(b, 0, 10, false).await.expect("b")),
+        [2, 4]
+    );
+    assert_eq!(
+        versions(&store.feed(quiet, 0, 10, false).await.expect("q")),
+        [2]
+    );
     // Pages of one: the order holds across the two kinds of rows.
-    let first = store.feed(a, 0, 1).await.expect("page");
+    let first = store.feed(a, 0, 1, false).await.expect("page");
     assert_eq!(versions(&first), [1]);
-    let second = store.feed(a, first[0].seq, 1).await.expect("page");
+    let second = store.feed(a, first[0].seq, 1, false).await.expect("page");
     assert_eq!(versions(&second), [2]);
-    let third = store.feed(a, second[0].seq, 1).await.expect("page");
+    let third = store.feed(a, second[0].seq, 1, false).await.expect("page");
     assert_eq!(versions(&third), [3]);
     // The end of a feed counts the shared rows.
     assert_eq!(store.feed_end(quiet).await.expect("end"), second[0].seq);

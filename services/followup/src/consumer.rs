@@ -154,10 +154,10 @@ macro_rules! handle_on {
                 .saved
                 .iter()
                 .filter_map(|(id, v)| rows.replicas.get(id).map(|s| (id, *v, s)))
-                .map(|(id, v, s)| serde_json::to_string(s).map(|json| (id.as_str(), v, json)))
+                .map(|(id, v, s)| serde_json::to_string(s).map(|json| (id.as_str(), v, json, s.details.confidential)))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            let cases: Vec<(&str, u64, &str)> = cases.iter().map(|(id, v, json)| (*id, *v, json.as_str())).collect();
+            let cases: Vec<(&str, u64, &str, bool)> = cases.iter().map(|(id, v, json, c)| (*id, *v, json.as_str(), *c)).collect();
             crate::store::$module::save_cases(&mut tx, &cases, OffsetDateTime::now_utc()).await?;
             // Before the fact rows: they mark the deadlines with their assignments' divisions.
             crate::store::$module::write_deadlines(&mut tx, &mut rows.deadlines).await?;

@@ -187,6 +187,7 @@ pub(crate) async fn overdue_of(
             division.as_deref(),
             today - Duration::days(1),
             MAX_ROWS,
+            p.role.lists_without_confidential(),
         )
         .await
         .map_err(internal)?;
@@ -260,6 +261,7 @@ pub(crate) async fn due_soon_of(
             division.as_deref(),
             today + Duration::days(i64::from(within)),
             MAX_ROWS,
+            p.role.lists_without_confidential(),
         )
         .await
         .map_err(internal)?;
@@ -303,7 +305,11 @@ pub(crate) async fn alerts_of(
         return Err(AppError::malformed(format!("`limit`: 1 to {MAX_ROWS}")));
     }
     st.store
-        .alerts(agency.as_deref(), limit)
+        .alerts(
+            agency.as_deref(),
+            limit,
+            p.role.lists_without_confidential(),
+        )
         .await
         .map_err(internal)
 }
@@ -714,8 +720,10 @@ pub(crate) async fn ledger_of(
         .map_err(internal)?;
     let today = st.clock.today();
     let wanted = agency.as_deref().and_then(|a| a.parse().ok()).map(AgencyId);
+    let hide = p.role.lists_without_confidential();
     let mut items: Vec<_> = replicas
         .iter()
+        .filter(|s| !(hide && s.details.confidential))
         .filter_map(|s| banli_domain::ledger::ledger_item(s, wanted, today))
         .filter(|i| q.year.is_none_or(|y| i.year == y))
         .filter(|i| {
@@ -797,7 +805,8 @@ pub(crate) async fn annual_report_of(
         )));
     }
     let name = agency_name(st, &agency).await;
-    crate::report::build(&st.store, &agency, name, q.year, today)
+    let hide = p.role.lists_without_confidential();
+    crate::report::build(&st.store, &agency, name, q.year, today, hide)
         .await
         .map_err(internal)
 }
@@ -834,7 +843,11 @@ async fn export_assignments(
     }
     let rows = st
         .store
-        .assignment_rows(agency.as_deref(), q.year)
+        .assignment_rows(
+            agency.as_deref(),
+            q.year,
+            caller.0.role.lists_without_confidential(),
+        )
         .await
         .map_err(internal)?;
     let mut out = String::from(

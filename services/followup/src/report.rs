@@ -55,14 +55,17 @@ fn unresolved(i: &LedgerItem) -> bool {
     i.class != ReplyClass::A || i.commitments.iter().any(|c| c.state == "open")
 }
 
-/// Builds the report of `agency` for `year`.
+/// Builds the report of `agency` for `year`; its lists leave out confidential items when
+/// `hide_confidential` (its figures count every item).
 pub async fn build(
     store: &Store,
     agency: &str,
     agency_name: String,
     year: i32,
     today: Date,
+    hide_confidential: bool,
 ) -> Result<AnnualReport, StoreError> {
+    let shown = |s: &Suggestion| !(hide_confidential && s.details.confidential);
     let year_end = Date::from_calendar_date(year, time::Month::December, 31).unwrap_or(today);
     let as_of = year_end.min(today);
     let counts = store
@@ -77,7 +80,12 @@ pub async fn build(
         .await?;
     let wanted = agency.parse().ok().map(AgencyId);
     let mut key_items = Vec::new();
-    for s in store.led_by_principal(agency, year).await? {
+    for s in store
+        .led_by_principal(agency, year)
+        .await?
+        .into_iter()
+        .filter(shown)
+    {
         for a in s
             .assignments
             .iter()
@@ -108,6 +116,7 @@ pub async fn build(
         .ledger_replicas(Some(agency))
         .await?
         .iter()
+        .filter(|s| shown(s))
         .filter_map(|s| ledger_item(s, wanted, today))
         .filter(|i| i.year <= year)
         .collect();
@@ -118,6 +127,7 @@ pub async fn build(
             None,
             today - time::Duration::days(1),
             crate::http::MAX_ROWS,
+            hide_confidential,
         )
         .await?;
     let mut supervision = Supervision::default();

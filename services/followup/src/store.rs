@@ -508,13 +508,14 @@ mod bulk {
 
         pub async fn save_cases(
             c: &mut sqlx::SqliteConnection,
-            cases: &[(&str, u64, &str)],
+            cases: &[(&str, u64, &str, bool)],
             now: OffsetDateTime,
         ) -> Result<(), sqlx::Error> {
             // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+            // `confidential` is written with the first row only: it is fixed at submission.
             sqlx::query(
-                "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) \
-                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $2 FROM json_each($1) WHERE true \
+                "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at, confidential) \
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $2, json_extract(value, '$[3]') FROM json_each($1) WHERE true \
                  ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at",
             )
             .bind(serde_json::to_string(cases).unwrap_or_default())
@@ -615,25 +616,40 @@ mod bulk {
 
         pub async fn save_cases(
             c: &mut sqlx::PgConnection,
-            cases: &[(&str, u64, &str)],
+            cases: &[(&str, u64, &str, bool)],
             now: OffsetDateTime,
         ) -> Result<(), sqlx::Error> {
-            let ids: Vec<&str> = cases.iter().map(|(id, _, _)| *id).collect();
-            let versions: Vec<i64> = cases.iter().map(|(_, v, _)| *v as i64).collect();
-            let replicas: Vec<&str> = cases.iter().map(|(_, _, r)| *r).collect();
+            let ids: Vec<&str> = cases.iter().map(|c| c.0).collect();
+            let versions: Vec<i64> = cases.iter().map(|c| c.1 as i64).collect();
+            let replicas: Vec<&str> = cases.iter().map(|c| c.2).collect();
+            let confidential: Vec<bool> = cases.iter().map(|c| c.3).collect();
+            // `confidential` is written with the first row only: it is fixed at submission.
             sqlx::query(
-                "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) \
-                 SELECT x.id, x.v, x.r, $4 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS x(id, v, r) \
+                "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at, confidential) \
+                 SELECT x.id, x.v, x.r, $4, x.c FROM UNNEST($1::text[], $2::bigint[], $3::text[], $5::boolean[]) AS x(id, v, r, c) \
                  ON CONFLICT (suggestion_id) DO UPDATE SET replica_version = excluded.replica_version, replica = excluded.replica, updated_at = excluded.updated_at",
             )
             .bind(&ids)
             .bind(&versions)
             .bind(&replicas)
             .bind(now)
+            .bind(&confidential)
             .execute(&mut *c)
             .await
             .map(|_| ())
         }
+    }
+}
+
+/// The condition that leaves out the rows of `table` (which has a `suggestion_id`) that belong
+/// to confidential suggestions, when `hide`; nothing otherwise.
+fn not_confidential(hide: bool, table: &str) -> String {
+    if hide {
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM followup_cases cc WHERE cc.suggestion_id = {table}.suggestion_id AND cc.confidential)"
+        )
+    } else {
+        String::new()
     }
 }
 
@@ -666,8 +682,8 @@ macro_rules! backend {
                 super::bulk::$module::save_fact_rows_many(c, suggestions).await
             }
 
-            /// Stores replica rows (id, version, JSON), in one statement.
-            pub async fn save_cases(c: &mut $conn, cases: &[(&str, u64, &str)], now: OffsetDateTime) -> Result<(), sqlx::Error> {
+            /// Stores replica rows (id, version, JSON, confidential), in one statement.
+            pub async fn save_cases(c: &mut $conn, cases: &[(&str, u64, &str, bool)], now: OffsetDateTime) -> Result<(), sqlx::Error> {
                 if cases.is_empty() {
                     return Ok(());
                 }
@@ -690,7 +706,12 @@ macro_rules! backend {
                 now: OffsetDateTime,
             ) -> Result<(), sqlx::Error> {
                 let mut ops = Ops::default();
-                save_cases(c, &[(id, version, replica)], now).await?;
+                // A whole replica comes in as its JSON: it says itself whether it is confidential.
+                let confidential = serde_json::from_str::<serde_json::Value>(replica)
+                    .ok()
+                    .and_then(|r| r["details"]["confidential"].as_bool())
+                    .unwrap_or(false);
+                save_cases(c, &[(id, version, replica, confidential)], now).await?;
                 let mut rows = load_deadlines(c, &[id.to_string()]).await?;
                 rows.track(&mut ops, id, units, deadlines, changed, reminders, now);
                 write_deadlines(c, &mut rows).await?;
@@ -1450,6 +1471,7 @@ impl Store {
         division: Option<&str>,
         until: Date,
         limit: u32,
+        hide_confidential: bool,
     ) -> Result<Vec<DeadlineRow>, StoreError> {
         type Row = (
             String,
@@ -1460,10 +1482,13 @@ impl Store {
             Option<Date>,
             Option<String>,
         );
-        let rows: Vec<Row> = on_pool!(self.pool(), p => sqlx::query_as(
+        let sql = format!(
             "SELECT suggestion_id, assignment_id, agency_id, kind, due, previous_due, division_id FROM followup_deadlines \
-             WHERE NOT met AND due <= $1 AND ($2 = '' OR agency_id = $2) AND ($4 = '' OR division_id = $4) \
-             ORDER BY due, assignment_id LIMIT $3")
+             WHERE NOT met AND due <= $1 AND ($2 = '' OR agency_id = $2) AND ($4 = '' OR division_id = $4){} \
+             ORDER BY due, assignment_id LIMIT $3",
+            not_confidential(hide_confidential, "followup_deadlines")
+        );
+        let rows: Vec<Row> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(until)
             .bind(agency.unwrap_or_default())
             .bind(i64::from(limit))
@@ -1501,6 +1526,7 @@ impl Store {
         &self,
         agency: Option<&str>,
         limit: u32,
+        hide_confidential: bool,
     ) -> Result<Vec<AlertRow>, StoreError> {
         type Row = (
             String,
@@ -1512,9 +1538,12 @@ impl Store {
             String,
             OffsetDateTime,
         );
-        let rows: Vec<Row> = on_pool!(self.pool(), p => sqlx::query_as(
+        let sql = format!(
             "SELECT suggestion_id, assignment_id, agency_id, kind, due, alert, level, fired_at FROM followup_alerts \
-             WHERE ($1 = '' OR agency_id = $1) ORDER BY fired_at DESC, timer_key LIMIT $2")
+             WHERE ($1 = '' OR agency_id = $1){} ORDER BY fired_at DESC, timer_key LIMIT $2",
+            not_confidential(hide_confidential, "followup_alerts")
+        );
+        let rows: Vec<Row> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(agency.unwrap_or_default())
             .bind(i64::from(limit))
             .fetch_all(p)
@@ -1704,16 +1733,22 @@ impl Store {
         &self,
         agency: Option<&str>,
         year: Option<i32>,
+        hide_confidential: bool,
     ) -> Result<Vec<AssignmentRow>, StoreError> {
-        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+        let sql = format!(
             "SELECT suggestion_id, assignment_id, agency_id, division_id, role, session_id, assigned_on, superseded, \
              replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, class_now \
-             FROM followup_facts WHERE ($1 = '' OR agency_id = $1) AND ($2 = 0 OR year = $2) \
-             ORDER BY assigned_on, suggestion_id, assignment_id")
+             FROM followup_facts WHERE ($1 = '' OR agency_id = $1) AND ($2 = 0 OR year = $2){} \
+             ORDER BY assigned_on, suggestion_id, assignment_id",
+            not_confidential(hide_confidential, "followup_facts")
+        );
+        Ok(
+            on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(agency.unwrap_or_default())
             .bind(year.unwrap_or(0))
             .fetch_all(p)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// Whether any suggestion has (had) an assignment of this agency.

@@ -342,7 +342,7 @@ async fn deadlines_alerts_and_lists() {
     for r in runners {
         r.abort();
     }
-    let alerts = store.alerts(None, 500).await.expect("alerts");
+    let alerts = store.alerts(None, 500, false).await.expect("alerts");
     assert_eq!(alerts.len() as u64, pending, "every alert once");
     // Each deadline's first overdue flag raised one notice to its unit, in the office's name.
     let late: Vec<_> = alerts.iter().filter(|a| a.alert == "after-1").collect();
@@ -704,7 +704,7 @@ async fn moved_and_met_deadlines() {
     fire_all().await;
     let pid = past.assignment_id.to_string();
     let sent: Vec<(String, time::Date)> = store
-        .alerts(None, 500)
+        .alerts(None, 500, false)
         .await
         .expect("alerts")
         .into_iter()
@@ -2121,7 +2121,7 @@ async fn progress_word_on_open_commitments() {
     }
     runner.abort();
     let sent: Vec<_> = store
-        .alerts(None, 500)
+        .alerts(None, 500, false)
         .await
         .expect("alerts")
         .into_iter()

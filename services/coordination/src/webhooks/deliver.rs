@@ -337,7 +337,7 @@ impl Deliverer {
         let types = ep.types();
         let rows = self
             .store
-            .feed(agency, ep.cursor, self.policy.batch)
+            .feed(agency, ep.cursor, self.policy.batch, false)
             .await?;
         let mut secrets = Vec::new();
         for s in self.store.webhook_secrets(&ep.id, now_ms()).await? {
