@@ -11,6 +11,7 @@ mod consistency;
 mod demo;
 mod distributed;
 mod guide;
+mod nul;
 mod retry;
 mod serve;
 mod trace;

@@ -506,7 +506,7 @@ fn walk_rest(
 }
 
 /// A gRPC request with the caller's key and the latest consistency token.
-fn req<T>(msg: T, key: &str, token: &str) -> tonic::Request<T> {
+pub(crate) fn req<T>(msg: T, key: &str, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     let m = r.metadata_mut();
     m.insert(

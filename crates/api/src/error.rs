@@ -219,6 +219,14 @@ impl AppError {
         AppError::new(ErrorCode::InvalidArgument, detail)
     }
 
+    /// A text holding the NUL character (U+0000): no store keeps it (PostgreSQL refuses it in
+    /// text), so it is refused before anything is written.
+    pub fn nul_in_text() -> AppError {
+        AppError::invalid(
+            "a text holds the NUL character (\\u0000), which cannot be stored; remove it and send again",
+        )
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> AppError {
         AppError::new(ErrorCode::Forbidden, detail)
     }

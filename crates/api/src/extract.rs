@@ -98,6 +98,9 @@ impl<S: ApiState, T: DeserializeOwned + Send> FromRequest<S> for Posted<T> {
             })?;
         let value = serde_json::from_slice::<T>(&bytes)
             .map_err(|e| AppError::malformed(format!("invalid JSON body: {e}")))?;
+        if has_nul_escape(&bytes) {
+            return Err(AppError::nul_in_text().into());
+        }
         let hash = Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -167,5 +170,29 @@ impl<S: ApiState> FromRequestParts<S> for IfMatch {
             ))
             .into()
         })
+    }
+}
+
+/// Whether a JSON text holds a NUL escape (`\u0000`) — a `\u0000` preceded by an odd number of
+/// backslashes; an escaped backslash followed by the letters `u0000` is no NUL. (JSON cannot
+/// hold a raw NUL: the parser refuses control characters in strings.)
+pub fn has_nul_escape(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000" && json[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn finds_nul_escapes_and_only_them() {
+        assert!(has_nul_escape(br#"{"title":"a\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"t":"\u0000"}"#));
+        assert!(has_nul_escape(br#"{"t":"x\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"t":"x\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"t":"u0000 \u0020"}"#));
+        assert!(!has_nul_escape(b""));
     }
 }

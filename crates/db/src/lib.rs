@@ -194,6 +194,12 @@ pub fn sqlite_url_for(data_dir: &Path, file: &str) -> String {
 }
 
 /// The URL with any password replaced, for logs and errors.
+/// Whether a database error is PostgreSQL refusing a NUL character (U+0000) in text (SQLSTATE
+/// 22021, or 22P05 from its JSON functions): bad input, not a failure of the server.
+pub fn is_nul_in_text(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")))
+}
+
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {

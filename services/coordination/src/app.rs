@@ -35,6 +35,7 @@ impl From<StoreError> for AppError {
                     "changed by another request (version {actual}, this request was based on {expected}); read it again and retry"
                 ),
             ),
+            StoreError::Database(e) if banli_db::is_nul_in_text(&e) => AppError::nul_in_text(),
             other => AppError::internal(&other),
         }
     }

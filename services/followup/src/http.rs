@@ -124,7 +124,12 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
 }
 
 fn internal(e: crate::store::StoreError) -> AppError {
-    AppError::internal(&e)
+    match e {
+        crate::store::StoreError::Database(d) if banli_db::is_nul_in_text(&d) => {
+            AppError::nul_in_text()
+        }
+        e => AppError::internal(&e),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
