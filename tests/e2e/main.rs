@@ -9,6 +9,7 @@ mod cli;
 mod confidential;
 mod consistency;
 mod demo;
+mod deploy;
 mod distributed;
 mod guide;
 mod nul;
