@@ -55,7 +55,10 @@ pub fn init(log: &LogConfig, otlp: Option<&Otlp>) -> anyhow::Result<Telemetry> {
         );
         EnvFilter::new("info")
     });
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log redirected to a file carries no escape codes.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let fmt: Box<dyn Layer<_> + Send + Sync> = if log.format == "json" {
         Box::new(fmt.json().with_filter(filter))
     } else {

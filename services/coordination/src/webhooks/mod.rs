@@ -133,6 +133,12 @@ pub fn load_or_create_key(path: &std::path::Path) -> Result<SecretKey, String> {
         Ok(text) => SecretKey::parse(&text).map_err(|e| format!("{shown}: {e}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let text = SecretKey::generate_text()?;
+            // A first start of one service may come before its data directory exists.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                banli_db::create_private_dir(dir).map_err(|e| {
+                    format!("cannot create the directory of the webhook key {shown}: {e}")
+                })?;
+            }
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -324,6 +330,17 @@ mod tests {
         let legacy = hex(&[&nonce[..], &legacy].concat());
         assert_eq!(k.open(&legacy, "ep-9").as_deref(), Ok(&b"whsec_old"[..]));
         assert!(SecretKey::parse("short").is_err());
+    }
+
+    #[test]
+    fn the_key_is_created_with_its_directory_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("banli-whkey-{}", uuid::Uuid::now_v7()));
+        let path = dir.join("not-yet").join(KEY_FILE);
+        let made = load_or_create_key(&path).unwrap_or_else(|e| panic!("{e}"));
+        let again = load_or_create_key(&path).unwrap_or_else(|e| panic!("{e}"));
+        let sealed = made.seal(b"whsec_1", "ep").unwrap_or_default();
+        assert_eq!(again.open(&sealed, "ep").as_deref(), Ok(&b"whsec_1"[..]));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
