@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::serve::{Serve, http_with, serve_with};
+use crate::serve::{Serve, http_with, serve_fresh};
 use crate::walk::{Client, id};
 
 /// An auditor's key, and an open item and a confidential one both assigned to one agency as
@@ -41,20 +41,12 @@ fn world(c: &Client, office: &str) -> World {
     let mut ids = Vec::new();
     // The confidential item first: its events come first in the agency's feed.
     for (number, confidential) in [("2020-0701", true), ("2020-0702", false)] {
-        let sid = id(&c.post(
-            "/v1/suggestions",
+        let sid = c.accepted(
             office,
             json!({"session_id": session, "number": number, "title": "Border checkpoints", "body": "…", "lead_deputy_id": deputy, "confidential": confidential}),
-        ));
-        let s = format!("/v1/suggestions/{sid}");
-        c.post(&format!("{s}/start-review"), office, json!({}));
-        c.post(
-            &format!("{s}/review"),
-            office,
-            json!({"decision": "accept"}),
         );
         c.post(
-            &format!("{s}/assignments"),
+            &format!("/v1/suggestions/{sid}/assignments"),
             office,
             json!({"units": [{"agency_id": agency, "role": "sole"}]}),
         );
@@ -149,13 +141,7 @@ fn check(server: &Serve, office: &str) {
 
 #[test]
 fn auditors_read_no_confidential_item_in_feeds_lists_or_exports_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("banli-secret-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let server = serve_with(&dir, &[]);
-    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
-        .expect("the office key")
-        .trim()
-        .to_owned();
+    let (dir, server, office) = serve_fresh("secret", "", &[]);
     check(&server, &office);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -167,13 +153,7 @@ fn auditors_read_no_confidential_item_in_feeds_lists_or_exports_on_postgres() {
     let Some(db) = rt.block_on(banli_db::testing::TestDb::postgres()) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("banli-secret-pg-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let server = serve_with(&dir, &["--database-url", &db.url]);
-    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
-        .expect("the office key")
-        .trim()
-        .to_owned();
+    let (dir, server, office) = serve_fresh("secret-pg", "", &["--database-url", &db.url]);
     check(&server, &office);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

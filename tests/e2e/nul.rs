@@ -5,7 +5,7 @@
 use banli_proto::suggestions::v1 as sp;
 use serde_json::json;
 
-use crate::serve::serve_with;
+use crate::serve::serve_fresh;
 use crate::walk::{Client, req};
 
 #[test]
@@ -14,13 +14,7 @@ fn a_nul_character_in_a_text_is_refused_and_nothing_is_written_on_postgres() {
     let Some(db) = rt.block_on(banli_db::testing::TestDb::postgres()) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("banli-nul-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let server = serve_with(&dir, &["--database-url", &db.url]);
-    let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
-        .expect("the office key")
-        .trim()
-        .to_owned();
+    let (dir, server, office) = serve_fresh("nul", "", &["--database-url", &db.url]);
     let c = Client::new(server.http);
     let mut failures = Vec::new();
     // REST: the body's escape is found before anything runs.
@@ -35,13 +29,7 @@ fn a_nul_character_in_a_text_is_refused_and_nothing_is_written_on_postgres() {
     }
     // gRPC: the store's refusal is reported as bad input.
     let got = rt.block_on(async {
-        let channel =
-            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", server.grpc))
-                .expect("a URI")
-                .connect()
-                .await
-                .expect("the gRPC server answers");
-        sp::suggestion_service_client::SuggestionServiceClient::new(channel)
+        sp::suggestion_service_client::SuggestionServiceClient::new(server.channel().await)
             .create_deputy(req(
                 sp::CreateDeputyRequest {
                     deputy: Some(sp::Deputy {

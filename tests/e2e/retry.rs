@@ -820,11 +820,7 @@ fn listed(v: &Value) -> Option<usize> {
 async fn every_command_is_safe_to_retry_over_rest_and_grpc() {
     let (dir, server, office) = serve_for_webhooks("retry");
     let c = Client::new(server.http);
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", server.grpc))
-        .expect("a URI")
-        .connect()
-        .await
-        .expect("the gRPC server answers");
+    let channel = server.channel().await;
     for via in [Via::Rest, Via::Grpc] {
         let keys = directory(&c, &office, &format!("{via:?}"));
         let sid = flow(&c, channel.clone(), &keys, via).await;

@@ -123,20 +123,46 @@ pub(crate) fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Serve {
     }
 }
 
-/// `banli serve` in a fresh directory whose config allows webhooks to loopback (where the
-/// tests' receivers listen; the egress policy refuses it otherwise): (directory, server, the
-/// office key).
-pub(crate) fn serve_for_webhooks(tag: &str) -> (std::path::PathBuf, Serve, String) {
+/// `banli serve` in a fresh directory (`banli-<tag>-<uuid>` under the temporary directory),
+/// with `config` (TOML) as its config file unless empty, and extra arguments: (directory, server,
+/// the office key its first start wrote).
+pub(crate) fn serve_fresh(
+    tag: &str,
+    config: &str,
+    extra: &[&str],
+) -> (std::path::PathBuf, Serve, String) {
     let dir = std::env::temp_dir().join(format!("banli-{tag}-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("banli.toml");
-    std::fs::write(&config, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n").expect("config");
-    let server = serve_with(&dir, &["--config", config.to_str().expect("a path")]);
+    let file = dir.join("banli.toml");
+    let mut args: Vec<&str> = Vec::new();
+    if !config.is_empty() {
+        std::fs::write(&file, config).expect("config");
+        args.extend(["--config", file.to_str().expect("a path")]);
+    }
+    args.extend_from_slice(extra);
+    let server = serve_with(&dir, &args);
     let office = std::fs::read_to_string(dir.join("data/assigning-office.key"))
         .expect("the office key")
         .trim()
         .to_owned();
     (dir, server, office)
+}
+
+/// [`serve_fresh`] with a config that allows webhooks to loopback (where the tests' receivers
+/// listen; the egress policy refuses it otherwise).
+pub(crate) fn serve_for_webhooks(tag: &str) -> (std::path::PathBuf, Serve, String) {
+    serve_fresh(tag, "webhook_allowed_networks = [\"127.0.0.0/8\"]\n", &[])
+}
+
+impl Serve {
+    /// A gRPC channel to the server.
+    pub(crate) async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))
+            .expect("a URI")
+            .connect()
+            .await
+            .expect("the gRPC server answers")
+    }
 }
 
 impl Drop for Serve {

@@ -84,6 +84,19 @@ impl Client {
         self.ok("POST", path, key, body)
     }
 
+    /// A suggestion submitted by the office, reviewed and accepted (ready to assign): its id.
+    pub(crate) fn accepted(&self, office: &str, submission: Value) -> String {
+        let sid = id(&self.post("/v1/suggestions", office, submission));
+        let s = format!("/v1/suggestions/{sid}");
+        self.post(&format!("{s}/start-review"), office, json!({}));
+        self.post(
+            &format!("{s}/review"),
+            office,
+            json!({"decision": "accept"}),
+        );
+        sid
+    }
+
     /// A new agency with a division and an `agency_admin` key: (id, key, division id).
     pub(crate) fn agency(&self, office: &str, name: &str) -> (String, String, String) {
         let a = id(&self.post("/v1/agencies", office, json!({ "name": name })));
@@ -385,18 +398,11 @@ fn world(c: &Client, office: &str) -> (Ids, String, String, String) {
         .as_str()
         .expect("token")
         .to_owned();
-    let sid = id(&c.post(
-        "/v1/suggestions",
+    let sid = c.accepted(
         office,
         json!({"session_id": session, "number": "2020-0417", "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": d1}),
-    ));
-    let s = format!("/v1/suggestions/{sid}");
-    c.post(&format!("{s}/start-review"), office, json!({}));
-    c.post(
-        &format!("{s}/review"),
-        office,
-        json!({"decision": "accept"}),
     );
+    let s = format!("/v1/suggestions/{sid}");
     let v = c.post(
         &format!("{s}/assignments"),
         office,
@@ -850,12 +856,7 @@ fn walk_grpc(server: &Serve, key: &str, token: &str, real: &Ids, failures: &mut 
         .expect("a runtime");
     let unknown = Ids::unknown();
     let (seen, none) = rt.block_on(async {
-        let channel =
-            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", server.grpc))
-                .expect("a URI")
-                .connect()
-                .await
-                .expect("the gRPC server answers");
+        let channel = server.channel().await;
         (
             rpcs(channel.clone(), key, token, real).await,
             rpcs(channel, key, token, &unknown).await,

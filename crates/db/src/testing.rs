@@ -188,26 +188,62 @@ pub async fn exec(pool: &Pool, sql: String, binds: &[&str]) {
     .expect("a row of the older release");
 }
 
-/// The value of a boolean column in the row where `key_column = key` (an upgrade test reading
-/// what a migration wrote).
-pub async fn flag(pool: &Pool, table: &str, column: &str, key_column: &str, key: &str) -> bool {
-    let sql = format!("SELECT {column} FROM {table} WHERE {key_column} = $1");
-    match pool {
-        Pool::Sqlite(p) => {
-            sqlx::query_as::<_, (bool,)>(sqlx::AssertSqlSafe(sql))
-                .bind(key)
-                .fetch_one(p)
-                .await
-        }
-        Pool::Postgres(p) => {
-            sqlx::query_as::<_, (bool,)>(sqlx::AssertSqlSafe(sql))
-                .bind(key)
-                .fetch_one(p)
-                .await
-        }
+/// An upgrade test for a service's replica table gaining a `confidential` column at migration
+/// `version`: writes an open and a confidential replica the way the older release did
+/// (`insert`, with `$1` the suggestion id, `$2` the replica and `NOW_` a timestamp literal; the
+/// confidential one's title holds a NUL escape, which must not stop the upgrade), runs
+/// `migrate` (every migration) and checks the column of both rows.
+pub async fn replicas_keep_confidentiality<F, Fut>(
+    db: &TestDb,
+    m: sqlx::migrate::Migrator,
+    version: i64,
+    table: &str,
+    insert: &str,
+    migrate: F,
+) where
+    F: FnOnce(Pool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    migrate_before(&db.pool, m, version).await;
+    let now = match db.pool.backend() {
+        crate::Backend::Sqlite => "'2020-01-12T00:00:00Z'",
+        crate::Backend::Postgres => "TIMESTAMPTZ '2020-01-12 00:00:00+00'",
+    };
+    let (open, secret) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, confidential) in [(open, false), (secret, true)] {
+        let replica = format!(
+            r#"{{"id":"{id}","details":{{"title":"a\u0000b","confidential":{confidential}}}}}"#
+        );
+        exec(
+            &db.pool,
+            insert.replace("NOW_", now),
+            &[&id.to_string(), &replica],
+        )
+        .await;
     }
-    .expect("the row")
-    .0
+    migrate(db.pool.clone()).await;
+    let sql = format!("SELECT confidential FROM {table} WHERE suggestion_id = $1");
+    for (id, expected) in [(open, false), (secret, true)] {
+        let (got,): (bool,) = match &db.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(id.to_string())
+                    .fetch_one(p)
+                    .await
+            }
+            Pool::Postgres(p) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(id.to_string())
+                    .fetch_one(p)
+                    .await
+            }
+        }
+        .expect("the row after the upgrade");
+        assert_eq!(
+            got, expected,
+            "{table} {id}: confidential after the upgrade"
+        );
+    }
 }
 
 #[cfg(test)]

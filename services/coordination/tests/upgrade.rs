@@ -2,48 +2,19 @@
 //! from its replica, so that auditors' feeds and task lists leave out the confidential items
 //! stored before the upgrade too.
 
-use banli_coordination::store::migrator;
-use banli_db::testing::{TestDb, exec, flag, migrate_before};
+use banli_coordination::store::{Store, migrator};
+use banli_db::testing::{TestDb, replicas_keep_confidentiality};
 
 async fn upgrade(db: TestDb) {
-    migrate_before(&db.pool, migrator(db.pool.backend()), 5).await;
-    let (open, secret) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let now = match db.pool.backend() {
-        banli_db::Backend::Sqlite => "'2020-01-12T00:00:00Z'",
-        banli_db::Backend::Postgres => "TIMESTAMPTZ '2020-01-12 00:00:00+00'",
-    };
-    for (id, confidential) in [(open, false), (secret, true)] {
-        // The replica as the old release stored it; a title with a NUL escape must not stop
-        // the upgrade.
-        let replica = format!(
-            r#"{{"id":"{id}","details":{{"title":"a\u0000b","confidential":{confidential}}}}}"#
-        );
-        exec(
-            &db.pool,
-            format!("INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, 1, $2, 0, '{{}}', {now})"),
-            &[&id.to_string(), &replica],
-        )
-        .await;
-    }
-    banli_coordination::store::Store::new(db.pool.clone())
-        .migrate()
-        .await
-        .expect("the upgrade");
-    let confidential = |id: uuid::Uuid| {
-        let pool = db.pool.clone();
-        async move {
-            flag(
-                &pool,
-                "coordination_cases",
-                "confidential",
-                "suggestion_id",
-                &id.to_string(),
-            )
-            .await
-        }
-    };
-    assert!(!confidential(open).await);
-    assert!(confidential(secret).await);
+    replicas_keep_confidentiality(
+        &db,
+        migrator(db.pool.backend()),
+        5,
+        "coordination_cases",
+        "INSERT INTO coordination_cases (suggestion_id, replica_version, replica, version, state, updated_at) VALUES ($1, 1, $2, 0, '{}', NOW_)",
+        |pool| async move { Store::new(pool).migrate().await.expect("the upgrade") },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -1,51 +1,28 @@
 //! A database written before migration 0009 upgrades with every case's confidentiality taken
-//! from its replica, so that auditors' deadline lists, ledgers, reports and exports leave out the confidential items
-//! stored before the upgrade too.
+//! from its replica, so that auditors' deadline lists, ledgers, reports and exports leave out the
+//! confidential items stored before the upgrade too.
 
-use banli_db::testing::{TestDb, exec, flag, migrate_before};
-use banli_followup::store::migrator;
+use banli_db::testing::{TestDb, replicas_keep_confidentiality};
+use banli_followup::consumer::EventConsumer;
+use banli_followup::store::{Store, migrator};
 
 async fn upgrade(db: TestDb) {
-    migrate_before(&db.pool, migrator(db.pool.backend()), 9).await;
-    let (open, secret) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let now = match db.pool.backend() {
-        banli_db::Backend::Sqlite => "'2020-01-12T00:00:00Z'",
-        banli_db::Backend::Postgres => "TIMESTAMPTZ '2020-01-12 00:00:00+00'",
-    };
-    for (id, confidential) in [(open, false), (secret, true)] {
-        // The replica as the old release stored it; a title with a NUL escape must not stop
-        // the upgrade.
-        let replica = format!(
-            r#"{{"id":"{id}","details":{{"title":"a\u0000b","confidential":{confidential}}}}}"#
-        );
-        exec(
-            &db.pool,
-            format!("INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) VALUES ($1, 1, $2, {now})"),
-            &[&id.to_string(), &replica],
-        )
-        .await;
-    }
-    let store = banli_followup::store::Store::new(db.pool.clone());
-    let consumer = banli_followup::consumer::EventConsumer::new(
-        store.clone(),
-        banli_domain::RuleProfile::hunan().reminders,
-    );
-    store.migrate(consumer.inbox()).await.expect("the upgrade");
-    let confidential = |id: uuid::Uuid| {
-        let pool = db.pool.clone();
-        async move {
-            flag(
-                &pool,
-                "followup_cases",
-                "confidential",
-                "suggestion_id",
-                &id.to_string(),
-            )
-            .await
-        }
-    };
-    assert!(!confidential(open).await);
-    assert!(confidential(secret).await);
+    replicas_keep_confidentiality(
+        &db,
+        migrator(db.pool.backend()),
+        9,
+        "followup_cases",
+        "INSERT INTO followup_cases (suggestion_id, replica_version, replica, updated_at) VALUES ($1, 1, $2, NOW_)",
+        |pool| async move {
+            let store = Store::new(pool);
+            let consumer = EventConsumer::new(
+                store.clone(),
+                banli_domain::RuleProfile::hunan().reminders,
+            );
+            store.migrate(consumer.inbox()).await.expect("the upgrade");
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

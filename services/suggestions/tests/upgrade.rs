@@ -2,49 +2,22 @@
 //! deputies of every suggestion (its lead deputy and co-signers) and its confidentiality are
 //! backfilled from the stored rows and submitted events, and lists see them at once.
 
-use banli_db::Pool;
-use banli_db::testing::TestDb;
+use banli_db::testing::{TestDb, migrate_before};
 use banli_domain::ids::DeputyId;
 use banli_suggestions::store::{ListFilter, Store, migrator};
 
 /// Runs the migrations before 0005, writes two suggestions the way the old write path did
 /// (one confidential, with a co-signer), then runs every migration.
 async fn upgrade(db: TestDb) {
-    let mut old = migrator(db.pool.backend());
-    old.migrations = std::borrow::Cow::Owned(
-        old.migrations
-            .iter()
-            .filter(|m| m.version < 5)
-            .cloned()
-            .collect(),
-    );
-    match &db.pool {
-        Pool::Sqlite(p) => old.run(p).await.expect("old migrations"),
-        Pool::Postgres(p) => old.run(p).await.expect("old migrations"),
-    }
+    migrate_before(&db.pool, migrator(db.pool.backend()), 5).await;
     let session = uuid::Uuid::now_v7().to_string();
     let (lead, co) = (DeputyId::new(), DeputyId::new());
     let (open, secret) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let exec = |sql: String, binds: Vec<String>| {
         let pool = db.pool.clone();
         async move {
-            match &pool {
-                Pool::Sqlite(p) => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for b in binds {
-                        q = q.bind(b);
-                    }
-                    q.execute(p).await.map(|_| ())
-                }
-                Pool::Postgres(p) => {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for b in binds {
-                        q = q.bind(b);
-                    }
-                    q.execute(p).await.map(|_| ())
-                }
-            }
-            .expect("an old row")
+            let binds: Vec<&str> = binds.iter().map(String::as_str).collect();
+            banli_db::testing::exec(&pool, sql, &binds).await;
         }
     };
     let now = match db.pool.backend() {
