@@ -6,4 +6,3 @@
 -- space (`\\u0000`, an escaped backslash, stays valid JSON after the same replacement).
 ALTER TABLE coordination_cases ADD COLUMN confidential BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE coordination_cases SET confidential = COALESCE((replace(replica, '\u0000', '\u0020')::json -> 'details' ->> 'confidential')::boolean, FALSE);
-CREATE INDEX coordination_cases_confidential ON coordination_cases (suggestion_id) WHERE confidential;

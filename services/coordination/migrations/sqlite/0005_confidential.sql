@@ -4,4 +4,3 @@
 -- cases stored before this migration take it from their replica.
 ALTER TABLE coordination_cases ADD COLUMN confidential BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE coordination_cases SET confidential = COALESCE(json_extract(replica, '$.details.confidential'), 0);
-CREATE INDEX coordination_cases_confidential ON coordination_cases (suggestion_id) WHERE confidential;

@@ -5,4 +5,3 @@
 -- title may hold: it is read as a space; `\\u0000` stays valid JSON after the same replacement).
 ALTER TABLE followup_cases ADD COLUMN confidential BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE followup_cases SET confidential = COALESCE((replace(replica, '\u0000', '\u0020')::json -> 'details' ->> 'confidential')::boolean, FALSE);
-CREATE INDEX followup_cases_confidential ON followup_cases (suggestion_id) WHERE confidential;

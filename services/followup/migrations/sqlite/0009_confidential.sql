@@ -4,4 +4,3 @@
 -- migration take it from their replica.
 ALTER TABLE followup_cases ADD COLUMN confidential BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE followup_cases SET confidential = COALESCE(json_extract(replica, '$.details.confidential'), 0);
-CREATE INDEX followup_cases_confidential ON followup_cases (suggestion_id) WHERE confidential;
