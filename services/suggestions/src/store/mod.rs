@@ -1,8 +1,10 @@
 //! Storage of the suggestions service on SQLite and PostgreSQL.
 //!
-//! A suggestion is stored as its current state (JSON) plus every event, appended under an
-//! expected version in one transaction with the outbox rows that carry the events to other
-//! services. Runtime queries only (no compile-time database); each backend has its own migrations.
+//! A suggestion is stored as its events, appended under an expected version in one transaction
+//! with the outbox rows that carry them to other services, beside one row of list columns
+//! (number, state, title, lead deputy, confidentiality; and its deputies in
+//! `suggestion_deputies`) that lists filter on; its state is rebuilt from the events when
+//! loaded. Runtime queries only (no compile-time database); each backend has its own migrations.
 
 mod directory;
 mod keys;

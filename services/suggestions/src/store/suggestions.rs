@@ -1,4 +1,5 @@
-//! Suggestions: state, events and outbox, appended under an expected version.
+//! Suggestions: events, list columns and outbox, appended under an expected version; the state
+//! is rebuilt from the events.
 
 use banli_calendar::format_date;
 use banli_db::{Pool, on_pool};
