@@ -4,6 +4,7 @@
 //!
 //! Must never: hold a service's routes, SQL or domain rules.
 
+pub mod cache;
 mod clock;
 pub mod consistency;
 pub mod error;
@@ -21,4 +22,4 @@ pub mod tls;
 pub use clock::Clock;
 pub use error::{AppError, ErrorCode};
 pub use idempotency::idempotent;
-pub use principal::{Authenticator, Principal};
+pub use principal::{Authenticator, Principal, token};

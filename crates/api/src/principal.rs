@@ -59,3 +59,76 @@ pub type Authenticator = std::sync::Arc<
         > + Send
         + Sync,
 >;
+
+/// The shape of an API key's token, `banli_<key id>_<secret>`, and how its secret is kept: as
+/// a SHA-256 hash, compared in constant time. Keys are issued by the suggestions service; every
+/// service checks them against its own copy of the hashes.
+pub mod token {
+    use sha2::{Digest, Sha256};
+    use uuid::Uuid;
+
+    const PREFIX: &str = "banli_";
+
+    /// A new key's token and the hash to store, for key `id`.
+    pub fn issue(id: Uuid) -> (String, String) {
+        // Two v4 UUIDs: 244 bits from the operating system's CSPRNG.
+        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        (
+            format!("{PREFIX}{}_{secret}", id.simple()),
+            secret_hash(&secret),
+        )
+    }
+
+    /// The hex SHA-256 of a secret.
+    pub fn secret_hash(secret: &str) -> String {
+        let digest = Sha256::digest(secret.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Constant-time comparison, so that timing does not reveal how much of a hash matched.
+    pub fn same(a: &str, b: &str) -> bool {
+        a.len() == b.len()
+            && a.bytes()
+                .zip(b.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    }
+
+    /// Splits `banli_<id>_<secret>`: the key id and the secret, or `None` for any other shape.
+    pub fn parse(token: &str) -> Option<(Uuid, &str)> {
+        let rest = token.strip_prefix(PREFIX)?;
+        let (id, secret) = rest.split_once('_')?;
+        if secret.len() < 32 {
+            return None;
+        }
+        Some((Uuid::try_parse(id).ok()?, secret))
+    }
+
+    /// Whether `secret` is the one whose hash is `hash`.
+    pub fn verifies(secret: &str, hash: &str) -> bool {
+        same(&secret_hash(secret), hash)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn tokens_parse_only_in_their_own_shape() {
+            let id = Uuid::now_v7();
+            let secret = "a".repeat(64);
+            let token = format!("banli_{}_{secret}", id.simple());
+            assert_eq!(parse(&token), Some((id, secret.as_str())));
+            assert_eq!(parse("Bearer x"), None);
+            assert_eq!(parse(&format!("banli_{}_short", id.simple())), None);
+            assert_eq!(
+                parse("banli_notauuid_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                None
+            );
+            assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+            let (token, hash) = issue(id);
+            let (parsed, secret) = parse(&token).expect("an issued token parses");
+            assert!(parsed == id && verifies(secret, &hash) && !verifies("x", &hash));
+        }
+    }
+}

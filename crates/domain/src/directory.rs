@@ -143,3 +143,45 @@ mod tests {
         );
     }
 }
+
+/// What the suggestions service publishes of its directory (名录) so that every other service
+/// keeps a replica of its own instead of reading the suggestions service's tables: agencies
+/// (with the assigning office) and API keys. Each event carries the whole record, so a replica
+/// upserts it; a revocation is never undone by an older copy arriving late.
+pub mod published {
+    use serde::{Deserialize, Serialize};
+
+    use crate::actor::Role;
+    use crate::ids::{AgencyId, DeputyId};
+
+    /// The schema version of the directory events' payloads.
+    pub const SCHEMA_VERSION: u32 = 1;
+    /// An agency was registered (or its record is published again).
+    pub const AGENCY_REGISTERED: &str = "directory.agency_registered";
+    /// An API key was issued (or its record is published again).
+    pub const KEY_ISSUED: &str = "directory.key_issued";
+    /// An API key was revoked.
+    pub const KEY_REVOKED: &str = "directory.key_revoked";
+
+    /// An agency as other services know it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Agency {
+        pub id: AgencyId,
+        pub name: String,
+        pub assigning_office: bool,
+    }
+
+    /// An API key as other services check it: the secret only as its SHA-256 hash (of a
+    /// 244-bit random secret: the hash cannot be turned back into a token), never the token.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Key {
+        pub id: uuid::Uuid,
+        pub secret_hash: String,
+        pub role: Role,
+        pub agency_id: Option<AgencyId>,
+        pub deputy_id: Option<DeputyId>,
+        /// The SHA-256 fingerprint (hex) of the client certificate the key is bound to.
+        pub client_cert: Option<String>,
+        pub revoked: bool,
+    }
+}

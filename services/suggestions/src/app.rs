@@ -16,11 +16,11 @@ use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::cache::Bounded;
 use crate::dto::*;
 use crate::error::{AppError, ErrorCode};
 use crate::policy::{self, Action, Principal, Visibility};
 use crate::store::{InboxEntry, ListFilter, NewEvent, Store, StoreError};
+use banli_api::cache::Bounded;
 
 pub use banli_api::Clock;
 

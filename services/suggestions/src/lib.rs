@@ -5,7 +5,6 @@
 //! library; the `banli` binary runs it.
 
 pub mod app;
-mod cache;
 pub mod consumer;
 pub mod dto;
 pub mod error;

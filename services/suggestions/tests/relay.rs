@@ -25,6 +25,20 @@ async fn scenario(db: TestDb, bus: Bus) {
         assigning_office: true,
     };
     store.create_agency(&office).await.expect("office");
+    // The directory goes out through the same outbox (for the other services' replicas);
+    // this test follows the suggestions' events.
+    let directory = store.pending_outbox(10).await.expect("outbox");
+    assert_eq!(
+        directory
+            .iter()
+            .map(|r| r.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["directory.agency_registered"]
+    );
+    store
+        .mark_published(&[directory[0].seq], time::OffsetDateTime::now_utc())
+        .await
+        .expect("mark");
     let app = App::new(
         store.clone(),
         RuleProfile::hunan(),

@@ -178,19 +178,23 @@ impl Store {
     pub async fn create_agency(&self, a: &Agency) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
         let a = a.clone();
+        // Published to the other services' replicas in the same transaction.
         self.write(move |pool| async move {
-        on_pool!(&pool, p => sqlx::query("INSERT INTO agencies (id, name, assigning_office, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(a.id.to_string())
-            .bind(&a.name)
-            .bind(a.assigning_office)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(unique_as("agency")))?;
-        Ok(())
+            super::export::with_export!(pool, |tx| {
+                sqlx::query("INSERT INTO agencies (id, name, assigning_office, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(a.id.to_string())
+                    .bind(&a.name)
+                    .bind(a.assigning_office)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unique_as("agency"))?;
+            });
+            Ok(())
         })
-        .await
+        .await?;
+        self.outbox().written();
+        Ok(())
     }
 
     pub async fn get_agency(&self, id: AgencyId) -> Result<Agency, StoreError> {

@@ -1,10 +1,10 @@
 //! API keys: created with a random secret shown once, stored as a SHA-256 hash.
 
+use banli_api::token;
 use banli_db::on_pool;
 use banli_domain::Role;
 use banli_domain::ids::{AgencyId, DeputyId};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -66,32 +66,6 @@ impl KeyRow {
     }
 }
 
-const PREFIX: &str = "banli_";
-
-fn hash(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time comparison, so that timing does not reveal how much of a hash matched.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// Splits `banli_<id>_<secret>`.
-fn parse_token(token: &str) -> Option<(Uuid, &str)> {
-    let rest = token.strip_prefix(PREFIX)?;
-    let (id, secret) = rest.split_once('_')?;
-    if secret.len() < 32 {
-        return None;
-    }
-    Some((Uuid::try_parse(id).ok()?, secret))
-}
-
 impl Store {
     /// Creates a key and returns it with the token, which is never stored and cannot be shown again.
     pub async fn create_key(
@@ -116,32 +90,37 @@ impl Store {
         client_cert: Option<String>,
     ) -> Result<(ApiKey, String), StoreError> {
         let id = Uuid::now_v7();
-        // Two v4 UUIDs: 244 bits from the operating system's CSPRNG.
-        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-        let token = format!("{PREFIX}{}_{secret}", id.simple());
+        let (token, secret_hash) = token::issue(id);
         let now = OffsetDateTime::now_utc();
-        let (secret_hash, owned_label) = (hash(&secret), label.to_owned());
+        let owned_label = label.to_owned();
         let cert = client_cert.clone();
+        // Published to the other services' replicas (the hash only) in the same transaction.
         let result = self
             .write(move |pool| async move {
-                Ok(on_pool!(&pool, p => sqlx::query(
-                    "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at, client_cert_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(id.to_string())
-                .bind(&secret_hash)
-                .bind(role.as_str())
-                .bind(agency.map(|a| a.to_string()))
-                .bind(deputy.map(|d| d.to_string()))
-                .bind(&owned_label)
-                .bind(now)
-                .bind(&cert)
-                .execute(p)
-                .await
-                .map(|_| ())))
+                let inserted: Result<(), sqlx::Error> = super::export::with_export!(pool, |tx| {
+                    let r = sqlx::query(
+                        "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at, client_cert_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(id.to_string())
+                    .bind(&secret_hash)
+                    .bind(role.as_str())
+                    .bind(agency.map(|a| a.to_string()))
+                    .bind(deputy.map(|d| d.to_string()))
+                    .bind(&owned_label)
+                    .bind(now)
+                    .bind(&cert)
+                    .execute(&mut *tx)
+                    .await;
+                    if let Err(e) = r {
+                        return Ok(Err(e));
+                    }
+                    Ok(())
+                });
+                Ok::<_, StoreError>(inserted)
             })
             .await?;
         match result {
-            Ok(()) => {}
+            Ok(()) => self.outbox().written(),
             Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
                 return Err(StoreError::NotFound(if agency.is_some() {
                     "agency".into()
@@ -166,7 +145,7 @@ impl Store {
 
     /// The live key a token belongs to, or `None` (unknown, wrong secret or revoked).
     pub async fn authenticate(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
-        let Some((id, secret)) = parse_token(token) else {
+        let Some((id, secret)) = token::parse(token) else {
             return Ok(None);
         };
         let row: Option<KeyRow> = on_pool!(self.pool(), p => sqlx::query_as(
@@ -176,7 +155,7 @@ impl Store {
         .fetch_optional(p)
         .await)?;
         match row {
-            Some(r) if r.revoked_at.is_none() && same(&r.secret_hash, &hash(secret)) => {
+            Some(r) if r.revoked_at.is_none() && token::verifies(secret, &r.secret_hash) => {
                 Ok(Some(r.into_key()?))
             }
             _ => Ok(None),
@@ -195,16 +174,20 @@ impl Store {
     /// Revokes a key; revoking twice is harmless. `NotFound` for an unknown id.
     pub async fn revoke_key(&self, id: Uuid) -> Result<ApiKey, StoreError> {
         let now = OffsetDateTime::now_utc();
+        // Published to the other services' replicas in the same transaction: their open
+        // streams on this key end when it arrives.
         self.write(move |pool| async move {
-            on_pool!(&pool, p => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id.to_string())
-                .execute(p)
-                .await
-                .map(|_| ()))?;
+            super::export::with_export!(pool, |tx| {
+                sqlx::query("UPDATE api_keys SET revoked_at = $1, exported = FALSE WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            });
             Ok(())
         })
         .await?;
+        self.outbox().written();
         self.list_keys()
             .await?
             .into_iter()
@@ -216,25 +199,5 @@ impl Store {
     pub async fn has_keys(&self) -> Result<bool, StoreError> {
         let n: (i64,) = on_pool!(self.pool(), p => sqlx::query_as("SELECT COUNT(*) FROM api_keys").fetch_one(p).await)?;
         Ok(n.0 > 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_parse_only_in_their_own_shape() {
-        let id = Uuid::now_v7();
-        let secret = "a".repeat(64);
-        let token = format!("banli_{}_{secret}", id.simple());
-        assert_eq!(parse_token(&token), Some((id, secret.as_str())));
-        assert_eq!(parse_token("Bearer x"), None);
-        assert_eq!(parse_token(&format!("banli_{}_short", id.simple())), None);
-        assert_eq!(
-            parse_token("banli_notauuid_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
-            None
-        );
-        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }

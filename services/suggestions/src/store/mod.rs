@@ -7,6 +7,7 @@
 //! loaded. Runtime queries only (no compile-time database); each backend has its own migrations.
 
 mod directory;
+mod export;
 mod keys;
 mod rows;
 mod suggestions;

@@ -1,6 +1,6 @@
-//! Small bounded in-memory caches: the most recently written suggestions, and authenticated keys
-//! for a couple of seconds. Both are only ever a shortcut: every write is still checked against
-//! the stored version, so a stale entry costs a conflict, never a wrong write.
+//! A small bounded in-memory cache (the most recently written suggestions, authenticated keys
+//! for a second or two). Only ever a shortcut: every write is still checked against the stored
+//! version, so a stale entry costs a conflict, never a wrong write.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
