@@ -1,5 +1,6 @@
 //! The deploy files against the code: the Kubernetes Ingress sends every REST prefix a service
-//! answers (its `http::PATHS`) to that service, and names no prefix that nobody answers.
+//! answers (its `http::PATHS`) to that service, and names no prefix that nobody answers; compose
+//! and Kubernetes give each service a database of its own, which PostgreSQL's first start makes.
 
 /// The Ingress rules of `deploy/k8s/banli.yaml`: (path prefix, service name), in order.
 fn ingress_rules() -> Vec<(String, String)> {
@@ -65,4 +66,102 @@ fn the_ingress_sends_each_prefix_to_the_service_that_answers_it() {
     }
     assert!(rules.len() > 1, "no Ingress rules read: {rules:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn deploy_file(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../deploy/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("deploy/{path}: {e}"))
+}
+
+/// The database name at the end of a `postgres://…/name` URL in `line`.
+fn database_in(line: &str) -> Option<String> {
+    let url = &line[line.find("postgres://")?..];
+    let name = url.rsplit('/').next()?;
+    Some(
+        name.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .to_owned(),
+    )
+}
+
+/// Checks that the three services' databases differ and that the first start makes each: the
+/// `POSTGRES_DB` one, the others by `CREATE DATABASE` in `init`.
+fn each_service_has_its_own(databases: &[(&str, String)], postgres_db: &str, init: &str) {
+    let names: std::collections::BTreeSet<&str> =
+        databases.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(names.len(), 3, "one database per service: {databases:?}");
+    for (service, db) in databases {
+        assert!(
+            db == postgres_db || init.contains(&format!("CREATE DATABASE {db} ")),
+            "{service}'s database {db} is not created on the first start"
+        );
+    }
+}
+
+#[test]
+fn compose_and_kubernetes_give_each_service_its_own_database() {
+    let compose = deploy_file("compose/compose.yaml");
+    let mut databases = Vec::new();
+    let mut service = "";
+    for line in compose.lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            service = name;
+        }
+        if line.contains("BANLI_DATABASE_URL")
+            && let Some(db) = database_in(line)
+        {
+            databases.push((service, db));
+        }
+    }
+    let postgres_db = compose
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("POSTGRES_DB:"))
+        .expect("POSTGRES_DB in compose")
+        .trim()
+        .to_owned();
+    each_service_has_its_own(
+        &databases,
+        &postgres_db,
+        &deploy_file("compose/postgres-init.sql"),
+    );
+    assert_eq!(
+        databases.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        ["suggestions", "coordination", "followup"],
+        "{databases:?}"
+    );
+
+    let k8s = deploy_file("k8s/banli.yaml");
+    let url = |key: &str| {
+        k8s.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .and_then(database_in)
+            .unwrap_or_else(|| panic!("{key} in the Secret"))
+    };
+    let databases: Vec<(&str, String)> = ["suggestions", "coordination", "followup"]
+        .into_iter()
+        .map(|s| (s, url(&format!("{s}-database-url"))))
+        .collect();
+    for (service, _) in &databases {
+        let deployment = k8s
+            .split("\n---")
+            .find(|d| d.contains("kind: Deployment") && d.contains(&format!("name: {service}\n")))
+            .unwrap_or_else(|| panic!("a Deployment of {service}"));
+        assert!(
+            deployment.contains(&format!("key: {service}-database-url")),
+            "{service} reads its own database URL"
+        );
+    }
+    let postgres_db = k8s
+        .lines()
+        .find_map(|l| l.split("name: POSTGRES_DB, value:").nth(1))
+        .expect("POSTGRES_DB in the StatefulSet")
+        .trim()
+        .trim_end_matches('}')
+        .trim()
+        .to_owned();
+    each_service_has_its_own(&databases, &postgres_db, &k8s);
 }

@@ -510,15 +510,17 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     cluster.stop();
 }
 
-/// The three services as processes on a fresh PostgreSQL database and their own NATS stream,
-/// sharing one data directory (and so one consistency key).
+/// The three services as processes, each on a fresh PostgreSQL database of its own, over their
+/// own NATS stream, sharing one data directory (and so one consistency key). What coordination
+/// and follow-up know of keys and agencies reaches them as events.
 pub(crate) struct Cluster {
     pub(crate) suggestions: Proc,
     pub(crate) coordination: Proc,
     pub(crate) followup: Proc,
     pub(crate) office: String,
     rt: tokio::runtime::Runtime,
-    db: banli_db::testing::TestDb,
+    /// The suggestions, coordination and follow-up services' databases.
+    dbs: [banli_db::testing::TestDb; 3],
     nats: String,
     stream: String,
     prefix: String,
@@ -534,7 +536,11 @@ impl Cluster {
     /// [`Cluster::start`] with more environment for every process.
     pub(crate) fn start_with(name: &str, more: &[(&str, &str)]) -> Option<Cluster> {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let db = rt.block_on(banli_db::testing::TestDb::postgres())?;
+        let dbs = [
+            rt.block_on(banli_db::testing::TestDb::postgres())?,
+            rt.block_on(banli_db::testing::TestDb::postgres())?,
+            rt.block_on(banli_db::testing::TestDb::postgres())?,
+        ];
         let nats =
             std::env::var("BANLI_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
         if std::net::TcpStream::connect(nats.trim_start_matches("nats://")).is_err() {
@@ -549,24 +555,65 @@ impl Cluster {
         let stream = format!("BANLI_E2E_{unique}");
         let prefix = format!("banlie2e{unique}");
         let mut env = vec![
-            ("BANLI_DATABASE_URL", db.url.as_str()),
             ("BANLI_NATS_URL", nats.as_str()),
             ("BANLI_NATS_STREAM", stream.as_str()),
             ("BANLI_NATS_SUBJECT_PREFIX", prefix.as_str()),
         ];
         env.extend_from_slice(more);
+        fn with_db<'a>(
+            env: &[(&'a str, &'a str)],
+            db: &'a banli_db::testing::TestDb,
+        ) -> Vec<(&'a str, &'a str)> {
+            let mut env = env.to_vec();
+            env.push(("BANLI_DATABASE_URL", db.url.as_str()));
+            env
+        }
         let dir = temp_dir(name);
-        let suggestions = Proc::start(&dir, &["--service", "suggestions"], &env);
+        // Coordination first, on its empty database: it waits for the directory, saying so,
+        // and answers calls 503 (not 401) until it has arrived.
+        let coordination = Proc::start(
+            &dir,
+            &["--service", "coordination"],
+            &with_db(&env, &dbs[1]),
+        );
+        let (status, body) = http(coordination.http, "GET", "/readyz", None, None);
+        assert!(
+            status == 503 && body.contains("suggestions service"),
+            "{status} {body}"
+        );
+        let (token, _) = banli_api::token::issue(uuid::Uuid::now_v7());
+        let (status, body) = http(
+            coordination.http,
+            "GET",
+            "/v1/coordination/tasks",
+            Some(&token),
+            None,
+        );
+        assert!(
+            status == 503 && body.contains("waiting for"),
+            "{status} {body}"
+        );
+        let suggestions = Proc::start(&dir, &["--service", "suggestions"], &with_db(&env, &dbs[0]));
         let office = office_key(&dir);
-        let coordination = Proc::start(&dir, &["--service", "coordination"], &env);
-        let followup = Proc::start(&dir, &["--service", "followup"], &env);
+        let followup = Proc::start(&dir, &["--service", "followup"], &with_db(&env, &dbs[2]));
+        for p in [&coordination, &followup] {
+            let start = Instant::now();
+            while http(p.http, "GET", "/readyz", None, None).0 != 200 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the directory never reached the process on port {}",
+                    p.http
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         Some(Cluster {
             suggestions,
             coordination,
             followup,
             office,
             rt,
-            db,
+            dbs,
             nats,
             stream,
             prefix,
@@ -574,10 +621,15 @@ impl Cluster {
         })
     }
 
-    /// Another process of `service` on the same database, bus and data directory.
+    /// Another process of `service` on that service's database, the bus and the data directory.
     pub(crate) fn another(&self, service: &str) -> Proc {
+        let db = match service {
+            "suggestions" => &self.dbs[0],
+            "coordination" => &self.dbs[1],
+            _ => &self.dbs[2],
+        };
         let env = [
-            ("BANLI_DATABASE_URL", self.db.url.as_str()),
+            ("BANLI_DATABASE_URL", db.url.as_str()),
             ("BANLI_NATS_URL", self.nats.as_str()),
             ("BANLI_NATS_STREAM", self.stream.as_str()),
             ("BANLI_NATS_SUBJECT_PREFIX", self.prefix.as_str()),
@@ -592,7 +644,7 @@ impl Cluster {
             coordination,
             followup,
             rt,
-            db,
+            dbs,
             nats,
             stream,
             prefix,
@@ -612,7 +664,9 @@ impl Cluster {
             {
                 bus.delete_stream().await;
             }
-            db.drop_db().await;
+            for db in dbs {
+                db.drop_db().await;
+            }
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

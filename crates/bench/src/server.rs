@@ -23,6 +23,8 @@ pub struct Server {
     pub database_url: String,
     pub office_key: String,
     pg: Option<TestDb>,
+    /// In the three-process mode: the coordination and follow-up services' own databases.
+    other_dbs: Vec<TestDb>,
 }
 
 fn free_port() -> Result<u16> {
@@ -42,6 +44,23 @@ async fn wait_listening(port: u16) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("banli serve did not listen on {port} within 10 s")
+}
+
+/// Waits until `GET /readyz` answers 200 (a service has its directory).
+async fn wait_ready(port: u16) -> Result<()> {
+    for _ in 0..400 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await?;
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).await.is_ok() && head.ends_with(b"200") {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("banli serve on {port} was not ready within 20 s (does the directory reach it?)")
 }
 
 pub fn banli_binary() -> Result<PathBuf> {
@@ -162,6 +181,7 @@ impl Server {
                     database_url,
                     office_key: k.trim().to_owned(),
                     pg,
+                    other_dbs: Vec::new(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -182,9 +202,10 @@ impl Server {
             .collect()
     }
 
-    /// The three services as processes (`banli serve --service …`) on PostgreSQL and NATS
-    /// JetStream (a stream of their own), sharing one data directory and so one consistency
-    /// key. Each command goes to the process of the service that owns it.
+    /// The three services as processes (`banli serve --service …`), each on a PostgreSQL
+    /// database of its own, over NATS JetStream (a stream of their own), sharing one data
+    /// directory and so one consistency key. Each command goes to the process of the service
+    /// that owns it. Ready when each has the directory (its `/readyz` answers 200).
     pub async fn distributed() -> Result<Server> {
         let mut server = Server::postgres_with(&["--service", "suggestions"]).await?;
         for (service, paths) in [
@@ -192,14 +213,17 @@ impl Server {
             ("followup", banli_followup::http::PATHS),
         ] {
             let (http, grpc) = (free_port()?, free_port()?);
-            let child = server
-                .command(http, grpc)?
+            let db = TestDb::postgres().await.context("PostgreSQL is needed")?;
+            let mut cmd = server.command_on(&db.url, http, grpc)?;
+            server.other_dbs.push(db);
+            let child = cmd
                 .args(["--service", service])
                 .spawn()
                 .with_context(|| format!("starting banli serve --service {service}"))?;
             server.others.push(child);
             let url = format!("http://127.0.0.1:{http}");
             wait_listening(http).await?;
+            wait_ready(http).await?;
             for p in paths.iter().filter(|p| p.starts_with("/v1/")) {
                 server.routes.push((p, url.clone()));
             }
@@ -228,9 +252,10 @@ impl Server {
         Ok(server)
     }
 
-    /// `banli serve` on `http`/`grpc` in this server's data directory, on its database.
-    fn command(&self, http: u16, grpc: u16) -> Result<Command> {
-        let mut cmd = serve_command(&self.dir, &self.database_url, http, grpc)?;
+    /// `banli serve` on `http`/`grpc` in this server's data directory and on its bus, on
+    /// `database_url`.
+    fn command_on(&self, database_url: &str, http: u16, grpc: u16) -> Result<Command> {
+        let mut cmd = serve_command(&self.dir, database_url, http, grpc)?;
         if let Some((nats, stream, prefix)) = &self.nats {
             cmd.env("BANLI_NATS_URL", nats)
                 .env("BANLI_NATS_STREAM", stream)
@@ -268,6 +293,9 @@ impl Server {
             bus.delete_stream().await;
         }
         if let Some(db) = self.pg.take() {
+            db.drop_db().await;
+        }
+        for db in self.other_dbs.drain(..) {
             db.drop_db().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -154,6 +154,15 @@ pub fn share(
     }))
 }
 
+/// Wakes the processes listening on `signal`'s channel from a process that does not share
+/// signals (a command-line tool that wrote to a running deployment's database). Best effort:
+/// the waiters' safety-net looks find the rows anyway. Nothing to do on SQLite.
+pub async fn notify_once(pool: &Pool, signal: &Signal) {
+    if let Pool::Postgres(pg) = pool {
+        say(pg, signal, "outside").await;
+    }
+}
+
 /// A process that starts listening says so on each channel; the others answer.
 const HELLO: &str = "hello:";
 const HERE: &str = "here:";

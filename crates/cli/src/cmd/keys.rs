@@ -105,6 +105,8 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
             if let Some(fp) = &key.client_cert {
                 println!("bound to the client certificate with SHA-256 {fp}");
             }
+            // The running relay publishes the key to the other services' replicas now.
+            banli_db::signal::notify_once(store.pool(), store.outbox().signal()).await;
             println!("the token below is shown once; keep it secret:");
             println!("{token}");
             Ok(())
@@ -135,6 +137,7 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
         }
         KeysCommand::Revoke { id } => {
             let k = store.revoke_key(id).await?;
+            banli_db::signal::notify_once(store.pool(), store.outbox().signal()).await;
             println!("revoked key {} ({})", k.id, k.role);
             Ok(())
         }

@@ -86,6 +86,8 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             banli_followup::webhook_notices::CONSUMER,
             banli_auditlog::consumer::CONSUMER,
             banli_followup::consumer::CONSUMER,
+            COORDINATION_DIRECTORY,
+            FOLLOWUP_DIRECTORY,
         ])),
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -109,9 +111,14 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     let mut signals: Vec<banli_db::signal::Signal> = Vec::new();
     // Read-your-writes: each service's gate, by the paths it answers.
     let mut gates = banli_api::consistency::Gates::default();
+    // How this process checks API keys outside a service's own API (metrics, reflection): the
+    // suggestions service's keys when it runs here, else the first replica of the directory.
+    let mut process_auth: Option<banli_api::Authenticator> = None;
+    // What the process waits for before it is ready (a service's directory replica).
+    let mut readiness: Option<banli_directory::Directory> = None;
 
-    // The suggestions service: it owns the directory and the API keys. Another service running
-    // alone reads the keys from the shared database through it, without migrating it.
+    // The suggestions service: it owns the directory and the API keys, and publishes them
+    // (`directory.*` events) to the other services' replicas; no service reads its tables.
     // The services' own files: every commit durable when configured (their outboxes hold what
     // is published to other services and agencies); the audit log's always.
     let service_db = ConnectOptions {
@@ -133,6 +140,25 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         if !store.has_keys().await? {
             first_key(&store, &config.data_dir, config.http_addr).await?;
         }
+        // Directory rows written before it was published (an upgrade), or by a `banli keys`
+        // whose export failed: published now, once.
+        let exported = store
+            .export_directory()
+            .await
+            .context("publishing the directory to the other services")?;
+        if exported > 0 {
+            tracing::info!(
+                records = exported,
+                "published directory records not yet sent to the other services"
+            );
+        }
+        process_auth = Some({
+            let keys = suggestions.clone();
+            std::sync::Arc::new(move |token: String| {
+                let keys = keys.clone();
+                Box::pin(async move { keys.authenticate(&token).await })
+            })
+        });
         tracing::info!(assigning_office = %office.id, profile = %suggestions.profile().name, "suggestions service ready");
         // Calendar data not recomputed against yet (a newer file, or the first start): every
         // open deadline is recomputed once, in the background, as the assigning office.
@@ -200,11 +226,6 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             "suggestions idempotency purge",
             purge(store.db().clone(), store.idempotency_keys().clone(), config),
         ));
-    } else if !store.has_keys().await.unwrap_or(false) {
-        bail!(
-            "no API keys in {}: start the suggestions service first (it owns the directory and the keys)",
-            banli_db::redact(&url)
-        );
     }
 
     if service.runs(Service::Coordination) {
@@ -225,12 +246,28 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             .migrate()
             .await
             .context("applying the coordination service's migrations")?;
-        let keys = suggestions.clone();
-        let auth: banli_coordination::app::Authenticator =
-            std::sync::Arc::new(move |token: String| {
-                let keys = keys.clone();
-                Box::pin(async move { keys.authenticate(&token).await })
-            });
+        let directory = banli_directory::Directory::new(
+            "coordination",
+            COORDINATION_DIRECTORY,
+            cstore.db().clone(),
+        );
+        directory
+            .migrate()
+            .await
+            .context("creating the coordination service's directory replica")?;
+        let auth = directory.authenticator();
+        process_auth.get_or_insert_with(|| auth.clone());
+        readiness.get_or_insert_with(|| directory.clone());
+        tasks.push((
+            "coordination directory consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(COORDINATION_DIRECTORY, banli_directory::FILTER),
+                directory.clone(),
+                metrics.consumer(COORDINATION_DIRECTORY, &Default::default()),
+                stopped(&rx),
+            )),
+        ));
         let coordination = banli_coordination::app::App::new(
             cstore.clone(),
             profile.clone(),
@@ -380,6 +417,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
 
     // The follow-up service, and with it the audit log.
     let mut followup_gate: Option<Gate> = None;
+    let mut followup_directory: Option<banli_directory::Directory> = None;
     let followup_store = if service.runs(Service::Followup) {
         let pool = if postgres {
             main_pool.clone()
@@ -394,27 +432,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         };
         let fstore = banli_followup::store::Store::new(pool);
         signals.extend(fstore.signals());
-        // Overdue deadlines and commitments and dissatisfied ratings raise notices in the
-        // assigning office's name.
-        let office = suggestions
-            .store()
-            .list_agencies()
-            .await
-            .ok()
-            .and_then(|l| l.into_iter().find(|a| a.assigning_office))
-            .map(|a| a.id);
-        if office.is_none() {
-            tracing::warn!(
-                "no assigning office in the directory: overdue items and dissatisfied ratings raise alerts but no supervision notices"
-            );
-        }
-        let mut consumer =
-            banli_followup::consumer::EventConsumer::new(fstore.clone(), profile.reminders.clone());
-        if let Some(o) = office {
-            consumer = consumer.with_office(o);
-        }
+        let inbox =
+            banli_followup::consumer::EventConsumer::new(fstore.clone(), profile.reminders.clone())
+                .inbox()
+                .clone();
         fstore
-            .migrate(consumer.inbox())
+            .migrate(&inbox)
             .await
             .context("applying the follow-up service's migrations")?;
         let rebuilt = fstore
@@ -427,23 +450,42 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 "metrics rows rebuilt from the replicas"
             );
         }
-        let keys = suggestions.clone();
-        let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
-            let keys = keys.clone();
-            Box::pin(async move { keys.authenticate(&token).await })
-        });
+        banli_followup::webhook_notices::inbox()
+            .migrate(fstore.pool())
+            .await
+            .context("creating the follow-up service's webhook inbox")?;
+        let directory =
+            banli_directory::Directory::new("followup", FOLLOWUP_DIRECTORY, fstore.db().clone());
+        directory
+            .migrate()
+            .await
+            .context("creating the follow-up service's directory replica")?;
+        let auth = directory.authenticator();
+        process_auth.get_or_insert_with(|| auth.clone());
+        readiness.get_or_insert_with(|| directory.clone());
+        followup_directory = Some(directory.clone());
+        tasks.push((
+            "followup directory consumer",
+            tokio::spawn(banli_eventlog::runner::run(
+                bus.clone(),
+                run_options(FOLLOWUP_DIRECTORY, banli_directory::FILTER),
+                directory.clone(),
+                metrics.consumer(FOLLOWUP_DIRECTORY, &Default::default()),
+                stopped(&rx),
+            )),
+        ));
         let fstate = banli_followup::http::AppState {
             store: fstore.clone(),
             auth,
             profile: profile.clone(),
             clock,
             names: Some({
-                let app = suggestions.clone();
+                let directory = directory.clone();
                 std::sync::Arc::new(move || {
-                    let app = app.clone();
+                    let directory = directory.clone();
                     Box::pin(async move {
-                        app.store()
-                            .list_agencies()
+                        directory
+                            .agencies()
                             .await
                             .map(|l| l.into_iter().map(|a| (a.id.to_string(), a.name)).collect())
                             .unwrap_or_default()
@@ -451,19 +493,13 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 })
             }),
         };
-        let gate = Gate::new(&["supervision"]).watch(
-            "suggestion",
-            fstore.pool().clone(),
-            consumer.inbox().clone(),
-        );
-        let gate = match office {
-            Some(_) => gate.watch(
+        let gate = Gate::new(&["supervision"])
+            .watch("suggestion", fstore.pool().clone(), inbox.clone())
+            .watch(
                 "webhook",
                 fstore.pool().clone(),
                 banli_followup::webhook_notices::inbox(),
-            ),
-            None => gate,
-        };
+            );
         gates = gates.route(banli_followup::http::PATHS, &gate);
         followup_gate = Some(gate.clone());
         apis.push(banli_followup::http::api(fstate.clone()));
@@ -480,79 +516,23 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 .run(RELAY_IDLE, stopped(&rx)),
             ),
         ));
-        if let Some(o) = office {
-            // A disabled webhook: a notice to its agency.
-            let webhooks = banli_followup::webhook_notices::WebhookConsumer::new(fstore.clone(), o);
-            webhooks
-                .inbox()
-                .migrate(fstore.pool())
-                .await
-                .context("creating the follow-up service's webhook inbox")?;
-            tasks.push((
-                "followup webhook consumer",
-                tokio::spawn(banli_eventlog::runner::run(
-                    bus.clone(),
-                    run_options(
-                        banli_followup::webhook_notices::CONSUMER,
-                        banli_followup::webhook_notices::FILTER,
-                    ),
-                    webhooks,
-                    metrics.consumer(banli_followup::webhook_notices::CONSUMER, gate.applied()),
-                    stopped(&rx),
-                )),
-            ));
-        }
+        // Overdue deadlines and commitments, dissatisfied ratings and disabled webhooks raise
+        // notices in the assigning office's name: the consumers and timers start once the
+        // directory holding it has arrived (at once, unless this database is new).
+        let started = FollowupWorkers {
+            store: fstore.clone(),
+            profile: profile.clone(),
+            bus: bus.clone(),
+            consumer: metrics.consumer(banli_followup::consumer::CONSUMER, gate.applied()),
+            webhooks: metrics.consumer(banli_followup::webhook_notices::CONSUMER, gate.applied()),
+            demo_loaded: demo_loaded.clone(),
+        };
+        let (stop, running) = (stopped(&rx), rx.clone());
         tasks.push((
-            "followup consumer",
-            tokio::spawn(banli_eventlog::runner::run(
-                bus.clone(),
-                run_options(
-                    banli_followup::consumer::CONSUMER,
-                    banli_followup::consumer::FILTER,
-                ),
-                consumer,
-                metrics.consumer(banli_followup::consumer::CONSUMER, gate.applied()),
-                stopped(&rx),
-            )),
-        ));
-        let firer = match office {
-            Some(o) => {
-                let firer = banli_followup::fire::AlertFirer::new(fstore.clone()).with_office(o);
-                // The profile's last reminder before the day also raises a due-soon notice.
-                match profile
-                    .reminders
-                    .days_before
-                    .iter()
-                    .filter(|d| **d > 0)
-                    .min()
-                {
-                    Some(d) => firer.with_due_soon(*d),
-                    None => firer,
-                }
-            }
-            None => banli_followup::fire::AlertFirer::new(fstore.clone()),
-        }
-        .with_targets(profile.metrics.clone());
-        let timers = banli_timers::run(
-            fstore.db().clone(),
-            fstore.timers().clone(),
-            banli_timers::RunOptions {
-                owner: format!("followup-{}", uuid::Uuid::now_v7()),
-                batch: 256,
-                lease: std::time::Duration::from_secs(60),
-                // A safety net: the runner sleeps until the next due time or a schedule signal.
-                idle: std::time::Duration::from_secs(60),
-            },
-            firer,
-            std::sync::Arc::new(banli_timers::TimerStats::default()),
-            stopped(&rx),
-        );
-        let mut loaded = demo_loaded.clone();
-        tasks.push((
-            "followup timers",
+            "followup workers",
             tokio::spawn(async move {
-                if loaded.wait_for(|done| *done).await.is_ok() {
-                    timers.await;
+                if let Some(office) = directory.wait_for_office(stop).await {
+                    started.run(office, running).await;
                 }
             }),
         ));
@@ -593,11 +573,11 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             .context("applying the audit log's migrations")?;
         let signer =
             banli_auditlog::keys::load_or_create(&config.audit_key_path(), &config.audit_origin)?;
-        let keys = suggestions.clone();
-        let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
-            let keys = keys.clone();
-            Box::pin(async move { keys.authenticate(&token).await })
-        });
+        // The audit log runs beside the follow-up service and checks keys against its replica.
+        let auth = followup_directory
+            .as_ref()
+            .context("the follow-up service runs")?
+            .authenticator();
         // One sequencer per log: the replica holding its lock opens, feeds and signs it; the
         // API of one standing by answers 503 until it takes over.
         let (slot, handle) = banli_auditlog::LogHandle::standby();
@@ -683,15 +663,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     );
     let mut api = api.layer(consistency.clone());
     if !service.runs(Service::Suggestions) {
-        api = api.merge(health_routes(main_pool.clone()));
+        api = api.merge(health_routes(main_pool.clone(), readiness.clone()));
     }
+    let process_auth = process_auth.context("at least one service runs")?;
     // Bounded between scrapes: the exporter's histogram samples are folded every 10 s.
     tasks.push(("metrics histogram purge", tokio::spawn(metrics.upkeep())));
-    let keys = suggestions.clone();
-    api = api.merge(metrics.router(std::sync::Arc::new(move |token: String| {
-        let keys = keys.clone();
-        Box::pin(async move { keys.authenticate(&token).await })
-    })));
+    api = api.merge(metrics.router(process_auth.clone()));
     let router = banli_api::http::finish(api, openapi);
     if demo {
         let office = office_agency.context("the suggestions service runs")?;
@@ -719,16 +696,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
         let tls = tls.clone();
         async move { banli_api::server::serve(http, router, limits, tls, stop).await }
     });
-    let keys = suggestions.clone();
     let grpc_options = banli_api::grpc::GrpcOptions {
         limits,
         call_timeout: std::time::Duration::from_secs(config.grpc_call_timeout_secs),
         calls_per_connection: config.grpc_calls_per_connection,
         reflection: if config.grpc_reflection {
-            banli_api::grpc::Reflection::WithKey(std::sync::Arc::new(move |token: String| {
-                let keys = keys.clone();
-                Box::pin(async move { keys.authenticate(&token).await })
-            }))
+            banli_api::grpc::Reflection::WithKey(process_auth)
         } else {
             banli_api::grpc::Reflection::Off
         },
@@ -786,9 +759,103 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     }
 }
 
-/// How often an idle relay looks at its outbox again without a signal: a safety net only (commits
-/// signal the relay, other processes' through PostgreSQL's LISTEN/NOTIFY).
-const RELAY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often an idle relay looks at its outbox again without a signal: a safety net (commits
+/// signal the relay, other processes' through PostgreSQL's LISTEN/NOTIFY), and how soon a key
+/// made with `banli keys` beside a running embedded server reaches the other services.
+const RELAY_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The durable consumers of the directory replicas.
+const COORDINATION_DIRECTORY: &str = "coordination-directory";
+const FOLLOWUP_DIRECTORY: &str = "followup-directory";
+
+/// The follow-up service's workers that act in the assigning office's name: its event
+/// consumer, the consumer of disabled webhooks, and the timers.
+struct FollowupWorkers {
+    store: banli_followup::store::Store,
+    profile: banli_domain::RuleProfile,
+    bus: banli_eventlog::Bus,
+    consumer: std::sync::Arc<banli_eventlog::ConsumerStats>,
+    webhooks: std::sync::Arc<banli_eventlog::ConsumerStats>,
+    demo_loaded: tokio::sync::watch::Receiver<bool>,
+}
+
+impl FollowupWorkers {
+    async fn run(
+        self,
+        office: banli_domain::ids::AgencyId,
+        rx: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let stopped = || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        tracing::info!(assigning_office = %office, "follow-up workers start");
+        let consumer = banli_followup::consumer::EventConsumer::new(
+            self.store.clone(),
+            self.profile.reminders.clone(),
+        )
+        .with_office(office);
+        let events = banli_eventlog::runner::run(
+            self.bus.clone(),
+            run_options(
+                banli_followup::consumer::CONSUMER,
+                banli_followup::consumer::FILTER,
+            ),
+            consumer,
+            self.consumer,
+            stopped(),
+        );
+        // A disabled webhook: a notice to its agency.
+        let webhooks = banli_eventlog::runner::run(
+            self.bus.clone(),
+            run_options(
+                banli_followup::webhook_notices::CONSUMER,
+                banli_followup::webhook_notices::FILTER,
+            ),
+            banli_followup::webhook_notices::WebhookConsumer::new(self.store.clone(), office),
+            self.webhooks,
+            stopped(),
+        );
+        let firer = banli_followup::fire::AlertFirer::new(self.store.clone()).with_office(office);
+        // The profile's last reminder before the day also raises a due-soon notice.
+        let firer = match self
+            .profile
+            .reminders
+            .days_before
+            .iter()
+            .filter(|d| **d > 0)
+            .min()
+        {
+            Some(d) => firer.with_due_soon(*d),
+            None => firer,
+        }
+        .with_targets(self.profile.metrics.clone());
+        let timers = banli_timers::run(
+            self.store.db().clone(),
+            self.store.timers().clone(),
+            banli_timers::RunOptions {
+                owner: format!("followup-{}", uuid::Uuid::now_v7()),
+                batch: 256,
+                lease: std::time::Duration::from_secs(60),
+                // A safety net: the runner sleeps until the next due time or a schedule signal.
+                idle: std::time::Duration::from_secs(60),
+            },
+            firer,
+            std::sync::Arc::new(banli_timers::TimerStats::default()),
+            stopped(),
+        );
+        // The timers wait for the demo to be loaded (its deadlines lie in the past).
+        let mut loaded = self.demo_loaded;
+        let timers = async move {
+            if loaded.wait_for(|done| *done).await.is_ok() {
+                timers.await;
+            }
+        };
+        tokio::join!(events, webhooks, timers);
+    }
+}
 
 fn run_options(name: &str, filter: &str) -> banli_eventlog::runner::RunOptions {
     banli_eventlog::runner::RunOptions {
@@ -826,21 +893,34 @@ fn purge(
 }
 
 /// `/healthz` and `/readyz` for a process that does not run the suggestions service.
-fn health_routes(pool: Pool) -> axum::Router {
+/// `/healthz` and `/readyz` of a process without the suggestions service (which has its own):
+/// ready once its database answers and its directory replica holds the directory.
+fn health_routes(pool: Pool, directory: Option<banli_directory::Directory>) -> axum::Router {
     axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/readyz",
             axum::routing::get(move || {
-                let pool = pool.clone();
+                let (pool, directory) = (pool.clone(), directory.clone());
                 async move {
-                    if pool.ping().await.is_ok() {
-                        Ok("ready")
-                    } else {
-                        Err(banli_api::http::Problem(banli_api::AppError::new(
+                    let unavailable = |detail: String| {
+                        banli_api::http::Problem(banli_api::AppError::new(
                             banli_api::ErrorCode::Unavailable,
-                            "the database does not answer",
-                        )))
+                            detail,
+                        ))
+                    };
+                    if pool.ping().await.is_err() {
+                        return Err(unavailable("the database does not answer".into()));
+                    }
+                    match directory.map(|d| async move { d.waiting_for().await }) {
+                        None => Ok("ready"),
+                        Some(waiting) => match waiting.await {
+                            Ok(None) => Ok("ready"),
+                            Ok(Some(what)) => Err(unavailable(format!(
+                                "waiting for {what}: start the suggestions service, or check that its events reach this one"
+                            ))),
+                            Err(_) => Err(unavailable("the directory replica cannot be read".into())),
+                        },
                     }
                 }
             }),
