@@ -129,6 +129,9 @@ async fn events(store: &banli_suggestions::store::Store) -> Vec<Incoming> {
         .await
         .expect("outbox")
         .into_iter()
+        // What the bus delivers to this consumer (its filter): the directory's events go to
+        // the directory consumer.
+        .filter(|r| r.event_type.starts_with(banli_followup::consumer::FILTER))
         .map(|r| Incoming {
             envelope: Envelope {
                 event_id: r.event_id,
@@ -405,7 +408,7 @@ async fn deadlines_alerts_and_lists() {
         &time::format_description::well_known::Iso8601::DATE,
     )
     .expect("date");
-    let state = |today| banli_followup::http::AppState {
+    let state = |today| banli_followup::app::AppState {
         store: store.clone(),
         auth: auth.clone(),
         profile: profile.clone(),
@@ -797,7 +800,7 @@ async fn supervision_notices() {
 
     let office_id = office_agency.id.to_string();
     let auth = test_auth();
-    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+    let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
         store: store.clone(),
         auth,
         profile: profile.clone(),
@@ -1136,7 +1139,7 @@ async fn grpc_follow_up() {
         profile,
         ..
     } = followed(false).await;
-    let svc = Grpc::new(banli_followup::http::AppState {
+    let svc = Grpc::new(banli_followup::app::AppState {
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),
@@ -1434,7 +1437,7 @@ async fn stage_plans_circulars_and_rounds() {
         profile,
         ..
     } = followed(false).await;
-    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+    let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),
@@ -1944,7 +1947,7 @@ async fn lists_per_division() {
         .expect("rows");
     tx.commit().await.expect("commit");
 
-    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+    let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),
@@ -2273,7 +2276,7 @@ async fn rates_under_target_at_a_stage_end_raise_a_notice() {
         vec![("on_time_rate", 0, 1), ("communication_rate", 0, 1)]
     );
 
-    let (api, _) = banli_followup::http::api(banli_followup::http::AppState {
+    let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),
