@@ -4,22 +4,7 @@ use std::sync::OnceLock;
 
 use time::{Date, Weekday};
 
-use crate::data::{self, CalendarError};
-
-/// One holiday period (节假日) as announced, with the weekend days it turns into working days.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holiday {
-    pub name: String,
-    pub name_zh: String,
-    /// First day off (inclusive).
-    pub from: Date,
-    /// Last day off (inclusive).
-    pub to: Date,
-    /// Make-up working days (调休上班), always a Saturday or Sunday.
-    pub makeup: Vec<Date>,
-    /// The notice that announced it.
-    pub source: String,
-}
+use crate::data::{self, CalendarError, Data, Holiday};
 
 /// What kind of day a date is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,21 +64,24 @@ impl Calendar {
         CAL.get_or_init(|| {
             #[allow(clippy::expect_used)] // the shipped file is validated by a unit test
             data::parse(data::EMBEDDED_NAME, data::EMBEDDED)
+                .map(Calendar::build)
                 .expect("the shipped calendar data is valid (checked by tests)")
         })
     }
 
     /// Parses and validates calendar data; `file` names it in errors.
     pub fn from_toml_str(file: &str, text: &str) -> Result<Calendar, CalendarError> {
-        data::parse(file, text)
+        data::parse(file, text).map(Calendar::build)
     }
 
-    pub(crate) fn build(
-        version: String,
-        first: Date,
-        last: Date,
-        holidays: Vec<Holiday>,
-    ) -> Calendar {
+    /// The day tables over validated data.
+    fn build(data: Data) -> Calendar {
+        let Data {
+            version,
+            first,
+            last,
+            holidays,
+        } = data;
         let len = (last - first).whole_days() as usize + 1;
         let mut flags = vec![0u8; len];
         let mut period = vec![NONE; len];

@@ -5,8 +5,31 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use time::{Date, Weekday};
 
-use crate::calendar::{Calendar, Holiday};
 use crate::parse_date;
+
+/// One holiday period (节假日) as announced, with the weekend days it turns into working days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holiday {
+    pub name: String,
+    pub name_zh: String,
+    /// First day off (inclusive).
+    pub from: Date,
+    /// Last day off (inclusive).
+    pub to: Date,
+    /// Make-up working days (调休上班), always a Saturday or Sunday.
+    pub makeup: Vec<Date>,
+    /// The notice that announced it.
+    pub source: String,
+}
+
+/// Validated calendar data: the covered range (whole years) and its holiday periods.
+#[derive(Debug, Clone)]
+pub(crate) struct Data {
+    pub version: String,
+    pub first: Date,
+    pub last: Date,
+    pub holidays: Vec<Holiday>,
+}
 
 /// Why a calendar file was refused. Every variant names the file and the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +71,7 @@ struct RawPeriod {
 pub(crate) const EMBEDDED_NAME: &str = "crates/calendar/data/prc-holidays.toml";
 pub(crate) const EMBEDDED: &str = include_str!("../data/prc-holidays.toml");
 
-pub(crate) fn parse(file: &str, text: &str) -> Result<Calendar, CalendarError> {
+pub(crate) fn parse(file: &str, text: &str) -> Result<Data, CalendarError> {
     let raw: RawCalendar = toml::from_str(text).map_err(|e| CalendarError::Syntax {
         file: file.to_owned(),
         reason: e.to_string().trim_end().to_owned(),
@@ -175,5 +198,10 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Calendar, CalendarError> {
             }
         }
     }
-    Ok(Calendar::build(raw.version, first, last, holidays))
+    Ok(Data {
+        version: raw.version,
+        first,
+        last,
+        holidays,
+    })
 }

@@ -12,8 +12,8 @@ mod calendar;
 mod data;
 mod deadline;
 
-pub use calendar::{Calendar, DayKind, Holiday};
-pub use data::CalendarError;
+pub use calendar::{Calendar, DayKind};
+pub use data::{CalendarError, Holiday};
 pub use deadline::{
     Deadline, DeadlineError, DurationSpec, OutOfRangePolicy, Recomputed, TraceStep, add_months,
 };

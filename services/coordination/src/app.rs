@@ -259,7 +259,8 @@ impl App {
         let items = rows
             .into_iter()
             .map(|r| r.item(agency))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppError::internal(&e))?;
         let next_cursor = items
             .last()
             .map_or_else(|| cursor.encode(), |i| i.cursor.clone());

@@ -129,7 +129,7 @@ impl Apply for NoticeConsumer {
                 macro_rules! run {
                     ($p:expr, $module:ident) => {{
                         let mut tx = $p.begin().await?;
-                        crate::feed::$module::insert(&mut tx, &rows).await?;
+                        crate::store::feed::$module::insert(&mut tx, &rows).await?;
                         banli_eventlog::inbox::$module::settle(&inbox, &mut tx, &settled).await?;
                         tx.commit().await?;
                     }};

@@ -18,6 +18,8 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+pub mod feed;
+
 /// What can go wrong at the storage edge.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -1053,7 +1055,7 @@ impl Store {
                     }
                     all.replicas.write_sqlite(&mut tx, now).await?;
                     sqlite_bulk::tasks(&mut tx, all.tasks).await?;
-                    crate::feed::sqlite::insert(&mut tx, &all.feed).await?;
+                    feed::sqlite::insert(&mut tx, &all.feed).await?;
                     sqlite_bulk::refs(&mut tx, &all.refs).await?;
                     inbox::sqlite::record_applied(&inbox, &mut tx, &all.applied)
                         .await
@@ -1097,7 +1099,7 @@ impl Store {
                     }
                     all.replicas.write_postgres(&mut tx, now).await?;
                     all.tasks.write_postgres(&mut tx).await?;
-                    crate::feed::postgres::insert(&mut tx, &all.feed).await?;
+                    feed::postgres::insert(&mut tx, &all.feed).await?;
                     postgres_refs(&mut tx, &all.refs).await?;
                     inbox::postgres::record_applied(&inbox, &mut tx, &all.applied)
                         .await

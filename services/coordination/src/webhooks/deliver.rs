@@ -367,7 +367,7 @@ impl Deliverer {
                 continue;
             }
             let (event_id, event_type) = (row.event_id.clone(), row.event_type.clone());
-            let item = row.item(agency)?;
+            let item = row.item(agency).map_err(StoreError::Corrupt)?;
             let body = serde_json::to_vec(&item)
                 .map_err(|e| StoreError::Corrupt(format!("a feed item: {e}")))?;
             let started = Instant::now();

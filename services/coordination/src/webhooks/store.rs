@@ -415,7 +415,7 @@ impl Store {
                             sqlx::query("UPDATE webhook_endpoints SET state = 'disabled', disabled_reason = $1, version = version + 1, updated_at = $2 WHERE id = $3")
                                 .bind(reason).bind(now).bind(&id)
                                 .execute(&mut *tx).await?;
-                            crate::feed::$module::insert(&mut tx, std::slice::from_ref(entry)).await?;
+                            crate::store::feed::$module::insert(&mut tx, std::slice::from_ref(entry)).await?;
                             sqlx::query(OUTBOX_INSERT)
                                 .bind(entry.event_id.to_string()).bind(&entry.event_type).bind(&entry.aggregate_id)
                                 .bind(entry.aggregate_version as i64).bind(wire_of(entry)).bind(time::OffsetDateTime::now_utc())
