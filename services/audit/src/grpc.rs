@@ -9,7 +9,7 @@ use pb::audit_service_server::{AuditService, AuditServiceServer};
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
-use crate::http::{
+use crate::app::{
     actor_of, bad, consistency_of, entries_of, erase_error, eraser, erasure_source, erasure_target,
     inclusion_by_hash_of, opening_of, proof_error, reader,
 };

@@ -5,6 +5,7 @@
 //!
 //! Library first: `banli serve` mounts it; the follow-up service will host it.
 
+pub mod app;
 pub mod consumer;
 pub mod grpc;
 pub mod http;

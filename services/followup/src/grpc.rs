@@ -10,7 +10,7 @@ use time::Date;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
-use crate::http::{
+use crate::app::{
     AlertsParams, AppState, CircularParams, DueSoonParams, LedgerParams, MetricsParams,
     NoticesParams, OverdueParams, ReportParams, StageBody, StagePlanBody, StagePlanParams,
 };
@@ -178,7 +178,7 @@ impl FollowUpService for Grpc {
             division_id: opt_uuid("division_id", &r.division_id)?,
             level: text(r.level),
         };
-        let items = crate::http::overdue_of(&self.state, &p, q).await?;
+        let items = crate::app::overdue_of(&self.state, &p, q).await?;
         Ok(Response::new(pb::ListDueResponse {
             items: items
                 .into_iter()
@@ -208,7 +208,7 @@ impl FollowUpService for Grpc {
             division_id: opt_uuid("division_id", &r.division_id)?,
             within_days: r.within_days,
         };
-        let items = crate::http::due_soon_of(&self.state, &p, q).await?;
+        let items = crate::app::due_soon_of(&self.state, &p, q).await?;
         Ok(Response::new(pb::ListDueResponse {
             items: items
                 .into_iter()
@@ -237,7 +237,7 @@ impl FollowUpService for Grpc {
             agency_id: opt_uuid("agency_id", &r.agency_id)?,
             limit: (r.limit > 0).then_some(r.limit),
         };
-        let items = crate::http::alerts_of(&self.state, &p, q).await?;
+        let items = crate::app::alerts_of(&self.state, &p, q).await?;
         Ok(Response::new(pb::ListAlertsResponse {
             items: items
                 .into_iter()
@@ -356,7 +356,7 @@ impl FollowUpService for Grpc {
             state: text(r.state),
             limit: (r.limit > 0).then_some(r.limit),
         };
-        let rows = crate::http::notices_of(&self.state, &p, q).await?;
+        let rows = crate::app::notices_of(&self.state, &p, q).await?;
         let mut notices = Vec::with_capacity(rows.len());
         for (json, version) in rows {
             let notice = serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?;
@@ -420,7 +420,7 @@ impl FollowUpService for Grpc {
             key,
             &request_hash(&request),
             || async {
-                let plan = crate::http::plan_of(st, body)?;
+                let plan = crate::app::plan_of(st, body)?;
                 let expected = (r.expected_version > 0).then_some(r.expected_version);
                 let stored = crate::stages::set(&st.store, &p, plan, expected).await?;
                 let v = serde_json::to_string(&stored).map_err(|e| AppError::internal(&e))?;
@@ -453,7 +453,7 @@ impl FollowUpService for Grpc {
             agency_id: opt_uuid("agency_id", &r.agency_id)?,
             year: r.year,
         };
-        let plan = crate::http::stage_plan_of(&self.state, &p, q).await?;
+        let plan = crate::app::stage_plan_of(&self.state, &p, q).await?;
         Ok(Response::new(plan_out(&plan)))
     }
 
@@ -469,8 +469,8 @@ impl FollowUpService for Grpc {
             stage: r.stage as usize,
             format: None,
         };
-        let (progress, items) = crate::http::circular_of(&self.state, &p, &q).await?;
-        let name = crate::http::agency_name(&self.state, &progress.agency.to_string()).await;
+        let (progress, items) = crate::app::circular_of(&self.state, &p, &q).await?;
+        let name = crate::app::agency_name(&self.state, &progress.agency.to_string()).await;
         let titles = |id: &str| {
             items
                 .iter()
@@ -496,7 +496,7 @@ impl FollowUpService for Grpc {
             state: text(r.state),
             format: None,
         };
-        let items = crate::http::ledger_of(&self.state, &p, q).await?;
+        let items = crate::app::ledger_of(&self.state, &p, q).await?;
         Ok(Response::new(pb::Ledger {
             items: items
                 .into_iter()
@@ -552,7 +552,7 @@ impl FollowUpService for Grpc {
             role: text(r.role),
             session_id: opt_uuid("session_id", &r.session_id)?,
         };
-        let (query, m) = crate::http::metrics_of(&self.state, &p, q).await?;
+        let (query, m) = crate::app::metrics_of(&self.state, &p, q).await?;
         let rate = |r: &banli_domain::metrics::Rate| pb::Rate {
             numerator: r.numerator,
             denominator: r.denominator,
@@ -586,7 +586,7 @@ impl FollowUpService for Grpc {
             year: r.year,
             format: None,
         };
-        let report = crate::http::annual_report_of(&self.state, &p, q).await?;
+        let report = crate::app::annual_report_of(&self.state, &p, q).await?;
         Ok(Response::new(pb::AnnualReport {
             json: serde_json::to_string(&report).map_err(|e| AppError::internal(&e))?,
             markdown: crate::report::markdown(&report),

@@ -6,6 +6,7 @@
 //!
 //! Library first; `banli serve` and `banli serve --service followup` run it.
 
+pub mod app;
 pub mod audit_feed;
 pub mod checkpoints;
 pub mod consumer;

@@ -126,7 +126,7 @@ pub async fn build(
             Some(agency),
             None,
             today - time::Duration::days(1),
-            crate::http::MAX_ROWS,
+            crate::store::MAX_ROWS,
             hide_confidential,
         )
         .await?;

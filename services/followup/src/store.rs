@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use time::{Date, OffsetDateTime, UtcOffset};
 
+/// The most rows one response (a list, a report's list) holds.
+pub const MAX_ROWS: u32 = 500;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]

@@ -474,7 +474,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
                 stopped(&rx),
             )),
         ));
-        let fstate = banli_followup::http::AppState {
+        let fstate = banli_followup::app::AppState {
             store: fstore.clone(),
             auth,
             profile: profile.clone(),
