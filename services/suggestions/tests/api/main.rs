@@ -1,12 +1,11 @@
-//! API tests: REST in-process (`oneshot`), gRPC over a local port. One binary, a module per area.
+//! The suggestions service's API tests: REST in-process (`oneshot`), gRPC over a local port. One
+//! binary, a module per area; the running platform comes from `banli-testkit`.
+
+use banli_testkit as support;
 
 mod bad_input;
 mod consistency;
-mod coordination;
-mod feed;
 mod grpc;
 mod lifecycle;
 mod policy_matrix;
-mod support;
 mod tls;
-mod webhooks;

@@ -1,4 +1,7 @@
-//! A running API over a fresh database, with a key for every kind of caller.
+//! What the services' API tests share: the suggestions and coordination services of the
+//! embedded mode in process over fresh databases, the embedded bus between them with both
+//! relays and consumers running, behind one router — and a key for every kind of caller.
+//! Test code only (`publish = false`, a dev-dependency).
 
 use axum::Router;
 use axum::body::Body;
@@ -39,6 +42,12 @@ pub struct Api {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").finish_non_exhaustive()
+    }
+}
+
 /// How a test wants the services run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -73,6 +82,7 @@ impl<H: runner::Handler> runner::Handler for Slow<H> {
     }
 }
 
+#[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -333,6 +343,7 @@ impl Api {
 }
 
 /// A populated world: a session, four agencies, three deputies, keys for each kind of caller.
+#[derive(Debug)]
 pub struct World {
     pub api: Api,
     pub session: String,
@@ -345,6 +356,7 @@ pub struct World {
     pub keys: Keys,
 }
 
+#[derive(Debug)]
 pub struct Keys {
     pub office: String,
     pub auditor: String,
