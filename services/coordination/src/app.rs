@@ -351,6 +351,7 @@ impl App {
     }
 
     /// Decides and records a command on the suggestion `target` belongs to.
+    #[tracing::instrument(name = "coordination.command", skip_all, fields(command = what, target = %target, key_id = %p.key_id, role = %p.role))]
     pub async fn command<F>(
         &self,
         p: &Principal,

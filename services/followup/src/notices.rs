@@ -381,6 +381,7 @@ pub fn can_read(actor: &Actor, n: &SupervisionNotice) -> bool {
 }
 
 /// Runs a notice command for `p` on `today`.
+#[tracing::instrument(name = "followup.notice_command", skip_all, fields(key_id = %p.key_id, role = %p.role))]
 pub async fn command(
     store: &Store,
     p: &Principal,

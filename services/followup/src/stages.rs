@@ -387,6 +387,7 @@ pub async fn items(
 }
 
 /// Sets (or, with the current version, replaces) the plan of `plan.agency` for `plan.year`.
+#[tracing::instrument(name = "followup.set_stage_plan", skip_all, fields(key_id = %p.key_id, agency = %plan.agency, year = plan.year))]
 pub async fn set(
     store: &Store,
     p: &Principal,

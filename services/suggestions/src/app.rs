@@ -304,6 +304,7 @@ impl App {
 
     // ---- keys ----
 
+    #[tracing::instrument(name = "suggestions.create_key", skip_all, fields(key_id = %p.key_id))]
     pub async fn create_key(&self, p: &Principal, r: CreateKey) -> Result<CreatedKey, AppError> {
         policy::allow(p, Action::ManageKeys)?;
         let (agency, deputy) = self.key_binding(r.role, r.agency_id, r.deputy_id).await?;
@@ -390,6 +391,7 @@ impl App {
             .collect())
     }
 
+    #[tracing::instrument(name = "suggestions.revoke_key", skip_all, fields(key_id = %p.key_id, revoked = %id))]
     pub async fn revoke_key(&self, p: &Principal, id: Uuid) -> Result<KeyView, AppError> {
         policy::allow(p, Action::ManageKeys)?;
         if id == p.key_id {
@@ -576,6 +578,7 @@ impl App {
 
     // ---- suggestions ----
 
+    #[tracing::instrument(name = "suggestions.submit", skip_all, fields(key_id = %p.key_id, role = %p.role))]
     pub async fn submit(
         &self,
         p: &Principal,
@@ -724,6 +727,7 @@ impl App {
     }
 
     /// Runs one command on a suggestion. `expected` is the client's `If-Match` version.
+    #[tracing::instrument(name = "suggestions.execute", skip_all, fields(suggestion_id = %id, key_id = %p.key_id, role = %p.role))]
     pub async fn execute<F>(
         &self,
         p: &Principal,
