@@ -37,6 +37,11 @@ pub const NEW_KEY_WINDOW: Duration = Duration::from_secs(120);
 /// How long one call waits for a newly issued key to arrive before answering 503.
 const NEW_KEY_WAIT: Duration = Duration::from_secs(2);
 
+/// How many calls may wait for new keys at once: anyone can send a token whose id looks
+/// recent, so beyond this a call is answered 503 "retry" at once instead of holding a
+/// connection.
+const NEW_KEY_WAITERS: usize = 32;
+
 /// What can go wrong reading or writing the replica.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -74,6 +79,8 @@ struct Inner {
     /// Authenticated tokens (by the hash of the whole token) for a second: a revocation is
     /// honoured within a second of arriving.
     cache: Bounded<String, Principal>,
+    /// Permits for calls waiting for a new key ([`NEW_KEY_WAITERS`]).
+    waiters: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Directory {
@@ -127,6 +134,7 @@ impl Directory {
                 q,
                 applied: watch::channel(0).0,
                 cache: Bounded::new(4096, Some(Duration::from_secs(1))),
+                waiters: tokio::sync::Semaphore::new(NEW_KEY_WAITERS),
             }),
         }
     }
@@ -287,16 +295,22 @@ impl Directory {
                 return Err(unknown());
             }
             // Issued moments ago: it is on its way.
+            let not_yet = || {
+                AppError::new(
+                    ErrorCode::Unavailable,
+                    "this API key was issued moments ago and has not reached this service yet; retry in a second",
+                )
+            };
+            let Ok(_permit) = self.inner.waiters.try_acquire() else {
+                return Err(not_yet());
+            };
             let deadline = tokio::time::Instant::now() + NEW_KEY_WAIT;
             while key.is_none() {
                 if tokio::time::timeout_at(deadline, changed.changed())
                     .await
                     .is_err()
                 {
-                    return Err(AppError::new(
-                        ErrorCode::Unavailable,
-                        "this API key was issued moments ago and has not reached this service yet; retry in a second",
-                    ));
+                    return Err(not_yet());
                 }
                 key = self.key(id).await.map_err(internal)?;
             }

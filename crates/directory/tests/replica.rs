@@ -163,6 +163,30 @@ async fn scenario(suggestions: Pool, own: Pool) {
         e.code == ErrorCode::Unavailable && e.detail.contains("retry"),
         "{e:?}"
     );
+    // Anyone can mint a recent-looking id: at most 32 calls wait at once; the next is told to
+    // retry at once instead of holding its connection.
+    let waiting: Vec<_> = (0..32)
+        .map(|_| {
+            let d = directory.clone();
+            let (t, _) = token::issue(Uuid::now_v7());
+            tokio::spawn(async move { d.authenticate(&t).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let (t, _) = token::issue(Uuid::now_v7());
+    assert_eq!(
+        code(directory.authenticate(&t).await),
+        ErrorCode::Unavailable
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "not held: {:?}",
+        started.elapsed()
+    );
+    for w in waiting {
+        assert_eq!(code(w.await.expect("joined")), ErrorCode::Unavailable);
+    }
     // ...and one that arrives while the call waits is accepted.
     let (_, new_token) = store
         .create_key(Role::Handler, Some(agency.id), None, "new")
