@@ -175,6 +175,24 @@ async fn contract(db: TestDb) {
         matches!(dup, Err(StoreError::AlreadyExists(ref w)) if w == "agency"),
         "{dup:?}"
     );
+    // The directory goes out through the outbox, one event per agency written; the refused
+    // duplicate published nothing.
+    let directory = f.store.pending_outbox(100).await.expect("outbox");
+    assert_eq!(
+        directory
+            .iter()
+            .map(|r| (r.event_type.as_str(), r.aggregate_id.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("directory.agency_registered", f.office.to_string()),
+            ("directory.agency_registered", f.lead.to_string()),
+        ]
+    );
+    let seqs: Vec<i64> = directory.iter().map(|r| r.seq).collect();
+    f.store
+        .mark_published(&seqs, OffsetDateTime::now_utc())
+        .await
+        .expect("mark");
     let orphan = f
         .store
         .create_division(&Division {
