@@ -20,7 +20,7 @@ use banli_api::cache::Bounded;
 use banli_api::{AppError, Authenticator, ErrorCode, Principal, token};
 use banli_db::{Db, Pool, WriterStopped, on_pool};
 use banli_domain::directory::published::{
-    AGENCY_REGISTERED, Agency, KEY_ISSUED, KEY_REVOKED, Key, SCHEMA_VERSION,
+    AGENCY_REGISTERED, Agency, KEY_ISSUED, KEY_REVOKED, Key, SCHEMA_VERSION, StoredKey,
 };
 use banli_domain::ids::AgencyId;
 use banli_eventlog::inbox::Inbox;
@@ -241,27 +241,20 @@ impl Directory {
             bool,
         );
         let row: Option<Row> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(self.inner.q.get_key.clone())).bind(id.to_string()).fetch_optional(p).await)?;
-        let Some((secret_hash, role, agency, deputy, client_cert, revoked)) = row else {
+        let Some((secret_hash, role, agency_id, deputy_id, client_cert, revoked)) = row else {
             return Ok(None);
         };
-        let bad = |what: &str| DirectoryError::Corrupt(format!("api key {id}: {what}"));
-        Ok(Some(Key {
-            id,
+        Key::try_from(StoredKey {
+            id: id.to_string(),
             secret_hash,
-            role: role.parse().map_err(|_| bad("role"))?,
-            agency_id: agency
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| bad("agency"))?,
-            deputy_id: deputy
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| bad("deputy"))?,
+            role,
+            agency_id,
+            deputy_id,
             client_cert,
             revoked,
-        }))
+        })
+        .map(Some)
+        .map_err(DirectoryError::Corrupt)
     }
 
     /// Resolves a bearer token to a principal against the replica.

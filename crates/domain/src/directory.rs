@@ -184,4 +184,44 @@ pub mod published {
         pub client_cert: Option<String>,
         pub revoked: bool,
     }
+
+    /// A key's row as stored (text columns): its role, agency and deputy as text.
+    #[derive(Debug, Clone)]
+    pub struct StoredKey {
+        pub id: String,
+        pub secret_hash: String,
+        pub role: String,
+        pub agency_id: Option<String>,
+        pub deputy_id: Option<String>,
+        pub client_cert: Option<String>,
+        pub revoked: bool,
+    }
+
+    impl TryFrom<StoredKey> for Key {
+        /// What cannot be read, e.g. "api key …: role".
+        type Error = String;
+
+        fn try_from(r: StoredKey) -> Result<Key, String> {
+            let bad = |what: &str| format!("api key {}: {what}", r.id);
+            Ok(Key {
+                id: r.id.parse().map_err(|_| bad("id"))?,
+                role: r.role.parse().map_err(|_| bad("role"))?,
+                agency_id: r
+                    .agency_id
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| bad("agency"))?,
+                deputy_id: r
+                    .deputy_id
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| bad("deputy"))?,
+                secret_hash: r.secret_hash,
+                client_cert: r.client_cert,
+                revoked: r.revoked,
+            })
+        }
+    }
 }

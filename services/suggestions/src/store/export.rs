@@ -6,7 +6,7 @@
 use banli_db::Pool;
 use banli_domain::Actor;
 use banli_domain::directory::published::{
-    AGENCY_REGISTERED, Agency, KEY_ISSUED, KEY_REVOKED, Key, SCHEMA_VERSION,
+    AGENCY_REGISTERED, Agency, KEY_ISSUED, KEY_REVOKED, Key, SCHEMA_VERSION, StoredKey,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -87,25 +87,17 @@ fn rows(agencies: Vec<AgencyRow>, keys: Vec<KeyRow>) -> Result<Vec<Row>, StoreEr
         };
         out.push(row(AGENCY_REGISTERED, id, 1, &actor, &a)?);
     }
-    for (id, secret_hash, role, agency, deputy, client_cert, revoked) in keys {
-        let bad = |what: &str| corrupt(format!("api key {id}: {what}"));
-        let k = Key {
-            id: id.parse().map_err(|_| bad("id"))?,
+    for (id, secret_hash, role, agency_id, deputy_id, client_cert, revoked) in keys {
+        let k = Key::try_from(StoredKey {
+            id: id.clone(),
             secret_hash,
-            role: role.parse().map_err(|_| bad("role"))?,
-            agency_id: agency
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| bad("agency"))?,
-            deputy_id: deputy
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| bad("deputy"))?,
+            role,
+            agency_id,
+            deputy_id,
             client_cert,
             revoked,
-        };
+        })
+        .map_err(corrupt)?;
         let (ty, version) = if revoked {
             (KEY_REVOKED, 2)
         } else {
