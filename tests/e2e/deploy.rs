@@ -1,5 +1,7 @@
 //! The deploy files against the code: the Kubernetes Ingress sends every REST prefix a service
-//! answers (its `http::PATHS`) to that service, and names no prefix that nobody answers; compose
+//! answers (its `http::PATHS`, the service's route table) to that service, and names no prefix
+//! that nobody answers; every path of each service's OpenAPI document and every gRPC service of
+//! the protos is in exactly one route table and reaches that service; compose
 //! and Kubernetes give each service a database of its own, which PostgreSQL's first start makes.
 
 /// The Ingress rules of `deploy/k8s/banli.yaml`: (path prefix, service name), in order.
@@ -26,22 +28,27 @@ fn ingress_rules() -> Vec<(String, String)> {
     rules
 }
 
+/// Where the Ingress sends `path`: the backend of its longest matching prefix.
+fn target<'a>(rules: &'a [(String, String)], path: &str) -> Option<&'a str> {
+    rules
+        .iter()
+        .filter(|(p, _)| path.starts_with(p.as_str()))
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, s)| s.as_str())
+}
+
+/// Each service's route table; the follow-up process serves the audit log too.
+const SERVICES: [(&str, &[&str]); 3] = [
+    ("suggestions", banli_suggestions::http::PATHS),
+    ("coordination", banli_coordination::http::PATHS),
+    ("followup", banli_followup::http::PATHS),
+];
+
 #[test]
 fn the_ingress_sends_each_prefix_to_the_service_that_answers_it() {
     let rules = ingress_rules();
-    let target = |prefix: &str| {
-        rules
-            .iter()
-            .filter(|(p, _)| prefix.starts_with(p.as_str()))
-            .max_by_key(|(p, _)| p.len())
-            .map(|(_, s)| s.as_str())
-    };
-    let services: [(&str, &[&str]); 3] = [
-        ("suggestions", banli_suggestions::http::PATHS),
-        ("coordination", banli_coordination::http::PATHS),
-        // The follow-up process serves the audit log too.
-        ("followup", banli_followup::http::PATHS),
-    ];
+    let target = |prefix: &str| target(&rules, prefix);
+    let services = SERVICES;
     let mut failures = Vec::new();
     for (service, paths) in services {
         for prefix in paths.iter().filter(|p| p.starts_with("/v1/")) {
@@ -65,6 +72,73 @@ fn the_ingress_sends_each_prefix_to_the_service_that_answers_it() {
         }
     }
     assert!(rules.len() > 1, "no Ingress rules read: {rules:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_path_of_each_services_openapi_document_reaches_that_service() {
+    let rules = ingress_rules();
+    let documents = [
+        ("suggestions", banli_suggestions::http::openapi()),
+        ("coordination", banli_coordination::http::openapi()),
+        ("followup", banli_followup::http::openapi()),
+        ("followup", banli_auditlog::http::openapi()),
+    ];
+    let tables = |path: &str| -> Vec<&str> {
+        SERVICES
+            .iter()
+            .filter(|(_, paths)| paths.iter().any(|p| path.starts_with(p)))
+            .map(|(s, _)| *s)
+            .collect()
+    };
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (service, document) in &documents {
+        // `/healthz` and `/readyz` are every process's own, not routed.
+        for path in document
+            .paths
+            .paths
+            .keys()
+            .filter(|p| p.starts_with("/v1/"))
+        {
+            checked += 1;
+            if tables(path) != [*service] {
+                failures.push(format!(
+                    "{path} (in {service}'s OpenAPI document) is in the route tables of {:?}",
+                    tables(path)
+                ));
+            }
+            if target(&rules, path) != Some(*service) {
+                failures.push(format!(
+                    "{path} (in {service}'s OpenAPI document) goes to {:?}",
+                    target(&rules, path)
+                ));
+            }
+        }
+    }
+    // gRPC: each service of the protos is answered by exactly one process (its port; the
+    // Ingress carries REST only).
+    let grpc = banli_proto::service_names().expect("the protos' descriptor set");
+    for name in &grpc {
+        let path = format!("/{name}/");
+        checked += 1;
+        if tables(&path).len() != 1 {
+            failures.push(format!(
+                "the gRPC service {name} is in the route tables of {:?}",
+                tables(&path)
+            ));
+        }
+    }
+    assert!(
+        [
+            "banli.suggestions.v1.SuggestionService",
+            "banli.audit.v1.AuditService"
+        ]
+        .iter()
+        .all(|n| grpc.iter().any(|g| g == n)),
+        "too few gRPC services read: {grpc:?}"
+    );
+    assert!(checked > 40, "only {checked} paths read");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -7,7 +7,8 @@
 //! The scenario: assign a lead and two co-handlers; the second co-handler asks for an adjustment,
 //! the office accepts and reassigns to a third unit; everyone signs for and dispatches; the first
 //! co-handler sends its opinion, the office waives the third unit's; the lead replies; both
-//! co-handlers receive their copy of the reply.
+//! co-handlers receive their copy of the reply. Across processes, every call goes through one
+//! front door routing by the services' route tables (`front_door.rs`), as the Ingress does.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::banli_binary;
+use crate::front_door::FrontDoor;
 use crate::serve::{free_port, http};
 
 /// A `banli serve` process and how to start it again.
@@ -98,12 +100,6 @@ impl Drop for Proc {
     }
 }
 
-/// Where each service answers.
-struct Ports {
-    suggestions: u16,
-    coordination: u16,
-}
-
 fn call(port: u16, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
     let text = body.map(|b| b.to_string());
     let (status, body) = http(port, method, path, Some(key), text.as_deref());
@@ -152,11 +148,11 @@ fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
 
-/// Runs the scenario; `kill` is called once, in the middle, with the step it is at.
-fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
-    let (s, c) = (ports.suggestions, ports.coordination);
+/// Runs the scenario through one port (the front door, or the one process of the embedded
+/// mode); `kill` is called once, in the middle, with the step it is at.
+fn scenario(front: u16, office: &str, kill: &mut dyn FnMut(&str)) {
     let session = id(&ok(
-        s,
+        front,
         "/v1/sessions",
         office,
         json!({"body":"npc","term":13,"number":3,"name":"13th PC, 3rd session","opens_on":"2020-01-10","closes_on":"2020-01-16"}),
@@ -166,7 +162,7 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
         .iter()
         .map(|n| {
             id(&ok(
-                s,
+                front,
                 "/v1/agencies",
                 office,
                 json!({ "name": format!("Department of {n} {unique}") }),
@@ -174,14 +170,14 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
         })
         .collect();
     let deputy = id(&ok(
-        s,
+        front,
         "/v1/deputies",
         office,
         json!({"name": "Deputy Liu", "delegation": "Changsha", "contact": "+86 731 0000"}),
     ));
     let key = |role: &str, agency: &str| -> String {
         ok(
-            s,
+            front,
             "/v1/admin/keys",
             office,
             json!({"role": role, "agency_id": agency, "label": "e2e"}),
@@ -192,26 +188,26 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
     };
     let keys: Vec<String> = agencies.iter().map(|a| key("agency_admin", a)).collect();
     let sug = ok(
-        s,
+        front,
         "/v1/suggestions",
         office,
         json!({"session_id": session, "number": format!("E2E-{unique}"), "title": "Digital upgrades", "body": "A fund and a platform.", "lead_deputy_id": deputy}),
     );
     let sid = id(&sug);
     ok(
-        s,
+        front,
         &format!("/v1/suggestions/{sid}/start-review"),
         office,
         json!({}),
     );
     ok(
-        s,
+        front,
         &format!("/v1/suggestions/{sid}/review"),
         office,
         json!({"decision": "accept"}),
     );
     let assigned = ok(
-        s,
+        front,
         &format!("/v1/suggestions/{sid}/assignments"),
         office,
         json!({"units": [{"agency_id": agencies[0], "role": "lead"}, {"agency_id": agencies[1], "role": "co"}, {"agency_id": agencies[2], "role": "co"}]}),
@@ -235,18 +231,18 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
 
     // The second co-handler contests; the office accepts and reassigns to the fourth unit.
     ok_eventually(
-        c,
+        front,
         &format!("/v1/coordination/assignments/{co2}/adjustment-request"),
         &keys[2],
         json!({"reason": "not within our remit", "suggested_agency_id": agencies[3]}),
     );
     ok_eventually(
-        c,
+        front,
         &format!("/v1/coordination/assignments/{co2}/adjustment-decision"),
         office,
         json!({"outcome": "accept", "agency_id": agencies[3]}),
     );
-    let reassigned = get_until(s, &format!("/v1/suggestions/{sid}"), office, |v| {
+    let reassigned = get_until(front, &format!("/v1/suggestions/{sid}"), office, |v| {
         v["assignments"]
             .as_array()
             .is_some_and(|a| a.iter().any(|x| x["agency_id"] == agencies[3].as_str()))
@@ -260,26 +256,26 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
         (&co3, &keys[3], &agencies[3]),
     ] {
         ok_eventually(
-            c,
+            front,
             &format!("/v1/coordination/assignments/{a}/sign-for"),
             k,
             json!({}),
         );
         let division = id(&ok(
-            s,
+            front,
             &format!("/v1/agencies/{agency}/divisions"),
             office,
             json!({"name": format!("Division {a}")}),
         ));
         ok_eventually(
-            s,
+            front,
             &format!("/v1/suggestions/{sid}/assignments/{a}/dispatch"),
             k,
             json!({"division_id": division, "handler": "Li Hua", "responsible_leader": "Director Wang"}),
         );
     }
     ok(
-        s,
+        front,
         &format!("/v1/suggestions/{sid}/communications"),
         &keys[0],
         json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "scope of the fund"}),
@@ -287,7 +283,7 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
 
     // The first co-handler's opinion.
     let case = ok_eventually(
-        c,
+        front,
         &format!("/v1/coordination/assignments/{co1}/opinions"),
         &keys[1],
         json!({"document_number": "会办〔2020〕3号", "body": "We agree and will fund the platform.", "signer": {"name": "Deputy Director Zhao", "position": "authorized_leader"}}),
@@ -300,13 +296,13 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
     kill("after the opinion, before the waiver");
 
     ok_eventually(
-        c,
+        front,
         &format!("/v1/coordination/assignments/{co3}/waiver"),
         office,
         json!({"reason": "the new unit joined late"}),
     );
     let replied = ok_eventually(
-        s,
+        front,
         &format!("/v1/suggestions/{sid}/replies"),
         &keys[0],
         json!({"assignment_id": lead, "document_number": "答复〔2020〕7号", "body": "The fund opens in 2021.", "class": "A", "signer": {"name": "Director Chen", "position": "principal_head"}, "opinion_ids": [opinion]}),
@@ -314,9 +310,12 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
     assert_eq!(replied["state"], "replied", "{replied}");
 
     // Both co-handlers get their copy; every coordination command reached the suggestion.
-    let case = get_until(c, &format!("/v1/coordination/cases/{sid}"), office, |v| {
-        v["reply_copies"].as_array().is_some_and(|r| r.len() == 2)
-    });
+    let case = get_until(
+        front,
+        &format!("/v1/coordination/cases/{sid}"),
+        office,
+        |v| v["reply_copies"].as_array().is_some_and(|r| r.len() == 2),
+    );
     let copied: Vec<&str> = case["reply_copies"]
         .as_array()
         .expect("copies")
@@ -340,7 +339,7 @@ fn scenario(ports: &Ports, office: &str, kill: &mut dyn FnMut(&str)) {
 
     // Nothing doubled: each effect exactly once in the suggestion's history.
     let (status, events) = call(
-        s,
+        front,
         "GET",
         &format!("/v1/suggestions/{sid}/events"),
         office,
@@ -383,12 +382,9 @@ fn a_co_handled_lifecycle_on_the_embedded_default_survives_sigkill() {
     let dir = temp_dir("embedded");
     let mut p = Proc::start(&dir, &[], &[]);
     let office = office_key(&dir);
-    let ports = Ports {
-        suggestions: p.http,
-        coordination: p.http,
-    };
+    let port = p.http;
     let mut killed = Vec::new();
-    scenario(&ports, &office, &mut |at| {
+    scenario(port, &office, &mut |at| {
         p.restart();
         killed.push(at.to_owned());
     });
@@ -405,19 +401,16 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
         return;
     };
     let office = cluster.office.clone();
+    let front = cluster.front.port;
     let Cluster {
         suggestions,
         coordination,
         followup,
         ..
     } = &mut cluster;
-    let ports = Ports {
-        suggestions: suggestions.http,
-        coordination: coordination.http,
-    };
     // Kill the coordination service in the middle, and the suggestions and follow-up services
-    // right after.
-    scenario(&ports, &office, &mut |_| {
+    // right after. Every call goes through the front door.
+    scenario(front, &office, &mut |_| {
         coordination.restart();
         suggestions.restart();
         followup.restart();
@@ -425,7 +418,7 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     // The follow-up process recorded every accountability event in the audit log once.
     let start = Instant::now();
     let types = loop {
-        let (status, cp) = http(followup.http, "GET", "/v1/audit/checkpoint", None, None);
+        let (status, cp) = http(front, "GET", "/v1/audit/checkpoint", None, None);
         // The restarted process takes over as the log's sequencer once the killed one's
         // database session has ended; until then it answers 503.
         if status == 503 && start.elapsed() < Duration::from_secs(30) {
@@ -434,7 +427,7 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
         }
         assert_eq!(status, 200, "{cp}");
         let size: u64 = cp.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
-        let types = record_types(followup.http, &office, size);
+        let types = record_types(front, &office, size);
         if types.iter().any(|t| t == "reply_issued") {
             break types;
         }
@@ -447,9 +440,9 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     assert_scenario_recorded_once(&types);
     // Every deadline of the scenario was met before the follow-up service caught up after its
     // restart, so no alert went out for them and nothing is overdue.
-    let (status, overdue) = call(followup.http, "GET", "/v1/followup/overdue", &office, None);
+    let (status, overdue) = call(front, "GET", "/v1/followup/overdue", &office, None);
     assert_eq!(status, 200, "{overdue}");
-    let (status, alerts) = call(followup.http, "GET", "/v1/followup/alerts", &office, None);
+    let (status, alerts) = call(front, "GET", "/v1/followup/alerts", &office, None);
     assert_eq!(status, 200, "{alerts}");
     // The metrics of each process name its event log.
     let (status, text) = http(suggestions.http, "GET", "/metrics", Some(&office), None);
@@ -517,6 +510,8 @@ pub(crate) struct Cluster {
     pub(crate) suggestions: Proc,
     pub(crate) coordination: Proc,
     pub(crate) followup: Proc,
+    /// One port in front of the three, routing by the services' route tables.
+    pub(crate) front: FrontDoor,
     pub(crate) office: String,
     rt: tokio::runtime::Runtime,
     /// The suggestions, coordination and follow-up services' databases.
@@ -607,10 +602,19 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        let front = FrontDoor::start(
+            vec![
+                (banli_suggestions::http::PATHS, suggestions.http),
+                (banli_coordination::http::PATHS, coordination.http),
+                (banli_followup::http::PATHS, followup.http),
+            ],
+            suggestions.http,
+        );
         Some(Cluster {
             suggestions,
             coordination,
             followup,
+            front,
             office,
             rt,
             dbs,
@@ -743,15 +747,12 @@ fn a_standby_follow_up_replica_takes_over_the_audit_log_after_sigkill() {
     assert_eq!(status, 200, "{key}");
     let key = banli_audit::Verifier::parse(key.trim()).expect("a verifier key");
 
-    let ports = Ports {
-        suggestions: cluster.suggestions.http,
-        coordination: cluster.coordination.http,
-    };
+    let front = cluster.front.port;
     let mut before = None;
     let mut takeover = None;
     {
         let followup = &mut cluster.followup;
-        scenario(&ports, &office, &mut |_| {
+        scenario(front, &office, &mut |_| {
             let (status, size, root, _) = checkpoint_of(followup.http, &key);
             assert_eq!(status, 200);
             before = Some((size, root));

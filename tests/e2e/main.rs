@@ -11,6 +11,7 @@ mod consistency;
 mod demo;
 mod deploy;
 mod distributed;
+mod front_door;
 mod guide;
 mod nul;
 mod retry;

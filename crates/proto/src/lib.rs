@@ -44,6 +44,23 @@ pub mod audit {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/banli_descriptor.bin"));
 
+/// The full names (`package.Service`) of every gRPC service in the banli protos, read from
+/// [`FILE_DESCRIPTOR_SET`]: what the services' route tables must cover.
+pub fn service_names() -> Result<Vec<String>, prost::DecodeError> {
+    use prost::Message;
+    let fds = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)?;
+    Ok(fds
+        .file
+        .iter()
+        .flat_map(|f| {
+            let package = f.package.clone().unwrap_or_default();
+            f.service
+                .iter()
+                .map(move |s| format!("{package}.{}", s.name.clone().unwrap_or_default()))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;

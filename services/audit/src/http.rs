@@ -59,7 +59,17 @@ impl ApiState for AppState {
 
 /// The routes, state applied, and their OpenAPI document.
 pub fn api(log: LogHandle, auth: Authenticator) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = routes().split_for_parts();
+    (router.with_state(AppState { log, auth }), openapi)
+}
+
+/// The audit log's OpenAPI document: every path in it starts with `/v1/audit`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(checkpoint))
         .routes(routes!(public_key))
         .routes(routes!(entries))
@@ -67,8 +77,6 @@ pub fn api(log: LogHandle, auth: Authenticator) -> (Router, utoipa::openapi::Ope
         .routes(routes!(consistency))
         .routes(routes!(erase))
         .routes(routes!(opening))
-        .split_for_parts();
-    (router.with_state(AppState { log, auth }), openapi)
 }
 
 type ApiResult = Result<Response, Problem>;

@@ -44,7 +44,6 @@ impl ApiState for AppState {
     }
 }
 
-/// This service's routes, state applied, and their OpenAPI document.
 /// The paths this service answers (REST prefixes and its gRPC services' path): a request
 /// carrying a consistency token waits on this service's gate.
 pub const PATHS: &[&str] = &[
@@ -54,8 +53,19 @@ pub const PATHS: &[&str] = &[
     "/banli.coordination.v1.",
 ];
 
+/// This service's routes, state applied, and their OpenAPI document.
 pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = routes().split_for_parts();
+    (router.with_state(AppState { app, body_limit }), openapi)
+}
+
+/// This service's OpenAPI document: every path in it starts with one of [`PATHS`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(get_case))
         .routes(routes!(list_tasks))
         .routes(routes!(parked_events))
@@ -75,8 +85,6 @@ pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(record_disagreement))
         .routes(routes!(escalate_disagreement))
         .routes(routes!(resolve_disagreement))
-        .split_for_parts();
-    (router.with_state(AppState { app, body_limit }), openapi)
 }
 
 /// The REST surface of this service alone, with `/healthz`, `/docs` and `/openapi.json`.

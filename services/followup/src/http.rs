@@ -57,7 +57,18 @@ pub const PATHS: &[&str] = &[
 ];
 
 pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = routes().split_for_parts();
+    (router.with_state(state), openapi)
+}
+
+/// This service's OpenAPI document (the audit log's is its own): every path in it starts with
+/// one of [`PATHS`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(overdue))
         .routes(routes!(due_soon))
         .routes(routes!(alerts))
@@ -71,8 +82,6 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(export_assignments))
         .routes(routes!(set_stage_plan, get_stage_plan))
         .routes(routes!(stage_circular))
-        .split_for_parts();
-    (router.with_state(state), openapi)
 }
 
 type ApiResult = Result<Response, Problem>;

@@ -49,6 +49,11 @@ pub fn api(app: App, body_limit: usize) -> (Router, utoipa::openapi::OpenApi) {
     (api.with_state(state), openapi)
 }
 
+/// This service's OpenAPI document: every path in it starts with one of [`PATHS`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::api().split_for_parts().1
+}
+
 /// The REST surface of this service alone.
 pub fn router(app: App, body_limit: usize) -> Router {
     let (api, openapi) = api(app, body_limit);
