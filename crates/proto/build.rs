@@ -9,7 +9,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "banli/common/v1/types.proto",
-        "banli/events/v1/events.proto",
         "banli/suggestions/v1/suggestions.proto",
         "banli/coordination/v1/coordination.proto",
         "banli/followup/v1/followup.proto",

@@ -167,10 +167,27 @@ impl CoordinationCommand {
     }
 }
 
-/// The facts of coordination, published as `coordination.<snake_case name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
-pub enum CoordinationEvent {
+/// Declares the coordination events: the enum, and its variants' names for the event types.
+macro_rules! coordination_events {
+    ($($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? },)*) => {
+        /// The facts of coordination, published as `coordination.<snake_case name>`.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+        pub enum CoordinationEvent { $($(#[$doc])* $name { $($field: $ty),* },)* }
+
+        impl CoordinationEvent {
+            /// Every variant's name (`CamelCase`), in declaration order.
+            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The variant's name (`CamelCase`); on the wire it is [`Self::event_type`].
+            pub fn type_name(&self) -> &'static str {
+                match self { $(Self::$name { .. } => stringify!($name)),* }
+            }
+        }
+    };
+}
+
+coordination_events! {
     SignedFor {
         assignment_id: AssignmentId,
         on: Date,
@@ -220,21 +237,17 @@ pub enum CoordinationEvent {
 }
 
 impl CoordinationEvent {
-    /// `coordination.<snake_case name>`.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::SignedFor { .. } => "coordination.signed_for",
-            Self::AdjustmentRequested { .. } => "coordination.adjustment_requested",
-            Self::AdjustmentDecided { .. } => "coordination.adjustment_decided",
-            Self::OpinionSubmitted { .. } => "coordination.opinion_submitted",
-            Self::OpinionAcknowledged { .. } => "coordination.opinion_acknowledged",
-            Self::OpinionWaived { .. } => "coordination.opinion_waived",
-            Self::ReplyCountersigned { .. } => "coordination.reply_countersigned",
-            Self::DisagreementRecorded { .. } => "coordination.disagreement_recorded",
-            Self::DisagreementEscalated { .. } => "coordination.disagreement_escalated",
-            Self::DisagreementResolved { .. } => "coordination.disagreement_resolved",
-            Self::ReplyCopied { .. } => "coordination.reply_copied",
-        }
+    /// The event type on the wire: `coordination.<snake_case name>`.
+    pub fn event_type(&self) -> String {
+        crate::wire::event_type("coordination", self.type_name())
+    }
+
+    /// Every coordination event type on the wire.
+    pub fn event_types() -> Vec<String> {
+        Self::VARIANTS
+            .iter()
+            .map(|v| crate::wire::event_type("coordination", v))
+            .collect()
     }
 
     /// The suggestion command the suggestions service applies for this event, if any.

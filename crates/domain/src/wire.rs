@@ -29,6 +29,25 @@ fn first_version() -> u32 {
     1
 }
 
+/// The event type name on the wire: `<aggregate>.<variant in snake_case>` — the same name serde
+/// gives the payload's `type` (`rename_all = "snake_case"`). The one place a type name is made.
+pub fn event_type(aggregate: &str, variant: &str) -> String {
+    let mut out = String::with_capacity(aggregate.len() + variant.len() + 8);
+    out.push_str(aggregate);
+    out.push('.');
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Reads an envelope and its payload as `E`, for a service that reads schema versions up to
 /// `reads`; `Err` is the reason the event is parked. `reader` names the service in the reason
 /// ("upgrade the {reader} and replay").
@@ -53,6 +72,18 @@ pub fn read<E: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_types_are_snake_case_under_their_aggregate() {
+        assert_eq!(
+            event_type("suggestion", "ReHandlingOpened"),
+            "suggestion.re_handling_opened"
+        );
+        assert_eq!(
+            event_type("coordination", "SignedFor"),
+            "coordination.signed_for"
+        );
+    }
 
     #[test]
     fn read_says_why_an_envelope_is_parked() {

@@ -1,4 +1,5 @@
-//! banli's wire types: every gRPC service and event, generated from `proto/` at build time.
+//! banli's gRPC wire types, generated from `proto/` at build time. (Events are not here: their
+//! contract is the domain's Rust types as JSON, with golden examples — see `docs/events.md`.)
 //!
 //! Generated code lives in `OUT_DIR`, never in `src/`. Receivers convert these types into
 //! domain types with `TryFrom`; the domain never sees a prost `Option`.
@@ -7,12 +8,6 @@
 pub mod common {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/banli.common.v1.rs"));
-    }
-}
-#[allow(clippy::all, missing_debug_implementations)] // generated code
-pub mod events {
-    pub mod v1 {
-        include!(concat!(env!("OUT_DIR"), "/banli.events.v1.rs"));
     }
 }
 #[allow(clippy::all, missing_debug_implementations)] // generated code
@@ -71,7 +66,6 @@ mod tests {
             .expect("valid descriptor set");
         let packages: Vec<_> = fds.file.iter().filter_map(|f| f.package.clone()).collect();
         for p in [
-            "banli.events.v1",
             "banli.suggestions.v1",
             "banli.coordination.v1",
             "banli.followup.v1",
@@ -82,27 +76,5 @@ mod tests {
                 "{p} missing from {packages:?}"
             );
         }
-    }
-
-    #[test]
-    fn an_event_envelope_round_trips() {
-        use super::events::v1::{EventEnvelope, Withdrawn, event_envelope::Payload};
-        let e = EventEnvelope {
-            event_id: "0190".into(),
-            event_type: "suggestion.withdrawn".into(),
-            schema_version: 1,
-            aggregate_type: "suggestion".into(),
-            aggregate_id: "s1".into(),
-            aggregate_version: 7,
-            payload: Some(Payload::Withdrawn(Withdrawn {
-                reason: "resolved".into(),
-                on: "2020-05-01".into(),
-            })),
-            ..Default::default()
-        };
-        let back = EventEnvelope::decode(e.encode_to_vec().as_slice()).expect("decodes");
-        assert_eq!(back, e);
-        // Malformed bytes are an error, not a panic.
-        assert!(EventEnvelope::decode(&[0xff, 0xff, 0xff][..]).is_err());
     }
 }

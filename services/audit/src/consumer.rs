@@ -32,6 +32,34 @@ pub const ACCOUNTABILITY: &[(&str, &str)] = &[
     ("suggestion.commitment_converted", "commitment_converted"),
 ];
 
+/// The suggestion events not recorded: the steps between the accountable decisions (their
+/// effects show in the records above, in the follow-up service's metrics and in the feeds).
+/// Every suggestion event type is in exactly one of the two lists (a test checks it), so a new
+/// event cannot be left out of the audit log unnoticed.
+pub const NOT_RECORDED: &[&str] = &[
+    "suggestion.submitted",
+    "suggestion.review_started",
+    "suggestion.reviewed",
+    "suggestion.withdrawn",
+    "suggestion.signed_for",
+    "suggestion.adjustment_requested",
+    "suggestion.dispatched",
+    "suggestion.communication_recorded",
+    "suggestion.extension_requested",
+    "suggestion.opinion_submitted",
+    "suggestion.opinion_acknowledged",
+    "suggestion.opinion_waived",
+    "suggestion.replied",
+    "suggestion.evaluated",
+    "suggestion.re_handling_opened",
+    "suggestion.escalated",
+    "suggestion.escalation_resolved",
+    "suggestion.follow_up_started",
+    "suggestion.closed",
+    "suggestion.coordination_refused",
+    "suggestion.deadlines_recomputed",
+];
+
 /// The record an envelope gives, `Ok(None)` when its type is not recorded.
 pub fn record_of(envelope: &[u8]) -> Result<Option<Record>, String> {
     let v: Value = serde_json::from_slice(envelope)
@@ -156,6 +184,26 @@ impl Apply for EventConsumer {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_suggestion_event_is_recorded_or_named_as_not_recorded() {
+        let types = banli_domain::suggestion::SuggestionEvent::event_types();
+        let recorded = |t: &str| ACCOUNTABILITY.iter().any(|(a, _)| *a == t);
+        let not = |t: &str| NOT_RECORDED.contains(&t);
+        for t in &types {
+            assert!(
+                recorded(t) != not(t),
+                "{t}: add it to ACCOUNTABILITY or NOT_RECORDED (exactly one)"
+            );
+        }
+        for t in ACCOUNTABILITY
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(NOT_RECORDED.iter().copied())
+        {
+            assert!(types.iter().any(|x| x == t), "{t} is no suggestion event");
+        }
+    }
 
     #[test]
     fn accountability_events_become_records_without_personal_data() {

@@ -20,8 +20,6 @@ use crate::store::{BatchItem, CaseRecord, NewOwnEvent, ReplicaChange, Status, St
 pub const CONSUMER: &str = "coordination";
 /// The event types this service consumes.
 pub const FILTER: &str = "suggestion.";
-/// The schema version of suggestion payloads this service reads.
-pub const SUGGESTION_SCHEMA_VERSION: u32 = 1;
 
 /// Applies suggestion events to the coordination store.
 #[derive(Debug, Clone)]
@@ -215,7 +213,7 @@ impl Apply for SuggestionConsumer {
     fn decode(&self, e: &Envelope) -> Result<Read, String> {
         let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
             &e.payload,
-            SUGGESTION_SCHEMA_VERSION,
+            banli_domain::suggestion::SCHEMA_VERSION,
             "coordination service",
         )?;
         let id = wire

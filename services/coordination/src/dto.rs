@@ -423,7 +423,7 @@ impl CaseView {
                 })
                 .map(|e| CommandView {
                     event_id: e.event_id,
-                    event_type: e.event.event_type().to_owned(),
+                    event_type: e.event.event_type(),
                     status: e.status.clone(),
                     reason: e.status_reason.clone(),
                 })

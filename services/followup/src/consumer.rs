@@ -19,8 +19,6 @@ use crate::store::{Store, StoreError};
 pub const CONSUMER: &str = "followup";
 /// The event types it reads.
 pub const FILTER: &str = "suggestion.";
-/// The schema version of suggestion payloads it reads.
-pub const SUGGESTION_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone)]
 pub struct EventConsumer {
@@ -313,7 +311,7 @@ impl Apply for EventConsumer {
     fn decode(&self, e: &Envelope) -> Result<Read, String> {
         let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
             &e.payload,
-            SUGGESTION_SCHEMA_VERSION,
+            banli_domain::suggestion::SCHEMA_VERSION,
             "follow-up service",
         )?;
         let id = wire

@@ -948,7 +948,7 @@ impl App {
                     }
                     e => serde_json::to_value(e).unwrap_or_default(),
                 };
-                serde_json::json!({ "version": i + 1, "type": crate::store::event_type(e), "data": data })
+                serde_json::json!({ "version": i + 1, "type": e.event_type(), "data": data })
             })
             .collect())
     }

@@ -24,7 +24,10 @@ macro_rules! events {
         pub enum SuggestionEvent { $($name($name)),* }
 
         impl SuggestionEvent {
-            /// The event type name as it appears on the wire (`snake_case`).
+            /// Every variant's name (`CamelCase`), in declaration order.
+            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The variant's name (`CamelCase`); on the wire it is [`Self::event_type`].
             pub fn type_name(&self) -> &'static str {
                 match self { $(SuggestionEvent::$name(_) => stringify!($name)),* }
             }
@@ -90,6 +93,25 @@ events! {
     CoordinationRefused { source_event: uuid::Uuid, command: String, reason: String, on: Date }
     /// Open deadlines moved because the calendar data changed.
     DeadlinesRecomputed { calendar_version: String, changes: Vec<DeadlineChange>, on: Date }
+}
+
+/// The schema version of suggestion event payloads this code writes and reads: the one
+/// declaration (the store writes it, consumers refuse newer ones).
+pub const SCHEMA_VERSION: u32 = 1;
+
+impl SuggestionEvent {
+    /// The event type on the wire: `suggestion.<snake_case name>`, e.g. `suggestion.reply_issued`.
+    pub fn event_type(&self) -> String {
+        crate::wire::event_type("suggestion", self.type_name())
+    }
+
+    /// Every suggestion event type on the wire.
+    pub fn event_types() -> Vec<String> {
+        Self::VARIANTS
+            .iter()
+            .map(|v| crate::wire::event_type("suggestion", v))
+            .collect()
+    }
 }
 
 /// Which deadline of a suggestion.

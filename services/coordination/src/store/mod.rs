@@ -245,7 +245,7 @@ struct WireOut<'a> {
 type EventRow = (
     i64,
     String,
-    &'static str,
+    String,
     String,
     String,
     String,
@@ -274,7 +274,7 @@ fn event_rows(
             let wire = WireOut {
                 event_id: e.event_id,
                 schema_version: SCHEMA_VERSION,
-                event_type: ty,
+                event_type: &ty,
                 aggregate_type: "coordination",
                 aggregate_id: id.to_string(),
                 aggregate_version: version,
@@ -283,6 +283,7 @@ fn event_rows(
                 payload: &e.event,
                 traceparent,
             };
+            let wire = json(&wire)?;
             Ok((
                 version as i64,
                 e.event_id.to_string(),
@@ -291,7 +292,7 @@ fn event_rows(
                 json(&e.actor)?,
                 json(&e.effects)?,
                 status.as_str(),
-                json(&wire)?,
+                wire,
                 e.occurred_at,
             ))
         })
@@ -334,11 +335,11 @@ macro_rules! backend {
                 }
                 for (version, event_id, ty, payload, actor, effects, status, wire, at) in rows {
                     sqlx::query("INSERT INTO coordination_events (suggestion_id, version, event_id, event_type, payload, actor, effects, status, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                        .bind(id).bind(*version).bind(event_id).bind(*ty).bind(payload).bind(actor).bind(effects).bind(*status).bind(*at)
+                        .bind(id).bind(*version).bind(event_id).bind(ty).bind(payload).bind(actor).bind(effects).bind(*status).bind(*at)
                         .execute(&mut *c)
                         .await?;
                     sqlx::query("INSERT INTO coordination_outbox (event_id, event_type, aggregate_type, aggregate_id, aggregate_version, payload, occurred_at) VALUES ($1, $2, 'coordination', $3, $4, $5, $6)")
-                        .bind(event_id).bind(*ty).bind(id).bind(*version).bind(wire).bind(*at)
+                        .bind(event_id).bind(ty).bind(id).bind(*version).bind(wire).bind(*at)
                         .execute(&mut *c)
                         .await?;
                 }

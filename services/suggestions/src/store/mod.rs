@@ -16,7 +16,7 @@ pub use banli_db::idempotency::Idempotency;
 pub use banli_domain::directory::{Agency, Deputy, Division, Session};
 pub use keys::ApiKey;
 pub use suggestions::{
-    InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary, event_type,
+    InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary,
 };
 
 use std::future::Future;

@@ -41,8 +41,8 @@ impl NewEvent {
     }
 }
 
-/// The schema version of the suggestion event payloads this code writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version of the suggestion event payloads this code writes (declared in the domain).
+pub use banli_domain::suggestion::SCHEMA_VERSION;
 
 /// The inbox entry to record in the same transaction as an append: the event of another service
 /// whose effect the append is.
@@ -50,22 +50,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct InboxEntry<'a> {
     pub inbox: &'a Inbox,
     pub envelope: &'a banli_eventlog::Envelope,
-}
-
-/// `suggestion.<snake_case event name>`, the type other services subscribe to.
-pub fn event_type(e: &SuggestionEvent) -> String {
-    let mut out = String::from("suggestion.");
-    for (i, c) in e.type_name().chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// What lists return per suggestion.
@@ -216,7 +200,7 @@ impl Store {
         };
         for (i, e) in events.iter().enumerate() {
             let version = expected_version + 1 + i as u64;
-            let ty = event_type(&e.event);
+            let ty = e.event.event_type();
             let envelope = Envelope {
                 event_id: e.event_id,
                 schema_version: SCHEMA_VERSION,
