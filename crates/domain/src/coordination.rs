@@ -167,27 +167,9 @@ impl CoordinationCommand {
     }
 }
 
-/// Declares the coordination events: the enum, and its variants' names for the event types.
-macro_rules! coordination_events {
-    ($($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? },)*) => {
-        /// The facts of coordination, published as `coordination.<snake_case name>`.
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(tag = "type", content = "data", rename_all = "snake_case")]
-        pub enum CoordinationEvent { $($(#[$doc])* $name { $($field: $ty),* },)* }
-
-        impl CoordinationEvent {
-            /// Every variant's name (`CamelCase`), in declaration order.
-            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// The variant's name (`CamelCase`); on the wire it is [`Self::event_type`].
-            pub fn type_name(&self) -> &'static str {
-                match self { $(Self::$name { .. } => stringify!($name)),* }
-            }
-        }
-    };
-}
-
-coordination_events! {
+published_events! {
+    /// The facts of coordination, published as `coordination.<snake_case name>`.
+    pub enum CoordinationEvent in "coordination" {
     SignedFor {
         assignment_id: AssignmentId,
         on: Date,
@@ -234,22 +216,10 @@ coordination_events! {
     ReplyCopied {
         copy: ReplyCopy,
     },
+    }
 }
 
 impl CoordinationEvent {
-    /// The event type on the wire: `coordination.<snake_case name>`.
-    pub fn event_type(&self) -> String {
-        crate::wire::event_type("coordination", self.type_name())
-    }
-
-    /// Every coordination event type on the wire.
-    pub fn event_types() -> Vec<String> {
-        Self::VARIANTS
-            .iter()
-            .map(|v| crate::wire::event_type("coordination", v))
-            .collect()
-    }
-
     /// The suggestion command the suggestions service applies for this event, if any.
     pub fn mirrored(&self) -> Option<CommandKind> {
         Some(match self.clone() {

@@ -8,7 +8,48 @@
 //! Must never: do I/O, read a clock, or depend on a transport or a database. Dates come in with
 //! the commands; rules and the calendar come in as [`Rules`].
 
+/// Declares an event enum published as `<aggregate>.<snake_case variant>`: the enum (payload
+/// `{"type": …, "data": {…}}`), its variants' names, and the event type derived from them in
+/// one place ([`wire::event_type`]). The module using it imports serde's derives.
+macro_rules! published_events {
+    (
+        $(#[$meta:meta])*
+        pub enum $enum:ident in $aggregate:literal {
+            $($(#[$doc:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? },)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+        pub enum $enum { $($(#[$doc])* $name { $($(#[$fmeta])* $field: $ty),* },)* }
+
+        impl $enum {
+            /// Every variant's name (`CamelCase`), in declaration order.
+            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The variant's name (`CamelCase`); on the wire it is [`Self::event_type`].
+            pub fn type_name(&self) -> &'static str {
+                match self { $(Self::$name { .. } => stringify!($name)),* }
+            }
+
+            #[doc = concat!("The event type on the wire: `", $aggregate, ".<snake_case name>`.")]
+            pub fn event_type(&self) -> String {
+                crate::wire::event_type($aggregate, self.type_name())
+            }
+
+            #[doc = concat!("Every `", $aggregate, ".` event type on the wire.")]
+            pub fn event_types() -> Vec<String> {
+                Self::VARIANTS
+                    .iter()
+                    .map(|v| crate::wire::event_type($aggregate, v))
+                    .collect()
+            }
+        }
+    };
+}
+
 pub mod actor;
+pub mod audit_log;
 pub mod coordination;
 pub mod directory;
 pub mod error;

@@ -110,6 +110,43 @@ pub enum NoticeEvent {
     },
 }
 
+published_events! {
+    /// A notice event as the follow-up service publishes it (`supervision.notice_issued`, …) and
+    /// the notified agency's feed carries it: the notice after the event, and what the event adds.
+    pub enum PublishedNotice in "supervision" {
+        NoticeIssued { notice: SupervisionNotice },
+        NoticeAcknowledged { notice: SupervisionNotice, on: Date },
+        NoticeAnswered { notice: SupervisionNotice, on: Date, late: bool },
+        NoticeEscalated { notice: SupervisionNotice, to: NoticeId, on: Date },
+    }
+}
+
+/// The schema version of [`PublishedNotice`] payloads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+impl PublishedNotice {
+    /// `notice` after `event`.
+    pub fn of(notice: &SupervisionNotice, event: &NoticeEvent) -> PublishedNotice {
+        let notice = notice.clone();
+        match event {
+            NoticeEvent::Issued(_) => PublishedNotice::NoticeIssued { notice },
+            NoticeEvent::Acknowledged { on } => {
+                PublishedNotice::NoticeAcknowledged { notice, on: *on }
+            }
+            NoticeEvent::Answered { on, late, .. } => PublishedNotice::NoticeAnswered {
+                notice,
+                on: *on,
+                late: *late,
+            },
+            NoticeEvent::Escalated { to, on } => PublishedNotice::NoticeEscalated {
+                notice,
+                to: *to,
+                on: *on,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeCommand {
     /// Issued by the assigning office to any unit, or by an agency's office to its own divisions

@@ -1,4 +1,5 @@
-//! The event contract: every suggestion, coordination and directory event type has a golden
+//! The event contract: every suggestion, coordination, directory, supervision and audit log
+//! event type has a golden
 //! example in `docs/events/<type>.v<schema version>.json` — the envelope as it travels on the
 //! bus; agencies' feeds and webhooks carry its `event_id`, `event_type`, `aggregate_*`,
 //! `occurred_at` and `payload` — and a line in `docs/events.md`. Each example is read into the
@@ -9,9 +10,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use banli_domain::Actor;
+use banli_domain::audit_log::{self, AuditLogEvent};
 use banli_domain::coordination::{self, CoordinationEvent};
 use banli_domain::directory::published;
 use banli_domain::suggestion::{self, SuggestionEvent};
+use banli_domain::supervision::{self, PublishedNotice};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -61,6 +64,16 @@ fn every_type() -> Vec<(String, u32)> {
             .into_iter()
             .map(|t| (t, coordination::SCHEMA_VERSION)),
     );
+    types.extend(
+        PublishedNotice::event_types()
+            .into_iter()
+            .map(|t| (t, supervision::SCHEMA_VERSION)),
+    );
+    types.extend(
+        AuditLogEvent::event_types()
+            .into_iter()
+            .map(|t| (t, audit_log::SCHEMA_VERSION)),
+    );
     for t in [
         published::AGENCY_REGISTERED,
         published::KEY_ISSUED,
@@ -104,6 +117,10 @@ fn every_golden_example_reads_into_its_type_and_writes_back_exactly() {
                 .map(|ev| (ev.event_type(), suggestion::SCHEMA_VERSION)),
             Some("coordination") => round_trip::<CoordinationEvent>(payload)
                 .map(|ev| (ev.event_type(), coordination::SCHEMA_VERSION)),
+            Some("supervision") => round_trip::<PublishedNotice>(payload)
+                .map(|ev| (ev.event_type(), supervision::SCHEMA_VERSION)),
+            Some(audit_log::AGGREGATE_TYPE) => round_trip::<AuditLogEvent>(payload)
+                .map(|ev| (ev.event_type(), audit_log::SCHEMA_VERSION)),
             Some("directory") if ty == published::AGENCY_REGISTERED => {
                 round_trip::<published::Agency>(payload)
                     .map(|_| (ty.clone(), published::SCHEMA_VERSION))

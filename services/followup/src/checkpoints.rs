@@ -13,6 +13,7 @@ use std::time::Duration;
 use banli_auditlog::AuditLog;
 use banli_auditlog::log::Signed;
 use banli_db::Pool;
+use banli_domain::audit_log::AuditLogEvent;
 use base64::Engine;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -20,10 +21,10 @@ use uuid::Uuid;
 
 use crate::store::{Store, StoreError};
 
-/// The event type.
+/// The event type (`AuditLogEvent::Checkpoint`'s; a test checks they agree).
 pub const EVENT_TYPE: &str = "audit.checkpoint";
 /// The aggregate type: one aggregate per log.
-pub const AGGREGATE_TYPE: &str = "audit_log";
+pub use banli_domain::audit_log::AGGREGATE_TYPE;
 
 /// The event's envelope: the signed note is exactly what `GET /v1/audit/checkpoint` serves, so
 /// an agency's system can keep `payload.data.note` as a file for `banli audit verify`.
@@ -34,7 +35,7 @@ fn envelope(origin: &str, s: &Signed, event_id: Uuid, version: u64) -> String {
         .unwrap_or_default();
     let mut e = json!({
         "event_id": event_id,
-        "schema_version": 1,
+        "schema_version": banli_domain::audit_log::SCHEMA_VERSION,
         "event_type": EVENT_TYPE,
         "aggregate_type": AGGREGATE_TYPE,
         "aggregate_id": origin,
@@ -42,13 +43,13 @@ fn envelope(origin: &str, s: &Signed, event_id: Uuid, version: u64) -> String {
         "occurred_at": at,
         // No person acts: the log attests.
         "actor": {"role": "auditor", "agency": null, "deputy": null},
-        "payload": {"type": "checkpoint", "data": {
-            "origin": origin,
-            "size": s.size,
-            "root_hash": base64::engine::general_purpose::STANDARD.encode(s.root),
-            "signed_at": at,
-            "note": s.note,
-        }},
+        "payload": AuditLogEvent::Checkpoint {
+            origin: origin.to_owned(),
+            size: s.size,
+            root_hash: base64::engine::general_purpose::STANDARD.encode(s.root),
+            signed_at: at.clone(),
+            note: s.note.clone(),
+        },
     });
     if let Some(tp) = banli_eventlog::trace::traceparent() {
         e["traceparent"] = serde_json::Value::String(tp);
@@ -159,5 +160,16 @@ pub async fn run(
             () = &mut stop => return,
             r = signed.changed() => if r.is_err() { return },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_event_type_is_the_one_the_domain_derives() {
+        assert_eq!(
+            banli_domain::audit_log::AuditLogEvent::event_types(),
+            [super::EVENT_TYPE]
+        );
     }
 }

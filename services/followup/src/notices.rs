@@ -9,7 +9,7 @@ use banli_domain::Actor;
 use banli_domain::ids::{AgencyId, NoticeId, SuggestionId};
 use banli_domain::suggestion::{AssignmentState, Suggestion};
 use banli_domain::supervision::{
-    NoticeCommand, NoticeEvent, NoticeState, SupervisionNotice, decide,
+    NoticeCommand, NoticeEvent, NoticeState, PublishedNotice, SupervisionNotice, decide,
 };
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
@@ -84,28 +84,19 @@ fn wire(
     actor: &Actor,
     at: OffsetDateTime,
 ) -> (String, String, String) {
-    let (kind, extra) = match e {
-        NoticeEvent::Issued(_) => ("notice_issued", json!({})),
-        NoticeEvent::Acknowledged { on } => ("notice_acknowledged", json!({"on": on})),
-        NoticeEvent::Answered { on, late, .. } => {
-            ("notice_answered", json!({"on": on, "late": late}))
-        }
-        NoticeEvent::Escalated { to, on } => ("notice_escalated", json!({"to": to, "on": on})),
-    };
-    let mut data = extra;
-    data["notice"] = serde_json::to_value(n).unwrap_or(Value::Null);
+    let published = PublishedNotice::of(n, e);
     let event_id = Uuid::now_v7();
-    let ty = format!("supervision.{kind}");
+    let ty = published.event_type();
     let envelope = json!({
         "event_id": event_id,
-        "schema_version": 1,
+        "schema_version": banli_domain::supervision::SCHEMA_VERSION,
         "event_type": ty,
         "aggregate_type": "supervision",
         "aggregate_id": n.id.to_string(),
         "aggregate_version": version,
         "occurred_at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "actor": actor,
-        "payload": {"type": kind, "data": data},
+        "payload": published,
     });
     let mut envelope = envelope;
     if let Some(tp) = banli_eventlog::trace::traceparent() {
