@@ -1,0 +1,243 @@
+//! The reply gate: who may reply, when, with which class, and the commitments a reply makes.
+
+use super::*;
+
+impl<'a> Ctx<'a> {
+    pub(super) fn issue_reply(
+        &self,
+        reply: &Reply,
+        drafts: &[CommitmentDraft],
+        explanation: Option<&str>,
+    ) -> Result<Vec<SuggestionEvent>> {
+        let s = self.s;
+        let a = self.assignment(reply.assignment_id)?;
+        self.agency(a, AGENCY_DECIDERS)?;
+        if !a.is_responsible() {
+            return Err(self.invalid("assignment", "is a co-handling assignment: co-handlers send an opinion to the lead and receive a copy of its reply"));
+        }
+        let expected = match s.state {
+            SuggestionState::Assigned => {
+                self.assignment_in(a, &[AssignmentState::InHandling])?;
+                &[ReplyType::Initial, ReplyType::Joint][..]
+            }
+            SuggestionState::ReHandling => {
+                self.assignment_in(a, &[AssignmentState::ReHandling])?;
+                &[ReplyType::ReHandled][..]
+            }
+            SuggestionState::InFollowUp => {
+                self.assignment_in(a, &[AssignmentState::Replied])?;
+                &[ReplyType::Supplementary][..]
+            }
+            _ => {
+                return Err(self.wrong_state(
+                    "a reply is issued while the item is assigned, re-handled or in follow-up",
+                ));
+            }
+        };
+        if !expected.contains(&reply.reply_type) {
+            return Err(self.invalid(
+                "reply_type",
+                &format!(
+                    "{:?} does not fit a suggestion that is {}",
+                    reply.reply_type, s.state
+                ),
+            ));
+        }
+        self.class_allowed(reply.class)?;
+        if reply.document_number.trim().is_empty() || reply.body.trim().is_empty() {
+            return Err(self.invalid("document_number", "and the body are required"));
+        }
+        if !self
+            .rules
+            .profile
+            .rules
+            .reply_signers
+            .contains(&reply.signer.position)
+            || reply.signer.name.trim().is_empty()
+        {
+            return Err(self.invalid(
+                "signer",
+                &format!(
+                    "must be named and be one of {:?} under the profile (was {:?})",
+                    self.rules.profile.rules.reply_signers, reply.signer.position
+                ),
+            ));
+        }
+        if s.replies.iter().any(|r| r.id == reply.id) {
+            return Err(self.invalid("id", "is already issued"));
+        }
+        let supplementary = reply.reply_type == ReplyType::Supplementary;
+        if !supplementary && self.rules.profile.rules.communicate_before_reply {
+            let lead = s.details.lead_deputy;
+            let contacted = s
+                .communications
+                .iter()
+                .any(|c| c.assignment_id == a.id && c.deputies.contains(&lead) && c.on <= reply.on);
+            if !contacted {
+                return Err(DomainError::Precondition {
+                    command: self.name,
+                    reason: "no communication with the lead deputy is recorded for this unit (先沟通后答复)".into(),
+                });
+            }
+        }
+        if a.role == UnitRole::Lead && !supplementary {
+            let co: Vec<&Assignment> = s
+                .active_assignments()
+                .filter(|x| x.role == UnitRole::Co)
+                .collect();
+            let pending: Vec<String> = co
+                .iter()
+                .filter(|x| {
+                    !matches!(
+                        x.state,
+                        AssignmentState::OpinionSubmitted | AssignmentState::Done
+                    )
+                })
+                .map(|x| x.agency.to_string())
+                .collect();
+            if !pending.is_empty() {
+                return Err(DomainError::Precondition {
+                    command: self.name,
+                    reason: format!(
+                        "co-handling opinions are still missing from {} (submit them or have the assigning office waive them)",
+                        pending.join(", ")
+                    ),
+                });
+            }
+            let missing: Vec<String> = s
+                .opinions
+                .iter()
+                .filter(|o| {
+                    co.iter().any(|x| x.id == o.assignment_id) && !reply.references.contains(&o.id)
+                })
+                .map(|o| o.document_number.clone())
+                .collect();
+            if !missing.is_empty() {
+                return Err(self.invalid(
+                    "references",
+                    &format!(
+                        "must reference every co-handling opinion; missing {}",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+            if reply.reply_type == ReplyType::Joint {
+                let mut want: Vec<AgencyId> = co
+                    .iter()
+                    .filter(|x| !x.opinion_waived)
+                    .map(|x| x.agency)
+                    .collect();
+                let mut got = reply.countersigned_by.clone();
+                want.sort();
+                got.sort();
+                if want != got {
+                    return Err(self.invalid(
+                        "countersigned_by",
+                        "a joint reply is countersigned by every co-handling unit",
+                    ));
+                }
+            }
+        }
+        let needs_commitments = !supplementary
+            && self
+                .rules
+                .profile
+                .rules
+                .commitment_classes
+                .contains(&reply.class);
+        if needs_commitments && drafts.is_empty() {
+            return Err(self.invalid(
+                "commitments",
+                &format!(
+                    "a class {:?} reply must list the measures it promises, with target dates",
+                    reply.class
+                ),
+            ));
+        }
+        for c in drafts {
+            if c.measure.trim().is_empty() {
+                return Err(self.invalid("commitments", "each commitment needs a measure"));
+            }
+            if c.target_date <= reply.on {
+                return Err(self.invalid(
+                    "commitments",
+                    "each commitment's target date must be after the reply",
+                ));
+            }
+            if s.commitments.iter().any(|x| x.id == c.id) {
+                return Err(self.invalid("commitments", "a commitment id exists already"));
+            }
+        }
+        let mut reply = reply.clone();
+        reply.round = s.rehandling_rounds;
+        if reply.reply_type != ReplyType::Joint {
+            reply.countersigned_by.clear();
+        }
+        let on = reply.on;
+        let mut events = vec![SuggestionEvent::ReplyIssued(ReplyIssued {
+            reply: reply.clone(),
+        })];
+        events.extend(drafts.iter().map(|c| {
+            SuggestionEvent::CommitmentCreated(CommitmentCreated {
+                commitment: Commitment {
+                    id: c.id,
+                    assignment_id: a.id,
+                    measure: c.measure.clone(),
+                    owner: a.agency,
+                    division: c.division,
+                    target_date: c.target_date,
+                    state: CommitmentState::Open,
+                    progress: Vec::new(),
+                    evidence: String::new(),
+                    converted_on: None,
+                    created_on: on,
+                },
+            })
+        }));
+        if supplementary {
+            if s.open_commitments().next().is_some() {
+                return Err(DomainError::Precondition {
+                    command: self.name,
+                    reason: "commitments are still open: convert each with evidence before the supplementary reply".into(),
+                });
+            }
+            let from = s.current_class().unwrap_or(reply.class);
+            if reply.class != ReplyClass::A && explanation.is_none_or(|e| e.trim().is_empty()) {
+                return Err(self.invalid(
+                    "explanation",
+                    "is required when the supplementary reply does not reach class A",
+                ));
+            }
+            if from != reply.class {
+                let change = ClassChange {
+                    from,
+                    to: reply.class,
+                    reason: explanation.unwrap_or("commitments fulfilled").to_owned(),
+                    conversion: reply.class == ReplyClass::A,
+                    on,
+                };
+                events.push(SuggestionEvent::ClassChanged(ClassChanged { change }));
+            }
+            events.push(SuggestionEvent::Closed(Closed { on }));
+            return Ok(events);
+        }
+        let mut after = s.clone();
+        for e in &events {
+            after.apply(e);
+        }
+        let all_replied = after
+            .active_assignments()
+            .filter(|x| x.is_responsible())
+            .all(|x| x.state == AssignmentState::Replied);
+        if all_replied {
+            let feedback_due = self.deadline(
+                "reply",
+                on,
+                &self.rules.profile.deadlines.feedback,
+                &BTreeMap::new(),
+            )?;
+            events.push(SuggestionEvent::Replied(Replied { feedback_due, on }));
+        }
+        Ok(events)
+    }
+}
