@@ -1,0 +1,210 @@
+//! The bodies of the suggestion commands.
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitSuggestion {
+    pub session_id: Uuid,
+    /// Unique per session, e.g. `2020-0123`.
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub number: String,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub title: String,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub body: String,
+    #[serde(default)]
+    pub category: String,
+    /// `session` or `recess`; by default from the session's dates and the date received.
+    #[schema(value_type = Option<doc::ItemKind>)]
+    pub kind: Option<ItemKind>,
+    pub lead_deputy_id: Uuid,
+    #[serde(default)]
+    pub co_signer_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub key_supervised: bool,
+    /// `normal` (default), `key`, `difficult` or `special`.
+    #[serde(default)]
+    #[schema(value_type = doc::Priority)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub confidential: bool,
+    /// `full` (default), `summary` or `none`.
+    #[serde(default)]
+    #[schema(value_type = doc::Disclosure)]
+    pub disclosure: Disclosure,
+    /// The date received; default today.
+    pub received_on: Option<Date>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    /// `accept`, `not_accept` or `convert_to_letter`.
+    #[schema(value_type = doc::ReviewDecision)]
+    pub decision: ReviewDecision,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnitToAssign {
+    pub agency_id: Uuid,
+    /// `lead`, `co`, `separate` or `sole`.
+    #[schema(value_type = doc::UnitRole)]
+    pub role: UnitRole,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    pub units: Vec<UnitToAssign>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchBody {
+    pub division_id: Uuid,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub handler: String,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub responsible_leader: String,
+    /// 领办: required for key-supervised items.
+    pub leading_official: Option<String>,
+    #[serde(default)]
+    pub plan: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommunicationBody {
+    pub assignment_id: Uuid,
+    #[schema(value_type = doc::CommunicationPhase)]
+    pub phase: CommunicationPhase,
+    #[schema(value_type = doc::CommunicationMethod)]
+    pub method: CommunicationMethod,
+    #[serde(default)]
+    pub face_to_face: bool,
+    pub deputy_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub participants: Vec<String>,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub summary: String,
+    /// Default today.
+    pub on: Option<Date>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionRequestBody {
+    pub new_due: Date,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub approve: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignerBody {
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub name: String,
+    /// `principal_head`, `authorized_leader`, `division_head` or `staff`.
+    #[schema(value_type = doc::SignerPosition)]
+    pub position: SignerPosition,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitmentBody {
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub measure: String,
+    pub division_id: Option<Uuid>,
+    pub target_date: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyBody {
+    pub assignment_id: Uuid,
+    /// `initial` (default; `re_handled` in a re-handling round, `supplementary` in follow-up), or
+    /// `joint`.
+    #[schema(value_type = Option<doc::ReplyType>)]
+    pub reply_type: Option<ReplyType>,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub document_number: String,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub body: String,
+    /// `A`, `B`, `C` (or `D` in the national scheme).
+    #[schema(value_type = doc::ReplyClass)]
+    pub class: ReplyClass,
+    pub signer: SignerBody,
+    /// The co-handling opinions the reply is based on (all of them, for a lead unit).
+    #[serde(default)]
+    pub opinion_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub countersigned_by: Vec<Uuid>,
+    /// Required for the classes that carry commitments (B by default).
+    #[serde(default)]
+    pub commitments: Vec<CommitmentBody>,
+    /// Why a supplementary reply does not reach class A.
+    pub explanation: Option<String>,
+    pub on: Option<Date>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassChangeBody {
+    #[schema(value_type = doc::ReplyClass)]
+    pub to: ReplyClass,
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackBody {
+    /// Default: the caller's own deputy id (deputy keys).
+    pub deputy_id: Option<Uuid>,
+    #[schema(value_type = doc::Satisfaction)]
+    pub level: Satisfaction,
+    #[schema(value_type = Option<doc::Satisfaction>)]
+    pub handling: Option<Satisfaction>,
+    #[schema(value_type = Option<doc::Satisfaction>)]
+    pub result: Option<Satisfaction>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeBody {
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressBody {
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBody {
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub evidence: String,
+}

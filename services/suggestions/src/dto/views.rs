@@ -1,0 +1,457 @@
+//! What a suggestion shows: its assignments, communications, opinions, replies, ratings and commitments, each deadline with its explanation.
+
+use super::*;
+
+/// A due date with its explanation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadlineView {
+    /// The due date.
+    pub due: Date,
+    pub start: Date,
+    /// What starts the clock, e.g. `assignment`.
+    pub start_label: String,
+    /// The rule, e.g. `3 calendar months`.
+    pub duration: String,
+    pub calendar_version: String,
+    /// True when part of the range lies outside the calendar data and weekends only were assumed.
+    pub assumed_weekends_only: bool,
+    /// How the date was computed, step by step.
+    pub trace: Vec<String>,
+    /// The whole trace on one line.
+    pub explanation: String,
+}
+
+impl From<&Deadline> for DeadlineView {
+    fn from(d: &Deadline) -> Self {
+        DeadlineView {
+            due: d.due,
+            start: d.start,
+            start_label: d.start_label.clone(),
+            duration: d.duration.to_string(),
+            calendar_version: d.calendar_version.clone(),
+            assumed_weekends_only: d.assumed_weekends_only,
+            trace: d.trace.iter().map(|s| s.text.clone()).collect(),
+            explanation: d.explain(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignmentDeadlinesView {
+    pub objection: DeadlineView,
+    pub first_contact: Option<DeadlineView>,
+    pub co_opinion: Option<DeadlineView>,
+    pub reply: Option<DeadlineView>,
+    pub reply_cap: Option<DeadlineView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DispatchView {
+    pub division_id: Uuid,
+    pub handler: String,
+    pub responsible_leader: String,
+    pub leading_official: Option<String>,
+    pub plan: String,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    pub on: Date,
+    pub reason: String,
+    /// For extensions: the requested due date.
+    pub new_due: Option<Date>,
+    /// `pending`, `approved`/`rejected` (extensions), or `accept`/`reject`/`escalate` (adjustments).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignmentView {
+    pub id: Uuid,
+    pub agency_id: Uuid,
+    /// `lead`, `co`, `separate` or `sole`.
+    pub role: String,
+    /// `pending_sign`, `accepted`, `adjustment_pending`, `superseded`, `in_handling`,
+    /// `opinion_submitted`, `done`, `replied` or `re_handling`.
+    pub state: String,
+    pub assigned_on: Date,
+    pub deadlines: AssignmentDeadlinesView,
+    /// True when the reply (or co-opinion) is past due and not in.
+    pub overdue: bool,
+    pub dispatch: Option<DispatchView>,
+    pub adjustment: Option<RequestView>,
+    pub extension: Option<RequestView>,
+    pub extensions_granted: u32,
+    pub replaces: Option<Uuid>,
+    pub opinion_waived: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommunicationView {
+    pub id: Uuid,
+    pub assignment_id: Uuid,
+    /// `before`, `during`, `after` or `recess`.
+    pub phase: String,
+    /// `visit`, `phone`, `letter`, `symposium`, `field_research`, `questionnaire`,
+    /// `online_meeting` or `face_to_face_reply`.
+    pub method: String,
+    pub face_to_face: bool,
+    pub deputy_ids: Vec<Uuid>,
+    pub participants: Vec<String>,
+    pub summary: String,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignerView {
+    pub name: String,
+    /// `principal_head`, `authorized_leader`, `division_head` or `staff`.
+    pub position: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OpinionView {
+    pub id: Uuid,
+    pub assignment_id: Uuid,
+    pub document_number: String,
+    pub body: String,
+    pub signer: SignerView,
+    pub on: Date,
+    pub acknowledged_on: Option<Date>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReplyView {
+    pub id: Uuid,
+    pub assignment_id: Uuid,
+    /// `initial`, `re_handled`, `supplementary` or `joint`.
+    pub reply_type: String,
+    pub document_number: String,
+    pub body: String,
+    /// The class the unit proposed: `A`, `B`, `C` (or `D` in the national scheme).
+    pub class: String,
+    pub signer: SignerView,
+    pub opinion_ids: Vec<Uuid>,
+    pub countersigned_by: Vec<Uuid>,
+    pub round: u32,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClassChangeView {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    pub conversion: bool,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FeedbackView {
+    pub deputy_id: Uuid,
+    /// `satisfied`, `basically_satisfied` or `dissatisfied`.
+    pub level: String,
+    pub handling: Option<String>,
+    pub result: Option<String>,
+    pub comment: String,
+    pub round: u32,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProgressView {
+    pub note: String,
+    pub on: Date,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommitmentView {
+    pub id: Uuid,
+    pub assignment_id: Uuid,
+    pub measure: String,
+    pub owner_agency_id: Uuid,
+    pub division_id: Option<Uuid>,
+    pub target_date: Date,
+    /// `open` or `converted`.
+    pub state: String,
+    pub progress: Vec<ProgressView>,
+    pub evidence: String,
+    pub converted_on: Option<Date>,
+}
+
+/// A suggestion with everything its handling has produced.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SuggestionView {
+    pub id: Uuid,
+    /// Send it back as `If-Match` (REST) or `expected_version` (gRPC) with a change.
+    pub version: u64,
+    /// `submitted`, `under_review`, `not_accepted`, `converted_to_letter`, `registered`,
+    /// `assigned`, `replied`, `evaluated`, `re_handling`, `escalated`, `in_follow_up`, `closed`
+    /// or `withdrawn`.
+    pub state: String,
+    pub session_id: Uuid,
+    pub number: String,
+    pub title: String,
+    pub body: String,
+    pub category: String,
+    /// `session` or `recess`.
+    pub kind: String,
+    pub lead_deputy_id: Uuid,
+    pub co_signer_ids: Vec<Uuid>,
+    pub key_supervised: bool,
+    /// `normal`, `key`, `difficult` or `special`.
+    pub priority: String,
+    pub confidential: bool,
+    /// `full`, `summary` or `none`.
+    pub disclosure: String,
+    pub received_on: Date,
+    pub current_class: Option<String>,
+    pub assignments: Vec<AssignmentView>,
+    pub communications: Vec<CommunicationView>,
+    pub opinions: Vec<OpinionView>,
+    pub replies: Vec<ReplyView>,
+    pub class_history: Vec<ClassChangeView>,
+    pub feedback: Vec<FeedbackView>,
+    pub feedback_deadline: Option<DeadlineView>,
+    pub rehandling_rounds: u32,
+    pub commitments: Vec<CommitmentView>,
+}
+
+fn signer(s: &Signer) -> SignerView {
+    SignerView {
+        name: s.name.clone(),
+        position: name(&s.position),
+    }
+}
+
+impl SuggestionView {
+    /// The view for `reader` as of `today`: co-handling opinions it may not read are left out
+    /// (see [`Suggestion::opinion_readable`]).
+    pub fn for_reader(
+        s: &Suggestion,
+        today: Date,
+        reader: banli_domain::suggestion::OpinionReader,
+    ) -> SuggestionView {
+        let mut v = SuggestionView::new(s, today);
+        v.opinions.retain(|o| {
+            s.opinion_readable(reader, banli_domain::ids::AssignmentId(o.assignment_id))
+        });
+        v
+    }
+
+    /// The whole view as of `today` (for the overdue flags).
+    pub fn new(s: &Suggestion, today: Date) -> SuggestionView {
+        let d = &s.details;
+        SuggestionView {
+            id: s.id.0,
+            version: s.version,
+            state: s.state.as_str().to_owned(),
+            session_id: d.session_id.0,
+            number: d.number.clone(),
+            title: d.title.clone(),
+            body: d.body.clone(),
+            category: d.category.clone(),
+            kind: name(&d.kind),
+            lead_deputy_id: d.lead_deputy.0,
+            co_signer_ids: d.co_signers.iter().map(|x| x.0).collect(),
+            key_supervised: d.key_supervised,
+            priority: name(&d.priority),
+            confidential: d.confidential,
+            disclosure: name(&d.disclosure),
+            received_on: s.received_on,
+            current_class: s.current_class().map(|c| name(&c)),
+            assignments: s.assignments.iter().map(|a| assignment(a, today)).collect(),
+            communications: s
+                .communications
+                .iter()
+                .map(|c| CommunicationView {
+                    id: c.id.0,
+                    assignment_id: c.assignment_id.0,
+                    phase: name(&c.phase),
+                    method: name(&c.method),
+                    face_to_face: c.face_to_face,
+                    deputy_ids: c.deputies.iter().map(|x| x.0).collect(),
+                    participants: c.participants.clone(),
+                    summary: c.summary.clone(),
+                    on: c.on,
+                })
+                .collect(),
+            opinions: s
+                .opinions
+                .iter()
+                .map(|o| OpinionView {
+                    id: o.id.0,
+                    assignment_id: o.assignment_id.0,
+                    document_number: o.document_number.clone(),
+                    body: o.body.clone(),
+                    signer: signer(&o.signer),
+                    on: o.on,
+                    acknowledged_on: o.acknowledged_on,
+                })
+                .collect(),
+            replies: s
+                .replies
+                .iter()
+                .map(|r| ReplyView {
+                    id: r.id.0,
+                    assignment_id: r.assignment_id.0,
+                    reply_type: name(&r.reply_type),
+                    document_number: r.document_number.clone(),
+                    body: r.body.clone(),
+                    class: name(&r.class),
+                    signer: signer(&r.signer),
+                    opinion_ids: r.references.iter().map(|x| x.0).collect(),
+                    countersigned_by: r.countersigned_by.iter().map(|x| x.0).collect(),
+                    round: r.round,
+                    on: r.on,
+                })
+                .collect(),
+            class_history: s
+                .class_history
+                .iter()
+                .map(|c| ClassChangeView {
+                    from: name(&c.from),
+                    to: name(&c.to),
+                    reason: c.reason.clone(),
+                    conversion: c.conversion,
+                    on: c.on,
+                })
+                .collect(),
+            feedback: s
+                .feedback
+                .iter()
+                .map(|f| FeedbackView {
+                    deputy_id: f.deputy.0,
+                    level: name(&f.level),
+                    handling: f.handling.as_ref().map(name),
+                    result: f.result.as_ref().map(name),
+                    comment: f.comment.clone(),
+                    round: f.round,
+                    on: f.on,
+                })
+                .collect(),
+            feedback_deadline: s.feedback_due.as_ref().map(DeadlineView::from),
+            rehandling_rounds: s.rehandling_rounds,
+            commitments: s
+                .commitments
+                .iter()
+                .map(|c| CommitmentView {
+                    id: c.id.0,
+                    assignment_id: c.assignment_id.0,
+                    measure: c.measure.clone(),
+                    owner_agency_id: c.owner.0,
+                    division_id: c.division.map(|x| x.0),
+                    target_date: c.target_date,
+                    state: name(&c.state),
+                    progress: c
+                        .progress
+                        .iter()
+                        .map(|p| ProgressView {
+                            note: p.note.clone(),
+                            on: p.on,
+                        })
+                        .collect(),
+                    evidence: c.evidence.clone(),
+                    converted_on: c.converted_on,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn assignment(a: &Assignment, today: Date) -> AssignmentView {
+    let open = matches!(
+        a.state,
+        AssignmentState::PendingSign
+            | AssignmentState::Accepted
+            | AssignmentState::AdjustmentPending
+            | AssignmentState::InHandling
+            | AssignmentState::ReHandling
+    );
+    let due = a
+        .deadlines
+        .reply
+        .as_ref()
+        .or(a.deadlines.co_opinion.as_ref())
+        .map(|d| d.due);
+    AssignmentView {
+        id: a.id.0,
+        agency_id: a.agency.0,
+        role: a.role.as_str().to_owned(),
+        state: a.state.as_str().to_owned(),
+        assigned_on: a.assigned_on,
+        deadlines: AssignmentDeadlinesView {
+            objection: (&a.deadlines.objection).into(),
+            first_contact: a.deadlines.first_contact.as_ref().map(Into::into),
+            co_opinion: a.deadlines.co_opinion.as_ref().map(Into::into),
+            reply: a.deadlines.reply.as_ref().map(Into::into),
+            reply_cap: a.deadlines.reply_cap.as_ref().map(Into::into),
+        },
+        overdue: open && due.is_some_and(|d| d < today),
+        dispatch: a.dispatch.as_ref().map(|d| DispatchView {
+            division_id: d.division.0,
+            handler: d.handler.clone(),
+            responsible_leader: d.responsible_leader.clone(),
+            leading_official: d.leading_official.clone(),
+            plan: d.plan.clone(),
+            on: d.on,
+        }),
+        adjustment: a.adjustment.as_ref().map(|r| RequestView {
+            on: r.on,
+            reason: r.reason.clone(),
+            new_due: None,
+            status: match &r.decision {
+                None => "pending".into(),
+                Some(AdjustmentDecision::Accept { .. }) => "accept".into(),
+                Some(AdjustmentDecision::Reject { .. }) => "reject".into(),
+                Some(AdjustmentDecision::Escalate { .. }) => "escalate".into(),
+            },
+        }),
+        extension: a.extension.as_ref().map(|r| RequestView {
+            on: r.on,
+            reason: r.reason.clone(),
+            new_due: Some(r.new_due),
+            status: match r.approved {
+                None => "pending".into(),
+                Some(true) => "approved".into(),
+                Some(false) => "rejected".into(),
+            },
+        }),
+        extensions_granted: a.extensions_granted,
+        replaces: a.replaces.map(|x| x.0),
+        opinion_waived: a.opinion_waived,
+    }
+}
+
+/// One row of a list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SuggestionSummaryView {
+    pub id: Uuid,
+    pub version: u64,
+    pub session_id: Uuid,
+    pub number: String,
+    pub state: String,
+    pub title: String,
+    pub key_supervised: bool,
+}
+
+impl From<SuggestionSummary> for SuggestionSummaryView {
+    fn from(s: SuggestionSummary) -> Self {
+        SuggestionSummaryView {
+            id: s.id.0,
+            version: s.version,
+            session_id: s.session_id.0,
+            number: s.number,
+            state: s.state,
+            title: s.title,
+            key_supervised: s.key_supervised,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SuggestionPage {
+    pub items: Vec<SuggestionSummaryView>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    pub next_page_token: Option<String>,
+}
