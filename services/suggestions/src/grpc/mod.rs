@@ -1,0 +1,174 @@
+//! gRPC (`banli.suggestions.v1`): the same application layer as REST, with the standard health
+//! service and server reflection. Every call needs the `authorization: Bearer <key>` metadata.
+//!
+//! Here: the server and what every call shares (authentication, idempotency); `convert` (proto
+//! ↔ domain and views), `suggestions` (`SuggestionService`), `calendar` (`CalendarService`).
+
+use std::future::Future;
+
+use banli_api::grpc::{opt_uuid, signer, uuid};
+use banli_calendar::DurationSpec;
+use banli_domain::ids::*;
+use banli_domain::suggestion::*;
+use banli_proto::common::v1 as pc;
+use banli_proto::suggestions::v1 as pb;
+use pb::calendar_service_server::{CalendarService, CalendarServiceServer};
+use pb::suggestion_service_server::{SuggestionService, SuggestionServiceServer};
+use time::Date;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::dto::{self, DeadlineView, SuggestionView};
+use crate::error::AppError;
+use crate::policy::Principal;
+use crate::store::ListFilter;
+
+mod calendar;
+mod convert;
+mod suggestions;
+
+use convert::*;
+
+/// The full names of this service's gRPC services.
+pub const NAMES: [&str; 2] = [
+    "banli.suggestions.v1.SuggestionService",
+    "banli.suggestions.v1.CalendarService",
+];
+
+/// Adds this service's gRPC services to `routes`.
+pub fn add_services(app: App, routes: &mut RoutesBuilder) {
+    let grpc = Grpc { app };
+    routes
+        .add_service(
+            SuggestionServiceServer::new(grpc.clone())
+                .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
+        )
+        .add_service(
+            CalendarServiceServer::new(grpc)
+                .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
+        );
+}
+
+/// Serves this service alone on `listener` until `shutdown` completes.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut routes = RoutesBuilder::default();
+    add_services(app.clone(), &mut routes);
+    let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
+        let app = app.clone();
+        Box::pin(async move { app.authenticate(&token).await })
+    });
+    banli_api::grpc::serve(routes, &NAMES, listener, auth, shutdown).await
+}
+
+/// The gRPC services over the application layer.
+#[derive(Debug, Clone)]
+pub struct Grpc {
+    app: App,
+}
+
+impl Grpc {
+    pub fn new(app: App) -> Grpc {
+        Grpc { app }
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let token = banli_api::grpc::bearer(req.metadata())?;
+        let reference = banli_api::grpc::reference(req.metadata())?;
+        Ok(self
+            .app
+            .authenticate(token)
+            .await?
+            .presented(banli_api::grpc::client_cert(req.extensions()))?
+            .with_reference(reference))
+    }
+
+    /// A command on a suggestion, once per idempotency key (or reference id): a retry answers
+    /// as the first time did.
+    async fn command<F>(
+        &self,
+        p: &Principal,
+        once: Once,
+        id: &str,
+        expected: u64,
+        build: F,
+    ) -> Result<Response<pb::Suggestion>, Status>
+    where
+        F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
+    {
+        let id = uuid("suggestion_id", id)?;
+        let app = self.app.clone();
+        let view: SuggestionView = self
+            .once(p, once, 200, || async move {
+                app.execute(p, id, (expected > 0).then_some(expected), build)
+                    .await
+            })
+            .await?;
+        Ok(Response::new(suggestion(&view)))
+    }
+
+    /// Runs `run` through the idempotency store, as REST does for every POST: the first answer
+    /// (or refusal) is kept and a retry with the same key gets it again; the same key with
+    /// another request is INVALID_ARGUMENT (`idempotency_key_reused`).
+    async fn once<V, F, Fut>(
+        &self,
+        p: &Principal,
+        once: Once,
+        status: u16,
+        run: F,
+    ) -> Result<V, Status>
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, AppError>>,
+    {
+        let (_, json) = self
+            .app
+            .idempotent(p, once.key.as_deref(), &once.hash, || async move {
+                let v = run().await?;
+                Ok((
+                    status,
+                    serde_json::to_string(&v).map_err(|e| AppError::internal(&e))?,
+                ))
+            })
+            .await?;
+        Ok(serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?)
+    }
+}
+
+/// What makes a gRPC command idempotent: the `idempotency-key` metadata (or the request's own
+/// `idempotency_key` field) and the request's hash; a `reference-id` is on the principal.
+struct Once {
+    key: Option<String>,
+    hash: String,
+}
+
+impl Once {
+    /// The request's own `idempotency_key` field, when it has one, before the metadata's.
+    fn or_field(self, field: &str) -> Once {
+        Once {
+            key: Some(field.to_owned())
+                .filter(|k| !k.is_empty())
+                .or(self.key),
+            hash: self.hash,
+        }
+    }
+}
+
+/// The idempotency key and hash of a command's request (the message's type and content).
+fn once_of<T: std::fmt::Debug>(req: &Request<T>) -> Result<Once, Status> {
+    Ok(Once {
+        key: banli_api::grpc::idempotency_key(req.metadata())?,
+        hash: banli_api::grpc::request_hash(&format!(
+            "{}:{:?}",
+            std::any::type_name::<T>(),
+            req.get_ref()
+        )),
+    })
+}
