@@ -460,8 +460,26 @@ async fn webhooks_deliver_signed_and_survive_failure() {
         other_got.lock().expect("lock").is_empty(),
         "still nothing for the other agency"
     );
-    // The log keeps its retention: everything older than "now + 1 ms" goes.
+    // The log keeps its retention: everything older than "now + 1 ms" goes. First the replay
+    // above finishes — it ends with the delivery (same id) that ended the stream before it — and
+    // every attempt the receiver saw is in the log (one row per attempt).
+    let last = lead_got.lock().expect("lock")[n - 1].1.clone();
+    until(&lead_got, |g| g[n..].iter().any(|x| x.1 == last)).await;
     let store = api.coordination.store();
+    let received = lead_got.lock().expect("lock").len();
+    let mut logged = 0;
+    for _ in 0..2000 {
+        logged = store
+            .webhook_deliveries(&id, 1000)
+            .await
+            .expect("log")
+            .len();
+        if logged >= received {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(logged >= received, "{received} received, {logged} logged");
     assert!(
         store
             .purge_webhook_deliveries(banli_coordination::webhooks::now_ms() + 1)
