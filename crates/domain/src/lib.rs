@@ -48,6 +48,32 @@ macro_rules! published_events {
     };
 }
 
+/// Declares a command enum (struct-like variants only) with `VARIANTS` and `variant()`, so that
+/// a test can check every variant is reachable (from both transports, or named as internal)
+/// instead of trusting a hand-kept list. Exported for the services' transport-level commands.
+#[macro_export]
+macro_rules! command_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $enum:ident {
+            $($(#[$doc:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? },)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $enum { $($(#[$doc])* $name { $($(#[$fmeta])* $field: $ty),* },)* }
+
+        impl $enum {
+            /// Every variant's name (`CamelCase`), in declaration order.
+            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The variant's name (`CamelCase`), one of [`Self::VARIANTS`].
+            pub fn variant(&self) -> &'static str {
+                match self { $(Self::$name { .. } => stringify!($name)),* }
+            }
+        }
+    };
+}
+
 pub mod actor;
 pub mod audit_log;
 pub mod coordination;

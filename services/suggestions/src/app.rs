@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::command::{SuggestionCommand, Target};
 use crate::dto::*;
 use crate::error::{AppError, ErrorCode};
 use crate::policy::{self, Action, Principal, Visibility};
@@ -726,18 +727,42 @@ impl App {
         })
     }
 
+    /// Runs one client command on a suggestion, for REST and gRPC alike: through the
+    /// idempotency store (a retry with the same key or `Reference-Id` answers as the first run
+    /// did), checked against the expected version, built against the current state, decided and
+    /// committed. Answers the status and the JSON of the suggestion after.
+    #[tracing::instrument(name = "suggestions.command", skip_all, fields(suggestion_id = %target.suggestion_id, command = cmd.variant(), key_id = %p.key_id, role = %p.role))]
+    pub async fn command(
+        &self,
+        p: &Principal,
+        target: Target,
+        cmd: SuggestionCommand,
+    ) -> Result<(u16, String), AppError> {
+        let Target {
+            suggestion_id,
+            expected_version,
+            once,
+        } = target;
+        self.idempotent(p, once.key.as_deref(), &once.hash, || async move {
+            let view = self
+                .execute(p, suggestion_id, expected_version, cmd)
+                .await?;
+            Ok((
+                200,
+                serde_json::to_string(&view).map_err(|e| AppError::internal(&e))?,
+            ))
+        })
+        .await
+    }
+
     /// Runs one command on a suggestion. `expected` is the client's `If-Match` version.
-    #[tracing::instrument(name = "suggestions.execute", skip_all, fields(suggestion_id = %id, key_id = %p.key_id, role = %p.role))]
-    pub async fn execute<F>(
+    async fn execute(
         &self,
         p: &Principal,
         id: Uuid,
         expected: Option<u64>,
-        build: F,
-    ) -> Result<SuggestionView, AppError>
-    where
-        F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
-    {
+        cmd: SuggestionCommand,
+    ) -> Result<SuggestionView, AppError> {
         policy::allow(p, Action::ChangeSuggestion)?;
         let s = self.current(p, id).await?;
         if let Some(v) = expected
@@ -752,7 +777,11 @@ impl App {
             ));
         }
         let today = self.today();
-        let kind = build(&s, today)?;
+        let unit_divisions = match cmd.needs_divisions_of() {
+            Some(a) => self.divisions_of(&s, a).await?,
+            None => Vec::new(),
+        };
+        let kind = cmd.into_kind(&s, today, p, unit_divisions)?;
         let cmd = Command {
             actor: p.actor(),
             kind,
@@ -907,14 +936,12 @@ impl App {
 
     /// The divisions of the unit an assignment belongs to (empty for an unknown assignment),
     /// for the domain to check a dispatch against.
-    pub async fn unit_divisions(
+    async fn divisions_of(
         &self,
-        p: &Principal,
-        id: Uuid,
-        assignment: Uuid,
+        s: &Suggestion,
+        assignment: AssignmentId,
     ) -> Result<Vec<DivisionId>, AppError> {
-        let s = self.current(p, id).await?;
-        let Some(a) = s.assignment(AssignmentId(assignment)) else {
+        let Some(a) = s.assignment(assignment) else {
             return Ok(Vec::new());
         };
         Ok(self

@@ -5,6 +5,7 @@
 //! library; the `banli` binary runs it.
 
 pub mod app;
+pub mod command;
 pub mod consumer;
 pub mod dto;
 pub mod error;

@@ -76,9 +76,19 @@ async fn scenario(db: TestDb, bus: Bus) {
             .await
             .expect("submit");
         ids.push(s.id);
-        app.execute(&p, s.id, None, |_, today| {
-            Ok(banli_domain::suggestion::CommandKind::StartReview { on: today })
-        })
+        let target = banli_suggestions::command::Target {
+            suggestion_id: s.id,
+            expected_version: None,
+            once: banli_suggestions::command::Once {
+                key: None,
+                hash: String::new(),
+            },
+        };
+        app.command(
+            &p,
+            target,
+            banli_suggestions::command::SuggestionCommand::StartReview {},
+        )
         .await
         .expect("review");
     }

@@ -50,6 +50,10 @@ pub struct CommitmentDraft {
     pub target_date: Date,
 }
 
+command_enum! {
+/// What a command asks for. The suggestions service's transports build the client commands
+/// (`SuggestionCommand` there); the coordination service's are mirrored in; the rest are the
+/// platform's own (`RecomputeDeadlines`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandKind {
     Submit {
@@ -158,6 +162,7 @@ pub enum CommandKind {
     RecomputeDeadlines {
         on: Date,
     },
+}
 }
 
 impl CommandKind {

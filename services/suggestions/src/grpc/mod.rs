@@ -1,8 +1,9 @@
 //! gRPC (`banli.suggestions.v1`): the same application layer as REST, with the standard health
 //! service and server reflection. Every call needs the `authorization: Bearer <key>` metadata.
 //!
-//! Here: the server and what every call shares (authentication, idempotency); `convert` (proto
-//! ↔ domain and views), `suggestions` (`SuggestionService`), `calendar` (`CalendarService`).
+//! Here: the server and what every call shares (authentication, idempotency); `commands` (each
+//! request message `TryFrom` into a command), `convert` (proto ↔ domain and views),
+//! `suggestions` (`SuggestionService`), `calendar` (`CalendarService`).
 
 use std::future::Future;
 
@@ -21,12 +22,14 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::command::{Once, Target};
 use crate::dto::{self, DeadlineView, SuggestionView};
 use crate::error::AppError;
 use crate::policy::Principal;
 use crate::store::ListFilter;
 
 mod calendar;
+mod commands;
 mod convert;
 mod suggestions;
 
@@ -89,27 +92,24 @@ impl Grpc {
             .with_reference(reference))
     }
 
-    /// A command on a suggestion, once per idempotency key (or reference id): a retry answers
-    /// as the first time did.
-    async fn command<F>(
-        &self,
-        p: &Principal,
-        once: Once,
-        id: &str,
-        expected: u64,
-        build: F,
-    ) -> Result<Response<pb::Suggestion>, Status>
+    /// A command on a suggestion: the request converted at the edge, then the application's
+    /// one command path (idempotency, version, decide, commit) as for REST.
+    async fn command<T>(&self, req: Request<T>) -> Result<Response<pb::Suggestion>, Status>
     where
-        F: FnOnce(&Suggestion, Date) -> Result<CommandKind, AppError>,
+        T: std::fmt::Debug,
+        commands::Addressed: TryFrom<T, Error = AppError>,
     {
-        let id = uuid("suggestion_id", id)?;
-        let app = self.app.clone();
-        let view: SuggestionView = self
-            .once(p, once, 200, || async move {
-                app.execute(p, id, (expected > 0).then_some(expected), build)
-                    .await
-            })
-            .await?;
+        let p = self.caller(&req).await?;
+        let once = once_of(&req)?;
+        let a = commands::Addressed::try_from(req.into_inner())?;
+        let target = Target {
+            suggestion_id: a.suggestion_id,
+            expected_version: a.expected_version,
+            once: once.or_field(a.idempotency_key),
+        };
+        let (_, json) = self.app.command(&p, target, a.command).await?;
+        let view: SuggestionView =
+            serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?;
         Ok(Response::new(suggestion(&view)))
     }
 
@@ -139,25 +139,6 @@ impl Grpc {
             })
             .await?;
         Ok(serde_json::from_str(&json).map_err(|e| AppError::internal(&e))?)
-    }
-}
-
-/// What makes a gRPC command idempotent: the `idempotency-key` metadata (or the request's own
-/// `idempotency_key` field) and the request's hash; a `reference-id` is on the principal.
-struct Once {
-    key: Option<String>,
-    hash: String,
-}
-
-impl Once {
-    /// The request's own `idempotency_key` field, when it has one, before the metadata's.
-    fn or_field(self, field: &str) -> Once {
-        Once {
-            key: Some(field.to_owned())
-                .filter(|k| !k.is_empty())
-                .or(self.key),
-            hash: self.hash,
-        }
     }
 }
 

@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
+use crate::command::{Once, SuggestionCommand, Target};
 use crate::dto::*;
 use crate::error::AppError;
-use crate::policy::Principal;
 use crate::store::ListFilter;
 use banli_api::http::{
     ApiPath, ApiQuery, Caller, IfMatch, Posted, Problem, ProblemDocument, json_response,
@@ -143,38 +143,30 @@ where
 }
 
 /// A command on a suggestion: idempotent, version-checked, answered with the new state.
-async fn command<T, F>(
+async fn command<T>(
     st: &AppState,
     caller: &Caller,
     id: Uuid,
     if_match: IfMatch,
     body: Posted<T>,
-    build: F,
-) -> ApiResult
-where
-    F: FnOnce(T, &Suggestion, Date, &Principal) -> Result<CommandKind, AppError>,
-{
+    make: impl FnOnce(T) -> SuggestionCommand,
+) -> ApiResult {
     let Posted {
         value,
         hash,
         idempotency_key,
     } = body;
-    let p = &caller.0;
-    posted(
-        st,
-        caller,
-        &hash,
-        idempotency_key.as_deref(),
-        true,
-        || async {
-            let view = st
-                .app
-                .execute(p, id, if_match.0, |s, today| build(value, s, today, p))
-                .await?;
-            Ok((200, to_json(&view)?))
+    let target = Target {
+        suggestion_id: id,
+        expected_version: if_match.0,
+        once: Once {
+            key: idempotency_key,
+            hash,
         },
-    )
-    .await
+    };
+    let (status, body) = st.app.command(&caller.0, target, make(value)).await?;
+    let tag = version_of(&body);
+    Ok(json_response(status, body, tag))
 }
 
 // ---- health ----
@@ -485,7 +477,7 @@ async fn suggestion_events(
 }
 
 macro_rules! command_route {
-    ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, |$v:ident, $s:ident, $today:ident, $p:ident| $build:expr) => {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, |$v:ident| $build:expr) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = $tag, request_body = $body,
             params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the version this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
@@ -495,10 +487,10 @@ macro_rules! command_route {
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
         async fn $name(State(st): State<AppState>, caller: Caller, ApiPath(id): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
             #[allow(unused_variables)]
-            command(&st, &caller, id, if_match, body, |$v: $body, $s: &Suggestion, $today: Date, $p: &Principal| $build).await
+            command(&st, &caller, id, if_match, body, |$v: $body| $build).await
         }
     };
-    ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, $sub:ident = $subname:literal, |$v:ident, $s:ident, $today:ident, $p:ident| $build:expr) => {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, $sub:ident = $subname:literal, |$v:ident| $build:expr) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = $tag, request_body = $body,
             params(("id" = Uuid, Path), ($subname = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the version this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
@@ -508,7 +500,7 @@ macro_rules! command_route {
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
         async fn $name(State(st): State<AppState>, caller: Caller, ApiPath((id, $sub)): ApiPath<(Uuid, Uuid)>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
             #[allow(unused_variables)]
-            command(&st, &caller, id, if_match, body, |$v: $body, $s: &Suggestion, $today: Date, $p: &Principal| $build).await
+            command(&st, &caller, id, if_match, body, |$v: $body| $build).await
         }
     };
 }
@@ -520,139 +512,53 @@ pub struct Empty {}
 
 command_route!(
     /// Start the review. Assigning office.
-    start_review, "/v1/suggestions/{id}/start-review", "suggestions", Empty, |v, s, today, p| Ok(CommandKind::StartReview { on: today }));
+    start_review, "/v1/suggestions/{id}/start-review", "suggestions", Empty, |v| SuggestionCommand::StartReview {});
 command_route!(
     /// Accept (立案), not accept, or convert to a letter. Assigning office.
-    review, "/v1/suggestions/{id}/review", "suggestions", Review, |v, s, today, p| Ok(CommandKind::Review { decision: v.decision, reason: v.reason, on: today }));
+    review, "/v1/suggestions/{id}/review", "suggestions", Review, |v| SuggestionCommand::Review { body: v });
 command_route!(
     /// Withdraw in writing (lead deputy, or the office recording the request). Only before closing.
-    withdraw, "/v1/suggestions/{id}/withdraw", "suggestions", Reason, |v, s, today, p| Ok(CommandKind::Withdraw { reason: v.reason, on: today }));
+    withdraw, "/v1/suggestions/{id}/withdraw", "suggestions", Reason, |v| SuggestionCommand::Withdraw { body: v });
 command_route!(
-/// Assign one or more units: one lead with co-handlers, one sole unit, or separate units.
-assign, "/v1/suggestions/{id}/assignments", "suggestions", Assign, |v, s, today, p| Ok(CommandKind::Assign {
-    units: v.units.into_iter().map(|u| UnitAssignment { assignment_id: AssignmentId::new(), agency: AgencyId(u.agency_id), role: u.role }).collect(),
-    on: today,
-}));
-/// Dispatch to a division of the unit with the responsible leader (and, for key items, the
-/// leading official 领办). The unit's agency_admin or leader.
-#[utoipa::path(post, path = "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", tag = "handling", request_body = DispatchBody,
-    params(("id" = Uuid, Path), ("assignment_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The ETag of the version this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "Replays return the first response", pattern = "^[!-~]{1,255}$")),
-    responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
-        (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
-        (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
-async fn dispatch(
-    State(st): State<AppState>,
-    caller: Caller,
-    ApiPath((id, assignment_id)): ApiPath<(Uuid, Uuid)>,
-    if_match: IfMatch,
-    body: Posted<DispatchBody>,
-) -> ApiResult {
-    let unit_divisions = st.app.unit_divisions(&caller.0, id, assignment_id).await?;
-    command(
-        &st,
-        &caller,
-        id,
-        if_match,
-        body,
-        |v: DispatchBody, _: &Suggestion, today: Date, _: &Principal| {
-            Ok(CommandKind::Dispatch {
-                assignment: AssignmentId(assignment_id),
-                division: DivisionId(v.division_id),
-                handler: v.handler,
-                responsible_leader: v.responsible_leader,
-                leading_official: v.leading_official,
-                plan: v.plan,
-                unit_divisions,
-                on: today,
-            })
-        },
-    )
-    .await
-}
-
+    /// Assign one or more units: one lead with co-handlers, one sole unit, or separate units.
+    assign, "/v1/suggestions/{id}/assignments", "suggestions", Assign, |v| SuggestionCommand::Assign { body: v });
 command_route!(
-/// Record a communication with deputies (沟通).
-record_communication, "/v1/suggestions/{id}/communications", "handling", CommunicationBody, |v, s, today, p| {
-    let on = v.on.unwrap_or(today);
-    if on > today {
-        return Err(AppError::invalid("a communication cannot be dated in the future"));
-    }
-    Ok(CommandKind::RecordCommunication {
-        communication: Communication {
-            id: CommunicationId::new(),
-            assignment_id: AssignmentId(v.assignment_id),
-            phase: v.phase,
-            method: v.method,
-            face_to_face: v.face_to_face,
-            deputies: v.deputy_ids.into_iter().map(DeputyId).collect(),
-            participants: v.participants,
-            summary: v.summary,
-            on,
-        },
-    })
-});
+    /// Dispatch to a division of the unit with the responsible leader (and, for key items, the
+    /// leading official 领办). The unit's agency_admin or leader.
+    dispatch, "/v1/suggestions/{id}/assignments/{assignment_id}/dispatch", "handling", DispatchBody, assignment_id = "assignment_id",
+    |v| SuggestionCommand::Dispatch { assignment_id, body: v });
+command_route!(
+    /// Record a communication with deputies (沟通); not dated in the future.
+    record_communication, "/v1/suggestions/{id}/communications", "handling", CommunicationBody, |v| SuggestionCommand::RecordCommunication { body: v });
 command_route!(
     /// Ask to move the reply date (at most the profile's cap from the assignment).
     request_extension, "/v1/suggestions/{id}/assignments/{assignment_id}/extension-request", "handling", ExtensionRequestBody, assignment_id = "assignment_id",
-    |v, s, today, p| Ok(CommandKind::RequestExtension { assignment: AssignmentId(assignment_id), new_due: v.new_due, reason: v.reason, on: today }));
+    |v| SuggestionCommand::RequestExtension { assignment_id, body: v });
 command_route!(
     /// Approve or reject the pending extension. Assigning office.
     decide_extension, "/v1/suggestions/{id}/assignments/{assignment_id}/extension-decision", "handling", Decision, assignment_id = "assignment_id",
-    |v, s, today, p| Ok(CommandKind::DecideExtension { assignment: AssignmentId(assignment_id), approve: v.approve, on: today }));
+    |v| SuggestionCommand::DecideExtension { assignment_id, body: v });
 command_route!(
-/// Issue a reply (答复) behind the gates: a communication with the lead deputy, every
-/// co-opinion in or waived, an authorised signer; class B replies list their commitments.
-issue_reply, "/v1/suggestions/{id}/replies", "handling", ReplyBody, |v, s, today, p| {
-    let reply_type = v.reply_type.unwrap_or(match s.state {
-        SuggestionState::ReHandling => ReplyType::ReHandled,
-        SuggestionState::InFollowUp => ReplyType::Supplementary,
-        _ => ReplyType::Initial,
-    });
-    let on = v.on.unwrap_or(today);
-    if on > today {
-        return Err(AppError::invalid("a reply cannot be dated in the future"));
-    }
-    Ok(CommandKind::IssueReply {
-        reply: Reply {
-            id: ReplyId::new(),
-            assignment_id: AssignmentId(v.assignment_id),
-            reply_type,
-            document_number: v.document_number,
-            body: v.body,
-            class: v.class,
-            signer: Signer { name: v.signer.name, position: v.signer.position },
-            references: v.opinion_ids.into_iter().map(OpinionId).collect(),
-            countersigned_by: v.countersigned_by.into_iter().map(AgencyId).collect(),
-            round: 0,
-            on,
-        },
-        commitments: v.commitments.into_iter().map(|c| CommitmentDraft { id: CommitmentId::new(), measure: c.measure, division: c.division_id.map(DivisionId), target_date: c.target_date }).collect(),
-        explanation: v.explanation,
-    })
-});
+    /// Issue a reply (答复) behind the gates: a communication with the lead deputy, every
+    /// co-opinion in or waived, an authorised signer; class B replies list their commitments.
+    issue_reply, "/v1/suggestions/{id}/replies", "handling", ReplyBody, |v| SuggestionCommand::IssueReply { body: v });
 command_route!(
     /// Change the class of the reply (the history is kept). Assigning office.
-    change_class, "/v1/suggestions/{id}/class", "handling", ClassChangeBody, |v, s, today, p| Ok(CommandKind::ChangeClass { to: v.to, reason: v.reason, on: today }));
+    change_class, "/v1/suggestions/{id}/class", "handling", ClassChangeBody, |v| SuggestionCommand::ChangeClass { body: v });
 command_route!(
-/// A deputy's rating of the reply (代表意见); a dissatisfied rating reopens the item.
-record_feedback, "/v1/suggestions/{id}/feedback", "handling", FeedbackBody, |v, s, today, p| {
-    let deputy = v.deputy_id.map(DeputyId).or(p.deputy).ok_or_else(|| AppError::invalid("deputy_id is required (only a deputy's own key may leave it out)"))?;
-    Ok(CommandKind::RecordFeedback {
-        feedback: Feedback { deputy, level: v.level, handling: v.handling, result: v.result, comment: v.comment, round: 0, on: today },
-    })
-});
+    /// A deputy's rating of the reply (代表意见); a dissatisfied rating reopens the item.
+    record_feedback, "/v1/suggestions/{id}/feedback", "handling", FeedbackBody, |v| SuggestionCommand::RecordFeedback { body: v });
 command_route!(
     /// Evaluate after the feedback window has passed. Assigning office.
-    close_feedback_window, "/v1/suggestions/{id}/feedback-window/close", "handling", Empty, |v, s, today, p| Ok(CommandKind::CloseFeedbackWindow { on: today }));
+    close_feedback_window, "/v1/suggestions/{id}/feedback-window/close", "handling", Empty, |v| SuggestionCommand::CloseFeedbackWindow {});
 command_route!(
     /// Record how an escalation was resolved (consultation meeting, special explanation). Assigning office.
-    resolve_escalation, "/v1/suggestions/{id}/escalation/resolve", "handling", OutcomeBody, |v, s, today, p| Ok(CommandKind::ResolveEscalation { outcome: v.outcome, on: today }));
+    resolve_escalation, "/v1/suggestions/{id}/escalation/resolve", "handling", OutcomeBody, |v| SuggestionCommand::ResolveEscalation { body: v });
 command_route!(
     /// Report progress on a commitment (append-only). The owner unit.
     report_progress, "/v1/suggestions/{id}/commitments/{commitment_id}/progress", "handling", ProgressBody, commitment_id = "commitment_id",
-    |v, s, today, p| Ok(CommandKind::ReportProgress { commitment: CommitmentId(commitment_id), note: v.note, on: today }));
+    |v| SuggestionCommand::ReportProgress { commitment_id, body: v });
 command_route!(
     /// Convert a commitment: done, with evidence. The owner unit's agency_admin or leader.
     convert_commitment, "/v1/suggestions/{id}/commitments/{commitment_id}/convert", "handling", EvidenceBody, commitment_id = "commitment_id",
-    |v, s, today, p| Ok(CommandKind::ConvertCommitment { commitment: CommitmentId(commitment_id), evidence: v.evidence, on: today }));
+    |v| SuggestionCommand::ConvertCommitment { commitment_id, body: v });
