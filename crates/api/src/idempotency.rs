@@ -12,6 +12,25 @@ use crate::error::{AppError, ErrorCode};
 pub const REFERENCE_SCOPE_PREFIX: &str = "agency:";
 const REFERENCE_KEY_PREFIX: &str = "reference:";
 
+/// What makes a command idempotent, on either transport: the client's key (`Idempotency-Key`
+/// header or metadata, or a request's own `idempotency_key` field) and the hash of the request
+/// as received. An agency's `Reference-Id` travels on the principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    pub key: Option<String>,
+    pub hash: String,
+}
+
+impl Once {
+    /// The request's own `idempotency_key` field, when it has one, before the header's.
+    pub fn or_field(self, field: Option<String>) -> Once {
+        Once {
+            key: field.filter(|k| !k.is_empty()).or(self.key),
+            hash: self.hash,
+        }
+    }
+}
+
 pub async fn idempotent<F, Fut>(
     db: &Db,
     keys: &IdempotencyKeys,

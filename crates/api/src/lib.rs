@@ -21,5 +21,5 @@ pub mod tls;
 
 pub use clock::Clock;
 pub use error::{AppError, ErrorCode};
-pub use idempotency::idempotent;
+pub use idempotency::{Once, idempotent};
 pub use principal::{Authenticator, Principal, token};

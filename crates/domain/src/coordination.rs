@@ -56,6 +56,7 @@ pub struct ReplyCopy {
     pub on: Date,
 }
 
+command_enum! {
 /// What a unit or the assigning office asks of the coordination service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoordinationCommand {
@@ -107,6 +108,7 @@ pub enum CoordinationCommand {
         resolution: String,
         on: Date,
     },
+}
 }
 
 impl CoordinationCommand {

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use banli_api::{AppError, Clock, ErrorCode, Principal};
 use banli_calendar::Calendar;
-use banli_domain::coordination::{CoordinationCommand, decide_coordination};
+use banli_domain::coordination::decide_coordination;
 use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::suggestion::{Suggestion, UnitRole};
 use banli_domain::{DomainError, Role, RuleProfile, Rules};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::command::{CaseCommand, Once};
 use crate::dto::{CaseView, TaskPage, TaskView};
 use crate::store::{NewOwnEvent, Store, StoreError};
 
@@ -350,19 +351,36 @@ impl App {
             .map_err(|e| AppError::internal(&e))
     }
 
-    /// Decides and records a command on the suggestion `target` belongs to.
-    #[tracing::instrument(name = "coordination.command", skip_all, fields(command = what, target = %target, key_id = %p.key_id, role = %p.role))]
-    pub async fn command<F>(
+    /// Runs one client command, for REST and gRPC alike: through the idempotency store (a
+    /// retry with the same key or `Reference-Id` answers as the first run did), checked against
+    /// the expected version, built, decided and committed. Answers the status and the JSON of
+    /// the case after.
+    #[tracing::instrument(name = "coordination.command", skip_all, fields(command = cmd.variant(), target = %cmd.target().0, key_id = %p.key_id, role = %p.role))]
+    pub async fn command(
         &self,
         p: &Principal,
-        target: Uuid,
-        what: &str,
         expected: Option<u64>,
-        build: F,
-    ) -> Result<CaseView, AppError>
-    where
-        F: FnOnce(&Suggestion, Date) -> Result<CoordinationCommand, AppError>,
-    {
+        once: Once,
+        cmd: CaseCommand,
+    ) -> Result<(u16, String), AppError> {
+        self.idempotent(p, once.key.as_deref(), &once.hash, || async move {
+            let view = self.execute(p, expected, cmd).await?;
+            Ok((
+                200,
+                serde_json::to_string(&view).map_err(|e| AppError::internal(&e))?,
+            ))
+        })
+        .await
+    }
+
+    /// Decides and records a command on the suggestion its target belongs to.
+    async fn execute(
+        &self,
+        p: &Principal,
+        expected: Option<u64>,
+        cmd: CaseCommand,
+    ) -> Result<CaseView, AppError> {
+        let (target, what) = cmd.target();
         if matches!(p.role, Role::Auditor | Role::Deputy) {
             return Err(AppError::forbidden(format!(
                 "a {} key may not act on coordination; it needs an agency or assigning_office key",
@@ -392,8 +410,7 @@ impl App {
                 ),
             ));
         }
-        let today = self.today();
-        let cmd = build(&view, today)?;
+        let cmd = cmd.into_command(self.today())?;
         let actor = p.actor();
         let decision =
             decide_coordination(&view, &r.case, &actor, &cmd, &self.rules()).map_err(|e| {

@@ -9,18 +9,15 @@ use banli_api::http::{
     ApiPath, ApiQuery, ApiState, Caller, IfMatch, Posted, Problem, ProblemDocument, json_response,
 };
 use banli_api::{AppError, Principal};
-use banli_domain::coordination::CoordinationCommand;
-use banli_domain::ids::*;
-use banli_domain::suggestion::{AdjustmentChoice, CoHandlingOpinion, Signer, Suggestion};
 use banli_eventlog::inbox::Parked;
 use serde::Deserialize;
-use time::Date;
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::{App, TaskQuery};
+use crate::command::{CaseCommand, Once};
 use crate::dto::*;
 
 #[derive(OpenApi)]
@@ -117,35 +114,25 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, AppError> {
 }
 
 /// A command: idempotent, version-checked, answered with the case.
-async fn command<T, F>(
+async fn command<T>(
     st: &AppState,
     caller: &Caller,
-    target: Uuid,
-    what: &str,
     if_match: IfMatch,
     body: Posted<T>,
-    build: F,
-) -> ApiResult
-where
-    F: FnOnce(T, &Suggestion, Date) -> Result<CoordinationCommand, AppError>,
-{
+    make: impl FnOnce(T) -> CaseCommand,
+) -> ApiResult {
     let Posted {
         value,
         hash,
         idempotency_key,
     } = body;
-    let p = &caller.0;
+    let once = Once {
+        key: idempotency_key,
+        hash,
+    };
     let (status, body) = st
         .app
-        .idempotent(p, idempotency_key.as_deref(), &hash, || async {
-            let view = st
-                .app
-                .command(p, target, what, if_match.0, |s, today| {
-                    build(value, s, today)
-                })
-                .await?;
-            Ok((200, to_json(&view)?))
-        })
+        .command(&caller.0, if_match.0, once, make(value))
         .await?;
     let etag = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
@@ -431,7 +418,7 @@ async fn parked_events(
 }
 
 macro_rules! command_route {
-    ($(#[$doc:meta])* $name:ident, $path:literal, $param:literal, $what:literal, $body:ty, |$v:ident, $target:ident, $s:ident, $today:ident| $build:expr) => {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $param:literal, $body:ty, |$v:ident, $target:ident| $build:expr) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = "coordination", request_body = $body,
             params(($param = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, description = "The case's ETag this change is based on", pattern = r#"^(\*|(W/)?"v[0-9]{1,19}")$"#),
@@ -441,88 +428,53 @@ macro_rules! command_route {
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
         async fn $name(State(st): State<AppState>, caller: Caller, ApiPath($target): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
             #[allow(unused_variables)]
-            command(&st, &caller, $target, $what, if_match, body, |$v: $body, $s: &Suggestion, $today: Date| $build).await
+            command(&st, &caller, if_match, body, |$v: $body| $build).await
         }
     };
 }
 
-fn signer(s: SignerBody) -> Signer {
-    Signer {
-        name: s.name,
-        position: s.position.into(),
-    }
-}
-
 command_route!(
     /// Sign for an assignment (签收). The assigned unit's agency_admin or leader.
-    sign_for, "/v1/coordination/assignments/{assignment_id}/sign-for", "assignment_id", "assignment", Empty,
-    |v, target, s, today| Ok(CoordinationCommand::SignFor { assignment: AssignmentId(target), on: today }));
+    sign_for, "/v1/coordination/assignments/{assignment_id}/sign-for", "assignment_id", Empty,
+    |v, assignment_id| CaseCommand::SignFor { assignment_id });
 command_route!(
     /// Contest an assignment within the objection window (退回/调整交办); a late request is
     /// refused with the window and how it was computed.
-    request_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-request", "assignment_id", "assignment", AdjustmentRequestBody,
-    |v, target, s, today| Ok(CoordinationCommand::RequestAdjustment { assignment: AssignmentId(target), reason: v.reason, suggested_agency: v.suggested_agency_id.map(AgencyId), on: today }));
+    request_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-request", "assignment_id", AdjustmentRequestBody,
+    |v, assignment_id| CaseCommand::RequestAdjustment { assignment_id, body: v });
 command_route!(
-/// Decide an adjustment request: `accept` (the suggestions service supersedes the
-/// assignment and assigns `agency_id`), `reject`, or `escalate`. Assigning office.
-decide_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-decision", "assignment_id", "assignment", AdjustmentDecisionBody,
-|v, target, s, today| {
-    let reason = v.reason.unwrap_or_default();
-    let choice = match v.outcome {
-        Outcome::Accept => AdjustmentChoice::Accept {
-            agency: AgencyId(v.agency_id.ok_or_else(|| AppError::invalid("agency_id is required to accept an adjustment"))?),
-            role: v.role.map(Into::into),
-            new_assignment: AssignmentId::new(),
-        },
-        Outcome::Reject => AdjustmentChoice::Reject { reason },
-        Outcome::Escalate => AdjustmentChoice::Escalate { reason },
-    };
-    Ok(CoordinationCommand::DecideAdjustment { assignment: AssignmentId(target), choice, on: today })
-});
+    /// Decide an adjustment request: `accept` (the suggestions service supersedes the
+    /// assignment and assigns `agency_id`), `reject`, or `escalate`. Assigning office.
+    decide_adjustment, "/v1/coordination/assignments/{assignment_id}/adjustment-decision", "assignment_id", AdjustmentDecisionBody,
+    |v, assignment_id| CaseCommand::DecideAdjustment { assignment_id, body: v });
 command_route!(
-/// A co-handler's formal opinion letter to the lead (会办意见), due by the co-handling
-/// sub-deadline. Only the co-handling unit of this assignment (otherwise 403); not after
-/// it is done or the item is replied (409).
-submit_opinion, "/v1/coordination/assignments/{assignment_id}/opinions", "assignment_id", "assignment", OpinionBody,
-|v, target, s, today| {
-    let on = v.on.unwrap_or(today);
-    if on > today {
-        return Err(AppError::invalid("an opinion cannot be dated in the future"));
-    }
-    Ok(CoordinationCommand::SubmitOpinion {
-        opinion: CoHandlingOpinion {
-            id: OpinionId::new(),
-            assignment_id: AssignmentId(target),
-            document_number: v.document_number,
-            body: v.body,
-            signer: signer(v.signer),
-            on,
-            acknowledged_on: None,
-        },
-    })
-});
+    /// A co-handler's formal opinion letter to the lead (会办意见), due by the co-handling
+    /// sub-deadline; not dated in the future. Only the co-handling unit of this assignment
+    /// (otherwise 403); not after it is done or the item is replied (409).
+    submit_opinion, "/v1/coordination/assignments/{assignment_id}/opinions", "assignment_id", OpinionBody,
+    |v, assignment_id| CaseCommand::SubmitOpinion { assignment_id, body: v });
 command_route!(
     /// The lead unit acknowledges a co-handling opinion.
-    acknowledge_opinion, "/v1/coordination/opinions/{opinion_id}/acknowledge", "opinion_id", "opinion", Empty,
-    |v, target, s, today| Ok(CoordinationCommand::AcknowledgeOpinion { opinion: OpinionId(target), on: today }));
+    acknowledge_opinion, "/v1/coordination/opinions/{opinion_id}/acknowledge", "opinion_id", Empty,
+    |v, opinion_id| CaseCommand::AcknowledgeOpinion { opinion_id });
 command_route!(
     /// Waive a co-handler's opinion so the lead may reply without it. Assigning office.
-    waive_opinion, "/v1/coordination/assignments/{assignment_id}/waiver", "assignment_id", "assignment", WaiverBody,
-    |v, target, s, today| Ok(CoordinationCommand::WaiveOpinion { assignment: AssignmentId(target), reason: v.reason, on: today }));
+    waive_opinion, "/v1/coordination/assignments/{assignment_id}/waiver", "assignment_id", WaiverBody,
+    |v, assignment_id| CaseCommand::WaiveOpinion { assignment_id, body: v });
 command_route!(
     /// Countersign the lead's joint reply (会签). A co-handling unit's agency_admin or leader.
-    countersign, "/v1/coordination/replies/{reply_id}/countersign", "reply_id", "reply", CountersignBody,
-    |v, target, s, today| Ok(CoordinationCommand::Countersign { reply: ReplyId(target), signer: signer(v.signer), on: today }));
+    countersign, "/v1/coordination/replies/{reply_id}/countersign", "reply_id", CountersignBody,
+    |v, reply_id| CaseCommand::Countersign { reply_id, body: v });
 command_route!(
     /// Record a disagreement between the units (分歧), optionally escalating it to the
     /// assigning office at once. The unit holding the assignment.
-    record_disagreement, "/v1/coordination/assignments/{assignment_id}/disagreements", "assignment_id", "assignment", DisagreementBody,
-    |v, target, s, today| Ok(CoordinationCommand::RecordDisagreement { id: DisagreementId::new(), assignment: AssignmentId(target), statement: v.statement, escalate: v.escalate, on: today }));
+    record_disagreement, "/v1/coordination/assignments/{assignment_id}/disagreements", "assignment_id", DisagreementBody,
+    |v, assignment_id| CaseCommand::RecordDisagreement { assignment_id, body: v });
 command_route!(
     /// Escalate a recorded disagreement to the assigning office.
-    escalate_disagreement, "/v1/coordination/disagreements/{disagreement_id}/escalate", "disagreement_id", "disagreement", Empty,
-    |v, target, s, today| Ok(CoordinationCommand::EscalateDisagreement { id: DisagreementId(target), on: today }));
+    escalate_disagreement, "/v1/coordination/disagreements/{disagreement_id}/escalate", "disagreement_id", Empty,
+    |v, disagreement_id| CaseCommand::EscalateDisagreement { disagreement_id });
 command_route!(
     /// Decide a disagreement. Assigning office.
-    resolve_disagreement, "/v1/coordination/disagreements/{disagreement_id}/resolve", "disagreement_id", "disagreement", ResolutionBody,
-    |v, target, s, today| Ok(CoordinationCommand::ResolveDisagreement { id: DisagreementId(target), resolution: v.resolution, on: today }));
+    resolve_disagreement, "/v1/coordination/disagreements/{disagreement_id}/resolve", "disagreement_id", ResolutionBody,
+    |v, disagreement_id| CaseCommand::ResolveDisagreement { disagreement_id, body: v });

@@ -12,6 +12,7 @@
 //! domain's guards decide, here against the replica and again in the suggestions service).
 
 pub mod app;
+pub mod command;
 pub mod consumer;
 pub mod dto;
 pub mod feed;

@@ -71,24 +71,7 @@ pub struct Target {
     pub once: Once,
 }
 
-/// What makes a command idempotent: the client's key (`Idempotency-Key` header or metadata, or
-/// the request's own `idempotency_key` field) and the hash of the request as received. An
-/// agency's `Reference-Id` travels on the principal.
-#[derive(Debug, Clone)]
-pub struct Once {
-    pub key: Option<String>,
-    pub hash: String,
-}
-
-impl Once {
-    /// The request's own `idempotency_key` field, when it has one, before the header's.
-    pub fn or_field(self, field: Option<String>) -> Once {
-        Once {
-            key: field.filter(|k| !k.is_empty()).or(self.key),
-            hash: self.hash,
-        }
-    }
-}
+pub use banli_api::Once;
 
 impl SuggestionCommand {
     /// The REST route that carries this command (`POST`), as in the OpenAPI document.

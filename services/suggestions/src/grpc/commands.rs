@@ -604,7 +604,7 @@ mod tests {
             ..Default::default()
         }
         .try_into();
-        assert!(r.unwrap_err().to_string().contains("signer"));
+        assert!(r.expect_err("refused").to_string().contains("signer"));
         let r: Result<Addressed, _> = pb::IssueReplyRequest {
             suggestion_id: ID.into(),
             reply_type: 99,
@@ -620,7 +620,7 @@ mod tests {
             ..Default::default()
         }
         .try_into();
-        assert!(r.unwrap_err().to_string().contains("phase"));
+        assert!(r.expect_err("refused").to_string().contains("phase"));
         let r: Result<dto::SubmitSuggestion, _> = pb::SubmitSuggestionRequest {
             session_id: ID.into(),
             lead_deputy_id: ID.into(),
@@ -628,7 +628,7 @@ mod tests {
             ..Default::default()
         }
         .try_into();
-        assert!(r.unwrap_err().to_string().contains("priority"));
+        assert!(r.expect_err("refused").to_string().contains("priority"));
         let ok: dto::SubmitSuggestion = pb::SubmitSuggestionRequest {
             session_id: ID.into(),
             lead_deputy_id: ID.into(),
@@ -638,7 +638,7 @@ mod tests {
             ..Default::default()
         }
         .try_into()
-        .unwrap();
+        .expect("accepted");
         assert_eq!(ok.priority, Priority::Key);
         assert_eq!(ok.disclosure, Disclosure::Summary);
         assert_eq!(ok.kind, Some(ItemKind::Session));
@@ -665,8 +665,11 @@ mod tests {
             ..Default::default()
         }
         .try_into()
-        .unwrap();
-        let e = a.command.into_kind(&s, today, &p, Vec::new()).unwrap_err();
+        .expect("accepted");
+        let e = a
+            .command
+            .into_kind(&s, today, &p, Vec::new())
+            .expect_err("refused");
         assert!(e.to_string().contains("future"), "{e}");
         let a: Addressed = pb::IssueReplyRequest {
             suggestion_id: ID.into(),
@@ -680,8 +683,11 @@ mod tests {
             ..Default::default()
         }
         .try_into()
-        .unwrap();
-        let e = a.command.into_kind(&s, today, &p, Vec::new()).unwrap_err();
+        .expect("accepted");
+        let e = a
+            .command
+            .into_kind(&s, today, &p, Vec::new())
+            .expect_err("refused");
         assert!(e.to_string().contains("future"), "{e}");
     }
 }

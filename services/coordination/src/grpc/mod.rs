@@ -3,11 +3,8 @@
 
 use std::future::Future;
 
-use banli_api::grpc::{opt_uuid, signer, uuid};
+use banli_api::grpc::{opt_uuid, uuid};
 use banli_api::{AppError, Principal};
-use banli_domain::coordination::CoordinationCommand;
-use banli_domain::ids::*;
-use banli_domain::suggestion::{AdjustmentChoice, CoHandlingOpinion, Suggestion, UnitRole};
 use banli_proto::common::v1 as pc;
 use banli_proto::coordination::v1 as pb;
 use pb::coordination_service_server::{CoordinationService, CoordinationServiceServer};
@@ -15,6 +12,8 @@ use time::Date;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
+
+mod commands;
 
 use crate::app::{App, TaskQuery};
 use crate::dto::{CaseView, Position, SignerView};
@@ -60,19 +59,6 @@ pub struct Grpc {
 
 fn date_text(d: Option<Date>) -> String {
     d.map(banli_calendar::format_date).unwrap_or_default()
-}
-
-fn unit_role(field: &str, r: i32) -> Result<Option<UnitRole>, AppError> {
-    match pc::UnitRole::try_from(r) {
-        Ok(pc::UnitRole::Unspecified) => Ok(None),
-        Ok(pc::UnitRole::Lead) => Ok(Some(UnitRole::Lead)),
-        Ok(pc::UnitRole::Co) => Ok(Some(UnitRole::Co)),
-        Ok(pc::UnitRole::Separate) => Ok(Some(UnitRole::Separate)),
-        Ok(pc::UnitRole::Sole) => Ok(Some(UnitRole::Sole)),
-        Err(_) => Err(AppError::malformed(format!(
-            "{field} {r} is not a unit role"
-        ))),
-    }
 }
 
 fn feed_event(i: crate::feed::FeedItem) -> pb::FeedEvent {
@@ -196,31 +182,24 @@ impl Grpc {
             .with_reference(reference))
     }
 
-    /// A command through the idempotency store, answered with the case.
-    async fn command<F>(
-        &self,
-        p: &Principal,
-        target: &str,
-        what: &str,
-        change: Option<pb::Change>,
-        request: String,
-        build: F,
-    ) -> Result<Response<pb::Case>, Status>
+    /// A command: the request converted at the edge, then the application's one command path
+    /// (idempotency, version, decide, commit) as for REST. A retry is recognised by its key and
+    /// the command it carries (not the version or the key themselves).
+    async fn command<T>(&self, req: Request<T>) -> Result<Response<pb::Case>, Status>
     where
-        F: FnOnce(&Suggestion, Date) -> Result<CoordinationCommand, AppError>,
+        commands::Addressed: TryFrom<T, Error = AppError>,
     {
-        let target = uuid(&format!("{what}_id"), target)?;
-        let change = change.unwrap_or_default();
-        let expected = (change.expected_version > 0).then_some(change.expected_version);
-        let key = Some(change.idempotency_key).filter(|k| !k.is_empty());
-        let hash = banli_api::grpc::request_hash(&request);
+        let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
+        let a = commands::Addressed::try_from(req.into_inner())?;
+        let once = banli_api::Once {
+            key: meta,
+            hash: banli_api::grpc::request_hash(&format!("{:?}", a.command)),
+        }
+        .or_field(a.idempotency_key);
         let (_, body) = self
             .app
-            .idempotent(p, key.as_deref(), &hash, || async {
-                let view = self.app.command(p, target, what, expected, build).await?;
-                let json = serde_json::to_string(&view).map_err(|e| AppError::internal(&e))?;
-                Ok((200, json))
-            })
+            .command(&p, a.expected_version, once, a.command)
             .await?;
         let view: CaseView = serde_json::from_str(&body).map_err(|e| AppError::internal(&e))?;
         Ok(Response::new(case_out(&view)))
@@ -364,7 +343,7 @@ impl CoordinationService for Grpc {
                 &p,
                 TaskQuery {
                     agency_id: opt_uuid("agency_id", &r.agency_id)?,
-                    role: unit_role("role", r.role)?,
+                    role: commands::unit_role("role", r.role)?,
                     page_token: (!page.page_token.is_empty()).then_some(page.page_token),
                     limit: (page.page_size > 0).then_some(page.page_size),
                 },
@@ -394,299 +373,70 @@ impl CoordinationService for Grpc {
         &self,
         req: Request<pb::SignForRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!("sign_for {}", r.assignment_id);
-        self.command(
-            &p,
-            &r.assignment_id,
-            "assignment",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::SignFor {
-                    assignment: AssignmentId(uuid("assignment_id", &r.assignment_id)?),
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn request_adjustment(
         &self,
         req: Request<pb::RequestAdjustmentRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!(
-            "request_adjustment {} {:?} {}",
-            r.assignment_id, r.reason, r.suggested_agency_id
-        );
-        let suggested = opt_uuid("suggested_agency_id", &r.suggested_agency_id)?;
-        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
-        self.command(
-            &p,
-            &r.assignment_id,
-            "assignment",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::RequestAdjustment {
-                    assignment,
-                    reason: r.reason,
-                    suggested_agency: suggested.map(AgencyId),
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn decide_adjustment(
         &self,
         req: Request<pb::DecideAdjustmentRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        use pb::decide_adjustment_request::Outcome;
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!(
-            "decide_adjustment {} {} {:?} {} {}",
-            r.assignment_id, r.outcome, r.reason, r.new_agency_id, r.new_role
-        );
-        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
-        let choice = match Outcome::try_from(r.outcome) {
-            Ok(Outcome::Accept) => AdjustmentChoice::Accept {
-                agency: AgencyId(opt_uuid("new_agency_id", &r.new_agency_id)?.ok_or_else(
-                    || AppError::invalid("new_agency_id is required to accept an adjustment"),
-                )?),
-                role: unit_role("new_role", r.new_role)?,
-                new_assignment: AssignmentId::new(),
-            },
-            Ok(Outcome::Reject) => AdjustmentChoice::Reject { reason: r.reason },
-            Ok(Outcome::Escalate) => AdjustmentChoice::Escalate { reason: r.reason },
-            _ => return Err(AppError::malformed("outcome is required").into()),
-        };
-        self.command(
-            &p,
-            &r.assignment_id,
-            "assignment",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::DecideAdjustment {
-                    assignment,
-                    choice,
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn submit_opinion(
         &self,
         req: Request<pb::SubmitOpinionRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!(
-            "submit_opinion {} {:?} {:?} {:?} {}",
-            r.assignment_id, r.document_number, r.body, r.signer, r.on
-        );
-        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
-        let signer = signer(r.signer)?;
-        let on = if r.on.is_empty() {
-            None
-        } else {
-            Some(banli_calendar::parse_date(&r.on).map_err(|_| {
-                AppError::malformed(format!("on `{}` is not a YYYY-MM-DD date", r.on))
-            })?)
-        };
-        self.command(
-            &p,
-            &r.assignment_id,
-            "assignment",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                let on = on.unwrap_or(today);
-                if on > today {
-                    return Err(AppError::invalid(
-                        "an opinion cannot be dated in the future",
-                    ));
-                }
-                Ok(CoordinationCommand::SubmitOpinion {
-                    opinion: CoHandlingOpinion {
-                        id: OpinionId::new(),
-                        assignment_id: assignment,
-                        document_number: r.document_number,
-                        body: r.body,
-                        signer,
-                        on,
-                        acknowledged_on: None,
-                    },
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn acknowledge_opinion(
         &self,
         req: Request<pb::AcknowledgeOpinionRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!("acknowledge_opinion {}", r.opinion_id);
-        let opinion = OpinionId(uuid("opinion_id", &r.opinion_id)?);
-        self.command(
-            &p,
-            &r.opinion_id,
-            "opinion",
-            merged(r.change, meta),
-            key,
-            |_, today| Ok(CoordinationCommand::AcknowledgeOpinion { opinion, on: today }),
-        )
-        .await
+        self.command(req).await
     }
 
     async fn waive_opinion(
         &self,
         req: Request<pb::WaiveOpinionRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!("waive_opinion {} {:?}", r.assignment_id, r.reason);
-        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
-        self.command(
-            &p,
-            &r.assignment_id,
-            "assignment",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::WaiveOpinion {
-                    assignment,
-                    reason: r.reason,
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn countersign(
         &self,
         req: Request<pb::CountersignRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!("countersign {} {:?}", r.reply_id, r.signer);
-        let reply = ReplyId(uuid("reply_id", &r.reply_id)?);
-        let signer = signer(r.signer)?;
-        self.command(
-            &p,
-            &r.reply_id,
-            "reply",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::Countersign {
-                    reply,
-                    signer,
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn record_disagreement(
         &self,
         req: Request<pb::RecordDisagreementRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!(
-            "record_disagreement {} {:?} {}",
-            r.assignment_id, r.statement, r.escalate
-        );
-        let assignment = AssignmentId(uuid("assignment_id", &r.assignment_id)?);
-        self.command(
-            &p,
-            &r.assignment_id,
-            "assignment",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::RecordDisagreement {
-                    id: DisagreementId::new(),
-                    assignment,
-                    statement: r.statement,
-                    escalate: r.escalate,
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 
     async fn escalate_disagreement(
         &self,
         req: Request<pb::EscalateDisagreementRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!("escalate_disagreement {}", r.disagreement_id);
-        let id = DisagreementId(uuid("disagreement_id", &r.disagreement_id)?);
-        self.command(
-            &p,
-            &r.disagreement_id,
-            "disagreement",
-            merged(r.change, meta),
-            key,
-            |_, today| Ok(CoordinationCommand::EscalateDisagreement { id, on: today }),
-        )
-        .await
+        self.command(req).await
     }
 
     async fn resolve_disagreement(
         &self,
         req: Request<pb::ResolveDisagreementRequest>,
     ) -> Result<Response<pb::Case>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let key = format!(
-            "resolve_disagreement {} {:?}",
-            r.disagreement_id, r.resolution
-        );
-        let id = DisagreementId(uuid("disagreement_id", &r.disagreement_id)?);
-        self.command(
-            &p,
-            &r.disagreement_id,
-            "disagreement",
-            merged(r.change, meta),
-            key,
-            |_, today| {
-                Ok(CoordinationCommand::ResolveDisagreement {
-                    id,
-                    resolution: r.resolution,
-                    on: today,
-                })
-            },
-        )
-        .await
+        self.command(req).await
     }
 }
 
@@ -880,7 +630,7 @@ impl pb::webhook_service_server::WebhookService for Grpc {
     }
 }
 
-/// A command's `Change` with the `idempotency-key` metadata as its key when the field is empty.
+/// A request's `Change` with the `idempotency-key` metadata as its key when the field is empty.
 fn merged(change: Option<pb::Change>, meta: Option<String>) -> Option<pb::Change> {
     let mut c = change.unwrap_or_default();
     c.idempotency_key = banli_api::grpc::command_key(&c.idempotency_key, meta).unwrap_or_default();
