@@ -130,16 +130,12 @@ impl Api {
         );
         let cstore = banli_coordination::store::Store::new(cdb.pool.clone());
         cstore.migrate().await.expect("coordination migrations");
-        let keys = app.clone();
         let coordination = banli_coordination::app::App::new(
             cstore.clone(),
             RuleProfile::hunan(),
             Calendar::embedded().clone(),
             Clock::Fixed(date!(2020 - 03 - 02)),
-            std::sync::Arc::new(move |token: String| {
-                let keys = keys.clone();
-                Box::pin(async move { keys.authenticate(&token).await })
-            }),
+            app.authenticator(),
         );
         let bus = Bus::Embedded(EmbeddedBus::new(&["suggestions", "coordination"]));
         let sc = banli_suggestions::consumer::CoordinationConsumer::new(app.clone());

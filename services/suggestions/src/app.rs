@@ -129,6 +129,16 @@ impl App {
         Ok(p)
     }
 
+    /// [`Self::authenticate`] as a port, for whatever checks keys against this service's
+    /// (metrics, reflection, a coordination service in the same process in tests).
+    pub fn authenticator(&self) -> banli_api::Authenticator {
+        let app = self.clone();
+        std::sync::Arc::new(move |token: String| {
+            let app = app.clone();
+            Box::pin(async move { app.authenticate(&token).await })
+        })
+    }
+
     // ---- idempotency ----
 
     /// Runs `f` once per (caller, key, request): a replay returns the stored response.

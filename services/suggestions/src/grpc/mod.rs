@@ -62,11 +62,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut routes = RoutesBuilder::default();
-    add_services(app.clone(), &mut routes);
-    let auth: banli_api::Authenticator = std::sync::Arc::new(move |token: String| {
-        let app = app.clone();
-        Box::pin(async move { app.authenticate(&token).await })
-    });
+    let auth = app.authenticator();
+    add_services(app, &mut routes);
     banli_api::grpc::serve(routes, &NAMES, listener, auth, shutdown).await
 }
 

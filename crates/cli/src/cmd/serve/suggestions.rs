@@ -1,0 +1,224 @@
+//! The suggestions service in a `banli serve` process: it owns the directory and the API keys
+//! and publishes them (`directory.*` events) to the other services' replicas.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use banli_domain::Role;
+use banli_domain::ids::AgencyId;
+use banli_eventlog::consistency::Gate;
+use banli_suggestions::app::{App, Clock};
+use banli_suggestions::store::Store;
+
+use super::{Deps, FIRST_KEY_FILE, Process, RELAY_IDLE, purge, run_options};
+
+/// What the rest of the process needs of the suggestions service.
+pub(super) struct Suggestions {
+    pub store: Store,
+    /// The assigning office's agency.
+    pub office: AgencyId,
+}
+
+/// Migrates, makes the first key, publishes the directory, and adds the service's APIs,
+/// relay, consumer and purge to `process`.
+pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Suggestions> {
+    let (config, bus) = (deps.config, &deps.bus);
+    let store = Store::new(deps.main_pool.clone());
+    let suggestions = App::new(
+        store.clone(),
+        deps.profile.clone(),
+        deps.calendar.clone(),
+        deps.clock,
+    );
+    store
+        .migrate()
+        .await
+        .context("applying the suggestions service's migrations")?;
+    let office = crate::cmd::init::ensure_assigning_office(&store).await?;
+    if !store.has_keys().await? {
+        first_key(&store, &config.data_dir, config.http_addr).await?;
+    }
+    // Directory rows written before it was published (an upgrade), or by a `banli keys`
+    // whose export failed: published now, once.
+    let exported = store
+        .export_directory()
+        .await
+        .context("publishing the directory to the other services")?;
+    if exported > 0 {
+        tracing::info!(
+            records = exported,
+            "published directory records not yet sent to the other services"
+        );
+    }
+    process.auth = Some(suggestions.authenticator());
+    tracing::info!(assigning_office = %office.id, profile = %suggestions.profile().name, "suggestions service ready");
+    // Calendar data not recomputed against yet (a newer file, or the first start): every
+    // open deadline is recomputed once, in the background, as the assigning office.
+    if !store
+        .recomputed_against(suggestions.calendar_version())
+        .await
+        .context("reading which calendar data open deadlines were recomputed against")?
+    {
+        let (app, actor) = (
+            suggestions.clone(),
+            banli_domain::Actor::assigning_office(office.id),
+        );
+        tracing::info!(calendar_version = %app.calendar_version(), "recomputing open deadlines against calendar data not seen before");
+        tokio::spawn(async move {
+            if let Err(e) = app.recompute_all(&actor).await {
+                tracing::error!(error = %e, "recomputing open deadlines against the calendar data failed; it runs again at the next start, or call POST /v1/calendar/recompute");
+            }
+        });
+    }
+    process.apis.push(banli_suggestions::http::api(
+        suggestions.clone(),
+        banli_suggestions::http::DEFAULT_BODY_LIMIT,
+    ));
+    banli_suggestions::grpc::add_services(suggestions.clone(), &mut process.grpc_routes);
+    process.grpc_names.extend(banli_suggestions::grpc::NAMES);
+    let consumer = banli_suggestions::consumer::CoordinationConsumer::new(suggestions.clone());
+    consumer
+        .migrate()
+        .await
+        .context("creating the suggestions service's inbox")?;
+    process.metrics.service(
+        "suggestions",
+        store.db().clone(),
+        store.outbox().clone(),
+        consumer.inbox().clone(),
+    );
+    let gate = Gate::new(&["suggestion"]).watch(
+        "coordination",
+        deps.main_pool.clone(),
+        consumer.inbox().clone(),
+    );
+    process.route(banli_suggestions::http::PATHS, &gate);
+    let stats = process
+        .metrics
+        .consumer(banli_suggestions::consumer::CONSUMER, gate.applied());
+    process.signals.push(store.outbox().signal().clone());
+    process.tasks.push((
+        "suggestions relay",
+        tokio::spawn(
+            banli_suggestions::relay::relay(&store, bus.clone()).run(RELAY_IDLE, deps.stopped()),
+        ),
+    ));
+    process.tasks.push((
+        "suggestions consumer",
+        tokio::spawn(banli_eventlog::runner::run(
+            bus.clone(),
+            run_options(
+                banli_suggestions::consumer::CONSUMER,
+                banli_suggestions::consumer::FILTER,
+            ),
+            consumer,
+            stats,
+            deps.stopped(),
+        )),
+    ));
+    process.tasks.push((
+        "suggestions idempotency purge",
+        purge(store.db().clone(), store.idempotency_keys().clone(), config),
+    ));
+    Ok(Suggestions {
+        store,
+        office: office.id,
+    })
+}
+
+/// Loads the demo into an empty store, then returns the clock to the system's and lets the
+/// timers run. A failure is logged with what to do; the server keeps serving.
+pub(super) async fn load_demo(
+    router: axum::Router,
+    store: Store,
+    office: banli_domain::ids::AgencyId,
+    clock: Clock,
+    data_dir: std::path::PathBuf,
+    http_addr: SocketAddr,
+    done: tokio::sync::watch::Sender<bool>,
+) {
+    let result: Result<()> = async {
+        let (key, token) = store
+            .create_key(Role::AssigningOffice, Some(office), None, "demo loader")
+            .await?;
+        let outcome = async {
+            if !crate::demo::store_is_empty(&router, &token).await? {
+                tracing::warn!("--demo: the store holds suggestions already; the demo loads only into an empty store (start with an empty --data-dir)");
+                return Ok(None);
+            }
+            let started = std::time::Instant::now();
+            tracing::info!("--demo: loading {} on a simulated clock (2018–2020)", crate::demo::DEPARTMENT);
+            let loaded = crate::demo::load(router.clone(), clock, token.clone()).await?;
+            tracing::info!(suggestions = loaded.suggestions, department_id = %loaded.department_id, seconds = started.elapsed().as_secs_f64(), "--demo: loaded");
+            Ok::<_, anyhow::Error>(Some(loaded))
+        }
+        .await;
+        clock.set(None);
+        store.revoke_key(key.id).await?;
+        if let Some(loaded) = outcome? {
+            println!(
+                "Demo loaded: {} ({} suggestions). Try:\n  curl -H \"Authorization: Bearer $(cat {key})\" 'http://{http_addr}/v1/metrics?agency_id={id}&year=2020'\n  curl -H \"Authorization: Bearer $(cat {key})\" 'http://{http_addr}/v1/ledger?agency_id={id}'",
+                crate::demo::DEPARTMENT,
+                loaded.suggestions,
+                key = data_dir.join(FIRST_KEY_FILE).display(),
+                id = loaded.department_id,
+            );
+        }
+        Ok(())
+    }
+    .await;
+    clock.set(None);
+    if let Err(e) = result {
+        tracing::error!(error = %format!("{e:#}"), "--demo: loading failed; stop the server, remove the data directory and start again with --demo");
+    }
+    let _ = done.send(true);
+}
+
+/// On an empty store: one assigning-office key, written to a file only its owner can read.
+async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Result<()> {
+    let office = store
+        .list_agencies()
+        .await?
+        .into_iter()
+        .find(|a| a.assigning_office)
+        .context("the assigning office exists")?;
+    let (key, token) = store
+        .create_key(
+            Role::AssigningOffice,
+            Some(office.id),
+            None,
+            "created on first start",
+        )
+        .await?;
+    banli_db::create_private_dir(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join(FIRST_KEY_FILE);
+    write_private(&path, &format!("{token}\n"))?;
+    tracing::info!(key_id = %key.id, file = %path.display(), "created the first assigning-office key");
+    println!(
+        "First start: an assigning-office API key is in {} (readable only by you).",
+        path.display()
+    );
+    println!(
+        "Try:  curl -H \"Authorization: Bearer $(cat {})\" http://{http_addr}/v1/agencies",
+        path.display()
+    );
+    Ok(())
+}
+
+pub(super) fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
