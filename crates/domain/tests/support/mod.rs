@@ -258,3 +258,26 @@ pub const DAY0: Date = date!(2020 - 03 - 02);
 pub fn days(n: i64) -> Date {
     DAY0 + time::Duration::days(n)
 }
+
+/// The events' variant names, in order.
+pub fn kinds(events: &[SuggestionEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.type_name()).collect()
+}
+
+/// Runs a co-handled item up to the lead's reply being possible.
+pub fn ready_to_reply(w: &mut World) -> (AssignmentId, AssignmentId, AssignmentId, OpinionId) {
+    let (lead, co1, co2) = w.assigned(DAY0);
+    w.sign_and_dispatch(lead, w.lead, days(1));
+    w.sign_and_dispatch(co1, w.co1, days(2));
+    w.communicate(lead, w.lead, days(10), true);
+    let op = w.opinion(co1, w.co1, days(20));
+    w.run(
+        w.office_actor(),
+        CommandKind::WaiveOpinion {
+            assignment: co2,
+            reason: "no relevant remit".into(),
+            on: days(21),
+        },
+    );
+    (lead, co1, co2, op)
+}
