@@ -3,7 +3,7 @@
 //! case as the caller may see it.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, State};
 use axum::response::Response;
 use banli_api::http::{
     ApiPath, ApiQuery, ApiState, Caller, IfMatch, Posted, Problem, ProblemDocument, json_response,
@@ -117,6 +117,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, AppError> {
 async fn command<T>(
     st: &AppState,
     caller: &Caller,
+    matched: &MatchedPath,
     if_match: IfMatch,
     body: Posted<T>,
     make: impl FnOnce(T) -> CaseCommand,
@@ -126,14 +127,18 @@ async fn command<T>(
         hash,
         idempotency_key,
     } = body;
+    let cmd = make(value);
+    // The route and the command it builds name the same path (tests exercise every route).
+    debug_assert_eq!(
+        matched.as_str(),
+        cmd.rest_path(),
+        "a route builds another path's command"
+    );
     let once = Once {
         key: idempotency_key,
         hash,
     };
-    let (status, body) = st
-        .app
-        .command(&caller.0, if_match.0, once, make(value))
-        .await?;
+    let (status, body) = st.app.command(&caller.0, if_match.0, once, cmd).await?;
     let etag = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("version")?.as_u64());
@@ -426,9 +431,9 @@ macro_rules! command_route {
             responses((status = 200, body = CaseView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
                 (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
-        async fn $name(State(st): State<AppState>, caller: Caller, ApiPath($target): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
+        async fn $name(State(st): State<AppState>, caller: Caller, matched: MatchedPath, ApiPath($target): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
             #[allow(unused_variables)]
-            command(&st, &caller, if_match, body, |$v: $body| $build).await
+            command(&st, &caller, &matched, if_match, body, |$v: $body| $build).await
         }
     };
 }

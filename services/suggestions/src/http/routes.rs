@@ -1,6 +1,6 @@
 //! Every REST route, with its OpenAPI description next to it.
 
-use axum::extract::State;
+use axum::extract::{MatchedPath, State};
 use axum::response::{IntoResponse, Response};
 use banli_domain::ids::*;
 use banli_domain::suggestion::*;
@@ -146,6 +146,7 @@ where
 async fn command<T>(
     st: &AppState,
     caller: &Caller,
+    matched: &MatchedPath,
     id: Uuid,
     if_match: IfMatch,
     body: Posted<T>,
@@ -156,6 +157,13 @@ async fn command<T>(
         hash,
         idempotency_key,
     } = body;
+    let cmd = make(value);
+    // The route and the command it builds name the same path (tests exercise every route).
+    debug_assert_eq!(
+        matched.as_str(),
+        cmd.rest_path(),
+        "a route builds another path's command"
+    );
     let target = Target {
         suggestion_id: id,
         expected_version: if_match.0,
@@ -164,7 +172,7 @@ async fn command<T>(
             hash,
         },
     };
-    let (status, body) = st.app.command(&caller.0, target, make(value)).await?;
+    let (status, body) = st.app.command(&caller.0, target, cmd).await?;
     let tag = version_of(&body);
     Ok(json_response(status, body, tag))
 }
@@ -485,9 +493,9 @@ macro_rules! command_route {
             responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
                 (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
-        async fn $name(State(st): State<AppState>, caller: Caller, ApiPath(id): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
+        async fn $name(State(st): State<AppState>, caller: Caller, matched: MatchedPath, ApiPath(id): ApiPath<Uuid>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
             #[allow(unused_variables)]
-            command(&st, &caller, id, if_match, body, |$v: $body| $build).await
+            command(&st, &caller, &matched, id, if_match, body, |$v: $body| $build).await
         }
     };
     ($(#[$doc:meta])* $name:ident, $path:literal, $tag:literal, $body:ty, $sub:ident = $subname:literal, |$v:ident| $build:expr) => {
@@ -498,9 +506,9 @@ macro_rules! command_route {
             responses((status = 200, body = SuggestionView, headers(("ETag" = String))), (status = 400, body = ProblemDocument), (status = 401, body = ProblemDocument),
                 (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument),
                 (status = 412, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
-        async fn $name(State(st): State<AppState>, caller: Caller, ApiPath((id, $sub)): ApiPath<(Uuid, Uuid)>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
+        async fn $name(State(st): State<AppState>, caller: Caller, matched: MatchedPath, ApiPath((id, $sub)): ApiPath<(Uuid, Uuid)>, if_match: IfMatch, body: Posted<$body>) -> ApiResult {
             #[allow(unused_variables)]
-            command(&st, &caller, id, if_match, body, |$v: $body| $build).await
+            command(&st, &caller, &matched, id, if_match, body, |$v: $body| $build).await
         }
     };
 }
