@@ -504,6 +504,22 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
             "{consumer}: {text}"
         );
     }
+    // Each service's outbox and parked events (every inbox of it, its directory replica's
+    // too), nothing parked.
+    assert!(
+        text.contains("banli_outbox_unpublished{service=\"followup\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("banli_consumer_parked{service=\"followup\"} 0"),
+        "{text}"
+    );
+    let (status, text) = http(coordination.http, "GET", "/metrics", Some(&office), None);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("banli_consumer_parked{service=\"coordination\"} 0"),
+        "{text}"
+    );
     cluster.stop();
 }
 

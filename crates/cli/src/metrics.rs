@@ -31,7 +31,8 @@ struct Source {
     service: &'static str,
     db: Db,
     outbox: Outbox,
-    inbox: Inbox,
+    /// Every inbox of the service's consumers (its directory replica's too).
+    inboxes: Vec<Inbox>,
 }
 
 /// The process's recorder, installed once (the `metrics` facade has one per process).
@@ -142,13 +143,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers a service: its outbox and parked events are read at each scrape.
-    pub fn service(&mut self, service: &'static str, db: Db, outbox: Outbox, inbox: Inbox) {
+    /// Registers a service: its outbox and the events parked in any of its consumers' inboxes
+    /// are read at each scrape.
+    pub fn service(&mut self, service: &'static str, db: Db, outbox: Outbox, inboxes: Vec<Inbox>) {
         self.sources.push(Source {
             service,
             db,
             outbox,
-            inbox,
+            inboxes,
         });
     }
 
@@ -191,7 +193,10 @@ impl Metrics {
     pub async fn render(&self) -> String {
         for s in &self.sources {
             let lag = s.outbox.lag(s.db.pool()).await.unwrap_or_default();
-            let parked = s.inbox.parked_count(s.db.pool()).await.unwrap_or(0);
+            let mut parked = 0;
+            for inbox in &s.inboxes {
+                parked += inbox.parked_count(s.db.pool()).await.unwrap_or(0);
+            }
             metrics::gauge!("banli_outbox_unpublished", "service" => s.service)
                 .set(lag.unpublished as f64);
             metrics::gauge!("banli_outbox_oldest_unpublished_seconds", "service" => s.service)

@@ -99,12 +99,6 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<()> 
         .migrate()
         .await
         .context("creating the coordination service's inbox")?;
-    process.metrics.service(
-        "coordination",
-        cstore.db().clone(),
-        cstore.outbox().clone(),
-        consumer.inbox().clone(),
-    );
     process.tasks.push((
         "coordination relay",
         tokio::spawn(
@@ -128,6 +122,17 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<()> 
         .migrate()
         .await
         .context("creating the coordination service's checkpoint inbox")?;
+    process.metrics.service(
+        "coordination",
+        cstore.db().clone(),
+        cstore.outbox().clone(),
+        vec![
+            consumer.inbox().clone(),
+            notices.inbox().clone(),
+            checkpoints.inbox().clone(),
+            directory.inbox().clone(),
+        ],
+    );
     let gate = Gate::new(&["coordination", "webhook"])
         .watch(
             "suggestion",

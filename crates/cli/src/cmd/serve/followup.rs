@@ -53,6 +53,16 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Foll
     process.auth.get_or_insert_with(|| auth.clone());
     process.readiness.get_or_insert_with(|| directory.clone());
     let followup_directory = directory.clone();
+    process.metrics.service(
+        "followup",
+        fstore.db().clone(),
+        fstore.outbox().clone(),
+        vec![
+            inbox.clone(),
+            banli_followup::webhook_notices::inbox(),
+            directory.inbox().clone(),
+        ],
+    );
     process.tasks.push((
         "followup directory consumer",
         tokio::spawn(banli_eventlog::runner::run(

@@ -86,7 +86,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
         "suggestions",
         store.db().clone(),
         store.outbox().clone(),
-        consumer.inbox().clone(),
+        vec![consumer.inbox().clone()],
     );
     let gate = Gate::new(&["suggestion"]).watch(
         "coordination",
