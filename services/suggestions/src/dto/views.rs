@@ -70,7 +70,8 @@ pub struct AssignmentView {
     pub id: Uuid,
     pub agency_id: Uuid,
     /// `lead`, `co`, `separate` or `sole`.
-    pub role: String,
+    #[schema(value_type = doc::UnitRole)]
+    pub role: UnitRole,
     /// `pending_sign`, `accepted`, `adjustment_pending`, `superseded`, `in_handling`,
     /// `opinion_submitted`, `done`, `replied` or `re_handling`.
     pub state: String,
@@ -106,7 +107,8 @@ pub struct CommunicationView {
 pub struct SignerView {
     pub name: String,
     /// `principal_head`, `authorized_leader`, `division_head` or `staff`.
-    pub position: String,
+    #[schema(value_type = doc::SignerPosition)]
+    pub position: SignerPosition,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -125,11 +127,13 @@ pub struct ReplyView {
     pub id: Uuid,
     pub assignment_id: Uuid,
     /// `initial`, `re_handled`, `supplementary` or `joint`.
-    pub reply_type: String,
+    #[schema(value_type = doc::ReplyType)]
+    pub reply_type: ReplyType,
     pub document_number: String,
     pub body: String,
     /// The class the unit proposed: `A`, `B`, `C` (or `D` in the national scheme).
-    pub class: String,
+    #[schema(value_type = doc::ReplyClass)]
+    pub class: ReplyClass,
     pub signer: SignerView,
     pub opinion_ids: Vec<Uuid>,
     pub countersigned_by: Vec<Uuid>,
@@ -195,7 +199,8 @@ pub struct SuggestionView {
     pub body: String,
     pub category: String,
     /// `session` or `recess`.
-    pub kind: String,
+    #[schema(value_type = doc::ItemKind)]
+    pub kind: ItemKind,
     pub lead_deputy_id: Uuid,
     pub co_signer_ids: Vec<Uuid>,
     pub key_supervised: bool,
@@ -205,7 +210,8 @@ pub struct SuggestionView {
     /// `full`, `summary` or `none`.
     pub disclosure: String,
     pub received_on: Date,
-    pub current_class: Option<String>,
+    #[schema(value_type = Option<doc::ReplyClass>)]
+    pub current_class: Option<ReplyClass>,
     pub assignments: Vec<AssignmentView>,
     pub communications: Vec<CommunicationView>,
     pub opinions: Vec<OpinionView>,
@@ -220,7 +226,7 @@ pub struct SuggestionView {
 fn signer(s: &Signer) -> SignerView {
     SignerView {
         name: s.name.clone(),
-        position: name(&s.position),
+        position: s.position,
     }
 }
 
@@ -251,7 +257,7 @@ impl SuggestionView {
             title: d.title.clone(),
             body: d.body.clone(),
             category: d.category.clone(),
-            kind: name(&d.kind),
+            kind: d.kind,
             lead_deputy_id: d.lead_deputy.0,
             co_signer_ids: d.co_signers.iter().map(|x| x.0).collect(),
             key_supervised: d.key_supervised,
@@ -259,7 +265,7 @@ impl SuggestionView {
             confidential: d.confidential,
             disclosure: name(&d.disclosure),
             received_on: s.received_on,
-            current_class: s.current_class().map(|c| name(&c)),
+            current_class: s.current_class(),
             assignments: s.assignments.iter().map(|a| assignment(a, today)).collect(),
             communications: s
                 .communications
@@ -295,10 +301,10 @@ impl SuggestionView {
                 .map(|r| ReplyView {
                     id: r.id.0,
                     assignment_id: r.assignment_id.0,
-                    reply_type: name(&r.reply_type),
+                    reply_type: r.reply_type,
                     document_number: r.document_number.clone(),
                     body: r.body.clone(),
-                    class: name(&r.class),
+                    class: r.class,
                     signer: signer(&r.signer),
                     opinion_ids: r.references.iter().map(|x| x.0).collect(),
                     countersigned_by: r.countersigned_by.iter().map(|x| x.0).collect(),
@@ -377,7 +383,7 @@ fn assignment(a: &Assignment, today: Date) -> AssignmentView {
     AssignmentView {
         id: a.id.0,
         agency_id: a.agency.0,
-        role: a.role.as_str().to_owned(),
+        role: a.role,
         state: a.state.as_str().to_owned(),
         assigned_on: a.assigned_on,
         deadlines: AssignmentDeadlinesView {

@@ -31,14 +31,13 @@ pub(super) fn role(v: i32) -> Result<UnitRole, AppError> {
     }
 }
 
-pub(super) fn role_to(r: &str) -> i32 {
-    match r {
-        "lead" => pc::UnitRole::Lead as i32,
-        "co" => pc::UnitRole::Co as i32,
-        "separate" => pc::UnitRole::Separate as i32,
-        "sole" => pc::UnitRole::Sole as i32,
-        _ => 0,
-    }
+pub(super) fn role_to(r: UnitRole) -> i32 {
+    (match r {
+        UnitRole::Lead => pc::UnitRole::Lead,
+        UnitRole::Co => pc::UnitRole::Co,
+        UnitRole::Separate => pc::UnitRole::Separate,
+        UnitRole::Sole => pc::UnitRole::Sole,
+    }) as i32
 }
 
 pub(super) fn class(v: i32) -> Result<ReplyClass, AppError> {
@@ -51,14 +50,31 @@ pub(super) fn class(v: i32) -> Result<ReplyClass, AppError> {
     }
 }
 
-pub(super) fn class_to(c: &str) -> i32 {
-    match c {
-        "A" => pc::ReplyClass::A as i32,
-        "B" => pc::ReplyClass::B as i32,
-        "C" => pc::ReplyClass::C as i32,
-        "D" => pc::ReplyClass::D as i32,
-        _ => 0,
-    }
+pub(super) fn class_to(c: ReplyClass) -> i32 {
+    (match c {
+        ReplyClass::A => pc::ReplyClass::A,
+        ReplyClass::B => pc::ReplyClass::B,
+        ReplyClass::C => pc::ReplyClass::C,
+        ReplyClass::D => pc::ReplyClass::D,
+    }) as i32
+}
+
+fn reply_type_to(t: ReplyType) -> i32 {
+    (match t {
+        ReplyType::Initial => pc::ReplyType::Initial,
+        ReplyType::ReHandled => pc::ReplyType::ReHandled,
+        ReplyType::Supplementary => pc::ReplyType::Supplementary,
+        ReplyType::Joint => pc::ReplyType::Joint,
+    }) as i32
+}
+
+fn position_to(p: SignerPosition) -> i32 {
+    (match p {
+        SignerPosition::PrincipalHead => pc::SignerPosition::PrincipalHead,
+        SignerPosition::AuthorizedLeader => pc::SignerPosition::AuthorizedLeader,
+        SignerPosition::DivisionHead => pc::SignerPosition::DivisionHead,
+        SignerPosition::Staff => pc::SignerPosition::Staff,
+    }) as i32
 }
 
 pub(super) fn satisfaction(v: i32) -> Result<Option<Satisfaction>, AppError> {
@@ -93,7 +109,7 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
         title: v.title.clone(),
         body: v.body.clone(),
         category: v.category.clone(),
-        recess_item: v.kind == "recess",
+        recess_item: v.kind == ItemKind::Recess,
         lead_deputy_id: v.lead_deputy_id.to_string(),
         co_signer_ids: v.co_signer_ids.iter().map(Uuid::to_string).collect(),
         key_supervised: v.key_supervised,
@@ -103,7 +119,7 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
             .map(|a| pb::Assignment {
                 id: a.id.to_string(),
                 agency_id: a.agency_id.to_string(),
-                role: role_to(&a.role),
+                role: role_to(a.role),
                 state: a.state.clone(),
                 assigned_on: text(a.assigned_on),
                 objection_deadline: Some(deadline(&a.deadlines.objection)),
@@ -119,30 +135,19 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
             .map(|r| pb::Reply {
                 id: r.id.to_string(),
                 assignment_id: r.assignment_id.to_string(),
-                reply_type: match r.reply_type.as_str() {
-                    "initial" => pc::ReplyType::Initial as i32,
-                    "re_handled" => pc::ReplyType::ReHandled as i32,
-                    "supplementary" => pc::ReplyType::Supplementary as i32,
-                    "joint" => pc::ReplyType::Joint as i32,
-                    _ => 0,
-                },
+                reply_type: reply_type_to(r.reply_type),
                 document_number: r.document_number.clone(),
                 body: r.body.clone(),
-                class: class_to(&r.class),
+                class: class_to(r.class),
                 signer: Some(pc::Signer {
                     name: r.signer.name.clone(),
-                    position: match r.signer.position.as_str() {
-                        "principal_head" => pc::SignerPosition::PrincipalHead as i32,
-                        "authorized_leader" => pc::SignerPosition::AuthorizedLeader as i32,
-                        "division_head" => pc::SignerPosition::DivisionHead as i32,
-                        _ => pc::SignerPosition::Staff as i32,
-                    },
+                    position: position_to(r.signer.position),
                 }),
                 opinion_ids: r.opinion_ids.iter().map(Uuid::to_string).collect(),
                 on: text(r.on),
             })
             .collect(),
-        current_class: v.current_class.as_deref().map(class_to).unwrap_or_default(),
+        current_class: v.current_class.map(class_to).unwrap_or_default(),
         feedback_deadline: v.feedback_deadline.as_ref().map(deadline),
         rehandling_rounds: v.rehandling_rounds,
         confidential: v.confidential,
