@@ -11,7 +11,6 @@ use banli_db::testing::TestDb;
 use banli_domain::directory::Agency;
 use banli_domain::ids::AgencyId;
 use banli_domain::{Role, RuleProfile};
-use banli_eventlog::relay::Relay;
 use banli_eventlog::runner::{self, RunOptions};
 use banli_eventlog::{Bus, EmbeddedBus};
 use banli_suggestions::app::{App, Clock};
@@ -110,8 +109,21 @@ impl Api {
             banli_db::Backend::Sqlite => TestDb::sqlite().await,
             banli_db::Backend::Postgres => TestDb::postgres().await.expect("a second database"),
         };
-        let store = Store::new(db.pool.clone());
-        store.migrate().await.expect("migrations");
+        // The same builders as `banli serve`; the coordination service checks keys against the
+        // suggestions service here (serve: against its replica of the directory).
+        let bus = Bus::Embedded(EmbeddedBus::new(&["suggestions", "coordination"]));
+        let suggestions = banli_suggestions::service::build(banli_suggestions::service::Deps {
+            store: Store::new(db.pool.clone()),
+            bus: bus.clone(),
+            profile: RuleProfile::hunan(),
+            calendar: Calendar::embedded().clone(),
+            clock: Clock::Fixed(date!(2020 - 03 - 02)),
+            body_limit: limit,
+        })
+        .await
+        .expect("the suggestions service");
+        let app = suggestions.app.clone();
+        let store = app.store().clone();
         let office = Agency {
             id: AgencyId::new(),
             name: "Assigning office".into(),
@@ -122,35 +134,28 @@ impl Api {
             .create_key(Role::AssigningOffice, Some(office.id), None, "test")
             .await
             .expect("key");
-        let app = App::new(
-            store,
-            RuleProfile::hunan(),
-            Calendar::embedded().clone(),
-            Clock::Fixed(date!(2020 - 03 - 02)),
+        let webhook_key = std::sync::Arc::new(
+            banli_coordination::webhooks::SecretKey::generate_text()
+                .and_then(|t| banli_coordination::webhooks::SecretKey::parse(&t))
+                .expect("a webhook key"),
         );
-        let cstore = banli_coordination::store::Store::new(cdb.pool.clone());
-        cstore.migrate().await.expect("coordination migrations");
-        let coordination = banli_coordination::app::App::new(
-            cstore.clone(),
-            RuleProfile::hunan(),
-            Calendar::embedded().clone(),
-            Clock::Fixed(date!(2020 - 03 - 02)),
-            app.authenticator(),
-        );
-        let bus = Bus::Embedded(EmbeddedBus::new(&["suggestions", "coordination"]));
-        let sc = banli_suggestions::consumer::CoordinationConsumer::new(app.clone());
-        sc.migrate().await.expect("suggestions inbox");
-        let cc = banli_coordination::consumer::SuggestionConsumer::new(cstore.clone());
-        cc.migrate().await.expect("coordination inbox");
-        use banli_eventlog::consistency::Gate;
-        let sgate =
-            Gate::new(&["suggestion"]).watch("coordination", db.pool.clone(), sc.inbox().clone());
-        let cgate = Gate::new(&["coordination", "webhook"]).watch(
-            "suggestion",
-            cdb.pool.clone(),
-            cc.inbox().clone(),
-        );
-        coordination.set_gate(cgate.clone(), o.consistency_wait);
+        let coordination = banli_coordination::service::build(banli_coordination::service::Deps {
+            store: banli_coordination::store::Store::new(cdb.pool.clone()),
+            bus: bus.clone(),
+            profile: RuleProfile::hunan(),
+            calendar: Calendar::embedded().clone(),
+            clock: Clock::Fixed(date!(2020 - 03 - 02)),
+            auth: app.authenticator(),
+            webhook_key: webhook_key.clone(),
+            // The receivers of the tests listen on loopback, which the egress policy
+            // refuses unless allowed.
+            egress: loopback_egress(),
+            body_limit: limit,
+            consistency_wait: o.consistency_wait,
+        })
+        .await
+        .expect("the coordination service");
+        let (sgate, cgate) = (suggestions.gate.clone(), coordination.gate.clone());
         let gates = banli_api::consistency::Gates::default()
             .route(banli_suggestions::http::PATHS, &sgate)
             .route(banli_coordination::http::PATHS, &cgate);
@@ -159,8 +164,9 @@ impl Api {
             o.consistency_wait,
             gates,
         );
-        let stats =
-            |g: &Gate| std::sync::Arc::new(banli_eventlog::ConsumerStats::signalling(g.applied()));
+        let stats = |g: &banli_eventlog::consistency::Gate| {
+            std::sync::Arc::new(banli_eventlog::ConsumerStats::signalling(g.applied()))
+        };
         let options = |name: &str, filter: &str| RunOptions {
             name: name.into(),
             filter: Some(filter.into()),
@@ -168,15 +174,22 @@ impl Api {
             batch: 64,
         };
         let idle = Duration::from_millis(5);
+        let banli_suggestions::service::Built {
+            rest: (api, mut openapi),
+            consumer: sc,
+            relay: srelay,
+            ..
+        } = suggestions;
+        let banli_coordination::service::Built {
+            app: coordination,
+            rest: (capi, copenapi),
+            consumer: cc,
+            relay: crelay,
+            ..
+        } = coordination;
         let tasks = vec![
-            tokio::spawn(
-                banli_suggestions::relay::relay(app.store(), bus.clone())
-                    .run(idle, std::future::pending()),
-            ),
-            tokio::spawn(
-                Relay::new(cstore.db().clone(), cstore.outbox().clone(), bus.clone())
-                    .run(idle, std::future::pending()),
-            ),
+            tokio::spawn(srelay.run(idle, std::future::pending())),
+            tokio::spawn(crelay.run(idle, std::future::pending())),
             tokio::spawn(runner::run(
                 bus.clone(),
                 options("suggestions", "coordination."),
@@ -192,17 +205,6 @@ impl Api {
                 std::future::pending(),
             )),
         ];
-        let (api, mut openapi) = banli_suggestions::http::api(app.clone(), limit);
-        let webhook_key = std::sync::Arc::new(
-            banli_coordination::webhooks::SecretKey::generate_text()
-                .and_then(|t| banli_coordination::webhooks::SecretKey::parse(&t))
-                .expect("a webhook key"),
-        );
-        coordination.set_webhook_key(webhook_key.clone());
-        // The receivers of the tests listen on loopback, which the egress policy refuses
-        // unless allowed.
-        coordination.set_webhook_egress(loopback_egress());
-        let (capi, copenapi) = banli_coordination::http::api(coordination.clone(), limit);
         openapi.merge(copenapi);
         let router = banli_api::http::finish(api.merge(capi).layer(consistency.clone()), openapi);
         Api {

@@ -19,6 +19,7 @@ pub mod feed;
 pub mod grpc;
 pub mod http;
 pub mod notices;
+pub mod service;
 pub mod store;
 pub mod streams;
 pub mod webhooks;

@@ -13,4 +13,5 @@ pub mod grpc;
 pub mod http;
 pub mod policy;
 pub mod relay;
+pub mod service;
 pub mod store;

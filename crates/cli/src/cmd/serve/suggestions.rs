@@ -7,8 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use banli_domain::Role;
 use banli_domain::ids::AgencyId;
-use banli_eventlog::consistency::Gate;
-use banli_suggestions::app::{App, Clock};
+use banli_suggestions::app::Clock;
 use banli_suggestions::store::Store;
 
 use super::{Deps, FIRST_KEY_FILE, Process, RELAY_IDLE, purge, run_options};
@@ -25,16 +24,16 @@ pub(super) struct Suggestions {
 pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Suggestions> {
     let (config, bus) = (deps.config, &deps.bus);
     let store = Store::new(deps.main_pool.clone());
-    let suggestions = App::new(
-        store.clone(),
-        deps.profile.clone(),
-        deps.calendar.clone(),
-        deps.clock,
-    );
-    store
-        .migrate()
-        .await
-        .context("applying the suggestions service's migrations")?;
+    let built = banli_suggestions::service::build(banli_suggestions::service::Deps {
+        store: store.clone(),
+        bus: bus.clone(),
+        profile: deps.profile.clone(),
+        calendar: deps.calendar.clone(),
+        clock: deps.clock,
+        body_limit: banli_suggestions::http::DEFAULT_BODY_LIMIT,
+    })
+    .await?;
+    let suggestions = built.app.clone();
     let office = crate::cmd::init::ensure_assigning_office(&store).await?;
     if !store.has_keys().await? {
         first_key(&store, &config.data_dir, config.http_addr).await?;
@@ -71,27 +70,21 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
             }
         });
     }
-    process.apis.push(banli_suggestions::http::api(
-        suggestions.clone(),
-        banli_suggestions::http::DEFAULT_BODY_LIMIT,
-    ));
-    banli_suggestions::grpc::add_services(suggestions.clone(), &mut process.grpc_routes);
+    built.add_grpc(&mut process.grpc_routes);
     process.grpc_names.extend(banli_suggestions::grpc::NAMES);
-    let consumer = banli_suggestions::consumer::CoordinationConsumer::new(suggestions.clone());
-    consumer
-        .migrate()
-        .await
-        .context("creating the suggestions service's inbox")?;
+    let banli_suggestions::service::Built {
+        rest,
+        gate,
+        consumer,
+        relay,
+        ..
+    } = built;
+    process.apis.push(rest);
     process.metrics.service(
         "suggestions",
         store.db().clone(),
         store.outbox().clone(),
         vec![consumer.inbox().clone()],
-    );
-    let gate = Gate::new(&["suggestion"]).watch(
-        "coordination",
-        deps.main_pool.clone(),
-        consumer.inbox().clone(),
     );
     process.route(banli_suggestions::http::PATHS, &gate);
     let stats = process
@@ -100,9 +93,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
     process.signals.push(store.outbox().signal().clone());
     process.tasks.push((
         "suggestions relay",
-        tokio::spawn(
-            banli_suggestions::relay::relay(&store, bus.clone()).run(RELAY_IDLE, deps.stopped()),
-        ),
+        tokio::spawn(relay.run(RELAY_IDLE, deps.stopped())),
     ));
     process.tasks.push((
         "suggestions consumer",
