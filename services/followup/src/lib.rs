@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod http;
 pub mod notices;
 pub mod report;
+pub mod service;
 pub mod stages;
 pub mod store;
 pub mod synthetic;

@@ -21,28 +21,6 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Foll
         .await?;
     let fstore = banli_followup::store::Store::new(pool);
     process.signals.extend(fstore.signals());
-    let inbox =
-        banli_followup::consumer::EventConsumer::new(fstore.clone(), profile.reminders.clone())
-            .inbox()
-            .clone();
-    fstore
-        .migrate(&inbox)
-        .await
-        .context("applying the follow-up service's migrations")?;
-    let rebuilt = fstore
-        .rebuild_facts()
-        .await
-        .context("rebuilding the follow-up service's metrics rows")?;
-    if rebuilt > 0 {
-        tracing::info!(
-            suggestions = rebuilt,
-            "metrics rows rebuilt from the replicas"
-        );
-    }
-    banli_followup::webhook_notices::inbox()
-        .migrate(fstore.pool())
-        .await
-        .context("creating the follow-up service's webhook inbox")?;
     let directory =
         banli_directory::Directory::new("followup", FOLLOWUP_DIRECTORY, fstore.db().clone());
     directory
@@ -52,13 +30,45 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Foll
     let auth = directory.authenticator();
     process.auth.get_or_insert_with(|| auth.clone());
     process.readiness.get_or_insert_with(|| directory.clone());
-    let followup_directory = directory.clone();
+    let names: banli_followup::app::AgencyNames = {
+        let directory = directory.clone();
+        std::sync::Arc::new(move || {
+            let directory = directory.clone();
+            Box::pin(async move {
+                directory
+                    .agencies()
+                    .await
+                    .map(|l| l.into_iter().map(|a| (a.id.to_string(), a.name)).collect())
+                    .unwrap_or_default()
+            })
+        })
+    };
+    let built = banli_followup::service::build(banli_followup::service::Deps {
+        store: fstore.clone(),
+        bus: bus.clone(),
+        profile: profile.clone(),
+        clock,
+        auth,
+        names: Some(names),
+    })
+    .await?;
+    built.add_grpc(&mut process.grpc_routes);
+    process.grpc_names.extend(banli_followup::grpc::NAMES);
+    let banli_followup::service::Built {
+        rest,
+        gate,
+        inbox,
+        relay,
+        ..
+    } = built;
+    process.apis.push(rest);
+    process.route(banli_followup::http::PATHS, &gate);
     process.metrics.service(
         "followup",
         fstore.db().clone(),
         fstore.outbox().clone(),
         vec![
-            inbox.clone(),
+            inbox,
             banli_followup::webhook_notices::inbox(),
             directory.inbox().clone(),
         ],
@@ -75,48 +85,11 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Foll
             deps.stopped(),
         )),
     ));
-    let fstate = banli_followup::app::AppState {
-        store: fstore.clone(),
-        auth,
-        profile: profile.clone(),
-        clock,
-        names: Some({
-            let directory = directory.clone();
-            std::sync::Arc::new(move || {
-                let directory = directory.clone();
-                Box::pin(async move {
-                    directory
-                        .agencies()
-                        .await
-                        .map(|l| l.into_iter().map(|a| (a.id.to_string(), a.name)).collect())
-                        .unwrap_or_default()
-                })
-            })
-        }),
-    };
-    let gate = Gate::new(&["supervision"])
-        .watch("suggestion", fstore.pool().clone(), inbox.clone())
-        .watch(
-            "webhook",
-            fstore.pool().clone(),
-            banli_followup::webhook_notices::inbox(),
-        );
-    process.route(banli_followup::http::PATHS, &gate);
-    let followup_gate = gate.clone();
-    process.apis.push(banli_followup::http::api(fstate.clone()));
-    banli_followup::grpc::add_services(fstate, &mut process.grpc_routes);
-    process.grpc_names.extend(banli_followup::grpc::NAMES);
     process.tasks.push((
         "followup relay",
-        tokio::spawn(
-            banli_eventlog::relay::Relay::new(
-                fstore.db().clone(),
-                fstore.outbox().clone(),
-                bus.clone(),
-            )
-            .run(RELAY_IDLE, deps.stopped()),
-        ),
+        tokio::spawn(relay.run(RELAY_IDLE, deps.stopped())),
     ));
+    let followup_directory = directory.clone();
     // Overdue deadlines and commitments, dissatisfied ratings and disabled webhooks raise
     // notices in the assigning office's name: the consumers and timers start once the
     // directory holding it has arrived (at once, unless this database is new).
@@ -153,7 +126,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Foll
     Ok(Followup {
         store: fstore,
         directory: followup_directory,
-        gate: followup_gate,
+        gate,
     })
 }
 
