@@ -9,6 +9,7 @@
 mod directory;
 mod export;
 mod keys;
+mod list;
 mod rows;
 mod suggestions;
 

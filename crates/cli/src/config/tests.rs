@@ -1,0 +1,98 @@
+use super::*;
+
+#[test]
+fn the_example_file_is_the_defaults_and_loads() {
+    let text = include_str!("../../../../deploy/config/banli.example.toml");
+    let parsed: Config = toml::from_str(text).expect("the example parses");
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn unknown_keys_are_refused_with_the_file_and_key() {
+    let dir = std::env::temp_dir().join(format!("banli-config-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "http_adr = \"127.0.0.1:1\"\n").expect("write");
+    let err = Config::load(&Overrides {
+        config: Some(file.clone()),
+        ..Default::default()
+    })
+    .expect_err("unknown key");
+    let text = err.to_string();
+    assert!(
+        text.contains("bad.toml") && text.contains("http_adr"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
+
+#[test]
+fn flags_override_the_file_and_secrets_do_not_print() {
+    let o = Overrides {
+        database_url: Some("postgres://u:pw@h/db".into()),
+        profile: Some("national".into()),
+        ..Default::default()
+    };
+    let c = Config::load(&o).expect("loads");
+    assert_eq!(c.profile, "national");
+    assert!(!format!("{c:?}").contains("pw"));
+    assert_eq!(c.database_url(), "postgres://u:pw@h/db");
+    let bad = Overrides {
+        database_url: Some("mysql://x".into()),
+        ..Default::default()
+    };
+    assert!(Config::load(&bad).is_err());
+}
+
+#[test]
+fn webhook_networks_must_be_cidrs() {
+    let mut c = Config {
+        webhook_allowed_networks: vec!["10.20.0.0/16".into(), "10.0.0.0/33".into()],
+        ..Config::default()
+    };
+    let err = c.validate().expect_err("not a network").to_string();
+    assert!(
+        err.contains("webhook_allowed_networks") && err.contains("10.0.0.0/33"),
+        "{err}"
+    );
+    c.webhook_allowed_networks.pop();
+    c.validate().expect("a network");
+    let egress = c.webhook_egress().expect("a policy");
+    assert!(egress.check("10.20.1.1".parse().expect("ip")).is_ok());
+    assert!(egress.check("10.21.1.1".parse().expect("ip")).is_err());
+}
+
+#[test]
+fn references_are_kept_at_least_as_long_as_keys() {
+    let mut c = Config {
+        idempotency_retention_hours: 72,
+        reference_retention_days: 2,
+        ..Config::default()
+    };
+    let err = c.validate().expect_err("shorter").to_string();
+    assert!(err.contains("reference_retention_days"), "{err}");
+    c.reference_retention_days = 3;
+    c.validate().expect("as long");
+}
+
+#[test]
+fn an_otlp_endpoint_must_be_a_url() {
+    let mut c = Config {
+        otlp_endpoint: Some("127.0.0.1:4317".into()),
+        ..Config::default()
+    };
+    let err = c.validate().expect_err("not a URL").to_string();
+    assert!(
+        err.contains("otlp_endpoint") && err.contains("http://"),
+        "{err}"
+    );
+    c.otlp_endpoint = Some("http://127.0.0.1:4317".into());
+    c.validate().expect("a URL");
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
