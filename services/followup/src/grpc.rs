@@ -124,44 +124,111 @@ impl Grpc {
             .with_reference(reference))
     }
 
-    /// A notice command, honouring an idempotency key as REST does.
-    async fn notice_command(
-        &self,
-        p: &Principal,
-        cmd: Command,
-        expected: u64,
-        key: Option<String>,
-        request: String,
-    ) -> Result<Response<pb::Notice>, Status> {
+    /// A notice command: the request converted at the edge (`TryFrom`), then the one
+    /// notice path of the application (idempotency, version, decide, commit) as for REST.
+    async fn notice_command<T>(&self, req: Request<T>) -> Result<Response<pb::Notice>, Status>
+    where
+        T: std::fmt::Debug + NoticeRequest,
+        Command: TryFrom<T, Error = AppError>,
+    {
+        let p = self.caller(&req).await?;
+        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
+        let r = req.into_inner();
+        let once = banli_api::Once {
+            key: banli_api::grpc::command_key(r.idempotency_key(), meta),
+            hash: request_hash(&format!("{r:?}")),
+        };
+        let expected = r.expected_version();
+        let cmd = Command::try_from(r)?;
         let st = &self.state;
-        let today = st.clock.today();
-        let key = key.as_deref();
-        let (_, body) = banli_api::idempotent(
-            st.store.db(),
-            st.store.idempotency_keys(),
-            p,
-            key,
-            &request_hash(&request),
-            || async {
-                let n = crate::notices::command(
-                    &st.store,
-                    p,
-                    cmd,
-                    (expected > 0).then_some(expected),
-                    today,
-                )
-                .await?;
-                let mut v = serde_json::to_value(&n.notice).map_err(|e| AppError::internal(&e))?;
-                v["version"] = serde_json::Value::from(n.version);
-                Ok((200, v.to_string()))
-            },
-        )
-        .await?;
+        let (_, body) =
+            crate::notices::run(&st.store, &p, once, expected, cmd, st.clock.today()).await?;
         let v: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| AppError::internal(&e))?;
         let notice = serde_json::from_value(v.clone()).map_err(|e| AppError::internal(&e))?;
         let version = v["version"].as_u64().unwrap_or_default();
         Ok(Response::new(notice_out(&StoredNotice { notice, version })))
+    }
+}
+
+/// What a notice request carries besides its command.
+trait NoticeRequest {
+    fn idempotency_key(&self) -> &str;
+    /// Zero (the proto default) is "no expectation".
+    fn expected_version(&self) -> Option<u64>;
+}
+
+impl NoticeRequest for pb::IssueNoticeRequest {
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn expected_version(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl NoticeRequest for pb::AcknowledgeNoticeRequest {
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn expected_version(&self) -> Option<u64> {
+        (self.expected_version > 0).then_some(self.expected_version)
+    }
+}
+
+impl NoticeRequest for pb::AnswerNoticeRequest {
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+    fn expected_version(&self) -> Option<u64> {
+        (self.expected_version > 0).then_some(self.expected_version)
+    }
+}
+
+impl TryFrom<pb::IssueNoticeRequest> for Command {
+    type Error = AppError;
+    fn try_from(r: pb::IssueNoticeRequest) -> Result<Self, AppError> {
+        let level = serde_json::from_value(serde_json::Value::String(r.level.clone()))
+            .map_err(|_| {
+                AppError::malformed(format!(
+                    "`level`: `{}` is not reminder, notice, special_inspection, circular, on_site_supervision or assessment_deduction",
+                    r.level
+                ))
+            })?;
+        let suggestions = r
+            .suggestion_ids
+            .iter()
+            .map(|s| uuid("suggestion_ids", s).map(SuggestionId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let response_due = day("response_due", &r.response_due)?
+            .ok_or_else(|| AppError::malformed("`response_due` is required"))?;
+        Ok(Command::Issue {
+            target: AgencyId(uuid("target_agency_id", &r.target_agency_id)?),
+            suggestions,
+            level,
+            body: r.body,
+            response_due,
+        })
+    }
+}
+
+impl TryFrom<pb::AcknowledgeNoticeRequest> for Command {
+    type Error = AppError;
+    fn try_from(r: pb::AcknowledgeNoticeRequest) -> Result<Self, AppError> {
+        Ok(Command::Acknowledge(NoticeId(uuid(
+            "notice_id",
+            &r.notice_id,
+        )?)))
+    }
+}
+
+impl TryFrom<pb::AnswerNoticeRequest> for Command {
+    type Error = AppError;
+    fn try_from(r: pb::AnswerNoticeRequest) -> Result<Self, AppError> {
+        Ok(Command::Answer(
+            NoticeId(uuid("notice_id", &r.notice_id)?),
+            r.response,
+        ))
     }
 }
 
@@ -262,39 +329,7 @@ impl FollowUpService for Grpc {
         &self,
         req: Request<pb::IssueNoticeRequest>,
     ) -> Result<Response<pb::Notice>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let request = format!("{r:?}");
-        let level = serde_json::from_value(serde_json::Value::String(r.level.clone()))
-            .map_err(|_| {
-                AppError::malformed(format!(
-                    "`level`: `{}` is not reminder, notice, special_inspection, circular, on_site_supervision or assessment_deduction",
-                    r.level
-                ))
-            })?;
-        let suggestions = r
-            .suggestion_ids
-            .iter()
-            .map(|s| uuid("suggestion_ids", s).map(SuggestionId))
-            .collect::<Result<Vec<_>, _>>()?;
-        let response_due = day("response_due", &r.response_due)?
-            .ok_or_else(|| AppError::malformed("`response_due` is required"))?;
-        let cmd = Command::Issue {
-            target: AgencyId(uuid("target_agency_id", &r.target_agency_id)?),
-            suggestions,
-            level,
-            body: r.body,
-            response_due,
-        };
-        self.notice_command(
-            &p,
-            cmd,
-            0,
-            banli_api::grpc::command_key(&r.idempotency_key, meta),
-            request,
-        )
-        .await
+        self.notice_command(req).await
     }
 
     async fn get_notice(
@@ -311,38 +346,14 @@ impl FollowUpService for Grpc {
         &self,
         req: Request<pb::AcknowledgeNoticeRequest>,
     ) -> Result<Response<pb::Notice>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let request = format!("{r:?}");
-        let id = NoticeId(uuid("notice_id", &r.notice_id)?);
-        self.notice_command(
-            &p,
-            Command::Acknowledge(id),
-            r.expected_version,
-            banli_api::grpc::command_key(&r.idempotency_key, meta),
-            request,
-        )
-        .await
+        self.notice_command(req).await
     }
 
     async fn answer_notice(
         &self,
         req: Request<pb::AnswerNoticeRequest>,
     ) -> Result<Response<pb::Notice>, Status> {
-        let p = self.caller(&req).await?;
-        let meta = banli_api::grpc::idempotency_key(req.metadata())?;
-        let r = req.into_inner();
-        let request = format!("{r:?}");
-        let id = NoticeId(uuid("notice_id", &r.notice_id)?);
-        self.notice_command(
-            &p,
-            Command::Answer(id, r.response),
-            r.expected_version,
-            banli_api::grpc::command_key(&r.idempotency_key, meta),
-            request,
-        )
-        .await
+        self.notice_command(req).await
     }
 
     async fn list_notices(

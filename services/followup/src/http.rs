@@ -166,33 +166,22 @@ struct AnswerNotice {
     response: String,
 }
 
-fn notice_json(n: &crate::notices::StoredNotice) -> Result<String, AppError> {
-    let mut v = serde_json::to_value(&n.notice).map_err(|e| AppError::internal(&e))?;
-    v["version"] = serde_json::Value::from(n.version);
-    to_json(&v)
-}
-
 async fn notice_command(
     st: &AppState,
     caller: &Caller,
     if_match: IfMatch,
-    hash: &str,
-    key: Option<&str>,
+    hash: String,
+    key: Option<String>,
     cmd: crate::notices::Command,
-    status: u16,
 ) -> ApiResult {
-    let p = &caller.0;
-    let today = st.clock.today();
-    let (code, body) = banli_api::idempotent(
-        st.store.db(),
-        st.store.idempotency_keys(),
-        p,
-        key,
-        hash,
-        || async {
-            let n = crate::notices::command(&st.store, p, cmd, if_match.0, today).await?;
-            Ok((status, notice_json(&n)?))
-        },
+    let once = banli_api::Once { key, hash };
+    let (code, body) = crate::notices::run(
+        &st.store,
+        &caller.0,
+        once,
+        if_match.0,
+        cmd,
+        st.clock.today(),
     )
     .await?;
     let etag = serde_json::from_str::<serde_json::Value>(&body)
@@ -227,16 +216,7 @@ async fn issue_notice(
         body: value.body,
         response_due: value.response_due,
     };
-    notice_command(
-        &st,
-        &caller,
-        IfMatch(None),
-        &hash,
-        idempotency_key.as_deref(),
-        cmd,
-        201,
-    )
-    .await
+    notice_command(&st, &caller, IfMatch(None), hash, idempotency_key, cmd).await
 }
 
 /// A notice, for the office, auditors, its issuer and the unit notified.
@@ -248,7 +228,11 @@ async fn get_notice(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult {
     let n = crate::notices::get(&st.store, &caller.0, banli_domain::ids::NoticeId(id)).await?;
-    Ok(json_response(200, notice_json(&n)?, Some(n.version)))
+    Ok(json_response(
+        200,
+        crate::notices::notice_json(&n)?,
+        Some(n.version),
+    ))
 }
 
 /// The notified unit acknowledges the notice.
@@ -262,16 +246,7 @@ async fn acknowledge_notice(
     body: Posted<Empty>,
 ) -> ApiResult {
     let cmd = crate::notices::Command::Acknowledge(banli_domain::ids::NoticeId(id));
-    notice_command(
-        &st,
-        &caller,
-        if_match,
-        &body.hash,
-        body.idempotency_key.as_deref(),
-        cmd,
-        200,
-    )
-    .await
+    notice_command(&st, &caller, if_match, body.hash, body.idempotency_key, cmd).await
 }
 
 /// The notified unit's office or leader answers in writing.
@@ -290,16 +265,7 @@ async fn answer_notice(
         idempotency_key,
     } = body;
     let cmd = crate::notices::Command::Answer(banli_domain::ids::NoticeId(id), value.response);
-    notice_command(
-        &st,
-        &caller,
-        if_match,
-        &hash,
-        idempotency_key.as_deref(),
-        cmd,
-        200,
-    )
-    .await
+    notice_command(&st, &caller, if_match, hash, idempotency_key, cmd).await
 }
 
 /// The handling figures (办复率, 按期办复率, 沟通率, 见面率, 满意率, resolution, B → A conversion)

@@ -371,6 +371,43 @@ pub fn can_read(actor: &Actor, n: &SupervisionNotice) -> bool {
         || actor.agency == Some(n.issuer)
 }
 
+/// Runs a notice command for REST and gRPC alike: once per idempotency key (or `Reference-Id`;
+/// a retry answers as the first run did), checked against the expected version. Answers the
+/// status (201 for an issued notice) and the notice as JSON with its version.
+pub async fn run(
+    store: &Store,
+    p: &Principal,
+    once: banli_api::Once,
+    if_match: Option<u64>,
+    cmd: Command,
+    today: Date,
+) -> Result<(u16, String), AppError> {
+    let status = if matches!(cmd, Command::Issue { .. }) {
+        201
+    } else {
+        200
+    };
+    banli_api::idempotent(
+        store.db(),
+        store.idempotency_keys(),
+        p,
+        once.key.as_deref(),
+        &once.hash,
+        || async {
+            let n = command(store, p, cmd, if_match, today).await?;
+            Ok((status, notice_json(&n)?))
+        },
+    )
+    .await
+}
+
+/// A notice as the API shows it: the notice with its version.
+pub fn notice_json(n: &StoredNotice) -> Result<String, AppError> {
+    let mut v = serde_json::to_value(&n.notice).map_err(|e| AppError::internal(&e))?;
+    v["version"] = serde_json::Value::from(n.version);
+    serde_json::to_string(&v).map_err(|e| AppError::internal(&e))
+}
+
 /// Runs a notice command for `p` on `today`.
 #[tracing::instrument(name = "followup.notice_command", skip_all, fields(key_id = %p.key_id, role = %p.role))]
 pub async fn command(
