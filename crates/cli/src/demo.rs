@@ -601,6 +601,16 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             )
             .await?;
         }
+        // The assigning office checks the evidence and confirms: the item closes as class A.
+        d.day(reply_day + time::Duration::days(5));
+        for n in &of_year {
+            d.post(
+                &format!("/v1/suggestions/{}/closure/decision", ids[*n]),
+                &office,
+                json!({"confirm": true, "reason": "佐证材料齐全，承诺事项已兑现。"}),
+            )
+            .await?;
+        }
     }
 
     // Three stages, two supervision rounds in each (the plan's rounds issue a notice only on

@@ -1,5 +1,6 @@
 //! Coordination (协办): the exchange between the units of one suggestion — sign-for (签收),
 //! adjustment requests (调整申请), co-handling opinions (会办意见) and their waivers,
+//! consultations among the units (会商),
 //! countersign of a joint reply (会签), disagreements (分歧) and their escalation, and the copies
 //! of the lead's reply sent to the co-handlers (抄送).
 //!
@@ -17,8 +18,8 @@ use crate::actor::{Actor, Role};
 use crate::error::DomainError;
 use crate::ids::*;
 use crate::suggestion::{
-    AdjustmentChoice, AssignmentState, CoHandlingOpinion, Command, CommandKind, ReplyType, Signer,
-    Suggestion, SuggestionEvent, SuggestionState, UnitRole, decide,
+    AdjustmentChoice, AssignmentState, CoHandlingOpinion, Command, CommandKind, Consultation,
+    ReplyType, Signer, Suggestion, SuggestionEvent, SuggestionState, UnitRole, decide,
 };
 
 /// The schema version of coordination event payloads this code writes and reads.
@@ -108,6 +109,9 @@ pub enum CoordinationCommand {
         resolution: String,
         on: Date,
     },
+    RecordConsultation {
+        consultation: Consultation,
+    },
 }
 }
 
@@ -124,6 +128,7 @@ impl CoordinationCommand {
             Self::RecordDisagreement { .. } => "record a disagreement",
             Self::EscalateDisagreement { .. } => "escalate a disagreement",
             Self::ResolveDisagreement { .. } => "resolve a disagreement",
+            Self::RecordConsultation { .. } => "record a consultation",
         }
     }
 
@@ -152,6 +157,9 @@ impl CoordinationCommand {
                 on,
             },
             Self::SubmitOpinion { opinion } => CommandKind::SubmitOpinion { opinion },
+            Self::RecordConsultation { consultation } => {
+                CommandKind::RecordConsultation { consultation }
+            }
             Self::AcknowledgeOpinion { opinion, on } => {
                 CommandKind::AcknowledgeOpinion { opinion, on }
             }
@@ -218,6 +226,10 @@ published_events! {
     ReplyCopied {
         copy: ReplyCopy,
     },
+    /// 会商: the units met on the suggestion.
+    ConsultationRecorded {
+        consultation: Consultation,
+    },
     }
 }
 
@@ -250,6 +262,9 @@ impl CoordinationEvent {
                 on,
             },
             Self::OpinionSubmitted { opinion } => CommandKind::SubmitOpinion { opinion },
+            Self::ConsultationRecorded { consultation } => {
+                CommandKind::RecordConsultation { consultation }
+            }
             Self::OpinionAcknowledged { opinion_id, on } => CommandKind::AcknowledgeOpinion {
                 opinion: opinion_id,
                 on,
@@ -358,8 +373,25 @@ pub fn decide_coordination(
                 choice,
                 on,
             },
+            // The guards complete these (the opinion's flag, the convener, trimmed text): the
+            // event carries what the suggestion will record.
             CoordinationCommand::SubmitOpinion { opinion } => {
-                CoordinationEvent::OpinionSubmitted { opinion }
+                let recorded = effects.iter().find_map(|e| match e {
+                    SuggestionEvent::OpinionSubmitted(r) => Some(r.opinion.clone()),
+                    _ => None,
+                });
+                CoordinationEvent::OpinionSubmitted {
+                    opinion: recorded.unwrap_or(opinion),
+                }
+            }
+            CoordinationCommand::RecordConsultation { consultation } => {
+                let recorded = effects.iter().find_map(|e| match e {
+                    SuggestionEvent::ConsultationRecorded(r) => Some(r.consultation.clone()),
+                    _ => None,
+                });
+                CoordinationEvent::ConsultationRecorded {
+                    consultation: recorded.unwrap_or(consultation),
+                }
             }
             CoordinationCommand::AcknowledgeOpinion { opinion, on } => {
                 CoordinationEvent::OpinionAcknowledged {

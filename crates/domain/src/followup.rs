@@ -181,6 +181,7 @@ pub fn progress_notices_due(s: &crate::suggestion::Suggestion, r: &Reminders) ->
             let last = c
                 .progress
                 .iter()
+                .filter(|p| p.to_deputy)
                 .map(|p| p.on)
                 .chain(
                     s.communications
@@ -211,6 +212,7 @@ mod tests {
             days_after: vec![1],
             very_late_after_days: 30,
             progress_notice_months: 3,
+            progress_grace_days: 10,
         }
     }
 

@@ -64,4 +64,6 @@ id_type! {
     StagePlanId,
     /// 分歧: a disagreement between units.
     DisagreementId,
+    /// 会商: a consultation among the units of a suggestion.
+    ConsultationId,
 }

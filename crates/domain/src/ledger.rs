@@ -63,10 +63,12 @@ pub fn ledger_item(s: &Suggestion, agency: Option<AgencyId>, today: Date) -> Opt
     if !ever_b && s.commitments.is_empty() {
         return None;
     }
-    // The class now: the last of the latest day, replies then class changes.
+    // The class now: the last of the latest day, replies then class changes (a supplementary
+    // reply's class counts once the office confirms it, as a class change).
     let class = s
         .replies
         .iter()
+        .filter(|r| r.reply_type != crate::suggestion::ReplyType::Supplementary)
         .map(|r| (r.on, r.class))
         .chain(s.class_history.iter().map(|c| (c.on, c.to)))
         .max_by_key(|(on, _)| *on)

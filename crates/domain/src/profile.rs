@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use banli_calendar::{DurationSpec, OutOfRangePolicy};
 
-use crate::suggestion::{ReplyClass, SignerPosition};
+use crate::suggestion::{OpinionSubstance, ReplyClass, SignerPosition};
 
 /// The reply classification scheme (答复分类).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +70,11 @@ pub struct Switches {
     pub leading_official_for_key_items: bool,
     /// Deadlines that leave the calendar data: refuse, or assume weekends only (and say so).
     pub outside_calendar: OutOfRangePolicy,
+    /// A co-handling opinion with neither measures within the co-unit's remit nor a reason why
+    /// there are none (会办意见简单拼凑): `off` accepts it, `flag` accepts and marks it, `refuse`
+    /// answers 422.
+    #[serde(default)]
+    pub opinion_substance: OpinionSubstance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,10 +90,18 @@ pub struct Reminders {
     /// (calendar months; also in recess): a reminder goes out when it has not. 0: no reminder.
     #[serde(default = "three")]
     pub progress_notice_months: u32,
+    /// A progress word still owed this many calendar days after it was due raises a
+    /// supervision notice to the owner unit (trigger `progress_overdue`).
+    #[serde(default = "ten")]
+    pub progress_grace_days: u32,
 }
 
 fn three() -> u32 {
     3
+}
+
+fn ten() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

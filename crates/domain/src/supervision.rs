@@ -55,6 +55,9 @@ pub enum Trigger {
     /// The agency's webhook endpoint was disabled after failing for too long: its systems no
     /// longer hear of its items.
     WebhookDisabled,
+    /// The owner of an open commitment owes the deputies word of its progress and is past the
+    /// profile's grace period (闭会期间主动沟通汇报).
+    ProgressOverdue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -115,42 +115,135 @@ fn a_co_handled_item_from_submission_to_b_to_a_conversion() {
         CommandKind::ReportProgress {
             commitment,
             note: "fund approved by the province".into(),
+            to_deputy: true,
             on: days(120),
         },
     );
-    w.run(
-        w.admin(w.lead),
-        CommandKind::ConvertCommitment {
-            commitment,
-            evidence: "fund regulations No. 12".into(),
-            on: days(180),
-        },
-    );
-    let sup = w.reply(
+    let convert = |w: &mut World, on| {
+        w.run(
+            w.admin(w.lead),
+            CommandKind::ConvertCommitment {
+                commitment,
+                evidence: "fund regulations No. 12".into(),
+                on,
+            },
+        )
+    };
+    convert(&mut w, days(180));
+    let supplementary = |w: &mut World, on| {
+        let sup = w.reply(lead, ReplyClass::A, ReplyType::Supplementary, vec![], on);
+        w.run(
+            w.admin(w.lead),
+            CommandKind::IssueReply {
+                reply: sup,
+                commitments: vec![],
+                explanation: None,
+            },
+        )
+    };
+    // The unit's supplementary reply asks to close; the item stays in follow-up until the
+    // assigning office confirms (重答复轻落实: the unit does not convert B → A on its own word).
+    let ev = supplementary(&mut w, days(181));
+    assert_eq!(kinds(&ev), ["ReplyIssued", "ClosureRequested"]);
+    assert_eq!(w.s().state, SuggestionState::InFollowUp);
+    assert_eq!(w.s().current_class(), Some(ReplyClass::B));
+    let again = w.reply(
         lead,
         ReplyClass::A,
         ReplyType::Supplementary,
         vec![],
-        days(181),
+        days(182),
     );
-    let ev = w.run(
-        w.admin(w.lead),
-        CommandKind::IssueReply {
-            reply: sup,
-            commitments: vec![],
-            explanation: None,
+    let err = w
+        .try_run(
+            w.admin(w.lead),
+            CommandKind::IssueReply {
+                reply: again,
+                commitments: vec![],
+                explanation: None,
+            },
+        )
+        .expect_err("one request at a time");
+    assert_eq!(err.code(), "wrong_state", "{err}");
+    let decide = |confirm: bool, reopen: Vec<CommitmentId>, on| CommandKind::DecideClosure {
+        confirm,
+        reason: if confirm {
+            String::new()
+        } else {
+            "the fund's first batch is not paid out yet".into()
         },
-    );
-    assert_eq!(kinds(&ev), ["ReplyIssued", "ClassChanged", "Closed"]);
+        reopen,
+        on,
+    };
+    // An agency cannot decide; returning needs a reason.
+    let err = w
+        .try_run(w.admin(w.lead), decide(true, vec![], days(185)))
+        .expect_err("the office decides");
+    assert_eq!(err.code(), "forbidden", "{err}");
+    let err = w
+        .try_run(
+            w.office_actor(),
+            CommandKind::DecideClosure {
+                confirm: false,
+                reason: " ".into(),
+                reopen: vec![],
+                on: days(185),
+            },
+        )
+        .expect_err("a reason");
+    assert_eq!(err.code(), "invalid_argument", "{err}");
+    // Returned: the commitment whose evidence did not hold is open again.
+    let ev = w.run(w.office_actor(), decide(false, vec![commitment], days(185)));
+    assert_eq!(kinds(&ev), ["ClosureDecided"]);
+    assert_eq!(w.s().commitments[0].state, CommitmentState::Open);
+    assert_eq!(w.s().state, SuggestionState::InFollowUp);
+    let err = w
+        .try_run(w.office_actor(), decide(true, vec![], days(186)))
+        .expect_err("nothing pending");
+    assert_eq!(err.code(), "wrong_state", "{err}");
+    convert(&mut w, days(200));
+    supplementary(&mut w, days(201));
+    let ev = w.run(w.office_actor(), decide(true, vec![], days(205)));
+    assert_eq!(kinds(&ev), ["ClosureDecided", "ClassChanged", "Closed"]);
+    let err = w
+        .try_run(w.office_actor(), decide(true, vec![], days(206)))
+        .expect_err("confirmed twice");
+    assert_eq!(err.code(), "wrong_state", "{err}");
     let s = w.s();
     assert_eq!(s.state, SuggestionState::Closed);
     assert_eq!(s.current_class(), Some(ReplyClass::A));
     assert!(s.class_history[0].conversion);
     assert_eq!(
+        s.class_history[0].on,
+        days(205),
+        "effective on confirmation"
+    );
+    assert_eq!(
         s.replies[0].class,
         ReplyClass::B,
         "the original reply is never overwritten"
     );
+    // The deputy rates the conversion, once.
+    let rate = |deputy| CommandKind::RateClosure {
+        deputy,
+        level: Satisfaction::Satisfied,
+        comment: "the fund is open".into(),
+        on: days(210),
+    };
+    let deputy = w.deputy;
+    w.run(Actor::deputy(deputy), rate(deputy));
+    let err = w
+        .try_run(Actor::deputy(deputy), rate(deputy))
+        .expect_err("once");
+    assert_eq!(err.code(), "wrong_state", "{err}");
+    let err = w
+        .try_run(Actor::deputy(w.co_signer), rate(deputy))
+        .expect_err("for themself");
+    assert_eq!(err.code(), "forbidden", "{err}");
+    let s = w.s();
+    assert_eq!(s.closures.len(), 2);
+    assert_eq!(s.closures[1].ratings.len(), 1);
+    assert!(s.closures[1].is_conversion());
     assert_eq!(s.commitments[0].progress.len(), 1);
 
     // Replaying every event reproduces the state.

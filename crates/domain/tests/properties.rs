@@ -27,7 +27,7 @@ struct Step {
 
 fn step() -> impl Strategy<Value = Step> {
     (
-        0u8..22,
+        0u8..25,
         0usize..8,
         0u8..4,
         0u8..12,
@@ -123,6 +123,11 @@ fn guide(w: &World, st: &Step) -> Step {
             Some(i) => {
                 st.variant = 2 + st.variant % 2;
                 (21, i)
+            }
+            // The office decides a pending closure request, mostly confirming it.
+            None if s.pending_closure().is_some() => {
+                st.variant = if st.variant == 3 { 2 } else { 0 };
+                (22, st.pick)
             }
             None => {
                 let i = s
@@ -344,6 +349,20 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
                 },
                 on,
                 acknowledged_on: None,
+                // Measures, a reason why there are none, or neither (flagged by the profile).
+                measures: match st.variant {
+                    1 => vec![OpinionMeasure {
+                        id: CommitmentId::new(),
+                        measure: "provide the data platform".into(),
+                        responsible: "data division".into(),
+                        agency: None,
+                        target_date: on + time::Duration::days(90),
+                    }],
+                    _ => vec![],
+                },
+                no_measure_reason: (st.variant == 2).then(|| "outside our remit".into()),
+                consultations: vec![],
+                flagged: false,
             };
             (admin, CommandKind::SubmitOpinion { opinion })
         }
@@ -438,12 +457,61 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
                 },
             ),
         },
+        22 => (
+            office,
+            CommandKind::DecideClosure {
+                confirm: st.variant < 2,
+                reason: "the evidence does not show the fund open".into(),
+                reopen: if st.variant == 2 {
+                    vec![pick_commitment]
+                } else {
+                    vec![]
+                },
+                on,
+            },
+        ),
+        23 => {
+            let deputy = deputies[st.pick % 2];
+            let actor = if st.wrong_actor {
+                Actor::deputy(deputies[(st.pick + 1) % 2])
+            } else {
+                Actor::deputy(deputy)
+            };
+            (
+                actor,
+                CommandKind::RateClosure {
+                    deputy,
+                    level: Satisfaction::Satisfied,
+                    comment: String::new(),
+                    on,
+                },
+            )
+        }
+        24 => {
+            let agencies: Vec<AgencyId> = assignments.iter().map(|a| a.agency).collect();
+            (
+                admin,
+                CommandKind::RecordConsultation {
+                    consultation: Consultation {
+                        id: ConsultationId::new(),
+                        convened_by: unit,
+                        agencies,
+                        deputies: vec![],
+                        attendees: vec!["Director Chen".into()],
+                        subject: "the fund".into(),
+                        minutes: "agreed who does what".into(),
+                        on,
+                    },
+                },
+            )
+        }
         _ => match st.variant {
             0 | 1 => (
                 admin,
                 CommandKind::ReportProgress {
                     commitment: pick_commitment,
                     note: "progress".into(),
+                    to_deputy: st.variant == 0,
                     on,
                 },
             ),

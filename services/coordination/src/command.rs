@@ -7,7 +7,9 @@
 use banli_api::AppError;
 use banli_domain::coordination::CoordinationCommand;
 use banli_domain::ids::*;
-use banli_domain::suggestion::{AdjustmentChoice, CoHandlingOpinion, Signer};
+use banli_domain::suggestion::{
+    AdjustmentChoice, CoHandlingOpinion, Consultation, OpinionMeasure, Signer,
+};
 use time::Date;
 use uuid::Uuid;
 
@@ -30,6 +32,7 @@ pub enum CaseCommand {
     RecordDisagreement { assignment_id: Uuid, body: DisagreementBody },
     EscalateDisagreement { disagreement_id: Uuid },
     ResolveDisagreement { disagreement_id: Uuid, body: ResolutionBody },
+    RecordConsultation { assignment_id: Uuid, body: ConsultationBody },
 }
 }
 
@@ -43,7 +46,8 @@ impl CaseCommand {
             | Self::DecideAdjustment { assignment_id, .. }
             | Self::SubmitOpinion { assignment_id, .. }
             | Self::WaiveOpinion { assignment_id, .. }
-            | Self::RecordDisagreement { assignment_id, .. } => (*assignment_id, "assignment"),
+            | Self::RecordDisagreement { assignment_id, .. }
+            | Self::RecordConsultation { assignment_id, .. } => (*assignment_id, "assignment"),
             Self::AcknowledgeOpinion { opinion_id } => (*opinion_id, "opinion"),
             Self::Countersign { reply_id, .. } => (*reply_id, "reply"),
             Self::EscalateDisagreement { disagreement_id }
@@ -75,6 +79,9 @@ impl CaseCommand {
             }
             Self::ResolveDisagreement { .. } => {
                 "/v1/coordination/disagreements/{disagreement_id}/resolve"
+            }
+            Self::RecordConsultation { .. } => {
+                "/v1/coordination/assignments/{assignment_id}/consultations"
             }
         }
     }
@@ -124,12 +131,7 @@ impl CaseCommand {
                 assignment_id,
                 body,
             } => {
-                let on = body.on.unwrap_or(today);
-                if on > today {
-                    return Err(AppError::invalid(
-                        "an opinion cannot be dated in the future",
-                    ));
-                }
+                let on = not_future(body.on, today, "an opinion")?;
                 CoordinationCommand::SubmitOpinion {
                     opinion: CoHandlingOpinion {
                         id: OpinionId::new(),
@@ -139,6 +141,24 @@ impl CaseCommand {
                         signer: signer(body.signer),
                         on,
                         acknowledged_on: None,
+                        measures: body
+                            .measures
+                            .into_iter()
+                            .map(|m| OpinionMeasure {
+                                id: CommitmentId::new(),
+                                measure: m.measure,
+                                responsible: m.responsible,
+                                agency: m.agency_id.map(AgencyId),
+                                target_date: m.target_date,
+                            })
+                            .collect(),
+                        no_measure_reason: body.no_measure_reason,
+                        consultations: body
+                            .consultation_ids
+                            .into_iter()
+                            .map(ConsultationId)
+                            .collect(),
+                        flagged: false,
                     },
                 }
             }
@@ -183,8 +203,32 @@ impl CaseCommand {
                 resolution: body.resolution,
                 on: today,
             },
+            Self::RecordConsultation { body, .. } => CoordinationCommand::RecordConsultation {
+                consultation: Consultation {
+                    id: ConsultationId::new(),
+                    // The guards set the convener from the caller.
+                    convened_by: AgencyId(Uuid::nil()),
+                    agencies: body.agency_ids.into_iter().map(AgencyId).collect(),
+                    deputies: body.deputy_ids.into_iter().map(DeputyId).collect(),
+                    attendees: body.attendees,
+                    subject: body.subject,
+                    minutes: body.minutes,
+                    on: not_future(body.on, today, "a consultation")?,
+                },
+            },
         })
     }
+}
+
+/// `on`, default today; a date after today is refused.
+fn not_future(on: Option<Date>, today: Date, what: &str) -> Result<Date, AppError> {
+    let on = on.unwrap_or(today);
+    if on > today {
+        return Err(AppError::invalid(format!(
+            "{what} cannot be dated in the future"
+        )));
+    }
+    Ok(on)
 }
 
 fn signer(s: SignerBody) -> Signer {

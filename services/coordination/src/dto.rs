@@ -138,6 +138,49 @@ pub struct OpinionBody {
     #[serde(default, with = "opt_date")]
     #[schema(value_type = Option<String>, format = Date)]
     pub on: Option<Date>,
+    /// The concrete measures the co-unit takes within its remit, each with who is responsible
+    /// and a date after the letter: each becomes the co-unit's commitment in the ledger.
+    #[serde(default)]
+    pub measures: Vec<MeasureBody>,
+    /// Instead of measures: why no measure falls within the co-unit's remit. An opinion with
+    /// neither is flagged or refused (422) as the rule profile says (`opinion_substance`).
+    pub no_measure_reason: Option<String>,
+    /// The consultations (会商) the opinion rests on.
+    #[serde(default)]
+    pub consultation_ids: Vec<Uuid>,
+}
+
+/// A measure of a co-handling opinion.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureBody {
+    pub measure: String,
+    /// Who is responsible in the co-unit (a division or an official).
+    pub responsible: String,
+    /// The agency that takes the measure; default the co-unit. Another agency's is refused.
+    pub agency_id: Option<Uuid>,
+    #[serde(with = "date_format")]
+    #[schema(value_type = String, format = Date)]
+    pub target_date: Date,
+}
+
+/// 会商: a meeting of the units of a suggestion.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultationBody {
+    /// The units that took part (each assigned to the suggestion; the convener is added).
+    pub agency_ids: Vec<Uuid>,
+    /// The suggestion's deputies who attended, if any.
+    #[serde(default)]
+    pub deputy_ids: Vec<Uuid>,
+    /// Everyone present, by name and post.
+    pub attendees: Vec<String>,
+    pub subject: String,
+    pub minutes: String,
+    /// The meeting's date (default today; never in the future).
+    #[serde(default, with = "opt_date")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub on: Option<Date>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -206,6 +249,38 @@ pub struct OpinionView {
     #[serde(with = "opt_date")]
     #[schema(value_type = Option<String>, format = Date)]
     pub acknowledged_on: Option<Date>,
+    pub measures: Vec<MeasureView>,
+    pub no_measure_reason: Option<String>,
+    pub consultation_ids: Vec<Uuid>,
+    /// Neither measures nor a reason why there are none (accepted under the profile's `flag`).
+    pub flagged: bool,
+}
+
+/// A measure of an opinion: the co-unit's commitment `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MeasureView {
+    pub id: Uuid,
+    pub measure: String,
+    pub responsible: String,
+    pub agency_id: Uuid,
+    #[serde(with = "date_format")]
+    #[schema(value_type = String, format = Date)]
+    pub target_date: Date,
+}
+
+/// 会商: a meeting of the units, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsultationView {
+    pub id: Uuid,
+    pub convened_by: Uuid,
+    pub agency_ids: Vec<Uuid>,
+    pub deputy_ids: Vec<Uuid>,
+    pub attendees: Vec<String>,
+    pub subject: String,
+    pub minutes: String,
+    #[serde(with = "date_format")]
+    #[schema(value_type = String, format = Date)]
+    pub on: Date,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -276,6 +351,8 @@ pub struct CaseView {
     pub disagreements: Vec<DisagreementView>,
     pub reply_copies: Vec<ReplyCopyView>,
     pub commands: Vec<CommandView>,
+    /// The consultations the caller took part in (all, for the assigning office).
+    pub consultations: Vec<ConsultationView>,
 }
 
 /// What a caller may see of a case.
@@ -367,6 +444,40 @@ impl CaseView {
                     signer: signer(&o.signer),
                     on: o.on,
                     acknowledged_on: o.acknowledged_on,
+                    measures: o
+                        .measures
+                        .iter()
+                        .map(|m| MeasureView {
+                            id: m.id.0,
+                            measure: m.measure.clone(),
+                            responsible: m.responsible.clone(),
+                            agency_id: m
+                                .agency
+                                .map_or_else(|| agency_of(o.assignment_id.0), |a| a.0),
+                            target_date: m.target_date,
+                        })
+                        .collect(),
+                    no_measure_reason: o.no_measure_reason.clone(),
+                    consultation_ids: o.consultations.iter().map(|c| c.0).collect(),
+                    flagged: o.flagged,
+                })
+                .collect(),
+            consultations: s
+                .consultations
+                .iter()
+                .filter(|c| match who {
+                    Seer::All => true,
+                    Seer::Lead(a) | Seer::Unit(a) => c.agencies.iter().any(|x| x.0 == a),
+                })
+                .map(|c| ConsultationView {
+                    id: c.id.0,
+                    convened_by: c.convened_by.0,
+                    agency_ids: c.agencies.iter().map(|a| a.0).collect(),
+                    deputy_ids: c.deputies.iter().map(|d| d.0).collect(),
+                    attendees: c.attendees.clone(),
+                    subject: c.subject.clone(),
+                    minutes: c.minutes.clone(),
+                    on: c.on,
                 })
                 .collect(),
             countersignatures: r

@@ -82,6 +82,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(record_disagreement))
         .routes(routes!(escalate_disagreement))
         .routes(routes!(resolve_disagreement))
+        .routes(routes!(record_consultation))
 }
 
 /// The REST surface of this service alone, with `/healthz`, `/docs` and `/openapi.json`.
@@ -483,3 +484,10 @@ command_route!(
     /// Decide a disagreement. Assigning office.
     resolve_disagreement, "/v1/coordination/disagreements/{disagreement_id}/resolve", "disagreement_id", ResolutionBody,
     |v, disagreement_id| CaseCommand::ResolveDisagreement { disagreement_id, body: v });
+command_route!(
+    /// Record a consultation among the units (会商): date, the units that took part (each
+    /// assigned to the suggestion; at least two), attendees, subject and minutes; deputies
+    /// optional. Convened by the unit of this assignment (the lead) or the assigning office;
+    /// opinions and replies reference it by id.
+    record_consultation, "/v1/coordination/assignments/{assignment_id}/consultations", "assignment_id", ConsultationBody,
+    |v, assignment_id| CaseCommand::RecordConsultation { assignment_id, body: v });

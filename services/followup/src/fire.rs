@@ -66,9 +66,21 @@ fn alert_notice(
         "first_contact" => "首次联系代表",
         "co_opinion" => "会办意见",
         "reply" => "答复",
+        "progress_notice" => "承诺事项进展通报",
         _ => return None,
     };
-    let (level, trigger, body) = if p.alert == "after-1" {
+    let (level, trigger, body) = if p.alert.starts_with(crate::store::PROGRESS_OVERDUE) {
+        (
+            Level::Notice,
+            Trigger::ProgressOverdue,
+            format!(
+                "{what}应于{}前向代表通报，宽限期已过仍未通报：请即向代表书面通报承诺事项进展（notify_deputy），内部记录不计为通报。",
+                p.due
+            ),
+        )
+    } else if p.kind == "progress_notice" {
+        return None;
+    } else if p.alert == "after-1" {
         (
             Level::Notice,
             Trigger::Overdue,

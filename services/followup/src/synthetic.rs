@@ -153,6 +153,7 @@ pub fn random_suggestion(
                     countersigned_by: vec![],
                     round: round as u32,
                     on: on + Duration::days(round as i64 * rng.below(40) as i64),
+                    consultations: vec![],
                 });
             }
         } else {
@@ -164,6 +165,10 @@ pub fn random_suggestion(
                 signer: signer(),
                 on,
                 acknowledged_on: None,
+                measures: vec![],
+                no_measure_reason: None,
+                consultations: vec![],
+                flagged: false,
             });
         }
     }

@@ -33,13 +33,15 @@ pub enum SuggestionCommand {
     ResolveEscalation { body: OutcomeBody },
     ReportProgress { commitment_id: Uuid, body: ProgressBody },
     ConvertCommitment { commitment_id: Uuid, body: EvidenceBody },
+    DecideClosure { body: ClosureDecisionBody },
+    RateClosure { body: ClosureRatingBody },
 }
 }
 
 /// The domain commands no [`SuggestionCommand`] builds, and where they come from instead. With
 /// the commands built from a `SuggestionCommand`, these are every `CommandKind` exactly once (a
 /// test checks it): a new domain command has to be given a transport or named here.
-pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 8] = [
+pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 9] = [
     (
         "Submit",
         "its own call on both transports (POST /v1/suggestions, SubmitSuggestion)",
@@ -56,6 +58,10 @@ pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 8] = [
         "mirrored from the coordination service",
     ),
     ("WaiveOpinion", "mirrored from the coordination service"),
+    (
+        "RecordConsultation",
+        "mirrored from the coordination service",
+    ),
     (
         "RecomputeDeadlines",
         "the calendar's recompute call and the platform after new calendar data",
@@ -100,6 +106,8 @@ impl SuggestionCommand {
             Self::ConvertCommitment { .. } => {
                 "/v1/suggestions/{id}/commitments/{commitment_id}/convert"
             }
+            Self::DecideClosure { .. } => "/v1/suggestions/{id}/closure/decision",
+            Self::RateClosure { .. } => "/v1/suggestions/{id}/closure/ratings",
         }
     }
 
@@ -208,6 +216,11 @@ impl SuggestionCommand {
                     countersigned_by: body.countersigned_by.into_iter().map(AgencyId).collect(),
                     round: 0,
                     on: not_future(body.on, today, "a reply")?,
+                    consultations: body
+                        .consultation_ids
+                        .into_iter()
+                        .map(ConsultationId)
+                        .collect(),
                 },
                 commitments: body
                     .commitments
@@ -252,6 +265,7 @@ impl SuggestionCommand {
             } => CommandKind::ReportProgress {
                 commitment: CommitmentId(commitment_id),
                 note: body.note,
+                to_deputy: body.notify_deputy,
                 on: today,
             },
             Self::ConvertCommitment {
@@ -260,6 +274,26 @@ impl SuggestionCommand {
             } => CommandKind::ConvertCommitment {
                 commitment: CommitmentId(commitment_id),
                 evidence: body.evidence,
+                on: today,
+            },
+            Self::DecideClosure { body } => CommandKind::DecideClosure {
+                confirm: body.confirm,
+                reason: body.reason,
+                reopen: body
+                    .reopen_commitment_ids
+                    .into_iter()
+                    .map(CommitmentId)
+                    .collect(),
+                on: today,
+            },
+            Self::RateClosure { body } => CommandKind::RateClosure {
+                deputy: body.deputy_id.map(DeputyId).or(p.deputy).ok_or_else(|| {
+                    AppError::invalid(
+                        "deputy_id is required (only a deputy's own key may leave it out)",
+                    )
+                })?,
+                level: body.level,
+                comment: body.comment,
                 on: today,
             },
         })

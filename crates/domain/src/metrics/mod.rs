@@ -8,7 +8,7 @@ use time::Date;
 
 use crate::ids::{AgencyId, AssignmentId, DeputyId, DivisionId, SessionId};
 use crate::suggestion::{
-    AssignmentState, ReplyClass, Satisfaction, Suggestion, SuggestionState, UnitRole,
+    AssignmentState, ReplyClass, ReplyType, Satisfaction, Suggestion, SuggestionState, UnitRole,
 };
 
 mod rows;
@@ -68,10 +68,11 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
     if matches!(s.state, SuggestionState::Withdrawn) && scope.as_of.is_none() {
         return Vec::new();
     }
+    // A supplementary reply's class takes effect when the office confirms it (a class change).
     let classes: Vec<(Date, ReplyClass)> = s
         .replies
         .iter()
-        .filter(|r| upto(r.on))
+        .filter(|r| upto(r.on) && r.reply_type != ReplyType::Supplementary)
         .map(|r| (r.on, r.class))
         .chain(
             s.class_history

@@ -64,6 +64,7 @@ impl SuggestionFacts {
         let classes: Vec<ClassRow> = s
             .replies
             .iter()
+            .filter(|r| r.reply_type != ReplyType::Supplementary)
             .map(|r| (r.on, r.class))
             .chain(s.class_history.iter().map(|c| (c.on, c.to)))
             .enumerate()

@@ -151,12 +151,33 @@ pub enum CommandKind {
     ReportProgress {
         commitment: CommitmentId,
         note: String,
+        /// Addressed to the deputies (the default); `false` for an internal note.
+        to_deputy: bool,
         on: Date,
     },
     ConvertCommitment {
         commitment: CommitmentId,
         evidence: String,
         on: Date,
+    },
+    /// The assigning office confirms the pending closure request (the item closes) or returns
+    /// it, reopening the commitments whose evidence did not hold.
+    DecideClosure {
+        confirm: bool,
+        reason: String,
+        reopen: Vec<CommitmentId>,
+        on: Date,
+    },
+    /// A deputy rates a confirmed closure (B → A conversion).
+    RateClosure {
+        deputy: DeputyId,
+        level: Satisfaction,
+        comment: String,
+        on: Date,
+    },
+    /// 会商: the lead unit (or the office) records a meeting of the units.
+    RecordConsultation {
+        consultation: Consultation,
     },
     /// Recompute open deadlines against the calendar in the rules (after new calendar data).
     RecomputeDeadlines {
@@ -191,6 +212,9 @@ impl CommandKind {
             CommandKind::ResolveEscalation { .. } => "resolve the escalation",
             CommandKind::ReportProgress { .. } => "report progress",
             CommandKind::ConvertCommitment { .. } => "convert a commitment",
+            CommandKind::DecideClosure { .. } => "decide a closure request",
+            CommandKind::RateClosure { .. } => "rate the closure",
+            CommandKind::RecordConsultation { .. } => "record a consultation",
             CommandKind::RecomputeDeadlines { .. } => "recompute deadlines",
         }
     }

@@ -87,6 +87,14 @@ events! {
     CommitmentCreated { commitment: Commitment }
     CommitmentProgressed { commitment_id: CommitmentId, report: ProgressReport }
     CommitmentConverted { commitment_id: CommitmentId, evidence: String, on: Date }
+    /// The owner unit asks to close the item (its supplementary reply); the office decides.
+    ClosureRequested { request: ClosureRequest }
+    /// The assigning office confirmed (closing follows) or returned the closure request.
+    ClosureDecided { decision: ClosureDecision }
+    /// A deputy rated a confirmed closure.
+    ClosureRated { rating: ClosureRating }
+    /// 会商: the units met on the suggestion.
+    ConsultationRecorded { consultation: Consultation }
     Closed { on: Date }
     /// A command the coordination service accepted against its (older) view was refused here:
     /// the suggestion had moved on. Recorded so that nothing is dropped silently.

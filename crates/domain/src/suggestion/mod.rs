@@ -228,6 +228,12 @@ pub struct Suggestion {
     pub feedback_due: Option<Deadline>,
     pub commitments: Vec<Commitment>,
     pub escalations: u32,
+    /// 会商: the units' consultations on the suggestion.
+    #[serde(default)]
+    pub consultations: Vec<Consultation>,
+    /// Closure requests (supplementary replies) with the office's decisions, oldest first.
+    #[serde(default)]
+    pub closures: Vec<ClosureRequest>,
 }
 
 impl Suggestion {
@@ -249,6 +255,8 @@ impl Suggestion {
             feedback_due: None,
             commitments: Vec::new(),
             escalations: 0,
+            consultations: Vec::new(),
+            closures: Vec::new(),
         }
     }
 
@@ -285,18 +293,28 @@ impl Suggestion {
         std::iter::once(self.details.lead_deputy).chain(self.details.co_signers.iter().copied())
     }
 
-    /// The class now in force: the last confirmed change, else the latest reply's class.
+    /// The class now in force: the last confirmed change, else the latest reply's class. A
+    /// supplementary reply's class is a request until the assigning office confirms it (the
+    /// confirmation records the change).
     pub fn current_class(&self) -> Option<ReplyClass> {
-        self.class_history
-            .last()
-            .map(|c| c.to)
-            .or_else(|| self.replies.last().map(|r| r.class))
+        self.class_history.last().map(|c| c.to).or_else(|| {
+            self.replies
+                .iter()
+                .rev()
+                .find(|r| r.reply_type != ReplyType::Supplementary)
+                .map(|r| r.class)
+        })
     }
 
     /// The current re-handling round's feedback (round 0 is the first).
     pub fn round_feedback(&self) -> impl Iterator<Item = &Feedback> {
         let round = self.rehandling_rounds;
         self.feedback.iter().filter(move |f| f.round == round)
+    }
+
+    /// The closure request waiting for the assigning office, if any.
+    pub fn pending_closure(&self) -> Option<&ClosureRequest> {
+        self.closures.last().filter(|c| c.is_pending())
     }
 
     pub fn open_commitments(&self) -> impl Iterator<Item = &Commitment> {
@@ -493,6 +511,24 @@ impl Suggestion {
                     c.converted_on = Some(e.on);
                 }
             }
+            E::ClosureRequested(e) => self.closures.push(e.request.clone()),
+            E::ClosureDecided(e) => {
+                if let Some(c) = self.closures.last_mut() {
+                    c.decision = Some(e.decision.clone());
+                }
+                for id in &e.decision.reopened {
+                    if let Some(c) = self.commitments.iter_mut().find(|c| c.id == *id) {
+                        c.state = CommitmentState::Open;
+                        c.converted_on = None;
+                    }
+                }
+            }
+            E::ClosureRated(e) => {
+                if let Some(c) = self.closures.last_mut() {
+                    c.ratings.push(e.rating.clone());
+                }
+            }
+            E::ConsultationRecorded(e) => self.consultations.push(e.consultation.clone()),
             E::Closed(_) => self.state = SuggestionState::Closed,
             // A record only: the command from the other service changed nothing.
             E::CoordinationRefused(_) => {}

@@ -218,6 +218,63 @@ pub struct CoHandlingOpinion {
     pub signer: Signer,
     pub on: Date,
     pub acknowledged_on: Option<Date>,
+    /// The concrete measures the co-unit takes within its remit: each becomes a commitment of
+    /// the co-unit, tracked in the ledger like the lead's.
+    #[serde(default)]
+    pub measures: Vec<OpinionMeasure>,
+    /// Instead of measures: why no measure falls within the co-unit's remit (职责范围内无具体措施).
+    #[serde(default)]
+    pub no_measure_reason: Option<String>,
+    /// The consultations (会商) the opinion rests on.
+    #[serde(default)]
+    pub consultations: Vec<ConsultationId>,
+    /// Neither measures nor a reason: accepted under the profile's `flag` setting and marked.
+    #[serde(default)]
+    pub flagged: bool,
+}
+
+/// A measure a co-handling unit takes within its remit, stated in its opinion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpinionMeasure {
+    /// The id of the commitment it becomes.
+    pub id: CommitmentId,
+    pub measure: String,
+    /// Who is responsible in the co-unit (a division or an official).
+    pub responsible: String,
+    /// The agency that takes the measure: the co-unit itself (a measure of another agency is
+    /// outside the co-unit's assignment and refused). `None` means the co-unit.
+    pub agency: Option<AgencyId>,
+    pub target_date: Date,
+}
+
+/// Whether a co-handling opinion must state measures or say why there are none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpinionSubstance {
+    /// Accepted as written.
+    Off,
+    /// Accepted, and marked `flagged` in the opinion and the metrics.
+    #[default]
+    Flag,
+    /// Refused (422).
+    Refuse,
+}
+
+/// 会商: a meeting of the units of a suggestion (the lead and co-handlers; deputies optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consultation {
+    pub id: ConsultationId,
+    /// The unit that convened it (the lead unit, or the assigning office).
+    pub convened_by: AgencyId,
+    /// The units that took part, each with a live assignment on the suggestion.
+    pub agencies: Vec<AgencyId>,
+    /// The suggestion's deputies who attended, if any.
+    pub deputies: Vec<DeputyId>,
+    /// Everyone present, by name and post.
+    pub attendees: Vec<String>,
+    pub subject: String,
+    pub minutes: String,
+    pub on: Date,
 }
 
 /// 答复类别. `D` exists only in the national four-class scheme.
@@ -270,6 +327,9 @@ pub struct Reply {
     pub countersigned_by: Vec<AgencyId>,
     pub round: u32,
     pub on: Date,
+    /// The consultations (会商) the reply rests on.
+    #[serde(default)]
+    pub consultations: Vec<ConsultationId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +387,14 @@ pub enum CommitmentState {
 pub struct ProgressReport {
     pub note: String,
     pub on: Date,
+    /// Addressed to the deputies (and delivered to them); an internal note is not, and does not
+    /// count as the progress word the deputies are owed.
+    #[serde(default = "addressed_by_default")]
+    pub to_deputy: bool,
+}
+
+fn addressed_by_default() -> bool {
+    true
 }
 
 /// 承诺事项: a measure promised in a reply, tracked until done.
@@ -343,4 +411,56 @@ pub struct Commitment {
     pub evidence: String,
     pub converted_on: Option<Date>,
     pub created_on: Date,
+    /// Who is responsible in the owner unit, when stated (co-handling measures).
+    #[serde(default)]
+    pub responsible: Option<String>,
+    /// The co-handling opinion that stated it, for a co-unit's measure.
+    #[serde(default)]
+    pub opinion_id: Option<OpinionId>,
+}
+
+/// The owner unit's request to close an item in follow-up: its supplementary reply once every
+/// commitment is converted with evidence. The assigning office confirms it (the item closes, a
+/// B → A conversion takes effect) or returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosureRequest {
+    pub reply_id: ReplyId,
+    pub assignment_id: AssignmentId,
+    pub from: ReplyClass,
+    pub to: ReplyClass,
+    pub explanation: Option<String>,
+    pub on: Date,
+    pub decision: Option<ClosureDecision>,
+    /// The deputies' ratings of a confirmed closure.
+    pub ratings: Vec<ClosureRating>,
+}
+
+impl ClosureRequest {
+    /// A B → A conversion (as opposed to closing in the class already held).
+    pub fn is_conversion(&self) -> bool {
+        self.to == ReplyClass::A && self.from != ReplyClass::A
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.decision.is_none()
+    }
+}
+
+/// The assigning office's decision on a closure request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosureDecision {
+    pub confirmed: bool,
+    pub reason: String,
+    /// Returned: the commitments whose evidence did not hold, open again.
+    pub reopened: Vec<CommitmentId>,
+    pub on: Date,
+}
+
+/// A deputy's rating of a confirmed closure (B → A conversion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosureRating {
+    pub deputy: DeputyId,
+    pub level: Satisfaction,
+    pub comment: String,
+    pub on: Date,
 }

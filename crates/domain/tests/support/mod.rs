@@ -203,6 +203,12 @@ impl World {
             },
             on,
             acknowledged_on: None,
+            measures: vec![],
+            no_measure_reason: Some(
+                "the fund is the lead's remit; we provide data on request".into(),
+            ),
+            consultations: vec![],
+            flagged: false,
         };
         let id = opinion.id;
         self.run(self.admin(agency), CommandKind::SubmitOpinion { opinion });
@@ -232,6 +238,7 @@ impl World {
             countersigned_by: vec![],
             round: 0,
             on,
+            consultations: vec![],
         }
     }
 

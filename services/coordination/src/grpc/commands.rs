@@ -123,18 +123,29 @@ impl TryFrom<pb::SubmitOpinionRequest> for Addressed {
     type Error = AppError;
     fn try_from(r: pb::SubmitOpinionRequest) -> Result<Self, AppError> {
         let assignment_id = id("assignment_id", &r.assignment_id)?;
-        let on = if r.on.is_empty() {
-            None
-        } else {
-            Some(banli_calendar::parse_date(&r.on).map_err(|_| {
-                AppError::malformed(format!("on `{}` is not a YYYY-MM-DD date", r.on))
-            })?)
-        };
+        let on = date("on", &r.on)?;
+        let measures = r
+            .measures
+            .into_iter()
+            .map(|m| {
+                Ok(dto::MeasureBody {
+                    target_date: date("target_date", &m.target_date)?.ok_or_else(|| {
+                        AppError::malformed("a measure's target_date is required")
+                    })?,
+                    measure: m.measure,
+                    responsible: m.responsible,
+                    agency_id: opt_uuid("agency_id", &m.agency_id)?,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
         let body = dto::OpinionBody {
             document_number: r.document_number,
             body: r.body,
             signer: signer_body(r.signer)?,
             on,
+            measures,
+            no_measure_reason: Some(r.no_measure_reason).filter(|s| !s.trim().is_empty()),
+            consultation_ids: ids("consultation_ids", &r.consultation_ids)?,
         };
         Ok(addressed(
             r.change,
@@ -224,6 +235,42 @@ impl TryFrom<pb::ResolveDisagreementRequest> for Addressed {
             },
         ))
     }
+}
+
+impl TryFrom<pb::RecordConsultationRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::RecordConsultationRequest) -> Result<Self, AppError> {
+        let assignment_id = id("assignment_id", &r.assignment_id)?;
+        let body = dto::ConsultationBody {
+            agency_ids: ids("agency_ids", &r.agency_ids)?,
+            deputy_ids: ids("deputy_ids", &r.deputy_ids)?,
+            attendees: r.attendees,
+            subject: r.subject,
+            minutes: r.minutes,
+            on: date("on", &r.on)?,
+        };
+        Ok(addressed(
+            r.change,
+            C::RecordConsultation {
+                assignment_id,
+                body,
+            },
+        ))
+    }
+}
+
+/// A `YYYY-MM-DD` field; empty is `None`.
+fn date(field: &str, v: &str) -> Result<Option<time::Date>, AppError> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    banli_calendar::parse_date(v)
+        .map(Some)
+        .map_err(|_| AppError::malformed(format!("{field} `{v}` is not a YYYY-MM-DD date")))
+}
+
+fn ids(field: &str, v: &[String]) -> Result<Vec<Uuid>, AppError> {
+    v.iter().map(|x| id(field, x)).collect()
 }
 
 #[cfg(test)]

@@ -117,6 +117,20 @@ fn case_out(v: &CaseView) -> pb::Case {
                 signer: Some(signer_out(&o.signer)),
                 on: date_text(Some(o.on)),
                 acknowledged_on: date_text(o.acknowledged_on),
+                measures: o
+                    .measures
+                    .iter()
+                    .map(|m| pb::OpinionMeasure {
+                        id: m.id.to_string(),
+                        measure: m.measure.clone(),
+                        responsible: m.responsible.clone(),
+                        agency_id: m.agency_id.to_string(),
+                        target_date: date_text(Some(m.target_date)),
+                    })
+                    .collect(),
+                no_measure_reason: o.no_measure_reason.clone().unwrap_or_default(),
+                consultation_ids: o.consultation_ids.iter().map(|c| c.to_string()).collect(),
+                flagged: o.flagged,
             })
             .collect(),
         countersignatures: v
@@ -165,6 +179,20 @@ fn case_out(v: &CaseView) -> pb::Case {
                 event_type: c.event_type.clone(),
                 status: c.status.clone(),
                 reason: c.reason.clone().unwrap_or_default(),
+            })
+            .collect(),
+        consultations: v
+            .consultations
+            .iter()
+            .map(|c| pb::Consultation {
+                id: c.id.to_string(),
+                convened_by: c.convened_by.to_string(),
+                agency_ids: c.agency_ids.iter().map(|a| a.to_string()).collect(),
+                deputy_ids: c.deputy_ids.iter().map(|d| d.to_string()).collect(),
+                attendees: c.attendees.clone(),
+                subject: c.subject.clone(),
+                minutes: c.minutes.clone(),
+                on: date_text(Some(c.on)),
             })
             .collect(),
     }
@@ -435,6 +463,13 @@ impl CoordinationService for Grpc {
     async fn resolve_disagreement(
         &self,
         req: Request<pb::ResolveDisagreementRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        self.command(req).await
+    }
+
+    async fn record_consultation(
+        &self,
+        req: Request<pb::RecordConsultationRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         self.command(req).await
     }

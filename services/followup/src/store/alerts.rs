@@ -7,6 +7,11 @@ pub fn progress_key(p: &ProgressDue) -> String {
     format!("progress:{}:{}", p.commitment, p.due)
 }
 
+/// The key of the timer that raises a notice when that word is still owed after the grace period.
+pub fn progress_overdue_key(p: &ProgressDue) -> String {
+    format!("progress-overdue:{}:{}", p.commitment, p.due)
+}
+
 /// A commitment's timer key.
 pub fn commitment_key(id: banli_domain::ids::CommitmentId) -> String {
     format!("commitment:{id}")
@@ -142,25 +147,40 @@ pub fn sync_progress_into(
     {
         if !now.contains(&old) {
             ops.cancel(&progress_key(&old));
+            ops.cancel(&progress_overdue_key(&old));
         }
     }
     for p in &now {
-        let payload = AlertPayload {
+        let payload = |alert: String, level: &str| AlertPayload {
             suggestion_id: s.id.to_string(),
             assignment_id: p.assignment.to_string(),
             agency_id: p.agency.to_string(),
             kind: "progress_notice".into(),
             due: p.due,
-            alert: format!("commitment-{}", p.commitment),
-            level: "reminder".into(),
+            alert,
+            level: level.into(),
         };
         ops.schedule(
             &progress_key(p),
             fire_time(p.due),
-            &serde_json::to_string(&payload).unwrap_or_default(),
+            &serde_json::to_string(&payload(format!("commitment-{}", p.commitment), "reminder"))
+                .unwrap_or_default(),
+        );
+        let grace = time::Duration::days(i64::from(reminders.progress_grace_days));
+        ops.schedule(
+            &progress_overdue_key(p),
+            fire_time(p.due + grace),
+            &serde_json::to_string(&payload(
+                format!("{PROGRESS_OVERDUE}{}", p.commitment),
+                "late",
+            ))
+            .unwrap_or_default(),
         );
     }
 }
+
+/// The alert name (before the commitment id) of a progress word past its grace period.
+pub const PROGRESS_OVERDUE: &str = "overdue-commitment-";
 
 /// Cancels the alerts of a deadline's date that have not gone out.
 pub(super) fn cancel_alerts(

@@ -34,6 +34,8 @@ async fn overdue_commitments_raise_notices() {
         evidence: String::new(),
         converted_on: None,
         created_on: date!(2020 - 05 - 20),
+        responsible: None,
+        opinion_id: None,
     };
     let (open, done) = (
         commitment("open the fund", CommitmentState::Open),
@@ -160,6 +162,8 @@ async fn progress_word_on_open_commitments() {
         evidence: String::new(),
         converted_on: None,
         created_on: date!(2020 - 05 - 20),
+        responsible: None,
+        opinion_id: None,
     };
     let before = s.clone();
     s.commitments = vec![commitment.clone()];
@@ -201,10 +205,28 @@ async fn progress_word_on_open_commitments() {
     reported.commitments[0].progress.push(ProgressReport {
         note: "the fund's rules are drafted".into(),
         on: date!(2020 - 08 - 10),
+        to_deputy: true,
     });
     sync(s.clone(), reported.clone()).await;
     assert_eq!(state(key("2020-08-20")).await.as_deref(), Some("cancelled"));
     assert_eq!(state(key("2020-11-10")).await.as_deref(), Some("pending"));
+    // An internal note (not addressed to the deputies) is not the word they are owed: the
+    // reminder stays where it was, and so does the notice after the grace period.
+    let overdue_key = |due: &str| format!("progress-overdue:{}:{due}", commitment.id);
+    assert_eq!(
+        state(overdue_key("2020-11-10")).await.as_deref(),
+        Some("pending")
+    );
+    let mut noted = reported.clone();
+    noted.commitments[0].progress.push(ProgressReport {
+        note: "internal: budget line requested".into(),
+        on: date!(2020 - 09 - 01),
+        to_deputy: false,
+    });
+    sync(reported.clone(), noted.clone()).await;
+    assert_eq!(state(key("2020-11-10")).await.as_deref(), Some("pending"));
+    assert_eq!(state(key("2020-12-01")).await, None);
+    let reported = noted;
 
     let runner = tokio::spawn(banli_timers::run(
         store.db().clone(),
@@ -215,12 +237,14 @@ async fn progress_word_on_open_commitments() {
             lease: Duration::from_secs(5),
             idle: Duration::from_millis(20),
         },
-        AlertFirer::new(store.clone()),
+        AlertFirer::new(store.clone()).with_office(w.office_agency.id),
         Arc::new(TimerStats::default()),
         std::future::pending(),
     ));
     for _ in 0..1000 {
-        if state(key("2020-11-10")).await.as_deref() != Some("pending") {
+        if state(key("2020-11-10")).await.as_deref() != Some("pending")
+            && state(overdue_key("2020-11-10")).await.as_deref() != Some("pending")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -233,7 +257,9 @@ async fn progress_word_on_open_commitments() {
         .into_iter()
         .filter(|a| a.kind == "progress_notice")
         .collect();
-    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent.len(), 2, "the reminder and the late flag: {sent:?}");
+    assert_eq!(sent.iter().filter(|a| a.level == "late").count(), 1);
+    let sent: Vec<_> = sent.into_iter().filter(|a| a.level == "reminder").collect();
     assert_eq!(
         (
             sent[0].due,
@@ -242,6 +268,23 @@ async fn progress_word_on_open_commitments() {
         ),
         (date!(2020 - 11 - 10), w.lead.as_str(), "reminder")
     );
+    // Still owed after the profile's grace period (10 days): a supervision notice to the owner.
+    assert_eq!(profile.reminders.progress_grace_days, 10);
+    let raised: Vec<banli_domain::supervision::SupervisionNotice> = store
+        .notices(None, None, 500)
+        .await
+        .expect("notices")
+        .into_iter()
+        .map(|(n, _)| serde_json::from_str(&n).expect("a notice"))
+        .filter(|n: &banli_domain::supervision::SupervisionNotice| {
+            n.trigger == banli_domain::supervision::Trigger::ProgressOverdue
+        })
+        .collect();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let n = &raised[0];
+    assert_eq!((n.target, n.issuer), (lead.agency, w.office_agency.id));
+    assert_eq!(n.issued_on, date!(2020 - 11 - 20));
+    assert!(n.body.contains("2020-11-10"), "{}", n.body);
     // Converted: nothing more is owed, nothing new is scheduled.
     let pending = store.timers().pending(store.pool()).await.expect("count");
     let mut done = reported.clone();
@@ -249,6 +292,7 @@ async fn progress_word_on_open_commitments() {
     done.commitments[0].progress.push(ProgressReport {
         note: "the fund is open".into(),
         on: date!(2020 - 12 - 01),
+        to_deputy: true,
     });
     sync(reported, done).await;
     assert_eq!(

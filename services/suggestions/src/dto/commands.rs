@@ -162,6 +162,9 @@ pub struct ReplyBody {
     /// Why a supplementary reply does not reach class A.
     pub explanation: Option<String>,
     pub on: Option<Date>,
+    /// The consultations (会商) among the units the reply rests on.
+    #[serde(default)]
+    pub consultation_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -200,6 +203,40 @@ pub struct OutcomeBody {
 pub struct ProgressBody {
     #[schema(min_length = 1, pattern = r"\S")]
     pub note: String,
+    /// Addressed to the deputies and delivered to them (default true). `false` records an
+    /// internal note: it does not count as the progress word the deputies are owed.
+    #[serde(default = "yes")]
+    #[schema(default = true)]
+    pub notify_deputy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClosureDecisionBody {
+    /// `true` confirms the closure request (the item closes, a B → A conversion takes effect);
+    /// `false` returns it to the unit.
+    pub confirm: bool,
+    /// Required to return: what the unit must still show.
+    #[serde(default)]
+    pub reason: String,
+    /// Returning: the converted commitments whose evidence did not hold, open again.
+    #[serde(default)]
+    pub reopen_commitment_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClosureRatingBody {
+    /// Default: the caller's own deputy id (deputy keys).
+    pub deputy_id: Option<Uuid>,
+    #[schema(value_type = doc::Satisfaction)]
+    pub level: Satisfaction,
+    #[serde(default)]
+    pub comment: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

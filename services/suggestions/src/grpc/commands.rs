@@ -290,6 +290,7 @@ impl TryFrom<pb::IssueReplyRequest> for Addressed {
             commitments,
             explanation: opt_text(r.explanation),
             on: opt_date("on", &r.on)?,
+            consultation_ids: uuids("consultation_ids", &r.consultation_ids)?,
         };
         addressed(
             &r.suggestion_id,
@@ -365,7 +366,10 @@ impl TryFrom<pb::ReportProgressRequest> for Addressed {
     type Error = AppError;
     fn try_from(r: pb::ReportProgressRequest) -> Result<Self, AppError> {
         let commitment_id = uuid("commitment_id", &r.commitment_id)?;
-        let body = dto::ProgressBody { note: r.note };
+        let body = dto::ProgressBody {
+            note: r.note,
+            notify_deputy: r.notify_deputy.unwrap_or(true),
+        };
         addressed(
             &r.suggestion_id,
             r.expected_version,
@@ -393,6 +397,41 @@ impl TryFrom<pb::ConvertCommitmentRequest> for Addressed {
                 commitment_id,
                 body,
             },
+        )
+    }
+}
+
+impl TryFrom<pb::DecideClosureRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::DecideClosureRequest) -> Result<Self, AppError> {
+        let body = dto::ClosureDecisionBody {
+            confirm: r.confirm,
+            reason: r.reason,
+            reopen_commitment_ids: uuids("reopen_commitment_ids", &r.reopen_commitment_ids)?,
+        };
+        addressed(
+            &r.suggestion_id,
+            r.expected_version,
+            None,
+            C::DecideClosure { body },
+        )
+    }
+}
+
+impl TryFrom<pb::RateClosureRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::RateClosureRequest) -> Result<Self, AppError> {
+        let body = dto::ClosureRatingBody {
+            deputy_id: opt_uuid("deputy_id", &r.deputy_id)?,
+            level: satisfaction(r.level)?
+                .ok_or_else(|| AppError::malformed("level is required"))?,
+            comment: r.comment,
+        };
+        addressed(
+            &r.suggestion_id,
+            r.expected_version,
+            None,
+            C::RateClosure { body },
         )
     }
 }

@@ -198,6 +198,20 @@ impl SuggestionService for Grpc {
         self.command(req).await
     }
 
+    async fn decide_closure(
+        &self,
+        req: Request<pb::DecideClosureRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        self.command(req).await
+    }
+
+    async fn rate_closure(
+        &self,
+        req: Request<pb::RateClosureRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        self.command(req).await
+    }
+
     async fn change_class(
         &self,
         req: Request<pb::ChangeClassRequest>,

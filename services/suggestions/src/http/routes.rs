@@ -71,6 +71,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve_escalation))
         .routes(routes!(report_progress))
         .routes(routes!(convert_commitment))
+        .routes(routes!(decide_closure))
+        .routes(routes!(rate_closure))
 }
 
 type ApiResult = Result<Response, Problem>;
@@ -570,3 +572,12 @@ command_route!(
     /// Convert a commitment: done, with evidence. The owner unit's agency_admin or leader.
     convert_commitment, "/v1/suggestions/{id}/commitments/{commitment_id}/convert", "handling", EvidenceBody, commitment_id = "commitment_id",
     |v| SuggestionCommand::ConvertCommitment { commitment_id, body: v });
+command_route!(
+    /// Confirm or return the unit's closure request (its supplementary reply once every
+    /// commitment is converted with evidence): confirmed, the item closes and a B → A conversion
+    /// takes effect; returned, the unit is told why and the commitments named are open again.
+    /// Assigning office.
+    decide_closure, "/v1/suggestions/{id}/closure/decision", "handling", ClosureDecisionBody, |v| SuggestionCommand::DecideClosure { body: v });
+command_route!(
+    /// A deputy's rating of a confirmed closure (B → A conversion); once per deputy.
+    rate_closure, "/v1/suggestions/{id}/closure/ratings", "handling", ClosureRatingBody, |v| SuggestionCommand::RateClosure { body: v });

@@ -278,6 +278,7 @@ pub(super) async fn reply_and_follow_up(fl: &mut Flow<'_>, it: &Item) -> () {
                     commitment_id: commitment.clone(),
                     note: "the fund's rules are drafted".into(),
                     expected_version: 0,
+                    notify_deputy: None,
                 }
             );
             twice!(

@@ -1,11 +1,15 @@
 //! The guards: which command is allowed, for whom, in which state, and what it produces.
 //! `decide` dispatches; the commands with more than a few lines of guards live beside it:
 //! `lifecycle` (submission, withdrawal, assignment, adjustments, extensions), `reply` (the
-//! reply gate and its commitments), `feedback` (ratings, evaluation, recomputed deadlines).
+//! reply gate and its commitments), `closure` (the office's confirmation of a closure request and
+//! the deputies' rating of it), `substance` (co-handling opinions' measures and consultations),
+//! `feedback` (ratings, evaluation, recomputed deadlines).
 
+mod closure;
 mod feedback;
 mod lifecycle;
 mod reply;
+mod substance;
 
 use std::collections::BTreeMap;
 
@@ -271,11 +275,7 @@ pub fn decide(
             if opinion.signer.name.trim().is_empty() {
                 return Err(ctx.invalid("signer", "must be named"));
             }
-            let mut opinion = opinion.clone();
-            opinion.acknowledged_on = None;
-            Ok(vec![SuggestionEvent::OpinionSubmitted(OpinionSubmitted {
-                opinion,
-            })])
+            ctx.opinion_substance(a, opinion)
         }
         K::AcknowledgeOpinion { opinion, on } => {
             let o = s
@@ -394,6 +394,7 @@ pub fn decide(
         K::ReportProgress {
             commitment,
             note,
+            to_deputy,
             on,
         } => {
             let c = ctx.open_commitment(*commitment)?;
@@ -408,6 +409,7 @@ pub fn decide(
             let report = ProgressReport {
                 note: note.clone(),
                 on: *on,
+                to_deputy: *to_deputy,
             };
             Ok(vec![SuggestionEvent::CommitmentProgressed(
                 CommitmentProgressed {
@@ -438,6 +440,19 @@ pub fn decide(
                 },
             )])
         }
+        K::DecideClosure {
+            confirm,
+            reason,
+            reopen,
+            on,
+        } => ctx.decide_closure(*confirm, reason, reopen, *on),
+        K::RateClosure {
+            deputy,
+            level,
+            comment,
+            on,
+        } => ctx.rate_closure(*deputy, *level, comment, *on),
+        K::RecordConsultation { consultation } => ctx.record_consultation(consultation),
         K::RecomputeDeadlines { on } => {
             ctx.office()?;
             ctx.recompute_deadlines(*on)

@@ -63,6 +63,7 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
+        self.consultations_known(&reply.consultations, None)?;
         if s.replies.iter().any(|r| r.id == reply.id) {
             return Err(self.invalid("id", "is already issued"));
         }
@@ -191,34 +192,19 @@ impl<'a> Ctx<'a> {
                     evidence: String::new(),
                     converted_on: None,
                     created_on: on,
+                    responsible: None,
+                    opinion_id: None,
                 },
             })
         }));
         if supplementary {
-            if s.open_commitments().next().is_some() {
-                return Err(DomainError::Precondition {
-                    command: self.name,
-                    reason: "commitments are still open: convert each with evidence before the supplementary reply".into(),
-                });
-            }
-            let from = s.current_class().unwrap_or(reply.class);
-            if reply.class != ReplyClass::A && explanation.is_none_or(|e| e.trim().is_empty()) {
+            if !drafts.is_empty() {
                 return Err(self.invalid(
-                    "explanation",
-                    "is required when the supplementary reply does not reach class A",
+                    "commitments",
+                    "a supplementary reply asks to close the follow-up; it promises no new measures",
                 ));
             }
-            if from != reply.class {
-                let change = ClassChange {
-                    from,
-                    to: reply.class,
-                    reason: explanation.unwrap_or("commitments fulfilled").to_owned(),
-                    conversion: reply.class == ReplyClass::A,
-                    on,
-                };
-                events.push(SuggestionEvent::ClassChanged(ClassChanged { change }));
-            }
-            events.push(SuggestionEvent::Closed(Closed { on }));
+            events.push(self.closure_requested(&reply, explanation)?);
             return Ok(events);
         }
         let mut after = s.clone();

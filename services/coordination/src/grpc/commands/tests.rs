@@ -72,6 +72,13 @@ fn grpc_samples() -> Vec<Result<Addressed, AppError>> {
             ..Default::default()
         }
         .try_into(),
+        pb::RecordConsultationRequest {
+            assignment_id: ID.into(),
+            agency_ids: vec![ID.into()],
+            on: "2020-06-09".into(),
+            ..Default::default()
+        }
+        .try_into(),
     ]
 }
 

@@ -114,6 +114,19 @@ fn grpc_samples() -> Vec<Result<Addressed, AppError>> {
             ..Default::default()
         }
         .try_into(),
+        pb::DecideClosureRequest {
+            suggestion_id: ID.into(),
+            confirm: true,
+            ..Default::default()
+        }
+        .try_into(),
+        pb::RateClosureRequest {
+            suggestion_id: ID.into(),
+            deputy_id: ID.into(),
+            level: pc::Satisfaction::Satisfied as i32,
+            ..Default::default()
+        }
+        .try_into(),
     ]
 }
 
