@@ -16,7 +16,12 @@ use crate::suggestion::Suggestion;
 pub fn judged_at_year_end_only(rate: &str) -> bool {
     matches!(
         rate,
-        "reply_rate" | "on_time_rate" | "communication_rate" | "meeting_rate"
+        "reply_rate"
+            | "on_time_rate"
+            | "communication_rate"
+            | "meeting_rate"
+            | "post_reply_communication_rate"
+            | "recess_communication_rate"
     )
 }
 

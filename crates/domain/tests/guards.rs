@@ -368,3 +368,155 @@ fn the_extension_cap_and_count_are_enforced() {
         "{err}"
     );
 }
+
+/// 会办意见简单拼凑: an opinion with neither measures nor a reason is flagged or refused as the
+/// profile says; measures become the co-unit's commitments; a consultation is among units.
+#[test]
+fn co_handling_opinions_carry_substance_under_the_profile() {
+    use banli_domain::suggestion::OpinionSubstance;
+
+    let bare = |_: &World, a: AssignmentId, on| CoHandlingOpinion {
+        id: OpinionId::new(),
+        assignment_id: a,
+        document_number: "会办〔2020〕1号".into(),
+        body: "同意主办单位意见，并在职责范围内予以支持。".into(),
+        signer: Signer {
+            name: "Zhao".into(),
+            position: SignerPosition::AuthorizedLeader,
+        },
+        on,
+        acknowledged_on: None,
+        measures: vec![],
+        no_measure_reason: None,
+        consultations: vec![],
+        flagged: false,
+    };
+    for (setting, accepted, flagged) in [
+        (OpinionSubstance::Off, true, false),
+        (OpinionSubstance::Flag, true, true),
+        (OpinionSubstance::Refuse, false, false),
+    ] {
+        let mut w = World::new();
+        w.profile.rules.opinion_substance = setting;
+        let (_, co1, _) = w.assigned(days(0));
+        w.sign_and_dispatch(co1, w.co1, days(1));
+        let o = bare(&w, co1, days(5));
+        let r = w.try_run(w.admin(w.co1), CommandKind::SubmitOpinion { opinion: o });
+        match r {
+            Ok(_) => {
+                assert!(accepted, "{setting:?} accepted a bare opinion");
+                assert_eq!(w.s().opinions[0].flagged, flagged, "{setting:?}");
+            }
+            Err(e) => {
+                assert!(!accepted, "{setting:?}: {e}");
+                assert_eq!(e.code(), "invalid_argument");
+                assert!(e.to_string().contains("no_measure_reason"), "{e}");
+            }
+        }
+    }
+
+    let mut w = World::new();
+    w.profile.rules.opinion_substance = OpinionSubstance::Refuse;
+    let (lead, co1, co2) = w.assigned(days(0));
+    w.sign_and_dispatch(lead, w.lead, days(1));
+    w.sign_and_dispatch(co1, w.co1, days(1));
+    w.sign_and_dispatch(co2, w.co2, days(1));
+    // A consultation: convened by the lead (a co-unit may not), among units of the item.
+    let meeting = |agencies: Vec<AgencyId>| Consultation {
+        id: ConsultationId::new(),
+        convened_by: AgencyId::new(),
+        agencies,
+        deputies: vec![],
+        attendees: vec!["陈处长".into()],
+        subject: "融资".into(),
+        minutes: "明确分工".into(),
+        on: days(3),
+    };
+    let err = w
+        .try_run(
+            w.admin(w.co1),
+            CommandKind::RecordConsultation {
+                consultation: meeting(vec![w.lead]),
+            },
+        )
+        .expect_err("a co-unit does not convene");
+    assert_eq!(err.code(), "forbidden", "{err}");
+    let err = w
+        .try_run(
+            w.admin(w.lead),
+            CommandKind::RecordConsultation {
+                consultation: meeting(vec![w.other]),
+            },
+        )
+        .expect_err("a unit not on the item");
+    assert_eq!(err.code(), "not_found", "{err}");
+    let c = meeting(vec![w.co1, w.co2]);
+    let cid = c.id;
+    w.run(
+        w.admin(w.lead),
+        CommandKind::RecordConsultation { consultation: c },
+    );
+    let recorded = &w.s().consultations[0];
+    assert_eq!(recorded.convened_by, w.lead, "the convener from the caller");
+    assert_eq!(recorded.agencies, vec![w.lead, w.co1, w.co2]);
+
+    // Measures: each the co-unit's commitment; a past date or another agency names the measure.
+    let measure = |text: &str, agency: Option<AgencyId>, target| OpinionMeasure {
+        id: CommitmentId::new(),
+        measure: text.into(),
+        responsible: "信用处".into(),
+        agency,
+        target_date: target,
+    };
+    let with = |w: &World, measures: Vec<OpinionMeasure>| CoHandlingOpinion {
+        measures,
+        consultations: vec![cid],
+        ..bare(w, co1, days(5))
+    };
+    for (m, why) in [
+        (
+            measure("开放数据接口", Some(w.lead), days(90)),
+            "outside the co-unit's assignment",
+        ),
+        (
+            measure("开放数据接口", None, days(5)),
+            "not after the opinion",
+        ),
+    ] {
+        let err = w
+            .try_run(
+                w.admin(w.co1),
+                CommandKind::SubmitOpinion {
+                    opinion: with(&w, vec![m]),
+                },
+            )
+            .expect_err(why);
+        assert!(
+            err.to_string().contains("开放数据接口") && err.to_string().contains(why),
+            "{err}"
+        );
+    }
+    let m = measure("开放数据接口", Some(w.co1), days(90));
+    let mid = m.id;
+    let ev = w.run(
+        w.admin(w.co1),
+        CommandKind::SubmitOpinion {
+            opinion: with(&w, vec![m]),
+        },
+    );
+    assert_eq!(kinds(&ev), ["OpinionSubmitted", "CommitmentCreated"]);
+    let k = &w.s().commitments[0];
+    assert_eq!((k.id, k.owner, k.assignment_id), (mid, w.co1, co1));
+    assert_eq!(k.responsible.as_deref(), Some("信用处"));
+    assert!(!w.s().opinions[0].flagged);
+    // A reason instead of measures is substance too.
+    let reasoned = CoHandlingOpinion {
+        no_measure_reason: Some("融资担保不在我厅职责范围".into()),
+        ..bare(&w, co2, days(6))
+    };
+    w.run(
+        w.admin(w.co2),
+        CommandKind::SubmitOpinion { opinion: reasoned },
+    );
+    assert_eq!(w.s().opinions.len(), 2);
+}

@@ -30,6 +30,9 @@ pub const ACCOUNTABILITY: &[(&str, &str)] = &[
     ("suggestion.commitment_created", "commitment_created"),
     ("suggestion.commitment_progressed", "commitment_progressed"),
     ("suggestion.commitment_converted", "commitment_converted"),
+    ("suggestion.closure_requested", "closure_request"),
+    ("suggestion.closure_decided", "closure_decision"),
+    ("suggestion.closure_rated", "closure_rating"),
 ];
 
 /// The suggestion events not recorded: the steps between the accountable decisions (their
@@ -58,6 +61,7 @@ pub const NOT_RECORDED: &[&str] = &[
     "suggestion.closed",
     "suggestion.coordination_refused",
     "suggestion.deadlines_recomputed",
+    "suggestion.consultation_recorded",
 ];
 
 /// The record an envelope gives, `Ok(None)` when its type is not recorded.

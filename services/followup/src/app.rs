@@ -223,6 +223,10 @@ pub(crate) struct MetricsParams {
     pub(crate) role: Option<String>,
     /// Only suggestions of this session.
     pub(crate) session_id: Option<Uuid>,
+    /// Only suggestions of this category (分类), as registered.
+    pub(crate) category: Option<String>,
+    /// Only suggestions this deputy leads (领衔代表).
+    pub(crate) deputy_id: Option<Uuid>,
     /// Only what happened on or before this day (default: today).
     #[param(value_type = Option<String>, format = Date)]
     pub(crate) as_of: Option<time::Date>,
@@ -277,6 +281,8 @@ pub(crate) async fn metrics_of(
         division: q.division_id.map(|d| d.to_string()),
         role: q.role.clone(),
         session: q.session_id.map(|s| s.to_string()),
+        category: q.category.clone().filter(|c| !c.trim().is_empty()),
+        deputy: q.deputy_id.map(|d| d.to_string()),
         year: q.year,
     };
     let counts = st.store.counts(&query).await.map_err(internal)?;

@@ -562,6 +562,8 @@ impl FollowUpService for Grpc {
             division_id: opt_uuid("division_id", &r.division_id)?,
             role: text(r.role),
             session_id: opt_uuid("session_id", &r.session_id)?,
+            category: text(r.category),
+            deputy_id: opt_uuid("deputy_id", &r.deputy_id)?,
         };
         let (query, m) = crate::app::metrics_of(&self.state, &p, q).await?;
         let rate = |r: &banli_domain::metrics::Rate| pb::Rate {

@@ -75,6 +75,8 @@ pub async fn build(
             division: None,
             role: None,
             session: None,
+            category: None,
+            deputy: None,
             year: Some(year),
         })
         .await?;

@@ -6,6 +6,22 @@ use banli_domain::suggestion::*;
 use time::macros::date;
 use time::{Date, Duration};
 
+/// The categories (分类) synthetic suggestions are spread over, evenly by the day received.
+pub const CATEGORIES: [&str; 12] = [
+    "经济发展",
+    "财政金融",
+    "教育",
+    "医疗卫生",
+    "交通",
+    "农业农村",
+    "生态环境",
+    "社会保障",
+    "城乡建设",
+    "科技",
+    "文化旅游",
+    "政法",
+];
+
 /// A small deterministic generator (xorshift64*), so a failure reproduces.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);
@@ -63,7 +79,7 @@ pub fn random_suggestion(
         number: format!("{}", rng.next_u64()),
         title: "t".into(),
         body: "b".into(),
-        category: "c".into(),
+        category: CATEGORIES[received.ordinal() as usize % CATEGORIES.len()].into(),
         kind: ItemKind::Session,
         lead_deputy: deputies[0],
         co_signers: vec![deputies[1]],
@@ -126,6 +142,8 @@ pub fn random_suggestion(
             s.communications.push(Communication {
                 id: CommunicationId::new(),
                 assignment_id: id,
+                // A quarter in the recess phase (from the data drawn, not a new draw: the
+                // rest of the sequence stays as it was).
                 phase: CommunicationPhase::During,
                 method: CommunicationMethod::Visit,
                 face_to_face: rng.chance(40),
@@ -134,6 +152,11 @@ pub fn random_suggestion(
                 summary: "s".into(),
                 on: rng.day(assigned_on, 150),
             });
+            if let Some(c) = s.communications.last_mut()
+                && c.on.ordinal() % 4 == 0
+            {
+                c.phase = CommunicationPhase::Recess;
+            }
         }
         if !rng.chance(70) {
             continue;
@@ -206,6 +229,46 @@ pub fn random_suggestion(
                 });
                 on += Duration::days(rng.below(90) as i64);
             }
+        }
+    }
+    // Commitments on some replies: due from their target date, some converted in time, some
+    // late, some still open.
+    let replied: Vec<(AssignmentId, AgencyId, Date)> = s
+        .replies
+        .iter()
+        .filter_map(|r| {
+            let a = s.assignment(r.assignment_id)?;
+            Some((a.id, a.agency, r.on))
+        })
+        .collect();
+    for (assignment, owner, on) in replied {
+        if !rng.chance(40) {
+            continue;
+        }
+        for _ in 0..1 + rng.below(2) {
+            let target = on + Duration::days(30 + rng.below(400) as i64);
+            let converted = rng
+                .chance(60)
+                .then(|| target + Duration::days(rng.below(120) as i64 - 60));
+            s.commitments.push(Commitment {
+                id: CommitmentId::new(),
+                assignment_id: assignment,
+                measure: "m".into(),
+                owner,
+                division: None,
+                target_date: target,
+                state: if converted.is_some() {
+                    CommitmentState::Converted
+                } else {
+                    CommitmentState::Open
+                },
+                progress: vec![],
+                evidence: String::new(),
+                converted_on: converted,
+                created_on: on,
+                responsible: None,
+                opinion_id: None,
+            });
         }
     }
     s

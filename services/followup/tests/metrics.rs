@@ -121,6 +121,8 @@ async fn matches_the_formulas(db: TestDb) {
                         division: None,
                         role: role.map(|r| r.as_str().to_owned()),
                         session: None,
+                        category: None,
+                        deputy: None,
                         year,
                     };
                     let got = store.counts(&query).await.expect("counts");
@@ -156,6 +158,8 @@ async fn matches_the_formulas(db: TestDb) {
             division: None,
             role: None,
             session: None,
+            category: None,
+            deputy: None,
             year: None,
         })
         .await
@@ -167,6 +171,8 @@ async fn matches_the_formulas(db: TestDb) {
             division: None,
             role: None,
             session: Some(sessions[0].to_string()),
+            category: None,
+            deputy: None,
             year: None,
         })
         .await
@@ -193,6 +199,8 @@ async fn matches_the_formulas(db: TestDb) {
             division: Some(division.to_string()),
             role: None,
             session: None,
+            category: None,
+            deputy: None,
             year: None,
         })
         .await
@@ -200,6 +208,49 @@ async fn matches_the_formulas(db: TestDb) {
     assert_eq!(
         one_division.live, 1,
         "one live assignment was dispatched to it"
+    );
+    // A category and a lead deputy: the rows of their items, as the formulas count them.
+    let scoped = |category: Option<&str>, deputy: Option<DeputyId>| MetricsQuery {
+        as_of: today,
+        agency: None,
+        division: None,
+        role: None,
+        session: None,
+        category: category.map(str::to_owned),
+        deputy: deputy.map(|d| d.to_string()),
+        year: None,
+    };
+    let everything = Scope {
+        as_of: Some(today),
+        ..Scope::default()
+    };
+    let finance = store
+        .counts(&scoped(Some("财政金融"), None))
+        .await
+        .expect("counts");
+    let want = Counts::compute(
+        all.iter().filter(|s| s.details.category == "财政金融"),
+        &everything,
+    );
+    assert_eq!(finance, want);
+    assert!(finance.live > 0 && finance.live < whole.live);
+    assert!(finance.commitments_due > 0, "{finance:?}");
+    let deputy = all[7].details.lead_deputy;
+    let theirs = store
+        .counts(&scoped(None, Some(deputy)))
+        .await
+        .expect("counts");
+    let want = Counts::compute(
+        all.iter().filter(|s| s.details.lead_deputy == deputy),
+        &everything,
+    );
+    assert_eq!(theirs, want);
+    assert_eq!(
+        store
+            .counts(&scoped(Some("no such category"), None))
+            .await
+            .expect("counts"),
+        Counts::default()
     );
 }
 

@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::ids::{AgencyId, AssignmentId, DeputyId, DivisionId, SessionId};
+use crate::ids::{AgencyId, AssignmentId, CommitmentId, DeputyId, DivisionId, SessionId};
 use crate::suggestion::{
-    AssignmentState, ReplyClass, ReplyType, Satisfaction, Suggestion, SuggestionState, UnitRole,
+    AssignmentState, CommunicationPhase, ReplyClass, ReplyType, Satisfaction, Suggestion,
+    SuggestionState, UnitRole,
 };
 
 mod rows;
@@ -60,6 +61,15 @@ pub struct AssignmentFacts {
     pub class: Option<ReplyClass>,
     pub ever_class_b: bool,
     pub converted_to_a: bool,
+    /// A communication dated after the first reply (reporting back, 答复后沟通).
+    pub communicated_after_reply: bool,
+    /// A communication in the recess phase (闭会期间沟通).
+    pub communicated_in_recess: bool,
+    /// Commitments of this assignment whose target date has passed (as of the date; every
+    /// commitment without a date).
+    pub commitments_due: u64,
+    /// Of those, converted by their target date (承诺兑现).
+    pub commitments_fulfilled: u64,
 }
 
 /// Extracts the facts of every assignment of `s` that falls in `scope`.
@@ -112,6 +122,12 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
                 .iter()
                 .filter(|c| c.assignment_id == a.id && upto(c.on));
             let communicated = comms.clone().any(|c| replied_on.is_none_or(|r| c.on <= r));
+            let due: Vec<_> = s
+                .commitments
+                .iter()
+                .filter(|c| c.assignment_id == a.id)
+                .filter(|c| scope.as_of.is_none_or(|d| c.target_date <= d))
+                .collect();
             let effective_due = if a.is_responsible() {
                 a.deadlines.reply.as_ref().map(|d| d.due)
             } else {
@@ -133,6 +149,13 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
                 },
                 ever_class_b: a.is_responsible() && ever_b,
                 converted_to_a: a.is_responsible() && converted,
+                communicated_after_reply: replied_on
+                    .is_some_and(|r| comms.clone().any(|c| c.on > r)),
+                communicated_in_recess: comms
+                    .clone()
+                    .any(|c| c.phase == CommunicationPhase::Recess),
+                commitments_due: due.len() as u64,
+                commitments_fulfilled: due.iter().filter(|c| c.fulfilled()).count() as u64,
             }
         })
         .collect()
@@ -170,6 +193,9 @@ pub struct Report {
     pub resolution_rate: Rate,
     pub solved_or_planned_rate: Rate,
     pub b_to_a_conversion: Rate,
+    pub implementation_rate: Rate,
+    pub post_reply_communication_rate: Rate,
+    pub recess_communication_rate: Rate,
 }
 
 /// The counts every rate is made of; [`Report::from_counts`] turns them into rates. The
@@ -194,12 +220,20 @@ pub struct Counts {
     pub solved_or_planned: u64,
     pub ever_b: u64,
     pub converted: u64,
+    /// Replied responsible assignments with a communication after the first reply.
+    pub communicated_after_reply: u64,
+    /// Responsible assignments with a communication in the recess phase.
+    pub communicated_in_recess: u64,
     /// Final-round feedback (each deputy's latest round).
     pub feedback_latest: u64,
     pub feedback_latest_good: u64,
     pub feedback_latest_satisfied: u64,
     pub feedback_first: u64,
     pub feedback_first_good: u64,
+    /// Commitments of live assignments whose target date has passed.
+    pub commitments_due: u64,
+    /// Of those, converted by their target date.
+    pub commitments_fulfilled: u64,
 }
 
 impl Report {
@@ -266,6 +300,21 @@ impl Report {
                 c.ever_b,
                 "responsible assignments of class-B items converted to A / responsible assignments of class-B items",
             ),
+            implementation_rate: rate(
+                c.commitments_fulfilled,
+                c.commitments_due,
+                "commitments converted with evidence by their target date / commitments whose target date has passed",
+            ),
+            post_reply_communication_rate: rate(
+                c.communicated_after_reply,
+                c.replied_responsible,
+                "replied responsible assignments with a communication after the first reply / replied responsible assignments",
+            ),
+            recess_communication_rate: rate(
+                c.communicated_in_recess,
+                c.responsible,
+                "responsible assignments with a communication in the recess phase / responsible assignments",
+            ),
         }
     }
 
@@ -289,7 +338,7 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Every rate's name in the API (`/v1/metrics`), and its name in reports.
-pub const RATES: [(&str, &str); 10] = [
+pub const RATES: [(&str, &str); 13] = [
     ("reply_rate", "办复率 reply rate"),
     ("on_time_rate", "按期办复率 on-time rate"),
     ("communication_rate", "沟通率 communication rate"),
@@ -306,6 +355,15 @@ pub const RATES: [(&str, &str); 10] = [
         "解决和列入计划率 solved or planned",
     ),
     ("b_to_a_conversion", "B转A率 B → A conversion"),
+    ("implementation_rate", "落实率 implementation rate"),
+    (
+        "post_reply_communication_rate",
+        "答复后沟通率 communication after the reply",
+    ),
+    (
+        "recess_communication_rate",
+        "闭会期间沟通率 communication in recess",
+    ),
 ];
 
 /// The name of a rate in reports, e.g. `按期办复率 on-time rate`, from its API name.
@@ -318,7 +376,7 @@ pub fn label(rate: &str) -> &'static str {
 
 impl Report {
     /// Every rate with its API name, in the order of [`RATES`].
-    pub fn named(&self) -> [(&'static str, &Rate); 10] {
+    pub fn named(&self) -> [(&'static str, &Rate); 13] {
         [
             (RATES[0].0, &self.reply_rate),
             (RATES[1].0, &self.on_time_rate),
@@ -330,6 +388,9 @@ impl Report {
             (RATES[7].0, &self.resolution_rate),
             (RATES[8].0, &self.solved_or_planned_rate),
             (RATES[9].0, &self.b_to_a_conversion),
+            (RATES[10].0, &self.implementation_rate),
+            (RATES[11].0, &self.post_reply_communication_rate),
+            (RATES[12].0, &self.recess_communication_rate),
         ]
     }
 
@@ -413,6 +474,16 @@ impl Counts {
                 .iter()
                 .filter(|f| f.ever_class_b && f.converted_to_a)
                 .count()),
+            communicated_after_reply: n(replied
+                .iter()
+                .filter(|f| f.communicated_after_reply)
+                .count()),
+            communicated_in_recess: n(responsible
+                .iter()
+                .filter(|f| f.communicated_in_recess)
+                .count()),
+            commitments_due: live.iter().map(|f| f.commitments_due).sum(),
+            commitments_fulfilled: live.iter().map(|f| f.commitments_fulfilled).sum(),
             feedback_latest: n(latest.len()),
             feedback_latest_good: n(latest.iter().filter(|(l, _, _)| good(l)).count()),
             feedback_latest_satisfied: n(latest

@@ -20,6 +20,20 @@ pub struct FactRow {
     pub first_meeting_on: Option<Date>,
     /// 领办: a principal leader leads this assignment.
     pub led_by_principal: bool,
+    /// The first communication after the first reply.
+    pub after_reply_contact_on: Option<Date>,
+    /// The first communication in the recess phase.
+    pub recess_contact_on: Option<Date>,
+}
+
+/// One commitment of an assignment: due from its target date on; `fulfilled` when converted by
+/// that date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitmentRow {
+    pub id: CommitmentId,
+    pub assignment_id: AssignmentId,
+    pub target_date: Date,
+    pub fulfilled: bool,
 }
 
 /// A class the item had from a day on: replies and class changes in the order they count (the
@@ -46,6 +60,8 @@ pub struct FeedbackRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuggestionFacts {
     pub session: SessionId,
+    pub category: String,
+    pub lead_deputy: DeputyId,
     pub key_item: bool,
     /// The class now, and the day it took effect.
     pub class_now: Option<(ReplyClass, Date)>,
@@ -57,6 +73,7 @@ pub struct SuggestionFacts {
     pub feedback: Vec<FeedbackRow>,
     pub withdrawn: bool,
     pub has_commitments: bool,
+    pub commitments: Vec<CommitmentRow>,
 }
 
 impl SuggestionFacts {
@@ -119,11 +136,17 @@ impl SuggestionFacts {
                         a.deadlines.co_opinion.as_ref().map(|d| d.due)
                     },
                     first_contact_on: comms.clone().map(|c| c.on).min(),
-                    first_meeting_on: comms.filter(|c| c.face_to_face).map(|c| c.on).min(),
+                    first_meeting_on: comms.clone().filter(|c| c.face_to_face).map(|c| c.on).min(),
                     led_by_principal: a
                         .dispatch
                         .as_ref()
                         .is_some_and(|d| d.leading_official.is_some()),
+                    after_reply_contact_on: replied_on
+                        .and_then(|r| comms.clone().map(|c| c.on).filter(|on| *on > r).min()),
+                    recess_contact_on: comms
+                        .filter(|c| c.phase == CommunicationPhase::Recess)
+                        .map(|c| c.on)
+                        .min(),
                 }
             })
             .collect();
@@ -145,6 +168,8 @@ impl SuggestionFacts {
             .collect();
         SuggestionFacts {
             session: s.details.session_id,
+            category: s.details.category.clone(),
+            lead_deputy: s.details.lead_deputy,
             key_item: s.details.key_supervised,
             class_now,
             first_b_on,
@@ -154,12 +179,22 @@ impl SuggestionFacts {
             feedback,
             withdrawn: matches!(s.state, SuggestionState::Withdrawn),
             has_commitments: !s.commitments.is_empty(),
+            commitments: s
+                .commitments
+                .iter()
+                .map(|c| CommitmentRow {
+                    id: c.id,
+                    assignment_id: c.assignment_id,
+                    target_date: c.target_date,
+                    fulfilled: c.fulfilled(),
+                })
+                .collect(),
         }
     }
 }
 
 /// How many counts [`Counts`] holds; [`Counts::to_array`] orders them as the struct does.
-pub const COUNTS: usize = 20;
+pub const COUNTS: usize = 24;
 
 impl Counts {
     pub fn to_array(&self) -> [u64; COUNTS] {
@@ -179,11 +214,15 @@ impl Counts {
             self.solved_or_planned,
             self.ever_b,
             self.converted,
+            self.communicated_after_reply,
+            self.communicated_in_recess,
             self.feedback_latest,
             self.feedback_latest_good,
             self.feedback_latest_satisfied,
             self.feedback_first,
             self.feedback_first_good,
+            self.commitments_due,
+            self.commitments_fulfilled,
         ]
     }
 
@@ -206,11 +245,15 @@ impl Counts {
             solved_or_planned: g(12),
             ever_b: g(13),
             converted: g(14),
-            feedback_latest: g(15),
-            feedback_latest_good: g(16),
-            feedback_latest_satisfied: g(17),
-            feedback_first: g(18),
-            feedback_first_good: g(19),
+            communicated_after_reply: g(15),
+            communicated_in_recess: g(16),
+            feedback_latest: g(17),
+            feedback_latest_good: g(18),
+            feedback_latest_satisfied: g(19),
+            feedback_first: g(20),
+            feedback_first_good: g(21),
+            commitments_due: g(22),
+            commitments_fulfilled: g(23),
         }
     }
 }
@@ -241,6 +284,7 @@ pub fn day_changes(s: &Suggestion) -> Vec<(DayKey, Date, [i64; COUNTS])> {
         .chain(s.communications.iter().map(|c| c.on))
         .chain(s.class_history.iter().map(|c| c.on))
         .chain(s.feedback.iter().map(|f| f.on))
+        .chain(s.commitments.iter().map(|c| c.target_date))
         .collect();
     days.sort_unstable();
     days.dedup();

@@ -419,6 +419,14 @@ pub struct Commitment {
     pub opinion_id: Option<OpinionId>,
 }
 
+impl Commitment {
+    /// Converted with evidence by its target date (承诺按期兑现).
+    pub fn fulfilled(&self) -> bool {
+        self.state == CommitmentState::Converted
+            && self.converted_on.is_some_and(|d| d <= self.target_date)
+    }
+}
+
 /// The owner unit's request to close an item in follow-up: its supplementary reply once every
 /// commitment is converted with evidence. The assigning office confirms it (the item closes, a
 /// B → A conversion takes effect) or returns it.

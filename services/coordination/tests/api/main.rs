@@ -6,4 +6,5 @@ use banli_testkit as support;
 
 mod coordination;
 mod feed;
+mod substance;
 mod webhooks;

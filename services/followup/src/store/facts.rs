@@ -3,10 +3,11 @@
 use super::*;
 
 /// The tables of per-suggestion metrics rows, replaced whole when a suggestion's facts change.
-pub(super) const FACT_TABLES: [&str; 3] = [
+pub(super) const FACT_TABLES: [&str; 4] = [
     "followup_facts",
     "followup_fact_classes",
     "followup_fact_feedback",
+    "followup_fact_commitments",
 ];
 
 /// The metrics rows of many suggestions in a few statements (SQLite): the consumer's batches.
@@ -26,7 +27,8 @@ pub(super) async fn save_facts_many_sqlite(
         .execute(&mut *c)
         .await?;
     }
-    let (mut facts, mut classes, mut feedback, mut divisions) = (
+    let (mut facts, mut classes, mut feedback, mut divisions, mut commitments) = (
+        Vec::<Value>::new(),
         Vec::<Value>::new(),
         Vec::<Value>::new(),
         Vec::<Value>::new(),
@@ -57,6 +59,19 @@ pub(super) async fn save_facts_many_sqlite(
                 x.first_b_on,
                 x.converted_on,
                 x.has_commitments,
+                x.category,
+                x.lead_deputy.to_string(),
+                a.after_reply_contact_on,
+                a.recess_contact_on,
+            ]));
+        }
+        for k in &x.commitments {
+            commitments.push(json!([
+                id,
+                k.id.to_string(),
+                k.assignment_id.to_string(),
+                k.target_date,
+                k.fulfilled
             ]));
         }
         for h in &x.classes {
@@ -89,10 +104,17 @@ pub(super) async fn save_facts_many_sqlite(
         (
             "followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
              assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-             class_now, class_since, first_b_on, converted_on, has_commitments)",
-            21,
+             class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, \
+             after_reply_contact_on, recess_contact_on)",
+            25,
             "",
             facts,
+        ),
+        (
+            "followup_fact_commitments (suggestion_id, commitment_id, assignment_id, target_date, fulfilled)",
+            5,
+            "",
+            commitments,
         ),
         (
             "followup_fact_classes (suggestion_id, seq, on_date, class)",
@@ -173,11 +195,17 @@ pub(super) async fn save_facts_many_postgres(
         first_b_on: Vec<Option<Date>>,
         converted_on: Vec<Option<Date>>,
         commitments: Vec<bool>,
+        category: Vec<String>,
+        deputy: Vec<String>,
+        after_reply: Vec<Option<Date>>,
+        recess: Vec<Option<Date>>,
     }
     let mut f = Cols::default();
     let (mut h_id, mut h_seq, mut h_on, mut h_class) = (vec![], vec![], vec![], vec![]);
     let (mut b_id, mut b_deputy, mut b_round, mut b_level, mut b_on, mut b_sup) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut k_id, mut k_commitment, mut k_assignment, mut k_target, mut k_fulfilled) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for (s, id) in suggestions.iter().zip(&ids) {
         let x = SuggestionFacts::of(s);
         for a in &x.assignments {
@@ -202,6 +230,17 @@ pub(super) async fn save_facts_many_postgres(
             f.first_b_on.push(x.first_b_on);
             f.converted_on.push(x.converted_on);
             f.commitments.push(x.has_commitments);
+            f.category.push(x.category.clone());
+            f.deputy.push(x.lead_deputy.to_string());
+            f.after_reply.push(a.after_reply_contact_on);
+            f.recess.push(a.recess_contact_on);
+        }
+        for k in &x.commitments {
+            k_id.push(id.clone());
+            k_commitment.push(k.id.to_string());
+            k_assignment.push(k.assignment_id.to_string());
+            k_target.push(k.target_date);
+            k_fulfilled.push(k.fulfilled);
         }
         for c in &x.classes {
             h_id.push(id.clone());
@@ -221,10 +260,11 @@ pub(super) async fn save_facts_many_postgres(
     sqlx::query(
         "INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
          assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-         class_now, class_since, first_b_on, converted_on, has_commitments) \
+         class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, \
+         after_reply_contact_on, recess_contact_on) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::int[], \
          $9::date[], $10::bool[], $11::date[], $12::date[], $13::date[], $14::date[], $15::bool[], $16::bool[], \
-         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[])",
+         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[], $22::text[], $23::text[], $24::date[], $25::date[])",
     )
     .bind(&f.agency).bind(&f.assignment).bind(&f.suggestion).bind(&f.division).bind(&f.role)
     .bind(&f.responsible).bind(&f.session).bind(&f.year).bind(&f.assigned_on).bind(&f.superseded)
@@ -232,6 +272,21 @@ pub(super) async fn save_facts_many_postgres(
     .bind(&f.key_item).bind(&f.led).bind(&f.class_now).bind(&f.class_since).bind(&f.first_b_on)
     .bind(&f.converted_on)
     .bind(&f.commitments)
+    .bind(&f.category)
+    .bind(&f.deputy)
+    .bind(&f.after_reply)
+    .bind(&f.recess)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query(
+        "INSERT INTO followup_fact_commitments (suggestion_id, commitment_id, assignment_id, target_date, fulfilled) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::date[], $5::bool[])",
+    )
+    .bind(&k_id)
+    .bind(&k_commitment)
+    .bind(&k_assignment)
+    .bind(&k_target)
+    .bind(&k_fulfilled)
     .execute(&mut *c)
     .await?;
     sqlx::query(
@@ -295,11 +350,15 @@ pub(super) const DAY_COLUMNS: [&str; COUNTS] = [
     "solved_or_planned",
     "ever_b",
     "converted",
+    "communicated_after_reply",
+    "communicated_in_recess",
     "feedback_latest",
     "feedback_latest_good",
     "feedback_latest_satisfied",
     "feedback_first",
     "feedback_first_good",
+    "commitments_due",
+    "commitments_fulfilled",
 ];
 
 /// A slice as stored: '' for every agency or role, 0 for every year.
@@ -461,7 +520,7 @@ pub fn parse_replicas(rows: Vec<(String,)>) -> Result<Vec<Suggestion>, StoreErro
 }
 
 /// The version of the metrics rows' layout; replicas whose rows are older are rebuilt at start.
-pub const FACTS_VERSION: i32 = 1;
+pub const FACTS_VERSION: i32 = 2;
 
 /// What a metrics query counts: an agency's (or every agency's) assignments made on or before
 /// `as_of`, optionally narrowed, with their facts as of that day.
@@ -472,6 +531,10 @@ pub struct MetricsQuery {
     pub division: Option<String>,
     pub role: Option<String>,
     pub session: Option<String>,
+    /// The item's category (分类).
+    pub category: Option<String>,
+    /// The item's lead deputy.
+    pub deputy: Option<String>,
     /// The year the assignment was made.
     pub year: Option<i32>,
 }
@@ -490,6 +553,8 @@ pub(super) fn counts_sql(q: &MetricsQuery) -> String {
         ("division_id", q.division.is_some()),
         ("role", q.role.is_some()),
         ("session_id", q.session.is_some()),
+        ("category", q.category.is_some()),
+        ("lead_deputy_id", q.deputy.is_some()),
         ("year", q.year.is_some()),
     ] {
         if present {
@@ -519,6 +584,8 @@ pub(super) fn counts_sql(q: &MetricsQuery) -> String {
         format!("{resp} AND {replied} AND {CLASS_AS_OF} IN ('A', 'B')"),
         format!("{resp} AND f.first_b_on <= $1"),
         format!("{resp} AND f.first_b_on <= $1 AND f.converted_on <= $1"),
+        format!("{resp} AND {replied} AND f.after_reply_contact_on <= $1"),
+        format!("{resp} AND f.recess_contact_on <= $1"),
     ];
     let latest = "(b.superseded_on IS NULL OR b.superseded_on > $1)";
     let good = "b.level IN ('satisfied', 'basically_satisfied')";
@@ -535,11 +602,18 @@ pub(super) fn counts_sql(q: &MetricsQuery) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let commitments = [
+        "k.target_date <= $1".to_owned(),
+        "k.target_date <= $1 AND k.fulfilled".to_owned(),
+    ];
     format!(
         "SELECT * FROM (SELECT {} FROM followup_facts f WHERE {scope}) a, \
          (SELECT {} FROM followup_fact_feedback b WHERE b.on_date <= $1 AND b.suggestion_id IN \
-          (SELECT f.suggestion_id FROM followup_facts f WHERE {scope})) b",
+          (SELECT f.suggestion_id FROM followup_facts f WHERE {scope})) b, \
+         (SELECT {} FROM followup_fact_commitments k WHERE k.assignment_id IN \
+          (SELECT f.assignment_id FROM followup_facts f WHERE {scope} AND {live})) k",
         count(&facts),
-        count(&feedback)
+        count(&feedback),
+        count(&commitments)
     )
 }

@@ -348,7 +348,8 @@ impl Store {
     /// counts (agency, year and role slices), or aggregated from the per-assignment rows when
     /// the query names a division or a session.
     pub async fn counts(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
-        if q.division.is_some() || q.session.is_some() {
+        if q.division.is_some() || q.session.is_some() || q.category.is_some() || q.deputy.is_some()
+        {
             return self.counts_from_rows(q).await;
         }
         let sums: Vec<String> = DAY_COLUMNS
@@ -377,10 +378,17 @@ impl Store {
     /// The same counts aggregated in one statement from the per-assignment rows; any scope.
     pub async fn counts_from_rows(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
         let sql = counts_sql(q);
-        let texts: Vec<&str> = [&q.agency, &q.division, &q.role, &q.session]
-            .into_iter()
-            .filter_map(|t| t.as_deref())
-            .collect();
+        let texts: Vec<&str> = [
+            &q.agency,
+            &q.division,
+            &q.role,
+            &q.session,
+            &q.category,
+            &q.deputy,
+        ]
+        .into_iter()
+        .filter_map(|t| t.as_deref())
+        .collect();
         let v: Vec<i64> = on_pool!(self.pool(), p => {
             // Built from fixed fragments; every value is bound.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(q.as_of);
@@ -391,7 +399,7 @@ impl Store {
                 query = query.bind(y);
             }
             let row = query.fetch_one(p).await?;
-            (0..20).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()
+            (0..COUNTS).map(|i| row.try_get::<i64, _>(i)).collect::<Result<Vec<_>, _>>()
         })?;
         let mut a = [0i64; COUNTS];
         a.copy_from_slice(&v);
@@ -448,6 +456,7 @@ impl Store {
                     "DELETE FROM followup_facts",
                     "DELETE FROM followup_fact_classes",
                     "DELETE FROM followup_fact_feedback",
+                    "DELETE FROM followup_fact_commitments",
                     "UPDATE followup_cases SET facts_version = NULL",
                 ] {
                     on_pool!(&pool, p => sqlx::query(sql).execute(p).await.map(|_| ()))?;

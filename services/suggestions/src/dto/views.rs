@@ -120,6 +120,65 @@ pub struct OpinionView {
     pub signer: SignerView,
     pub on: Date,
     pub acknowledged_on: Option<Date>,
+    /// The measures the co-unit takes within its remit; each is its commitment `id`.
+    pub measures: Vec<MeasureView>,
+    /// Why no measure falls within the co-unit's remit, instead of measures.
+    pub no_measure_reason: Option<String>,
+    pub consultation_ids: Vec<Uuid>,
+    /// Neither measures nor a reason (accepted under the profile's `opinion_substance = "flag"`).
+    pub flagged: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeasureView {
+    pub id: Uuid,
+    pub measure: String,
+    pub responsible: String,
+    pub target_date: Date,
+}
+
+/// 会商: a meeting of the units of the suggestion.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsultationView {
+    pub id: Uuid,
+    pub convened_by: Uuid,
+    pub agency_ids: Vec<Uuid>,
+    pub deputy_ids: Vec<Uuid>,
+    pub attendees: Vec<String>,
+    pub subject: String,
+    pub minutes: String,
+    pub on: Date,
+}
+
+/// The latest closure request (the supplementary reply once every commitment is converted) and
+/// the assigning office's decision.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClosureView {
+    /// `pending` (waiting for the assigning office), `confirmed` or `returned`.
+    pub state: String,
+    pub reply_id: Uuid,
+    pub from: String,
+    pub to: String,
+    /// A B → A conversion.
+    pub conversion: bool,
+    pub explanation: Option<String>,
+    pub requested_on: Date,
+    /// The office's reason (required to return).
+    pub reason: Option<String>,
+    pub decided_on: Option<Date>,
+    /// Returned: the commitments open again.
+    pub reopened_commitment_ids: Vec<Uuid>,
+    /// The deputies' ratings of a confirmed closure.
+    pub ratings: Vec<ClosureRatingView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClosureRatingView {
+    pub deputy_id: Uuid,
+    /// `satisfied`, `basically_satisfied` or `dissatisfied`.
+    pub level: String,
+    pub comment: String,
+    pub on: Date,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -139,6 +198,7 @@ pub struct ReplyView {
     pub countersigned_by: Vec<Uuid>,
     pub round: u32,
     pub on: Date,
+    pub consultation_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -166,6 +226,8 @@ pub struct FeedbackView {
 pub struct ProgressView {
     pub note: String,
     pub on: Date,
+    /// Addressed to the deputies (false: an internal note).
+    pub notify_deputy: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -181,6 +243,10 @@ pub struct CommitmentView {
     pub progress: Vec<ProgressView>,
     pub evidence: String,
     pub converted_on: Option<Date>,
+    /// Who is responsible in the owner unit, when stated (a co-handling measure).
+    pub responsible: Option<String>,
+    /// The co-handling opinion that stated it.
+    pub opinion_id: Option<Uuid>,
 }
 
 /// A suggestion with everything its handling has produced.
@@ -221,6 +287,9 @@ pub struct SuggestionView {
     pub feedback_deadline: Option<DeadlineView>,
     pub rehandling_rounds: u32,
     pub commitments: Vec<CommitmentView>,
+    /// The consultations among the units (the reader's own, for an agency; none for deputies).
+    pub consultations: Vec<ConsultationView>,
+    pub closure: Option<ClosureView>,
 }
 
 fn signer(s: &Signer) -> SignerView {
@@ -241,6 +310,11 @@ impl SuggestionView {
         let mut v = SuggestionView::new(s, today);
         v.opinions.retain(|o| {
             s.opinion_readable(reader, banli_domain::ids::AssignmentId(o.assignment_id))
+        });
+        v.consultations.retain(|c| match reader {
+            banli_domain::suggestion::OpinionReader::All => true,
+            banli_domain::suggestion::OpinionReader::Agency(a) => c.agency_ids.contains(&a.0),
+            banli_domain::suggestion::OpinionReader::Nobody => false,
         });
         v
     }
@@ -293,6 +367,19 @@ impl SuggestionView {
                     signer: signer(&o.signer),
                     on: o.on,
                     acknowledged_on: o.acknowledged_on,
+                    measures: o
+                        .measures
+                        .iter()
+                        .map(|m| MeasureView {
+                            id: m.id.0,
+                            measure: m.measure.clone(),
+                            responsible: m.responsible.clone(),
+                            target_date: m.target_date,
+                        })
+                        .collect(),
+                    no_measure_reason: o.no_measure_reason.clone(),
+                    consultation_ids: o.consultations.iter().map(|c| c.0).collect(),
+                    flagged: o.flagged,
                 })
                 .collect(),
             replies: s
@@ -310,6 +397,7 @@ impl SuggestionView {
                     countersigned_by: r.countersigned_by.iter().map(|x| x.0).collect(),
                     round: r.round,
                     on: r.on,
+                    consultation_ids: r.consultations.iter().map(|c| c.0).collect(),
                 })
                 .collect(),
             class_history: s
@@ -355,12 +443,64 @@ impl SuggestionView {
                         .map(|p| ProgressView {
                             note: p.note.clone(),
                             on: p.on,
+                            notify_deputy: p.to_deputy,
                         })
                         .collect(),
                     evidence: c.evidence.clone(),
                     converted_on: c.converted_on,
+                    responsible: c.responsible.clone(),
+                    opinion_id: c.opinion_id.map(|o| o.0),
                 })
                 .collect(),
+            consultations: s
+                .consultations
+                .iter()
+                .map(|c| ConsultationView {
+                    id: c.id.0,
+                    convened_by: c.convened_by.0,
+                    agency_ids: c.agencies.iter().map(|a| a.0).collect(),
+                    deputy_ids: c.deputies.iter().map(|d| d.0).collect(),
+                    attendees: c.attendees.clone(),
+                    subject: c.subject.clone(),
+                    minutes: c.minutes.clone(),
+                    on: c.on,
+                })
+                .collect(),
+            closure: s.closures.last().map(|c| ClosureView {
+                state: match &c.decision {
+                    None => "pending",
+                    Some(d) if d.confirmed => "confirmed",
+                    Some(_) => "returned",
+                }
+                .to_owned(),
+                reply_id: c.reply_id.0,
+                from: name(&c.from),
+                to: name(&c.to),
+                conversion: c.is_conversion(),
+                explanation: c.explanation.clone(),
+                requested_on: c.on,
+                reason: c
+                    .decision
+                    .as_ref()
+                    .map(|d| d.reason.clone())
+                    .filter(|r| !r.is_empty()),
+                decided_on: c.decision.as_ref().map(|d| d.on),
+                reopened_commitment_ids: c
+                    .decision
+                    .as_ref()
+                    .map(|d| d.reopened.iter().map(|x| x.0).collect())
+                    .unwrap_or_default(),
+                ratings: c
+                    .ratings
+                    .iter()
+                    .map(|r| ClosureRatingView {
+                        deputy_id: r.deputy.0,
+                        level: name(&r.level),
+                        comment: r.comment.clone(),
+                        on: r.on,
+                    })
+                    .collect(),
+            }),
         }
     }
 }

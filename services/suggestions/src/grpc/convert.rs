@@ -145,6 +145,7 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
                 }),
                 opinion_ids: r.opinion_ids.iter().map(Uuid::to_string).collect(),
                 on: text(r.on),
+                consultation_ids: r.consultation_ids.iter().map(Uuid::to_string).collect(),
             })
             .collect(),
         current_class: v.current_class.map(class_to).unwrap_or_default(),
@@ -168,12 +169,20 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
                     .map(|p| pb::CommitmentProgress {
                         note: p.note.clone(),
                         on: text(p.on),
+                        notify_deputy: p.notify_deputy,
                     })
                     .collect(),
                 evidence: c.evidence.clone(),
                 converted_on: c.converted_on.map(text).unwrap_or_default(),
+                responsible: c.responsible.clone().unwrap_or_default(),
+                opinion_id: c.opinion_id.map(|o| o.to_string()).unwrap_or_default(),
             })
             .collect(),
+        closure_state: v
+            .closure
+            .as_ref()
+            .map(|c| c.state.clone())
+            .unwrap_or_default(),
     }
 }
 
