@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "banli/coordination/v1/coordination.proto",
         "banli/followup/v1/followup.proto",
         "banli/audit/v1/audit.proto",
+        "banli/notify/v1/notify.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

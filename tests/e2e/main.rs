@@ -13,6 +13,7 @@ mod deploy;
 mod distributed;
 mod front_door;
 mod guide;
+mod notify;
 mod nul;
 mod retry;
 mod serve;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::serve::{http_with, serve_for_webhooks};
 
-mod grpc;
+pub(crate) mod grpc;
 
 pub(crate) use grpc::req;
 use grpc::walk_grpc;

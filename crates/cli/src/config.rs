@@ -107,6 +107,39 @@ pub struct Config {
     /// one trace per command. Empty: no traces are exported.
     pub otlp_endpoint: Option<String>,
     pub log: LogConfig,
+    /// How deputies hear of their suggestions besides the in-platform inbox.
+    pub notify: NotifyConfig,
+}
+
+/// The notification service's channels (`[notify]`). Without `smtp_url` (or `sms_url`), e-mail
+/// (or SMS) deliveries are recorded as undeliverable with the reason; the inbox has every
+/// message either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (TLS), `smtp://host:25`
+    /// (plain, a local relay only); credentials as `smtp://user:password@host…`.
+    pub smtp_url: Option<Secret>,
+    /// The sender, e.g. `建议办理平台 <banli@example.gov.cn>`.
+    pub smtp_from: String,
+    /// The SMS gateway's URL: each message is a POST of `sms_template`, signed like a webhook.
+    pub sms_url: Option<String>,
+    /// The JSON body the gateway takes, with `{{phone}}` and `{{text}}` in its strings.
+    pub sms_template: String,
+    /// The secret the gateway checks `Banli-Signature` with.
+    pub sms_secret: Option<Secret>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            smtp_url: None,
+            smtp_from: "建议办理平台 <banli@localhost>".to_owned(),
+            sms_url: None,
+            sms_template: banli_notify::deliver::SMS_TEMPLATE.to_owned(),
+            sms_secret: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +202,7 @@ impl Default for Config {
             watch_streams_max: 1_000,
             otlp_endpoint: None,
             log: LogConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -247,6 +281,18 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
+        }
+        if let Ok(v) = std::env::var("BANLI_NOTIFY_SMTP_URL") {
+            config.notify.smtp_url = Some(Secret(v)).filter(|s| !s.0.is_empty());
+        }
+        if let Ok(v) = std::env::var("BANLI_NOTIFY_SMTP_FROM") {
+            config.notify.smtp_from = v;
+        }
+        if let Ok(v) = std::env::var("BANLI_NOTIFY_SMS_URL") {
+            config.notify.sms_url = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Ok(v) = std::env::var("BANLI_NOTIFY_SMS_SECRET") {
+            config.notify.sms_secret = Some(Secret(v)).filter(|s| !s.0.is_empty());
         }
         if let Ok(v) = std::env::var("BANLI_CONSISTENCY_KEY") {
             config.consistency_key = Some(PathBuf::from(v));
@@ -407,6 +453,7 @@ impl Config {
             );
         }
         self.webhook_egress()?;
+        self.notify_channels()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
                 "log.format must be `text` or `json`, not `{}`",
@@ -498,6 +545,55 @@ impl Config {
         )
         .map_err(|e| anyhow::anyhow!("webhook_allowed_networks: {e}"))?;
         Ok(banli_coordination::webhooks::egress::Egress::new(nets))
+    }
+
+    /// The notification channels of `[notify]`, checked: a bad SMTP URL or sender, an SMS
+    /// gateway without its secret or with a template that is not JSON is refused at start.
+    pub fn notify_channels(
+        &self,
+    ) -> Result<(
+        Option<banli_notify::deliver::Smtp>,
+        Option<banli_notify::deliver::Sms>,
+    )> {
+        let n = &self.notify;
+        let smtp = match &n.smtp_url {
+            Some(url) => {
+                banli_notify::deliver::check_smtp_url(&url.0)
+                    .map_err(|e| anyhow::anyhow!("{}", banli_db::redact(&e.to_string())))?;
+                if n.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+                    bail!(
+                        "notify.smtp_from `{}` is not a mailbox (e.g. \"建议办理平台 <banli@example.gov.cn>\")",
+                        n.smtp_from
+                    );
+                }
+                Some(banli_notify::deliver::Smtp {
+                    url: url.0.clone(),
+                    from: n.smtp_from.clone(),
+                })
+            }
+            None => None,
+        };
+        let sms = match &n.sms_url {
+            Some(url) => {
+                let secret = n.sms_secret.as_ref().filter(|s| !s.0.is_empty()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "notify.sms_url is set without notify.sms_secret: the gateway checks each message's signature with it"
+                    )
+                })?;
+                serde_json::from_str::<serde_json::Value>(&n.sms_template)
+                    .map_err(|e| anyhow::anyhow!("notify.sms_template is not JSON: {e}"))?;
+                banli_coordination::webhooks::check_url(url)
+                    .map_err(|e| anyhow::anyhow!("notify.sms_url: {e}"))?;
+                Some(banli_notify::deliver::Sms {
+                    url: url.clone(),
+                    template: n.sms_template.clone(),
+                    secret: secret.0.clone(),
+                    egress: self.webhook_egress()?,
+                })
+            }
+            None => None,
+        };
+        Ok((smtp, sms))
     }
 
     /// The consistency token key file.

@@ -30,7 +30,8 @@ pub type Auth = Arc<
 struct Source {
     service: &'static str,
     db: Db,
-    outbox: Outbox,
+    /// None for a service that publishes nothing.
+    outbox: Option<Outbox>,
     /// Every inbox of the service's consumers (its directory replica's too).
     inboxes: Vec<Inbox>,
 }
@@ -149,7 +150,17 @@ impl Metrics {
         self.sources.push(Source {
             service,
             db,
-            outbox,
+            outbox: Some(outbox),
+            inboxes,
+        });
+    }
+
+    /// Registers a service that publishes nothing: the events parked in its consumers' inboxes.
+    pub fn consuming_service(&mut self, service: &'static str, db: Db, inboxes: Vec<Inbox>) {
+        self.sources.push(Source {
+            service,
+            db,
+            outbox: None,
             inboxes,
         });
     }
@@ -192,15 +203,17 @@ impl Metrics {
     /// The Prometheus text.
     pub async fn render(&self) -> String {
         for s in &self.sources {
-            let lag = s.outbox.lag(s.db.pool()).await.unwrap_or_default();
+            if let Some(outbox) = &s.outbox {
+                let lag = outbox.lag(s.db.pool()).await.unwrap_or_default();
+                metrics::gauge!("banli_outbox_unpublished", "service" => s.service)
+                    .set(lag.unpublished as f64);
+                metrics::gauge!("banli_outbox_oldest_unpublished_seconds", "service" => s.service)
+                    .set(lag.oldest_age_seconds as f64);
+            }
             let mut parked = 0;
             for inbox in &s.inboxes {
                 parked += inbox.parked_count(s.db.pool()).await.unwrap_or(0);
             }
-            metrics::gauge!("banli_outbox_unpublished", "service" => s.service)
-                .set(lag.unpublished as f64);
-            metrics::gauge!("banli_outbox_oldest_unpublished_seconds", "service" => s.service)
-                .set(lag.oldest_age_seconds as f64);
             metrics::gauge!("banli_consumer_parked", "service" => s.service).set(parked as f64);
         }
         self.handle.render()

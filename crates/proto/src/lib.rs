@@ -29,6 +29,12 @@ pub mod followup {
     }
 }
 #[allow(clippy::all, missing_debug_implementations)] // generated code
+pub mod notify {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/banli.notify.v1.rs"));
+    }
+}
+#[allow(clippy::all, missing_debug_implementations)] // generated code
 pub mod audit {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/banli.audit.v1.rs"));

@@ -96,3 +96,33 @@ fn uuid_like() -> u128 {
         .map(|d| d.as_nanos())
         .unwrap_or_default()
 }
+
+#[test]
+fn notification_channels_are_checked_at_start() {
+    let mut c = Config::default();
+    c.notify.sms_url = Some("https://sms.example.gov.cn/send".into());
+    let err = c.validate().expect_err("no secret").to_string();
+    assert!(err.contains("notify.sms_secret"), "{err}");
+    c.notify.sms_secret = Some(Secret("s".into()));
+    c.notify.sms_template = "{\"to\": ".into();
+    let err = c.validate().expect_err("not JSON").to_string();
+    assert!(err.contains("notify.sms_template"), "{err}");
+    c.notify.sms_template = banli_notify::deliver::SMS_TEMPLATE.into();
+    c.validate().expect("an SMS gateway");
+    c.notify.smtp_url = Some(Secret("ftp://mail.example.gov.cn".into()));
+    let err = c.validate().expect_err("not SMTP").to_string();
+    assert!(err.contains("notify.smtp_url"), "{err}");
+    c.notify.smtp_url = Some(Secret(
+        "smtp://u:pw@mail.example.gov.cn:587?tls=required".into(),
+    ));
+    c.notify.smtp_from = "nobody".into();
+    let err = c.validate().expect_err("not a mailbox").to_string();
+    assert!(
+        err.contains("notify.smtp_from") && !err.contains("pw"),
+        "{err}"
+    );
+    c.notify.smtp_from = "建议办理平台 <banli@example.gov.cn>".into();
+    let (smtp, sms) = c.notify_channels().expect("both");
+    assert!(smtp.is_some() && sms.is_some());
+    assert!(!format!("{c:?}").contains("pw"));
+}

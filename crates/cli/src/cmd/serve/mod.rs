@@ -44,6 +44,7 @@ type Task = (&'static str, tokio::task::JoinHandle<()>);
 mod audit;
 mod coordination;
 mod followup;
+mod notify;
 mod suggestions;
 
 /// What the process gives each service it runs.
@@ -171,6 +172,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             banli_followup::webhook_notices::CONSUMER,
             banli_auditlog::consumer::CONSUMER,
             banli_followup::consumer::CONSUMER,
+            banli_notify::consumer::CONSUMER,
             COORDINATION_DIRECTORY,
             FOLLOWUP_DIRECTORY,
         ])),
@@ -218,6 +220,7 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     if service.runs(Service::Followup) {
         // The follow-up service, and with it the audit log.
         let followup = followup::build(&deps, &mut process).await?;
+        notify::build(&deps, &mut process, &followup.directory).await?;
         audit::build(&deps, &mut process, &followup, fatal_tx.clone()).await?;
     }
     let Process {

@@ -1,0 +1,294 @@
+//! What a deputy is told, and when: the suggestion events that concern the deputies become
+//! messages in Chinese (the default) and English. Pure: the consumer keeps a [`Subject`] per
+//! suggestion (what the wording needs) and writes what [`messages`] returns.
+
+use std::collections::BTreeMap;
+
+use banli_domain::ids::*;
+use banli_domain::suggestion::{
+    AdjustmentDecision, ReplyClass, ReplyType, SuggestionEvent, UnitRole,
+};
+use serde::{Deserialize, Serialize};
+
+/// What the service keeps of a suggestion to word its messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub number: String,
+    pub title: String,
+    /// The lead deputy first, then the co-signers: every one hears.
+    pub deputies: Vec<DeputyId>,
+    pub units: BTreeMap<AssignmentId, (AgencyId, UnitRole)>,
+    pub commitments: BTreeMap<CommitmentId, (AgencyId, String)>,
+    /// The class of the last closure request: (from, to).
+    pub closure: Option<(ReplyClass, ReplyClass)>,
+}
+
+impl Subject {
+    /// Folds an event in; true when the subject changed (and is written back).
+    pub fn apply(&mut self, e: &SuggestionEvent) -> bool {
+        use SuggestionEvent as E;
+        match e {
+            E::Submitted(s) => {
+                self.number = s.details.number.clone();
+                self.title = s.details.title.clone();
+                self.deputies = std::iter::once(s.details.lead_deputy)
+                    .chain(s.details.co_signers.iter().copied())
+                    .collect();
+            }
+            E::Assigned(a) => {
+                self.units.insert(a.assignment_id, (a.agency, a.role));
+            }
+            E::AdjustmentDecided(a) => {
+                if let AdjustmentDecision::Accept { .. } = a.decision {
+                    self.units.remove(&a.assignment_id);
+                } else {
+                    return false;
+                }
+            }
+            E::CommitmentCreated(c) => {
+                self.commitments.insert(
+                    c.commitment.id,
+                    (c.commitment.owner, c.commitment.measure.clone()),
+                );
+            }
+            E::ClosureRequested(c) => self.closure = Some((c.request.from, c.request.to)),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// One message, in the deputy's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `assigned`, `extension_approved`, `replied`, `re_handling`, `progress`, `closed`.
+    pub kind: &'static str,
+    pub zh: (String, String),
+    pub en: (String, String),
+}
+
+impl Message {
+    /// The title and body in `language` (`zh`, the default, or `en`).
+    pub fn text(&self, language: &str) -> &(String, String) {
+        if language == "en" { &self.en } else { &self.zh }
+    }
+}
+
+fn role_zh(r: UnitRole) -> &'static str {
+    match r {
+        UnitRole::Lead => "主办",
+        UnitRole::Co => "会办",
+        UnitRole::Separate => "分办",
+        UnitRole::Sole => "独办",
+    }
+}
+
+fn class_zh(c: ReplyClass) -> &'static str {
+    match c {
+        ReplyClass::A => "A类（已解决或基本解决）",
+        ReplyClass::B => "B类（正在解决或列入计划解决）",
+        ReplyClass::C => "C类（留作参考）",
+        ReplyClass::D => "D类（留作参考）",
+    }
+}
+
+/// The messages `e` gives every deputy of the suggestion, with `name` giving agencies' names.
+pub fn messages(
+    s: &Subject,
+    e: &SuggestionEvent,
+    name: &dyn Fn(AgencyId) -> String,
+) -> Vec<Message> {
+    use SuggestionEvent as E;
+    let item_zh = format!("您的建议《{}》（{}号）", s.title, s.number);
+    let item_en = format!(
+        "Your suggestion \u{201c}{}\u{201d} (No. {})",
+        s.title, s.number
+    );
+    let unit = |a: &AssignmentId| s.units.get(a).copied();
+    let one = |kind, zh_title: String, zh: String, en_title: String, en: String| {
+        vec![Message {
+            kind,
+            zh: (format!("【建议办理】{zh_title}"), zh),
+            en: (format!("[Suggestion] {en_title}"), en),
+        }]
+    };
+    match e {
+        E::Assigned(a) => {
+            let due = a
+                .deadlines
+                .reply
+                .as_ref()
+                .map(|d| d.due.to_string())
+                .unwrap_or_default();
+            let agency = name(a.agency);
+            let (zh_due, en_due) = if due.is_empty() {
+                (String::from("。"), String::from("."))
+            } else {
+                (
+                    format!("，答复期限为{due}。"),
+                    format!("; the reply is due by {due}."),
+                )
+            };
+            one(
+                "assigned",
+                format!("{}号已交办", s.number),
+                format!("{item_zh}已交由{agency}{}{zh_due}", role_zh(a.role)),
+                format!("No. {} assigned", s.number),
+                format!(
+                    "{item_en} is assigned to {agency} ({}){en_due}",
+                    a.role.as_str()
+                ),
+            )
+        }
+        E::ExtensionDecided(x) if x.approved => {
+            let Some((agency, _)) = unit(&x.assignment_id) else {
+                return Vec::new();
+            };
+            let due = x
+                .new_reply_deadline
+                .as_ref()
+                .map(|d| d.due.to_string())
+                .unwrap_or_default();
+            let agency = name(agency);
+            one(
+                "extension_approved",
+                format!("{}号答复期限延长", s.number),
+                format!("经交办机关批准，{agency}对{item_zh}的答复期限延长至{due}。"),
+                format!("No. {}: reply date extended", s.number),
+                format!(
+                    "The assigning office approved {agency}'s request: the reply to {item_en} is now due by {due}."
+                ),
+            )
+        }
+        E::ReplyIssued(r) if r.reply.reply_type != ReplyType::Supplementary => {
+            let Some((agency, _)) = unit(&r.reply.assignment_id) else {
+                return Vec::new();
+            };
+            let agency = name(agency);
+            one(
+                "replied",
+                format!("{}号已答复", s.number),
+                format!(
+                    "{agency}已对{item_zh}作出书面答复（{}，{}）。请登录平台查阅答复，并对办理情况提出意见。",
+                    r.reply.document_number,
+                    class_zh(r.reply.class)
+                ),
+                format!("No. {} answered", s.number),
+                format!(
+                    "{agency} has replied in writing to {item_en} ({}, class {}). Please read the reply and rate the handling.",
+                    r.reply.document_number,
+                    r.reply.class.as_str()
+                ),
+            )
+        }
+        E::ReHandlingOpened(r) => {
+            let due = r
+                .reply_deadlines
+                .iter()
+                .map(|(_, d)| d.due)
+                .max()
+                .map(|d| d.to_string())
+                .unwrap_or_default();
+            one(
+                "re_handling",
+                format!("{}号重新办理", s.number),
+                format!(
+                    "根据您的意见，{item_zh}将重新办理（第{}轮），新的答复期限为{due}。",
+                    r.round
+                ),
+                format!("No. {} handled again", s.number),
+                format!(
+                    "Following your rating, {item_en} is handled again (round {}); the new reply is due by {due}.",
+                    r.round
+                ),
+            )
+        }
+        E::CommitmentProgressed(p) if p.report.to_deputy => {
+            let Some((agency, measure)) = s.commitments.get(&p.commitment_id) else {
+                return Vec::new();
+            };
+            let agency = name(*agency);
+            one(
+                "progress",
+                format!("{}号承诺事项进展", s.number),
+                format!(
+                    "{agency}就{item_zh}中承诺的“{measure}”通报进展（{}）：{}",
+                    p.report.on, p.report.note
+                ),
+                format!("No. {}: progress on a commitment", s.number),
+                format!(
+                    "{agency} reports progress ({}) on \u{201c}{measure}\u{201d}, promised in reply to {item_en}: {}",
+                    p.report.on, p.report.note
+                ),
+            )
+        }
+        E::ClosureDecided(d) if d.decision.confirmed => {
+            let conversion = s
+                .closure
+                .is_some_and(|(from, to)| to == ReplyClass::A && from != ReplyClass::A);
+            if conversion {
+                one(
+                    "closed",
+                    format!("{}号承诺事项已落实", s.number),
+                    format!(
+                        "{item_zh}的承诺事项已全部落实，经交办机关确认，办理结果由B类转为A类（已解决），办理完结。欢迎您对落实情况作出评价。"
+                    ),
+                    format!("No. {}: commitments fulfilled", s.number),
+                    format!(
+                        "Every commitment made on {item_en} is fulfilled; the assigning office confirmed it, and the item is now class A (solved) and closed. You may rate how it was done."
+                    ),
+                )
+            } else {
+                one(
+                    "closed",
+                    format!("{}号办理完结", s.number),
+                    format!("经交办机关确认，{item_zh}的跟踪办理已完结。"),
+                    format!("No. {} closed", s.number),
+                    format!(
+                        "The assigning office confirmed that the follow-up of {item_en} is complete."
+                    ),
+                )
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banli_domain::suggestion::*;
+    use time::macros::date;
+
+    #[test]
+    fn progress_to_the_deputy_is_told_an_internal_note_is_not() {
+        let mut s = Subject {
+            number: "2020-0123".into(),
+            title: "中小企业融资".into(),
+            deputies: vec![DeputyId::new()],
+            ..Subject::default()
+        };
+        let owner = AgencyId::new();
+        let id = CommitmentId::new();
+        s.commitments.insert(id, (owner, "设立担保基金".into()));
+        let report = |to_deputy| {
+            SuggestionEvent::CommitmentProgressed(CommitmentProgressed {
+                commitment_id: id,
+                report: ProgressReport {
+                    note: "基金已完成设立审批".into(),
+                    on: date!(2020 - 08 - 15),
+                    to_deputy,
+                },
+            })
+        };
+        let name = |_| "省财政厅".to_owned();
+        let m = messages(&s, &report(true), &name);
+        assert_eq!(m.len(), 1);
+        assert!(
+            m[0].zh.1.contains("设立担保基金") && m[0].zh.1.contains("省财政厅"),
+            "{m:?}"
+        );
+        assert!(m[0].text("en").1.contains("progress"), "{m:?}");
+        assert!(messages(&s, &report(false), &name).is_empty());
+    }
+}
