@@ -12,6 +12,7 @@
 //!     target/release/banli-bench metrics --assignments 1000000
 //!     target/release/banli-bench feed --events 1000000
 //!     target/release/banli-bench webhooks
+//!     target/release/banli-bench notify --count 20000     # e-mail and SMS to deputies vs plain SMTP
 //!     target/release/banli-bench tls                       # HTTPS and gRPC over TLS vs plain
 //!     target/release/banli-bench webhook-memory            # receivers answering 100 MB bodies
 //!
@@ -31,6 +32,7 @@ mod connections;
 mod feed;
 mod lifecycle;
 mod metrics;
+mod notify;
 mod propagation;
 mod server;
 mod soak;
@@ -136,6 +138,14 @@ enum Command {
         backend: Option<Backend>,
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+    },
+    /// Notifications to deputies: e-mail to a local SMTP sink and SMS to a local gateway,
+    /// sustained rate and commit → delivered at 50/s, beside plain SMTP sends.
+    Notify {
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
     },
     /// Signed webhook deliveries to a local receiver: sustained rate and commit → delivery
     /// latency at 100/s, beside plain POSTs.
@@ -261,6 +271,12 @@ async fn main() -> Result<()> {
             rate,
         }) => soak::run(backend, mode, minutes, rate).await,
         Some(Command::Watch { rate, seconds }) => watch::run(rate, seconds).await,
+        Some(Command::Notify { backend, count }) => {
+            for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
+                notify::run(b, count).await?;
+            }
+            Ok(())
+        }
         Some(Command::Webhooks { backend }) => {
             for b in backend.map_or(vec![Backend::Sqlite, Backend::Postgres], |b| vec![b]) {
                 webhooks::run(b).await?;
@@ -310,6 +326,7 @@ async fn main() -> Result<()> {
                 metrics::run(b, 1_000_000).await?;
                 feed::run(b, 1_000_000).await?;
                 webhooks::run(b).await?;
+                notify::run(b, 20_000).await?;
             }
             watch::run(200, 10).await?;
             soak::run(Backend::Sqlite, Mode::One, 10, None).await?;
