@@ -129,6 +129,7 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         session: session.map(|s| s.to_string()),
         category: None,
         deputy: None,
+        topic: None,
         year,
     };
     let largest = agencies[0];

@@ -227,6 +227,8 @@ pub(crate) struct MetricsParams {
     pub(crate) category: Option<String>,
     /// Only suggestions this deputy leads (领衔代表).
     pub(crate) deputy_id: Option<Uuid>,
+    /// Only suggestions linked to this topic (共性问题) the caller may read.
+    pub(crate) topic_id: Option<Uuid>,
     /// Only what happened on or before this day (default: today).
     #[param(value_type = Option<String>, format = Date)]
     pub(crate) as_of: Option<time::Date>,
@@ -275,6 +277,10 @@ pub(crate) async fn metrics_of(
             "`role`: `{r}` is not lead, co, separate or sole"
         )));
     }
+    if let Some(t) = q.topic_id {
+        // The topic must be one the caller reads (404 otherwise, as for none).
+        crate::topics::view(st, p, t).await?;
+    }
     let query = crate::store::MetricsQuery {
         as_of: q.as_of.unwrap_or(today),
         agency,
@@ -283,6 +289,7 @@ pub(crate) async fn metrics_of(
         session: q.session_id.map(|s| s.to_string()),
         category: q.category.clone().filter(|c| !c.trim().is_empty()),
         deputy: q.deputy_id.map(|d| d.to_string()),
+        topic: q.topic_id.map(|t| t.to_string()),
         year: q.year,
     };
     let counts = st.store.counts(&query).await.map_err(internal)?;

@@ -549,6 +549,76 @@ impl FollowUpService for Grpc {
         }))
     }
 
+    async fn create_topic(
+        &self,
+        req: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let body = crate::topics::TopicBody {
+            title: r.title,
+            description: r.description,
+            owner_agency_id: opt_uuid("owner_agency_id", &r.owner_agency_id)?,
+        };
+        Ok(Response::new(topic_out(
+            crate::topics::create(&self.state, &p, body).await?,
+        )?))
+    }
+
+    async fn list_topics(
+        &self,
+        req: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let topics = crate::topics::list(&self.state, &p)
+            .await?
+            .into_iter()
+            .map(topic_out)
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(Response::new(pb::ListTopicsResponse { topics }))
+    }
+
+    async fn get_topic(
+        &self,
+        req: Request<pb::GetTopicRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let p = self.caller(&req).await?;
+        let id = uuid("id", &req.into_inner().id)?;
+        Ok(Response::new(topic_out(
+            crate::topics::view(&self.state, &p, id).await?,
+        )?))
+    }
+
+    async fn link_topic_item(
+        &self,
+        req: Request<pb::TopicItemRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let (t, s) = (
+            uuid("topic_id", &r.topic_id)?,
+            uuid("suggestion_id", &r.suggestion_id)?,
+        );
+        Ok(Response::new(topic_out(
+            crate::topics::link(&self.state, &p, t, s, true).await?,
+        )?))
+    }
+
+    async fn unlink_topic_item(
+        &self,
+        req: Request<pb::TopicItemRequest>,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let (t, s) = (
+            uuid("topic_id", &r.topic_id)?,
+            uuid("suggestion_id", &r.suggestion_id)?,
+        );
+        Ok(Response::new(topic_out(
+            crate::topics::link(&self.state, &p, t, s, false).await?,
+        )?))
+    }
+
     async fn get_metrics(
         &self,
         req: Request<pb::GetMetricsRequest>,
@@ -564,6 +634,7 @@ impl FollowUpService for Grpc {
             session_id: opt_uuid("session_id", &r.session_id)?,
             category: text(r.category),
             deputy_id: opt_uuid("deputy_id", &r.deputy_id)?,
+            topic_id: opt_uuid("topic_id", &r.topic_id)?,
         };
         let (query, m) = crate::app::metrics_of(&self.state, &p, q).await?;
         let rate = |r: &banli_domain::metrics::Rate| pb::Rate {
@@ -605,4 +676,21 @@ impl FollowUpService for Grpc {
             markdown: crate::report::markdown(&report),
         }))
     }
+}
+
+fn topic_out(t: crate::topics::TopicView) -> Result<pb::Topic, AppError> {
+    Ok(pb::Topic {
+        id: t.id.to_string(),
+        owner_agency_id: t.owner_agency_id.to_string(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        created_on: t.created_on.to_string(),
+        version: t.version,
+        suggestion_ids: t
+            .items
+            .iter()
+            .map(|i| i.suggestion_id.to_string())
+            .collect(),
+        json: serde_json::to_string(&t).map_err(|e| AppError::internal(&e))?,
+    })
 }

@@ -51,6 +51,7 @@ pub const PATHS: &[&str] = &[
     "/v1/ledger",
     "/v1/metrics",
     "/v1/reports",
+    "/v1/topics",
     "/v1/audit",
     "/banli.followup.v1.",
     "/banli.audit.v1.",
@@ -82,6 +83,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export_assignments))
         .routes(routes!(set_stage_plan, get_stage_plan))
         .routes(routes!(stage_circular))
+        .routes(routes!(create_topic, list_topics))
+        .routes(routes!(get_topic))
+        .routes(routes!(link_topic_item))
+        .routes(routes!(unlink_topic_item))
 }
 
 type ApiResult = Result<Response, Problem>;
@@ -611,4 +616,73 @@ mod csv_tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("2026-12-06"), "2026-12-06");
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TopicList {
+    items: Vec<crate::topics::TopicView>,
+}
+
+/// Creates a topic (共性问题): one issue followed across years, sessions and agencies. The
+/// assigning office (for itself or, with `owner_agency_id`, for a unit), or an agency's admin or
+/// leader for its own.
+#[utoipa::path(post, path = "/v1/topics", tag = "followup", request_body = crate::topics::TopicBody,
+    responses((status = 201, body = crate::topics::TopicView), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn create_topic(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Posted<crate::topics::TopicBody>,
+) -> ApiResult {
+    let t = crate::topics::create(&st, &caller.0, body.value).await?;
+    Ok(json_response(201, to_json(&t)?, Some(t.version)))
+}
+
+/// The topics the caller may read (the office and auditors: all; an agency: its own), each
+/// with its items, their commitments and the counts.
+#[utoipa::path(get, path = "/v1/topics", tag = "followup",
+    responses((status = 200, body = TopicList), (status = 403, body = ProblemDocument)))]
+async fn list_topics(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    let items = crate::topics::list(&st, &caller.0).await?;
+    Ok(json_response(200, to_json(&TopicList { items })?, None))
+}
+
+/// A topic: every linked item with its state, class, responsible units and commitments
+/// (fulfilled, open, overdue), and the counts (延伸办理).
+#[utoipa::path(get, path = "/v1/topics/{id}", tag = "followup", params(("id" = Uuid, Path)),
+    responses((status = 200, body = crate::topics::TopicView), (status = 404, body = ProblemDocument)))]
+async fn get_topic(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    let t = crate::topics::view(&st, &caller.0, id).await?;
+    Ok(json_response(200, to_json(&t)?, Some(t.version)))
+}
+
+/// Links a suggestion of any year, session or agency to the topic (the office), or one the unit
+/// holds an assignment on (the unit, for its own topic). An item the caller cannot see: 404.
+#[utoipa::path(post, path = "/v1/topics/{id}/items", tag = "followup", params(("id" = Uuid, Path)),
+    request_body = crate::topics::LinkBody,
+    responses((status = 200, body = crate::topics::TopicView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn link_topic_item(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Posted<crate::topics::LinkBody>,
+) -> ApiResult {
+    let t = crate::topics::link(&st, &caller.0, id, body.value.suggestion_id, true).await?;
+    Ok(json_response(200, to_json(&t)?, Some(t.version)))
+}
+
+/// Unlinks a suggestion from the topic.
+#[utoipa::path(delete, path = "/v1/topics/{id}/items/{suggestion_id}", tag = "followup",
+    params(("id" = Uuid, Path), ("suggestion_id" = Uuid, Path)),
+    responses((status = 200, body = crate::topics::TopicView), (status = 404, body = ProblemDocument)))]
+async fn unlink_topic_item(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((id, suggestion)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult {
+    let t = crate::topics::link(&st, &caller.0, id, suggestion, false).await?;
+    Ok(json_response(200, to_json(&t)?, Some(t.version)))
 }

@@ -19,4 +19,5 @@ pub mod service;
 pub mod stages;
 pub mod store;
 pub mod synthetic;
+pub mod topics;
 pub mod webhook_notices;

@@ -49,6 +49,24 @@ pub struct AnnualReport {
     /// Items of the ledger (any year up to this one) not yet class A or with an open commitment.
     pub unresolved: Vec<LedgerItem>,
     pub supervision: Supervision,
+    /// 延伸办理: the topics (共性问题) the agency owns or holds items of, and how far they are.
+    pub systemic: Vec<SystemicTopic>,
+}
+
+/// A topic in the annual report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemicTopic {
+    pub topic_id: String,
+    pub title: String,
+    /// The items linked (of every agency, every year).
+    pub items: u64,
+    /// Of those, the agency's.
+    pub items_of_agency: u64,
+    pub closed: u64,
+    pub commitments: u64,
+    pub commitments_due: u64,
+    pub commitments_fulfilled: u64,
+    pub commitments_open: u64,
 }
 
 fn unresolved(i: &LedgerItem) -> bool {
@@ -77,6 +95,7 @@ pub async fn build(
             session: None,
             category: None,
             deputy: None,
+            topic: None,
             year: Some(year),
         })
         .await?;
@@ -149,6 +168,35 @@ pub async fn build(
             supervision.answered_late += 1;
         }
     }
+    let mut systemic = Vec::new();
+    for t in store.topics_of_agency(agency).await? {
+        let mut x = SystemicTopic {
+            topic_id: t.id.clone(),
+            title: t.title.clone(),
+            items: 0,
+            items_of_agency: 0,
+            closed: 0,
+            commitments: 0,
+            commitments_due: 0,
+            commitments_fulfilled: 0,
+            commitments_open: 0,
+        };
+        for (s, _) in store.topic_items(&t.id).await? {
+            x.items += 1;
+            x.items_of_agency += u64::from(s.assignments.iter().any(|a| Some(a.agency) == wanted));
+            x.closed += u64::from(s.state == banli_domain::suggestion::SuggestionState::Closed);
+            for c in &s.commitments {
+                x.commitments += 1;
+                if c.target_date <= as_of {
+                    x.commitments_due += 1;
+                    x.commitments_fulfilled += u64::from(c.fulfilled());
+                }
+                x.commitments_open +=
+                    u64::from(c.state == banli_domain::suggestion::CommitmentState::Open);
+            }
+        }
+        systemic.push(x);
+    }
     Ok(AnnualReport {
         agency_id: agency.to_owned(),
         agency_name,
@@ -160,12 +208,14 @@ pub async fn build(
         overdue,
         unresolved: ledger.into_iter().filter(unresolved).collect(),
         supervision,
+        systemic,
     })
 }
 
 fn current_class(s: &Suggestion) -> Option<ReplyClass> {
     s.replies
         .iter()
+        .filter(|r| r.reply_type != banli_domain::suggestion::ReplyType::Supplementary)
         .map(|r| (r.on, r.class))
         .chain(s.class_history.iter().map(|c| (c.on, c.to)))
         .max_by_key(|(on, _)| *on)
@@ -298,5 +348,26 @@ pub fn markdown(r: &AnnualReport) -> String {
         "\n## 五、督办情况\n\n收到督办通知 {} 件，已书面回复 {} 件（逾期回复 {} 件），升级督办 {} 件。\n",
         s.notices, s.answered, s.answered_late, s.escalated
     ));
+    out.push_str("\n## 六、延伸办理（共性问题跟踪）\n\n");
+    if r.systemic.is_empty() {
+        out.push_str("本单位无跟踪中的共性问题。\n");
+    } else {
+        out.push_str(
+            "| 共性问题 | 关联建议 | 其中本单位 | 已办结 | 承诺事项 | 到期 | 按期兑现 | 未兑现 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for t in &r.systemic {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                cell(&t.title),
+                t.items,
+                t.items_of_agency,
+                t.closed,
+                t.commitments,
+                t.commitments_due,
+                t.commitments_fulfilled,
+                t.commitments_open
+            ));
+        }
+    }
     out
 }

@@ -123,6 +123,7 @@ async fn matches_the_formulas(db: TestDb) {
                         session: None,
                         category: None,
                         deputy: None,
+                        topic: None,
                         year,
                     };
                     let got = store.counts(&query).await.expect("counts");
@@ -160,6 +161,7 @@ async fn matches_the_formulas(db: TestDb) {
             session: None,
             category: None,
             deputy: None,
+            topic: None,
             year: None,
         })
         .await
@@ -173,6 +175,7 @@ async fn matches_the_formulas(db: TestDb) {
             session: Some(sessions[0].to_string()),
             category: None,
             deputy: None,
+            topic: None,
             year: None,
         })
         .await
@@ -201,6 +204,7 @@ async fn matches_the_formulas(db: TestDb) {
             session: None,
             category: None,
             deputy: None,
+            topic: None,
             year: None,
         })
         .await
@@ -218,6 +222,7 @@ async fn matches_the_formulas(db: TestDb) {
         session: None,
         category: category.map(str::to_owned),
         deputy: deputy.map(|d| d.to_string()),
+        topic: None,
         year: None,
     };
     let everything = Scope {

@@ -535,6 +535,8 @@ pub struct MetricsQuery {
     pub category: Option<String>,
     /// The item's lead deputy.
     pub deputy: Option<String>,
+    /// The items linked to this topic (共性问题).
+    pub topic: Option<String>,
     /// The year the assignment was made.
     pub year: Option<i32>,
 }
@@ -555,11 +557,18 @@ pub(super) fn counts_sql(q: &MetricsQuery) -> String {
         ("session_id", q.session.is_some()),
         ("category", q.category.is_some()),
         ("lead_deputy_id", q.deputy.is_some()),
+        ("topic", q.topic.is_some()),
         ("year", q.year.is_some()),
     ] {
         if present {
             n += 1;
-            conds.push(format!("f.{col} = ${n}"));
+            if col == "topic" {
+                conds.push(format!(
+                    "f.suggestion_id IN (SELECT t.suggestion_id FROM followup_topic_items t WHERE t.topic_id = ${n})"
+                ));
+            } else {
+                conds.push(format!("f.{col} = ${n}"));
+            }
         }
     }
     let scope = conds.join(" AND ");

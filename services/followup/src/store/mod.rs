@@ -348,7 +348,11 @@ impl Store {
     /// counts (agency, year and role slices), or aggregated from the per-assignment rows when
     /// the query names a division or a session.
     pub async fn counts(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
-        if q.division.is_some() || q.session.is_some() || q.category.is_some() || q.deputy.is_some()
+        if q.division.is_some()
+            || q.session.is_some()
+            || q.category.is_some()
+            || q.deputy.is_some()
+            || q.topic.is_some()
         {
             return self.counts_from_rows(q).await;
         }
@@ -385,6 +389,7 @@ impl Store {
             &q.session,
             &q.category,
             &q.deputy,
+            &q.topic,
         ]
         .into_iter()
         .filter_map(|t| t.as_deref())

@@ -10,3 +10,4 @@ mod lists;
 mod notices;
 mod stages;
 mod support;
+mod topics;
