@@ -130,6 +130,7 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         category: None,
         deputy: None,
         topic: None,
+        delegation: None,
         year,
     };
     let largest = agencies[0];
@@ -207,11 +208,19 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         .fetch_optional(p)
         .await)?
     .map(|(d,)| d);
-    for (label, agency, category, deputy) in [
+    let delegation = banli_followup::synthetic::DELEGATIONS[0];
+    let scopes: [(
+        &str,
+        Option<AgencyId>,
+        Option<&str>,
+        Option<String>,
+        Option<&str>,
+    ); 4] = [
         (
             "by category (per-assignment rows), province-wide",
             None,
             Some(category),
+            None,
             None,
         ),
         (
@@ -219,17 +228,28 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
             Some(largest),
             Some(category),
             None,
+            None,
+        ),
+        (
+            "by delegation (per-assignment rows), province-wide",
+            None,
+            None,
+            None,
+            Some(delegation),
         ),
         (
             "by deputy (per-assignment rows), province-wide",
             None,
             None,
             deputy.clone(),
+            None,
         ),
-    ] {
+    ];
+    for (label, agency, category, deputy, delegation) in scopes {
         let q = MetricsQuery {
             category: category.map(str::to_owned),
             deputy,
+            delegation: delegation.map(str::to_owned),
             ..query(agency, today, None, None)
         };
         let (p50, p95) =
@@ -239,7 +259,7 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         anyhow::ensure!(c.live > 0, "the query counted nothing");
     }
     println!(
-        "goal: metrics for one agency, and by category, topic or deputy, over 1,000,000 assignments p95 <= 100 ms"
+        "goal: metrics for one agency, and by category, delegation or deputy, over 1,000,000 assignments p95 <= 100 ms"
     );
     Ok(())
 }

@@ -186,6 +186,7 @@ impl Rig {
             category: "industry".into(),
             kind: ItemKind::Session,
             lead_deputy: DeputyId::new(),
+            delegation: String::new(),
             co_signers: Vec::new(),
             key_supervised: false,
             priority: Priority::Normal,

@@ -229,6 +229,8 @@ pub(crate) struct MetricsParams {
     pub(crate) deputy_id: Option<Uuid>,
     /// Only suggestions linked to this topic (共性问题) the caller may read.
     pub(crate) topic_id: Option<Uuid>,
+    /// Only suggestions whose lead deputy is of this delegation (代表团).
+    pub(crate) delegation: Option<String>,
     /// Only what happened on or before this day (default: today).
     #[param(value_type = Option<String>, format = Date)]
     pub(crate) as_of: Option<time::Date>,
@@ -290,6 +292,7 @@ pub(crate) async fn metrics_of(
         category: q.category.clone().filter(|c| !c.trim().is_empty()),
         deputy: q.deputy_id.map(|d| d.to_string()),
         topic: q.topic_id.map(|t| t.to_string()),
+        delegation: q.delegation.clone().filter(|d| !d.trim().is_empty()),
         year: q.year,
     };
     let counts = st.store.counts(&query).await.map_err(internal)?;

@@ -635,6 +635,7 @@ impl FollowUpService for Grpc {
             category: text(r.category),
             deputy_id: opt_uuid("deputy_id", &r.deputy_id)?,
             topic_id: opt_uuid("topic_id", &r.topic_id)?,
+            delegation: text(r.delegation),
         };
         let (query, m) = crate::app::metrics_of(&self.state, &p, q).await?;
         let rate = |r: &banli_domain::metrics::Rate| pb::Rate {

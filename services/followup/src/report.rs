@@ -96,6 +96,7 @@ pub async fn build(
             category: None,
             deputy: None,
             topic: None,
+            delegation: None,
             year: Some(year),
         })
         .await?;

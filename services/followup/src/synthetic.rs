@@ -22,6 +22,24 @@ pub const CATEGORIES: [&str; 12] = [
     "政法",
 ];
 
+/// The delegations (代表团) of the synthetic suggestions' lead deputies.
+pub const DELEGATIONS: [&str; 14] = [
+    "长沙市代表团",
+    "株洲市代表团",
+    "湘潭市代表团",
+    "衡阳市代表团",
+    "邵阳市代表团",
+    "岳阳市代表团",
+    "常德市代表团",
+    "张家界市代表团",
+    "益阳市代表团",
+    "郴州市代表团",
+    "永州市代表团",
+    "怀化市代表团",
+    "娄底市代表团",
+    "湘西自治州代表团",
+];
+
 /// A small deterministic generator (xorshift64*), so a failure reproduces.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);
@@ -82,6 +100,8 @@ pub fn random_suggestion(
         category: CATEGORIES[received.ordinal() as usize % CATEGORIES.len()].into(),
         kind: ItemKind::Session,
         lead_deputy: deputies[0],
+        // Fourteen delegations, by the day received (no new draw).
+        delegation: DELEGATIONS[received.ordinal() as usize % DELEGATIONS.len()].into(),
         co_signers: vec![deputies[1]],
         key_supervised: rng.chance(10),
         priority: Priority::Normal,

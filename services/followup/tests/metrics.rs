@@ -124,6 +124,7 @@ async fn matches_the_formulas(db: TestDb) {
                         category: None,
                         deputy: None,
                         topic: None,
+                        delegation: None,
                         year,
                     };
                     let got = store.counts(&query).await.expect("counts");
@@ -162,6 +163,7 @@ async fn matches_the_formulas(db: TestDb) {
             category: None,
             deputy: None,
             topic: None,
+            delegation: None,
             year: None,
         })
         .await
@@ -176,6 +178,7 @@ async fn matches_the_formulas(db: TestDb) {
             category: None,
             deputy: None,
             topic: None,
+            delegation: None,
             year: None,
         })
         .await
@@ -205,6 +208,7 @@ async fn matches_the_formulas(db: TestDb) {
             category: None,
             deputy: None,
             topic: None,
+            delegation: None,
             year: None,
         })
         .await
@@ -223,6 +227,7 @@ async fn matches_the_formulas(db: TestDb) {
         category: category.map(str::to_owned),
         deputy: deputy.map(|d| d.to_string()),
         topic: None,
+        delegation: None,
         year: None,
     };
     let everything = Scope {
@@ -250,6 +255,20 @@ async fn matches_the_formulas(db: TestDb) {
         &everything,
     );
     assert_eq!(theirs, want);
+    let changsha = store
+        .counts(&MetricsQuery {
+            delegation: Some("长沙市代表团".into()),
+            ..scoped(None, None)
+        })
+        .await
+        .expect("counts");
+    let want = Counts::compute(
+        all.iter()
+            .filter(|s| s.details.delegation == "长沙市代表团"),
+        &everything,
+    );
+    assert_eq!(changsha, want);
+    assert!(changsha.live > 0 && changsha.live < whole.live);
     assert_eq!(
         store
             .counts(&scoped(Some("no such category"), None))

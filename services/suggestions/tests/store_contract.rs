@@ -155,6 +155,7 @@ fn details(f: &Fixture, number: &str) -> SuggestionDetails {
         category: "industry".into(),
         kind: ItemKind::Session,
         lead_deputy: f.deputy,
+        delegation: "长沙市代表团".into(),
         co_signers: vec![],
         key_supervised: number.ends_with('1'),
         priority: Priority::Normal,

@@ -62,6 +62,7 @@ pub struct SuggestionFacts {
     pub session: SessionId,
     pub category: String,
     pub lead_deputy: DeputyId,
+    pub delegation: String,
     pub key_item: bool,
     /// The class now, and the day it took effect.
     pub class_now: Option<(ReplyClass, Date)>,
@@ -170,6 +171,7 @@ impl SuggestionFacts {
             session: s.details.session_id,
             category: s.details.category.clone(),
             lead_deputy: s.details.lead_deputy,
+            delegation: s.details.delegation.clone(),
             key_item: s.details.key_supervised,
             class_now,
             first_b_on,

@@ -58,6 +58,10 @@ pub struct SuggestionDetails {
     pub kind: ItemKind,
     /// 领衔代表.
     pub lead_deputy: DeputyId,
+    /// The lead deputy's delegation (代表团) when the suggestion was submitted: statistics by
+    /// delegation read it from here.
+    #[serde(default)]
+    pub delegation: String,
     /// 附议/联名代表.
     pub co_signers: Vec<DeputyId>,
     /// 重点督办.

@@ -89,6 +89,7 @@ impl World {
             category: "industry".into(),
             kind: ItemKind::Session,
             lead_deputy: self.deputy,
+            delegation: "Changsha".into(),
             co_signers: vec![self.co_signer],
             key_supervised: false,
             priority: Priority::Normal,

@@ -61,6 +61,7 @@ pub(super) async fn save_facts_many_sqlite(
                 x.has_commitments,
                 x.category,
                 x.lead_deputy.to_string(),
+                x.delegation,
                 a.after_reply_contact_on,
                 a.recess_contact_on,
             ]));
@@ -104,9 +105,9 @@ pub(super) async fn save_facts_many_sqlite(
         (
             "followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
              assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-             class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, \
+             class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, delegation, \
              after_reply_contact_on, recess_contact_on)",
-            25,
+            26,
             "",
             facts,
         ),
@@ -197,6 +198,7 @@ pub(super) async fn save_facts_many_postgres(
         commitments: Vec<bool>,
         category: Vec<String>,
         deputy: Vec<String>,
+        delegation: Vec<String>,
         after_reply: Vec<Option<Date>>,
         recess: Vec<Option<Date>>,
     }
@@ -232,6 +234,7 @@ pub(super) async fn save_facts_many_postgres(
             f.commitments.push(x.has_commitments);
             f.category.push(x.category.clone());
             f.deputy.push(x.lead_deputy.to_string());
+            f.delegation.push(x.delegation.clone());
             f.after_reply.push(a.after_reply_contact_on);
             f.recess.push(a.recess_contact_on);
         }
@@ -260,11 +263,11 @@ pub(super) async fn save_facts_many_postgres(
     sqlx::query(
         "INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
          assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
-         class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, \
+         class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, delegation, \
          after_reply_contact_on, recess_contact_on) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::int[], \
          $9::date[], $10::bool[], $11::date[], $12::date[], $13::date[], $14::date[], $15::bool[], $16::bool[], \
-         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[], $22::text[], $23::text[], $24::date[], $25::date[])",
+         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[], $22::text[], $23::text[], $24::text[], $25::date[], $26::date[])",
     )
     .bind(&f.agency).bind(&f.assignment).bind(&f.suggestion).bind(&f.division).bind(&f.role)
     .bind(&f.responsible).bind(&f.session).bind(&f.year).bind(&f.assigned_on).bind(&f.superseded)
@@ -274,6 +277,7 @@ pub(super) async fn save_facts_many_postgres(
     .bind(&f.commitments)
     .bind(&f.category)
     .bind(&f.deputy)
+    .bind(&f.delegation)
     .bind(&f.after_reply)
     .bind(&f.recess)
     .execute(&mut *c)
@@ -537,6 +541,8 @@ pub struct MetricsQuery {
     pub deputy: Option<String>,
     /// The items linked to this topic (共性问题).
     pub topic: Option<String>,
+    /// The items whose lead deputy was of this delegation (代表团) when they were submitted.
+    pub delegation: Option<String>,
     /// The year the assignment was made.
     pub year: Option<i32>,
 }
@@ -558,6 +564,7 @@ pub(super) fn counts_sql(q: &MetricsQuery) -> String {
         ("category", q.category.is_some()),
         ("lead_deputy_id", q.deputy.is_some()),
         ("topic", q.topic.is_some()),
+        ("delegation", q.delegation.is_some()),
         ("year", q.year.is_some()),
     ] {
         if present {

@@ -353,6 +353,7 @@ impl Store {
             || q.category.is_some()
             || q.deputy.is_some()
             || q.topic.is_some()
+            || q.delegation.is_some()
         {
             return self.counts_from_rows(q).await;
         }
@@ -390,6 +391,7 @@ impl Store {
             &q.category,
             &q.deputy,
             &q.topic,
+            &q.delegation,
         ]
         .into_iter()
         .filter_map(|t| t.as_deref())

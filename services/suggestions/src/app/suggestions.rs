@@ -29,7 +29,12 @@ impl App {
             .chain(r.co_signer_ids.iter().copied())
             .map(DeputyId)
             .collect();
-        let missing = self.store().missing_deputies(&named).await?;
+        let found = self.store().delegations(&named).await?;
+        let missing: Vec<DeputyId> = named
+            .iter()
+            .filter(|d| !found.iter().any(|(f, _)| f == *d))
+            .copied()
+            .collect();
         if !missing.is_empty() {
             let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
             return Err(AppError::invalid(format!(
@@ -50,6 +55,11 @@ impl App {
                 ItemKind::Recess
             }),
             lead_deputy: lead,
+            delegation: found
+                .iter()
+                .find(|(d, _)| *d == lead)
+                .map(|(_, g)| g.clone())
+                .unwrap_or_default(),
             co_signers: r.co_signer_ids.into_iter().map(DeputyId).collect(),
             key_supervised: r.key_supervised,
             priority: r.priority,

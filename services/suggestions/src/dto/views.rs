@@ -268,6 +268,8 @@ pub struct SuggestionView {
     #[schema(value_type = doc::ItemKind)]
     pub kind: ItemKind,
     pub lead_deputy_id: Uuid,
+    /// The lead deputy's delegation (代表团) when the suggestion was submitted.
+    pub delegation: String,
     pub co_signer_ids: Vec<Uuid>,
     pub key_supervised: bool,
     /// `normal`, `key`, `difficult` or `special`.
@@ -333,6 +335,7 @@ impl SuggestionView {
             category: d.category.clone(),
             kind: d.kind,
             lead_deputy_id: d.lead_deputy.0,
+            delegation: d.delegation.clone(),
             co_signer_ids: d.co_signers.iter().map(|x| x.0).collect(),
             key_supervised: d.key_supervised,
             priority: name(&d.priority),

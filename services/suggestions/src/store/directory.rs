@@ -134,27 +134,30 @@ impl Store {
     }
 
     /// Which of `ids` are not in the directory, in one query.
-    pub async fn missing_deputies(&self, ids: &[DeputyId]) -> Result<Vec<DeputyId>, StoreError> {
+    /// The deputies of `ids` that exist, with their delegations (代表团).
+    pub async fn delegations(
+        &self,
+        ids: &[DeputyId],
+    ) -> Result<Vec<(DeputyId, String)>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         // Only numbered placeholders are spliced in; every id is bound.
         let sql = format!(
-            "SELECT id FROM deputies WHERE id IN ({})",
+            "SELECT id, delegation FROM deputies WHERE id IN ({})",
             placeholders.join(", ")
         );
-        let found: Vec<(String,)> = on_pool!(self.pool(), p => {
+        let found: Vec<(String, String)> = on_pool!(self.pool(), p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
             for id in ids {
                 q = q.bind(id.to_string());
             }
             q.fetch_all(p).await?
         });
-        Ok(ids
-            .iter()
-            .filter(|id| !found.iter().any(|(f,)| *f == id.to_string()))
-            .copied()
+        Ok(found
+            .into_iter()
+            .filter_map(|(id, d)| Some((DeputyId(id.parse().ok()?), d)))
             .collect())
     }
 

@@ -143,6 +143,7 @@ fn suggestion() -> Suggestion {
                 category: String::new(),
                 kind: ItemKind::Session,
                 lead_deputy: DeputyId(Uuid::nil()),
+                delegation: String::new(),
                 co_signers: Vec::new(),
                 key_supervised: false,
                 priority: Priority::Normal,
