@@ -20,6 +20,15 @@ use time::macros::date;
 use crate::Backend;
 
 const AGENCIES: usize = 100;
+
+/// A scoped query: its label, agency, category, lead deputy and delegation.
+type Scope<'a> = (
+    &'a str,
+    Option<AgencyId>,
+    Option<&'a str>,
+    Option<String>,
+    Option<&'a str>,
+);
 const REPS: usize = 40;
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -209,13 +218,7 @@ pub async fn run(backend: Backend, assignments: u64) -> Result<()> {
         .await)?
     .map(|(d,)| d);
     let delegation = banli_followup::synthetic::DELEGATIONS[0];
-    let scopes: [(
-        &str,
-        Option<AgencyId>,
-        Option<&str>,
-        Option<String>,
-        Option<&str>,
-    ); 4] = [
+    let scopes: [Scope<'_>; 4] = [
         (
             "by category (per-assignment rows), province-wide",
             None,

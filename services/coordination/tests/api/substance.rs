@@ -16,8 +16,14 @@ async fn a_consultation_measures_and_the_offices_confirmation() {
     let w = World::new(Api::sqlite().await).await;
     let (k, api) = (&w.keys, &w.api);
     let (id, lead, co1, co2) = w.assigned("2020-0800").await;
-    let s = api.get(&format!("/v1/suggestions/{id}"), &k.office).await.body;
-    assert_eq!(s["delegation"], "Changsha", "the lead deputy's, kept with the item: {s}");
+    let s = api
+        .get(&format!("/v1/suggestions/{id}"), &k.office)
+        .await
+        .body;
+    assert_eq!(
+        s["delegation"], "Changsha",
+        "the lead deputy's, kept with the item: {s}"
+    );
     w.sign_and_dispatch(&id, &lead, &k.lead_admin).await;
     w.sign_and_dispatch(&id, &co1, &k.co1_admin).await;
 
