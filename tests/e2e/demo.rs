@@ -143,8 +143,46 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         None,
     );
     assert_eq!(status, 200, "{csv}");
-    // A header and one line per commitment (two each).
-    assert_eq!(csv.lines().count(), 1 + 4 * 2, "{csv}");
+    // A header and one line per commitment: the department's two on each item, and the
+    // co-handler's own measure on the two co-handled ones.
+    assert_eq!(csv.lines().count(), 1 + 4 * 2 + 2, "{csv}");
+    // The co-handler stated a measure of its own (its commitment, converted by it), not a
+    // stapled "agree with the lead" letter; the deputy heard of every step in the inbox,
+    // progress in recess included.
+    let first = items
+        .iter()
+        .find(|i| i["year"].as_i64() == Some(2018))
+        .expect("a 2018 item");
+    let sid = first["suggestion_id"].as_str().expect("id");
+    let (status, case) = get(s.http, &format!("/v1/coordination/cases/{sid}"), &office);
+    assert_eq!(status, 200, "{case}");
+    for o in case["opinions"].as_array().expect("opinions") {
+        assert_eq!(o["flagged"], false, "{o}");
+        assert_eq!(o["measures"].as_array().map(Vec::len), Some(1), "{o}");
+    }
+    let (_, item) = get(s.http, &format!("/v1/suggestions/{sid}"), &office);
+    let deputy = item["lead_deputy_id"].as_str().expect("deputy");
+    assert_eq!(item["closure"]["state"], "confirmed", "{item}");
+    let (status, inbox) = get(
+        s.http,
+        &format!("/v1/inbox?deputy_id={deputy}&limit=500"),
+        &office,
+    );
+    assert_eq!(status, 200, "{inbox}");
+    let kinds: Vec<&str> = inbox["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|m| m["suggestion_id"] == sid)
+        .filter_map(|m| m["kind"].as_str())
+        .collect();
+    for kind in ["assigned", "replied", "progress", "closed"] {
+        assert!(kinds.contains(&kind), "{kind} not in {kinds:?}");
+    }
+    assert!(
+        kinds.iter().filter(|k| **k == "progress").count() >= 8,
+        "a word every quarter on each commitment: {kinds:?}"
+    );
 
     // 2020: 101 assignments, 34 lead and 67 co; every rate of the report 100%.
     let (status, m) = get(

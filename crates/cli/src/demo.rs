@@ -475,11 +475,28 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             if *agency == it.lead {
                 continue;
             }
+            // Co-handling with substance: on the B-class items the co-unit states its own
+            // measure (its commitment in the ledger); on the others, why none falls within its
+            // remit.
+            let mut letter = json!({"document_number": format!("会办〔{}〕{}号", it.days[2].year(), n + 1), "signer": {"name": "分管负责人", "position": "authorized_leader"}});
+            match it.commitment_target {
+                Some(target) => {
+                    letter["body"] = json!("我单位负责安排专项资金，支持融资担保和贷款贴息。");
+                    letter["measures"] = json!([{"measure": "安排专项资金支持融资担保和贷款贴息", "responsible": "金融处", "target_date": target}]);
+                }
+                None => {
+                    letter["body"] = json!(
+                        "经研究，本建议所提事项由主办单位牵头办理，我单位已提供相关数据和政策依据。"
+                    );
+                    letter["no_measure_reason"] =
+                        json!("所提事项不在我单位职责范围内，已向主办单位提供数据和政策依据。");
+                }
+            }
             let case = d
                 .post_eventually(
                     &format!("/v1/coordination/assignments/{aid}/opinions"),
                     &keys[*agency],
-                    json!({"document_number": format!("会办〔{}〕{}号", it.days[2].year(), n + 1), "body": "同意主办单位意见，并在职责范围内予以支持。", "signer": {"name": "分管负责人", "position": "authorized_leader"}}),
+                    letter,
                 )
                 .await?;
             let mine = case["opinions"]
@@ -521,8 +538,18 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
     }
 
     // The B-class ledger: word of progress every quarter (the profile's schedule), in recess
-    // too, then conversion with evidence and a supplementary class-A reply in 2020.
+    // too, addressed to the deputy (it reaches the deputy's inbox), then conversion with
+    // evidence by each commitment's owner, a supplementary class-A reply in 2020, and the
+    // assigning office's confirmation.
     let department_key = keys[0].clone();
+    let key_of = |c: &Value| -> Result<&String> {
+        let owner = c["owner_agency_id"].as_str().context("the owner")?;
+        let i = agencies
+            .iter()
+            .position(|a| a == owner)
+            .context("a known owner")?;
+        Ok(&keys[i])
+    };
     for (progress_days, convert_day, reply_day, year) in [
         (
             vec![
@@ -565,8 +592,8 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                     let cid = id(c)?;
                     d.post(
                         &format!("/v1/suggestions/{}/commitments/{cid}/progress", ids[*n]),
-                        &department_key,
-                        json!({"note": format!("{day}：按计划推进，已向代表通报进展。")}),
+                        key_of(c)?,
+                        json!({"note": format!("{day}：按计划推进，阶段性工作已完成。"), "notify_deputy": true}),
                     )
                     .await?;
                 }
@@ -581,7 +608,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 let cid = id(c)?;
                 d.post(
                     &format!("/v1/suggestions/{}/commitments/{cid}/convert", ids[*n]),
-                    &department_key,
+                    key_of(c)?,
                     json!({"evidence": "政策文件已印发，专项资金已拨付到位。"}),
                 )
                 .await?;
