@@ -252,13 +252,16 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
             "{r}"
         );
     }
-    let (_, sent) = c.call(
-        "GET",
-        &format!("/v1/notifications/deliveries?deputy_id={liu}&state=sent"),
-        &office,
-        None,
-    );
-    assert_eq!(sent["items"].as_array().map(Vec::len), Some(2), "{sent}");
+    // Recorded as sent once both sends of the round are done (a moment after they arrive).
+    until("both deliveries recorded as sent", || {
+        let (_, sent) = c.call(
+            "GET",
+            &format!("/v1/notifications/deliveries?deputy_id={liu}&state=sent"),
+            &office,
+            None,
+        );
+        (sent["items"].as_array().map(Vec::len) == Some(2)).then_some(())
+    });
     // Nobody else reads the deputy's messages.
     for key in [&other_key, &agency_key] {
         let (status, v) = c.call("GET", &format!("/v1/inbox?deputy_id={liu}"), key, None);

@@ -186,11 +186,9 @@ pub(crate) async fn mark_read(
         return Err(AppError::not_found(format!("message {id} not found")));
     }
     st.store
-        .inbox(&deputy, false, 500)
+        .inbox_item(&deputy, &id.to_string())
         .await
         .map_err(internal)?
-        .into_iter()
-        .find(|m| m.id == id.to_string())
         .ok_or_else(|| AppError::not_found(format!("message {id} not found")))
 }
 

@@ -170,11 +170,10 @@ macro_rules! batch_on {
                 let key = id.to_string();
                 let known = subjects.contains_key(&key);
                 if !known && !matches!(event, SuggestionEvent::Submitted(_)) {
-                    out.push(settled.park(
-                        e,
-                        format!("suggestion {id} has no earlier events here"),
-                        true,
-                    ));
+                    // A suggestion submitted before this service kept subjects (an upgrade, a
+                    // stream that no longer holds its start): nobody to address, nothing lost.
+                    tracing::debug!(suggestion = %id, event = %e.event_type, "no subject kept for the suggestion; nothing to tell");
+                    out.push(settled.applied(e));
                     continue;
                 }
                 let subject = subjects.entry(key.clone()).or_default();

@@ -296,9 +296,11 @@ impl Deliverer {
     pub async fn round(&self) -> Result<usize, crate::store::StoreError> {
         let p = &self.policy;
         let now = now_ms();
+        // One wave at a time: every claim is sent well within its lease (a send times out after
+        // `timeout`), so no other worker takes a delivery still being sent.
         let claimed = self
             .store
-            .claim(now, p.lease.as_millis() as i64, (p.concurrency * 4) as u32)
+            .claim(now, p.lease.as_millis() as i64, p.concurrency as u32)
             .await?;
         if claimed.is_empty() {
             return Ok(0);

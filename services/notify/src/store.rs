@@ -299,6 +299,32 @@ impl Store {
         Ok(rows)
     }
 
+    /// One of a deputy's messages.
+    pub async fn inbox_item(
+        &self,
+        deputy: &str,
+        id: &str,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        let row = on_pool!(self.pool(), p => sqlx::query(
+            "SELECT id, suggestion_id, kind, language, title, body, created_at, read_at FROM notify_notifications \
+             WHERE deputy_id = $1 AND id = $2")
+            .bind(deputy)
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .and_then(|r| r.map(|r| Ok(InboxItem {
+                id: r.try_get(0)?,
+                suggestion_id: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                language: r.try_get(3)?,
+                title: r.try_get(4)?,
+                body: r.try_get(5)?,
+                created_at: r.try_get(6)?,
+                read_at: r.try_get(7)?,
+            })).transpose()))?;
+        Ok(row)
+    }
+
     /// Marks a message read; `false` when the deputy has no such message.
     pub async fn mark_read(&self, deputy: &str, id: &str, now: i64) -> Result<bool, StoreError> {
         let (deputy, id) = (deputy.to_owned(), id.to_owned());

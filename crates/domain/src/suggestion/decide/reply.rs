@@ -63,7 +63,7 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
-        self.consultations_known(&reply.consultations, None)?;
+        self.consultations_known(&reply.consultations, Some(a.agency))?;
         if s.replies.iter().any(|r| r.id == reply.id) {
             return Err(self.invalid("id", "is already issued"));
         }
