@@ -593,30 +593,14 @@ impl FollowUpService for Grpc {
         &self,
         req: Request<pb::TopicItemRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
-        let p = self.caller(&req).await?;
-        let r = req.into_inner();
-        let (t, s) = (
-            uuid("topic_id", &r.topic_id)?,
-            uuid("suggestion_id", &r.suggestion_id)?,
-        );
-        Ok(Response::new(topic_out(
-            crate::topics::link(&self.state, &p, t, s, true).await?,
-        )?))
+        self.topic_item(req, true).await
     }
 
     async fn unlink_topic_item(
         &self,
         req: Request<pb::TopicItemRequest>,
     ) -> Result<Response<pb::Topic>, Status> {
-        let p = self.caller(&req).await?;
-        let r = req.into_inner();
-        let (t, s) = (
-            uuid("topic_id", &r.topic_id)?,
-            uuid("suggestion_id", &r.suggestion_id)?,
-        );
-        Ok(Response::new(topic_out(
-            crate::topics::link(&self.state, &p, t, s, false).await?,
-        )?))
+        self.topic_item(req, false).await
     }
 
     async fn get_metrics(
@@ -676,6 +660,24 @@ impl FollowUpService for Grpc {
             json: serde_json::to_string(&report).map_err(|e| AppError::internal(&e))?,
             markdown: crate::report::markdown(&report),
         }))
+    }
+}
+
+impl Grpc {
+    /// Links (`link`) or unlinks a topic's item.
+    async fn topic_item(
+        &self,
+        req: Request<pb::TopicItemRequest>,
+        link: bool,
+    ) -> Result<Response<pb::Topic>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let (t, s) = (
+            uuid("topic_id", &r.topic_id)?,
+            uuid("suggestion_id", &r.suggestion_id)?,
+        );
+        let view = crate::topics::link(&self.state, &p, t, s, link).await?;
+        Ok(Response::new(topic_out(view)?))
     }
 }
 

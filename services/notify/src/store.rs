@@ -128,6 +128,26 @@ pub struct InboxItem {
     pub read_at: Option<i64>,
 }
 
+/// The columns `id, suggestion_id, kind, language, title, body, created_at, read_at`.
+fn inbox_row<R: Row>(r: &R) -> Result<InboxItem, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'v> sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'v> sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(InboxItem {
+        id: r.try_get(0)?,
+        suggestion_id: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        language: r.try_get(3)?,
+        title: r.try_get(4)?,
+        body: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        read_at: r.try_get(7)?,
+    })
+}
+
 /// A delivery and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
@@ -286,16 +306,7 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(p)
             .await
-            .and_then(|rows| rows.iter().map(|r| Ok(InboxItem {
-                id: r.try_get(0)?,
-                suggestion_id: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                language: r.try_get(3)?,
-                title: r.try_get(4)?,
-                body: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-                read_at: r.try_get(7)?,
-            })).collect::<Result<Vec<_>, sqlx::Error>>()))?;
+            .and_then(|rows| rows.iter().map(inbox_row).collect::<Result<Vec<_>, sqlx::Error>>()))?;
         Ok(rows)
     }
 
@@ -312,16 +323,7 @@ impl Store {
             .bind(id)
             .fetch_optional(p)
             .await
-            .and_then(|r| r.map(|r| Ok(InboxItem {
-                id: r.try_get(0)?,
-                suggestion_id: r.try_get(1)?,
-                kind: r.try_get(2)?,
-                language: r.try_get(3)?,
-                title: r.try_get(4)?,
-                body: r.try_get(5)?,
-                created_at: r.try_get(6)?,
-                read_at: r.try_get(7)?,
-            })).transpose()))?;
+            .and_then(|r| r.as_ref().map(inbox_row).transpose()))?;
         Ok(row)
     }
 

@@ -301,3 +301,78 @@ async fn grpc_follow_up() {
     );
     assert!(circular.json.contains("\"stage\":1"));
 }
+
+/// Topics over gRPC: the same rules as REST (an item the caller cannot see is NOT_FOUND).
+#[tokio::test]
+async fn grpc_topics() {
+    use banli_followup::grpc::Grpc;
+    use banli_proto::followup::v1 as pb;
+    use pb::follow_up_service_server::FollowUpService;
+
+    let Followed {
+        w,
+        _db,
+        store,
+        profile,
+        ..
+    } = followed(false).await;
+    let svc = Grpc::new(banli_followup::app::AppState {
+        store: store.clone(),
+        auth: test_auth(),
+        profile: profile.clone(),
+        clock: Clock::Fixed(date!(2020 - 03 - 02)),
+        names: None,
+    });
+    let office = format!("office:{}", w.office_agency.id);
+    let other = format!("agency:{}", w.second);
+    let t = svc
+        .create_topic(with_key(
+            pb::CreateTopicRequest {
+                title: "中小企业融资难".into(),
+                ..Default::default()
+            },
+            &office,
+        ))
+        .await
+        .expect("created")
+        .into_inner();
+    let item = |key: &str, suggestion: &str| {
+        with_key(
+            pb::TopicItemRequest {
+                topic_id: t.id.clone(),
+                suggestion_id: suggestion.to_owned(),
+            },
+            key,
+        )
+    };
+    let linked = svc
+        .link_topic_item(item(&office, &w.id))
+        .await
+        .expect("linked")
+        .into_inner();
+    assert_eq!(linked.suggestion_ids, vec![w.id.clone()]);
+    let view: serde_json::Value = serde_json::from_str(&linked.json).expect("json");
+    assert_eq!(view["counts"]["items"], 1, "{view}");
+    let err = svc
+        .link_topic_item(item(&office, &uuid::Uuid::now_v7().to_string()))
+        .await
+        .expect_err("unknown item");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = svc
+        .get_topic(with_key(pb::GetTopicRequest { id: t.id.clone() }, &other))
+        .await
+        .expect_err("another's topic");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let unlinked = svc
+        .unlink_topic_item(item(&office, &w.id))
+        .await
+        .expect("unlinked")
+        .into_inner();
+    assert!(unlinked.suggestion_ids.is_empty());
+    let listed = svc
+        .list_topics(with_key(pb::ListTopicsRequest {}, &office))
+        .await
+        .expect("listed")
+        .into_inner();
+    assert_eq!(listed.topics.len(), 1);
+}
