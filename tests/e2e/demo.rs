@@ -183,6 +183,37 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         kinds.iter().filter(|k| **k == "progress").count() >= 8,
         "a word every quarter on each commitment: {kinds:?}"
     );
+    // The report's 9 June symposium: six agencies met on the financing item of 2019 (会商).
+    let symposium = items
+        .iter()
+        .find(|i| i["year"].as_i64() == Some(2019) && i["title"] == "破解民营企业融资难题")
+        .expect("the 2019 financing item");
+    let sid = symposium["suggestion_id"].as_str().expect("id");
+    let (_, case) = get(s.http, &format!("/v1/coordination/cases/{sid}"), &office);
+    let meetings = case["consultations"].as_array().expect("consultations");
+    assert_eq!(meetings.len(), 1, "{case}");
+    assert_eq!(meetings[0]["on"], "2020-06-09", "{case}");
+    assert_eq!(
+        meetings[0]["agency_ids"].as_array().map(Vec::len),
+        Some(6),
+        "{case}"
+    );
+    // The financing items of 2018–2020 followed as one topic (共性问题).
+    let (status, topics) = get(s.http, "/v1/topics", &office);
+    assert_eq!(status, 200, "{topics}");
+    let topic = &topics["items"][0];
+    assert_eq!(topic["title"], "中小企业融资难", "{topics}");
+    let years: std::collections::BTreeSet<&str> = topic["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["received_on"].as_str().map(|d| &d[..4]))
+        .collect();
+    assert_eq!(
+        years.into_iter().collect::<Vec<_>>(),
+        ["2018", "2019", "2020"],
+        "{topic}"
+    );
 
     // 2020: 101 assignments, 34 lead and 67 co; every rate of the report 100%.
     let (status, m) = get(
@@ -271,6 +302,15 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
             .filter(|n| n["trigger"] == "key_item")
             .count(),
         2,
+        "{notices}"
+    );
+    // The stage rounds are the department's own office's, to its divisions.
+    assert_eq!(
+        answered
+            .iter()
+            .filter(|n| n["issuer"] == department.as_str() && n["target"] == department.as_str())
+            .count(),
+        6,
         "{notices}"
     );
 

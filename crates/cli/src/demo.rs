@@ -294,7 +294,14 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 title: title(n + year as usize),
                 deputy: deputies[n % deputies.len()].as_str(),
                 lead: 0,
-                co: if n % 2 == 0 { vec![1] } else { vec![] },
+                // The first item of 2019 (融资) is co-handled by all five other agencies: they
+                // meet on it on 9 June 2020 (the report's symposium); the other even ones by the
+                // finance department.
+                co: match (year, n) {
+                    (2019, 0) => vec![1, 2, 3, 4, 5],
+                    (_, n) if n % 2 == 0 => vec![1],
+                    _ => vec![],
+                },
                 key_item: false,
                 days,
                 feedback,
@@ -583,6 +590,29 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             .filter(|n| items[*n].class == "B" && items[*n].days[0].year() == year)
             .collect();
         for day in &progress_days {
+            if year == 2019
+                && *day > date!(2020 - 06 - 09)
+                && *day - date!(2020 - 06 - 09) < time::Duration::days(90)
+            {
+                // 会商: the six agencies' symposium on the financing item (in follow-up).
+                d.day(date!(2020 - 06 - 09));
+                let n = of_year[0];
+                let (_, lead) = units[n]
+                    .iter()
+                    .find(|(a, _)| *a == 0)
+                    .context("the department's assignment")?;
+                let others: Vec<&String> = units[n]
+                    .iter()
+                    .filter(|(a, _)| *a != 0)
+                    .map(|(a, _)| &agencies[*a])
+                    .collect();
+                d.post_eventually(
+                    &format!("/v1/coordination/assignments/{lead}/consultations"),
+                    &department_key,
+                    json!({"agency_ids": others, "attendees": ["省工业和信息化厅 中小企业处处长", "省财政厅 金融处处长", "省发展和改革委员会 财金处处长", "省科学技术厅 资源配置处处长", "省交通运输厅 财务处处长", "省生态环境厅 规划财务处处长"], "subject": "破解民营企业融资难题座谈会", "minutes": "六家单位分别通报职责范围内措施的落实进度，明确资金拨付和政策出台的时间节点，由主办单位汇总后向代表通报。"}),
+                )
+                .await?;
+            }
             d.day(*day);
             for n in &of_year {
                 let s = d
@@ -641,8 +671,9 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
     }
 
     // Three stages, two supervision rounds in each (the plan's rounds issue a notice only on
-    // items short of the stage's targets; here every item is on target), and the office's
-    // notices to the department at each round, acknowledged and answered the next day.
+    // items short of the stage's targets; here every item is on target). The department's own
+    // office (厅办公室, its agency_admin) sets the plan and sends its divisions a notice at each
+    // round, acknowledged and answered the next day.
     let rounds = [
         date!(2020 - 03 - 02),
         date!(2020 - 03 - 23),
@@ -654,7 +685,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
     d.day(date!(2020 - 02 - 17));
     d.post(
         "/v1/followup/stage-plans",
-        &office,
+        &department_key,
         json!({"agency_id": agencies[0], "year": 2020, "starts_on": "2020-02-17", "stages": [
             {"name": "签收与办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": [rounds[0], rounds[1]]},
             {"name": "按期答复", "ends_on": "2020-05-31", "targets": ["all_replied"], "supervision_rounds": [rounds[2], rounds[3]]},
@@ -671,8 +702,8 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         let n = d
             .post_eventually(
                 "/v1/followup/notices",
-                &office,
-                json!({"target_agency_id": agencies[0], "suggestion_ids": department_items, "level": "notice", "body": format!("第{}阶段第{}轮督办：请按阶段目标推进办理。", round / 2 + 1, round % 2 + 1), "response_due": day + time::Duration::days(7)}),
+                &department_key,
+                json!({"target_agency_id": agencies[0], "suggestion_ids": department_items, "level": "notice", "body": format!("厅办公室第{}阶段第{}轮督办：请各处室按阶段目标推进办理。", round / 2 + 1, round % 2 + 1), "response_due": day + time::Duration::days(7)}),
             )
             .await?;
         let nid = id(&n)?;
@@ -687,6 +718,28 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             &format!("/v1/followup/notices/{nid}/response"),
             &department_key,
             json!({"response": "已按阶段目标推进，进度见办理台账。"}),
+        )
+        .await?;
+    }
+
+    // 共性问题: the office follows the financing items of 2018–2020 as one topic.
+    let finance: Vec<&String> = (0..items.len())
+        .filter(|n| items[*n].title.contains("融资") || items[*n].title.contains("中小企业"))
+        .map(|n| &ids[n])
+        .collect();
+    let topic = d
+        .post(
+            "/v1/topics",
+            &office,
+            json!({"title": "中小企业融资难", "description": "2018—2020年代表反映的中小企业、民营企业融资问题，跨年度、跨部门跟踪落实。"}),
+        )
+        .await?;
+    let tid = id(&topic)?;
+    for sid in &finance {
+        d.post_eventually(
+            &format!("/v1/topics/{tid}/items"),
+            &office,
+            json!({ "suggestion_id": sid }),
         )
         .await?;
     }
