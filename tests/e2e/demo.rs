@@ -59,7 +59,7 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    // The ledger fills last: 13 items, all converted to A.
+    // The ledger fills last: 24 items (4 of 2018, 9 of 2019, 11 of 2020), all converted to A.
     let start = Instant::now();
     let ledger = loop {
         let (status, v) = get(
@@ -71,7 +71,7 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         assert!(status == 200 || status == 404, "{v}");
         if v["items"].as_array().is_some_and(|i| {
             // The supplementary reply and the conversion are separate events: wait for both.
-            i.len() == 13
+            i.len() == 24
                 && i.iter()
                     .all(|x| x["class"] == "A" && x["converted_at"].is_string())
         }) {
@@ -112,7 +112,11 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
             .filter(|i| i["year"].as_i64() == Some(y))
             .count()
     };
-    assert_eq!((of_year(2018), of_year(2019)), (4, 9), "{ledger}");
+    assert_eq!(
+        (of_year(2018), of_year(2019), of_year(2020)),
+        (4, 9, 11),
+        "{ledger}"
+    );
     for i in items {
         assert_eq!(i["first_class"], "B", "{i}");
         assert!(
@@ -233,14 +237,24 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
     assert_eq!(rate(&m, "meeting_rate"), (34, 34), "{m}");
     assert_eq!(rate(&m, "satisfaction_rate_broad"), (101, 101), "{m}");
     assert_eq!(m["rates"]["reply_rate"]["value"].as_f64(), Some(1.0));
-    // Every year: the 13 B-class items of 2018 and 2019 all converted.
+    // Not every item is solved at once: in June 20 of the 34 were class A (11 B, 3 C); by the
+    // year's end the B-class ones are done and converted.
+    assert_eq!(rate(&m, "resolution_rate"), (31, 34), "{m}");
+    let (_, june) = get(
+        s.http,
+        &format!("/v1/metrics?agency_id={department}&year=2020&as_of=2020-06-30"),
+        &office,
+    );
+    assert_eq!(rate(&june, "resolution_rate"), (20, 34), "{june}");
+    assert_eq!(rate(&june, "solved_or_planned_rate"), (31, 34), "{june}");
+    // Every year: the 24 B-class items of 2018–2020 all converted.
     let (status, all) = get(
         s.http,
         &format!("/v1/metrics?agency_id={department}"),
         &office,
     );
     assert_eq!(status, 200, "{all}");
-    assert_eq!(rate(&all, "b_to_a_conversion"), (13, 13), "{all}");
+    assert_eq!(rate(&all, "b_to_a_conversion"), (24, 24), "{all}");
     assert_eq!(all["counts"]["lead"].as_u64(), Some(34 + 13), "{all}");
     // As of the end of 2019 nothing was converted yet: the figures are dated.
     let (status, then) = get(
