@@ -1,6 +1,7 @@
 //! `banli serve --demo`: the source report's department as data, loaded once into an empty
 //! store through the public API of the running services (never by writing rows), on a simulated
-//! clock that walks from 2018 to 2020.
+//! clock that walks forward from 2018 to 2020: every step of every item, the follow-up and the
+//! supervision are scheduled and taken in the order of their days.
 //!
 //! 湖南省工业和信息化厅 handles 101 assignments in 2020 (34 as lead, 2 of them key items led by
 //! the department head; 67 as co-handler), every one communicated, replied or answered on time
@@ -357,216 +358,31 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         });
     }
 
-    // Walk every item a step at a time, all items per step, as the year runs.
-    let mut ids: Vec<String> = Vec::new();
-    let mut units: Vec<Vec<(usize, String)>> = Vec::new();
-    for it in &items {
-        d.day(it.days[0]);
-        let s = d
-            .post(
-                "/v1/suggestions",
-                &office,
-                json!({"session_id": it.session, "number": it.number, "title": it.title, "body": format!("关于{}的建议。", it.title), "lead_deputy_id": it.deputy, "key_supervised": it.key_item}),
-            )
-            .await?;
-        let sid = id(&s)?;
-        d.post(
-            &format!("/v1/suggestions/{sid}/start-review"),
-            &office,
-            json!({}),
-        )
-        .await?;
-        d.post(
-            &format!("/v1/suggestions/{sid}/review"),
-            &office,
-            json!({"decision": "accept"}),
-        )
-        .await?;
-        let mut list = vec![json!({"agency_id": agencies[it.lead], "role": "lead"})];
-        for c in &it.co {
-            list.push(json!({"agency_id": agencies[*c], "role": "co"}));
-        }
-        let assigned = d
-            .post(
-                &format!("/v1/suggestions/{sid}/assignments"),
-                &office,
-                json!({ "units": list }),
-            )
-            .await?;
-        let mut mine = Vec::new();
-        for a in assigned["assignments"].as_array().context("assignments")? {
-            let agency = a["agency_id"].as_str().context("agency")?;
-            let index = agencies
-                .iter()
-                .position(|x| x == agency)
-                .context("a known agency")?;
-            mine.push((index, id(a)?));
-        }
-        ids.push(sid);
-        units.push(mine);
+    // Every step of every item, the follow-up and the supervision, in the order of their days:
+    // the simulated clock only moves forward (on one day, in the order of `Step`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Step {
+        Register(usize),
+        SignAndDispatch(usize),
+        StagePlan,
+        KeyNotices,
+        Contact(usize),
+        Opinions(usize),
+        Reply(usize),
+        Feedback(usize),
+        Progress(usize),
+        Symposium,
+        Convert(usize),
+        Supplementary(usize),
+        Confirm(usize),
+        Round(usize),
+        RoundAnswer(usize),
     }
-    // The key items' notices (重点督办), raised when they were assigned: the department names
-    // the leading official and its plan within the week.
-    let key_items = items.iter().filter(|it| it.key_item).count();
-    d.day(date!(2020 - 02 - 19));
-    let key_notices = d
-        .get_until(
-            &format!(
-                "/v1/followup/notices?agency_id={}&state=issued",
-                agencies[0]
-            ),
-            &office,
-            |v| {
-                v["items"].as_array().is_some_and(|l| {
-                    l.iter().filter(|n| n["trigger"] == "key_item").count() == key_items
-                })
-            },
-        )
-        .await?;
-    for n in key_notices["items"].as_array().context("notices")? {
-        if n["trigger"] != "key_item" {
-            continue;
-        }
-        let nid = id(n)?;
-        d.post(
-            &format!("/v1/followup/notices/{nid}/acknowledge"),
-            &keys[0],
-            json!({}),
-        )
-        .await?;
-        d.post(
-            &format!("/v1/followup/notices/{nid}/response"),
-            &keys[0],
-            json!({"response": "由厅长领办，已制定办理方案，明确责任处室和时间节点。"}),
-        )
-        .await?;
-    }
-    for (n, it) in items.iter().enumerate() {
-        let sid = &ids[n];
-        d.day(it.days[0] + time::Duration::days(1));
-        for (agency, aid) in &units[n] {
-            d.post_eventually(
-                &format!("/v1/coordination/assignments/{aid}/sign-for"),
-                &keys[*agency],
-                json!({}),
-            )
-            .await?;
-            let division = &divisions[*agency][n % divisions[*agency].len()];
-            let mut body = json!({"division_id": division, "handler": "经办人", "responsible_leader": "分管厅领导", "plan": "办前沟通、办中协调、办后联系"});
-            if it.key_item {
-                // 领办: the department head leads the key items; a co-handler's principal
-                // leader takes part.
-                body["leading_official"] = json!(if *agency == 0 {
-                    "厅长"
-                } else {
-                    "主要负责人"
-                });
-            }
-            d.post_eventually(
-                &format!("/v1/suggestions/{sid}/assignments/{aid}/dispatch"),
-                &keys[*agency],
-                body,
-            )
-            .await?;
-        }
-    }
-    for (n, it) in items.iter().enumerate() {
-        let sid = &ids[n];
-        d.day(it.days[1]);
-        let (lead_agency, lead) = units[n]
-            .iter()
-            .find(|(a, _)| *a == it.lead)
-            .context("the lead assignment")?;
-        d.post(
-            &format!("/v1/suggestions/{sid}/communications"),
-            &keys[*lead_agency],
-            json!({"assignment_id": lead, "phase": "before", "method": "visit", "face_to_face": true, "deputy_ids": [it.deputy], "summary": "办前上门沟通，听取代表意见"}),
-        )
-        .await?;
-    }
-    let mut opinions: Vec<Vec<String>> = vec![Vec::new(); items.len()];
-    for (n, it) in items.iter().enumerate() {
-        d.day(it.days[2]);
-        for (agency, aid) in &units[n] {
-            if *agency == it.lead {
-                continue;
-            }
-            // Co-handling with substance: on the B-class items the co-unit states its own
-            // measure (its commitment in the ledger); on the others, why none falls within its
-            // remit.
-            let mut letter = json!({"document_number": format!("会办〔{}〕{}号", it.days[2].year(), n + 1), "signer": {"name": "分管负责人", "position": "authorized_leader"}});
-            match it.commitment_target {
-                Some(target) => {
-                    letter["body"] = json!("我单位负责安排专项资金，支持融资担保和贷款贴息。");
-                    letter["measures"] = json!([{"measure": "安排专项资金支持融资担保和贷款贴息", "responsible": "金融处", "target_date": target}]);
-                }
-                None => {
-                    letter["body"] = json!(
-                        "经研究，本建议所提事项由主办单位牵头办理，我单位已提供相关数据和政策依据。"
-                    );
-                    letter["no_measure_reason"] =
-                        json!("所提事项不在我单位职责范围内，已向主办单位提供数据和政策依据。");
-                }
-            }
-            let case = d
-                .post_eventually(
-                    &format!("/v1/coordination/assignments/{aid}/opinions"),
-                    &keys[*agency],
-                    letter,
-                )
-                .await?;
-            let mine = case["opinions"]
-                .as_array()
-                .and_then(|o| o.iter().find(|x| x["assignment_id"] == aid.as_str()))
-                .context("the opinion in the case")?;
-            opinions[n].push(id(mine)?);
-        }
-    }
-    for (n, it) in items.iter().enumerate() {
-        let sid = &ids[n];
-        d.day(it.days[3]);
-        let (lead_agency, lead) = units[n]
-            .iter()
-            .find(|(a, _)| *a == it.lead)
-            .context("the lead assignment")?;
-        let mut body = json!({"assignment_id": lead, "document_number": format!("答复〔{}〕{}号", it.days[3].year(), n + 1), "body": "经认真研究，答复如下。", "class": it.class, "signer": {"name": "厅长", "position": "principal_head"}, "opinion_ids": opinions[n]});
-        if let Some(target) = it.commitment_target {
-            body["commitments"] = json!([
-                {"measure": "制定专项支持政策并组织实施", "division_id": divisions[*lead_agency][0], "target_date": target},
-                {"measure": "安排专项资金予以支持", "division_id": divisions[*lead_agency][1 % divisions[*lead_agency].len()], "target_date": target},
-            ]);
-        }
-        d.post_eventually(
-            &format!("/v1/suggestions/{sid}/replies"),
-            &keys[*lead_agency],
-            body,
-        )
-        .await?;
-    }
-    for (n, it) in items.iter().enumerate() {
-        d.day(it.feedback);
-        d.post(
-            &format!("/v1/suggestions/{}/feedback", ids[n]),
-            &office,
-            json!({"deputy_id": it.deputy, "level": "satisfied", "handling": "satisfied", "result": "satisfied", "comment": "满意"}),
-        )
-        .await?;
-    }
-
     // The B-class ledger: word of progress every quarter (the profile's schedule), in recess
     // too, addressed to the deputy (it reaches the deputy's inbox), then conversion with
     // evidence by each commitment's owner, a supplementary class-A reply in 2020, and the
     // assigning office's confirmation.
-    let department_key = keys[0].clone();
-    let key_of = |c: &Value| -> Result<&String> {
-        let owner = c["owner_agency_id"].as_str().context("the owner")?;
-        let i = agencies
-            .iter()
-            .position(|a| a == owner)
-            .context("a known owner")?;
-        Ok(&keys[i])
-    };
-    for (progress_days, convert_day, reply_day, year) in [
+    let follow_up = [
         (
             vec![
                 date!(2018 - 08 - 15),
@@ -600,91 +416,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             date!(2020 - 12 - 01),
             2020,
         ),
-    ] {
-        let of_year: Vec<usize> = (0..items.len())
-            .filter(|n| items[*n].class == "B" && items[*n].days[0].year() == year)
-            .collect();
-        for day in &progress_days {
-            if year == 2019
-                && *day > date!(2020 - 06 - 09)
-                && *day - date!(2020 - 06 - 09) < time::Duration::days(90)
-            {
-                // 会商: the six agencies' symposium on the financing item (in follow-up).
-                d.day(date!(2020 - 06 - 09));
-                let n = of_year[0];
-                let (_, lead) = units[n]
-                    .iter()
-                    .find(|(a, _)| *a == 0)
-                    .context("the department's assignment")?;
-                let others: Vec<&String> = units[n]
-                    .iter()
-                    .filter(|(a, _)| *a != 0)
-                    .map(|(a, _)| &agencies[*a])
-                    .collect();
-                d.post_eventually(
-                    &format!("/v1/coordination/assignments/{lead}/consultations"),
-                    &department_key,
-                    json!({"agency_ids": others, "attendees": ["省工业和信息化厅 中小企业处处长", "省财政厅 金融处处长", "省发展和改革委员会 财金处处长", "省科学技术厅 资源配置处处长", "省交通运输厅 财务处处长", "省生态环境厅 规划财务处处长"], "subject": "破解民营企业融资难题座谈会", "minutes": "六家单位分别通报职责范围内措施的落实进度，明确资金拨付和政策出台的时间节点，由主办单位汇总后向代表通报。"}),
-                )
-                .await?;
-            }
-            d.day(*day);
-            for n in &of_year {
-                let s = d
-                    .get_until(&format!("/v1/suggestions/{}", ids[*n]), &office, |_| true)
-                    .await?;
-                for c in s["commitments"].as_array().context("commitments")? {
-                    let cid = id(c)?;
-                    d.post(
-                        &format!("/v1/suggestions/{}/commitments/{cid}/progress", ids[*n]),
-                        key_of(c)?,
-                        json!({"note": format!("{day}：按计划推进，阶段性工作已完成。"), "notify_deputy": true}),
-                    )
-                    .await?;
-                }
-            }
-        }
-        d.day(convert_day);
-        for n in &of_year {
-            let s = d
-                .get_until(&format!("/v1/suggestions/{}", ids[*n]), &office, |_| true)
-                .await?;
-            for c in s["commitments"].as_array().context("commitments")? {
-                let cid = id(c)?;
-                d.post(
-                    &format!("/v1/suggestions/{}/commitments/{cid}/convert", ids[*n]),
-                    key_of(c)?,
-                    json!({"evidence": "政策文件已印发，专项资金已拨付到位。"}),
-                )
-                .await?;
-            }
-        }
-        d.day(reply_day);
-        for n in &of_year {
-            let lead = &units[*n]
-                .iter()
-                .find(|(a, _)| *a == 0)
-                .context("the department's assignment")?
-                .1;
-            d.post(
-                &format!("/v1/suggestions/{}/replies", ids[*n]),
-                &department_key,
-                json!({"assignment_id": lead, "document_number": format!("补充答复〔2020〕{}号", n + 1), "body": "承诺事项已全部落实，问题已解决。", "class": "A", "signer": {"name": "厅长", "position": "principal_head"}}),
-            )
-            .await?;
-        }
-        // The assigning office checks the evidence and confirms: the item closes as class A.
-        d.day(reply_day + time::Duration::days(5));
-        for n in &of_year {
-            d.post(
-                &format!("/v1/suggestions/{}/closure/decision", ids[*n]),
-                &office,
-                json!({"confirm": true, "reason": "佐证材料齐全，承诺事项已兑现。"}),
-            )
-            .await?;
-        }
-    }
-
+    ];
     // Three stages, two supervision rounds in each (the plan's rounds issue a notice only on
     // items short of the stage's targets; here every item is on target). The department's own
     // office (厅办公室, its agency_admin) sets the plan and sends its divisions a notice at each
@@ -697,44 +429,359 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         date!(2020 - 07 - 15),
         date!(2020 - 09 - 01),
     ];
-    d.day(date!(2020 - 02 - 17));
-    d.post(
-        "/v1/followup/stage-plans",
-        &department_key,
-        json!({"agency_id": agencies[0], "year": 2020, "starts_on": "2020-02-17", "stages": [
-            {"name": "签收与办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": [rounds[0], rounds[1]]},
-            {"name": "按期答复", "ends_on": "2020-05-31", "targets": ["all_replied"], "supervision_rounds": [rounds[2], rounds[3]]},
-            {"name": "代表反馈与落实", "ends_on": "2020-09-30", "targets": ["all_feedback_in"], "supervision_rounds": [rounds[4], rounds[5]]},
-        ]}),
-    )
-    .await?;
-    let department_items: Vec<&String> = (0..items.len())
-        .filter(|n| items[*n].days[0].year() == 2020 && items[*n].lead == 0)
-        .map(|n| &ids[n])
-        .collect();
-    for (round, day) in rounds.into_iter().enumerate() {
+    let mut schedule: Vec<(Date, Step)> = Vec::new();
+    for (n, it) in items.iter().enumerate() {
+        schedule.extend([
+            (it.days[0], Step::Register(n)),
+            (
+                it.days[0] + time::Duration::days(1),
+                Step::SignAndDispatch(n),
+            ),
+            (it.days[1], Step::Contact(n)),
+            (it.days[2], Step::Opinions(n)),
+            (it.days[3], Step::Reply(n)),
+            (it.feedback, Step::Feedback(n)),
+        ]);
+    }
+    for (progress_days, convert_day, reply_day, year) in &follow_up {
+        for n in
+            (0..items.len()).filter(|n| items[*n].class == "B" && items[*n].days[0].year() == *year)
+        {
+            schedule.extend(progress_days.iter().map(|d| (*d, Step::Progress(n))));
+            schedule.extend([
+                (*convert_day, Step::Convert(n)),
+                (*reply_day, Step::Supplementary(n)),
+                (*reply_day + time::Duration::days(5), Step::Confirm(n)),
+            ]);
+        }
+    }
+    schedule.extend([
+        (date!(2020 - 02 - 17), Step::StagePlan),
+        (date!(2020 - 02 - 19), Step::KeyNotices),
+        (date!(2020 - 06 - 09), Step::Symposium),
+    ]);
+    for (r, day) in rounds.iter().enumerate() {
+        schedule.push((*day, Step::Round(r)));
+        schedule.push((*day + time::Duration::days(1), Step::RoundAnswer(r)));
+    }
+    schedule.sort();
+
+    let department_key = keys[0].clone();
+    let key_of = |c: &Value| -> Result<&String> {
+        let owner = c["owner_agency_id"].as_str().context("the owner")?;
+        let i = agencies
+            .iter()
+            .position(|a| a == owner)
+            .context("a known owner")?;
+        Ok(&keys[i])
+    };
+    let lead_of = |units: &[(usize, String)], lead: usize| -> Result<(usize, String)> {
+        units
+            .iter()
+            .find(|(a, _)| *a == lead)
+            .cloned()
+            .context("the lead assignment")
+    };
+    let mut ids: Vec<String> = vec![String::new(); items.len()];
+    let mut units: Vec<Vec<(usize, String)>> = vec![Vec::new(); items.len()];
+    let mut opinions: Vec<Vec<String>> = vec![Vec::new(); items.len()];
+    let mut round_notices: Vec<String> = vec![String::new(); rounds.len()];
+    let key_items = items.iter().filter(|it| it.key_item).count();
+    let mut today = date!(2018 - 01 - 05);
+    for (day, step) in schedule {
+        if day < today {
+            bail!(
+                "the demo's schedule went back from {today} to {day}: the clock moves forward only"
+            );
+        }
+        today = day;
         d.day(day);
-        let n = d
-            .post_eventually(
-                "/v1/followup/notices",
-                &department_key,
-                json!({"target_agency_id": agencies[0], "suggestion_ids": department_items, "level": "notice", "body": format!("厅办公室第{}阶段第{}轮督办：请各处室按阶段目标推进办理。", round / 2 + 1, round % 2 + 1), "response_due": day + time::Duration::days(7)}),
-            )
-            .await?;
-        let nid = id(&n)?;
-        d.day(day + time::Duration::days(1));
-        d.post(
-            &format!("/v1/followup/notices/{nid}/acknowledge"),
-            &department_key,
-            json!({}),
-        )
-        .await?;
-        d.post(
-            &format!("/v1/followup/notices/{nid}/response"),
-            &department_key,
-            json!({"response": "已按阶段目标推进，进度见办理台账。"}),
-        )
-        .await?;
+        match step {
+            Step::Register(n) => {
+                let it = &items[n];
+                let s = d
+                    .post(
+                        "/v1/suggestions",
+                        &office,
+                        json!({"session_id": it.session, "number": it.number, "title": it.title, "body": format!("关于{}的建议。", it.title), "lead_deputy_id": it.deputy, "key_supervised": it.key_item}),
+                    )
+                    .await?;
+                let sid = id(&s)?;
+                d.post(
+                    &format!("/v1/suggestions/{sid}/start-review"),
+                    &office,
+                    json!({}),
+                )
+                .await?;
+                d.post(
+                    &format!("/v1/suggestions/{sid}/review"),
+                    &office,
+                    json!({"decision": "accept"}),
+                )
+                .await?;
+                let mut list = vec![json!({"agency_id": agencies[it.lead], "role": "lead"})];
+                for c in &it.co {
+                    list.push(json!({"agency_id": agencies[*c], "role": "co"}));
+                }
+                let assigned = d
+                    .post(
+                        &format!("/v1/suggestions/{sid}/assignments"),
+                        &office,
+                        json!({ "units": list }),
+                    )
+                    .await?;
+                for a in assigned["assignments"].as_array().context("assignments")? {
+                    let agency = a["agency_id"].as_str().context("agency")?;
+                    let index = agencies
+                        .iter()
+                        .position(|x| x == agency)
+                        .context("a known agency")?;
+                    units[n].push((index, id(a)?));
+                }
+                ids[n] = sid;
+            }
+            Step::SignAndDispatch(n) => {
+                let (it, sid) = (&items[n], &ids[n]);
+                for (agency, aid) in &units[n] {
+                    d.post_eventually(
+                        &format!("/v1/coordination/assignments/{aid}/sign-for"),
+                        &keys[*agency],
+                        json!({}),
+                    )
+                    .await?;
+                    let division = &divisions[*agency][n % divisions[*agency].len()];
+                    let mut body = json!({"division_id": division, "handler": "经办人", "responsible_leader": "分管厅领导", "plan": "办前沟通、办中协调、办后联系"});
+                    if it.key_item {
+                        // 领办: the department head leads the key items; a co-handler's
+                        // principal leader takes part.
+                        body["leading_official"] = json!(if *agency == 0 {
+                            "厅长"
+                        } else {
+                            "主要负责人"
+                        });
+                    }
+                    d.post_eventually(
+                        &format!("/v1/suggestions/{sid}/assignments/{aid}/dispatch"),
+                        &keys[*agency],
+                        body,
+                    )
+                    .await?;
+                }
+            }
+            Step::StagePlan => {
+                d.post(
+                    "/v1/followup/stage-plans",
+                    &department_key,
+                    json!({"agency_id": agencies[0], "year": 2020, "starts_on": "2020-02-17", "stages": [
+                        {"name": "签收与办前沟通", "ends_on": "2020-03-31", "targets": ["all_signed_for", "all_communicated"], "supervision_rounds": [rounds[0], rounds[1]]},
+                        {"name": "按期答复", "ends_on": "2020-05-31", "targets": ["all_replied"], "supervision_rounds": [rounds[2], rounds[3]]},
+                        {"name": "代表反馈与落实", "ends_on": "2020-09-30", "targets": ["all_feedback_in"], "supervision_rounds": [rounds[4], rounds[5]]},
+                    ]}),
+                )
+                .await?;
+            }
+            Step::KeyNotices => {
+                // The key items' notices (重点督办), raised when they were assigned: the
+                // department names the leading official and its plan within the week.
+                let key_notices = d
+                    .get_until(
+                        &format!(
+                            "/v1/followup/notices?agency_id={}&state=issued",
+                            agencies[0]
+                        ),
+                        &office,
+                        |v| {
+                            v["items"].as_array().is_some_and(|l| {
+                                l.iter().filter(|n| n["trigger"] == "key_item").count() == key_items
+                            })
+                        },
+                    )
+                    .await?;
+                for n in key_notices["items"].as_array().context("notices")? {
+                    if n["trigger"] != "key_item" {
+                        continue;
+                    }
+                    let nid = id(n)?;
+                    d.post(
+                        &format!("/v1/followup/notices/{nid}/acknowledge"),
+                        &keys[0],
+                        json!({}),
+                    )
+                    .await?;
+                    d.post(
+                        &format!("/v1/followup/notices/{nid}/response"),
+                        &keys[0],
+                        json!({"response": "由厅长领办，已制定办理方案，明确责任处室和时间节点。"}),
+                    )
+                    .await?;
+                }
+            }
+            Step::Contact(n) => {
+                let it = &items[n];
+                let (lead_agency, lead) = lead_of(&units[n], it.lead)?;
+                d.post(
+                    &format!("/v1/suggestions/{}/communications", ids[n]),
+                    &keys[lead_agency],
+                    json!({"assignment_id": lead, "phase": "before", "method": "visit", "face_to_face": true, "deputy_ids": [it.deputy], "summary": "办前上门沟通，听取代表意见"}),
+                )
+                .await?;
+            }
+            Step::Opinions(n) => {
+                let it = &items[n];
+                for (agency, aid) in &units[n] {
+                    if *agency == it.lead {
+                        continue;
+                    }
+                    // Co-handling with substance: on the B-class items the co-unit states its
+                    // own measure (its commitment in the ledger); on the others, why none falls
+                    // within its remit.
+                    let mut letter = json!({"document_number": format!("会办〔{}〕{}号", it.days[2].year(), n + 1), "signer": {"name": "分管负责人", "position": "authorized_leader"}});
+                    match it.commitment_target {
+                        Some(target) => {
+                            letter["body"] =
+                                json!("我单位负责安排专项资金，支持融资担保和贷款贴息。");
+                            letter["measures"] = json!([{"measure": "安排专项资金支持融资担保和贷款贴息", "responsible": "金融处", "target_date": target}]);
+                        }
+                        None => {
+                            letter["body"] = json!(
+                                "经研究，本建议所提事项由主办单位牵头办理，我单位已提供相关数据和政策依据。"
+                            );
+                            letter["no_measure_reason"] = json!(
+                                "所提事项不在我单位职责范围内，已向主办单位提供数据和政策依据。"
+                            );
+                        }
+                    }
+                    let case = d
+                        .post_eventually(
+                            &format!("/v1/coordination/assignments/{aid}/opinions"),
+                            &keys[*agency],
+                            letter,
+                        )
+                        .await?;
+                    let mine = case["opinions"]
+                        .as_array()
+                        .and_then(|o| o.iter().find(|x| x["assignment_id"] == aid.as_str()))
+                        .context("the opinion in the case")?;
+                    opinions[n].push(id(mine)?);
+                }
+            }
+            Step::Reply(n) => {
+                let it = &items[n];
+                let (lead_agency, lead) = lead_of(&units[n], it.lead)?;
+                let mut body = json!({"assignment_id": lead, "document_number": format!("答复〔{}〕{}号", it.days[3].year(), n + 1), "body": "经认真研究，答复如下。", "class": it.class, "signer": {"name": "厅长", "position": "principal_head"}, "opinion_ids": opinions[n]});
+                if let Some(target) = it.commitment_target {
+                    let ds = &divisions[lead_agency];
+                    body["commitments"] = json!([
+                        {"measure": "制定专项支持政策并组织实施", "division_id": ds[0], "target_date": target},
+                        {"measure": "安排专项资金予以支持", "division_id": ds[1 % ds.len()], "target_date": target},
+                    ]);
+                }
+                d.post_eventually(
+                    &format!("/v1/suggestions/{}/replies", ids[n]),
+                    &keys[lead_agency],
+                    body,
+                )
+                .await?;
+            }
+            Step::Feedback(n) => {
+                d.post(
+                    &format!("/v1/suggestions/{}/feedback", ids[n]),
+                    &office,
+                    json!({"deputy_id": items[n].deputy, "level": "satisfied", "handling": "satisfied", "result": "satisfied", "comment": "满意"}),
+                )
+                .await?;
+            }
+            Step::Progress(n) | Step::Convert(n) => {
+                let s = d
+                    .get_until(&format!("/v1/suggestions/{}", ids[n]), &office, |_| true)
+                    .await?;
+                for c in s["commitments"].as_array().context("commitments")? {
+                    let cid = id(c)?;
+                    let (path, body) = if let Step::Progress(_) = step {
+                        (
+                            "progress",
+                            json!({"note": format!("{day}：按计划推进，阶段性工作已完成。"), "notify_deputy": true}),
+                        )
+                    } else {
+                        (
+                            "convert",
+                            json!({"evidence": "政策文件已印发，专项资金已拨付到位。"}),
+                        )
+                    };
+                    d.post(
+                        &format!("/v1/suggestions/{}/commitments/{cid}/{path}", ids[n]),
+                        key_of(c)?,
+                        body,
+                    )
+                    .await?;
+                }
+            }
+            Step::Symposium => {
+                // 会商: the six agencies' symposium on the 2019 financing item (in follow-up).
+                let n = (0..items.len())
+                    .find(|n| items[*n].co.len() == 5)
+                    .context("the item the six agencies handle")?;
+                let (_, lead) = lead_of(&units[n], 0)?;
+                let others: Vec<&String> = units[n]
+                    .iter()
+                    .filter(|(a, _)| *a != 0)
+                    .map(|(a, _)| &agencies[*a])
+                    .collect();
+                d.post_eventually(
+                    &format!("/v1/coordination/assignments/{lead}/consultations"),
+                    &department_key,
+                    json!({"agency_ids": others, "attendees": ["省工业和信息化厅 中小企业处处长", "省财政厅 金融处处长", "省发展和改革委员会 财金处处长", "省科学技术厅 资源配置处处长", "省交通运输厅 财务处处长", "省生态环境厅 规划财务处处长"], "subject": "破解民营企业融资难题座谈会", "minutes": "六家单位分别通报职责范围内措施的落实进度，明确资金拨付和政策出台的时间节点，由主办单位汇总后向代表通报。"}),
+                )
+                .await?;
+            }
+            Step::Supplementary(n) => {
+                let (_, lead) = lead_of(&units[n], 0)?;
+                d.post(
+                    &format!("/v1/suggestions/{}/replies", ids[n]),
+                    &department_key,
+                    json!({"assignment_id": lead, "document_number": format!("补充答复〔2020〕{}号", n + 1), "body": "承诺事项已全部落实，问题已解决。", "class": "A", "signer": {"name": "厅长", "position": "principal_head"}}),
+                )
+                .await?;
+            }
+            Step::Confirm(n) => {
+                // The assigning office checks the evidence and confirms: the item closes as A.
+                d.post(
+                    &format!("/v1/suggestions/{}/closure/decision", ids[n]),
+                    &office,
+                    json!({"confirm": true, "reason": "佐证材料齐全，承诺事项已兑现。"}),
+                )
+                .await?;
+            }
+            Step::Round(r) => {
+                let department_items: Vec<&String> = (0..items.len())
+                    .filter(|n| items[*n].days[0].year() == 2020 && items[*n].lead == 0)
+                    .map(|n| &ids[n])
+                    .collect();
+                let n = d
+                    .post_eventually(
+                        "/v1/followup/notices",
+                        &department_key,
+                        json!({"target_agency_id": agencies[0], "suggestion_ids": department_items, "level": "notice", "body": format!("厅办公室第{}阶段第{}轮督办：请各处室按阶段目标推进办理。", r / 2 + 1, r % 2 + 1), "response_due": day + time::Duration::days(7)}),
+                    )
+                    .await?;
+                round_notices[r] = id(&n)?;
+            }
+            Step::RoundAnswer(r) => {
+                let nid = &round_notices[r];
+                d.post(
+                    &format!("/v1/followup/notices/{nid}/acknowledge"),
+                    &department_key,
+                    json!({}),
+                )
+                .await?;
+                d.post(
+                    &format!("/v1/followup/notices/{nid}/response"),
+                    &department_key,
+                    json!({"response": "已按阶段目标推进，进度见办理台账。"}),
+                )
+                .await?;
+            }
+        }
     }
 
     // 共性问题: the office follows the financing items of 2018–2020 as one topic.
