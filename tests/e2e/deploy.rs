@@ -38,10 +38,12 @@ fn target<'a>(rules: &'a [(String, String)], path: &str) -> Option<&'a str> {
 }
 
 /// Each service's route table; the follow-up process serves the audit log too.
-const SERVICES: [(&str, &[&str]); 3] = [
+const SERVICES: [(&str, &[&str]); 4] = [
     ("suggestions", banli_suggestions::http::PATHS),
     ("coordination", banli_coordination::http::PATHS),
     ("followup", banli_followup::http::PATHS),
+    // The notification service runs in the follow-up process.
+    ("followup", banli_notify::http::PATHS),
 ];
 
 #[test]
@@ -83,6 +85,7 @@ fn every_path_of_each_services_openapi_document_reaches_that_service() {
         ("coordination", banli_coordination::http::openapi()),
         ("followup", banli_followup::http::openapi()),
         ("followup", banli_auditlog::http::openapi()),
+        ("followup", banli_notify::http::openapi()),
     ];
     let tables = |path: &str| -> Vec<&str> {
         SERVICES

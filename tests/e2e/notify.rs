@@ -155,7 +155,7 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
     };
     let ((liu, liu_key), (zhao, _), (_, other_key)) =
         (deputy("刘代表"), deputy("赵代表"), deputy("王代表"));
-    let prefs = format!("/v1/deputies/{liu}/notification-preferences");
+    let prefs = format!("/v1/notifications/preferences/{liu}");
     // Bad addresses are named; nobody else sets a deputy's preferences.
     let (status, v) = c.call(
         "PUT",

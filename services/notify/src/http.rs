@@ -1,4 +1,4 @@
-//! REST: `/v1/inbox` (a deputy's messages), `/v1/deputies/{id}/notification-preferences`,
+//! REST: `/v1/inbox` (a deputy's messages), `/v1/notifications/preferences/{deputy_id}`,
 //! `/v1/notifications/deliveries` (each delivery and its outcome). Handlers parse and answer;
 //! `crate::app` decides.
 
@@ -34,12 +34,7 @@ impl ApiState for AppState {
 }
 
 /// The paths this service answers (REST prefixes and its gRPC service).
-pub const PATHS: &[&str] = &[
-    "/v1/inbox",
-    "/v1/notifications",
-    "/v1/deputies/{id}/notification-preferences",
-    "/banli.notify.v1.",
-];
+pub const PATHS: &[&str] = &["/v1/inbox", "/v1/notifications", "/banli.notify.v1."];
 
 pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, openapi) = routes().split_for_parts();
@@ -115,7 +110,7 @@ async fn mark_read(
 
 /// A deputy's notification preferences: addresses, channels, quiet hours, language (the
 /// deputy, the assigning office, auditors). Without any set: every channel, Chinese.
-#[utoipa::path(get, path = "/v1/deputies/{id}/notification-preferences", tag = "notify", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/notifications/preferences/{id}", tag = "notify", params(("id" = Uuid, Path)),
     responses((status = 200, body = PreferencesBody), (status = 403, body = ProblemDocument)))]
 async fn get_preferences(
     State(st): State<AppState>,
@@ -129,7 +124,7 @@ async fn get_preferences(
 /// Replaces a deputy's notification preferences (the deputy, or the assigning office). A bad
 /// address, time or language is a 422 naming the field. Messages already queued keep the
 /// preferences they were queued with.
-#[utoipa::path(put, path = "/v1/deputies/{id}/notification-preferences", tag = "notify", params(("id" = Uuid, Path)),
+#[utoipa::path(put, path = "/v1/notifications/preferences/{id}", tag = "notify", params(("id" = Uuid, Path)),
     request_body = PreferencesBody,
     responses((status = 200, body = PreferencesBody), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn set_preferences(
