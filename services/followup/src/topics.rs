@@ -281,7 +281,20 @@ pub(crate) async fn create(
         return Err(AppError::invalid("`title` is required"));
     }
     let owner = match (&mine, body.owner_agency_id) {
-        (None, Some(a)) => a.to_string(),
+        (None, Some(a)) => {
+            // A topic belongs to a unit that handles items here (it keeps topics of its own).
+            if !st
+                .store
+                .knows_agency(&a.to_string())
+                .await
+                .map_err(internal)?
+            {
+                return Err(AppError::invalid(format!(
+                    "`owner_agency_id`: agency {a} holds no assignment here"
+                )));
+            }
+            a.to_string()
+        }
         (None, None) => p
             .agency
             .map(|a| a.to_string())

@@ -93,6 +93,15 @@ async fn topics_link_items_and_scope_the_metrics() {
     )
     .await;
     assert_eq!(status, 403, "{v}");
+    let (status, v) = call(
+        &api,
+        "POST",
+        "/v1/topics",
+        &office,
+        Some(json!({"title": "t", "owner_agency_id": uuid::Uuid::now_v7()})),
+    )
+    .await;
+    assert_eq!(status, 422, "an owner that handles nothing here: {v}");
     // The second unit cannot link an item it holds no assignment on: 404, as for none.
     let (status, v) = call(
         &api,
