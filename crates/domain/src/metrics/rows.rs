@@ -261,12 +261,53 @@ impl Counts {
 }
 
 /// A slice of the counts kept per day: one agency or every agency (`None`), one year of
-/// assignment or every year, one role or every role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// assignment or every year, one role or every role, and optionally only the items of one
+/// category or delegation ([`Facet`]; kept with every role only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DayKey {
     pub agency: Option<AgencyId>,
     pub year: Option<i32>,
     pub role: Option<UnitRole>,
+    pub facet: Option<Facet>,
+}
+
+/// A property of the whole item by which the per-day counts are also kept, so that a metrics
+/// query scoped by it sums days instead of aggregating assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Facet {
+    /// 分类: the item's category.
+    Category(String),
+    /// 代表团: the lead deputy's delegation when the item was submitted.
+    Delegation(String),
+}
+
+impl Facet {
+    /// The facets of an item: its category and its delegation, each when it has one.
+    pub fn of(s: &Suggestion) -> Vec<Facet> {
+        let mut out = Vec::with_capacity(2);
+        if !s.details.category.is_empty() {
+            out.push(Facet::Category(s.details.category.clone()));
+        }
+        if !s.details.delegation.is_empty() {
+            out.push(Facet::Delegation(s.details.delegation.clone()));
+        }
+        out
+    }
+
+    /// The facet's kind as stored (`category`, `delegation`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Facet::Category(_) => "category",
+            Facet::Delegation(_) => "delegation",
+        }
+    }
+
+    /// The facet's value.
+    pub fn value(&self) -> &str {
+        match self {
+            Facet::Category(v) | Facet::Delegation(v) => v,
+        }
+    }
 }
 
 /// How one suggestion's contribution to each slice's counts changes, day by day.
@@ -295,7 +336,12 @@ pub fn day_changes(s: &Suggestion) -> Vec<(DayKey, Date, [i64; COUNTS])> {
         for agency in [Some(a.agency), None] {
             for year in [Some(a.assigned_on.year()), None] {
                 for role in [Some(a.role), None] {
-                    keys.insert(DayKey { agency, year, role });
+                    keys.insert(DayKey {
+                        agency,
+                        year,
+                        role,
+                        facet: None,
+                    });
                 }
             }
         }
@@ -332,10 +378,32 @@ pub fn day_changes(s: &Suggestion) -> Vec<(DayKey, Date, [i64; COUNTS])> {
                 for ((c, n), b) in change.iter_mut().zip(now).zip(*before) {
                     *c = n as i64 - b as i64;
                 }
-                out.push((*key, day, change));
+                out.push((key.clone(), day, change));
                 *before = now;
             }
         }
+    }
+    // A category or delegation belongs to the whole item: every assignment of a slice is in the
+    // facet, so a faceted slice moves exactly as the same slice without the facet.
+    let facets = Facet::of(s);
+    if !facets.is_empty() {
+        let faceted: Vec<_> = out
+            .iter()
+            .filter(|(k, _, _)| k.role.is_none())
+            .flat_map(|(k, d, c)| {
+                facets.iter().map(move |f| {
+                    (
+                        DayKey {
+                            facet: Some(f.clone()),
+                            ..k.clone()
+                        },
+                        *d,
+                        *c,
+                    )
+                })
+            })
+            .collect();
+        out.extend(faceted);
     }
     out
 }

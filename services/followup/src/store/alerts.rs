@@ -87,10 +87,16 @@ impl Changed {
 /// must be rewritten (`save_fact_rows_many`). Most events change no fact a metrics table holds (a
 /// communication's text, a review step): then its rows stay as they are.
 pub fn fact_changes(old: Option<&Suggestion>, s: &Suggestion, days: &mut DaySums) -> bool {
-    for (key, day, change) in day_changes_diff(old, s) {
-        let at = days.entry((key, day)).or_insert([0; COUNTS]);
-        for (x, v) in at.iter_mut().zip(change) {
-            *x += v;
+    // The counts are a function of the facts the rows hold (the per-day sums and the SQL
+    // aggregate over the rows are checked against each other): same facts, no change of any
+    // day, and the per-day changes are not worked out.
+    let same_facts = old.is_some_and(|o| SuggestionFacts::of(o) == SuggestionFacts::of(s));
+    if !same_facts {
+        for (key, day, change) in day_changes_diff(old, s) {
+            let at = days.entry((key, day)).or_insert([0; COUNTS]);
+            for (x, v) in at.iter_mut().zip(change) {
+                *x += v;
+            }
         }
     }
     let keys = |x: &Suggestion| {
@@ -99,7 +105,7 @@ pub fn fact_changes(old: Option<&Suggestion>, s: &Suggestion, days: &mut DaySums
             .map(|d| (d.assignment_id, d.kind))
             .collect::<Vec<_>>()
     };
-    !old.is_some_and(|o| SuggestionFacts::of(o) == SuggestionFacts::of(s) && keys(o) == keys(s))
+    !(same_facts && old.is_some_and(|o| keys(o) == keys(s)))
 }
 
 /// Keeps a timer per commitment: due the day after its target date while it is open,

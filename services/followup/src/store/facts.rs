@@ -365,14 +365,23 @@ pub(super) const DAY_COLUMNS: [&str; COUNTS] = [
     "commitments_fulfilled",
 ];
 
-/// A slice as stored: '' for every agency or role, 0 for every year.
-pub(super) fn day_key(k: &DayKey) -> (String, i32, &'static str) {
+/// A slice as stored: '' for every agency or role, 0 for every year, '' for no facet (kind and
+/// value).
+pub(super) fn day_key(k: &DayKey) -> (String, i32, &'static str, &'static str, String) {
     (
         k.agency.map(|a| a.to_string()).unwrap_or_default(),
         k.year.unwrap_or(0),
         k.role.map_or("", UnitRole::as_str),
+        k.facet.as_ref().map_or("", Facet::kind),
+        k.facet
+            .as_ref()
+            .map(|f| f.value().to_owned())
+            .unwrap_or_default(),
     )
 }
+
+/// The key columns of `followup_metric_days`, in the order of [`day_key`] and the day.
+pub(super) const DAY_KEY_COLUMNS: &str = "agency_id, year, role, facet, facet_value, day";
 
 /// The summed per-day changes of suggestions not stored before, in one statement (PostgreSQL)
 /// or one per slice and day (SQLite), within the caller's transaction.
@@ -386,27 +395,31 @@ pub(super) async fn add_days_postgres(
     let mut agency = Vec::with_capacity(sum.len());
     let mut year = Vec::with_capacity(sum.len());
     let mut role = Vec::with_capacity(sum.len());
+    let mut facet = Vec::with_capacity(sum.len());
+    let mut facet_value = Vec::with_capacity(sum.len());
     let mut day = Vec::with_capacity(sum.len());
     let mut cols: Vec<Vec<i64>> = (0..COUNTS).map(|_| Vec::with_capacity(sum.len())).collect();
     for ((k, d), v) in sum {
-        let (a, y, r) = day_key(k);
+        let (a, y, r, f, fv) = day_key(k);
         agency.push(a);
         year.push(y);
         role.push(r);
+        facet.push(f);
+        facet_value.push(fv);
         day.push(*d);
         for (col, x) in cols.iter_mut().zip(v) {
             col.push(*x);
         }
     }
-    let unnest: Vec<String> = (5..5 + COUNTS).map(|i| format!("${i}::int8[]")).collect();
+    let unnest: Vec<String> = (7..7 + COUNTS).map(|i| format!("${i}::int8[]")).collect();
     let sets: Vec<String> = DAY_COLUMNS
         .iter()
         .map(|c| format!("{c} = followup_metric_days.{c} + excluded.{c}"))
         .collect();
     let sql = format!(
-        "INSERT INTO followup_metric_days (agency_id, year, role, day, {}) \
-         SELECT * FROM UNNEST($1::text[], $2::int[], $3::text[], $4::date[], {}) \
-         ON CONFLICT (agency_id, year, role, day) DO UPDATE SET {}",
+        "INSERT INTO followup_metric_days ({DAY_KEY_COLUMNS}, {}) \
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::date[], {}) \
+         ON CONFLICT ({DAY_KEY_COLUMNS}) DO UPDATE SET {}",
         DAY_COLUMNS.join(", "),
         unnest.join(", "),
         sets.join(", ")
@@ -415,6 +428,8 @@ pub(super) async fn add_days_postgres(
         .bind(agency)
         .bind(year)
         .bind(role)
+        .bind(facet)
+        .bind(facet_value)
         .bind(day);
     for col in cols {
         q = q.bind(col);
@@ -444,11 +459,13 @@ pub(super) async fn add_days_sqlite(
     let rows: Vec<serde_json::Value> = sum
         .iter()
         .map(|((k, d), v)| {
-            let (agency, year, role) = day_key(k);
+            let (agency, year, role, facet, facet_value) = day_key(k);
             let mut row = vec![
                 serde_json::Value::from(agency),
                 year.into(),
                 role.into(),
+                facet.into(),
+                facet_value.into(),
                 d.to_string().into(),
             ];
             row.extend(v.iter().map(|x| serde_json::Value::from(*x)));
@@ -456,7 +473,7 @@ pub(super) async fn add_days_sqlite(
         })
         .collect();
     let cols = DAY_COLUMNS.join(", ");
-    let values: Vec<String> = (0..4 + COUNTS)
+    let values: Vec<String> = (0..6 + COUNTS)
         .map(|i| format!("json_extract(value, '$[{i}]')"))
         .collect();
     let sets: Vec<String> = DAY_COLUMNS
@@ -465,8 +482,8 @@ pub(super) async fn add_days_sqlite(
         .collect();
     // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
     let sql = format!(
-        "INSERT INTO followup_metric_days (agency_id, year, role, day, {cols}) SELECT {} FROM json_each($1) WHERE true \
-         ON CONFLICT (agency_id, year, role, day) DO UPDATE SET {}",
+        "INSERT INTO followup_metric_days ({DAY_KEY_COLUMNS}, {cols}) SELECT {} FROM json_each($1) WHERE true \
+         ON CONFLICT ({DAY_KEY_COLUMNS}) DO UPDATE SET {}",
         values.join(", "),
         sets.join(", ")
     );
@@ -524,7 +541,7 @@ pub fn parse_replicas(rows: Vec<(String,)>) -> Result<Vec<Suggestion>, StoreErro
 }
 
 /// The version of the metrics rows' layout; replicas whose rows are older are rebuilt at start.
-pub const FACTS_VERSION: i32 = 2;
+pub const FACTS_VERSION: i32 = 3;
 
 /// What a metrics query counts: an agency's (or every agency's) assignments made on or before
 /// `as_of`, optionally narrowed, with their facts as of that day.

@@ -10,7 +10,7 @@ use banli_domain::followup::{
     Alert, DeadlineKind, ProgressDue, TrackedDeadline, alerts, progress_notices_due,
 };
 use banli_domain::metrics::{
-    COUNTS, Counts, DayKey, SuggestionFacts, day_changes, day_changes_diff,
+    COUNTS, Counts, DayKey, Facet, SuggestionFacts, day_changes, day_changes_diff,
 };
 use banli_domain::profile::Reminders;
 use banli_domain::suggestion::{Suggestion, UnitRole};
@@ -345,16 +345,17 @@ impl Store {
     }
 
     /// The counts of a metrics query: summed over the days up to `as_of` from the per-day
-    /// counts (agency, year and role slices), or aggregated from the per-assignment rows when
-    /// the query names a division or a session.
+    /// counts (agency, year and role slices; a category or a delegation with any agency and
+    /// year), or aggregated from the per-assignment rows for every other scope (a division, a
+    /// session, a deputy, a topic, or two facets at once).
     pub async fn counts(&self, q: &MetricsQuery) -> Result<Counts, StoreError> {
-        if q.division.is_some()
-            || q.session.is_some()
-            || q.category.is_some()
-            || q.deputy.is_some()
-            || q.topic.is_some()
-            || q.delegation.is_some()
-        {
+        let facet = match (&q.category, &q.delegation, &q.role) {
+            (None, None, _) => None,
+            (Some(c), None, None) => Some(Facet::Category(c.clone())),
+            (None, Some(d), None) => Some(Facet::Delegation(d.clone())),
+            _ => return self.counts_from_rows(q).await,
+        };
+        if q.division.is_some() || q.session.is_some() || q.deputy.is_some() || q.topic.is_some() {
             return self.counts_from_rows(q).await;
         }
         let sums: Vec<String> = DAY_COLUMNS
@@ -362,14 +363,20 @@ impl Store {
             .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)"))
             .collect();
         let sql = format!(
-            "SELECT {} FROM followup_metric_days WHERE agency_id = $1 AND year = $2 AND role = $3 AND day <= $4",
+            "SELECT {} FROM followup_metric_days WHERE agency_id = $1 AND year = $2 AND role = $3 \
+             AND facet = $4 AND facet_value = $5 AND day <= $6",
             sums.join(", ")
         );
+        let (facet, facet_value) = facet
+            .as_ref()
+            .map_or(("", String::new()), |f| (f.kind(), f.value().to_owned()));
         let v: Vec<i64> = on_pool!(self.pool(), p => {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(q.agency.clone().unwrap_or_default())
                 .bind(q.year.unwrap_or(0))
                 .bind(q.role.clone().unwrap_or_default())
+                .bind(facet)
+                .bind(facet_value.clone())
                 .bind(q.as_of)
                 .fetch_one(p)
                 .await?;
