@@ -1,7 +1,9 @@
 //! Deputies hear from the platform, against a real `banli serve` with an SMTP server and an SMS
 //! gateway started here: a deputy sets where to be reached, the assignment of their suggestion
 //! reaches the inbox, the mailbox and the phone (signed); a co-signer without addresses has the
-//! inbox and undeliverable records with the reason; nobody else reads a deputy's messages.
+//! inbox and undeliverable records with the reason; nobody else reads a deputy's messages. The
+//! unit's contact, set by the unit, hears of the item assigned to it (inbox and e-mail); another
+//! unit neither reads nor sets it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -132,6 +134,7 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
     let (_dir, server, office) = serve_fresh("notify", &config, &[]);
     let c = Client::new(server.http);
     let (agency, agency_key, _) = c.agency(&office, "湖南省工业和信息化厅");
+    let (_, other_agency_key, _) = c.agency(&office, "湖南省财政厅");
     let session = id(&c.post(
         "/v1/sessions",
         &office,
@@ -193,6 +196,41 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
         json!({"email": "liu@example.cn", "phone": "+8613800000000", "channels": ["email", "sms", "inbox"]}),
     );
     assert_eq!(set["language"], "zh", "{set}");
+    // The unit's contact (联络员): set by the unit; another unit neither sets nor reads it; a
+    // deputy's id is not an agency's.
+    let contact = format!("/v1/notifications/contacts/{agency}");
+    let (status, v) = c.call(
+        "PUT",
+        &contact,
+        &other_agency_key,
+        Some(&json!({"email": "x@example.cn"})),
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = c.call("GET", &contact, &other_agency_key, None);
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = c.call(
+        "PUT",
+        &contact,
+        &liu_key,
+        Some(&json!({"email": "x@example.cn"})),
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = c.call(
+        "PUT",
+        &format!("/v1/notifications/contacts/{liu}"),
+        &office,
+        Some(&json!({"email": "x@example.cn"})),
+    );
+    assert_eq!((status, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    let set = c.ok(
+        "PUT",
+        &contact,
+        &agency_key,
+        json!({"email": "lianluo@gxt.example.cn", "channels": ["email", "inbox"]}),
+    );
+    assert_eq!(set["email"], "lianluo@gxt.example.cn", "{set}");
+    let (status, got) = c.call("GET", &contact, &office, None);
+    assert_eq!((status, &got), (200, &set));
 
     let sid = c.accepted(
         &office,
@@ -218,8 +256,14 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
         "{body}"
     );
     // The mailbox and the phone.
-    let mail = until("the e-mail", || mails.lock().ok()?.first().cloned());
-    assert_eq!(mail.0, "<liu@example.cn>");
+    let mail = until("the e-mail", || {
+        mails
+            .lock()
+            .ok()?
+            .iter()
+            .find(|m| m.0 == "<liu@example.cn>")
+            .cloned()
+    });
     assert!(mail.1.contains("Subject: =?utf-8?"), "{}", mail.1);
     let text = until("the SMS", || texts.lock().ok()?.first().cloned());
     assert!(text.0.starts_with("POST /sms "), "{}", text.0);
@@ -248,7 +292,7 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
             r["last_error"]
                 .as_str()
                 .unwrap_or_default()
-                .starts_with("the deputy has no"),
+                .starts_with("the recipient has no"),
             "{r}"
         );
     }
@@ -262,6 +306,54 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
         );
         (sent["items"].as_array().map(Vec::len) == Some(2)).then_some(())
     });
+    // The unit's contact: in the unit's inbox and by e-mail, told to sign for it.
+    let theirs = until("the assignment in the unit's inbox", || {
+        let (status, v) = c.call("GET", "/v1/inbox", &agency_key, None);
+        assert_eq!(status, 200, "{v}");
+        let items = v["items"].as_array()?.clone();
+        (!items.is_empty()).then_some(items)
+    });
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["kind"], "unit_assigned", "{theirs:?}");
+    assert!(
+        theirs[0]["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("请及时签收"),
+        "{theirs:?}"
+    );
+    let unit_mail = until("the contact's e-mail", || {
+        mails
+            .lock()
+            .ok()?
+            .iter()
+            .find(|m| m.0 == "<lianluo@gxt.example.cn>")
+            .cloned()
+    });
+    assert!(unit_mail.1.contains("Subject: =?utf-8?"), "{}", unit_mail.1);
+    let (_, other_inbox) = c.call("GET", "/v1/inbox", &other_agency_key, None);
+    assert_eq!(
+        other_inbox["items"].as_array().map(Vec::len),
+        Some(0),
+        "{other_inbox}"
+    );
+    let (status, v) = c.call(
+        "GET",
+        &format!("/v1/inbox?agency_id={agency}"),
+        &other_agency_key,
+        None,
+    );
+    assert_eq!(status, 403, "{v}");
+    let (_, unit_rows) = c.call(
+        "GET",
+        &format!("/v1/notifications/deliveries?agency_id={agency}"),
+        &office,
+        None,
+    );
+    let unit_rows = unit_rows["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(unit_rows.len(), 1, "{unit_rows:?}");
+    assert_eq!(unit_rows[0]["agency_id"], agency.as_str());
+    assert_eq!(unit_rows[0]["channel"], "email");
     // Nobody else reads the deputy's messages.
     for key in [&other_key, &agency_key] {
         let (status, v) = c.call("GET", &format!("/v1/inbox?deputy_id={liu}"), key, None);
@@ -314,5 +406,42 @@ fn deputies_hear_of_their_suggestions_by_inbox_mail_and_sms() {
             .await
             .expect_err("an agency reads no deputy's inbox");
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        let unit = client
+            .list_inbox(crate::walk::grpc::req(
+                np::ListInboxRequest::default(),
+                &agency_key,
+                "",
+            ))
+            .await
+            .expect("ListInbox of the unit")
+            .into_inner();
+        assert_eq!(unit.messages.len(), 1);
+        assert_eq!(unit.messages[0].kind, "unit_assigned");
+        let prefs = client
+            .get_preferences(crate::walk::grpc::req(
+                np::GetPreferencesRequest {
+                    agency_id: agency.clone(),
+                    ..Default::default()
+                },
+                &agency_key,
+                "",
+            ))
+            .await
+            .expect("GetPreferences of the contact")
+            .into_inner();
+        assert_eq!(prefs.email, "lianluo@gxt.example.cn");
+        assert_eq!(prefs.agency_id, agency);
+        let both = client
+            .get_preferences(crate::walk::grpc::req(
+                np::GetPreferencesRequest {
+                    agency_id: agency.clone(),
+                    deputy_id: liu.clone(),
+                },
+                &office,
+                "",
+            ))
+            .await
+            .expect_err("a deputy and an agency at once");
+        assert_eq!(both.code(), tonic::Code::InvalidArgument);
     });
 }

@@ -98,7 +98,7 @@ fn note(k: u64, channel: Channel) -> NewNotification {
     NewNotification {
         id: id.clone(),
         source_event: id,
-        deputy_id: format!("deputy-{}", k % 500),
+        recipient: banli_notify::store::Recipient::Deputy(format!("deputy-{}", k % 500)),
         suggestion_id: format!("suggestion-{}", k % 5_000),
         kind: "replied".into(),
         language: "zh".into(),

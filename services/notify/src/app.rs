@@ -6,7 +6,7 @@ use banli_domain::Role;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{Channel, DeliveryRow, InboxItem, Preferences, Store};
+use crate::store::{Channel, DeliveryRow, InboxItem, Preferences, Recipient, Store};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,31 +28,58 @@ pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// The deputy whose messages `p` reads: a deputy's own (naming another is a 403); the
-/// assigning office and auditors name one; agencies read no deputy's messages.
-pub(crate) fn deputy_of(p: &Principal, named: Option<Uuid>) -> Result<String, AppError> {
+/// Whose messages `p` reads, of the deputy or agency named: a deputy's own, an agency key's
+/// own agency's contact (naming anyone else is a 403); the assigning office and auditors name
+/// one.
+pub(crate) fn recipient_of(
+    p: &Principal,
+    deputy: Option<Uuid>,
+    agency: Option<Uuid>,
+) -> Result<Recipient, AppError> {
+    if deputy.is_some() && agency.is_some() {
+        return Err(AppError::malformed(
+            "name a deputy (`deputy_id`) or an agency (`agency_id`), not both",
+        ));
+    }
     match p.role {
         Role::Deputy => {
             let own = p
                 .deputy
                 .ok_or_else(|| AppError::forbidden("this deputy key is bound to no deputy"))?;
-            if named.is_some_and(|d| d != own.0) {
+            if agency.is_some() || deputy.is_some_and(|d| d != own.0) {
                 return Err(AppError::forbidden(
                     "a deputy reads their own messages and preferences only",
                 ));
             }
-            Ok(own.to_string())
+            Ok(Recipient::Deputy(own.to_string()))
         }
-        Role::AssigningOffice | Role::Auditor => named.map(|d| d.to_string()).ok_or_else(|| {
-            AppError::malformed("`deputy_id` is required for an office or auditor key")
-        }),
-        _ => Err(AppError::forbidden(
-            "deputies' messages are read by the deputy, the assigning office and auditors",
-        )),
+        Role::AgencyAdmin | Role::Handler | Role::Leader => {
+            let own = p
+                .agency
+                .ok_or_else(|| AppError::forbidden("this agency key is bound to no agency"))?;
+            if deputy.is_some() {
+                return Err(AppError::forbidden(
+                    "deputies' messages are read by the deputy, the assigning office and auditors",
+                ));
+            }
+            if agency.is_some_and(|a| a != own.0) {
+                return Err(AppError::forbidden(
+                    "an agency reads its own contact's messages and preferences only",
+                ));
+            }
+            Ok(Recipient::Agency(own.to_string()))
+        }
+        Role::AssigningOffice | Role::Auditor => match (deputy, agency) {
+            (Some(d), _) => Ok(Recipient::Deputy(d.to_string())),
+            (_, Some(a)) => Ok(Recipient::Agency(a.to_string())),
+            _ => Err(AppError::malformed(
+                "`deputy_id` or `agency_id` is required for an office or auditor key",
+            )),
+        },
     }
 }
 
-/// A deputy's preferences as the API shows and takes them.
+/// A recipient's preferences (a deputy's, or a unit contact's) as the API shows and takes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesBody {
@@ -152,16 +179,17 @@ pub(crate) async fn inbox_of(
     st: &AppState,
     p: &Principal,
     deputy: Option<Uuid>,
+    agency: Option<Uuid>,
     unread_only: bool,
     limit: Option<u32>,
 ) -> Result<Vec<InboxItem>, AppError> {
-    let deputy = deputy_of(p, deputy)?;
+    let who = recipient_of(p, deputy, agency)?;
     let limit = limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(AppError::malformed("`limit`: 1 to 500"));
     }
     st.store
-        .inbox(&deputy, unread_only, limit)
+        .inbox(&who, unread_only, limit)
         .await
         .map_err(internal)
 }
@@ -171,36 +199,53 @@ pub(crate) async fn mark_read(
     p: &Principal,
     id: Uuid,
 ) -> Result<InboxItem, AppError> {
-    if p.role != Role::Deputy {
+    if matches!(p.role, Role::AssigningOffice | Role::Auditor) {
         return Err(AppError::forbidden(
-            "a deputy marks their own messages read",
+            "a deputy, or a unit, marks its own messages read",
         ));
     }
-    let deputy = deputy_of(p, None)?;
+    let who = recipient_of(p, None, None)?;
     let found = st
         .store
-        .mark_read(&deputy, &id.to_string(), now_ms())
+        .mark_read(&who, &id.to_string(), now_ms())
         .await
         .map_err(internal)?;
     if !found {
         return Err(AppError::not_found(format!("message {id} not found")));
     }
     st.store
-        .inbox_item(&deputy, &id.to_string())
+        .inbox_item(&who, &id.to_string())
         .await
         .map_err(internal)?
         .ok_or_else(|| AppError::not_found(format!("message {id} not found")))
 }
 
+/// The named recipient of a preferences path: `Deputy(id)` or `Agency(id)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Named {
+    Deputy(Uuid),
+    Agency(Uuid),
+}
+
+impl Named {
+    fn split(self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Named::Deputy(d) => (Some(d), None),
+            Named::Agency(a) => (None, Some(a)),
+        }
+    }
+}
+
 pub(crate) async fn preferences_of(
     st: &AppState,
     p: &Principal,
-    deputy: Uuid,
+    named: Named,
 ) -> Result<PreferencesBody, AppError> {
-    let deputy = deputy_of(p, Some(deputy))?;
+    let (d, a) = named.split();
+    let who = recipient_of(p, d, a)?;
     Ok(st
         .store
-        .preferences(&deputy)
+        .preferences(&who)
         .await
         .map_err(internal)?
         .unwrap_or_default()
@@ -210,19 +255,39 @@ pub(crate) async fn preferences_of(
 pub(crate) async fn set_preferences(
     st: &AppState,
     p: &Principal,
-    deputy: Uuid,
+    named: Named,
     body: PreferencesBody,
 ) -> Result<PreferencesBody, AppError> {
-    if p.role == Role::Auditor {
-        return Err(AppError::forbidden("auditors read; they change nothing"));
+    match p.role {
+        Role::Auditor => {
+            return Err(AppError::forbidden("auditors read; they change nothing"));
+        }
+        Role::Handler | Role::Leader => {
+            return Err(AppError::forbidden(
+                "a unit's contact is set by its office (an agency admin key) or the assigning office",
+            ));
+        }
+        _ => {}
     }
-    let deputy = deputy_of(p, Some(deputy))?;
+    let (d, a) = named.split();
+    let who = recipient_of(p, d, a)?;
     let prefs = checked(body)?;
-    st.store
-        .set_preferences(&deputy, &prefs, now_ms())
+    let set = st
+        .store
+        .set_preferences(&who, &prefs, now_ms())
         .await
         .map_err(internal)?;
-    tracing::info!(deputy = %deputy, channels = ?prefs.channels, "notification preferences set");
+    if !set {
+        return Err(AppError::new(
+            banli_api::ErrorCode::Conflict,
+            format!(
+                "{} is not a {}: its preferences are kept under the other kind of recipient",
+                who.id(),
+                who.kind()
+            ),
+        ));
+    }
+    tracing::info!(recipient = %who, channels = ?prefs.channels, "notification preferences set");
     Ok(prefs.into())
 }
 
@@ -230,13 +295,14 @@ pub(crate) async fn deliveries_of(
     st: &AppState,
     p: &Principal,
     deputy: Option<Uuid>,
+    agency: Option<Uuid>,
     suggestion: Option<Uuid>,
     state: Option<String>,
     limit: Option<u32>,
 ) -> Result<Vec<DeliveryRow>, AppError> {
-    let deputy = match (p.role, deputy) {
-        (Role::AssigningOffice | Role::Auditor, d) => d.map(|d| d.to_string()),
-        _ => Some(deputy_of(p, deputy)?),
+    let who = match (p.role, deputy, agency) {
+        (Role::AssigningOffice | Role::Auditor, None, None) => None,
+        _ => Some(recipient_of(p, deputy, agency)?),
     };
     if let Some(s) = &state
         && !matches!(s.as_str(), "pending" | "sent" | "failed" | "undeliverable")
@@ -251,7 +317,7 @@ pub(crate) async fn deliveries_of(
     }
     st.store
         .deliveries(
-            deputy.as_deref(),
+            who.as_ref(),
             suggestion.map(|s| s.to_string()).as_deref(),
             state.as_deref(),
             limit,

@@ -1,20 +1,24 @@
 //! Consumes the suggestions service's events: the ones that concern the deputies (assigned,
 //! an extension approved, the reply, re-handling, progress on commitments, the closure
-//! confirmed) become a message in each deputy's inbox and a delivery per channel they chose —
+//! confirmed) become a message in each deputy's inbox and a delivery per channel they chose;
+//! the ones that ask something of a unit or decide on its work (assigned, an extension decided,
+//! a deputy's rating, re-handling, a closure request decided) a message to the unit's contact —
 //! written with the event's inbox entry in one transaction, so a message is queued once however
 //! often the event is delivered. Other events only move the position.
 
 use std::collections::HashMap;
 
 use banli_db::Pool;
-use banli_domain::ids::{AgencyId, DeputyId, SuggestionId};
+use banli_domain::ids::{AgencyId, SuggestionId};
 use banli_domain::suggestion::SuggestionEvent;
 use banli_domain::wire::WireEvent;
 use banli_eventlog::inbox::Inbox;
 use banli_eventlog::{Apply, Envelope, Handled, Settled, Step};
 
-use crate::messages::{Subject, messages};
-use crate::store::{Channel, NewDelivery, NewNotification, Preferences, Store, StoreError};
+use crate::messages::{Subject, messages, unit_messages};
+use crate::store::{
+    Channel, NewDelivery, NewNotification, Preferences, Recipient, Store, StoreError,
+};
 
 /// The durable consumer's name on the bus and in the inbox.
 pub const CONSUMER: &str = "notify";
@@ -41,7 +45,16 @@ pub struct EventConsumer {
     inbox: Inbox,
     available: Available,
     names: Option<AgencyNames>,
+    /// The names last read, and when: read again once older than [`NAMES_FRESH`] or when an
+    /// agency an event assigns is not among them.
+    cache: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Names)>>>,
 }
+
+type Names = std::sync::Arc<HashMap<AgencyId, String>>;
+
+/// How long agencies' names read for the wording are used before they are read again (a
+/// renamed agency is named anew after this).
+pub const NAMES_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for EventConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +71,33 @@ impl EventConsumer {
             inbox: Inbox::new("notify", CONSUMER),
             available,
             names,
+            cache: Default::default(),
         }
+    }
+
+    /// Agencies' names for a batch that assigns `assigned` (and may name any unit already
+    /// assigned): the cached ones while fresh and complete.
+    async fn names(&self, assigned: &[AgencyId]) -> Names {
+        let Some(f) = &self.names else {
+            return Names::default();
+        };
+        if let Ok(cache) = self.cache.lock()
+            && let Some((at, names)) = cache.as_ref()
+            && at.elapsed() < NAMES_FRESH
+            && assigned.iter().all(|a| names.contains_key(a))
+        {
+            return names.clone();
+        }
+        let names: Names = std::sync::Arc::new(
+            f().await
+                .into_iter()
+                .filter_map(|(id, name)| Some((AgencyId(id.parse().ok()?), name)))
+                .collect(),
+        );
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((std::time::Instant::now(), names.clone()));
+        }
+        names
     }
 
     pub fn inbox(&self) -> &Inbox {
@@ -66,7 +105,7 @@ impl EventConsumer {
     }
 }
 
-/// The deliveries of one message to a deputy with `prefs`: each channel chosen, pending when
+/// The deliveries of one message to a recipient with `prefs`: each channel chosen, pending when
 /// there is an address and the platform sends on it, otherwise undeliverable with the reason.
 pub fn deliveries(prefs: &Preferences, available: Available) -> Vec<NewDelivery> {
     let mut out = Vec::new();
@@ -87,7 +126,10 @@ pub fn deliveries(prefs: &Preferences, available: Available) -> Vec<NewDelivery>
             .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty());
         let (state, error) = match (&address, configured) {
-            (None, _) => ("undeliverable", Some(format!("the deputy has no {what}"))),
+            (None, _) => (
+                "undeliverable",
+                Some(format!("the recipient has no {what} in their preferences")),
+            ),
             (Some(_), false) => (
                 "undeliverable",
                 Some(format!(
@@ -112,6 +154,19 @@ pub fn deliveries(prefs: &Preferences, available: Available) -> Vec<NewDelivery>
     out
 }
 
+/// The events that change what is kept of a suggestion (see [`Subject::apply`]).
+fn shapes(e: &SuggestionEvent) -> bool {
+    use SuggestionEvent as E;
+    matches!(
+        e,
+        E::Submitted(_)
+            | E::Assigned(_)
+            | E::AdjustmentDecided(_)
+            | E::CommitmentCreated(_)
+            | E::ClosureRequested(_)
+    )
+}
+
 /// The events that may say something to the deputies (see [`crate::messages::messages`]).
 fn speaks(e: &SuggestionEvent) -> bool {
     use SuggestionEvent as E;
@@ -119,6 +174,7 @@ fn speaks(e: &SuggestionEvent) -> bool {
         e,
         E::Assigned(_)
             | E::ExtensionDecided(_)
+            | E::FeedbackRecorded(_)
             | E::ReplyIssued(_)
             | E::ReHandlingOpened(_)
             | E::CommitmentProgressed(_)
@@ -141,9 +197,13 @@ macro_rules! batch_on {
         ) -> Result<(Vec<Handled>, u64), StoreError> {
             let mut settled = Settled::default();
             let mut tx = p.begin().await?;
+            // Only the suggestions whose events shape or speak are read: most events (a
+            // communication, a review step, a deadline) neither, and cost the batch nothing.
             let mut ids: Vec<String> = steps
                 .iter()
-                .filter_map(|(_, r, _)| r.as_ref().map(|r| r.0.to_string()))
+                .filter_map(|(_, r, _)| r.as_ref())
+                .filter(|r| shapes(&r.2) || speaks(&r.2))
+                .map(|r| r.0.to_string())
                 .collect();
             ids.sort();
             ids.dedup();
@@ -154,7 +214,7 @@ macro_rules! batch_on {
                 subjects.insert(id, s);
             }
             let mut changed: HashMap<String, i64> = HashMap::new();
-            let mut prefs: HashMap<DeputyId, Preferences> = HashMap::new();
+            let mut prefs: HashMap<Recipient, Option<Preferences>> = HashMap::new();
             let mut queued = 0;
             let mut out = Vec::with_capacity(steps.len());
             for (e, read, park) in &steps {
@@ -167,6 +227,10 @@ macro_rules! batch_on {
                     continue;
                 };
                 let (id, wire, event) = read.as_ref();
+                if !shapes(event) && !speaks(event) {
+                    out.push(settled.applied(e));
+                    continue;
+                }
                 let key = id.to_string();
                 let known = subjects.contains_key(&key);
                 if !known && !matches!(event, SuggestionEvent::Submitted(_)) {
@@ -181,45 +245,53 @@ macro_rules! batch_on {
                     changed.insert(key.clone(), wire.aggregate_version as i64);
                 }
                 let name = |a: AgencyId| names.get(&a).cloned().unwrap_or_else(|| a.to_string());
-                let said = messages(subject, event, &name);
-                if !said.is_empty() {
-                    for deputy in subject.deputies.clone() {
-                        if !prefs.contains_key(&deputy) {
-                            let p =
-                                crate::store::$module::preferences(&mut tx, &deputy.to_string())
-                                    .await?
-                                    .unwrap_or_default();
-                            prefs.insert(deputy, p);
-                        }
-                        let pref = &prefs[&deputy];
-                        for m in &said {
-                            let (title, body) = m.text(&pref.language).clone();
-                            let n = NewNotification {
-                                id: uuid::Uuid::now_v7().to_string(),
-                                source_event: e.event_id.to_string(),
-                                deputy_id: deputy.to_string(),
-                                suggestion_id: key.clone(),
-                                kind: m.kind.to_owned(),
-                                language: if pref.language == "en" {
-                                    "en".into()
-                                } else {
-                                    "zh".into()
-                                },
-                                title,
-                                body,
-                                created_at: now_ms(),
-                                deliveries: if pref.channels.is_empty() {
-                                    Vec::new()
-                                } else {
-                                    deliveries(pref, available)
-                                },
-                            };
-                            if crate::store::$module::insert(&mut tx, &n).await? {
-                                queued +=
-                                    n.deliveries.iter().filter(|d| d.state == "pending").count()
-                                        as u64;
-                            }
-                        }
+                // Deputies hear of their item; units' contacts of what their unit must do.
+                let mut said: Vec<(Recipient, crate::messages::Message)> = Vec::new();
+                let to_deputies = messages(subject, event, &name);
+                for deputy in &subject.deputies {
+                    for m in &to_deputies {
+                        said.push((Recipient::Deputy(deputy.to_string()), m.clone()));
+                    }
+                }
+                for (agency, m) in unit_messages(subject, event, &name) {
+                    said.push((Recipient::Agency(agency.to_string()), m));
+                }
+                for (who, m) in said {
+                    if !prefs.contains_key(&who) {
+                        let p = crate::store::$module::preferences(&mut tx, &who).await?;
+                        prefs.insert(who.clone(), p);
+                    }
+                    let stored = &prefs[&who];
+                    // A deputy without preferences is reached on every channel (and told why
+                    // a channel cannot be used); a unit without a contact has the inbox only.
+                    let pref = match (stored, &who) {
+                        (Some(p), _) => p.clone(),
+                        (None, Recipient::Deputy(_)) => Preferences::default(),
+                        (None, Recipient::Agency(_)) => Preferences {
+                            channels: Vec::new(),
+                            ..Preferences::default()
+                        },
+                    };
+                    let (title, body) = m.text(&pref.language).clone();
+                    let n = NewNotification {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        source_event: e.event_id.to_string(),
+                        recipient: who,
+                        suggestion_id: key.clone(),
+                        kind: m.kind.to_owned(),
+                        language: if pref.language == "en" {
+                            "en".into()
+                        } else {
+                            "zh".into()
+                        },
+                        title,
+                        body,
+                        created_at: now_ms(),
+                        deliveries: deliveries(&pref, available),
+                    };
+                    if crate::store::$module::insert(&mut tx, &n).await? {
+                        queued +=
+                            n.deliveries.iter().filter(|d| d.state == "pending").count() as u64;
                     }
                 }
                 out.push(settled.applied(e));
@@ -294,13 +366,17 @@ impl Apply for EventConsumer {
         let speaks = owned
             .iter()
             .any(|(_, r, _)| r.as_ref().is_some_and(|r| speaks(&r.2)));
-        let names: HashMap<AgencyId, String> = match &self.names {
-            Some(f) if speaks => f()
-                .await
-                .into_iter()
-                .filter_map(|(id, name)| Some((AgencyId(id.parse().ok()?), name)))
-                .collect(),
-            _ => HashMap::new(),
+        let names = if speaks {
+            let assigned: Vec<AgencyId> = owned
+                .iter()
+                .filter_map(|(_, r, _)| match r.as_deref() {
+                    Some((_, _, SuggestionEvent::Assigned(a))) => Some(a.agency),
+                    _ => None,
+                })
+                .collect();
+            self.names(&assigned).await
+        } else {
+            Names::default()
         };
         let (inbox, available) = (self.inbox.clone(), self.available);
         let (handled, queued) = self

@@ -7,7 +7,7 @@ use pb::notify_service_server::{NotifyService, NotifyServiceServer};
 use tonic::service::RoutesBuilder;
 use tonic::{Request, Response, Status};
 
-use crate::app::{AppState, PreferencesBody};
+use crate::app::{AppState, Named, PreferencesBody};
 use crate::store::{Channel, DeliveryRow, InboxItem};
 
 /// The full names of this service's gRPC services.
@@ -46,7 +46,8 @@ fn delivery(d: DeliveryRow) -> pb::Delivery {
     pb::Delivery {
         notification_id: d.notification_id,
         channel: d.channel,
-        deputy_id: d.deputy_id,
+        deputy_id: d.deputy_id.unwrap_or_default(),
+        agency_id: d.agency_id.unwrap_or_default(),
         suggestion_id: d.suggestion_id,
         state: d.state,
         address: d.address.unwrap_or_default(),
@@ -58,15 +59,34 @@ fn delivery(d: DeliveryRow) -> pb::Delivery {
     }
 }
 
-fn prefs_out(deputy: String, p: PreferencesBody) -> pb::Preferences {
+fn prefs_out(named: Named, p: PreferencesBody) -> pb::Preferences {
+    let (deputy_id, agency_id) = match named {
+        Named::Deputy(d) => (d.to_string(), String::new()),
+        Named::Agency(a) => (String::new(), a.to_string()),
+    };
     pb::Preferences {
-        deputy_id: deputy,
+        deputy_id,
+        agency_id,
         email: p.email.unwrap_or_default(),
         phone: p.phone.unwrap_or_default(),
         channels: p.channels.iter().map(|c| c.as_str().to_owned()).collect(),
         quiet_from: p.quiet_from.unwrap_or_default(),
         quiet_to: p.quiet_to.unwrap_or_default(),
         language: p.language,
+    }
+}
+
+/// Exactly one of a deputy and an agency, by id.
+fn named(deputy: &str, agency: &str) -> Result<Named, AppError> {
+    match (
+        opt_uuid("deputy_id", deputy)?,
+        opt_uuid("agency_id", agency)?,
+    ) {
+        (Some(d), None) => Ok(Named::Deputy(d)),
+        (None, Some(a)) => Ok(Named::Agency(a)),
+        _ => Err(AppError::malformed(
+            "exactly one of `deputy_id` and `agency_id` is required",
+        )),
     }
 }
 
@@ -99,6 +119,7 @@ impl NotifyService for Grpc {
             &self.state,
             &p,
             opt_uuid("deputy_id", &r.deputy_id)?,
+            opt_uuid("agency_id", &r.agency_id)?,
             r.unread_only,
             limit(r.limit),
         )
@@ -123,9 +144,10 @@ impl NotifyService for Grpc {
         req: Request<pb::GetPreferencesRequest>,
     ) -> Result<Response<pb::Preferences>, Status> {
         let p = self.caller(&req).await?;
-        let id = banli_api::grpc::uuid("deputy_id", &req.into_inner().deputy_id)?;
-        let prefs = crate::app::preferences_of(&self.state, &p, id).await?;
-        Ok(Response::new(prefs_out(id.to_string(), prefs)))
+        let r = req.into_inner();
+        let who = named(&r.deputy_id, &r.agency_id)?;
+        let prefs = crate::app::preferences_of(&self.state, &p, who).await?;
+        Ok(Response::new(prefs_out(who, prefs)))
     }
 
     async fn set_preferences(
@@ -137,7 +159,7 @@ impl NotifyService for Grpc {
             .into_inner()
             .preferences
             .ok_or_else(|| AppError::malformed("`preferences` is required"))?;
-        let id = banli_api::grpc::uuid("deputy_id", &r.deputy_id)?;
+        let who = named(&r.deputy_id, &r.agency_id)?;
         let channels = r
             .channels
             .iter()
@@ -155,8 +177,8 @@ impl NotifyService for Grpc {
             quiet_to: text(r.quiet_to),
             language: text(r.language).unwrap_or_else(|| "zh".into()),
         };
-        let prefs = crate::app::set_preferences(&self.state, &p, id, body).await?;
-        Ok(Response::new(prefs_out(id.to_string(), prefs)))
+        let prefs = crate::app::set_preferences(&self.state, &p, who, body).await?;
+        Ok(Response::new(prefs_out(who, prefs)))
     }
 
     async fn list_deliveries(
@@ -169,6 +191,7 @@ impl NotifyService for Grpc {
             &self.state,
             &p,
             opt_uuid("deputy_id", &r.deputy_id)?,
+            opt_uuid("agency_id", &r.agency_id)?,
             opt_uuid("suggestion_id", &r.suggestion_id)?,
             text(r.state),
             limit(r.limit),

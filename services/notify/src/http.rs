@@ -1,4 +1,5 @@
-//! REST: `/v1/inbox` (a deputy's messages), `/v1/notifications/preferences/{deputy_id}`,
+//! REST: `/v1/inbox` (a deputy's or a unit contact's messages),
+//! `/v1/notifications/preferences/{deputy_id}`, `/v1/notifications/contacts/{agency_id}`,
 //! `/v1/notifications/deliveries` (each delivery and its outcome). Handlers parse and answer;
 //! `crate::app` decides.
 
@@ -15,11 +16,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::app::{AppState, PreferencesBody, internal};
+use crate::app::{AppState, Named, PreferencesBody, internal};
 use crate::store::{DeliveryRow, InboxItem};
 
 #[derive(OpenApi)]
-#[openapi(tags((name = "notify", description = "Notifications (通知): deputies hear of their suggestions in the inbox, by e-mail and by SMS")))]
+#[openapi(tags((name = "notify", description = "Notifications (通知): deputies hear of their suggestions, and units' contacts of what their unit must do, in the inbox, by e-mail and by SMS")))]
 #[derive(Debug)]
 pub struct ApiDoc;
 
@@ -50,6 +51,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(inbox))
         .routes(routes!(mark_read))
         .routes(routes!(get_preferences, set_preferences))
+        .routes(routes!(get_contact, set_contact))
         .routes(routes!(deliveries))
 }
 
@@ -65,6 +67,9 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, AppError> {
 struct InboxParams {
     /// The office and auditors: the deputy whose inbox; a deputy's key: their own (default).
     deputy_id: Option<Uuid>,
+    /// The office and auditors: the agency whose contact's inbox; an agency's key: its own
+    /// (default).
+    agency_id: Option<Uuid>,
     /// Only messages not read yet.
     #[serde(default)]
     unread: bool,
@@ -79,7 +84,9 @@ struct InboxList {
 
 /// A deputy's messages (通知), newest first: the assignment of their suggestions (who handles
 /// them, by when), extensions approved, replies, re-handling, progress on commitments and the
-/// closure of follow-up — in the deputy's language.
+/// closure of follow-up — in the deputy's language. With an agency's key, its contact's
+/// messages: items assigned to the unit, extensions decided, deputies' ratings, re-handling,
+/// closure requests decided.
 #[utoipa::path(get, path = "/v1/inbox", tag = "notify", params(InboxParams),
     responses((status = 200, body = InboxList), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
 async fn inbox(
@@ -87,7 +94,8 @@ async fn inbox(
     caller: Caller,
     ApiQuery(q): ApiQuery<InboxParams>,
 ) -> ApiResult {
-    let items = crate::app::inbox_of(&st, &caller.0, q.deputy_id, q.unread, q.limit).await?;
+    let items =
+        crate::app::inbox_of(&st, &caller.0, q.deputy_id, q.agency_id, q.unread, q.limit).await?;
     Ok(json_response(200, to_json(&InboxList { items })?, None))
 }
 
@@ -95,7 +103,7 @@ async fn inbox(
 #[serde(deny_unknown_fields)]
 struct Empty {}
 
-/// Marks one of the deputy's messages read (the deputy's key).
+/// Marks one of the caller's messages read (a deputy's key, or an agency's for its contact's).
 #[utoipa::path(post, path = "/v1/inbox/{id}/read", tag = "notify", params(("id" = Uuid, Path)), request_body = Object,
     responses((status = 200, body = InboxItem), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn mark_read(
@@ -117,7 +125,7 @@ async fn get_preferences(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult {
-    let p = crate::app::preferences_of(&st, &caller.0, id).await?;
+    let p = crate::app::preferences_of(&st, &caller.0, Named::Deputy(id)).await?;
     Ok(json_response(200, to_json(&p)?, None))
 }
 
@@ -133,7 +141,36 @@ async fn set_preferences(
     ApiPath(id): ApiPath<Uuid>,
     body: Posted<PreferencesBody>,
 ) -> ApiResult {
-    let p = crate::app::set_preferences(&st, &caller.0, id, body.value).await?;
+    let p = crate::app::set_preferences(&st, &caller.0, Named::Deputy(id), body.value).await?;
+    Ok(json_response(200, to_json(&p)?, None))
+}
+
+/// A unit's contact (联络员) for notifications: the addresses, channels, quiet hours and
+/// language of the person who hears what the unit must do (the agency's keys, the assigning
+/// office, auditors). Without any set: the inbox only has the messages (no address).
+#[utoipa::path(get, path = "/v1/notifications/contacts/{id}", tag = "notify", params(("id" = Uuid, Path, description = "The agency")),
+    responses((status = 200, body = PreferencesBody), (status = 403, body = ProblemDocument)))]
+async fn get_contact(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    let p = crate::app::preferences_of(&st, &caller.0, Named::Agency(id)).await?;
+    Ok(json_response(200, to_json(&p)?, None))
+}
+
+/// Replaces a unit's contact for notifications (the agency's admin key, or the assigning
+/// office). A bad address, time or language is a 422 naming the field.
+#[utoipa::path(put, path = "/v1/notifications/contacts/{id}", tag = "notify", params(("id" = Uuid, Path, description = "The agency")),
+    request_body = PreferencesBody,
+    responses((status = 200, body = PreferencesBody), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn set_contact(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Posted<PreferencesBody>,
+) -> ApiResult {
+    let p = crate::app::set_preferences(&st, &caller.0, Named::Agency(id), body.value).await?;
     Ok(json_response(200, to_json(&p)?, None))
 }
 
@@ -142,6 +179,7 @@ async fn set_preferences(
 #[into_params(parameter_in = Query)]
 struct DeliveryParams {
     deputy_id: Option<Uuid>,
+    agency_id: Option<Uuid>,
     suggestion_id: Option<Uuid>,
     /// `pending`, `sent`, `failed` or `undeliverable`.
     state: Option<String>,
@@ -155,7 +193,8 @@ struct DeliveryList {
 
 /// Each e-mail and SMS delivery with its outcome: sent, pending (with the next attempt and the
 /// last error), failed after the retries, or undeliverable with the reason (no address, the
-/// channel not configured). The office and auditors: any deputy; a deputy: their own.
+/// channel not configured). The office and auditors: any deputy's or unit's; a deputy: their
+/// own; an agency: its contact's.
 #[utoipa::path(get, path = "/v1/notifications/deliveries", tag = "notify", params(DeliveryParams),
     responses((status = 200, body = DeliveryList), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
 async fn deliveries(
@@ -167,6 +206,7 @@ async fn deliveries(
         &st,
         &caller.0,
         q.deputy_id,
+        q.agency_id,
         q.suggestion_id,
         q.state,
         q.limit,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use banli_domain::ids::*;
 use banli_domain::suggestion::{
-    AdjustmentDecision, ReplyClass, ReplyType, SuggestionEvent, UnitRole,
+    AdjustmentDecision, ReplyClass, ReplyType, Satisfaction, SuggestionEvent, UnitRole,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,9 @@ pub struct Subject {
     pub commitments: BTreeMap<CommitmentId, (AgencyId, String)>,
     /// The class of the last closure request: (from, to).
     pub closure: Option<(ReplyClass, ReplyClass)>,
+    /// The assignment that made the last closure request.
+    #[serde(default)]
+    pub closure_by: Option<AssignmentId>,
 }
 
 impl Subject {
@@ -51,7 +54,10 @@ impl Subject {
                     (c.commitment.owner, c.commitment.measure.clone()),
                 );
             }
-            E::ClosureRequested(c) => self.closure = Some((c.request.from, c.request.to)),
+            E::ClosureRequested(c) => {
+                self.closure = Some((c.request.from, c.request.to));
+                self.closure_by = Some(c.request.assignment_id);
+            }
             _ => return false,
         }
         true
@@ -254,6 +260,183 @@ pub fn messages(
     }
 }
 
+fn satisfaction_zh(l: Satisfaction) -> &'static str {
+    match l {
+        Satisfaction::Satisfied => "满意",
+        Satisfaction::BasicallySatisfied => "基本满意",
+        Satisfaction::Dissatisfied => "不满意",
+    }
+}
+
+/// The messages `e` gives units' contacts (联络员): each with the agency it is for. A unit hears
+/// what it must do or what was decided on its work — an item assigned to it, its extension
+/// request decided, a deputy's rating of its reply, re-handling, its closure request decided.
+pub fn unit_messages(
+    s: &Subject,
+    e: &SuggestionEvent,
+    name: &dyn Fn(AgencyId) -> String,
+) -> Vec<(AgencyId, Message)> {
+    use SuggestionEvent as E;
+    let item_zh = format!("《{}》（{}号）", s.title, s.number);
+    let item_en = format!("\u{201c}{}\u{201d} (No. {})", s.title, s.number);
+    let msg = |kind, zh_title: String, zh: String, en_title: String, en: String| Message {
+        kind,
+        zh: (format!("【建议办理】{zh_title}"), zh),
+        en: (format!("[Suggestion] {en_title}"), en),
+    };
+    let responsible = || {
+        let mut v: Vec<AgencyId> = s
+            .units
+            .values()
+            .filter(|(_, r)| *r != UnitRole::Co)
+            .map(|(a, _)| *a)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    match e {
+        E::Assigned(a) => {
+            let due = a
+                .deadlines
+                .reply
+                .as_ref()
+                .map(|d| d.due.to_string())
+                .unwrap_or_default();
+            let role = role_zh(a.role);
+            vec![(
+                a.agency,
+                msg(
+                    "unit_assigned",
+                    format!("新交办建议{}号（{role}）", s.number),
+                    format!(
+                        "建议{item_zh}已交由{}{role}，答复期限为{due}。请及时签收并与代表联系。",
+                        name(a.agency)
+                    ),
+                    format!("No. {} assigned to your unit ({})", s.number, a.role.as_str()),
+                    format!(
+                        "Suggestion {item_en} is assigned to {} ({}); the reply is due by {due}. Please sign for it and contact the deputy.",
+                        name(a.agency),
+                        a.role.as_str()
+                    ),
+                ),
+            )]
+        }
+        E::ExtensionDecided(x) => {
+            let Some((agency, _)) = s.units.get(&x.assignment_id).copied() else {
+                return Vec::new();
+            };
+            let m = match (&x.new_reply_deadline, x.approved) {
+                (Some(d), true) => msg(
+                    "unit_extension_decided",
+                    format!("{}号延期申请已批准", s.number),
+                    format!("交办机关批准了建议{item_zh}的延期申请，答复期限延长至{}。", d.due),
+                    format!("No. {}: extension approved", s.number),
+                    format!(
+                        "The assigning office approved the extension for {item_en}: the reply is now due by {}.",
+                        d.due
+                    ),
+                ),
+                _ => msg(
+                    "unit_extension_decided",
+                    format!("{}号延期申请未获批准", s.number),
+                    format!("交办机关未批准建议{item_zh}的延期申请，请按原期限答复。"),
+                    format!("No. {}: extension refused", s.number),
+                    format!(
+                        "The assigning office refused the extension for {item_en}: the reply is due as before."
+                    ),
+                ),
+            };
+            vec![(agency, m)]
+        }
+        E::FeedbackRecorded(f) => {
+            let level = f.feedback.level;
+            let comment = f.feedback.comment.trim();
+            let (zh_comment, en_comment) = if comment.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (format!("意见：{comment}"), format!(" Comment: {comment}"))
+            };
+            responsible()
+                .into_iter()
+                .map(|a| {
+                    (
+                        a,
+                        msg(
+                            "unit_rated",
+                            format!("代表对{}号答复的评价：{}", s.number, satisfaction_zh(level)),
+                            format!(
+                                "代表对建议{item_zh}的答复评价为“{}”。{zh_comment}",
+                                satisfaction_zh(level)
+                            ),
+                            format!("No. {} rated {}", s.number, level.as_str()),
+                            format!(
+                                "A deputy rated the reply to {item_en}: {}.{en_comment}",
+                                level.as_str()
+                            ),
+                        ),
+                    )
+                })
+                .collect()
+        }
+        E::ReHandlingOpened(r) => r
+            .reply_deadlines
+            .iter()
+            .filter_map(|(aid, d)| {
+                let (agency, _) = s.units.get(aid).copied()?;
+                Some((
+                    agency,
+                    msg(
+                        "unit_re_handling",
+                        format!("{}号重新办理", s.number),
+                        format!(
+                            "代表对建议{item_zh}的答复不满意，请重新办理（第{}轮），新的答复期限为{}。",
+                            r.round, d.due
+                        ),
+                        format!("No. {} to be handled again", s.number),
+                        format!(
+                            "The deputy was dissatisfied with the reply to {item_en}: handle it again (round {}); the new reply is due by {}.",
+                            r.round, d.due
+                        ),
+                    ),
+                ))
+            })
+            .collect(),
+        E::ClosureDecided(d) => {
+            let Some((agency, _)) = s.closure_by.and_then(|a| s.units.get(&a).copied()) else {
+                return Vec::new();
+            };
+            let m = if d.decision.confirmed {
+                msg(
+                    "unit_closure_decided",
+                    format!("{}号办结申请已确认", s.number),
+                    format!("交办机关确认了建议{item_zh}的办结申请，跟踪办理完结。"),
+                    format!("No. {}: closure confirmed", s.number),
+                    format!(
+                        "The assigning office confirmed the closure of {item_en}; its follow-up is complete."
+                    ),
+                )
+            } else {
+                msg(
+                    "unit_closure_decided",
+                    format!("{}号办结申请被退回", s.number),
+                    format!(
+                        "交办机关退回了建议{item_zh}的办结申请：{}。被退回的承诺事项请继续落实。",
+                        d.decision.reason
+                    ),
+                    format!("No. {}: closure returned", s.number),
+                    format!(
+                        "The assigning office returned the closure request for {item_en}: {}. The commitments named are open again.",
+                        d.decision.reason
+                    ),
+                )
+            };
+            vec![(agency, m)]
+        }
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +473,85 @@ mod tests {
         );
         assert!(m[0].text("en").1.contains("progress"), "{m:?}");
         assert!(messages(&s, &report(false), &name).is_empty());
+    }
+
+    #[test]
+    fn units_hear_what_asks_something_of_them_and_co_units_no_ratings() {
+        let (lead, co) = (AgencyId::new(), AgencyId::new());
+        let (la, ca) = (AssignmentId::new(), AssignmentId::new());
+        let mut s = Subject {
+            number: "2020-0123".into(),
+            title: "中小企业融资".into(),
+            deputies: vec![DeputyId::new()],
+            ..Subject::default()
+        };
+        s.units.insert(la, (lead, UnitRole::Lead));
+        s.units.insert(ca, (co, UnitRole::Co));
+        let name = |_| "省财政厅".to_owned();
+        let rated = SuggestionEvent::FeedbackRecorded(FeedbackRecorded {
+            feedback: Feedback {
+                deputy: s.deputies[0],
+                level: Satisfaction::Dissatisfied,
+                handling: None,
+                result: None,
+                comment: "措施不具体".into(),
+                round: 0,
+                on: date!(2020 - 07 - 01),
+            },
+        });
+        let got = unit_messages(&s, &rated, &name);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, lead);
+        assert!(got[0].1.zh.1.contains("不满意") && got[0].1.zh.1.contains("措施不具体"));
+        // A rating says nothing to the deputies themselves.
+        assert!(messages(&s, &rated, &name).is_empty());
+        let due = |d: time::Date| {
+            serde_json::from_value(serde_json::json!({
+                "start_label": "re-handling",
+                "start": "2020-07-02",
+                "duration": {"kind": "calendar_days", "days": 30},
+                "due": d.to_string(),
+                "calendar_version": "test",
+                "assumed_weekends_only": false,
+                "trace": []
+            }))
+            .expect("a deadline")
+        };
+        let again = SuggestionEvent::ReHandlingOpened(ReHandlingOpened {
+            round: 1,
+            reply_deadlines: vec![(la, due(date!(2020 - 08 - 01)))],
+            on: date!(2020 - 07 - 02),
+        });
+        let got = unit_messages(&s, &again, &name);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].1.kind), (lead, "unit_re_handling"));
+        assert!(got[0].1.zh.1.contains("2020-08-01"), "{got:?}");
+        // A closure decision goes to the unit that asked.
+        s.apply(&SuggestionEvent::ClosureRequested(ClosureRequested {
+            request: ClosureRequest {
+                reply_id: ReplyId::new(),
+                assignment_id: la,
+                from: ReplyClass::B,
+                to: ReplyClass::A,
+                explanation: None,
+                on: date!(2021 - 03 - 01),
+                decision: None,
+                ratings: Vec::new(),
+            },
+        }));
+        let returned = SuggestionEvent::ClosureDecided(ClosureDecided {
+            decision: ClosureDecision {
+                confirmed: false,
+                reason: "佐证材料不足".into(),
+                reopened: Vec::new(),
+                on: date!(2021 - 03 - 05),
+            },
+        });
+        let got = unit_messages(&s, &returned, &name);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, lead);
+        assert!(got[0].1.zh.1.contains("佐证材料不足"), "{got:?}");
+        // The deputies hear only of a confirmed closure.
+        assert!(messages(&s, &returned, &name).is_empty());
     }
 }

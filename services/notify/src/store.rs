@@ -1,6 +1,6 @@
-//! The notification service's tables: the subjects its messages are worded from, deputies'
-//! preferences, the inbox (one row per message and deputy) and the deliveries by e-mail and
-//! SMS with their outcomes. Times are Unix milliseconds.
+//! The notification service's tables: the subjects its messages are worded from, recipients'
+//! preferences (deputies, and units' contacts), the inbox (one row per message and recipient)
+//! and the deliveries by e-mail and SMS with their outcomes. Times are Unix milliseconds.
 
 use banli_db::{Db, Pool, WriterStopped, on_pool};
 use banli_eventlog::inbox::Inbox;
@@ -30,7 +30,45 @@ type PreferencesRow = (
     String,
 );
 
-/// A channel a deputy may be reached on besides the inbox.
+/// Who a message is for: a deputy, or an agency (its contact, 联络员, who hears what the unit
+/// must do).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Recipient {
+    Deputy(String),
+    Agency(String),
+}
+
+impl Recipient {
+    /// `deputy` or `agency`, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recipient::Deputy(_) => "deputy",
+            Recipient::Agency(_) => "agency",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Recipient::Deputy(id) | Recipient::Agency(id) => id,
+        }
+    }
+
+    fn from_row(kind: &str, id: String) -> Recipient {
+        if kind == "agency" {
+            Recipient::Agency(id)
+        } else {
+            Recipient::Deputy(id)
+        }
+    }
+}
+
+impl std::fmt::Display for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind(), self.id())
+    }
+}
+
+/// A channel a recipient may be reached on besides the inbox.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -60,7 +98,7 @@ impl Channel {
     }
 }
 
-/// A deputy's preferences. Without a row: every channel, Chinese, no quiet hours, no addresses
+/// A recipient's preferences. Without a row: every channel, Chinese, no quiet hours, no addresses
 /// (so e-mail and SMS are recorded as undeliverable and the inbox has every message).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preferences {
@@ -92,7 +130,7 @@ impl Default for Preferences {
 pub struct NewNotification {
     pub id: String,
     pub source_event: String,
-    pub deputy_id: String,
+    pub recipient: Recipient,
     pub suggestion_id: String,
     pub kind: String,
     pub language: String,
@@ -113,12 +151,14 @@ pub struct NewDelivery {
     pub quiet_to: Option<String>,
 }
 
-/// A message in a deputy's inbox.
+/// A message in a deputy's or a unit's inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InboxItem {
     pub id: String,
     pub suggestion_id: String,
-    /// `assigned`, `extension_approved`, `replied`, `re_handling`, `progress`, `closed`.
+    /// To deputies: `assigned`, `extension_approved`, `replied`, `re_handling`, `progress`,
+    /// `closed`. To units: `unit_assigned`, `unit_extension_decided`, `unit_rated`,
+    /// `unit_re_handling`, `unit_closure_decided`.
     pub kind: String,
     pub language: String,
     pub title: String,
@@ -153,7 +193,12 @@ where
 pub struct DeliveryRow {
     pub notification_id: String,
     pub channel: String,
-    pub deputy_id: String,
+    /// The deputy the delivery is for, or
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deputy_id: Option<String>,
+    /// the agency whose contact it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency_id: Option<String>,
     pub suggestion_id: String,
     /// `pending`, `sent`, `failed` (given up after the retries) or `undeliverable`.
     pub state: String,
@@ -244,15 +289,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn preferences(&self, deputy: &str) -> Result<Option<Preferences>, StoreError> {
+    pub async fn preferences(&self, who: &Recipient) -> Result<Option<Preferences>, StoreError> {
         let row: Option<PreferencesRow> = on_pool!(self.pool(), p => sqlx::query_as(
-                "SELECT email, phone, channels, quiet_from, quiet_to, language FROM notify_preferences WHERE deputy_id = $1")
-                .bind(deputy)
+                "SELECT email, phone, channels, quiet_from, quiet_to, language FROM notify_preferences \
+                 WHERE recipient_id = $1 AND recipient_kind = $2")
+                .bind(who.id())
+                .bind(who.kind())
                 .fetch_optional(p)
                 .await)?;
         row.map(|(email, phone, channels, quiet_from, quiet_to, language)| {
             let channels: Vec<Channel> = serde_json::from_str(&channels)
-                .map_err(|e| StoreError::Corrupt(format!("preferences of {deputy}: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("preferences of {who}: {e}")))?;
             Ok(Preferences {
                 email,
                 phone,
@@ -265,76 +312,26 @@ impl Store {
         .transpose()
     }
 
+    /// Sets a recipient's preferences; `false` when the id is another kind of recipient's.
     pub async fn set_preferences(
         &self,
-        deputy: &str,
+        who: &Recipient,
         p: &Preferences,
         now: i64,
-    ) -> Result<(), StoreError> {
-        let (deputy, p) = (deputy.to_owned(), p.clone());
+    ) -> Result<bool, StoreError> {
+        let (who, p) = (who.clone(), p.clone());
         let channels =
             serde_json::to_string(&p.channels).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.db
             .write(move |pool| async move {
-                on_pool!(&pool, c => sqlx::query(
-                    "INSERT INTO notify_preferences (deputy_id, email, phone, channels, quiet_from, quiet_to, language, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (deputy_id) DO UPDATE SET email = excluded.email, \
-                     phone = excluded.phone, channels = excluded.channels, quiet_from = excluded.quiet_from, \
-                     quiet_to = excluded.quiet_to, language = excluded.language, updated_at = excluded.updated_at")
-                    .bind(&deputy).bind(&p.email).bind(&p.phone).bind(&channels).bind(&p.quiet_from)
-                    .bind(&p.quiet_to).bind(&p.language).bind(now)
-                    .execute(c)
-                    .await
-                    .map(|_| ()))?;
-                Ok::<(), StoreError>(())
-            })
-            .await
-    }
-
-    /// A deputy's inbox, newest first.
-    pub async fn inbox(
-        &self,
-        deputy: &str,
-        unread_only: bool,
-        limit: u32,
-    ) -> Result<Vec<InboxItem>, StoreError> {
-        let rows = on_pool!(self.pool(), p => sqlx::query(
-            "SELECT id, suggestion_id, kind, language, title, body, created_at, read_at FROM notify_notifications \
-             WHERE deputy_id = $1 AND ($2 = 0 OR read_at IS NULL) ORDER BY created_at DESC, id DESC LIMIT $3")
-            .bind(deputy)
-            .bind(i64::from(unread_only))
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await
-            .and_then(|rows| rows.iter().map(inbox_row).collect::<Result<Vec<_>, sqlx::Error>>()))?;
-        Ok(rows)
-    }
-
-    /// One of a deputy's messages.
-    pub async fn inbox_item(
-        &self,
-        deputy: &str,
-        id: &str,
-    ) -> Result<Option<InboxItem>, StoreError> {
-        let row = on_pool!(self.pool(), p => sqlx::query(
-            "SELECT id, suggestion_id, kind, language, title, body, created_at, read_at FROM notify_notifications \
-             WHERE deputy_id = $1 AND id = $2")
-            .bind(deputy)
-            .bind(id)
-            .fetch_optional(p)
-            .await
-            .and_then(|r| r.as_ref().map(inbox_row).transpose()))?;
-        Ok(row)
-    }
-
-    /// Marks a message read; `false` when the deputy has no such message.
-    pub async fn mark_read(&self, deputy: &str, id: &str, now: i64) -> Result<bool, StoreError> {
-        let (deputy, id) = (deputy.to_owned(), id.to_owned());
-        self.db
-            .write(move |pool| async move {
                 let n = on_pool!(&pool, c => sqlx::query(
-                    "UPDATE notify_notifications SET read_at = COALESCE(read_at, $3) WHERE id = $1 AND deputy_id = $2")
-                    .bind(&id).bind(&deputy).bind(now)
+                    "INSERT INTO notify_preferences (recipient_id, email, phone, channels, quiet_from, quiet_to, language, updated_at, recipient_kind) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (recipient_id) DO UPDATE SET email = excluded.email, \
+                     phone = excluded.phone, channels = excluded.channels, quiet_from = excluded.quiet_from, \
+                     quiet_to = excluded.quiet_to, language = excluded.language, updated_at = excluded.updated_at \
+                     WHERE notify_preferences.recipient_kind = excluded.recipient_kind")
+                    .bind(who.id()).bind(&p.email).bind(&p.phone).bind(&channels).bind(&p.quiet_from)
+                    .bind(&p.quiet_to).bind(&p.language).bind(now).bind(who.kind())
                     .execute(c)
                     .await
                     .map(|r| r.rows_affected()))?;
@@ -343,28 +340,86 @@ impl Store {
             .await
     }
 
-    /// Deliveries, newest first, of a deputy and/or a suggestion.
+    /// A recipient's inbox, newest first.
+    pub async fn inbox(
+        &self,
+        who: &Recipient,
+        unread_only: bool,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        let rows = on_pool!(self.pool(), p => sqlx::query(
+            "SELECT id, suggestion_id, kind, language, title, body, created_at, read_at FROM notify_notifications \
+             WHERE recipient_id = $1 AND recipient_kind = $4 AND ($2 = 0 OR read_at IS NULL) ORDER BY created_at DESC, id DESC LIMIT $3")
+            .bind(who.id())
+            .bind(i64::from(unread_only))
+            .bind(i64::from(limit))
+            .bind(who.kind())
+            .fetch_all(p)
+            .await
+            .and_then(|rows| rows.iter().map(inbox_row).collect::<Result<Vec<_>, sqlx::Error>>()))?;
+        Ok(rows)
+    }
+
+    /// One of a recipient's messages.
+    pub async fn inbox_item(
+        &self,
+        who: &Recipient,
+        id: &str,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        let row = on_pool!(self.pool(), p => sqlx::query(
+            "SELECT id, suggestion_id, kind, language, title, body, created_at, read_at FROM notify_notifications \
+             WHERE recipient_id = $1 AND recipient_kind = $3 AND id = $2")
+            .bind(who.id())
+            .bind(id)
+            .bind(who.kind())
+            .fetch_optional(p)
+            .await
+            .and_then(|r| r.as_ref().map(inbox_row).transpose()))?;
+        Ok(row)
+    }
+
+    /// Marks a message read; `false` when the recipient has no such message.
+    pub async fn mark_read(&self, who: &Recipient, id: &str, now: i64) -> Result<bool, StoreError> {
+        let (who, id) = (who.clone(), id.to_owned());
+        self.db
+            .write(move |pool| async move {
+                let n = on_pool!(&pool, c => sqlx::query(
+                    "UPDATE notify_notifications SET read_at = COALESCE(read_at, $3) WHERE id = $1 AND recipient_id = $2 AND recipient_kind = $4")
+                    .bind(&id).bind(who.id()).bind(now).bind(who.kind())
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                Ok::<bool, StoreError>(n == 1)
+            })
+            .await
+    }
+
+    /// Deliveries, newest first, of a recipient and/or a suggestion.
     pub async fn deliveries(
         &self,
-        deputy: Option<&str>,
+        who: Option<&Recipient>,
         suggestion: Option<&str>,
         state: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
         let rows = on_pool!(self.pool(), p => sqlx::query(
-            "SELECT notification_id, channel, deputy_id, suggestion_id, state, address, attempts, last_error, next_at, sent_at, created_at \
-             FROM notify_deliveries WHERE ($1 = '' OR deputy_id = $1) AND ($2 = '' OR suggestion_id = $2) AND ($3 = '' OR state = $3) \
+            "SELECT notification_id, channel, recipient_id, suggestion_id, state, address, attempts, last_error, next_at, sent_at, created_at, recipient_kind \
+             FROM notify_deliveries WHERE ($1 = '' OR (recipient_id = $1 AND recipient_kind = $5)) AND ($2 = '' OR suggestion_id = $2) AND ($3 = '' OR state = $3) \
              ORDER BY created_at DESC, notification_id DESC, channel LIMIT $4")
-            .bind(deputy.unwrap_or_default())
+            .bind(who.map(Recipient::id).unwrap_or_default())
             .bind(suggestion.unwrap_or_default())
             .bind(state.unwrap_or_default())
             .bind(i64::from(limit))
+            .bind(who.map_or("", Recipient::kind))
             .fetch_all(p)
             .await
-            .and_then(|rows| rows.iter().map(|r| Ok(DeliveryRow {
+            .and_then(|rows| rows.iter().map(|r| {
+                let who = Recipient::from_row(&r.try_get::<String, _>(11)?, r.try_get(2)?);
+                Ok(DeliveryRow {
                 notification_id: r.try_get(0)?,
                 channel: r.try_get(1)?,
-                deputy_id: r.try_get(2)?,
+                deputy_id: match &who { Recipient::Deputy(d) => Some(d.clone()), _ => None },
+                agency_id: match &who { Recipient::Agency(a) => Some(a.clone()), _ => None },
                 suggestion_id: r.try_get(3)?,
                 state: r.try_get(4)?,
                 address: r.try_get(5)?,
@@ -373,7 +428,7 @@ impl Store {
                 next_at: r.try_get(8)?,
                 sent_at: r.try_get(9)?,
                 created_at: r.try_get(10)?,
-            })).collect::<Result<Vec<_>, sqlx::Error>>()))?;
+            })}).collect::<Result<Vec<_>, sqlx::Error>>()))?;
         Ok(rows)
     }
 
@@ -509,28 +564,24 @@ impl Store {
 }
 
 macro_rules! writes_on {
-    ($module:ident, $conn:ty) => {
+    ($module:ident, $conn:ty, $subjects:literal, $ids:ty, $bind:expr) => {
         /// The consumer's writes, inside its batch transaction.
         pub mod $module {
             use super::*;
 
+            /// The subjects kept of these suggestions, in one statement.
             pub async fn load_subjects(
                 c: &mut $conn,
                 ids: &[String],
             ) -> Result<Vec<(String, String)>, sqlx::Error> {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(row) = sqlx::query_as::<_, (String, String)>(
-                        "SELECT suggestion_id, subject FROM notify_subjects WHERE suggestion_id = $1",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *c)
-                    .await?
-                    {
-                        out.push(row);
-                    }
+                if ids.is_empty() {
+                    return Ok(Vec::new());
                 }
-                Ok(out)
+                let bound: $ids = $bind(ids);
+                sqlx::query_as::<_, (String, String)>($subjects)
+                    .bind(bound)
+                    .fetch_all(&mut *c)
+                    .await
             }
 
             pub async fn save_subject(
@@ -553,13 +604,15 @@ macro_rules! writes_on {
 
             pub async fn preferences(
                 c: &mut $conn,
-                deputy: &str,
+                who: &Recipient,
             ) -> Result<Option<Preferences>, sqlx::Error> {
                 let row: Option<PreferencesRow> =
                     sqlx::query_as(
-                        "SELECT email, phone, channels, quiet_from, quiet_to, language FROM notify_preferences WHERE deputy_id = $1",
+                        "SELECT email, phone, channels, quiet_from, quiet_to, language FROM notify_preferences \
+                         WHERE recipient_id = $1 AND recipient_kind = $2",
                     )
-                    .bind(deputy)
+                    .bind(who.id())
+                    .bind(who.kind())
                     .fetch_optional(&mut *c)
                     .await?;
                 Ok(row.map(|(email, phone, channels, quiet_from, quiet_to, language)| Preferences {
@@ -573,21 +626,22 @@ macro_rules! writes_on {
             }
 
             /// The notification and its deliveries; `false` when it was written before (the
-            /// same event for the same deputy: never twice).
+            /// same event for the same recipient: never twice).
             pub async fn insert(c: &mut $conn, n: &NewNotification) -> Result<bool, sqlx::Error> {
                 let fresh = sqlx::query(
-                    "INSERT INTO notify_notifications (id, source_event, deputy_id, suggestion_id, kind, language, title, body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (source_event, deputy_id, kind) DO NOTHING",
+                    "INSERT INTO notify_notifications (id, source_event, recipient_id, suggestion_id, kind, language, title, body, created_at, recipient_kind) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source_event, recipient_id, kind) DO NOTHING",
                 )
                 .bind(&n.id)
                 .bind(&n.source_event)
-                .bind(&n.deputy_id)
+                .bind(n.recipient.id())
                 .bind(&n.suggestion_id)
                 .bind(&n.kind)
                 .bind(&n.language)
                 .bind(&n.title)
                 .bind(&n.body)
                 .bind(n.created_at)
+                .bind(n.recipient.kind())
                 .execute(&mut *c)
                 .await?
                 .rows_affected()
@@ -597,13 +651,13 @@ macro_rules! writes_on {
                 }
                 for d in &n.deliveries {
                     sqlx::query(
-                        "INSERT INTO notify_deliveries (notification_id, channel, deputy_id, suggestion_id, state, address, title, body, \
-                         quiet_from, quiet_to, attempts, next_at, last_error, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $11)",
+                        "INSERT INTO notify_deliveries (notification_id, channel, recipient_id, suggestion_id, state, address, title, body, \
+                         quiet_from, quiet_to, attempts, next_at, last_error, created_at, recipient_kind) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $11, $13)",
                     )
                     .bind(&n.id)
                     .bind(d.channel.as_str())
-                    .bind(&n.deputy_id)
+                    .bind(n.recipient.id())
                     .bind(&n.suggestion_id)
                     .bind(d.state)
                     .bind(&d.address)
@@ -613,6 +667,7 @@ macro_rules! writes_on {
                     .bind(&d.quiet_to)
                     .bind(n.created_at)
                     .bind(&d.last_error)
+                    .bind(n.recipient.kind())
                     .execute(&mut *c)
                     .await?;
                 }
@@ -622,5 +677,17 @@ macro_rules! writes_on {
     };
 }
 
-writes_on!(sqlite, sqlx::SqliteConnection);
-writes_on!(postgres, sqlx::PgConnection);
+writes_on!(
+    sqlite,
+    sqlx::SqliteConnection,
+    "SELECT suggestion_id, subject FROM notify_subjects WHERE suggestion_id IN (SELECT value FROM json_each($1))",
+    String,
+    |ids: &[String]| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+);
+writes_on!(
+    postgres,
+    sqlx::PgConnection,
+    "SELECT suggestion_id, subject FROM notify_subjects WHERE suggestion_id = ANY($1)",
+    Vec<String>,
+    |ids: &[String]| ids.to_vec()
+);

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use banli_db::testing::TestDb;
 use banli_notify::deliver::{Deliverer, Policy, SMS_TEMPLATE, Sms, Smtp};
-use banli_notify::store::{Channel, NewDelivery, NewNotification, Store};
+use banli_notify::store::{Channel, NewDelivery, NewNotification, Recipient, Store};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
@@ -124,7 +124,7 @@ fn note(deputy: &str, email: Option<&str>, phone: Option<&str>) -> NewNotificati
     NewNotification {
         id: id.clone(),
         source_event: id,
-        deputy_id: deputy.to_owned(),
+        recipient: Recipient::Deputy(deputy.to_owned()),
         suggestion_id: uuid::Uuid::now_v7().to_string(),
         kind: "replied".into(),
         language: "zh".into(),
@@ -212,7 +212,7 @@ async fn deliveries(db: TestDb) {
     })
     .await;
     let rows = store
-        .deliveries(Some("deputy-2"), None, None, 10)
+        .deliveries(Some(&Recipient::Deputy("deputy-2".into())), None, None, 10)
         .await
         .expect("rows");
     assert!(
@@ -305,7 +305,12 @@ async fn deliveries(db: TestDb) {
     })
     .await;
     let rows = store
-        .deliveries(Some("deputy-3"), None, Some("failed"), 10)
+        .deliveries(
+            Some(&Recipient::Deputy("deputy-3".into())),
+            None,
+            Some("failed"),
+            10,
+        )
         .await
         .expect("rows");
     assert_eq!(rows[0].attempts, 4, "{rows:?}");
