@@ -59,7 +59,8 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    // The ledger fills last: 24 items (4 of 2018, 9 of 2019, 11 of 2020), all converted to A.
+    // The ledger fills last: 24 B-class items (4 of 2018, 9 of 2019, 11 of 2020), all
+    // converted to A, and one class-A item of 2020 with a longer-term measure still open.
     let start = Instant::now();
     let ledger = loop {
         let (status, v) = get(
@@ -71,9 +72,9 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         assert!(status == 200 || status == 404, "{v}");
         if v["items"].as_array().is_some_and(|i| {
             // The supplementary reply and the conversion are separate events: wait for both.
-            i.len() == 24
-                && i.iter()
-                    .all(|x| x["class"] == "A" && x["converted_at"].is_string())
+            i.len() == 25
+                && i.iter().all(|x| x["class"] == "A")
+                && i.iter().filter(|x| x["converted_at"].is_string()).count() == 24
         }) {
             break v;
         }
@@ -105,7 +106,10 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let items = ledger["items"].as_array().expect("items");
+    let all_items = ledger["items"].as_array().expect("items");
+    let (items, open): (Vec<&Value>, Vec<&Value>) = all_items
+        .iter()
+        .partition(|i| i["converted_at"].is_string());
     let of_year = |y: i64| {
         items
             .iter()
@@ -117,7 +121,60 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         (4, 9, 11),
         "{ledger}"
     );
-    for i in items {
+    // The longer-term measure promised on a class-A reply of 2020: reported on in 2020, dated
+    // mid-2021, never converted — overdue today, and the follow-up service said so.
+    assert_eq!(open.len(), 1, "{ledger}");
+    let open = open[0];
+    assert_eq!(
+        (open["year"].as_i64(), &open["first_class"]),
+        (Some(2020), &Value::from("A")),
+        "{open}"
+    );
+    let measure = &open["commitments"][0];
+    assert_eq!(measure["state"], "open", "{open}");
+    assert_eq!(measure["target_date"], "2021-06-30", "{open}");
+    assert_eq!(
+        measure["progress"].as_array().map(Vec::len),
+        Some(2),
+        "{open}"
+    );
+    let open_sid = open["suggestion_id"].as_str().expect("id");
+    let start = Instant::now();
+    let overdue = loop {
+        let (status, v) = get(
+            s.http,
+            &format!("/v1/followup/notices?agency_id={department}&limit=500"),
+            &office,
+        );
+        assert_eq!(status, 200, "{v}");
+        let found = v["items"].as_array().and_then(|l| {
+            l.iter()
+                .find(|n| {
+                    n["trigger"] == "overdue"
+                        && n["suggestions"]
+                            .as_array()
+                            .is_some_and(|s| s.iter().any(|x| x == open_sid))
+                })
+                .cloned()
+        });
+        if let Some(n) = found {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the overdue commitment never raised a notice: {v}\n{}",
+            log(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(overdue["issued_on"], "2021-07-01", "{overdue}");
+    assert!(
+        overdue["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("建成省级工业互联网公共服务平台")),
+        "{overdue}"
+    );
+    for i in &items {
         assert_eq!(i["first_class"], "B", "{i}");
         assert!(
             i["converted_at"]
@@ -255,6 +312,10 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
     );
     assert_eq!(status, 200, "{all}");
     assert_eq!(rate(&all, "b_to_a_conversion"), (24, 24), "{all}");
+    // Implementation as of today: every commitment whose date has passed was fulfilled by it,
+    // but the longer-term measure.
+    let (fulfilled, due) = rate(&all, "implementation_rate");
+    assert!(due > 40 && fulfilled + 1 == due, "{all}");
     assert_eq!(all["counts"]["lead"].as_u64(), Some(34 + 13), "{all}");
     // As of the end of 2019 nothing was converted yet: the figures are dated.
     let (status, then) = get(
@@ -346,6 +407,7 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         "主要领导领办 2 件",
         "往年B类建议 13 件，已转为A类 13 件",
         "无逾期事项，无未解决的B类建议",
+        "- 落实中：2020-0103 加快工业互联网平台建设（2020年，A类；承诺事项 1 项未兑现，目标日期至 2021-06-30）",
         "收到督办通知 8 件，已书面回复 8 件（逾期回复 0 件）",
     ] {
         assert!(md.contains(expected), "`{expected}` not in:\n{md}");

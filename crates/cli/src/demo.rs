@@ -9,7 +9,9 @@
 //! office supervises its divisions twice in each of three stages; the B-class items of 2018
 //! (4), 2019 (9) and 2020 (11) carry commitments (and the co-handlers' own measures), are
 //! followed up in recess with word to the deputies, and are converted to A in 2020 with
-//! evidence, a supplementary reply and the assigning office's confirmation. Five other agencies lead the items the
+//! evidence, a supplementary reply and the assigning office's confirmation; one class-A reply
+//! of 2020 promises a longer-term measure, dated mid-2021, that the demo never converts (as of
+//! today it is overdue, and the follow-up service raises its notices). Five other agencies lead the items the
 //! department co-handles. The figures the report gives then come out of the metrics and the
 //! ledger, computed from these events.
 
@@ -64,6 +66,10 @@ const TOPICS: [&str; 12] = [
     "完善应急物资储备体系",
 ];
 
+/// The department's ledger once loaded: the B-class items of 2018 (4), 2019 (9) and 2020 (11),
+/// and the 2020 class-A item with a longer-term measure.
+pub const LEDGER_ITEMS: usize = 25;
+
 /// What the loader made.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -92,6 +98,9 @@ struct Item<'a> {
     feedback: Date,
     class: &'a str,
     commitment_target: Option<Date>,
+    /// A longer-term measure promised on a class-A reply, dated past the simulated years and
+    /// never converted in them: open and overdue as of today.
+    long_term: Option<Date>,
 }
 
 impl Driver {
@@ -310,6 +319,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 feedback,
                 class: "B",
                 commitment_target: Some(target),
+                long_term: None,
             });
         }
     }
@@ -340,6 +350,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             feedback: date!(2020 - 06 - 05),
             class,
             commitment_target: (class == "B").then_some(date!(2020 - 11 - 30)),
+            long_term: (n == 2).then_some(date!(2021 - 06 - 30)),
         });
     }
     for n in 0..67 {
@@ -355,6 +366,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
             feedback: date!(2020 - 06 - 05),
             class: "A",
             commitment_target: None,
+            long_term: None,
         });
     }
 
@@ -454,6 +466,13 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 (*reply_day + time::Duration::days(5), Step::Confirm(n)),
             ]);
         }
+    }
+    // The longer-term measure: word to the deputy each quarter of 2020, then nothing — its
+    // date passes after the simulated years, it is never converted, and the follow-up service
+    // raises the notices (overdue commitment, progress word owed) once the timers run.
+    for n in (0..items.len()).filter(|n| items[*n].long_term.is_some()) {
+        schedule
+            .extend([date!(2020 - 08 - 14), date!(2020 - 11 - 13)].map(|d| (d, Step::Progress(n))));
     }
     schedule.extend([
         (date!(2020 - 02 - 17), Step::StagePlan),
@@ -669,11 +688,16 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                 let it = &items[n];
                 let (lead_agency, lead) = lead_of(&units[n], it.lead)?;
                 let mut body = json!({"assignment_id": lead, "document_number": format!("答复〔{}〕{}号", it.days[3].year(), n + 1), "body": "经认真研究，答复如下。", "class": it.class, "signer": {"name": "厅长", "position": "principal_head"}, "opinion_ids": opinions[n]});
+                let ds = &divisions[lead_agency];
                 if let Some(target) = it.commitment_target {
-                    let ds = &divisions[lead_agency];
                     body["commitments"] = json!([
                         {"measure": "制定专项支持政策并组织实施", "division_id": ds[0], "target_date": target},
                         {"measure": "安排专项资金予以支持", "division_id": ds[1 % ds.len()], "target_date": target},
+                    ]);
+                }
+                if let Some(target) = it.long_term {
+                    body["commitments"] = json!([
+                        {"measure": "建成省级工业互联网公共服务平台并投入运行", "division_id": ds[2 % ds.len()], "target_date": target},
                     ]);
                 }
                 d.post_eventually(
@@ -806,14 +830,18 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
         .await?;
     }
 
-    // Every event has reached the follow-up service before the loader returns.
+    // Every event has reached the follow-up service before the loader returns: the 24 B-class
+    // items converted and closed, and the one longer-term measure still open.
     d.get_until(
         &format!("/v1/ledger?agency_id={}", agencies[0]),
         &office,
         |v| {
-            v["items"]
-                .as_array()
-                .is_some_and(|i| i.len() == 24 && i.iter().all(|x| x["class"] == "A"))
+            v["items"].as_array().is_some_and(|i| {
+                i.len() == LEDGER_ITEMS
+                    && i.iter().all(|x| x["class"] == "A")
+                    && i.iter().filter(|x| x["converted_at"].is_string()).count()
+                        == LEDGER_ITEMS - 1
+            })
         },
     )
     .await?;

@@ -325,7 +325,11 @@ pub fn markdown(r: &AnnualReport) -> String {
         }
     }
     out.push_str("\n## 四、逾期与未解决事项\n\n");
-    if r.overdue.is_empty() && r.unresolved.is_empty() {
+    // A class-A item whose promised measures are still open is being implemented (落实中),
+    // not unresolved: listed apart, with what is open and by when.
+    let (in_progress, unresolved): (Vec<&LedgerItem>, Vec<&LedgerItem>) =
+        r.unresolved.iter().partition(|i| i.class == ReplyClass::A);
+    if r.overdue.is_empty() && unresolved.is_empty() {
         out.push_str("无逾期事项，无未解决的B类建议。\n");
     } else {
         for d in &r.overdue {
@@ -334,7 +338,7 @@ pub fn markdown(r: &AnnualReport) -> String {
                 d.suggestion_id, d.kind, d.due
             ));
         }
-        for i in &r.unresolved {
+        for i in &unresolved {
             out.push_str(&format!(
                 "- 未解决：{} {}（{}年，现为{}类）\n",
                 cell(&i.number),
@@ -343,6 +347,19 @@ pub fn markdown(r: &AnnualReport) -> String {
                 i.class.as_str()
             ));
         }
+    }
+    for i in &in_progress {
+        let open: Vec<&banli_domain::ledger::LedgerCommitment> =
+            i.commitments.iter().filter(|c| c.state == "open").collect();
+        let latest = open.iter().map(|c| c.target_date).max();
+        out.push_str(&format!(
+            "- 落实中：{} {}（{}年，A类；承诺事项 {} 项未兑现{}）\n",
+            cell(&i.number),
+            cell(&i.title),
+            i.year,
+            open.len(),
+            latest.map_or(String::new(), |d| format!("，目标日期至 {d}"))
+        ));
     }
     let s = &r.supervision;
     out.push_str(&format!(
