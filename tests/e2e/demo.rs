@@ -317,6 +317,34 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
     let (fulfilled, due) = rate(&all, "implementation_rate");
     assert!(due > 40 && fulfilled + 1 == due, "{all}");
     assert_eq!(all["counts"]["lead"].as_u64(), Some(34 + 13), "{all}");
+    // Broken down by category and by delegation (分类统计): the groups add up to the whole.
+    for by in ["category", "delegation"] {
+        let (status, b) = get(
+            s.http,
+            &format!("/v1/metrics/breakdown?agency_id={department}&year=2020&by={by}"),
+            &office,
+        );
+        assert_eq!(status, 200, "{b}");
+        let groups = b["items"].as_array().expect("groups");
+        assert!(groups.len() > 1, "{b}");
+        let sum = |k: &str| {
+            groups
+                .iter()
+                .map(|g| g["counts"][k].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        assert_eq!((sum("lead"), sum("co")), (34, 67), "{by}: {b}");
+    }
+    let (status, finance) = get(
+        s.http,
+        &format!("/v1/metrics?agency_id={department}&category=财政金融"),
+        &office,
+    );
+    assert_eq!(status, 200, "{finance}");
+    assert!(
+        finance["counts"]["lead"].as_u64().is_some_and(|n| n > 0),
+        "{finance}"
+    );
     // As of the end of 2019 nothing was converted yet: the figures are dated.
     let (status, then) = get(
         s.http,

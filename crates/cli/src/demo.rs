@@ -70,6 +70,19 @@ const TOPICS: [&str; 12] = [
 /// and the 2020 class-A item with a longer-term measure.
 pub const LEDGER_ITEMS: usize = 25;
 
+/// The category (分类) the office registers an item under, by its subject.
+fn category(title: &str) -> &'static str {
+    if ["融资", "账款", "纾困"].iter().any(|k| title.contains(k)) {
+        "财政金融"
+    } else if title.contains("轨道交通") {
+        "交通运输"
+    } else if title.contains("节能") || title.contains("应急") {
+        "资源环境与安全"
+    } else {
+        "工业和信息化"
+    }
+}
+
 /// What the loader made.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -522,7 +535,7 @@ pub async fn load(router: axum::Router, clock: Clock, office: String) -> Result<
                     .post(
                         "/v1/suggestions",
                         &office,
-                        json!({"session_id": it.session, "number": it.number, "title": it.title, "body": format!("关于{}的建议。", it.title), "lead_deputy_id": it.deputy, "key_supervised": it.key_item}),
+                        json!({"session_id": it.session, "number": it.number, "title": it.title, "body": format!("关于{}的建议。", it.title), "category": category(&it.title), "lead_deputy_id": it.deputy, "key_supervised": it.key_item}),
                     )
                     .await?;
                 let sid = id(&s)?;

@@ -302,6 +302,115 @@ pub(crate) async fn metrics_of(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
+pub(crate) struct BreakdownParams {
+    /// `category` (分类), `delegation` (代表团), `deputy` (the lead deputy) or `topic` (共性问题,
+    /// the topics the caller reads).
+    pub(crate) by: String,
+    /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
+    /// their own).
+    pub(crate) agency_id: Option<Uuid>,
+    /// Only assignments made in this year.
+    pub(crate) year: Option<i32>,
+    /// Only what happened on or before this day (default: today).
+    #[param(value_type = Option<String>, format = Date)]
+    pub(crate) as_of: Option<time::Date>,
+    /// `json` (default) or `csv` (one line per group, each rate's numerator, denominator and
+    /// value).
+    pub(crate) format: Option<String>,
+}
+
+/// One group of a breakdown: its key (the category, the delegation, the deputy's or the
+/// topic's id), a label (the topic's title; the key otherwise) and its figures.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) key: String,
+    pub(crate) label: String,
+    pub(crate) report: banli_domain::metrics::Report,
+}
+
+/// How many groups a breakdown lists at most (deputies may be many): the first, by key.
+pub(crate) const MAX_GROUPS: u32 = 500;
+
+/// The metrics of each category, delegation, lead deputy or topic within the caller's scope:
+/// the same counts as `/v1/metrics` with that scope, one per group.
+pub(crate) async fn metrics_breakdown(
+    st: &AppState,
+    p: &Principal,
+    q: BreakdownParams,
+) -> Result<(crate::store::MetricsQuery, Vec<Group>, bool), AppError> {
+    use crate::store::GroupColumn;
+    let column = match q.by.as_str() {
+        "category" => Some(GroupColumn::Category),
+        "delegation" => Some(GroupColumn::Delegation),
+        "deputy" => Some(GroupColumn::Deputy),
+        "topic" => None,
+        other => {
+            return Err(AppError::malformed(format!(
+                "`by`: `{other}` is not category, delegation, deputy or topic"
+            )));
+        }
+    };
+    let params = |category: Option<String>,
+                  delegation: Option<String>,
+                  deputy_id: Option<Uuid>,
+                  topic_id: Option<Uuid>| MetricsParams {
+        agency_id: q.agency_id,
+        year: q.year,
+        division_id: None,
+        role: None,
+        session_id: None,
+        category,
+        deputy_id,
+        topic_id,
+        delegation,
+        as_of: q.as_of,
+    };
+    // The whole scope first: its checks (agency, year, day) answer bad input before any group.
+    let (whole, _) = metrics_of(st, p, params(None, None, None, None)).await?;
+    let mut keys: Vec<(String, String)> = match column {
+        Some(c) => st
+            .store
+            .group_values(c, whole.agency.as_deref(), q.year, MAX_GROUPS + 1)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|k| (k.clone(), k))
+            .collect(),
+        None => {
+            // A unit reads its own topics; the office and auditors every topic, or those
+            // holding an item of the agency they name.
+            let own = matches!(p.role, Role::AgencyAdmin | Role::Handler | Role::Leader);
+            let topics = match &whole.agency {
+                Some(a) if own => st.store.topics(Some(a)).await,
+                Some(a) => st.store.topics_of_agency(a).await,
+                None => st.store.topics(None).await,
+            }
+            .map_err(internal)?;
+            topics.into_iter().map(|t| (t.id, t.title)).collect()
+        }
+    };
+    let truncated = keys.len() > MAX_GROUPS as usize;
+    keys.truncate(MAX_GROUPS as usize);
+    let mut groups = Vec::with_capacity(keys.len());
+    for (key, label) in keys {
+        let id = key.parse::<Uuid>().ok();
+        let scoped = match column {
+            Some(GroupColumn::Category) => params(Some(key.clone()), None, None, None),
+            Some(GroupColumn::Delegation) => params(None, Some(key.clone()), None, None),
+            // Ids of this service's own rows: a key that is none counts nothing.
+            Some(GroupColumn::Deputy) if id.is_some() => params(None, None, id, None),
+            None if id.is_some() => params(None, None, None, id),
+            _ => continue,
+        };
+        let (_, report) = metrics_of(st, p, scoped).await?;
+        groups.push(Group { key, label, report });
+    }
+    Ok((whole, groups, truncated))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LedgerParams {
     /// The agency (the office and auditors: any, or none for every agency; an agency's keys:
     /// their own).

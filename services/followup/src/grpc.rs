@@ -622,25 +622,35 @@ impl FollowUpService for Grpc {
             delegation: text(r.delegation),
         };
         let (query, m) = crate::app::metrics_of(&self.state, &p, q).await?;
-        let rate = |r: &banli_domain::metrics::Rate| pb::Rate {
-            numerator: r.numerator,
-            denominator: r.denominator,
-            value: r.value(),
-            definition_version: r.definition_version.clone(),
-            definition: r.definition.clone(),
+        Ok(Response::new(metrics_out(query.as_of, &m)))
+    }
+
+    async fn get_metrics_breakdown(
+        &self,
+        req: Request<pb::GetMetricsBreakdownRequest>,
+    ) -> Result<Response<pb::MetricsBreakdown>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let q = crate::app::BreakdownParams {
+            by: r.by.clone(),
+            agency_id: opt_uuid("agency_id", &r.agency_id)?,
+            year: (r.year != 0).then_some(r.year),
+            as_of: day("as_of", &r.as_of)?,
+            format: None,
         };
-        let rates = m
-            .named()
-            .into_iter()
-            .map(|(k, r)| (k.to_owned(), rate(r)))
-            .collect();
-        Ok(Response::new(pb::Metrics {
-            as_of: query.as_of.to_string(),
-            lead: m.lead,
-            co: m.co,
-            separate: m.separate,
-            sole: m.sole,
-            rates,
+        let (whole, groups, truncated) = crate::app::metrics_breakdown(&self.state, &p, q).await?;
+        Ok(Response::new(pb::MetricsBreakdown {
+            by: r.by,
+            as_of: whole.as_of.to_string(),
+            groups: groups
+                .into_iter()
+                .map(|g| pb::MetricsGroup {
+                    metrics: Some(metrics_out(whole.as_of, &g.report)),
+                    key: g.key,
+                    label: g.label,
+                })
+                .collect(),
+            truncated,
         }))
     }
 
@@ -696,4 +706,27 @@ fn topic_out(t: crate::topics::TopicView) -> Result<pb::Topic, AppError> {
             .collect(),
         json: serde_json::to_string(&t).map_err(|e| AppError::internal(&e))?,
     })
+}
+
+/// A report's counts and rates, as of `as_of`.
+fn metrics_out(as_of: time::Date, m: &banli_domain::metrics::Report) -> pb::Metrics {
+    let rate = |r: &banli_domain::metrics::Rate| pb::Rate {
+        numerator: r.numerator,
+        denominator: r.denominator,
+        value: r.value(),
+        definition_version: r.definition_version.clone(),
+        definition: r.definition.clone(),
+    };
+    pb::Metrics {
+        as_of: as_of.to_string(),
+        lead: m.lead,
+        co: m.co,
+        separate: m.separate,
+        sole: m.sole,
+        rates: m
+            .named()
+            .into_iter()
+            .map(|(k, r)| (k.to_owned(), rate(r)))
+            .collect(),
+    }
 }

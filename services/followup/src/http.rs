@@ -19,10 +19,10 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::app::{
-    AlertsParams, CircularParams, DueSoonParams, LedgerParams, MetricsParams, NoticesParams,
-    OverdueItem, OverdueParams, ReportParams, StagePlanBody, StagePlanParams, agency_name,
-    alerts_of, annual_report_of, circular_of, due_soon_of, internal, ledger_of, metrics_of,
-    notices_of, overdue_of, plan_of, rate_json, scope, stage_plan_of, to_json,
+    AlertsParams, BreakdownParams, CircularParams, DueSoonParams, LedgerParams, MetricsParams,
+    NoticesParams, OverdueItem, OverdueParams, ReportParams, StagePlanBody, StagePlanParams,
+    agency_name, alerts_of, annual_report_of, circular_of, due_soon_of, internal, ledger_of,
+    metrics_of, notices_of, overdue_of, plan_of, rate_json, scope, stage_plan_of, to_json,
 };
 use crate::store::{AlertRow, DeadlineRow};
 
@@ -78,6 +78,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(acknowledge_notice))
         .routes(routes!(answer_notice))
         .routes(routes!(metrics))
+        .routes(routes!(metrics_breakdown))
         .routes(routes!(ledger))
         .routes(routes!(annual_report))
         .routes(routes!(export_assignments))
@@ -288,6 +289,10 @@ async fn metrics(
         "division_id": query.division,
         "role": query.role,
         "session_id": query.session,
+        "category": query.category,
+        "delegation": query.delegation,
+        "deputy_id": query.deputy,
+        "topic_id": query.topic,
         "year": query.year,
         "as_of": query.as_of,
         "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
@@ -296,6 +301,84 @@ async fn metrics(
             .into_iter()
             .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
             .collect::<serde_json::Map<_, _>>(),
+    });
+    Ok(json_response(200, to_json(&body)?, None))
+}
+
+/// The figures broken down (分类统计): one line per category, delegation, lead deputy or topic
+/// within the scope, each with the counts and every rate of `/v1/metrics` for that group —
+/// as JSON, or as CSV for a spreadsheet (`format=csv`). At most 500 groups (the first by key;
+/// `truncated` says when there were more).
+#[utoipa::path(get, path = "/v1/metrics/breakdown", tag = "followup", params(BreakdownParams),
+    responses((status = 200, body = Object), (status = 200, content_type = "text/csv", body = String), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn metrics_breakdown(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<BreakdownParams>,
+) -> ApiResult {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(
+                AppError::malformed(format!("`format`: `{other}` is not json or csv")).into(),
+            );
+        }
+    };
+    let by = q.by.clone();
+    let (whole, groups, truncated) = crate::app::metrics_breakdown(&st, &caller.0, q).await?;
+    if csv {
+        let mut out = String::from("key,label,lead,co,separate,sole");
+        for (n, _) in banli_domain::metrics::RATES {
+            out.push_str(&format!(",{n}_numerator,{n}_denominator,{n}"));
+        }
+        out.push_str("\r\n");
+        for g in &groups {
+            let r = &g.report;
+            let mut fields = vec![
+                csv_field(&g.key),
+                csv_field(&g.label),
+                r.lead.to_string(),
+                r.co.to_string(),
+                r.separate.to_string(),
+                r.sole.to_string(),
+            ];
+            for (_, rate) in r.named() {
+                fields.push(rate.numerator.to_string());
+                fields.push(rate.denominator.to_string());
+                fields.push(rate.value().map(|v| format!("{v:.4}")).unwrap_or_default());
+            }
+            out.push_str(&fields.join(","));
+            out.push_str("\r\n");
+        }
+        return Ok(axum::response::IntoResponse::into_response((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            out,
+        )));
+    }
+    let items: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|g| {
+            let r = &g.report;
+            serde_json::json!({
+                "key": g.key,
+                "label": g.label,
+                "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
+                "rates": r
+                    .named()
+                    .into_iter()
+                    .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
+                    .collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "by": by,
+        "agency_id": whole.agency,
+        "year": whole.year,
+        "as_of": whole.as_of,
+        "items": items,
+        "truncated": truncated,
     });
     Ok(json_response(200, to_json(&body)?, None))
 }

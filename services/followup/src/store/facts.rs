@@ -564,6 +564,25 @@ pub struct MetricsQuery {
     pub year: Option<i32>,
 }
 
+/// An item's property the metrics are broken down by, as a column of `followup_facts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupColumn {
+    Category,
+    Delegation,
+    Deputy,
+}
+
+impl GroupColumn {
+    /// The column (a fixed name, never input).
+    pub(super) fn column(self) -> &'static str {
+        match self {
+            GroupColumn::Category => "category",
+            GroupColumn::Delegation => "delegation",
+            GroupColumn::Deputy => "lead_deputy_id",
+        }
+    }
+}
+
 /// The class of an item as of `$1`: the current one unless it took effect later.
 pub(super) const CLASS_AS_OF: &str = "(CASE WHEN f.class_since <= $1 THEN f.class_now ELSE \
     (SELECT h.class FROM followup_fact_classes h WHERE h.suggestion_id = f.suggestion_id AND h.on_date <= $1 \

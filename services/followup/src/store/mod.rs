@@ -552,6 +552,30 @@ impl Store {
     }
 
     /// Whether any suggestion has (had) an assignment of this agency.
+    /// The distinct values of an item's property (its category, its delegation, its lead
+    /// deputy) among the assignments of `agency` (every agency when `None`) made in `year`
+    /// (every year when `None`), sorted, at most `limit`.
+    pub async fn group_values(
+        &self,
+        by: GroupColumn,
+        agency: Option<&str>,
+        year: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let col = by.column();
+        let sql = format!(
+            "SELECT DISTINCT {col} FROM followup_facts WHERE {col} <> '' AND ($1 = '' OR agency_id = $1) \
+             AND ($2 = 0 OR year = $2) ORDER BY {col} LIMIT $3"
+        );
+        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(agency.unwrap_or_default())
+            .bind(year.unwrap_or(0))
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
+    }
+
     pub async fn knows_agency(&self, agency: &str) -> Result<bool, StoreError> {
         let row: Option<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT agency_id FROM followup_units WHERE agency_id = $1 LIMIT 1")

@@ -353,6 +353,37 @@ async fn grpc_topics() {
     assert_eq!(linked.suggestion_ids, vec![w.id.clone()]);
     let view: serde_json::Value = serde_json::from_str(&linked.json).expect("json");
     assert_eq!(view["counts"]["items"], 1, "{view}");
+    // The metrics broken down by topic, as over REST; an unknown breakdown is INVALID_ARGUMENT.
+    let b = svc
+        .get_metrics_breakdown(with_key(
+            pb::GetMetricsBreakdownRequest {
+                by: "topic".into(),
+                ..Default::default()
+            },
+            &office,
+        ))
+        .await
+        .expect("breakdown")
+        .into_inner();
+    assert_eq!(b.groups.len(), 1);
+    assert_eq!(
+        (b.groups[0].key.as_str(), b.groups[0].label.as_str()),
+        (t.id.as_str(), "中小企业融资难")
+    );
+    let m = b.groups[0].metrics.as_ref().expect("metrics");
+    assert_eq!(m.lead, 1);
+    assert!(m.rates.contains_key("reply_rate"));
+    let err = svc
+        .get_metrics_breakdown(with_key(
+            pb::GetMetricsBreakdownRequest {
+                by: "colour".into(),
+                ..Default::default()
+            },
+            &office,
+        ))
+        .await
+        .expect_err("an unknown breakdown");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let err = svc
         .link_topic_item(item(&office, &uuid::Uuid::now_v7().to_string()))
         .await

@@ -51,6 +51,22 @@ pub(crate) async fn call(
     )
 }
 
+/// A GET answered 200 with a text body (CSV).
+pub(crate) async fn raw(router: &axum::Router, path: &str, key: &str) -> String {
+    let req = Request::builder()
+        .method("GET")
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("response");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
+    text
+}
+
 pub(crate) async fn ok(router: &axum::Router, path: &str, key: &str, body: Value) -> Value {
     let (status, v) = call(router, "POST", path, key, Some(body)).await;
     assert!(status.is_success(), "POST {path}: {status} {v}");

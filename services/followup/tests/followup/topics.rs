@@ -214,6 +214,76 @@ async fn topics_link_items_and_scope_the_metrics() {
     )
     .await;
     assert_eq!(status, 404, "another's topic is not a scope of theirs");
+    // Broken down by topic: the office every topic, the unit its own only.
+    let (status, b) = call(&api, "GET", "/v1/metrics/breakdown?by=topic", &office, None).await;
+    assert_eq!(status, 200, "{b}");
+    let groups = b["items"].as_array().expect("items");
+    assert_eq!(groups.len(), 3, "{b}");
+    let of = |key: &str| {
+        groups
+            .iter()
+            .find(|g| g["key"] == key)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(of(&tid)["label"], "中小企业融资难", "{b}");
+    assert_eq!(of(&tid)["counts"]["lead"], 1, "{b}");
+    assert_eq!(
+        of(&tid)["rates"]["implementation_rate"]["numerator"],
+        1,
+        "{b}"
+    );
+    assert_eq!(of(&theirs_id)["counts"]["lead"], 0, "{b}");
+    let (status, b) = call(
+        &api,
+        "GET",
+        "/v1/metrics/breakdown?by=topic",
+        &lead_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["items"].as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!(b["items"][0]["key"], own_id, "{b}");
+    assert_eq!(b["agency_id"], w.lead.as_str(), "{b}");
+    // By lead deputy: the item's; as CSV, a header and a line per group.
+    let (status, b) = call(
+        &api,
+        "GET",
+        "/v1/metrics/breakdown?by=deputy",
+        &office,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["items"].as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!(
+        b["items"][0]["key"],
+        s.details.lead_deputy.to_string(),
+        "{b}"
+    );
+    assert_eq!(b["items"][0]["counts"]["lead"], 1, "{b}");
+    let csv = raw(&api, "/v1/metrics/breakdown?by=topic&format=csv", &office).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 3, "{csv}");
+    assert!(
+        lines[0].starts_with("key,label,lead,co,separate,sole,reply_rate_numerator,reply_rate_denominator,reply_rate,"),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{tid},中小企业融资难,1,"))),
+        "{csv}"
+    );
+    for bad in [
+        "/v1/metrics/breakdown?by=colour",
+        "/v1/metrics/breakdown",
+        "/v1/metrics/breakdown?by=topic&format=xml",
+    ] {
+        let (status, v) = call(&api, "GET", bad, &office, None).await;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
     // The lead's annual report follows both topics that hold its item (延伸办理).
     let (status, r) = call(
         &api,
