@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use banli_coordination::webhooks::egress::{Egress, Resolver};
-use banli_coordination::webhooks::sign::{DELIVERY_HEADER, SIGNATURE_HEADER, signature_header};
+use banli_egress::policy::{Egress, Resolver};
+use banli_egress::sign::{DELIVERY_HEADER, SIGNATURE_HEADER, signature_header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -203,8 +203,7 @@ impl Deliverer {
             .map(|s| {
                 let template: serde_json::Value = serde_json::from_str(&s.template)
                     .map_err(|e| ConfigError::Template(format!("not JSON: {e}")))?;
-                let uri =
-                    banli_coordination::webhooks::check_url(&s.url).map_err(ConfigError::SmsUrl)?;
+                let uri = banli_egress::check_url(&s.url).map_err(ConfigError::SmsUrl)?;
                 let _ = uri;
                 let mut http = HttpConnector::new_with_resolver(Resolver(s.egress.clone()));
                 http.enforce_http(false);

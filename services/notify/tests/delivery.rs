@@ -176,8 +176,8 @@ async fn deliveries(db: TestDb) {
     let smtp_port = smtp_sink(mails.clone(), fail.clone()).await;
     let (texts, status) = (Texts::default(), Arc::new(AtomicU16::new(200)));
     let sms_port = gateway(texts.clone(), status.clone()).await;
-    let loopback = banli_coordination::webhooks::egress::Egress::new(
-        banli_coordination::webhooks::egress::Egress::parse_list("127.0.0.0/8").expect("cidr"),
+    let loopback = banli_egress::policy::Egress::new(
+        banli_egress::policy::Egress::parse_list("127.0.0.0/8").expect("cidr"),
     );
     let make = || {
         Deliverer::new(
@@ -241,11 +241,9 @@ async fn deliveries(db: TestDb) {
             .and_then(|v| v.to_str().ok())
             .expect("signed");
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        banli_coordination::webhooks::sign::verify(sig, b"sms-secret", &t[0].1, now)
-            .expect("a valid signature");
+        banli_egress::sign::verify(sig, b"sms-secret", &t[0].1, now).expect("a valid signature");
         assert!(
-            banli_coordination::webhooks::sign::verify(sig, b"another secret", &t[0].1, now)
-                .is_err(),
+            banli_egress::sign::verify(sig, b"another secret", &t[0].1, now).is_err(),
             "{sig}"
         );
     }

@@ -8,8 +8,8 @@
 
 mod api;
 pub mod deliver;
-pub mod egress;
-pub mod sign;
+/// The egress policy and the signature, shared with the notification service's SMS gateway.
+pub use banli_egress::{check_url, policy as egress, sign};
 mod store;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -255,30 +255,6 @@ pub struct DeliveryView {
     /// RFC 3339.
     pub at: String,
     pub ok: bool,
-}
-
-/// Checks an endpoint URL's form: absolute `http` or `https` with a host, no credentials. Where
-/// it may point is the egress policy's to say ([`egress::Egress::check_url`]).
-pub fn check_url(url: &str) -> Result<hyper::Uri, String> {
-    let uri: hyper::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => {
-            return Err(format!("`{url}`: a webhook URL is http:// or https://"));
-        }
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("`{url}` has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(format!(
-            "`{url}`: no credentials in the URL; the signature authenticates each delivery"
-        ));
-    }
-    if url.len() > 2048 {
-        return Err("a webhook URL is at most 2,048 characters".to_owned());
-    }
-    Ok(uri)
 }
 
 /// Unix milliseconds as RFC 3339.

@@ -1,4 +1,5 @@
-//! The webhook egress policy (出站策略): where an agency's endpoint may make this server connect.
+//! The egress policy (出站策略): where an agency's webhook endpoint, or the SMS gateway, may make
+//! this server connect.
 //!
 //! An endpoint URL's host is resolved and every address it resolves to is checked — when the
 //! endpoint is created or changed, and again at each delivery, by the resolver the delivery
@@ -278,10 +279,10 @@ impl Egress {
         Ok(addrs)
     }
 
-    /// Checks an endpoint URL before it is stored: its form ([`super::check_url`]) and its
+    /// Checks an endpoint URL before it is stored: its form ([`crate::check_url`]) and its
     /// target ([`Egress::check_target`]). The error says what to change.
     pub async fn check_url(&self, url: &str) -> Result<hyper::Uri, String> {
-        let uri = super::check_url(url)?;
+        let uri = crate::check_url(url)?;
         self.check_target(&uri).await.map_err(|e| match e {
             EgressError::Unresolvable => format!(
                 "`{}` does not resolve; give a host name with a public address",
