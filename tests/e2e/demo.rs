@@ -388,6 +388,25 @@ fn the_demo_shows_the_reports_figures_from_the_data() {
         (Some(101), Some(101)),
         "{circular}"
     );
+    // Beside the targets, the year's rates as of the stage's end: the reply rate and the
+    // implementation rate (no commitment was due by 31 May).
+    assert_eq!(rate(&circular, "reply_rate"), (101, 101), "{circular}");
+    assert_eq!(rate(&circular, "implementation_rate"), (0, 0), "{circular}");
+    let (status, md) = http(
+        s.http,
+        "GET",
+        &format!(
+            "/v1/followup/stage-plans/circular?agency_id={department}&year=2020&stage=2&format=markdown"
+        ),
+        Some(&office),
+        None,
+    );
+    assert_eq!(status, 200, "{md}");
+    assert!(
+        md.contains("| 办复率 reply rate | 101 | 101 | 100.0% |")
+            && md.contains("| 落实率 implementation rate | 0 | 0 | — |"),
+        "{md}"
+    );
 
     // Three stages, two supervision rounds each, and a notice on each key item when it was
     // assigned: all answered.

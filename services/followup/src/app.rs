@@ -403,6 +403,11 @@ pub(crate) async fn metrics_breakdown(
             _ => continue,
         };
         let (_, report) = metrics_of(st, p, scoped).await?;
+        // A value every item has left (recategorised) keeps its per-day rows, summing to
+        // nothing: not a group.
+        if report.lead + report.co + report.separate + report.sole == 0 && column.is_some() {
+            continue;
+        }
         groups.push(Group { key, label, report });
     }
     Ok((whole, groups, truncated))
@@ -611,6 +616,8 @@ pub(crate) struct CircularParams {
     pub(crate) format: Option<String>,
 }
 
+/// A stage's progress, the agency's items of the year, and its rates as of the circular's day
+/// (the reply rate beside the implementation rate, and the rest).
 pub(crate) async fn circular_of(
     st: &AppState,
     p: &Principal,
@@ -619,6 +626,7 @@ pub(crate) async fn circular_of(
     (
         banli_domain::stage_plan::StageProgress,
         Vec<banli_domain::suggestion::Suggestion>,
+        banli_domain::metrics::Report,
     ),
     AppError,
 > {
@@ -643,7 +651,42 @@ pub(crate) async fn circular_of(
                     plan.plan.stages.len()
                 ))
             })?;
-    Ok((progress, items))
+    let counts = st
+        .store
+        .counts(&crate::store::MetricsQuery {
+            as_of: progress.as_of,
+            agency: Some(agency),
+            division: None,
+            role: None,
+            session: None,
+            category: None,
+            deputy: None,
+            topic: None,
+            delegation: None,
+            year: Some(q.year),
+        })
+        .await
+        .map_err(internal)?;
+    Ok((
+        progress,
+        items,
+        banli_domain::metrics::Report::from_counts(&counts),
+    ))
+}
+
+/// A circular as JSON: the stage's progress and, under `rates`, every rate as of its day.
+pub(crate) fn circular_json(
+    progress: &banli_domain::stage_plan::StageProgress,
+    rates: &banli_domain::metrics::Report,
+) -> Result<String, AppError> {
+    let mut v = serde_json::to_value(progress).map_err(|e| AppError::internal(&e))?;
+    v["rates"] = rates
+        .named()
+        .into_iter()
+        .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    to_json(&v)
 }
 
 /// An agency's name from the directory, or its id.

@@ -480,7 +480,7 @@ impl FollowUpService for Grpc {
             stage: r.stage as usize,
             format: None,
         };
-        let (progress, items) = crate::app::circular_of(&self.state, &p, &q).await?;
+        let (progress, items, rates) = crate::app::circular_of(&self.state, &p, &q).await?;
         let name = crate::app::agency_name(&self.state, &progress.agency.to_string()).await;
         let titles = |id: &str| {
             items
@@ -490,8 +490,8 @@ impl FollowUpService for Grpc {
                 .unwrap_or_else(|| id.to_owned())
         };
         Ok(Response::new(pb::StageCircular {
-            json: serde_json::to_string(&progress).map_err(|e| AppError::internal(&e))?,
-            markdown: crate::stages::circular_markdown(&progress, &name, &titles),
+            json: crate::app::circular_json(&progress, &rates)?,
+            markdown: crate::stages::circular_markdown(&progress, &rates, &name, &titles),
         }))
     }
 

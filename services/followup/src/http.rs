@@ -631,7 +631,8 @@ async fn get_stage_plan(
 
 /// The progress circular (进度通报) of one stage: the agency's items of the year against the
 /// stage's targets, as of today (the stage's end once past), overall and per division, with the
-/// items still short.
+/// items still short, and the year's rates as of that day (the reply rate beside the
+/// implementation rate, 落实率).
 #[utoipa::path(get, path = "/v1/followup/stage-plans/circular", tag = "followup", params(CircularParams),
     responses((status = 200, body = Object), (status = 400, body = ProblemDocument), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn stage_circular(
@@ -640,7 +641,7 @@ async fn stage_circular(
     ApiQuery(q): ApiQuery<CircularParams>,
 ) -> ApiResult {
     let markdown = wants_markdown(q.format.as_deref())?;
-    let (progress, items) = circular_of(&st, &caller.0, &q).await?;
+    let (progress, items, rates) = circular_of(&st, &caller.0, &q).await?;
     if markdown {
         let name = agency_name(&st, &progress.agency.to_string()).await;
         let titles = |id: &str| {
@@ -655,10 +656,14 @@ async fn stage_circular(
                 axum::http::header::CONTENT_TYPE,
                 "text/markdown; charset=utf-8",
             )],
-            crate::stages::circular_markdown(&progress, &name, &titles),
+            crate::stages::circular_markdown(&progress, &rates, &name, &titles),
         )));
     }
-    Ok(json_response(200, to_json(&progress)?, None))
+    Ok(json_response(
+        200,
+        crate::app::circular_json(&progress, &rates)?,
+        None,
+    ))
 }
 
 /// Supervision notices to or from an agency, newest first.

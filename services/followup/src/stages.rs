@@ -304,6 +304,7 @@ fn round_body(p: &StageProgress, round: usize) -> String {
 /// The circular as Markdown.
 pub fn circular_markdown(
     p: &StageProgress,
+    rates: &banli_domain::metrics::Report,
     agency_name: &str,
     titles: &dyn Fn(&str) -> String,
 ) -> String {
@@ -341,6 +342,18 @@ pub fn circular_markdown(
                 t.total
             ));
         }
+    }
+    out.push_str(&format!(
+        "\n## 主要指标（{}年交办事项，截至 {}）\n\n| 指标 | 分子 | 分母 | 比率 |\n|---|---:|---:|---:|\n",
+        p.year, p.as_of
+    ));
+    for ((_, label), (_, rate)) in banli_domain::metrics::RATES.iter().zip(rates.named()) {
+        out.push_str(&format!(
+            "| {label} | {} | {} | {} |\n",
+            rate.numerator,
+            rate.denominator,
+            pct(rate.numerator, rate.denominator)
+        ));
     }
     let lagging = p.lagging();
     out.push_str("\n## 未达目标事项\n\n");

@@ -215,6 +215,50 @@ async fn matches_the_formulas(db: TestDb) {
         }
     }
     assert!(faceted > 40, "facet cases with items: {faceted}");
+    // The groups a breakdown lists: every category and delegation the items have (read from
+    // the per-day counts' keys), and the lead deputies, within an agency and year too.
+    use banli_followup::store::GroupColumn;
+    for (by, of) in [
+        (
+            GroupColumn::Category,
+            (|s: &Suggestion| s.details.category.clone()) as fn(&Suggestion) -> String,
+        ),
+        (GroupColumn::Delegation, |s: &Suggestion| {
+            s.details.delegation.clone()
+        }),
+        (GroupColumn::Deputy, |s: &Suggestion| {
+            s.details.lead_deputy.to_string()
+        }),
+    ] {
+        for (agency, year) in [(None, None), (Some(agencies[0]), Some(2020))] {
+            let mut want: Vec<String> = all
+                .iter()
+                .filter(|s| {
+                    s.assignments.iter().any(|a| {
+                        agency.is_none_or(|x| a.agency == x)
+                            && year.is_none_or(|y| a.assigned_on.year() == y)
+                    })
+                })
+                .map(of)
+                .collect();
+            want.sort();
+            want.dedup();
+            let got = store
+                .group_values(by, agency.map(|a| a.to_string()).as_deref(), year, 1000)
+                .await
+                .expect("groups");
+            // A value every item left (recategorised) may stay among the keys, never one
+            // no item had.
+            for w in &want {
+                assert!(
+                    got.contains(w),
+                    "{by:?} {agency:?} {year:?}: {w} not in {got:?}"
+                );
+            }
+            assert!(got.len() <= want.len() + 12, "{by:?}: {got:?}");
+            assert!(!got.is_empty());
+        }
+    }
     assert!(
         largest.iter().all(|m| *m > 0),
         "a count no case exercised (in Counts order): {largest:?}"

@@ -572,17 +572,6 @@ pub enum GroupColumn {
     Deputy,
 }
 
-impl GroupColumn {
-    /// The column (a fixed name, never input).
-    pub(super) fn column(self) -> &'static str {
-        match self {
-            GroupColumn::Category => "category",
-            GroupColumn::Delegation => "delegation",
-            GroupColumn::Deputy => "lead_deputy_id",
-        }
-    }
-}
-
 /// The class of an item as of `$1`: the current one unless it took effect later.
 pub(super) const CLASS_AS_OF: &str = "(CASE WHEN f.class_since <= $1 THEN f.class_now ELSE \
     (SELECT h.class FROM followup_fact_classes h WHERE h.suggestion_id = f.suggestion_id AND h.on_date <= $1 \

@@ -554,7 +554,9 @@ impl Store {
     /// Whether any suggestion has (had) an assignment of this agency.
     /// The distinct values of an item's property (its category, its delegation, its lead
     /// deputy) among the assignments of `agency` (every agency when `None`) made in `year`
-    /// (every year when `None`), sorted, at most `limit`.
+    /// (every year when `None`), sorted, at most `limit`. Categories and delegations are read
+    /// from the per-day counts' keys (a few rows a slice), deputies from the per-assignment
+    /// rows by their index.
     pub async fn group_values(
         &self,
         by: GroupColumn,
@@ -562,17 +564,51 @@ impl Store {
         year: Option<i32>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let col = by.column();
-        let sql = format!(
-            "SELECT DISTINCT {col} FROM followup_facts WHERE {col} <> '' AND ($1 = '' OR agency_id = $1) \
-             AND ($2 = 0 OR year = $2) ORDER BY {col} LIMIT $3"
-        );
-        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(agency.unwrap_or_default())
-            .bind(year.unwrap_or(0))
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await)?;
+        let agency = agency.unwrap_or_default().to_owned();
+        let rows: Vec<(String,)> = match by {
+            GroupColumn::Category | GroupColumn::Delegation => {
+                let facet = match by {
+                    GroupColumn::Category => "category",
+                    _ => "delegation",
+                };
+                on_pool!(self.pool(), p => sqlx::query_as(
+                    "SELECT DISTINCT facet_value FROM followup_metric_days WHERE agency_id = $1 AND year = $2 \
+                     AND role = '' AND facet = $3 ORDER BY facet_value LIMIT $4")
+                    .bind(&agency)
+                    .bind(year.unwrap_or(0))
+                    .bind(facet)
+                    .bind(i64::from(limit))
+                    .fetch_all(p)
+                    .await)?
+            }
+            GroupColumn::Deputy => {
+                // The conditions present only (a `$1 = '' OR …` would keep PostgreSQL's plan
+                // off the indexes).
+                let mut sql = String::from(
+                    "SELECT DISTINCT lead_deputy_id FROM followup_facts WHERE lead_deputy_id <> ''",
+                );
+                let mut n = 0;
+                if !agency.is_empty() {
+                    n += 1;
+                    sql.push_str(&format!(" AND agency_id = ${n}"));
+                }
+                if year.is_some() {
+                    n += 1;
+                    sql.push_str(&format!(" AND year = ${n}"));
+                }
+                sql.push_str(&format!(" ORDER BY lead_deputy_id LIMIT ${}", n + 1));
+                on_pool!(self.pool(), p => {
+                    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+                    if !agency.is_empty() {
+                        q = q.bind(&agency);
+                    }
+                    if let Some(y) = year {
+                        q = q.bind(y);
+                    }
+                    q.bind(i64::from(limit)).fetch_all(p).await
+                })?
+            }
+        };
         Ok(rows.into_iter().map(|(v,)| v).collect())
     }
 
