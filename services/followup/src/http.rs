@@ -316,15 +316,7 @@ async fn metrics_breakdown(
     caller: Caller,
     ApiQuery(q): ApiQuery<BreakdownParams>,
 ) -> ApiResult {
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(
-                AppError::malformed(format!("`format`: `{other}` is not json or csv")).into(),
-            );
-        }
-    };
+    let csv = wants_csv(q.format.as_deref())?;
     let by = q.by.clone();
     let (whole, groups, truncated) = crate::app::metrics_breakdown(&st, &caller.0, q).await?;
     if csv {
@@ -351,10 +343,7 @@ async fn metrics_breakdown(
             out.push_str(&fields.join(","));
             out.push_str("\r\n");
         }
-        return Ok(axum::response::IntoResponse::into_response((
-            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            out,
-        )));
+        return Ok(csv_response(out));
     }
     let items: Vec<serde_json::Value> = groups
         .iter()
@@ -450,21 +439,10 @@ async fn ledger(
     caller: Caller,
     ApiQuery(q): ApiQuery<LedgerParams>,
 ) -> ApiResult {
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(
-                AppError::malformed(format!("`format`: `{other}` is not json or csv")).into(),
-            );
-        }
-    };
+    let csv = wants_csv(q.format.as_deref())?;
     let items = ledger_of(&st, &caller.0, q).await?;
     if csv {
-        return Ok(axum::response::IntoResponse::into_response((
-            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            ledger_csv(&items),
-        )));
+        return Ok(csv_response(ledger_csv(&items)));
     }
     Ok(json_response(
         200,
@@ -474,6 +452,24 @@ async fn ledger(
 }
 
 /// `format=json` (the default) or `markdown`.
+fn wants_csv(format: Option<&str>) -> Result<bool, AppError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(AppError::malformed(format!(
+            "`format`: `{other}` is not json or csv"
+        ))),
+    }
+}
+
+/// A CSV body, for a spreadsheet.
+fn csv_response(body: String) -> Response {
+    axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        body,
+    ))
+}
+
 fn wants_markdown(format: Option<&str>) -> Result<bool, AppError> {
     match format {
         None | Some("json") => Ok(false),
@@ -575,10 +571,7 @@ async fn export_assignments(
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
-    Ok(axum::response::IntoResponse::into_response((
-        [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        out,
-    )))
+    Ok(csv_response(out))
 }
 
 /// Sets an agency's stage plan for a year (the assigning office, or the agency's own office);

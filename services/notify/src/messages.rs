@@ -80,6 +80,15 @@ impl Message {
     }
 }
 
+/// The reply's due date of an assignment, or nothing (a co-unit has none).
+fn reply_due(a: &banli_domain::suggestion::Assigned) -> String {
+    a.deadlines
+        .reply
+        .as_ref()
+        .map(|d| d.due.to_string())
+        .unwrap_or_default()
+}
+
 fn role_zh(r: UnitRole) -> &'static str {
     match r {
         UnitRole::Lead => "主办",
@@ -120,12 +129,7 @@ pub fn messages(
     };
     match e {
         E::Assigned(a) => {
-            let due = a
-                .deadlines
-                .reply
-                .as_ref()
-                .map(|d| d.due.to_string())
-                .unwrap_or_default();
+            let due = reply_due(a);
             let agency = name(a.agency);
             let (zh_due, en_due) = if due.is_empty() {
                 (String::from("。"), String::from("."))
@@ -297,12 +301,7 @@ pub fn unit_messages(
     };
     match e {
         E::Assigned(a) => {
-            let due = a
-                .deadlines
-                .reply
-                .as_ref()
-                .map(|d| d.due.to_string())
-                .unwrap_or_default();
+            let due = reply_due(a);
             let role = role_zh(a.role);
             vec![(
                 a.agency,
