@@ -1,0 +1,330 @@
+//! A content-addressed store on the local disk (the embedded deployment's data directory): each
+//! content once, under `<root>/<first two hex digits>/<SHA-256 hex>`.
+//!
+//! An upload is streamed: its bytes go to a temporary file under `<root>/tmp` while the hash is
+//! computed, and the upload is refused — the temporary file removed — as soon as it passes the
+//! limit, once its first bytes are not an allowed type, or when the stream fails. Only a whole,
+//! allowed upload is synced and renamed under its hash (an existing file of that hash is the
+//! same content: the new copy is dropped).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::sniff::{MediaType, SNIFF_BYTES, sniff};
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: MediaType,
+    /// False when the same content was stored before (this upload added nothing).
+    pub new: bool,
+}
+
+/// Why an upload was not stored (nothing of it is kept).
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("the file is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the file is {}, not a PDF, OFD, DOCX or image", .0.as_str())]
+    NotAllowed(MediaType),
+    #[error("the file is empty")]
+    Empty,
+    /// The upload's stream failed (the client went away): nothing is stored.
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(std::io::Error),
+    /// The disk failed.
+    #[error("the document store failed: {0}")]
+    Io(std::io::Error),
+}
+
+/// The local-disk store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// A temporary file removed on drop unless it was kept.
+struct Temp {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `s` is a SHA-256 as this store names files (64 lowercase hex digits).
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl BlobStore {
+    /// A store under `root` (created, with its `tmp` directory, when missing). Temporary files
+    /// a crashed process left behind are removed.
+    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<BlobStore> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        tokio::fs::create_dir_all(&tmp).await?;
+        let mut left = tokio::fs::read_dir(&tmp).await?;
+        while let Some(e) = left.next_entry().await? {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+        Ok(BlobStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the content of `sha256` is (or would be) kept; `None` for a name that is not a
+    /// SHA-256 (never a path outside the store).
+    pub fn path_of(&self, sha256: &str) -> Option<PathBuf> {
+        is_sha256(sha256).then(|| self.root.join(&sha256[..2]).join(sha256))
+    }
+
+    /// Whether the content of `sha256` is stored.
+    pub async fn contains(&self, sha256: &str) -> bool {
+        match self.path_of(sha256) {
+            Some(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Opens a stored content for reading.
+    pub async fn open_blob(&self, sha256: &str) -> std::io::Result<Option<tokio::fs::File>> {
+        let Some(p) = self.path_of(sha256) else {
+            return Ok(None);
+        };
+        match tokio::fs::File::open(p).await {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Streams `body` in: at most `limit` bytes, an allowed type by its first bytes.
+    pub async fn put<R: AsyncRead + Unpin>(
+        &self,
+        mut body: R,
+        limit: u64,
+    ) -> Result<Stored, PutError> {
+        let temp = Temp {
+            path: self
+                .root
+                .join("tmp")
+                .join(uuid::Uuid::now_v7().simple().to_string()),
+            keep: false,
+        };
+        let mut file = tokio::fs::File::create(&temp.path)
+            .await
+            .map_err(PutError::Io)?;
+        let mut hasher = Sha256::new();
+        let mut head: Vec<u8> = Vec::with_capacity(SNIFF_BYTES);
+        let mut media: Option<MediaType> = None;
+        let mut size: u64 = 0;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = body.read(&mut buf).await.map_err(PutError::Interrupted)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > limit {
+                return Err(PutError::TooLarge { limit });
+            }
+            let chunk = &buf[..n];
+            if media.is_none() {
+                let take = (SNIFF_BYTES - head.len()).min(n);
+                head.extend_from_slice(&chunk[..take]);
+                if head.len() == SNIFF_BYTES {
+                    let m = sniff(&head);
+                    if !m.allowed() {
+                        return Err(PutError::NotAllowed(m));
+                    }
+                    media = Some(m);
+                }
+            }
+            hasher.update(chunk);
+            file.write_all(chunk).await.map_err(PutError::Io)?;
+        }
+        if size == 0 {
+            return Err(PutError::Empty);
+        }
+        let media = match media {
+            Some(m) => m,
+            None => {
+                let m = sniff(&head);
+                if !m.allowed() {
+                    return Err(PutError::NotAllowed(m));
+                }
+                m
+            }
+        };
+        file.sync_all().await.map_err(PutError::Io)?;
+        drop(file);
+        let sha256: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let dest = self
+            .path_of(&sha256)
+            .ok_or_else(|| PutError::Io(std::io::Error::other("a hash that is not hex")))?;
+        if tokio::fs::try_exists(&dest).await.map_err(PutError::Io)? {
+            return Ok(Stored {
+                sha256,
+                size,
+                media_type: media,
+                new: false,
+            });
+        }
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(PutError::Io)?;
+        }
+        tokio::fs::rename(&temp.path, &dest)
+            .await
+            .map_err(PutError::Io)?;
+        let mut temp = temp;
+        temp.keep = true;
+        Ok(Stored {
+            sha256,
+            size,
+            media_type: media,
+            new: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdf(len: usize) -> Vec<u8> {
+        let mut v = b"%PDF-1.7\n".to_vec();
+        v.resize(len, b'x');
+        v
+    }
+
+    async fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let mut rd = tokio::fs::read_dir(&d).await.expect("dir");
+            while let Some(e) = rd.next_entry().await.expect("entry") {
+                if e.file_type().await.expect("type").is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    fn dir() -> PathBuf {
+        std::env::temp_dir().join(format!("banli-blobs-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    #[tokio::test]
+    async fn a_document_is_stored_once_under_its_hash() {
+        let root = dir();
+        let store = BlobStore::open(&root).await.expect("open");
+        let body = pdf(700_000);
+        let a = store.put(&body[..], 1 << 20).await.expect("stored");
+        let want: String = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            (a.sha256.as_str(), a.size, a.media_type, a.new),
+            (want.as_str(), 700_000, MediaType::Pdf, true)
+        );
+        let again = store.put(&body[..], 1 << 20).await.expect("stored");
+        assert!(!again.new);
+        assert_eq!(files(&root).await.len(), 1, "one file, no temporary left");
+        let mut back = Vec::new();
+        store
+            .open_blob(&a.sha256)
+            .await
+            .expect("read")
+            .expect("there")
+            .read_to_end(&mut back)
+            .await
+            .expect("bytes");
+        assert_eq!(back, body);
+        assert!(store.contains(&a.sha256).await);
+        // Names that are not hashes never reach the disk.
+        assert!(store.path_of("../../etc/passwd").is_none());
+        assert!(
+            store
+                .open_blob(&"A".repeat(64))
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let _ = tokio::fs::remove_dir_all(&root).await;
+    }
+
+    /// A reader that yields `data` then fails, as a client going away mid-upload.
+    struct Broken<'a>(&'a [u8]);
+
+    impl AsyncRead for Broken<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "the client went away",
+                )));
+            }
+            let n = self.0.len().min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_or_interrupted_upload_leaves_nothing() {
+        let root = dir();
+        let store = BlobStore::open(&root).await.expect("open");
+        let big = pdf(3 << 20);
+        assert!(matches!(
+            store.put(&big[..], 2 << 20).await,
+            Err(PutError::TooLarge { limit }) if limit == 2 << 20
+        ));
+        let mut exe = b"MZ\x90\0".to_vec();
+        exe.resize(200_000, 0);
+        match store.put(&exe[..], 1 << 20).await {
+            Err(PutError::NotAllowed(m)) => assert_eq!(m.as_str(), "application/x-msdownload"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.put(&b"plain"[..], 1 << 20).await,
+            Err(PutError::NotAllowed(_))
+        ));
+        assert!(matches!(
+            store.put(&b""[..], 1 << 20).await,
+            Err(PutError::Empty)
+        ));
+        let half = pdf(500_000);
+        assert!(matches!(
+            store.put(Broken(&half), 1 << 20).await,
+            Err(PutError::Interrupted(_))
+        ));
+        assert!(files(&root).await.is_empty(), "{:?}", files(&root).await);
+        let _ = tokio::fs::remove_dir_all(&root).await;
+    }
+}
