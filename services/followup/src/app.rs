@@ -246,6 +246,15 @@ pub(crate) fn rate_json(r: &banli_domain::metrics::Rate) -> serde_json::Value {
     })
 }
 
+/// Every rate of a report by name, as `/v1/metrics` shows them.
+pub(crate) fn rates_json(r: &banli_domain::metrics::Report) -> serde_json::Value {
+    r.named()
+        .into_iter()
+        .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 pub(crate) async fn metrics_of(
     st: &AppState,
     p: &Principal,
@@ -680,12 +689,7 @@ pub(crate) fn circular_json(
     rates: &banli_domain::metrics::Report,
 ) -> Result<String, AppError> {
     let mut v = serde_json::to_value(progress).map_err(|e| AppError::internal(&e))?;
-    v["rates"] = rates
-        .named()
-        .into_iter()
-        .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
-        .collect::<serde_json::Map<_, _>>()
-        .into();
+    v["rates"] = rates_json(rates);
     to_json(&v)
 }
 

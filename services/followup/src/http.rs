@@ -22,7 +22,7 @@ use crate::app::{
     AlertsParams, BreakdownParams, CircularParams, DueSoonParams, LedgerParams, MetricsParams,
     NoticesParams, OverdueItem, OverdueParams, ReportParams, StagePlanBody, StagePlanParams,
     agency_name, alerts_of, annual_report_of, circular_of, due_soon_of, internal, ledger_of,
-    metrics_of, notices_of, overdue_of, plan_of, rate_json, scope, stage_plan_of, to_json,
+    metrics_of, notices_of, overdue_of, plan_of, scope, stage_plan_of, to_json,
 };
 use crate::store::{AlertRow, DeadlineRow};
 
@@ -296,11 +296,7 @@ async fn metrics(
         "year": query.year,
         "as_of": query.as_of,
         "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
-        "rates": r
-            .named()
-            .into_iter()
-            .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
-            .collect::<serde_json::Map<_, _>>(),
+        "rates": crate::app::rates_json(&r),
     });
     Ok(json_response(200, to_json(&body)?, None))
 }
@@ -353,11 +349,7 @@ async fn metrics_breakdown(
                 "key": g.key,
                 "label": g.label,
                 "counts": {"lead": r.lead, "co": r.co, "separate": r.separate, "sole": r.sole},
-                "rates": r
-                    .named()
-                    .into_iter()
-                    .map(|(name, rate)| (name.to_owned(), rate_json(rate)))
-                    .collect::<serde_json::Map<_, _>>(),
+                "rates": crate::app::rates_json(r),
             })
         })
         .collect();
