@@ -69,6 +69,28 @@ pub fn read<E: serde::de::DeserializeOwned>(
     Ok((wire, event))
 }
 
+/// [`read`] for a suggestion event, with the suggestion it belongs to: what every consumer of
+/// the suggestions service's events decodes.
+pub fn read_suggestion(
+    envelope: &[u8],
+    reader: &str,
+) -> Result<
+    (
+        crate::ids::SuggestionId,
+        WireEvent,
+        crate::suggestion::SuggestionEvent,
+    ),
+    String,
+> {
+    let (wire, event) = read(envelope, crate::suggestion::SCHEMA_VERSION, reader)?;
+    let id = wire
+        .aggregate_id
+        .parse::<Uuid>()
+        .map(crate::ids::SuggestionId)
+        .map_err(|_| "the aggregate id is not a suggestion id".to_owned())?;
+    Ok((id, wire, event))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,17 +211,7 @@ impl Apply for SuggestionConsumer {
     }
 
     fn decode(&self, e: &Envelope) -> Result<Read, String> {
-        let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
-            &e.payload,
-            banli_domain::suggestion::SCHEMA_VERSION,
-            "coordination service",
-        )?;
-        let id = wire
-            .aggregate_id
-            .parse::<Uuid>()
-            .map(SuggestionId)
-            .map_err(|_| "the aggregate id is not a suggestion id".to_owned())?;
-        Ok((id, wire, event))
+        banli_domain::wire::read_suggestion(&e.payload, "coordination service")
     }
 
     /// Decides every event of the batch in order (later events see what earlier ones changed),

@@ -309,17 +309,7 @@ impl Apply for EventConsumer {
     }
 
     fn decode(&self, e: &Envelope) -> Result<Read, String> {
-        let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
-            &e.payload,
-            banli_domain::suggestion::SCHEMA_VERSION,
-            "follow-up service",
-        )?;
-        let id = wire
-            .aggregate_id
-            .parse()
-            .map(SuggestionId)
-            .map_err(|_| "the aggregate id is not a suggestion id".to_owned())?;
-        Ok((id, wire, event))
+        banli_domain::wire::read_suggestion(&e.payload, "follow-up service")
     }
 
     /// Applies a whole batch in one transaction: one commit, and each suggestion's replica

@@ -325,17 +325,7 @@ impl Apply for EventConsumer {
     }
 
     fn decode(&self, e: &Envelope) -> Result<Read, String> {
-        let (wire, event) = banli_domain::wire::read::<SuggestionEvent>(
-            &e.payload,
-            banli_domain::suggestion::SCHEMA_VERSION,
-            "notification service",
-        )?;
-        let id = wire
-            .aggregate_id
-            .parse()
-            .map(SuggestionId)
-            .map_err(|_| "the aggregate id is not a suggestion id".to_owned())?;
-        Ok((id, wire, event))
+        banli_domain::wire::read_suggestion(&e.payload, "notification service")
     }
 
     async fn apply(&self, steps: Vec<Step<'_, Read>>) -> Result<Vec<Handled>, String> {
