@@ -68,6 +68,8 @@ pub const PERSONAL_FIELDS: &[&str] = &[
     "responsible_leader",
     "leading_official",
     "participants",
+    "attendees",
+    "responsible",
     "contact",
     "phone",
     "email",
@@ -85,6 +87,8 @@ pub const PERSONAL_FIELDS: &[&str] = &[
     "text",
     "content",
     "description",
+    "minutes",
+    "subject",
 ];
 
 /// Moves every personal or free-text field (see [`PERSONAL_FIELDS`]) out of `data`, at any

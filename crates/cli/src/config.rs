@@ -69,6 +69,14 @@ pub struct Config {
     /// Empty (the default): loopback, private, link-local, CGNAT, unique-local, multicast and
     /// metadata addresses are refused and every endpoint needs https.
     pub webhook_allowed_networks: Vec<String>,
+    /// Where uploaded documents (signed letters, evidence, minutes) are kept, each once under
+    /// its SHA-256; empty means `documents/` in the data directory. Every process of one
+    /// deployment that serves documents (suggestions, coordination) needs the same directory
+    /// (a shared volume in the distributed mode).
+    pub documents_dir: Option<PathBuf>,
+    /// The most bytes one uploaded document may have (default 20 MiB); a larger one is refused
+    /// (413) before it is stored.
+    pub max_document_bytes: u64,
     /// The key that signs consistency tokens (`Banli-Consistency`); empty means
     /// `consistency.key` in the data directory, generated on first start (mode 0600). Every
     /// process of one deployment needs the same file.
@@ -188,6 +196,8 @@ impl Default for Config {
             audit_signing_key: None,
             webhook_key: None,
             webhook_allowed_networks: Vec::new(),
+            documents_dir: None,
+            max_document_bytes: banli_documents::DEFAULT_MAX_BYTES,
             consistency_key: None,
             consistency_wait_ms: 5_000,
             header_read_timeout_secs: 20,
@@ -294,6 +304,14 @@ impl Config {
         if let Ok(v) = std::env::var("BANLI_NOTIFY_SMS_SECRET") {
             config.notify.sms_secret = Some(Secret(v)).filter(|s| !s.0.is_empty());
         }
+        if let Ok(v) = std::env::var("BANLI_DOCUMENTS_DIR") {
+            config.documents_dir = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Ok(v) = std::env::var("BANLI_MAX_DOCUMENT_BYTES") {
+            config.max_document_bytes = v.parse().with_context(|| {
+                format!("BANLI_MAX_DOCUMENT_BYTES `{v}` is not a number of bytes")
+            })?;
+        }
         if let Ok(v) = std::env::var("BANLI_CONSISTENCY_KEY") {
             config.consistency_key = Some(PathBuf::from(v));
         }
@@ -399,6 +417,9 @@ impl Config {
                 bail!("tls_client_ca needs TLS: give tls_cert and tls_key too")
             }
             _ => {}
+        }
+        if self.max_document_bytes == 0 {
+            bail!("max_document_bytes is at least 1 (the default is 20 MiB: 20971520)");
         }
         if self.max_connections == 0 || self.grpc_calls_per_connection == 0 {
             bail!("max_connections and grpc_calls_per_connection are at least 1");
@@ -597,6 +618,13 @@ impl Config {
     }
 
     /// The consistency token key file.
+    /// Where uploaded documents are kept.
+    pub fn documents_path(&self) -> PathBuf {
+        self.documents_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("documents"))
+    }
+
     pub fn consistency_key_path(&self) -> PathBuf {
         self.consistency_key
             .clone()

@@ -25,6 +25,36 @@ pub struct Stored {
     pub new: bool,
 }
 
+/// Who uploaded a content, and as what: one per (content, owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub media_type: MediaType,
+    pub size: u64,
+    /// The file name the owner gave, cleaned ([`clean_name`]).
+    pub name: String,
+}
+
+/// The most characters of a file name kept.
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// A file name fit to show and to send back in `Content-Disposition`: the last path segment,
+/// without control characters, quotes or separators, at most [`MAX_NAME_CHARS`]; `document`
+/// when nothing is left.
+pub fn clean_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | ';' | '\\' | '/'))
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    if cleaned.is_empty() {
+        "document".to_owned()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
 /// Why an upload was not stored (nothing of it is kept).
 #[derive(Debug, thiserror::Error)]
 pub enum PutError {
@@ -109,6 +139,78 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Records that `owner` uploaded the content of `stored` under `name`: what lets that owner
+    /// (and nobody else) attach it to a record. Written whole or not at all.
+    pub async fn claim(&self, stored: &Stored, owner: &str, name: &str) -> std::io::Result<()> {
+        let path = self.claim_path(&stored.sha256, owner)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let body = format!(
+            "{}\n{}\n{}",
+            stored.media_type.as_str(),
+            stored.size,
+            clean_name(name)
+        );
+        let temp = Temp {
+            path: self
+                .root
+                .join("tmp")
+                .join(uuid::Uuid::now_v7().simple().to_string()),
+            keep: false,
+        };
+        tokio::fs::write(&temp.path, body).await?;
+        tokio::fs::rename(&temp.path, &path).await?;
+        let mut temp = temp;
+        temp.keep = true;
+        Ok(())
+    }
+
+    /// What `owner` uploaded as `sha256`, if it did.
+    pub async fn claimed(&self, sha256: &str, owner: &str) -> std::io::Result<Option<Claim>> {
+        let Ok(path) = self.claim_path(sha256, owner) else {
+            return Ok(None);
+        };
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut lines = text.splitn(3, '\n');
+        let (Some(media), Some(size), Some(name)) = (lines.next(), lines.next(), lines.next())
+        else {
+            return Err(std::io::Error::other(format!(
+                "the claim {} is damaged",
+                path.display()
+            )));
+        };
+        Ok(Some(Claim {
+            media_type: MediaType::parse(media).unwrap_or(MediaType::Other("unknown")),
+            size: size.parse().map_err(std::io::Error::other)?,
+            name: name.to_owned(),
+        }))
+    }
+
+    fn claim_path(&self, sha256: &str, owner: &str) -> std::io::Result<PathBuf> {
+        let owner_ok = !owner.is_empty()
+            && owner.len() <= 64
+            && owner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !is_sha256(sha256) || !owner_ok {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a SHA-256 and an owner",
+            ));
+        }
+        Ok(self
+            .root
+            .join("owners")
+            .join(&sha256[..2])
+            .join(sha256)
+            .join(owner))
     }
 
     /// Streams `body` in: at most `limit` bytes, an allowed type by its first bytes.
@@ -232,6 +334,34 @@ mod tests {
 
     fn dir() -> PathBuf {
         std::env::temp_dir().join(format!("banli-blobs-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_that_uploaded_a_content_holds_its_claim() {
+        let store = BlobStore::open(dir()).await.expect("open");
+        let a = store.put(&pdf(5_000)[..], 1 << 20).await.expect("stored");
+        store
+            .claim(&a, "agency-1", "../../etc/答复函\u{7}.pdf")
+            .await
+            .expect("claimed");
+        let c = store
+            .claimed(&a.sha256, "agency-1")
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(
+            (c.media_type, c.size, c.name.as_str()),
+            (MediaType::Pdf, 5_000, "答复函.pdf")
+        );
+        assert_eq!(
+            store.claimed(&a.sha256, "agency-2").await.expect("read"),
+            None
+        );
+        assert_eq!(store.claimed("../x", "agency-1").await.expect("read"), None);
+        assert_eq!(store.claimed(&a.sha256, "../x").await.expect("read"), None);
+        assert!(store.claim(&a, "a/b", "x").await.is_err());
+        assert_eq!(clean_name(" ..  "), "document");
+        assert_eq!(clean_name("C:\\letters\\a\"b;.pdf"), "ab.pdf");
     }
 
     #[tokio::test]

@@ -9,8 +9,30 @@
 //!   or its first bytes are not an allowed type, and only then moved under its hash — so an
 //!   interrupted or refused upload leaves nothing, and the same content is kept once.
 
+pub mod access;
 pub mod blob;
+pub mod http;
 pub mod sniff;
 
-pub use blob::{BlobStore, PutError, Stored};
+pub use blob::{BlobStore, Claim, PutError, Stored, clean_name, is_sha256};
 pub use sniff::{MediaType, sniff};
+
+/// The most bytes one upload may have unless configured (`max_document_bytes`): 20 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// The document store as a service uses it: where the contents are, and the most bytes one
+/// upload may have.
+#[derive(Debug, Clone)]
+pub struct Documents {
+    pub store: BlobStore,
+    pub max_bytes: u64,
+}
+
+/// Who a principal's uploads belong to in the store: `office` for the assigning office,
+/// `agency-<id>` for an agency's keys. Deputies and auditors upload nothing.
+pub fn owner_of_agency(agency: uuid::Uuid) -> String {
+    format!("agency-{}", agency.simple())
+}
+
+/// The assigning office's uploads.
+pub const OFFICE_OWNER: &str = "office";

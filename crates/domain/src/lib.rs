@@ -78,6 +78,7 @@ pub mod actor;
 pub mod audit_log;
 pub mod coordination;
 pub mod directory;
+pub mod document;
 pub mod error;
 pub mod followup;
 pub mod ids;

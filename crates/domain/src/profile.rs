@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use banli_calendar::{DurationSpec, OutOfRangePolicy};
 
-use crate::suggestion::{OpinionSubstance, ReplyClass, SignerPosition};
+use crate::suggestion::{OpinionSubstance, ReplyClass, ReplyType, SignerPosition};
 
 /// The reply classification scheme (答复分类).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +75,11 @@ pub struct Switches {
     /// answers 422.
     #[serde(default)]
     pub opinion_substance: OpinionSubstance,
+    /// The reply types that must come with their signed letter (答复函, with the unit's seal) as
+    /// an uploaded document: `initial`, `re_handled`, `supplementary`, `joint`. Empty: a letter
+    /// is optional.
+    #[serde(default)]
+    pub signed_letter_for: Vec<ReplyType>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -153,6 +153,67 @@ fn the_reply_gate_needs_a_communication_with_the_lead_deputy() {
 }
 
 #[test]
+fn a_reply_of_the_profiles_kinds_comes_with_its_signed_letter() {
+    let mut w = World::new();
+    w.profile.rules.signed_letter_for = vec![ReplyType::Initial];
+    w.registered(DAY0);
+    let id = AssignmentId::new();
+    w.run(
+        w.office_actor(),
+        CommandKind::Assign {
+            units: vec![UnitAssignment {
+                assignment_id: id,
+                agency: w.lead,
+                role: UnitRole::Sole,
+            }],
+            on: DAY0,
+        },
+    );
+    w.sign_and_dispatch(id, w.lead, days(1));
+    w.communicate(id, w.lead, days(2), false);
+    let mut reply = w.reply(id, ReplyClass::A, ReplyType::Initial, vec![], days(30));
+    let err = w
+        .try_run(
+            w.admin(w.lead),
+            CommandKind::IssueReply {
+                reply: reply.clone(),
+                commitments: vec![],
+                explanation: None,
+            },
+        )
+        .expect_err("no letter");
+    assert_eq!(err.code(), "invalid_argument");
+    assert!(
+        err.to_string().contains("letter") && err.to_string().contains("答复函"),
+        "{err}"
+    );
+    let letter = banli_domain::document::DocumentRef {
+        sha256: "ab".repeat(32),
+        media_type: "application/pdf".into(),
+        size: 1234,
+        name: "答复函.pdf".into(),
+    };
+    reply.letter = Some(letter.clone());
+    w.run(
+        w.admin(w.lead),
+        CommandKind::IssueReply {
+            reply,
+            commitments: vec![],
+            explanation: None,
+        },
+    );
+    assert_eq!(w.s().replies[0].letter.as_ref(), Some(&letter));
+    // The reply event carries the hash (what the audit record proves).
+    let issued = w
+        .events
+        .iter()
+        .find(|e| matches!(e, SuggestionEvent::ReplyIssued(_)))
+        .expect("reply issued");
+    let json = serde_json::to_string(issued).expect("json");
+    assert!(json.contains(&"ab".repeat(32)), "{json}");
+}
+
+#[test]
 fn the_lead_waits_for_every_co_opinion_and_references_them() {
     let mut w = World::new();
     let (lead, co1, co2) = w.assigned(DAY0);
@@ -376,6 +437,8 @@ fn co_handling_opinions_carry_substance_under_the_profile() {
     use banli_domain::suggestion::OpinionSubstance;
 
     let bare = |_: &World, a: AssignmentId, on| CoHandlingOpinion {
+        attachments: Vec::new(),
+        letter: None,
         id: OpinionId::new(),
         assignment_id: a,
         document_number: "会办〔2020〕1号".into(),
@@ -423,6 +486,7 @@ fn co_handling_opinions_carry_substance_under_the_profile() {
     w.sign_and_dispatch(co2, w.co2, days(1));
     // A consultation: convened by the lead (a co-unit may not), among units of the item.
     let meeting = |agencies: Vec<AgencyId>| Consultation {
+        documents: Vec::new(),
         id: ConsultationId::new(),
         convened_by: AgencyId::new(),
         agencies,

@@ -123,6 +123,7 @@ fn a_co_handled_item_from_submission_to_b_to_a_conversion() {
         w.run(
             w.admin(w.lead),
             CommandKind::ConvertCommitment {
+                documents: Vec::new(),
                 commitment,
                 evidence: "fund regulations No. 12".into(),
                 on,

@@ -339,6 +339,8 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
         ),
         13 => {
             let opinion = CoHandlingOpinion {
+                attachments: Vec::new(),
+                letter: None,
                 id: OpinionId::new(),
                 assignment_id: a_id,
                 document_number: "会办1号".into(),
@@ -493,6 +495,7 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
                 admin,
                 CommandKind::RecordConsultation {
                     consultation: Consultation {
+                        documents: Vec::new(),
                         id: ConsultationId::new(),
                         convened_by: unit,
                         agencies,
@@ -518,6 +521,7 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
             _ => (
                 admin,
                 CommandKind::ConvertCommitment {
+                    documents: Vec::new(),
                     commitment: pick_commitment,
                     evidence: "done".into(),
                     on,

@@ -57,6 +57,10 @@ pub struct Options {
     pub slow_coordination_consumer: Option<Duration>,
     /// The bound on a consistency wait.
     pub consistency_wait: Duration,
+    /// The rule profile (default: the shipped `hunan`).
+    pub profile: Option<RuleProfile>,
+    /// The most bytes one uploaded document may have.
+    pub max_document_bytes: u64,
 }
 
 impl Default for Options {
@@ -65,6 +69,8 @@ impl Default for Options {
             slow_suggestions_consumer: None,
             slow_coordination_consumer: None,
             consistency_wait: banli_api::consistency::DEFAULT_WAIT,
+            profile: None,
+            max_document_bytes: banli_documents::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -112,13 +118,24 @@ impl Api {
         // The same builders as `banli serve`; the coordination service checks keys against the
         // suggestions service here (serve: against its replica of the directory).
         let bus = Bus::Embedded(EmbeddedBus::new(&["suggestions", "coordination"]));
+        let profile = o.profile.clone().unwrap_or_else(RuleProfile::hunan);
+        let documents = banli_documents::Documents {
+            store: banli_documents::BlobStore::open(std::env::temp_dir().join(format!(
+                "banli-test-documents-{}",
+                uuid::Uuid::now_v7().simple()
+            )))
+            .await
+            .expect("a document store"),
+            max_bytes: o.max_document_bytes,
+        };
         let suggestions = banli_suggestions::service::build(banli_suggestions::service::Deps {
             store: Store::new(db.pool.clone()),
             bus: bus.clone(),
-            profile: RuleProfile::hunan(),
+            profile: profile.clone(),
             calendar: Calendar::embedded().clone(),
             clock: Clock::Fixed(date!(2020 - 03 - 02)),
             body_limit: limit,
+            documents: documents.clone(),
         })
         .await
         .expect("the suggestions service");
@@ -142,7 +159,7 @@ impl Api {
         let coordination = banli_coordination::service::build(banli_coordination::service::Deps {
             store: banli_coordination::store::Store::new(cdb.pool.clone()),
             bus: bus.clone(),
-            profile: RuleProfile::hunan(),
+            profile,
             calendar: Calendar::embedded().clone(),
             clock: Clock::Fixed(date!(2020 - 03 - 02)),
             auth: app.authenticator(),
@@ -152,6 +169,7 @@ impl Api {
             egress: loopback_egress(),
             body_limit: limit,
             consistency_wait: o.consistency_wait,
+            documents,
         })
         .await
         .expect("the coordination service");
@@ -259,6 +277,19 @@ impl Api {
             })
         })
         .await
+    }
+
+    /// The answer's bytes as they are (downloads).
+    pub async fn bytes(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("the router answers");
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, bytes.to_vec())
     }
 
     pub async fn raw(&self, req: Request<Body>) -> Response {

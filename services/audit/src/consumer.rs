@@ -1,6 +1,7 @@
 //! Takes the accountability events from the event log into the audit log (until the follow-up
 //! service appends its own records): assignments, adjustment and extension decisions, replies,
-//! class changes, feedback, commitments created, progressed and converted.
+//! class changes, feedback, commitments created, progressed and converted, co-handling opinions
+//! and consultations — each with the SHA-256 of every document it attaches.
 //!
 //! Each event becomes one record whose source id is the event id, so a redelivered event is
 //! appended once. Personal data in an event (names of signers, handlers, leaders, contacts) is
@@ -33,6 +34,9 @@ pub const ACCOUNTABILITY: &[(&str, &str)] = &[
     ("suggestion.closure_requested", "closure_request"),
     ("suggestion.closure_decided", "closure_decision"),
     ("suggestion.closure_rated", "closure_rating"),
+    // The acts that attach formal documents: their hashes prove which letter was sent.
+    ("suggestion.opinion_submitted", "opinion"),
+    ("suggestion.consultation_recorded", "consultation"),
 ];
 
 /// The suggestion events not recorded: the steps between the accountable decisions (their
@@ -49,7 +53,6 @@ pub const NOT_RECORDED: &[&str] = &[
     "suggestion.dispatched",
     "suggestion.communication_recorded",
     "suggestion.extension_requested",
-    "suggestion.opinion_submitted",
     "suggestion.opinion_acknowledged",
     "suggestion.opinion_waived",
     "suggestion.replied",
@@ -61,7 +64,6 @@ pub const NOT_RECORDED: &[&str] = &[
     "suggestion.closed",
     "suggestion.coordination_refused",
     "suggestion.deadlines_recomputed",
-    "suggestion.consultation_recorded",
 ];
 
 /// The record an envelope gives, `Ok(None)` when its type is not recorded.
@@ -206,6 +208,43 @@ mod tests {
             .chain(NOT_RECORDED.iter().copied())
         {
             assert!(types.iter().any(|x| x == t), "{t} is no suggestion event");
+        }
+    }
+
+    #[test]
+    fn a_reply_letter_s_hash_stays_in_the_record_and_its_file_name_is_erasable() {
+        let sha = "9f".repeat(32);
+        let envelope = json!({
+            "event_id": "0192f0c4-7d2e-7c1a-9b3e-000000000002",
+            "event_type": "suggestion.reply_issued",
+            "aggregate_id": "0192f0c4-7d2e-7c1a-9b3e-0000000000aa",
+            "occurred_at": "2026-05-02T01:00:00Z",
+            "actor": {"role": "agency", "agency": "a-1", "deputy": null},
+            "payload": {"type": "reply_issued", "data": {"reply": {"class": "A",
+                "letter": {"sha256": sha, "media_type": "application/pdf", "size": 1234, "name": "给李四代表的答复函.pdf"}}}}
+        });
+        let r = record_of(envelope.to_string().as_bytes())
+            .expect("readable")
+            .expect("recorded");
+        assert_eq!(
+            r.data,
+            json!({"reply": {"class": "A", "letter": {"sha256": sha, "media_type": "application/pdf", "size": 1234}}})
+        );
+        assert_eq!(
+            r.personal,
+            Some(json!({"/reply/letter/name": "给李四代表的答复函.pdf"}))
+        );
+        // An opinion and a consultation are recorded too (their letters and minutes).
+        for (t, record) in [
+            ("suggestion.opinion_submitted", "opinion"),
+            ("suggestion.consultation_recorded", "consultation"),
+        ] {
+            let e = json!({"event_id": "e", "event_type": t, "aggregate_id": "s", "payload": {"data": {"x": {"documents": [{"sha256": sha}], "attendees": ["王五"], "minutes": "m"}}}});
+            let r = record_of(e.to_string().as_bytes())
+                .expect("readable")
+                .expect("recorded");
+            assert_eq!(r.record_type, record);
+            assert_eq!(r.data, json!({"x": {"documents": [{"sha256": sha}]}}));
         }
     }
 

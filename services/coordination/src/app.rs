@@ -62,6 +62,8 @@ struct Inner {
     stream_limits: std::sync::OnceLock<Arc<crate::streams::StreamLimits>>,
     /// What this service waits on for ids another service creates, and for how long at most.
     gate: std::sync::OnceLock<(banli_eventlog::consistency::Gate, std::time::Duration)>,
+    /// The document store (opinion letters, minutes), shared with the suggestions service.
+    documents: std::sync::OnceLock<banli_documents::Documents>,
 }
 
 impl std::fmt::Debug for App {
@@ -101,6 +103,7 @@ impl App {
                 webhook_egress: std::sync::OnceLock::new(),
                 stream_limits: std::sync::OnceLock::new(),
                 gate: std::sync::OnceLock::new(),
+                documents: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -168,6 +171,16 @@ impl App {
 
     /// Lets commands naming an id this service has not seen yet wait for it (see
     /// [`App::await_recent`]); set by the server at start.
+    /// Gives the service its document store (once).
+    pub fn set_documents(&self, documents: banli_documents::Documents) {
+        let _ = self.inner.documents.set(documents);
+    }
+
+    /// The document store, when the service has one.
+    pub fn documents(&self) -> Option<&banli_documents::Documents> {
+        self.inner.documents.get()
+    }
+
     pub fn set_gate(&self, gate: banli_eventlog::consistency::Gate, wait: std::time::Duration) {
         let _ = self.inner.gate.set((gate, wait));
     }
@@ -410,7 +423,8 @@ impl App {
                 ),
             ));
         }
-        let cmd = cmd.into_command(self.today())?;
+        let docs = banli_documents::access::resolve(self.documents(), p, &cmd.documents()).await?;
+        let cmd = cmd.into_command(self.today(), &docs)?;
         let actor = p.actor();
         let decision =
             decide_coordination(&view, &r.case, &actor, &cmd, &self.rules()).map_err(|e| {

@@ -6,6 +6,7 @@
 
 use banli_api::AppError;
 use banli_domain::coordination::CoordinationCommand;
+use banli_domain::document::DocumentRef;
 use banli_domain::ids::*;
 use banli_domain::suggestion::{
     AdjustmentChoice, CoHandlingOpinion, Consultation, OpinionMeasure, Signer,
@@ -86,9 +87,45 @@ impl CaseCommand {
         }
     }
 
+    /// The documents (SHA-256s) the command attaches: each must be one the caller uploaded.
+    pub fn documents(&self) -> Vec<&str> {
+        match self {
+            Self::SubmitOpinion { body, .. } => body
+                .letter
+                .iter()
+                .chain(&body.attachments)
+                .map(String::as_str)
+                .collect(),
+            Self::RecordConsultation { body, .. } => {
+                body.documents.iter().map(String::as_str).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The domain command on `today`: the one place where a transport's request becomes a
-    /// `CoordinationCommand`.
-    pub fn into_command(self, today: Date) -> Result<CoordinationCommand, AppError> {
+    /// `CoordinationCommand`. `docs` are the documents of [`Self::documents`], resolved.
+    pub fn into_command(
+        self,
+        today: Date,
+        docs: &[DocumentRef],
+    ) -> Result<CoordinationCommand, AppError> {
+        let doc = |h: &str| {
+            docs.iter()
+                .find(|d| d.sha256 == h)
+                .cloned()
+                .ok_or_else(|| banli_documents::access::not_found(h))
+        };
+        let all = |hs: &[String]| -> Result<Vec<DocumentRef>, AppError> {
+            let mut out: Vec<DocumentRef> = Vec::new();
+            for h in hs {
+                let d = doc(h)?;
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        };
         Ok(match self {
             Self::SignFor { assignment_id } => CoordinationCommand::SignFor {
                 assignment: AssignmentId(assignment_id),
@@ -134,6 +171,8 @@ impl CaseCommand {
                 let on = not_future(body.on, today, "an opinion")?;
                 CoordinationCommand::SubmitOpinion {
                     opinion: CoHandlingOpinion {
+                        attachments: all(&body.attachments)?,
+                        letter: body.letter.as_deref().map(doc).transpose()?,
                         id: OpinionId::new(),
                         assignment_id: AssignmentId(assignment_id),
                         document_number: body.document_number,
@@ -205,6 +244,7 @@ impl CaseCommand {
             },
             Self::RecordConsultation { body, .. } => CoordinationCommand::RecordConsultation {
                 consultation: Consultation {
+                    documents: all(&body.documents)?,
                     id: ConsultationId::new(),
                     // The guards set the convener from the caller.
                     convened_by: AgencyId(Uuid::nil()),

@@ -148,6 +148,13 @@ pub struct OpinionBody {
     /// The consultations (会商) the opinion rests on.
     #[serde(default)]
     pub consultation_ids: Vec<Uuid>,
+    /// The SHA-256 of the signed opinion letter (会办意见函) this unit uploaded
+    /// (`POST /v1/documents`).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub letter: Option<String>,
+    /// The SHA-256s of other documents this unit uploaded, enclosed with the opinion.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// A measure of a co-handling opinion.
@@ -181,6 +188,10 @@ pub struct ConsultationBody {
     #[serde(default, with = "opt_date")]
     #[schema(value_type = Option<String>, format = Date)]
     pub on: Option<Date>,
+    /// The SHA-256s of the signed minutes and other papers this unit uploaded
+    /// (`POST /v1/documents`).
+    #[serde(default)]
+    pub documents: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

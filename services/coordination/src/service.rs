@@ -39,6 +39,8 @@ pub struct Deps {
     pub body_limit: usize,
     /// The bound on a read-your-writes wait.
     pub consistency_wait: Duration,
+    /// The document store (opinion letters, minutes).
+    pub documents: banli_documents::Documents,
 }
 
 impl std::fmt::Debug for Deps {
@@ -106,11 +108,13 @@ pub async fn build(deps: Deps) -> Result<Built, BuildError> {
         egress,
         body_limit,
         consistency_wait,
+        documents,
     } = deps;
     store.migrate().await?;
     let app = App::new(store.clone(), profile, calendar, clock, auth);
     app.set_webhook_key(webhook_key.clone());
     app.set_webhook_egress(egress.clone());
+    app.set_documents(documents);
     let consumer = SuggestionConsumer::new(store.clone());
     consumer
         .migrate()

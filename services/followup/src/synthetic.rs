@@ -185,6 +185,8 @@ pub fn random_suggestion(
         if responsible {
             for round in 0..1 + rng.below(2) {
                 s.replies.push(Reply {
+                    attachments: Vec::new(),
+                    letter: None,
                     id: ReplyId::new(),
                     assignment_id: id,
                     reply_type: ReplyType::Initial,
@@ -201,6 +203,8 @@ pub fn random_suggestion(
             }
         } else {
             s.opinions.push(CoHandlingOpinion {
+                attachments: Vec::new(),
+                letter: None,
                 id: OpinionId::new(),
                 assignment_id: id,
                 document_number: "d".into(),
@@ -271,6 +275,7 @@ pub fn random_suggestion(
                 .chance(60)
                 .then(|| target + Duration::days(rng.below(120) as i64 - 60));
             s.commitments.push(Commitment {
+                evidence_documents: Vec::new(),
                 id: CommitmentId::new(),
                 assignment_id: assignment,
                 measure: "m".into(),

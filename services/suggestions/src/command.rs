@@ -5,6 +5,7 @@
 //! domain command built here against the current state (defaults and date checks in one place),
 //! decide, commit.
 
+use banli_domain::document::DocumentRef;
 use banli_domain::ids::*;
 use banli_domain::suggestion::*;
 use time::Date;
@@ -120,15 +121,33 @@ impl SuggestionCommand {
         }
     }
 
+    /// The documents (SHA-256s) the command attaches: each must be one the caller uploaded.
+    pub fn documents(&self) -> Vec<&str> {
+        match self {
+            Self::IssueReply { body } => body
+                .letter
+                .iter()
+                .chain(&body.attachments)
+                .map(String::as_str)
+                .collect(),
+            Self::ConvertCommitment { body, .. } => {
+                body.documents.iter().map(String::as_str).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The domain command, against the current state `s` on `today`: the one place where a
     /// transport's request becomes a `CommandKind` (defaults, dates in the future refused).
-    /// `unit_divisions` are those of [`Self::needs_divisions_of`]'s unit (empty otherwise).
+    /// `unit_divisions` are those of [`Self::needs_divisions_of`]'s unit (empty otherwise);
+    /// `docs` the documents of [`Self::documents`], resolved.
     pub fn into_kind(
         self,
         s: &Suggestion,
         today: Date,
         p: &Principal,
         unit_divisions: Vec<DivisionId>,
+        docs: &Attached,
     ) -> Result<CommandKind, AppError> {
         Ok(match self {
             Self::StartReview {} => CommandKind::StartReview { on: today },
@@ -221,6 +240,8 @@ impl SuggestionCommand {
                         .into_iter()
                         .map(ConsultationId)
                         .collect(),
+                    letter: body.letter.as_deref().map(|h| docs.get(h)).transpose()?,
+                    attachments: docs.all(&body.attachments)?,
                 },
                 commitments: body
                     .commitments
@@ -274,6 +295,7 @@ impl SuggestionCommand {
             } => CommandKind::ConvertCommitment {
                 commitment: CommitmentId(commitment_id),
                 evidence: body.evidence,
+                documents: docs.all(&body.documents)?,
                 on: today,
             },
             Self::DecideClosure { body } => CommandKind::DecideClosure {
@@ -297,6 +319,31 @@ impl SuggestionCommand {
                 on: today,
             },
         })
+    }
+}
+
+/// The documents a command attaches, resolved against the caller's uploads.
+#[derive(Debug, Clone, Default)]
+pub struct Attached(pub Vec<DocumentRef>);
+
+impl Attached {
+    fn get(&self, sha256: &str) -> Result<DocumentRef, AppError> {
+        self.0
+            .iter()
+            .find(|d| d.sha256 == sha256)
+            .cloned()
+            .ok_or_else(|| AppError::not_found(format!("document {sha256} not found")))
+    }
+
+    fn all(&self, hashes: &[String]) -> Result<Vec<DocumentRef>, AppError> {
+        let mut out: Vec<DocumentRef> = Vec::new();
+        for h in hashes {
+            let d = self.get(h)?;
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Deps {
     pub calendar: Calendar,
     pub clock: Clock,
     pub body_limit: usize,
+    /// The document store (uploads, signed letters, evidence).
+    pub documents: banli_documents::Documents,
 }
 
 impl std::fmt::Debug for Deps {
@@ -75,9 +77,11 @@ pub async fn build(deps: Deps) -> Result<Built, BuildError> {
         calendar,
         clock,
         body_limit,
+        documents,
     } = deps;
     store.migrate().await?;
     let app = App::new(store.clone(), profile, calendar, clock);
+    app.set_documents(documents);
     let consumer = CoordinationConsumer::new(app.clone());
     consumer.migrate().await.map_err(BuildError::Inbox)?;
     let gate = Gate::new(&["suggestion"]).watch(

@@ -158,6 +158,8 @@ pub enum CommandKind {
     ConvertCommitment {
         commitment: CommitmentId,
         evidence: String,
+        /// The documents that prove it (already in the document store).
+        documents: Vec<crate::document::DocumentRef>,
         on: Date,
     },
     /// The assigning office confirms the pending closure request (the item closes) or returns

@@ -9,11 +9,11 @@ use super::types::*;
 use crate::ids::*;
 
 macro_rules! events {
-    ($($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? })*) => {
+    ($($(#[$doc:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? })*) => {
         $(
             $(#[$doc])*
             #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-            pub struct $name { $(pub $field: $ty),* }
+            pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
         )*
 
         /// Every event of a suggestion's lifecycle.
@@ -86,7 +86,13 @@ events! {
     FollowUpStarted { on: Date }
     CommitmentCreated { commitment: Commitment }
     CommitmentProgressed { commitment_id: CommitmentId, report: ProgressReport }
-    CommitmentConverted { commitment_id: CommitmentId, evidence: String, on: Date }
+    CommitmentConverted {
+        commitment_id: CommitmentId,
+        evidence: String,
+        on: Date,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        documents: Vec<crate::document::DocumentRef>,
+    }
     /// The owner unit asks to close the item (its supplementary reply); the office decides.
     ClosureRequested { request: ClosureRequest }
     /// The assigning office confirmed (closing follows) or returned the closure request.

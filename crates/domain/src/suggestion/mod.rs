@@ -508,6 +508,7 @@ impl Suggestion {
                 {
                     c.state = CommitmentState::Converted;
                     c.evidence = e.evidence.clone();
+                    c.evidence_documents = e.documents.clone();
                     c.converted_on = Some(e.on);
                 }
             }

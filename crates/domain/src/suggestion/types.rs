@@ -5,6 +5,7 @@ use time::Date;
 
 use banli_calendar::Deadline;
 
+use crate::document::DocumentRef;
 use crate::ids::*;
 
 /// Which body the suggestion was made to.
@@ -235,6 +236,12 @@ pub struct CoHandlingOpinion {
     /// Neither measures nor a reason: accepted under the profile's `flag` setting and marked.
     #[serde(default)]
     pub flagged: bool,
+    /// The signed opinion letter (会办意见函), when uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letter: Option<DocumentRef>,
+    /// Other documents the opinion encloses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<DocumentRef>,
 }
 
 /// A measure a co-handling unit takes within its remit, stated in its opinion.
@@ -279,6 +286,9 @@ pub struct Consultation {
     pub subject: String,
     pub minutes: String,
     pub on: Date,
+    /// The signed minutes and other papers of the meeting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<DocumentRef>,
 }
 
 /// 答复类别. `D` exists only in the national four-class scheme.
@@ -314,6 +324,17 @@ pub enum ReplyType {
     Joint,
 }
 
+impl ReplyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyType::Initial => "initial",
+            ReplyType::ReHandled => "re_handled",
+            ReplyType::Supplementary => "supplementary",
+            ReplyType::Joint => "joint",
+        }
+    }
+}
+
 /// 答复: an immutable reply document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
@@ -334,6 +355,13 @@ pub struct Reply {
     /// The consultations (会商) the reply rests on.
     #[serde(default)]
     pub consultations: Vec<ConsultationId>,
+    /// The signed reply letter with the unit's seal (答复函); required for the reply types the
+    /// profile lists in `rules.signed_letter_for`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letter: Option<DocumentRef>,
+    /// Other documents the reply encloses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<DocumentRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,6 +441,9 @@ pub struct Commitment {
     pub state: CommitmentState,
     pub progress: Vec<ProgressReport>,
     pub evidence: String,
+    /// The documents that prove the conversion (承诺兑现的佐证材料).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence_documents: Vec<DocumentRef>,
     pub converted_on: Option<Date>,
     pub created_on: Date,
     /// Who is responsible in the owner unit, when stated (co-handling measures).

@@ -194,6 +194,8 @@ impl World {
 
     pub fn opinion(&mut self, a: AssignmentId, agency: AgencyId, on: Date) -> OpinionId {
         let opinion = CoHandlingOpinion {
+            attachments: Vec::new(),
+            letter: None,
             id: OpinionId::new(),
             assignment_id: a,
             document_number: format!("会办〔2020〕{}号", self.events.len()),
@@ -225,6 +227,8 @@ impl World {
         on: Date,
     ) -> Reply {
         Reply {
+            attachments: Vec::new(),
+            letter: None,
             id: ReplyId::new(),
             assignment_id: a,
             reply_type,

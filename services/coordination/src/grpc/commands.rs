@@ -146,6 +146,8 @@ impl TryFrom<pb::SubmitOpinionRequest> for Addressed {
             measures,
             no_measure_reason: Some(r.no_measure_reason).filter(|s| !s.trim().is_empty()),
             consultation_ids: ids("consultation_ids", &r.consultation_ids)?,
+            letter: Some(r.letter).filter(|s| !s.is_empty()),
+            attachments: r.attachments,
         };
         Ok(addressed(
             r.change,
@@ -248,6 +250,7 @@ impl TryFrom<pb::RecordConsultationRequest> for Addressed {
             subject: r.subject,
             minutes: r.minutes,
             on: date("on", &r.on)?,
+            documents: r.documents,
         };
         Ok(addressed(
             r.change,

@@ -23,6 +23,7 @@ async fn overdue_commitments_raise_notices() {
         .expect("the replica");
     let lead = s.assignments[0].clone();
     let commitment = |measure: &str, state| Commitment {
+        evidence_documents: Vec::new(),
         id: banli_domain::ids::CommitmentId::new(),
         assignment_id: lead.id,
         measure: measure.into(),
@@ -151,6 +152,7 @@ async fn progress_word_on_open_commitments() {
         .expect("the replica");
     let lead = s.assignments[0].clone();
     let commitment = Commitment {
+        evidence_documents: Vec::new(),
         id: banli_domain::ids::CommitmentId::new(),
         assignment_id: lead.id,
         measure: "open the fund".into(),

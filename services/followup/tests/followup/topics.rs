@@ -24,6 +24,7 @@ async fn topics_link_items_and_scope_the_metrics() {
         .expect("the replica");
     let lead = s.assignments[0].clone();
     s.commitments.push(Commitment {
+        evidence_documents: Vec::new(),
         id: banli_domain::ids::CommitmentId::new(),
         assignment_id: lead.id,
         measure: "设立中小企业融资担保基金".into(),

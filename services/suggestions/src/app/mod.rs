@@ -31,6 +31,7 @@ pub use banli_api::Clock;
 
 mod calendar;
 mod directory;
+mod documents;
 mod suggestions;
 
 /// What became of a command applied for another service.
@@ -64,6 +65,8 @@ struct Inner {
     keys: Bounded<String, Principal>,
     /// Sessions never change once created.
     sessions: Bounded<SessionId, Session>,
+    /// The document store (set once when the service is built with one).
+    documents: std::sync::OnceLock<banli_documents::Documents>,
 }
 
 /// The most co-signers one suggestion may name.
@@ -87,6 +90,7 @@ impl App {
                 recent: Bounded::new(2_000, None),
                 keys: Bounded::new(10_000, Some(KEY_CACHE_TTL)),
                 sessions: Bounded::new(1_000, None),
+                documents: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -216,7 +216,10 @@ impl App {
             Some(a) => self.divisions_of(&s, a).await?,
             None => Vec::new(),
         };
-        let kind = cmd.into_kind(&s, today, p, unit_divisions)?;
+        let attached = crate::command::Attached(
+            banli_documents::access::resolve(self.documents(), p, &cmd.documents()).await?,
+        );
+        let kind = cmd.into_kind(&s, today, p, unit_divisions, &attached)?;
         let cmd = Command {
             actor: p.actor(),
             kind,

@@ -165,6 +165,13 @@ pub struct ReplyBody {
     /// The consultations (会商) among the units the reply rests on.
     #[serde(default)]
     pub consultation_ids: Vec<Uuid>,
+    /// The SHA-256 of the signed reply letter (答复函) this unit uploaded (`POST /v1/documents`);
+    /// required for the reply types the profile lists in `rules.signed_letter_for`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub letter: Option<String>,
+    /// The SHA-256s of other documents this unit uploaded, enclosed with the reply.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -244,4 +251,7 @@ pub struct ClosureRatingBody {
 pub struct EvidenceBody {
     #[schema(min_length = 1, pattern = r"\S")]
     pub evidence: String,
+    /// The SHA-256s of documents this unit uploaded that prove it (`POST /v1/documents`).
+    #[serde(default)]
+    pub documents: Vec<String>,
 }

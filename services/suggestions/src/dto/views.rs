@@ -127,6 +127,35 @@ pub struct OpinionView {
     pub consultation_ids: Vec<Uuid>,
     /// Neither measures nor a reason (accepted under the profile's `opinion_substance = "flag"`).
     pub flagged: bool,
+    /// The signed opinion letter (会办意见函).
+    pub letter: Option<DocumentView>,
+    pub attachments: Vec<DocumentView>,
+}
+
+/// A document attached to a record: download it from `href` (authorized like the record).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DocumentView {
+    /// SHA-256 of the content: what the audit record of the act that attached it holds.
+    pub sha256: String,
+    /// The type told by the content: `application/pdf`, `application/ofd`,
+    /// `application/vnd.openxmlformats-officedocument.wordprocessingml.document`, `image/png`,
+    /// `image/jpeg`, `image/tiff` or `image/gif`.
+    pub media_type: String,
+    pub size: u64,
+    pub name: String,
+    pub href: String,
+}
+
+impl DocumentView {
+    pub fn of(suggestion: Uuid, d: &banli_domain::document::DocumentRef) -> DocumentView {
+        DocumentView {
+            sha256: d.sha256.clone(),
+            media_type: d.media_type.clone(),
+            size: d.size,
+            name: d.name.clone(),
+            href: format!("/v1/suggestions/{suggestion}/documents/{}", d.sha256),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -148,6 +177,7 @@ pub struct ConsultationView {
     pub subject: String,
     pub minutes: String,
     pub on: Date,
+    pub documents: Vec<DocumentView>,
 }
 
 /// The latest closure request (the supplementary reply once every commitment is converted) and
@@ -199,6 +229,9 @@ pub struct ReplyView {
     pub round: u32,
     pub on: Date,
     pub consultation_ids: Vec<Uuid>,
+    /// The signed reply letter (答复函).
+    pub letter: Option<DocumentView>,
+    pub attachments: Vec<DocumentView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -242,6 +275,8 @@ pub struct CommitmentView {
     pub state: String,
     pub progress: Vec<ProgressView>,
     pub evidence: String,
+    /// The documents that prove the conversion.
+    pub evidence_documents: Vec<DocumentView>,
     pub converted_on: Option<Date>,
     /// Who is responsible in the owner unit, when stated (a co-handling measure).
     pub responsible: Option<String>,
@@ -301,7 +336,26 @@ fn signer(s: &Signer) -> SignerView {
     }
 }
 
+fn docs(s: &Suggestion, d: &[banli_domain::document::DocumentRef]) -> Vec<DocumentView> {
+    d.iter().map(|d| DocumentView::of(s.id.0, d)).collect()
+}
+
 impl SuggestionView {
+    /// Every document this view shows (what its reader may download).
+    pub fn documents(&self) -> impl Iterator<Item = &DocumentView> {
+        let replies = self
+            .replies
+            .iter()
+            .flat_map(|r| r.letter.iter().chain(&r.attachments));
+        let opinions = self
+            .opinions
+            .iter()
+            .flat_map(|o| o.letter.iter().chain(&o.attachments));
+        let evidence = self.commitments.iter().flat_map(|c| &c.evidence_documents);
+        let minutes = self.consultations.iter().flat_map(|c| &c.documents);
+        replies.chain(opinions).chain(evidence).chain(minutes)
+    }
+
     /// The view for `reader` as of `today`: co-handling opinions it may not read are left out
     /// (see [`Suggestion::opinion_readable`]).
     pub fn for_reader(
@@ -383,6 +437,8 @@ impl SuggestionView {
                     no_measure_reason: o.no_measure_reason.clone(),
                     consultation_ids: o.consultations.iter().map(|c| c.0).collect(),
                     flagged: o.flagged,
+                    letter: o.letter.as_ref().map(|d| DocumentView::of(s.id.0, d)),
+                    attachments: docs(s, &o.attachments),
                 })
                 .collect(),
             replies: s
@@ -401,6 +457,8 @@ impl SuggestionView {
                     round: r.round,
                     on: r.on,
                     consultation_ids: r.consultations.iter().map(|c| c.0).collect(),
+                    letter: r.letter.as_ref().map(|d| DocumentView::of(s.id.0, d)),
+                    attachments: docs(s, &r.attachments),
                 })
                 .collect(),
             class_history: s
@@ -450,6 +508,7 @@ impl SuggestionView {
                         })
                         .collect(),
                     evidence: c.evidence.clone(),
+                    evidence_documents: docs(s, &c.evidence_documents),
                     converted_on: c.converted_on,
                     responsible: c.responsible.clone(),
                     opinion_id: c.opinion_id.map(|o| o.0),
@@ -467,6 +526,7 @@ impl SuggestionView {
                     subject: c.subject.clone(),
                     minutes: c.minutes.clone(),
                     on: c.on,
+                    documents: docs(s, &c.documents),
                 })
                 .collect(),
             closure: s.closures.last().map(|c| ClosureView {

@@ -276,6 +276,8 @@ impl TryFrom<pb::IssueReplyRequest> for Addressed {
             Err(_) => return Err(AppError::malformed("unknown reply_type")),
         };
         let body = dto::ReplyBody {
+            letter: opt_text(r.letter),
+            attachments: r.attachments,
             assignment_id: uuid("assignment_id", &r.assignment_id)?,
             reply_type,
             document_number: r.document_number,
@@ -387,6 +389,7 @@ impl TryFrom<pb::ConvertCommitmentRequest> for Addressed {
     fn try_from(r: pb::ConvertCommitmentRequest) -> Result<Self, AppError> {
         let commitment_id = uuid("commitment_id", &r.commitment_id)?;
         let body = dto::EvidenceBody {
+            documents: r.documents,
             evidence: r.evidence,
         };
         addressed(

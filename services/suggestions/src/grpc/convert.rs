@@ -146,6 +146,8 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
                 opinion_ids: r.opinion_ids.iter().map(Uuid::to_string).collect(),
                 on: text(r.on),
                 consultation_ids: r.consultation_ids.iter().map(Uuid::to_string).collect(),
+                letter: r.letter.as_ref().map(document),
+                attachments: r.attachments.iter().map(document).collect(),
             })
             .collect(),
         current_class: v.current_class.map(class_to).unwrap_or_default(),
@@ -176,6 +178,7 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
                 converted_on: c.converted_on.map(text).unwrap_or_default(),
                 responsible: c.responsible.clone().unwrap_or_default(),
                 opinion_id: c.opinion_id.map(|o| o.to_string()).unwrap_or_default(),
+                evidence_documents: c.evidence_documents.iter().map(document).collect(),
             })
             .collect(),
         closure_state: v
@@ -195,5 +198,16 @@ pub(super) fn session(v: &dto::SessionView) -> pb::Session {
         opens_on: text(v.opens_on),
         closes_on: text(v.closes_on),
         name: v.name.clone(),
+    }
+}
+
+/// A document a record refers to.
+pub(super) fn document(d: &dto::DocumentView) -> pb::Document {
+    pb::Document {
+        sha256: d.sha256.clone(),
+        media_type: d.media_type.clone(),
+        size: d.size,
+        name: d.name.clone(),
+        created: false,
     }
 }

@@ -31,14 +31,16 @@ use crate::store::ListFilter;
 mod calendar;
 mod commands;
 mod convert;
+mod documents;
 mod suggestions;
 
 use convert::*;
 
 /// The full names of this service's gRPC services.
-pub const NAMES: [&str; 2] = [
+pub const NAMES: [&str; 3] = [
     "banli.suggestions.v1.SuggestionService",
     "banli.suggestions.v1.CalendarService",
+    "banli.suggestions.v1.DocumentService",
 ];
 
 /// Adds this service's gRPC services to `routes`.
@@ -50,10 +52,18 @@ pub fn add_services(app: App, routes: &mut RoutesBuilder) {
                 .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
         )
         .add_service(
-            CalendarServiceServer::new(grpc)
+            CalendarServiceServer::new(grpc.clone())
                 .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
+        )
+        .add_service(
+            pb::document_service_server::DocumentServiceServer::new(grpc)
+                .max_decoding_message_size(UPLOAD_MESSAGE_LIMIT),
         );
 }
+
+/// The most bytes one upload message may carry (the whole upload is limited by
+/// `max_document_bytes`).
+pub const UPLOAD_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Serves this service alone on `listener` until `shutdown` completes.
 pub async fn serve(

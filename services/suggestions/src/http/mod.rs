@@ -40,6 +40,7 @@ pub const PATHS: &[&str] = &[
     "/v1/deputies",
     "/v1/admin",
     "/v1/calendar",
+    "/v1/documents",
     "/banli.suggestions.v1.",
 ];
 

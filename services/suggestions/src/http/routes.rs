@@ -31,6 +31,7 @@ use banli_api::http::{
         (name = "directory", description = "Sessions, deputies, agencies and divisions"),
         (name = "calendar", description = "The PRC working-day calendar and deadline arithmetic"),
         (name = "keys", description = "API keys (assigning office only)"),
+        (name = "documents", description = "Formal documents: signed reply letters (答复函), opinion letters, evidence, minutes — stored by SHA-256, type told by content"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -55,6 +56,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_key))
         .routes(routes!(submit, list_suggestions))
         .routes(routes!(get_suggestion))
+        .routes(routes!(upload_document))
+        .routes(routes!(own_document))
+        .routes(routes!(suggestion_document))
         .routes(routes!(suggestion_events))
         .routes(routes!(start_review))
         .routes(routes!(review))
@@ -473,6 +477,66 @@ async fn get_suggestion(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult {
     suggestion(200, &st.app.get(&caller.0, id).await?)
+}
+
+/// Uploads a document (PDF, OFD, DOCX, PNG, JPEG, TIFF or GIF, told by its content; at most
+/// `max_document_bytes`, 20 MiB by default) as the caller's agency's (or the assigning
+/// office's): `multipart/form-data` with the file in a part named `file`, or the file itself as
+/// the body with its name in `?name=`. The answer's `sha256` is what a reply (`letter`,
+/// `attachments`), a conversion (`documents`), an opinion or a consultation names to attach it;
+/// only the agency that uploaded a document may attach it. The same content uploaded again is
+/// stored once (200 instead of 201), so a retry is harmless.
+#[utoipa::path(post, path = "/v1/documents", tag = "documents",
+    params(("name" = Option<String>, Query, description = "The file name, for a body that is the file itself")),
+    request_body(description = "The file: `multipart/form-data` (part `file`) or the bytes themselves", content(
+        (Vec<u8> = "multipart/form-data"), (Vec<u8> = "application/pdf"), (Vec<u8> = "application/octet-stream"))),
+    responses((status = 201, body = banli_documents::access::Uploaded), (status = 200, body = banli_documents::access::Uploaded, description = "Uploaded by this agency before"),
+        (status = 413, body = ProblemDocument), (status = 415, body = ProblemDocument, description = "The content is not an allowed type; the detail names what it is")))]
+async fn upload_document(
+    State(st): State<AppState>,
+    caller: Caller,
+    req: axum::extract::Request,
+) -> ApiResult {
+    let docs = st
+        .app
+        .documents()
+        .ok_or_else(banli_documents::access::unavailable)?;
+    let up = banli_documents::http::upload(docs, &caller.0, req).await?;
+    Ok(banli_documents::http::uploaded_response(&up))
+}
+
+/// Downloads one of the caller's own uploads (its agency's, or the office's).
+#[utoipa::path(get, path = "/v1/documents/{sha256}", tag = "documents", params(("sha256" = String, Path)),
+    responses((status = 200, description = "The document, with `Repr-Digest: sha-256=…`", content_type = "application/octet-stream"), (status = 404, body = ProblemDocument)))]
+async fn own_document(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(sha256): ApiPath<String>,
+) -> ApiResult {
+    let doc = st.app.own_document(&caller.0, &sha256).await?;
+    download(&st, &doc).await
+}
+
+/// Downloads a document attached to the suggestion's record (a reply's letter, an opinion's,
+/// conversion evidence, a consultation's minutes), for whoever reads that record: 404 for
+/// anyone else, as for a document that does not exist.
+#[utoipa::path(get, path = "/v1/suggestions/{id}/documents/{sha256}", tag = "documents", params(("id" = Uuid, Path), ("sha256" = String, Path)),
+    responses((status = 200, description = "The document, with `Repr-Digest: sha-256=…`", content_type = "application/octet-stream"), (status = 404, body = ProblemDocument)))]
+async fn suggestion_document(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((id, sha256)): ApiPath<(Uuid, String)>,
+) -> ApiResult {
+    let doc = st.app.suggestion_document(&caller.0, id, &sha256).await?;
+    download(&st, &doc).await
+}
+
+async fn download(st: &AppState, doc: &banli_domain::document::DocumentRef) -> ApiResult {
+    let docs = st
+        .app
+        .documents()
+        .ok_or_else(banli_documents::access::unavailable)?;
+    Ok(banli_documents::http::download(docs, doc).await?)
 }
 
 /// The suggestion's events, in order.

@@ -347,3 +347,115 @@ async fn grpc_commands_are_safe_to_retry() {
     let _ = stop.send(());
     w.api.close().await;
 }
+
+#[tokio::test]
+async fn documents_stream_up_and_down_over_grpc() {
+    use pb::document_service_client::DocumentServiceClient;
+    use sha2::Digest;
+    let w = World::new(Api::sqlite().await).await;
+    let (url, stop) = start(&w).await;
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut client = DocumentServiceClient::new(channel);
+    let mut letter = b"%PDF-1.7\n".to_vec();
+    letter.extend((0..700_000u32).map(|i| (i % 251) as u8));
+    let chunks: Vec<pb::UploadDocumentChunk> = letter
+        .chunks(256 * 1024)
+        .enumerate()
+        .map(|(i, c)| pb::UploadDocumentChunk {
+            name: if i == 0 {
+                "答复函.pdf".into()
+            } else {
+                String::new()
+            },
+            data: c.to_vec(),
+        })
+        .collect();
+    let up = client
+        .upload(authed(
+            tokio_stream::iter(chunks.clone()),
+            &w.keys.lead_admin,
+        ))
+        .await
+        .expect("uploaded")
+        .into_inner();
+    let want: String = sha2::Sha256::digest(&letter)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        (
+            up.sha256.as_str(),
+            up.media_type.as_str(),
+            up.size,
+            up.name.as_str(),
+            up.created
+        ),
+        (
+            want.as_str(),
+            "application/pdf",
+            letter.len() as u64,
+            "答复函.pdf",
+            true
+        )
+    );
+    // An executable: refused, naming what it is; a deputy may not upload.
+    let mut exe = b"MZ".to_vec();
+    exe.resize(2048, 0);
+    let err = client
+        .upload(authed(
+            tokio_stream::iter(vec![pb::UploadDocumentChunk {
+                name: "a.pdf".into(),
+                data: exe,
+            }]),
+            &w.keys.lead_admin,
+        ))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("application/x-msdownload"),
+        "{}",
+        err.message()
+    );
+    let err = client
+        .upload(authed(tokio_stream::iter(chunks), &w.keys.deputy))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Down again, byte for byte; another agency gets NOT_FOUND.
+    let mut stream = client
+        .download(authed(
+            pb::DownloadDocumentRequest {
+                sha256: want.clone(),
+                suggestion_id: String::new(),
+            },
+            &w.keys.lead_handler,
+        ))
+        .await
+        .expect("download")
+        .into_inner();
+    let head = stream.message().await.expect("first").expect("a message");
+    assert_eq!(head.document.map(|d| d.sha256), Some(want.clone()));
+    let mut back = head.data;
+    while let Some(m) = stream.message().await.expect("chunk") {
+        back.extend(m.data);
+    }
+    assert_eq!(back, letter);
+    let err = client
+        .download(authed(
+            pb::DownloadDocumentRequest {
+                sha256: want,
+                suggestion_id: String::new(),
+            },
+            &w.keys.other_admin,
+        ))
+        .await
+        .expect_err("not found");
+    assert_eq!(err.code(), Code::NotFound);
+    let _ = stop.send(());
+    w.api.close().await;
+}

@@ -5,6 +5,7 @@ use banli_testkit as support;
 
 mod bad_input;
 mod consistency;
+mod documents;
 mod grpc;
 mod lifecycle;
 mod policy_matrix;

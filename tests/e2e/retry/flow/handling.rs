@@ -288,6 +288,7 @@ pub(super) async fn reply_and_follow_up(fl: &mut Flow<'_>, it: &Item) -> () {
                 &k.lead,
                 &idem("convert"),
                 sp::ConvertCommitmentRequest {
+                    documents: Vec::new(),
                     suggestion_id: sid.clone(),
                     commitment_id: commitment.clone(),
                     evidence: "regulation 12 in force".into(),

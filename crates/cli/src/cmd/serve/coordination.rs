@@ -47,6 +47,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<()> 
         webhook_key,
         egress,
         body_limit: banli_api::http::DEFAULT_BODY_LIMIT,
+        documents: super::suggestions::documents(deps.config).await?,
         consistency_wait: config.consistency_wait(),
     })
     .await?;

@@ -19,6 +19,23 @@ pub(super) struct Suggestions {
     pub office: AgencyId,
 }
 
+/// The document store the configuration names (created when missing).
+pub(super) async fn documents(
+    config: &crate::config::Config,
+) -> Result<banli_documents::Documents> {
+    let dir = config.documents_path();
+    let store = banli_documents::BlobStore::open(&dir).await.with_context(|| {
+        format!(
+            "opening the document store at {} (documents_dir); check that it exists and is writable",
+            dir.display()
+        )
+    })?;
+    Ok(banli_documents::Documents {
+        store,
+        max_bytes: config.max_document_bytes,
+    })
+}
+
 /// Migrates, makes the first key, publishes the directory, and adds the service's APIs,
 /// relay, consumer and purge to `process`.
 pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Suggestions> {
@@ -31,6 +48,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
         calendar: deps.calendar.clone(),
         clock: deps.clock,
         body_limit: banli_suggestions::http::DEFAULT_BODY_LIMIT,
+        documents: documents(config).await?,
     })
     .await?;
     let suggestions = built.app.clone();

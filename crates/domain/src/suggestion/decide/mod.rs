@@ -421,6 +421,7 @@ pub fn decide(
         K::ConvertCommitment {
             commitment,
             evidence,
+            documents,
             on,
         } => {
             let c = ctx.open_commitment(*commitment)?;
@@ -437,6 +438,7 @@ pub fn decide(
                     commitment_id: c.id,
                     evidence: evidence.clone(),
                     on: *on,
+                    documents: documents.clone(),
                 },
             )])
         }

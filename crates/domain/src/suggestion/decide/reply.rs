@@ -63,6 +63,22 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
+        if reply.letter.is_none()
+            && self
+                .rules
+                .profile
+                .rules
+                .signed_letter_for
+                .contains(&reply.reply_type)
+        {
+            return Err(self.invalid(
+                "letter",
+                &format!(
+                    "is required: a {} reply comes with its signed letter (答复函) under the profile; upload it (POST /v1/documents) and name its sha256",
+                    reply.reply_type.as_str()
+                ),
+            ));
+        }
         self.consultations_known(&reply.consultations, Some(a.agency))?;
         if s.replies.iter().any(|r| r.id == reply.id) {
             return Err(self.invalid("id", "is already issued"));
@@ -181,6 +197,7 @@ impl<'a> Ctx<'a> {
         events.extend(drafts.iter().map(|c| {
             SuggestionEvent::CommitmentCreated(CommitmentCreated {
                 commitment: Commitment {
+                    evidence_documents: Vec::new(),
                     id: c.id,
                     assignment_id: a.id,
                     measure: c.measure.clone(),

@@ -70,6 +70,7 @@ impl<'a> Ctx<'a> {
         let commitments = opinion.measures.iter().map(|m| {
             SuggestionEvent::CommitmentCreated(CommitmentCreated {
                 commitment: Commitment {
+                    evidence_documents: Vec::new(),
                     id: m.id,
                     assignment_id: a.id,
                     measure: m.measure.trim().to_owned(),

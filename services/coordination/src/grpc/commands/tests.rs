@@ -105,7 +105,7 @@ fn every_command_is_reachable_from_both_transports_and_builds_its_domain_command
             ID,
             "{variant} addresses the request's id"
         );
-        let kind = a.command.into_command(today).expect("builds");
+        let kind = a.command.into_command(today, &[]).expect("builds");
         assert_eq!(kind.variant(), variant);
         kinds.insert(kind.variant());
     }
@@ -126,7 +126,7 @@ fn the_same_rules_for_both_transports() {
     }
     .try_into()
     .expect("accepted");
-    let e = a.command.into_command(today).expect_err("refused");
+    let e = a.command.into_command(today, &[]).expect_err("refused");
     assert!(e.to_string().contains("future"), "{e}");
     let a: Addressed = pb::DecideAdjustmentRequest {
         assignment_id: ID.into(),
@@ -141,7 +141,7 @@ fn the_same_rules_for_both_transports() {
     .expect("accepted");
     assert_eq!(a.expected_version, Some(3));
     assert_eq!(a.idempotency_key.as_deref(), Some("k"));
-    let e = a.command.into_command(today).expect_err("refused");
+    let e = a.command.into_command(today, &[]).expect_err("refused");
     assert!(e.to_string().contains("new_agency_id"), "{e}");
     let r: Result<Addressed, _> = pb::DecideAdjustmentRequest {
         assignment_id: ID.into(),

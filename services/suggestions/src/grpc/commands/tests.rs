@@ -182,7 +182,7 @@ fn every_command_is_reachable_from_both_transports_and_builds_its_domain_command
         assert!(item.post.is_some(), "{variant}: {path} has no POST");
         let kind = a
             .command
-            .into_kind(&s, s.received_on, &office, Vec::new())
+            .into_kind(&s, s.received_on, &office, Vec::new(), &Default::default())
             .expect("the sample builds its domain command");
         assert_eq!(
             kind.variant(),
@@ -281,7 +281,7 @@ fn a_reply_or_communication_dated_in_the_future_is_refused_for_both_transports()
     .expect("accepted");
     let e = a
         .command
-        .into_kind(&s, today, &p, Vec::new())
+        .into_kind(&s, today, &p, Vec::new(), &Default::default())
         .expect_err("refused");
     assert!(e.to_string().contains("future"), "{e}");
     let a: Addressed = pb::IssueReplyRequest {
@@ -299,7 +299,7 @@ fn a_reply_or_communication_dated_in_the_future_is_refused_for_both_transports()
     .expect("accepted");
     let e = a
         .command
-        .into_kind(&s, today, &p, Vec::new())
+        .into_kind(&s, today, &p, Vec::new(), &Default::default())
         .expect_err("refused");
     assert!(e.to_string().contains("future"), "{e}");
 }
