@@ -29,6 +29,7 @@ mod audit;
 mod backup;
 mod client;
 mod connections;
+mod documents;
 mod feed;
 mod lifecycle;
 mod metrics;
@@ -76,6 +77,14 @@ enum Command {
         clients: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+    },
+    /// Uploads of 5 MiB PDFs through REST beside `std::fs` writes of the same bytes; the
+    /// server's RSS while 16 clients upload 20 MiB files at once.
+    Documents {
+        #[arg(long, default_value_t = 48)]
+        count: usize,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
     },
     /// Peak RSS of `banli serve` while 8 webhook receivers answer every delivery with a 100 MB
     /// body, beside the same load with receivers answering `ok`.
@@ -221,6 +230,7 @@ enum Backend {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Some(Command::WebhookMemory { seconds }) => webhook_rss::run(seconds).await,
+        Some(Command::Documents { count, clients }) => documents::run(count, clients).await,
         Some(Command::Tls {
             clients,
             seconds,
@@ -320,6 +330,7 @@ async fn main() -> Result<()> {
             ] {
                 propagation::run(t, 20_000, 1_000, 10).await?;
             }
+            documents::run(48, 4).await?;
             for b in [Backend::Sqlite, Backend::Postgres] {
                 audit::run(b, 1_000_000).await?;
                 timers::run_bench(b, 100_000, 20).await?;

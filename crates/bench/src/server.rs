@@ -265,6 +265,11 @@ impl Server {
     }
 
     /// Resident set size of the server process, in KiB.
+    /// The bench's directory for this server (its data directory is `data/` in it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn rss_kib(&self) -> Result<u64> {
         rss_kib_of(self.child.id().context("the server is running")?)
     }
