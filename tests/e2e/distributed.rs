@@ -148,13 +148,28 @@ fn get_until(port: u16, path: &str, key: &str, done: impl Fn(&Value) -> bool) ->
     }
 }
 
+/// Uploads `text` (a tiny PDF) as `key`'s; returns its SHA-256.
+fn upload(port: u16, key: &str, name: &str, text: &str) -> String {
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/documents?name={}", name.replace('.', "%2E")),
+        Some(key),
+        Some(text),
+    );
+    assert_eq!(status, 201, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    v["sha256"].as_str().expect("sha256").to_owned()
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
 
 /// Runs the scenario through one port (the front door, or the one process of the embedded
-/// mode); `kill` is called once, in the middle, with the step it is at.
-fn scenario(front: u16, office: &str, kill: &mut dyn FnMut(&str)) {
+/// mode); `kill` is called once, in the middle, with the step it is at. Returns the SHA-256s of
+/// the two letters it attached.
+fn scenario(front: u16, office: &str, kill: &mut dyn FnMut(&str)) -> [String; 2] {
     let session = id(&ok(
         front,
         "/v1/sessions",
@@ -285,12 +300,15 @@ fn scenario(front: u16, office: &str, kill: &mut dyn FnMut(&str)) {
         json!({"assignment_id": lead, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "scope of the fund"}),
     );
 
-    // The first co-handler's opinion.
+    // The first co-handler's opinion, with its signed letter (uploaded through the suggestions
+    // service, attached through the coordination service).
+    let opinion_letter = format!("%PDF-1.7\n会办意见函 {unique}\n");
+    let opinion_sha = upload(front, &keys[1], "会办意见函.pdf", &opinion_letter);
     let case = ok_eventually(
         front,
         &format!("/v1/coordination/assignments/{co1}/opinions"),
         &keys[1],
-        json!({"document_number": "会办〔2020〕3号", "body": "We agree and will fund the platform.", "signer": {"name": "Deputy Director Zhao", "position": "authorized_leader"}}),
+        json!({"document_number": "会办〔2020〕3号", "body": "We agree and will fund the platform.", "signer": {"name": "Deputy Director Zhao", "position": "authorized_leader"}, "letter": opinion_sha}),
     );
     let opinion = case["opinions"][0]["id"]
         .as_str()
@@ -305,13 +323,27 @@ fn scenario(front: u16, office: &str, kill: &mut dyn FnMut(&str)) {
         office,
         json!({"reason": "the new unit joined late"}),
     );
+    let reply_letter = format!("%PDF-1.7\n答复函 {unique}\n");
+    let reply_sha = upload(front, &keys[0], "答复函.pdf", &reply_letter);
     let replied = ok_eventually(
         front,
         &format!("/v1/suggestions/{sid}/replies"),
         &keys[0],
-        json!({"assignment_id": lead, "document_number": "答复〔2020〕7号", "body": "The fund opens in 2021.", "class": "A", "signer": {"name": "Director Chen", "position": "principal_head"}, "opinion_ids": [opinion]}),
+        json!({"assignment_id": lead, "document_number": "答复〔2020〕7号", "body": "The fund opens in 2021.", "class": "A", "signer": {"name": "Director Chen", "position": "principal_head"}, "opinion_ids": [opinion], "letter": reply_sha}),
     );
     assert_eq!(replied["state"], "replied", "{replied}");
+    // Both letters are read back by those who read the record, byte for byte; the unit that
+    // left the item reads neither.
+    for (sha, text, reader) in [
+        (&reply_sha, &reply_letter, office),
+        (&opinion_sha, &opinion_letter, keys[0].as_str()),
+    ] {
+        let path = format!("/v1/suggestions/{sid}/documents/{sha}");
+        let (status, body) = http(front, "GET", &path, Some(reader), None);
+        assert_eq!((status, &body), (200, text), "{path}");
+        let (status, _) = http(front, "GET", &path, Some(&keys[2]), None);
+        assert_eq!(status, 404, "{path}");
+    }
 
     // Both co-handlers get their copy; every coordination command reached the suggestion.
     let case = get_until(
@@ -366,6 +398,7 @@ fn scenario(front: u16, office: &str, kill: &mut dyn FnMut(&str)) {
     assert_eq!(count("opinion_waived"), 1);
     assert_eq!(count("reply_issued"), 1);
     assert_eq!(count("coordination_refused"), 0);
+    [opinion_sha, reply_sha]
 }
 
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
@@ -401,7 +434,30 @@ fn a_co_handled_lifecycle_on_the_embedded_default_survives_sigkill() {
 
 #[test]
 fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill() {
-    let Some(mut cluster) = Cluster::start("distributed") else {
+    // The documents in an S3-compatible bucket, as the processes of a real deployment would
+    // share them.
+    let Some(s3) = banli_documents::testing::S3Server::start() else {
+        assert!(
+            !banli_documents::testing::required(),
+            "an S3-compatible server is required: BANLI_TEST_S3_ENDPOINT or moto (pip install 'moto[server]')"
+        );
+        eprintln!("notice: skipping the distributed test: no S3-compatible server");
+        return;
+    };
+    let bucket = s3.config("e2e/");
+    let client = banli_documents::s3::S3::new(bucket.clone()).expect("an S3 client");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(client.create_bucket()).expect("the bucket");
+    let Some(mut cluster) = Cluster::start_with(
+        "distributed",
+        &[
+            ("BANLI_DOCUMENTS_S3_ENDPOINT", bucket.endpoint.as_str()),
+            ("BANLI_DOCUMENTS_S3_BUCKET", bucket.bucket.as_str()),
+            ("BANLI_DOCUMENTS_S3_PREFIX", "e2e/"),
+            ("BANLI_DOCUMENTS_S3_ACCESS_KEY", "test"),
+            ("BANLI_DOCUMENTS_S3_SECRET_KEY", "test"),
+        ],
+    ) else {
         return;
     };
     let office = cluster.office.clone();
@@ -414,11 +470,16 @@ fn a_co_handled_lifecycle_across_processes_on_postgres_and_nats_survives_sigkill
     } = &mut cluster;
     // Kill the coordination service in the middle, and the suggestions and follow-up services
     // right after. Every call goes through the front door.
-    scenario(front, &office, &mut |_| {
+    let letters = scenario(front, &office, &mut |_| {
         coordination.restart();
         suggestions.restart();
         followup.restart();
     });
+    // The letters are in the bucket, each once under its hash.
+    for sha in &letters {
+        let key = format!("blobs/{}/{sha}", &sha[..2]);
+        assert!(rt.block_on(client.exists(&key)).expect("asked"), "{key}");
+    }
     // The follow-up process recorded every accountability event in the audit log once.
     let start = Instant::now();
     let types = loop {

@@ -117,6 +117,42 @@ pub struct Config {
     pub log: LogConfig,
     /// How deputies hear of their suggestions besides the in-platform inbox.
     pub notify: NotifyConfig,
+    /// Keep documents in an S3-compatible bucket instead of `documents_dir` (`[documents_s3]`):
+    /// what the distributed deployment needs, where each process runs on its own machine.
+    pub documents_s3: Option<DocumentsS3Config>,
+}
+
+/// An S3-compatible bucket for the documents (`[documents_s3]`); uploads are received into
+/// `documents_dir` while they are checked, then sent.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsS3Config {
+    /// `https://s3.example.gov.cn` or `http://minio:9000`.
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Prepended to every key, e.g. `banli/`.
+    #[serde(default)]
+    pub prefix: String,
+    pub access_key: Secret,
+    pub secret_key: Secret,
+}
+
+impl std::fmt::Debug for DocumentsS3Config {
+    /// The keys never print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentsS3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
 }
 
 /// The notification service's channels (`[notify]`). Without `smtp_url` (or `sms_url`), e-mail
@@ -166,7 +202,15 @@ pub struct Secret(pub String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&banli_db::redact(&self.0))
+        // A URL shows all but its password; any other secret (an SMS gateway's, an object
+        // store's key) shows nothing.
+        if self.0.contains("://") {
+            f.write_str(&banli_db::redact(&self.0))
+        } else if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("***")
+        }
     }
 }
 
@@ -213,6 +257,7 @@ impl Default for Config {
             otlp_endpoint: None,
             log: LogConfig::default(),
             notify: NotifyConfig::default(),
+            documents_s3: None,
         }
     }
 }
@@ -306,6 +351,25 @@ impl Config {
         }
         if let Ok(v) = std::env::var("BANLI_DOCUMENTS_DIR") {
             config.documents_dir = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let (Ok(endpoint), Ok(bucket)) = (
+            std::env::var("BANLI_DOCUMENTS_S3_ENDPOINT"),
+            std::env::var("BANLI_DOCUMENTS_S3_BUCKET"),
+        ) && !endpoint.is_empty()
+        {
+            config.documents_s3 = Some(DocumentsS3Config {
+                endpoint,
+                bucket,
+                region: std::env::var("BANLI_DOCUMENTS_S3_REGION")
+                    .unwrap_or_else(|_| default_region()),
+                prefix: std::env::var("BANLI_DOCUMENTS_S3_PREFIX").unwrap_or_default(),
+                access_key: Secret(
+                    std::env::var("BANLI_DOCUMENTS_S3_ACCESS_KEY").unwrap_or_default(),
+                ),
+                secret_key: Secret(
+                    std::env::var("BANLI_DOCUMENTS_S3_SECRET_KEY").unwrap_or_default(),
+                ),
+            });
         }
         if let Ok(v) = std::env::var("BANLI_MAX_DOCUMENT_BYTES") {
             config.max_document_bytes = v.parse().with_context(|| {
@@ -417,6 +481,13 @@ impl Config {
                 bail!("tls_client_ca needs TLS: give tls_cert and tls_key too")
             }
             _ => {}
+        }
+        if let Some(s3) = &self.documents_s3
+            && (s3.bucket.is_empty() || s3.access_key.0.is_empty() || s3.secret_key.0.is_empty())
+        {
+            bail!(
+                "documents_s3 needs bucket, access_key and secret_key (or BANLI_DOCUMENTS_S3_BUCKET, _ACCESS_KEY, _SECRET_KEY)"
+            );
         }
         if self.max_document_bytes == 0 {
             bail!("max_document_bytes is at least 1 (the default is 20 MiB: 20971520)");

@@ -1,5 +1,7 @@
-//! A content-addressed store on the local disk (the embedded deployment's data directory): each
-//! content once, under `<root>/<first two hex digits>/<SHA-256 hex>`.
+//! A content-addressed store: each content once, under its SHA-256 — on the local disk (the
+//! embedded deployment's data directory: `<root>/<first two hex digits>/<SHA-256 hex>`), or in
+//! an S3-compatible bucket (the distributed deployment: `blobs/<2 hex>/<SHA-256 hex>`), with
+//! who uploaded what beside it (`owners/<2 hex>/<SHA-256 hex>/<owner>`).
 //!
 //! An upload is streamed: its bytes go to a temporary file under `<root>/tmp` while the hash is
 //! computed, and the upload is refused — the temporary file removed — as soon as it passes the
@@ -72,11 +74,17 @@ pub enum PutError {
     Io(std::io::Error),
 }
 
-/// The local-disk store.
+/// The store.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
+    /// The local directory: the contents themselves (local), or only the uploads being
+    /// received (S3).
     root: PathBuf,
+    s3: Option<std::sync::Arc<crate::s3::S3>>,
 }
+
+/// A stored content's bytes, as they are read.
+pub type Reader = std::pin::Pin<Box<dyn AsyncRead + Send>>;
 
 /// A temporary file removed on drop unless it was kept.
 struct Temp {
@@ -108,7 +116,35 @@ impl BlobStore {
         while let Some(e) = left.next_entry().await? {
             let _ = tokio::fs::remove_file(e.path()).await;
         }
-        Ok(BlobStore { root })
+        Ok(BlobStore { root, s3: None })
+    }
+
+    /// A store in an S3-compatible bucket; uploads are received into `staging` (a local
+    /// directory) while they are hashed and checked, then sent. Checks that the bucket answers.
+    pub async fn s3(
+        staging: impl Into<PathBuf>,
+        client: crate::s3::S3,
+    ) -> std::io::Result<BlobStore> {
+        let mut store = BlobStore::open(staging).await?;
+        client.exists("owners/.probe").await?;
+        store.s3 = Some(std::sync::Arc::new(client));
+        Ok(store)
+    }
+
+    /// Where the contents are, for logs: a directory or `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        match &self.s3 {
+            Some(c) => format!("s3://{}/{}", c.config().bucket, c.config().prefix),
+            None => self.root.display().to_string(),
+        }
+    }
+
+    fn blob_key(sha256: &str) -> String {
+        format!("blobs/{}/{sha256}", &sha256[..2])
+    }
+
+    fn claim_key(sha256: &str, owner: &str) -> String {
+        format!("owners/{}/{sha256}/{owner}", &sha256[..2])
     }
 
     pub fn root(&self) -> &Path {
@@ -122,20 +158,32 @@ impl BlobStore {
     }
 
     /// Whether the content of `sha256` is stored.
-    pub async fn contains(&self, sha256: &str) -> bool {
-        match self.path_of(sha256) {
-            Some(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
-            None => false,
+    pub async fn contains(&self, sha256: &str) -> std::io::Result<bool> {
+        if !is_sha256(sha256) {
+            return Ok(false);
+        }
+        match &self.s3 {
+            Some(c) => c.exists(&Self::blob_key(sha256)).await,
+            None => match self.path_of(sha256) {
+                Some(p) => tokio::fs::try_exists(p).await,
+                None => Ok(false),
+            },
         }
     }
 
     /// Opens a stored content for reading.
-    pub async fn open_blob(&self, sha256: &str) -> std::io::Result<Option<tokio::fs::File>> {
+    pub async fn open_blob(&self, sha256: &str) -> std::io::Result<Option<Reader>> {
+        if !is_sha256(sha256) {
+            return Ok(None);
+        }
+        if let Some(c) = &self.s3 {
+            return c.get(&Self::blob_key(sha256)).await;
+        }
         let Some(p) = self.path_of(sha256) else {
             return Ok(None);
         };
         match tokio::fs::File::open(p).await {
-            Ok(f) => Ok(Some(f)),
+            Ok(f) => Ok(Some(Box::pin(f))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -145,15 +193,20 @@ impl BlobStore {
     /// (and nobody else) attach it to a record. Written whole or not at all.
     pub async fn claim(&self, stored: &Stored, owner: &str, name: &str) -> std::io::Result<()> {
         let path = self.claim_path(&stored.sha256, owner)?;
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
         let body = format!(
             "{}\n{}\n{}",
             stored.media_type.as_str(),
             stored.size,
             clean_name(name)
         );
+        if let Some(c) = &self.s3 {
+            return c
+                .put_bytes(&Self::claim_key(&stored.sha256, owner), body.into_bytes())
+                .await;
+        }
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
         let temp = Temp {
             path: self
                 .root
@@ -173,10 +226,20 @@ impl BlobStore {
         let Ok(path) = self.claim_path(sha256, owner) else {
             return Ok(None);
         };
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let text = match &self.s3 {
+            Some(c) => match c.get(&Self::claim_key(sha256, owner)).await? {
+                Some(mut r) => {
+                    let mut t = String::new();
+                    r.read_to_string(&mut t).await?;
+                    t
+                }
+                None => return Ok(None),
+            },
+            None => match tokio::fs::read_to_string(&path).await {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            },
         };
         let mut lines = text.splitn(3, '\n');
         let (Some(media), Some(size), Some(name)) = (lines.next(), lines.next(), lines.next())
@@ -278,6 +341,21 @@ impl BlobStore {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        if let Some(c) = &self.s3 {
+            let key = Self::blob_key(&sha256);
+            let new = !c.exists(&key).await.map_err(PutError::Io)?;
+            if new {
+                c.put_file(&key, &temp.path, size, &sha256)
+                    .await
+                    .map_err(PutError::Io)?;
+            }
+            return Ok(Stored {
+                sha256,
+                size,
+                media_type: media,
+                new,
+            });
+        }
         let dest = self
             .path_of(&sha256)
             .ok_or_else(|| PutError::Io(std::io::Error::other("a hash that is not hex")))?;
@@ -391,7 +469,7 @@ mod tests {
             .await
             .expect("bytes");
         assert_eq!(back, body);
-        assert!(store.contains(&a.sha256).await);
+        assert!(store.contains(&a.sha256).await.expect("asked"));
         // Names that are not hashes never reach the disk.
         assert!(store.path_of("../../etc/passwd").is_none());
         assert!(

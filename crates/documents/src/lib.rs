@@ -12,7 +12,9 @@
 pub mod access;
 pub mod blob;
 pub mod http;
+pub mod s3;
 pub mod sniff;
+pub mod testing;
 
 pub use blob::{BlobStore, Claim, PutError, Stored, clean_name, is_sha256};
 pub use sniff::{MediaType, sniff};

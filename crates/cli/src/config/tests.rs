@@ -126,3 +126,40 @@ fn notification_channels_are_checked_at_start() {
     assert!(smtp.is_some() && sms.is_some());
     assert!(!format!("{c:?}").contains("pw"));
 }
+
+#[test]
+fn a_document_bucket_needs_its_keys_and_they_do_not_print() {
+    let text = "[documents_s3]\nendpoint = \"http://minio:9000\"\nbucket = \"docs\"\naccess_key = \"AK\"\nsecret_key = \"very-secret\"\n";
+    let c: Config = toml::from_str(text).expect("parses");
+    let s3 = c.documents_s3.as_ref().expect("a bucket");
+    assert_eq!((s3.region.as_str(), s3.prefix.as_str()), ("us-east-1", ""));
+    c.validate().expect("valid");
+    assert!(!format!("{c:?}").contains("very-secret"));
+    let sms = Config {
+        notify: NotifyConfig {
+            sms_secret: Some(Secret("gateway-secret".into())),
+            ..NotifyConfig::default()
+        },
+        ..Config::default()
+    };
+    assert!(!format!("{sms:?}").contains("gateway-secret"));
+    let mut bad = c.clone();
+    if let Some(s3) = bad.documents_s3.as_mut() {
+        s3.secret_key = Secret(String::new());
+    }
+    assert!(
+        bad.validate()
+            .expect_err("no key")
+            .to_string()
+            .contains("documents_s3")
+    );
+    let zero = Config {
+        max_document_bytes: 0,
+        ..Config::default()
+    };
+    assert!(zero.validate().is_err());
+    assert_eq!(
+        Config::default().documents_path(),
+        std::path::PathBuf::from("./data").join("documents")
+    );
+}

@@ -84,7 +84,7 @@ impl DocumentService for Grpc {
 }
 
 /// The document's description, then its bytes.
-fn chunks(doc: DocumentRef, file: tokio::fs::File) -> ChunkStream {
+fn chunks(doc: DocumentRef, file: banli_documents::blob::Reader) -> ChunkStream {
     let head = pb::DocumentChunk {
         document: Some(pb::Document {
             sha256: doc.sha256,

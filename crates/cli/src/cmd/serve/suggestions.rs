@@ -24,12 +24,33 @@ pub(super) async fn documents(
     config: &crate::config::Config,
 ) -> Result<banli_documents::Documents> {
     let dir = config.documents_path();
-    let store = banli_documents::BlobStore::open(&dir).await.with_context(|| {
-        format!(
-            "opening the document store at {} (documents_dir); check that it exists and is writable",
-            dir.display()
-        )
-    })?;
+    let store = match &config.documents_s3 {
+        None => banli_documents::BlobStore::open(&dir).await.with_context(|| {
+            format!(
+                "opening the document store at {} (documents_dir); check that it exists and is writable",
+                dir.display()
+            )
+        })?,
+        Some(s3) => {
+            let client = banli_documents::s3::S3::new(banli_documents::s3::S3Config {
+                endpoint: s3.endpoint.clone(),
+                bucket: s3.bucket.clone(),
+                region: s3.region.clone(),
+                prefix: s3.prefix.clone(),
+                access_key: s3.access_key.0.clone(),
+                secret_key: s3.secret_key.0.clone(),
+            })?;
+            banli_documents::BlobStore::s3(&dir, client)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening the document bucket {} at {} ([documents_s3]); check the endpoint, the bucket and the keys",
+                        s3.bucket, s3.endpoint
+                    )
+                })?
+        }
+    };
+    tracing::info!(location = %store.location(), max_bytes = config.max_document_bytes, "document store open");
     Ok(banli_documents::Documents {
         store,
         max_bytes: config.max_document_bytes,
