@@ -30,14 +30,3 @@ impl DocumentRef {
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     }
 }
-
-/// Every document a list of records names, once each, in order of first appearance.
-pub fn distinct<'a>(docs: impl IntoIterator<Item = &'a DocumentRef>) -> Vec<&'a DocumentRef> {
-    let mut out: Vec<&DocumentRef> = Vec::new();
-    for d in docs {
-        if !out.iter().any(|o| o.sha256 == d.sha256) {
-            out.push(d);
-        }
-    }
-    out
-}

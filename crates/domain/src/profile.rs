@@ -51,6 +51,21 @@ pub struct Deadlines {
     pub rehandling_reply: DurationSpec,
     /// The reply is published, from the reply.
     pub publication: DurationSpec,
+    /// 答复审查: the assigning office accepts or returns a reply within this of the reply
+    /// (when `rules.office_reviews_replies`).
+    #[serde(default = "five_working_days")]
+    pub office_review: DurationSpec,
+    /// A returned reply is issued again within this of its return.
+    #[serde(default = "fifteen_working_days")]
+    pub returned_reply: DurationSpec,
+}
+
+fn five_working_days() -> DurationSpec {
+    DurationSpec::WorkingDays { days: 5 }
+}
+
+fn fifteen_working_days() -> DurationSpec {
+    DurationSpec::WorkingDays { days: 15 }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +95,12 @@ pub struct Switches {
     /// is optional.
     #[serde(default)]
     pub signed_letter_for: Vec<ReplyType>,
+    /// 答复审查: the assigning office reviews each reply (but a supplementary one, which its
+    /// closure review covers) within `deadlines.office_review`, accepting it or returning it for
+    /// re-handling (驳回重办, a new reply due within `deadlines.returned_reply`), before the
+    /// deputies are asked for their rating; a reply not decided on in time is accepted.
+    #[serde(default)]
+    pub office_reviews_replies: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +240,8 @@ impl RuleProfile {
             ("feedback", &d.feedback),
             ("rehandling_reply", &d.rehandling_reply),
             ("publication", &d.publication),
+            ("office_review", &d.office_review),
+            ("returned_reply", &d.returned_reply),
         ] {
             let positive = match spec {
                 DurationSpec::CalendarDays { days } => *days > 0,
@@ -291,6 +314,12 @@ impl RuleProfile {
                         "unknown rate; expected one of {}",
                         crate::metrics::RATES.map(|(n, _)| n).join(", ")
                     ),
+                ));
+            }
+            if rate == "returned_rate" {
+                return Err((
+                    format!("metrics.targets.{rate}"),
+                    "returned_rate falls as the work improves: a target is a minimum, so it takes none".into(),
                 ));
             }
             if *percent == 0 || *percent > 100 {
@@ -386,6 +415,21 @@ mod tests {
             "commitment_classes = [\"D\"]",
         );
         assert!(e.contains("rules.commitment_classes"), "{e}");
+
+        let e = refused(
+            "office_review = { kind = \"working_days\", days = 5 }",
+            "office_review = { kind = \"working_days\", days = 0 }",
+        );
+        assert!(e.contains("deadlines.office_review"), "{e}");
+
+        let e = refused(
+            "targets = { on_time_rate = 100",
+            "targets = { returned_rate = 10, on_time_rate = 100",
+        );
+        assert!(
+            e.contains("metrics.targets.returned_rate") && e.contains("takes none"),
+            "{e}"
+        );
 
         let e = refused("stages = 3", "stages = 0");
         assert!(e.contains("supervision.stages"), "{e}");

@@ -26,6 +26,7 @@ pub const ACCOUNTABILITY: &[(&str, &str)] = &[
     ("suggestion.adjustment_decided", "adjustment_decision"),
     ("suggestion.extension_decided", "extension_decision"),
     ("suggestion.reply_issued", "reply_issued"),
+    ("suggestion.reply_reviewed", "reply_review"),
     ("suggestion.class_changed", "class_change"),
     ("suggestion.feedback_recorded", "feedback"),
     ("suggestion.commitment_created", "commitment_created"),

@@ -185,6 +185,8 @@ pub fn random_suggestion(
         if responsible {
             for round in 0..1 + rng.below(2) {
                 s.replies.push(Reply {
+                    review: None,
+                    review_due: None,
                     attachments: Vec::new(),
                     letter: None,
                     id: ReplyId::new(),
@@ -199,6 +201,21 @@ pub fn random_suggestion(
                     round: round as u32,
                     on: on + Duration::days(round as i64 * rng.below(40) as i64),
                     consultations: vec![],
+                });
+            }
+            // 答复审查 on a third of the first replies, a half of those returned (from the data
+            // drawn, not a new draw: the rest of the sequence stays as it was).
+            let k = on.ordinal() as i64;
+            if k % 3 == 0
+                && let Some(first) = s.replies.iter_mut().find(|r| r.assignment_id == id)
+            {
+                let review_on = on + Duration::days(k % 5);
+                first.review_due = Some(deadline(on + Duration::days(7)));
+                first.review = Some(ReplyReview {
+                    accepted: k % 2 == 1,
+                    reasons: "r".into(),
+                    on: review_on,
+                    lapsed: false,
                 });
             }
         } else {

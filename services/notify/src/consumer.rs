@@ -164,6 +164,7 @@ fn shapes(e: &SuggestionEvent) -> bool {
             | E::AdjustmentDecided(_)
             | E::CommitmentCreated(_)
             | E::ClosureRequested(_)
+            | E::ReplyIssued(_)
     )
 }
 
@@ -176,6 +177,7 @@ fn speaks(e: &SuggestionEvent) -> bool {
             | E::ExtensionDecided(_)
             | E::FeedbackRecorded(_)
             | E::ReplyIssued(_)
+            | E::ReplyReviewed(_)
             | E::ReHandlingOpened(_)
             | E::CommitmentProgressed(_)
             | E::ClosureDecided(_)

@@ -24,6 +24,10 @@ pub struct Subject {
     /// The assignment that made the last closure request.
     #[serde(default)]
     pub closure_by: Option<AssignmentId>,
+    /// Replies issued for the assigning office's review (答复审查): the deputies hear of one
+    /// once it is accepted. (Assignment, document number, class.)
+    #[serde(default)]
+    pub reviewed_replies: BTreeMap<ReplyId, (AssignmentId, String, ReplyClass)>,
 }
 
 impl Subject {
@@ -57,6 +61,16 @@ impl Subject {
             E::ClosureRequested(c) => {
                 self.closure = Some((c.request.from, c.request.to));
                 self.closure_by = Some(c.request.assignment_id);
+            }
+            E::ReplyIssued(r) if r.reply.review_due.is_some() => {
+                self.reviewed_replies.insert(
+                    r.reply.id,
+                    (
+                        r.reply.assignment_id,
+                        r.reply.document_number.clone(),
+                        r.reply.class,
+                    ),
+                );
             }
             _ => return false,
         }
@@ -127,6 +141,21 @@ pub fn messages(
             en: (format!("[Suggestion] {en_title}"), en),
         }]
     };
+    let replied = |agency: String, number: &str, class: ReplyClass| {
+        one(
+            "replied",
+            format!("{}号已答复", s.number),
+            format!(
+                "{agency}已对{item_zh}作出书面答复（{number}，{}）。请登录平台查阅答复，并对办理情况提出意见。",
+                class_zh(class)
+            ),
+            format!("No. {} answered", s.number),
+            format!(
+                "{agency} has replied in writing to {item_en} ({number}, class {}). Please read the reply and rate the handling.",
+                class.as_str()
+            ),
+        )
+    };
     match e {
         E::Assigned(a) => {
             let due = reply_due(a);
@@ -170,26 +199,23 @@ pub fn messages(
                 ),
             )
         }
-        E::ReplyIssued(r) if r.reply.reply_type != ReplyType::Supplementary => {
+        // Where the office reviews replies, the deputies hear of a reply once it is accepted.
+        E::ReplyIssued(r)
+            if r.reply.reply_type != ReplyType::Supplementary && r.reply.review_due.is_none() =>
+        {
             let Some((agency, _)) = unit(&r.reply.assignment_id) else {
                 return Vec::new();
             };
-            let agency = name(agency);
-            one(
-                "replied",
-                format!("{}号已答复", s.number),
-                format!(
-                    "{agency}已对{item_zh}作出书面答复（{}，{}）。请登录平台查阅答复，并对办理情况提出意见。",
-                    r.reply.document_number,
-                    class_zh(r.reply.class)
-                ),
-                format!("No. {} answered", s.number),
-                format!(
-                    "{agency} has replied in writing to {item_en} ({}, class {}). Please read the reply and rate the handling.",
-                    r.reply.document_number,
-                    r.reply.class.as_str()
-                ),
-            )
+            replied(name(agency), &r.reply.document_number, r.reply.class)
+        }
+        E::ReplyReviewed(r) if r.review.accepted => {
+            let Some((assignment, number, class)) = s.reviewed_replies.get(&r.reply_id) else {
+                return Vec::new();
+            };
+            let Some((agency, _)) = unit(assignment) else {
+                return Vec::new();
+            };
+            replied(name(agency), number, *class)
         }
         E::ReHandlingOpened(r) => {
             let due = r
@@ -274,7 +300,8 @@ fn satisfaction_zh(l: Satisfaction) -> &'static str {
 
 /// The messages `e` gives units' contacts (联络员): each with the agency it is for. A unit hears
 /// what it must do or what was decided on its work — an item assigned to it, its extension
-/// request decided, a deputy's rating of its reply, re-handling, its closure request decided.
+/// request decided, its reply returned by the office (驳回重办), a deputy's rating of its reply,
+/// re-handling, its closure request decided.
 pub fn unit_messages(
     s: &Subject,
     e: &SuggestionEvent,
@@ -377,6 +404,31 @@ pub fn unit_messages(
                     )
                 })
                 .collect()
+        }
+        E::ReplyReviewed(r) if !r.review.accepted => {
+            let Some((agency, _)) = s.units.get(&r.assignment_id).copied() else {
+                return Vec::new();
+            };
+            let due = r
+                .reply_deadline
+                .as_ref()
+                .map(|d| d.due.to_string())
+                .unwrap_or_default();
+            let reasons = r.review.reasons.trim();
+            vec![(
+                agency,
+                msg(
+                    "unit_reply_returned",
+                    format!("{}号答复被退回重办", s.number),
+                    format!(
+                        "交办机关审查后退回了建议{item_zh}的答复，请重新办理后再行答复，新的答复期限为{due}。退回理由：{reasons}"
+                    ),
+                    format!("No. {}: reply returned", s.number),
+                    format!(
+                        "The assigning office returned the reply to {item_en}: handle it again and reply anew by {due}. Reasons: {reasons}"
+                    ),
+                ),
+            )]
         }
         E::ReHandlingOpened(r) => r
             .reply_deadlines

@@ -28,6 +28,7 @@ pub enum SuggestionCommand {
     RequestExtension { assignment_id: Uuid, body: ExtensionRequestBody },
     DecideExtension { assignment_id: Uuid, body: Decision },
     IssueReply { body: ReplyBody },
+    ReviewReply { reply_id: Uuid, body: ReplyReviewBody },
     ChangeClass { body: ClassChangeBody },
     RecordFeedback { body: FeedbackBody },
     CloseFeedbackWindow {},
@@ -42,7 +43,7 @@ pub enum SuggestionCommand {
 /// The domain commands no [`SuggestionCommand`] builds, and where they come from instead. With
 /// the commands built from a `SuggestionCommand`, these are every `CommandKind` exactly once (a
 /// test checks it): a new domain command has to be given a transport or named here.
-pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 9] = [
+pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 10] = [
     (
         "Submit",
         "its own call on both transports (POST /v1/suggestions, SubmitSuggestion)",
@@ -62,6 +63,10 @@ pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 9] = [
     (
         "RecordConsultation",
         "mirrored from the coordination service",
+    ),
+    (
+        "LapseReplyReviews",
+        "the suggestions service's review sweeper, as the review windows close",
     ),
     (
         "RecomputeDeadlines",
@@ -97,6 +102,7 @@ impl SuggestionCommand {
                 "/v1/suggestions/{id}/assignments/{assignment_id}/extension-decision"
             }
             Self::IssueReply { .. } => "/v1/suggestions/{id}/replies",
+            Self::ReviewReply { .. } => "/v1/suggestions/{id}/replies/{reply_id}/review",
             Self::ChangeClass { .. } => "/v1/suggestions/{id}/class",
             Self::RecordFeedback { .. } => "/v1/suggestions/{id}/feedback",
             Self::CloseFeedbackWindow {} => "/v1/suggestions/{id}/feedback-window/close",
@@ -217,6 +223,8 @@ impl SuggestionCommand {
             },
             Self::IssueReply { body } => CommandKind::IssueReply {
                 reply: Reply {
+                    review: None,
+                    review_due: None,
                     id: ReplyId::new(),
                     assignment_id: AssignmentId(body.assignment_id),
                     reply_type: body.reply_type.unwrap_or(match s.state {
@@ -254,6 +262,12 @@ impl SuggestionCommand {
                     })
                     .collect(),
                 explanation: body.explanation,
+            },
+            Self::ReviewReply { reply_id, body } => CommandKind::ReviewReply {
+                reply: ReplyId(reply_id),
+                accept: body.accept,
+                reasons: body.reasons,
+                on: today,
             },
             Self::ChangeClass { body } => CommandKind::ChangeClass {
                 to: body.to,

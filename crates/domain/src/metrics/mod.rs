@@ -70,6 +70,25 @@ pub struct AssignmentFacts {
     pub commitments_due: u64,
     /// Of those, converted by their target date (承诺兑现).
     pub commitments_fulfilled: u64,
+    /// 答复审查: the assigning office reviewed this unit's first reply (as of the date).
+    pub reviewed: bool,
+    /// ... and returned it for re-handling (驳回重办).
+    pub returned: bool,
+}
+
+/// The first review of an assignment's replies: its date and whether it returned the reply.
+fn first_review(s: &Suggestion, a: AssignmentId) -> Option<(Date, bool)> {
+    s.replies
+        .iter()
+        .filter(|r| r.assignment_id == a)
+        .filter_map(|r| r.review.as_ref().map(|v| (v.on, !v.accepted)))
+        .min_by_key(|(on, _)| *on)
+}
+
+/// Whether the assigning office returned this reply for re-handling: such a reply is not the
+/// unit's reply (its reply is the first one the office did not return).
+fn returned(r: &crate::suggestion::Reply) -> bool {
+    r.review.as_ref().is_some_and(|v| !v.accepted)
 }
 
 /// Extracts the facts of every assignment of `s` that falls in `scope`.
@@ -107,7 +126,7 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
             let replied_on = if a.is_responsible() {
                 s.replies
                     .iter()
-                    .filter(|r| r.assignment_id == a.id && upto(r.on))
+                    .filter(|r| r.assignment_id == a.id && upto(r.on) && !returned(r))
                     .map(|r| r.on)
                     .min()
             } else {
@@ -133,6 +152,7 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
             } else {
                 a.deadlines.co_opinion.as_ref().map(|d| d.due)
             };
+            let review = first_review(s, a.id).filter(|(on, _)| upto(*on));
             AssignmentFacts {
                 agency: a.agency,
                 role: a.role,
@@ -156,6 +176,8 @@ pub fn facts(s: &Suggestion, scope: &Scope) -> Vec<AssignmentFacts> {
                     .any(|c| c.phase == CommunicationPhase::Recess),
                 commitments_due: due.len() as u64,
                 commitments_fulfilled: due.iter().filter(|c| c.fulfilled()).count() as u64,
+                reviewed: review.is_some(),
+                returned: review.is_some_and(|(_, returned)| returned),
             }
         })
         .collect()
@@ -196,6 +218,7 @@ pub struct Report {
     pub implementation_rate: Rate,
     pub post_reply_communication_rate: Rate,
     pub recess_communication_rate: Rate,
+    pub returned_rate: Rate,
 }
 
 /// The counts every rate is made of; [`Report::from_counts`] turns them into rates. The
@@ -234,6 +257,10 @@ pub struct Counts {
     pub commitments_due: u64,
     /// Of those, converted by their target date.
     pub commitments_fulfilled: u64,
+    /// Live responsible assignments whose first reply the assigning office reviewed.
+    pub reviewed: u64,
+    /// Of those, the ones it returned for re-handling.
+    pub returned: u64,
 }
 
 impl Report {
@@ -315,6 +342,11 @@ impl Report {
                 c.responsible,
                 "responsible assignments with a communication in the recess phase / responsible assignments",
             ),
+            returned_rate: rate(
+                c.returned,
+                c.reviewed,
+                "responsible assignments whose first reply the assigning office returned for re-handling / responsible assignments whose first reply it reviewed (lower is better)",
+            ),
         }
     }
 
@@ -338,7 +370,7 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Every rate's name in the API (`/v1/metrics`), and its name in reports.
-pub const RATES: [(&str, &str); 13] = [
+pub const RATES: [(&str, &str); 14] = [
     ("reply_rate", "办复率 reply rate"),
     ("on_time_rate", "按期办复率 on-time rate"),
     ("communication_rate", "沟通率 communication rate"),
@@ -364,6 +396,7 @@ pub const RATES: [(&str, &str); 13] = [
         "recess_communication_rate",
         "闭会期间沟通率 communication in recess",
     ),
+    ("returned_rate", "答复退回率 replies returned"),
 ];
 
 /// The name of a rate in reports, e.g. `按期办复率 on-time rate`, from its API name.
@@ -376,7 +409,7 @@ pub fn label(rate: &str) -> &'static str {
 
 impl Report {
     /// Every rate with its API name, in the order of [`RATES`].
-    pub fn named(&self) -> [(&'static str, &Rate); 13] {
+    pub fn named(&self) -> [(&'static str, &Rate); 14] {
         [
             (RATES[0].0, &self.reply_rate),
             (RATES[1].0, &self.on_time_rate),
@@ -391,6 +424,7 @@ impl Report {
             (RATES[10].0, &self.implementation_rate),
             (RATES[11].0, &self.post_reply_communication_rate),
             (RATES[12].0, &self.recess_communication_rate),
+            (RATES[13].0, &self.returned_rate),
         ]
     }
 
@@ -492,6 +526,8 @@ impl Counts {
                 .count()),
             feedback_first: n(first.len()),
             feedback_first_good: n(first.iter().filter(|(l, _, _)| good(l)).count()),
+            reviewed: n(responsible.iter().filter(|f| f.reviewed).count()),
+            returned: n(responsible.iter().filter(|f| f.returned).count()),
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct FactRow {
     pub after_reply_contact_on: Option<Date>,
     /// The first communication in the recess phase.
     pub recess_contact_on: Option<Date>,
+    /// 答复审查: the day the assigning office first reviewed this unit's reply, and whether it
+    /// returned it.
+    pub first_review_on: Option<Date>,
+    pub first_review_returned: bool,
 }
 
 /// One commitment of an assignment: due from its target date on; `fulfilled` when converted by
@@ -112,7 +116,7 @@ impl SuggestionFacts {
                 let replied_on = if a.is_responsible() {
                     s.replies
                         .iter()
-                        .filter(|r| r.assignment_id == a.id)
+                        .filter(|r| r.assignment_id == a.id && !super::returned(r))
                         .map(|r| r.on)
                         .min()
                 } else {
@@ -123,6 +127,7 @@ impl SuggestionFacts {
                         .min()
                 };
                 let comms = s.communications.iter().filter(|c| c.assignment_id == a.id);
+                let review = super::first_review(s, a.id);
                 FactRow {
                     assignment_id: a.id,
                     agency: a.agency,
@@ -148,6 +153,8 @@ impl SuggestionFacts {
                         .filter(|c| c.phase == CommunicationPhase::Recess)
                         .map(|c| c.on)
                         .min(),
+                    first_review_on: review.map(|(on, _)| on),
+                    first_review_returned: review.is_some_and(|(_, r)| r),
                 }
             })
             .collect();
@@ -196,7 +203,7 @@ impl SuggestionFacts {
 }
 
 /// How many counts [`Counts`] holds; [`Counts::to_array`] orders them as the struct does.
-pub const COUNTS: usize = 24;
+pub const COUNTS: usize = 26;
 
 impl Counts {
     pub fn to_array(&self) -> [u64; COUNTS] {
@@ -225,6 +232,8 @@ impl Counts {
             self.feedback_first_good,
             self.commitments_due,
             self.commitments_fulfilled,
+            self.reviewed,
+            self.returned,
         ]
     }
 
@@ -256,6 +265,8 @@ impl Counts {
             feedback_first_good: g(21),
             commitments_due: g(22),
             commitments_fulfilled: g(23),
+            reviewed: g(24),
+            returned: g(25),
         }
     }
 }
@@ -323,6 +334,11 @@ pub fn day_changes(s: &Suggestion) -> Vec<(DayKey, Date, [i64; COUNTS])> {
         .iter()
         .map(|a| a.assigned_on)
         .chain(s.replies.iter().map(|r| r.on))
+        .chain(
+            s.replies
+                .iter()
+                .filter_map(|r| r.review.as_ref().map(|v| v.on)),
+        )
         .chain(s.opinions.iter().map(|o| o.on))
         .chain(s.communications.iter().map(|c| c.on))
         .chain(s.class_history.iter().map(|c| c.on))

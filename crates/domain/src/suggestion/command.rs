@@ -133,6 +133,19 @@ pub enum CommandKind {
         commitments: Vec<CommitmentDraft>,
         explanation: Option<String>,
     },
+    /// 答复审查: the assigning office accepts a reply awaiting its review, or returns it for
+    /// re-handling with its reasons.
+    ReviewReply {
+        reply: ReplyId,
+        accept: bool,
+        reasons: String,
+        on: Date,
+    },
+    /// The platform accepts every reply whose review window closed before `on` without a
+    /// decision.
+    LapseReplyReviews {
+        on: Date,
+    },
     ChangeClass {
         to: ReplyClass,
         reason: String,
@@ -208,6 +221,8 @@ impl CommandKind {
             CommandKind::AcknowledgeOpinion { .. } => "acknowledge an opinion",
             CommandKind::WaiveOpinion { .. } => "waive an opinion",
             CommandKind::IssueReply { .. } => "issue a reply",
+            CommandKind::ReviewReply { .. } => "review a reply",
+            CommandKind::LapseReplyReviews { .. } => "accept replies whose review window closed",
             CommandKind::ChangeClass { .. } => "change the class",
             CommandKind::RecordFeedback { .. } => "record feedback",
             CommandKind::CloseFeedbackWindow { .. } => "close the feedback window",

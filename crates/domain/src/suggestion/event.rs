@@ -71,6 +71,14 @@ events! {
     /// The assigning office waived a co-handler's opinion.
     OpinionWaived { assignment_id: AssignmentId, reason: String, on: Date }
     ReplyIssued { reply: Reply }
+    /// 答复审查: the assigning office accepted a reply, or returned it for re-handling (驳回重办)
+    /// with the unit's new reply deadline; `review.lapsed`: accepted as the window closed.
+    ReplyReviewed {
+        reply_id: ReplyId,
+        assignment_id: AssignmentId,
+        review: ReplyReview,
+        reply_deadline: Option<Deadline>,
+    }
     /// Every responsible unit has replied; the feedback window opens.
     Replied { feedback_due: Deadline, on: Date }
     ClassChanged { change: ClassChange }

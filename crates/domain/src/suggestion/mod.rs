@@ -131,7 +131,10 @@ pub enum AssignmentState {
     OpinionSubmitted,
     /// A co-handler whose opinion was acknowledged or waived.
     Done,
-    /// A responsible unit's reply is issued.
+    /// A responsible unit's reply is issued and awaits the assigning office's review (答复审查,
+    /// under the profile's `rules.office_reviews_replies`).
+    AwaitingReview,
+    /// A responsible unit's reply is issued (and accepted, where the office reviews replies).
     Replied,
     /// Re-handling after a dissatisfied rating.
     ReHandling,
@@ -147,6 +150,7 @@ impl AssignmentState {
             AssignmentState::InHandling => "in_handling",
             AssignmentState::OpinionSubmitted => "opinion_submitted",
             AssignmentState::Done => "done",
+            AssignmentState::AwaitingReview => "awaiting_review",
             AssignmentState::Replied => "replied",
             AssignmentState::ReHandling => "re_handling",
         }
@@ -169,6 +173,11 @@ impl AssignmentState {
             (InHandling, Replied),
             (Replied, ReHandling),
             (ReHandling, Replied),
+            (InHandling, AwaitingReview),
+            (ReHandling, AwaitingReview),
+            (AwaitingReview, Replied),
+            (AwaitingReview, InHandling),
+            (AwaitingReview, ReHandling),
         ]
     }
 }
@@ -464,7 +473,32 @@ impl Suggestion {
             E::ReplyIssued(e) => {
                 self.replies.push(e.reply.clone());
                 if e.reply.reply_type != ReplyType::Supplementary {
-                    self.set_assignment_state(e.reply.assignment_id, AssignmentState::Replied);
+                    let state = if e.reply.review_due.is_some() {
+                        AssignmentState::AwaitingReview
+                    } else {
+                        AssignmentState::Replied
+                    };
+                    self.set_assignment_state(e.reply.assignment_id, state);
+                }
+            }
+            E::ReplyReviewed(e) => {
+                if let Some(r) = self.replies.iter_mut().find(|r| r.id == e.reply_id) {
+                    r.review = Some(e.review.clone());
+                }
+                let back = if self.state == SuggestionState::ReHandling {
+                    AssignmentState::ReHandling
+                } else {
+                    AssignmentState::InHandling
+                };
+                if let Some(a) = self.assignment_mut(e.assignment_id) {
+                    if e.review.accepted {
+                        a.state = AssignmentState::Replied;
+                    } else {
+                        a.state = back;
+                        if let Some(d) = &e.reply_deadline {
+                            a.deadlines.reply = Some(d.clone());
+                        }
+                    }
                 }
             }
             E::CommitmentCreated(e) => self.commitments.push(e.commitment.clone()),

@@ -362,6 +362,25 @@ pub struct Reply {
     /// Other documents the reply encloses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<DocumentRef>,
+    /// 答复审查: under the profile's `rules.office_reviews_replies`, the last day the assigning
+    /// office accepts or returns this reply before the deputies are asked for their rating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_due: Option<Deadline>,
+    /// The office's decision on it, once made (or the window's lapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReplyReview>,
+}
+
+/// The assigning office's review of a reply (答复审查): accepted, or returned for re-handling
+/// (驳回重办) with its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyReview {
+    pub accepted: bool,
+    pub reasons: String,
+    pub on: Date,
+    /// Accepted because the review window closed without a decision.
+    #[serde(default)]
+    pub lapsed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -227,6 +227,8 @@ impl World {
         on: Date,
     ) -> Reply {
         Reply {
+            review: None,
+            review_due: None,
             attachments: Vec::new(),
             letter: None,
             id: ReplyId::new(),

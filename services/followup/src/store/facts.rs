@@ -64,6 +64,8 @@ pub(super) async fn save_facts_many_sqlite(
                 x.delegation,
                 a.after_reply_contact_on,
                 a.recess_contact_on,
+                a.first_review_on,
+                a.first_review_returned,
             ]));
         }
         for k in &x.commitments {
@@ -106,8 +108,8 @@ pub(super) async fn save_facts_many_sqlite(
             "followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
              assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
              class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, delegation, \
-             after_reply_contact_on, recess_contact_on)",
-            26,
+             after_reply_contact_on, recess_contact_on, first_review_on, first_review_returned)",
+            28,
             "",
             facts,
         ),
@@ -201,6 +203,8 @@ pub(super) async fn save_facts_many_postgres(
         delegation: Vec<String>,
         after_reply: Vec<Option<Date>>,
         recess: Vec<Option<Date>>,
+        review_on: Vec<Option<Date>>,
+        review_returned: Vec<bool>,
     }
     let mut f = Cols::default();
     let (mut h_id, mut h_seq, mut h_on, mut h_class) = (vec![], vec![], vec![], vec![]);
@@ -237,6 +241,8 @@ pub(super) async fn save_facts_many_postgres(
             f.delegation.push(x.delegation.clone());
             f.after_reply.push(a.after_reply_contact_on);
             f.recess.push(a.recess_contact_on);
+            f.review_on.push(a.first_review_on);
+            f.review_returned.push(a.first_review_returned);
         }
         for k in &x.commitments {
             k_id.push(id.clone());
@@ -264,10 +270,11 @@ pub(super) async fn save_facts_many_postgres(
         "INSERT INTO followup_facts (agency_id, assignment_id, suggestion_id, division_id, role, responsible, session_id, year, \
          assigned_on, superseded, replied_on, effective_due, first_contact_on, first_meeting_on, key_item, led_by_principal, \
          class_now, class_since, first_b_on, converted_on, has_commitments, category, lead_deputy_id, delegation, \
-         after_reply_contact_on, recess_contact_on) \
+         after_reply_contact_on, recess_contact_on, first_review_on, first_review_returned) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::int[], \
          $9::date[], $10::bool[], $11::date[], $12::date[], $13::date[], $14::date[], $15::bool[], $16::bool[], \
-         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[], $22::text[], $23::text[], $24::text[], $25::date[], $26::date[])",
+         $17::text[], $18::date[], $19::date[], $20::date[], $21::bool[], $22::text[], $23::text[], $24::text[], $25::date[], $26::date[], \
+         $27::date[], $28::bool[])",
     )
     .bind(&f.agency).bind(&f.assignment).bind(&f.suggestion).bind(&f.division).bind(&f.role)
     .bind(&f.responsible).bind(&f.session).bind(&f.year).bind(&f.assigned_on).bind(&f.superseded)
@@ -280,6 +287,8 @@ pub(super) async fn save_facts_many_postgres(
     .bind(&f.delegation)
     .bind(&f.after_reply)
     .bind(&f.recess)
+    .bind(&f.review_on)
+    .bind(&f.review_returned)
     .execute(&mut *c)
     .await?;
     sqlx::query(
@@ -363,6 +372,8 @@ pub(super) const DAY_COLUMNS: [&str; COUNTS] = [
     "feedback_first_good",
     "commitments_due",
     "commitments_fulfilled",
+    "reviewed",
+    "returned",
 ];
 
 /// A slice as stored: '' for every agency or role, 0 for every year, '' for no facet (kind and
@@ -647,14 +658,20 @@ pub(super) fn counts_sql(q: &MetricsQuery) -> String {
         "k.target_date <= $1".to_owned(),
         "k.target_date <= $1 AND k.fulfilled".to_owned(),
     ];
+    let reviews = [
+        format!("{resp} AND f.first_review_on <= $1"),
+        format!("{resp} AND f.first_review_on <= $1 AND f.first_review_returned"),
+    ];
     format!(
         "SELECT * FROM (SELECT {} FROM followup_facts f WHERE {scope}) a, \
          (SELECT {} FROM followup_fact_feedback b WHERE b.on_date <= $1 AND b.suggestion_id IN \
           (SELECT f.suggestion_id FROM followup_facts f WHERE {scope})) b, \
          (SELECT {} FROM followup_fact_commitments k WHERE k.assignment_id IN \
-          (SELECT f.assignment_id FROM followup_facts f WHERE {scope} AND {live})) k",
+          (SELECT f.assignment_id FROM followup_facts f WHERE {scope} AND {live})) k, \
+         (SELECT {} FROM followup_facts f WHERE {scope}) r",
         count(&facts),
         count(&feedback),
-        count(&commitments)
+        count(&commitments),
+        count(&reviews)
     )
 }

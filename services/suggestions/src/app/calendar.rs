@@ -149,6 +149,51 @@ impl App {
     }
 
     /// One suggestion's open deadlines recomputed and appended (retried on a concurrent write).
+    /// 答复审查: accepts, as `actor` (the assigning office), every reply whose review window
+    /// closed before today without a decision; returns how many suggestions changed. The
+    /// deputies are then asked for their rating as if the office had accepted it.
+    pub async fn lapse_reply_reviews(&self, actor: &Actor) -> Result<u64, AppError> {
+        let mut changed = 0;
+        for id in self.store().awaiting_review_ids(10_000).await? {
+            let Some(s) = self.store().load(id).await? else {
+                continue;
+            };
+            let cmd = Command {
+                actor: actor.clone(),
+                kind: CommandKind::LapseReplyReviews { on: self.today() },
+            };
+            let events = decide(Some(&s), &cmd, &self.rules())?;
+            if events.is_empty() {
+                continue;
+            }
+            let (_, appended) = self.commit(Arc::new(s), events, &cmd, 16).await?;
+            if !appended.is_empty() {
+                changed += 1;
+                tracing::info!(suggestion_id = %id, "replies accepted as their review window closed");
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Runs [`Self::lapse_reply_reviews`] every `every` until `stop` completes.
+    pub async fn review_sweeper(
+        self,
+        actor: Actor,
+        every: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(e) = self.lapse_reply_reviews(&actor).await {
+                tracing::warn!(error = %e, "accepting replies whose review window closed failed; tried again in a minute");
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
     async fn recompute_one(
         &self,
         actor: &Actor,

@@ -174,6 +174,18 @@ pub struct ReplyBody {
     pub attachments: Vec<String>,
 }
 
+/// 答复审查: the assigning office's decision on a reply awaiting its review.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyReviewBody {
+    /// `true` accepts the reply (the deputies are asked for their rating once every reply of
+    /// the item stands); `false` returns it for re-handling (驳回重办).
+    pub accept: bool,
+    /// Required to return: what the unit has to handle again.
+    #[serde(default)]
+    pub reasons: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassChangeBody {

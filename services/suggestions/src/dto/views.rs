@@ -232,6 +232,13 @@ pub struct ReplyView {
     /// The signed reply letter (答复函).
     pub letter: Option<DocumentView>,
     pub attachments: Vec<DocumentView>,
+    /// 答复审查, where the office reviews replies: `pending` until `review_deadline`,
+    /// `accepted` or `returned` (驳回重办); absent otherwise.
+    pub review_state: Option<String>,
+    pub review_deadline: Option<DeadlineView>,
+    /// Why the office returned it (or that the window lapsed).
+    pub review_reasons: Option<String>,
+    pub reviewed_on: Option<Date>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -459,6 +466,15 @@ impl SuggestionView {
                     consultation_ids: r.consultations.iter().map(|c| c.0).collect(),
                     letter: r.letter.as_ref().map(|d| DocumentView::of(s.id.0, d)),
                     attachments: docs(s, &r.attachments),
+                    review_state: match (&r.review_due, &r.review) {
+                        (None, _) => None,
+                        (Some(_), None) => Some("pending".to_owned()),
+                        (Some(_), Some(v)) if v.accepted => Some("accepted".to_owned()),
+                        (Some(_), Some(_)) => Some("returned".to_owned()),
+                    },
+                    review_deadline: r.review_due.as_ref().map(DeadlineView::from),
+                    review_reasons: r.review.as_ref().map(|v| v.reasons.clone()),
+                    reviewed_on: r.review.as_ref().map(|v| v.on),
                 })
                 .collect(),
             class_history: s

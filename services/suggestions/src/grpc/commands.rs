@@ -303,6 +303,23 @@ impl TryFrom<pb::IssueReplyRequest> for Addressed {
     }
 }
 
+impl TryFrom<pb::ReviewReplyRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::ReviewReplyRequest) -> Result<Self, AppError> {
+        let reply_id = uuid("reply_id", &r.reply_id)?;
+        let body = dto::ReplyReviewBody {
+            accept: r.accept,
+            reasons: r.reasons,
+        };
+        addressed(
+            &r.suggestion_id,
+            r.expected_version,
+            Some(r.idempotency_key),
+            C::ReviewReply { reply_id, body },
+        )
+    }
+}
+
 impl TryFrom<pb::ChangeClassRequest> for Addressed {
     type Error = AppError;
     fn try_from(r: pb::ChangeClassRequest) -> Result<Self, AppError> {

@@ -148,6 +148,9 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
                 consultation_ids: r.consultation_ids.iter().map(Uuid::to_string).collect(),
                 letter: r.letter.as_ref().map(document),
                 attachments: r.attachments.iter().map(document).collect(),
+                review_deadline: r.review_deadline.as_ref().map(deadline),
+                review_state: r.review_state.clone().unwrap_or_default(),
+                review_reasons: r.review_reasons.clone().unwrap_or_default(),
             })
             .collect(),
         current_class: v.current_class.map(class_to).unwrap_or_default(),

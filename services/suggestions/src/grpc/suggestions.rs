@@ -212,6 +212,13 @@ impl SuggestionService for Grpc {
         self.command(req).await
     }
 
+    async fn review_reply(
+        &self,
+        req: Request<pb::ReviewReplyRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        self.command(req).await
+    }
+
     async fn change_class(
         &self,
         req: Request<pb::ChangeClassRequest>,

@@ -69,6 +69,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(request_extension))
         .routes(routes!(decide_extension))
         .routes(routes!(issue_reply))
+        .routes(routes!(review_reply))
         .routes(routes!(change_class))
         .routes(routes!(record_feedback))
         .routes(routes!(close_feedback_window))
@@ -616,6 +617,13 @@ command_route!(
     /// Issue a reply (答复) behind the gates: a communication with the lead deputy, every
     /// co-opinion in or waived, an authorised signer; class B replies list their commitments.
     issue_reply, "/v1/suggestions/{id}/replies", "handling", ReplyBody, |v| SuggestionCommand::IssueReply { body: v });
+command_route!(
+    /// 答复审查: accept a reply awaiting the office's review, or return it for re-handling
+    /// (驳回重办) with reasons — the unit's reply deadline moves to the profile's
+    /// `returned_reply` from today. Within the profile's `office_review` window of the reply;
+    /// after it the platform accepts the reply. Assigning office.
+    review_reply, "/v1/suggestions/{id}/replies/{reply_id}/review", "handling", ReplyReviewBody, reply_id = "reply_id",
+    |v| SuggestionCommand::ReviewReply { reply_id, body: v });
 command_route!(
     /// Change the class of the reply (the history is kept). Assigning office.
     change_class, "/v1/suggestions/{id}/class", "handling", ClassChangeBody, |v| SuggestionCommand::ChangeClass { body: v });

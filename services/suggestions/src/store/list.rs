@@ -129,6 +129,22 @@ impl Store {
             .collect()
     }
 
+    /// The suggestions with a reply awaiting the assigning office's review (答复审查).
+    pub async fn awaiting_review_ids(&self, limit: u32) -> Result<Vec<SuggestionId>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT DISTINCT suggestion_id FROM suggestion_assignments \
+             WHERE state = 'awaiting_review' ORDER BY suggestion_id LIMIT $1")
+            .bind(i64::from(limit.clamp(1, 100_000)))
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter()
+            .map(|(id,)| {
+                id.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("bad id `{id}`")))
+            })
+            .collect()
+    }
+
     /// True when open deadlines were already recomputed against calendar data `version`.
     pub async fn recomputed_against(&self, version: &str) -> Result<bool, StoreError> {
         let row: Option<(String,)> = on_pool!(self.pool(), p => sqlx::query_as(

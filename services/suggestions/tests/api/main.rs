@@ -9,4 +9,5 @@ mod documents;
 mod grpc;
 mod lifecycle;
 mod policy_matrix;
+mod review;
 mod tls;

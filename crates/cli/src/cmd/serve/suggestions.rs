@@ -109,6 +109,14 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
             }
         });
     }
+    process.tasks.push((
+        "suggestions review sweeper",
+        tokio::spawn(suggestions.clone().review_sweeper(
+            banli_domain::Actor::assigning_office(office.id),
+            std::time::Duration::from_secs(60),
+            deps.stopped(),
+        )),
+    ));
     built.add_grpc(&mut process.grpc_routes);
     process.grpc_names.extend(banli_suggestions::grpc::NAMES);
     let banli_suggestions::service::Built {

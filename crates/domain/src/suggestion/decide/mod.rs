@@ -9,6 +9,7 @@ mod closure;
 mod feedback;
 mod lifecycle;
 mod reply;
+mod review;
 mod substance;
 
 use std::collections::BTreeMap;
@@ -330,6 +331,13 @@ pub fn decide(
             commitments,
             explanation,
         } => ctx.issue_reply(reply, commitments, explanation.as_deref()),
+        K::ReviewReply {
+            reply,
+            accept,
+            reasons,
+            on,
+        } => ctx.review_reply(*reply, *accept, reasons, *on),
+        K::LapseReplyReviews { on } => ctx.lapse_reply_reviews(*on),
         K::ChangeClass { to, reason, on } => {
             ctx.office()?;
             ctx.in_state(&[

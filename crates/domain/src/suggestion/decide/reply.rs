@@ -187,6 +187,17 @@ impl<'a> Ctx<'a> {
         }
         let mut reply = reply.clone();
         reply.round = s.rehandling_rounds;
+        reply.review = None;
+        reply.review_due = if self.rules.profile.rules.office_reviews_replies && !supplementary {
+            Some(self.deadline(
+                "reply",
+                reply.on,
+                &self.rules.profile.deadlines.office_review,
+                &BTreeMap::new(),
+            )?)
+        } else {
+            None
+        };
         if reply.reply_type != ReplyType::Joint {
             reply.countersigned_by.clear();
         }
@@ -224,7 +235,17 @@ impl<'a> Ctx<'a> {
             events.push(self.closure_requested(&reply, explanation)?);
             return Ok(events);
         }
-        let mut after = s.clone();
+        self.replied_if_all(events, on)
+    }
+
+    /// `events`, and `Replied` (the feedback window opens on `on`) when after them every
+    /// responsible unit's reply stands (issued, and accepted where the office reviews replies).
+    pub(super) fn replied_if_all(
+        &self,
+        mut events: Vec<SuggestionEvent>,
+        on: Date,
+    ) -> Result<Vec<SuggestionEvent>> {
+        let mut after = self.s.clone();
         for e in &events {
             after.apply(e);
         }
@@ -232,7 +253,7 @@ impl<'a> Ctx<'a> {
             .active_assignments()
             .filter(|x| x.is_responsible())
             .all(|x| x.state == AssignmentState::Replied);
-        if all_replied {
+        if all_replied && after.state != SuggestionState::Replied {
             let feedback_due = self.deadline(
                 "reply",
                 on,

@@ -79,6 +79,14 @@ fn grpc_samples() -> Vec<Result<Addressed, AppError>> {
             ..Default::default()
         }
         .try_into(),
+        pb::ReviewReplyRequest {
+            suggestion_id: ID.into(),
+            reply_id: ID.into(),
+            accept: false,
+            reasons: "the measures are not concrete".into(),
+            ..Default::default()
+        }
+        .try_into(),
         pb::ChangeClassRequest {
             suggestion_id: ID.into(),
             to: pc::ReplyClass::B as i32,
