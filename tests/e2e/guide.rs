@@ -9,13 +9,18 @@ use serde_json::{Value, json};
 
 use crate::serve::{free_port, http, serve_with};
 
-/// The guide's `sh` blocks, in order.
+/// The guide's `sh` blocks, in order (those a system runs before it has an item).
 fn blocks(text: &str) -> Vec<String> {
+    blocks_tagged(text, "```sh")
+}
+
+/// The guide's blocks opened by `fence` (`shell`: those run on an item the agency handles).
+fn blocks_tagged(text: &str, fence: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
         match (&mut current, line.trim_end()) {
-            (None, "```sh") => current = Some(String::new()),
+            (None, f) if f == fence => current = Some(String::new()),
             (Some(b), "```") => {
                 out.push(std::mem::take(b));
                 current = None;
@@ -120,7 +125,7 @@ fn the_integration_guide_works_as_written() {
     let receiver_port = free_port();
     // The guide's blocks, then what the test needs to go on: the receiver's pid, the agency.
     let all = format!(
-        "set -euo pipefail\n{}\necho $! > receiver.pid\necho \"$AGENCY\" > agency.id\n",
+        "set -euo pipefail\n{}\necho $! > receiver.pid\necho \"$AGENCY\" > agency.id\necho \"$KEY\" > agency.key\n",
         script.join("\n")
     );
     let out = Command::new("bash")
@@ -189,6 +194,105 @@ fn the_integration_guide_works_as_written() {
         "the receiver verified the delivery: {log}"
     );
     assert!(!log.contains("refused"), "{log}");
+
+    // Section 5: the agency handles the item (signs for, dispatches, talks to the deputy), then
+    // the guide's `shell` blocks upload the signed letter, reply with it, and prove it from the
+    // audit log.
+    let key = std::fs::read_to_string(work.join("agency.key"))
+        .expect("the agency's key")
+        .trim()
+        .to_owned();
+    let (_, item) = http(
+        s,
+        "GET",
+        &format!("/v1/suggestions/{sid}"),
+        Some(&office),
+        None,
+    );
+    let item: Value = serde_json::from_str(&item).expect("json");
+    let assignment = item["assignments"][0]["id"]
+        .as_str()
+        .expect("assignment")
+        .to_owned();
+    let deputy = item["lead_deputy_id"].as_str().expect("deputy").to_owned();
+    post(
+        s,
+        &format!("/v1/coordination/assignments/{assignment}/sign-for"),
+        &key,
+        json!({}),
+    );
+    let division = post(
+        s,
+        &format!("/v1/agencies/{agency}/divisions"),
+        &office,
+        json!({"name": "产业政策处"}),
+    );
+    let dispatch =
+        json!({"division_id": division["id"], "handler": "李华", "responsible_leader": "王处长"});
+    let start = Instant::now();
+    loop {
+        // The sign-for reaches the suggestions service through the event log.
+        let path = format!("/v1/suggestions/{sid}/assignments/{assignment}/dispatch");
+        let (status, text) = http(s, "POST", &path, Some(&key), Some(&dispatch.to_string()));
+        if status == 200 {
+            break;
+        }
+        assert!(
+            status == 409 && start.elapsed() < Duration::from_secs(20),
+            "{status} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    post(
+        s,
+        &format!("/v1/suggestions/{sid}/communications"),
+        &key,
+        json!({"assignment_id": assignment, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [deputy], "summary": "面商"}),
+    );
+    let auditor = post(
+        s,
+        "/v1/admin/keys",
+        &office,
+        json!({"role": "auditor", "label": "inspector"}),
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let documents = blocks_tagged(&guide, "```shell");
+    assert!(documents.len() >= 3, "section 5 has its blocks");
+    let bin = crate::banli_binary();
+    let path = format!(
+        "{}:{}",
+        bin.parent().expect("a directory").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\ntrap 'echo \"failed: $BASH_COMMAND\" >&2' ERR\n{}",
+            documents.join("\n")
+        ))
+        .current_dir(&work)
+        .env("BANLI", format!("http://127.0.0.1:{s}"))
+        .env("KEY", &key)
+        .env("ITEM", &sid)
+        .env("ASSIGNMENT", &assignment)
+        .env("AUDITOR_KEY", &auditor)
+        .env("PATH", path)
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "a block of section 5 failed: {stdout}\n{}\nentries.json: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(work.join("entries.json"))
+            .unwrap_or_default()
+            .chars()
+            .take(3000)
+            .collect::<String>()
+    );
+    assert!(stdout.contains("ok: leaf"), "the proof verified: {stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

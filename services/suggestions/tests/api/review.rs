@@ -211,7 +211,11 @@ async fn a_reply_not_decided_on_in_time_is_accepted_by_the_platform() {
     let res = tower::ServiceExt::oneshot(router, req)
         .await
         .expect("answers");
-    assert_eq!(res.status(), 409, "window_closed: the window closed on 2020-03-09");
+    assert_eq!(
+        res.status(),
+        409,
+        "window_closed: the window closed on 2020-03-09"
+    );
     assert_eq!(later.lapse_reply_reviews(&office).await.expect("swept"), 1);
     let s = api
         .get(&format!("/v1/suggestions/{id}"), &k.office)
