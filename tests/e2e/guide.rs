@@ -350,6 +350,44 @@ fn supervision_notices_reach_the_notified_agencys_feed() {
         &a_key,
         json!({}),
     );
+    // The unit answers with its signed response letter: its own upload only; the notice's
+    // readers download it, nobody else.
+    let upload = |key: &str, text: &str| -> String {
+        let (status, body) = http(
+            s,
+            "POST",
+            "/v1/documents?name=reply.pdf",
+            Some(key),
+            Some(text),
+        );
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_str::<Value>(&body).expect("json")["sha256"]
+            .as_str()
+            .expect("sha256")
+            .to_owned()
+    };
+    let letter = "%PDF-1.7\n关于督办事项的书面报告\n";
+    let mine = upload(&a_key, letter);
+    let theirs = upload(&b_key, "%PDF-1.7\nanother agency's letter\n");
+    let answer = |sha: &str| {
+        json!({"response": "已召开专题会议，书面报告附后。", "documents": [sha]}).to_string()
+    };
+    let path = format!("/v1/followup/notices/{nid}/response");
+    let (status, text) = http(s, "POST", &path, Some(&a_key), Some(&answer(&theirs)));
+    assert_eq!(status, 404, "another agency's document: {text}");
+    let (status, text) = http(s, "POST", &path, Some(&a_key), Some(&answer(&mine)));
+    assert_eq!(status, 200, "{text}");
+    let answered: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        answered["response_documents"][0]["sha256"],
+        mine.as_str(),
+        "{answered}"
+    );
+    let doc = format!("/v1/followup/notices/{nid}/documents/{mine}");
+    let (status, body) = http(s, "GET", &doc, Some(&office), None);
+    assert_eq!((status, body.as_str()), (200, letter));
+    let (status, _) = http(s, "GET", &doc, Some(&b_key), None);
+    assert_eq!(status, 404);
     let feed_types = |key: &str| -> Vec<(String, String)> {
         let (status, text) = http(s, "GET", "/v1/feed?limit=1000", Some(key), None);
         assert_eq!(status, 200, "{text}");

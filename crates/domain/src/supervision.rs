@@ -91,6 +91,9 @@ pub struct SupervisionNotice {
     #[serde(default)]
     pub answered_late: bool,
     pub escalated_to: Option<NoticeId>,
+    /// The documents the written response encloses (the signed response letter, evidence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_documents: Vec<crate::document::DocumentRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +109,9 @@ pub enum NoticeEvent {
         /// After the due date or after escalation.
         #[serde(default)]
         late: bool,
+        /// The documents the response encloses.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        documents: Vec<crate::document::DocumentRef>,
     },
     Escalated {
         to: NoticeId,
@@ -161,6 +167,8 @@ pub enum NoticeCommand {
     Answer {
         response: String,
         on: Date,
+        /// The documents it encloses (already in the document store, the unit's own).
+        documents: Vec<crate::document::DocumentRef>,
     },
     /// Escalate an unanswered notice past its due date; `next` is the new notice's id.
     Escalate {
@@ -250,7 +258,14 @@ pub fn decide(
             }
             Ok(vec![NoticeEvent::Acknowledged { on: *on }])
         }
-        (Some(n), NoticeCommand::Answer { response, on }) => {
+        (
+            Some(n),
+            NoticeCommand::Answer {
+                response,
+                on,
+                documents,
+            },
+        ) => {
             if !actor.acts_for(n.target, &[Role::AgencyAdmin, Role::Leader]) {
                 return Err(forbidden(
                     "only the notified unit's office or leader answers",
@@ -270,6 +285,7 @@ pub fn decide(
                 response: response.clone(),
                 on: *on,
                 late: *on > n.response_due || n.state == NoticeState::Escalated,
+                documents: documents.clone(),
             }])
         }
         (Some(n), NoticeCommand::Escalate { next, on }) => {
@@ -309,7 +325,12 @@ impl SupervisionNotice {
                 self.state = NoticeState::Acknowledged;
                 self.acknowledged_on = Some(*on);
             }
-            NoticeEvent::Answered { response, on, late } => {
+            NoticeEvent::Answered {
+                response,
+                on,
+                late,
+                documents,
+            } => {
                 // An escalated notice stays escalated: the one above it replaced it.
                 if self.state != NoticeState::Escalated {
                     self.state = NoticeState::Answered;
@@ -317,6 +338,7 @@ impl SupervisionNotice {
                 self.response = Some(response.clone());
                 self.answered_on = Some(*on);
                 self.answered_late = *late;
+                self.response_documents = documents.clone();
             }
             NoticeEvent::Escalated { to, .. } => {
                 self.state = NoticeState::Escalated;

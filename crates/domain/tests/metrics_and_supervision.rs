@@ -195,6 +195,7 @@ fn satisfaction_counts_each_deputys_final_round() {
 
 fn notice(issuer: AgencyId, target: AgencyId) -> SupervisionNotice {
     SupervisionNotice {
+        response_documents: Vec::new(),
         id: NoticeId::new(),
         issuer,
         target,
@@ -286,6 +287,7 @@ fn a_notice_is_acknowledged_answered_or_escalated_up_the_ladder() {
         Some(&state),
         &Actor::agency(Role::Leader, unit),
         &NoticeCommand::Answer {
+            documents: Vec::new(),
             response: "late".into(),
             on: date!(2020 - 06 - 10),
         },

@@ -30,6 +30,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Names for reports; without it a report names the agency by its id.
     pub names: Option<AgencyNames>,
+    /// The document store (the documents notices' responses enclose); without it a response
+    /// that names documents is answered 503.
+    pub documents: Option<banli_documents::Documents>,
 }
 
 impl std::fmt::Debug for AppState {

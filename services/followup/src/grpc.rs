@@ -65,6 +65,11 @@ fn name<T: serde::Serialize>(v: &T) -> String {
 fn notice_out(n: &StoredNotice) -> pb::Notice {
     let x = &n.notice;
     pb::Notice {
+        response_document_sha256s: x
+            .response_documents
+            .iter()
+            .map(|d| d.sha256.clone())
+            .collect(),
         id: x.id.to_string(),
         issuer_agency_id: x.issuer.to_string(),
         target_agency_id: x.target.to_string(),
@@ -141,8 +146,16 @@ impl Grpc {
         let expected = r.expected_version();
         let cmd = Command::try_from(r)?;
         let st = &self.state;
-        let (_, body) =
-            crate::notices::run(&st.store, &p, once, expected, cmd, st.clock.today()).await?;
+        let (_, body) = crate::notices::run(
+            &st.store,
+            st.documents.as_ref(),
+            &p,
+            once,
+            expected,
+            cmd,
+            st.clock.today(),
+        )
+        .await?;
         let v: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| AppError::internal(&e))?;
         let notice = serde_json::from_value(v.clone()).map_err(|e| AppError::internal(&e))?;
@@ -228,6 +241,7 @@ impl TryFrom<pb::AnswerNoticeRequest> for Command {
         Ok(Command::Answer(
             NoticeId(uuid("notice_id", &r.notice_id)?),
             r.response,
+            r.documents,
         ))
     }
 }

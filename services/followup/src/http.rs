@@ -77,6 +77,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_notice))
         .routes(routes!(acknowledge_notice))
         .routes(routes!(answer_notice))
+        .routes(routes!(notice_document))
         .routes(routes!(metrics))
         .routes(routes!(metrics_breakdown))
         .routes(routes!(ledger))
@@ -170,6 +171,10 @@ struct Empty {}
 struct AnswerNotice {
     /// The written response.
     response: String,
+    /// The SHA-256s of documents the unit uploaded (`POST /v1/documents`) that the response
+    /// encloses: its signed response letter, evidence.
+    #[serde(default)]
+    documents: Vec<String>,
 }
 
 async fn notice_command(
@@ -183,6 +188,7 @@ async fn notice_command(
     let once = banli_api::Once { key, hash };
     let (code, body) = crate::notices::run(
         &st.store,
+        st.documents.as_ref(),
         &caller.0,
         once,
         if_match.0,
@@ -241,6 +247,30 @@ async fn get_notice(
     ))
 }
 
+/// A document a notice's response encloses, for whoever reads the notice (the same 404 as for
+/// a document that does not exist otherwise), with its hash in `Repr-Digest`.
+#[utoipa::path(get, path = "/v1/followup/notices/{notice_id}/documents/{sha256}", tag = "followup",
+    params(("notice_id" = Uuid, Path), ("sha256" = String, Path)),
+    responses((status = 200, description = "The document", content_type = "application/octet-stream"), (status = 404, body = ProblemDocument)))]
+async fn notice_document(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath((id, sha256)): ApiPath<(Uuid, String)>,
+) -> ApiResult {
+    let n = crate::notices::get(&st.store, &caller.0, banli_domain::ids::NoticeId(id)).await?;
+    let doc = n
+        .notice
+        .response_documents
+        .iter()
+        .find(|d| d.sha256 == sha256)
+        .ok_or_else(|| banli_documents::access::not_found(&sha256))?;
+    let docs = st
+        .documents
+        .as_ref()
+        .ok_or_else(banli_documents::access::unavailable)?;
+    Ok(banli_documents::http::download(docs, doc).await?)
+}
+
 /// The notified unit acknowledges the notice.
 #[utoipa::path(post, path = "/v1/followup/notices/{notice_id}/acknowledge", tag = "followup", params(("notice_id" = Uuid, Path)), request_body = Object,
     responses((status = 200, body = Object), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument)))]
@@ -270,7 +300,11 @@ async fn answer_notice(
         hash,
         idempotency_key,
     } = body;
-    let cmd = crate::notices::Command::Answer(banli_domain::ids::NoticeId(id), value.response);
+    let cmd = crate::notices::Command::Answer(
+        banli_domain::ids::NoticeId(id),
+        value.response,
+        value.documents,
+    );
     notice_command(&st, &caller, if_match, hash, idempotency_key, cmd).await
 }
 

@@ -55,9 +55,14 @@ fn record(
         NoticeEvent::Acknowledged { on } => {
             ("notice_acknowledged", json!({"notice_id": n.id, "on": on}))
         }
-        NoticeEvent::Answered { response, on, late } => (
+        NoticeEvent::Answered {
+            response,
+            on,
+            late,
+            documents,
+        } => (
             "notice_response",
-            json!({"notice_id": n.id, "response": response, "on": on, "due": n.response_due, "late": late}),
+            json!({"notice_id": n.id, "response": response, "on": on, "due": n.response_due, "late": late, "documents": documents}),
         ),
         NoticeEvent::Escalated { to, on } => (
             "notice_escalated",
@@ -192,8 +197,10 @@ backend!(sqlite, sqlx::SqliteConnection, sqlite);
 backend!(postgres, sqlx::PgConnection, postgres);
 
 /// What the API asks for.
+/// A notice command; `D` is how a response names its documents: SHA-256s as received, then
+/// the caller's uploads they resolve to.
 #[derive(Debug, Clone)]
-pub enum Command {
+pub enum Command<D = Vec<String>> {
     Issue {
         target: AgencyId,
         suggestions: Vec<SuggestionId>,
@@ -202,7 +209,43 @@ pub enum Command {
         response_due: Date,
     },
     Acknowledge(NoticeId),
-    Answer(NoticeId, String),
+    /// The response, and the documents it encloses.
+    Answer(NoticeId, String, D),
+}
+
+/// A command whose documents are resolved against the caller's uploads.
+type Resolved = Command<Vec<banli_domain::document::DocumentRef>>;
+
+impl Command {
+    /// Resolves the documents a response names: each must be one the caller's agency uploaded
+    /// (404 otherwise).
+    async fn resolve(
+        self,
+        docs: Option<&banli_documents::Documents>,
+        p: &Principal,
+    ) -> Result<Resolved, AppError> {
+        Ok(match self {
+            Command::Issue {
+                target,
+                suggestions,
+                level,
+                body,
+                response_due,
+            } => Command::Issue {
+                target,
+                suggestions,
+                level,
+                body,
+                response_due,
+            },
+            Command::Acknowledge(id) => Command::Acknowledge(id),
+            Command::Answer(id, response, hashes) => {
+                let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+                let resolved = banli_documents::access::resolve(docs, p, &hashes).await?;
+                Command::Answer(id, response, resolved)
+            }
+        })
+    }
 }
 
 fn store_error(e: StoreError) -> AppError {
@@ -221,7 +264,7 @@ macro_rules! run_on {
             p: &sqlx::Pool<$db>,
             store: &Store,
             actor: &Actor,
-            cmd: &Command,
+            cmd: &Resolved,
             if_match: Option<u64>,
             today: Date,
         ) -> Result<StoredNotice, AppError> {
@@ -233,7 +276,7 @@ macro_rules! run_on {
                         return Err(AppError::new(ErrorCode::InvalidArgument, "`suggestion_ids`: name at least one suggestion"));
                     }
                     let issuer = actor.agency.ok_or_else(|| AppError::forbidden("this key has no agency to issue from"))?;
-                    let n = SupervisionNotice {
+                    let n = SupervisionNotice { response_documents: Vec::new(),
                         id: NoticeId::new(),
                         issuer,
                         target: *target,
@@ -269,11 +312,11 @@ macro_rules! run_on {
                     }
                     (None, command)
                 }
-                Command::Acknowledge(id) | Command::Answer(id, _) => {
+                Command::Acknowledge(id) | Command::Answer(id, ..) => {
                     let current = $module::load(&mut tx, *id).await.map_err(store_error)?
                         .ok_or_else(|| AppError::not_found(format!("notice {id} not found")))?;
                     let cmd = match cmd {
-                        Command::Answer(_, response) => NoticeCommand::Answer { response: response.clone(), on: today },
+                        Command::Answer(_, response, documents) => NoticeCommand::Answer { response: response.clone(), on: today, documents: documents.clone() },
                         _ => NoticeCommand::Acknowledge { on: today },
                     };
                     (Some(current), cmd)
@@ -312,6 +355,7 @@ macro_rules! run_on {
 fn unreachable_notice() -> SupervisionNotice {
     // `current` is None only for Issue, which carries its notice.
     SupervisionNotice {
+        response_documents: Vec::new(),
         id: NoticeId::new(),
         issuer: AgencyId::new(),
         target: AgencyId::new(),
@@ -345,6 +389,7 @@ pub fn raised(
     today: Date,
 ) -> SupervisionNotice {
     SupervisionNotice {
+        response_documents: Vec::new(),
         id: NoticeId::new(),
         issuer,
         target,
@@ -376,6 +421,7 @@ pub fn can_read(actor: &Actor, n: &SupervisionNotice) -> bool {
 /// status (201 for an issued notice) and the notice as JSON with its version.
 pub async fn run(
     store: &Store,
+    docs: Option<&banli_documents::Documents>,
     p: &Principal,
     once: banli_api::Once,
     if_match: Option<u64>,
@@ -394,6 +440,7 @@ pub async fn run(
         once.key.as_deref(),
         &once.hash,
         || async {
+            let cmd = cmd.resolve(docs, p).await?;
             let n = command(store, p, cmd, if_match, today).await?;
             Ok((status, notice_json(&n)?))
         },
@@ -410,10 +457,10 @@ pub fn notice_json(n: &StoredNotice) -> Result<String, AppError> {
 
 /// Runs a notice command for `p` on `today`.
 #[tracing::instrument(name = "followup.notice_command", skip_all, fields(key_id = %p.key_id, role = %p.role))]
-pub async fn command(
+async fn command(
     store: &Store,
     p: &Principal,
-    cmd: Command,
+    cmd: Resolved,
     if_match: Option<u64>,
     today: Date,
 ) -> Result<StoredNotice, AppError> {

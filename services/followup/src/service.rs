@@ -24,6 +24,8 @@ pub struct Deps {
     pub auth: Authenticator,
     /// Agencies' names for reports (the directory replica); without it, ids.
     pub names: Option<AgencyNames>,
+    /// The document store the suggestions service writes (documents of notices' responses).
+    pub documents: Option<banli_documents::Documents>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -80,6 +82,7 @@ pub async fn build(deps: Deps) -> Result<Built, BuildError> {
         clock,
         auth,
         names,
+        documents,
     } = deps;
     let inbox = crate::consumer::EventConsumer::new(store.clone(), profile.reminders.clone())
         .inbox()
@@ -109,6 +112,7 @@ pub async fn build(deps: Deps) -> Result<Built, BuildError> {
         profile,
         clock,
         names,
+        documents,
     };
     let rest = crate::http::api(state.clone());
     let relay = Relay::new(store.db().clone(), store.outbox().clone(), bus);

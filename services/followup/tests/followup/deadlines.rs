@@ -160,6 +160,7 @@ async fn deadlines_alerts_and_lists() {
     )
     .expect("date");
     let state = |today| banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: auth.clone(),
         profile: profile.clone(),

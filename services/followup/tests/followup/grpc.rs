@@ -17,6 +17,7 @@ async fn grpc_follow_up() {
         ..
     } = followed(false).await;
     let svc = Grpc::new(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),
@@ -118,6 +119,7 @@ async fn grpc_follow_up() {
     let answered = svc
         .answer_notice(with_key(
             pb::AnswerNoticeRequest {
+                documents: Vec::new(),
                 notice_id: n.id.clone(),
                 response: "Replying on the 15th.".into(),
                 expected_version: 0,
@@ -317,6 +319,7 @@ async fn grpc_topics() {
         ..
     } = followed(false).await;
     let svc = Grpc::new(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),

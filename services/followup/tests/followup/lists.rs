@@ -45,6 +45,7 @@ async fn lists_per_division() {
     tx.commit().await.expect("commit");
 
     let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),

@@ -45,6 +45,7 @@ async fn supervision_notices() {
     let office_id = office_agency.id.to_string();
     let auth = test_auth();
     let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth,
         profile: profile.clone(),

@@ -15,6 +15,7 @@ async fn stage_plans_circulars_and_rounds() {
         ..
     } = followed(false).await;
     let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),
@@ -310,6 +311,7 @@ async fn rates_under_target_at_a_stage_end_raise_a_notice() {
     );
 
     let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),

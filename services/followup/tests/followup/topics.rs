@@ -51,6 +51,7 @@ async fn topics_link_items_and_scope_the_metrics() {
         .expect("replica");
 
     let (api, _) = banli_followup::http::api(banli_followup::app::AppState {
+        documents: None,
         store: store.clone(),
         auth: test_auth(),
         profile: profile.clone(),

@@ -44,6 +44,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Foll
         })
     };
     let built = banli_followup::service::build(banli_followup::service::Deps {
+        documents: Some(super::suggestions::documents(deps.config).await?),
         store: fstore.clone(),
         bus: bus.clone(),
         profile: profile.clone(),
