@@ -152,6 +152,27 @@ pub async fn resolve(
     Ok(out)
 }
 
+/// The document `sha256` among `resolved` (what [`resolve`] gave for a command), 404 otherwise.
+pub fn pick(resolved: &[DocumentRef], sha256: &str) -> Result<DocumentRef, AppError> {
+    resolved
+        .iter()
+        .find(|d| d.sha256 == sha256)
+        .cloned()
+        .ok_or_else(|| not_found(sha256))
+}
+
+/// Every document of `hashes` among `resolved`, once each, in order.
+pub fn pick_all(resolved: &[DocumentRef], hashes: &[String]) -> Result<Vec<DocumentRef>, AppError> {
+    let mut out: Vec<DocumentRef> = Vec::new();
+    for h in hashes {
+        let d = pick(resolved, h)?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
 /// The answer for a document the caller may not see or that does not exist.
 pub fn not_found(sha256: &str) -> AppError {
     let shown: String = sha256.chars().take(64).collect();

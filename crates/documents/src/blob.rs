@@ -207,13 +207,7 @@ impl BlobStore {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
-        let temp = Temp {
-            path: self
-                .root
-                .join("tmp")
-                .join(uuid::Uuid::now_v7().simple().to_string()),
-            keep: false,
-        };
+        let temp = self.temp();
         tokio::fs::write(&temp.path, body).await?;
         tokio::fs::rename(&temp.path, &path).await?;
         let mut temp = temp;
@@ -256,6 +250,17 @@ impl BlobStore {
         }))
     }
 
+    /// A new temporary file's name under `tmp`, removed on drop unless kept.
+    fn temp(&self) -> Temp {
+        Temp {
+            path: self
+                .root
+                .join("tmp")
+                .join(uuid::Uuid::now_v7().simple().to_string()),
+            keep: false,
+        }
+    }
+
     fn claim_path(&self, sha256: &str, owner: &str) -> std::io::Result<PathBuf> {
         let owner_ok = !owner.is_empty()
             && owner.len() <= 64
@@ -282,13 +287,7 @@ impl BlobStore {
         mut body: R,
         limit: u64,
     ) -> Result<Stored, PutError> {
-        let temp = Temp {
-            path: self
-                .root
-                .join("tmp")
-                .join(uuid::Uuid::now_v7().simple().to_string()),
-            keep: false,
-        };
+        let temp = self.temp();
         let mut file = tokio::fs::File::create(&temp.path)
             .await
             .map_err(PutError::Io)?;

@@ -196,13 +196,7 @@ impl S3 {
         let body = Full::new(Bytes::from(bytes))
             .map_err(|never| match never {})
             .boxed();
-        let res = self
-            .send(hyper::Method::PUT, &self.path(key), &sha, Some(len), body)
-            .await?;
-        if res.status().is_success() {
-            return Ok(());
-        }
-        Err(Self::refused(res, "a PUT").await)
+        self.put(key, &sha, len, body).await
     }
 
     /// Stores the file at `path` (`size` bytes whose SHA-256 is `sha256`) under `key`, streamed.
@@ -216,15 +210,14 @@ impl S3 {
         let file = tokio::fs::File::open(path).await?;
         let stream =
             tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map_ok(Frame::data);
-        let body = BodyExt::boxed(StreamBody::new(stream));
+        self.put(key, sha256, size, BodyExt::boxed(StreamBody::new(stream)))
+            .await
+    }
+
+    /// A PUT of `len` bytes whose SHA-256 is `sha256`.
+    async fn put(&self, key: &str, sha256: &str, len: u64, body: Body) -> std::io::Result<()> {
         let res = self
-            .send(
-                hyper::Method::PUT,
-                &self.path(key),
-                sha256,
-                Some(size),
-                body,
-            )
+            .send(hyper::Method::PUT, &self.path(key), sha256, Some(len), body)
             .await?;
         if res.status().is_success() {
             return Ok(());

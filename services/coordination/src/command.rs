@@ -110,22 +110,9 @@ impl CaseCommand {
         today: Date,
         docs: &[DocumentRef],
     ) -> Result<CoordinationCommand, AppError> {
-        let doc = |h: &str| {
-            docs.iter()
-                .find(|d| d.sha256 == h)
-                .cloned()
-                .ok_or_else(|| banli_documents::access::not_found(h))
-        };
-        let all = |hs: &[String]| -> Result<Vec<DocumentRef>, AppError> {
-            let mut out: Vec<DocumentRef> = Vec::new();
-            for h in hs {
-                let d = doc(h)?;
-                if !out.contains(&d) {
-                    out.push(d);
-                }
-            }
-            Ok(out)
-        };
+        use banli_documents::access::{pick, pick_all};
+        let doc = |h: &str| pick(docs, h);
+        let all = |hs: &[String]| pick_all(docs, hs);
         Ok(match self {
             Self::SignFor { assignment_id } => CoordinationCommand::SignFor {
                 assignment: AssignmentId(assignment_id),

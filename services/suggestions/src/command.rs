@@ -342,22 +342,11 @@ pub struct Attached(pub Vec<DocumentRef>);
 
 impl Attached {
     fn get(&self, sha256: &str) -> Result<DocumentRef, AppError> {
-        self.0
-            .iter()
-            .find(|d| d.sha256 == sha256)
-            .cloned()
-            .ok_or_else(|| AppError::not_found(format!("document {sha256} not found")))
+        banli_documents::access::pick(&self.0, sha256)
     }
 
     fn all(&self, hashes: &[String]) -> Result<Vec<DocumentRef>, AppError> {
-        let mut out: Vec<DocumentRef> = Vec::new();
-        for h in hashes {
-            let d = self.get(h)?;
-            if !out.contains(&d) {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        banli_documents::access::pick_all(&self.0, hashes)
     }
 }
 

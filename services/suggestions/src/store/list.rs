@@ -121,12 +121,7 @@ impl Store {
             .bind(i64::from(limit.clamp(1, 10_000)))
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(|(id,)| {
-                id.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("bad id `{id}`")))
-            })
-            .collect()
+        suggestion_ids(rows)
     }
 
     /// The suggestions with a reply awaiting the assigning office's review (答复审查).
@@ -137,12 +132,7 @@ impl Store {
             .bind(i64::from(limit.clamp(1, 100_000)))
             .fetch_all(p)
             .await)?;
-        rows.into_iter()
-            .map(|(id,)| {
-                id.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("bad id `{id}`")))
-            })
-            .collect()
+        suggestion_ids(rows)
     }
 
     /// True when open deadlines were already recomputed against calendar data `version`.
@@ -194,4 +184,14 @@ impl Store {
             .await
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
+}
+
+/// Suggestion ids as read from a one-column query.
+fn suggestion_ids(rows: Vec<(String,)>) -> Result<Vec<SuggestionId>, StoreError> {
+    rows.into_iter()
+        .map(|(id,)| {
+            id.parse()
+                .map_err(|_| StoreError::Corrupt(format!("bad id `{id}`")))
+        })
+        .collect()
 }
