@@ -139,7 +139,8 @@ async fn security_headers(mut res: Response) -> Response {
 }
 
 /// Wraps a service's routes (state already applied) in the layers every service uses: the
-/// problem fallbacks for unknown routes and methods, panics as 500 problems, a 30 s timeout,
+/// problem fallbacks for unknown routes and methods, panics as 500 problems, a time limit
+/// ([`time_limit`]),
 /// security headers, request ids (set and propagated), a tracing span per request and the
 /// request metrics.
 pub fn with_layers(api: Router) -> Router {
@@ -148,7 +149,7 @@ pub fn with_layers(api: Router) -> Router {
         .method_not_allowed_fallback(|| async { Problem(AppError::new(ErrorCode::MethodNotAllowed, "this method is not allowed on this route; see /docs")) })
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| Problem(AppError::internal(&"a handler panicked")).into_response()))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or_default().to_owned();
@@ -159,6 +160,35 @@ pub fn with_layers(api: Router) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(crate::metrics::RequestMetricsLayer::http())
 }
+
+/// How long one request may take: [`REQUEST_TIME_LIMIT`]; an upload of a document
+/// (`POST /v1/documents`) [`UPLOAD_TIME_LIMIT`], since 20 MiB over a slow office line takes
+/// minutes (the document store cuts off an upload that stalls). Past it: 503 `unavailable`.
+pub async fn time_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let upload = req.method() == axum::http::Method::POST && req.uri().path() == "/v1/documents";
+    let limit = if upload {
+        UPLOAD_TIME_LIMIT
+    } else {
+        REQUEST_TIME_LIMIT
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => Problem(AppError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the request took longer than {} s and was stopped; nothing of it was kept — send it again, or smaller",
+                limit.as_secs()
+            ),
+        ))
+        .into_response(),
+    }
+}
+
+/// How long a request may take.
+pub const REQUEST_TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long an upload of a document may take.
+pub const UPLOAD_TIME_LIMIT: Duration = Duration::from_secs(600);
 
 /// The route a request matched (its template, e.g. `/v1/suggestions/{id}`), else its path.
 fn route_of<B>(req: &axum::http::Request<B>) -> String {

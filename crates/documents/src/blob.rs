@@ -100,6 +100,10 @@ impl Drop for Temp {
     }
 }
 
+/// An upload that sends no byte for this long is cut off (a client trickling a body must not
+/// hold a connection and a temporary file for ever).
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Whether `s` is a SHA-256 as this store names files (64 lowercase hex digits).
 pub fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -297,7 +301,15 @@ impl BlobStore {
         let mut size: u64 = 0;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = body.read(&mut buf).await.map_err(PutError::Interrupted)?;
+            let n = tokio::time::timeout(IDLE, body.read(&mut buf))
+                .await
+                .map_err(|_| {
+                    PutError::Interrupted(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no byte arrived for 30 s",
+                    ))
+                })?
+                .map_err(PutError::Interrupted)?;
             if n == 0 {
                 break;
             }
@@ -411,6 +423,23 @@ mod tests {
 
     fn dir() -> PathBuf {
         std::env::temp_dir().join(format!("banli-blobs-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_that_stalls_is_cut_off_and_leaves_nothing() {
+        use tokio::io::AsyncWriteExt;
+        let root = dir();
+        let store = BlobStore::open(&root).await.expect("open");
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(&pdf(1000)).await.expect("the first bytes");
+        // The client keeps the connection open and sends nothing more.
+        let r = store.put(server, 1 << 20).await;
+        assert!(
+            matches!(&r, Err(PutError::Interrupted(e)) if e.kind() == std::io::ErrorKind::TimedOut),
+            "{r:?}"
+        );
+        drop(client);
+        assert!(files(&root).await.is_empty(), "nothing kept");
     }
 
     #[tokio::test]
