@@ -130,7 +130,7 @@ impl BlobStore {
         client: crate::s3::S3,
     ) -> std::io::Result<BlobStore> {
         let mut store = BlobStore::open(staging).await?;
-        client.exists("owners/.probe").await?;
+        client.check_bucket().await?;
         store.s3 = Some(std::sync::Arc::new(client));
         Ok(store)
     }

@@ -171,6 +171,26 @@ impl S3 {
         Err(Self::refused(res, "creating the bucket").await)
     }
 
+    /// Checks that the bucket exists and the keys may use it.
+    pub async fn check_bucket(&self) -> std::io::Result<()> {
+        let path = format!("/{}", uri_encode(&self.config.bucket));
+        let res = self
+            .send(hyper::Method::HEAD, &path, EMPTY_SHA256, None, empty())
+            .await?;
+        match res.status() {
+            s if s.is_success() => Ok(()),
+            hyper::StatusCode::NOT_FOUND => Err(io(format!(
+                "the bucket `{}` does not exist at {}; create it (or name another)",
+                self.config.bucket, self.config.endpoint
+            ))),
+            hyper::StatusCode::FORBIDDEN => Err(io(format!(
+                "the object store refuses these keys for the bucket `{}`; check access_key and secret_key",
+                self.config.bucket
+            ))),
+            _ => Err(Self::refused(res, "a HEAD of the bucket").await),
+        }
+    }
+
     /// Whether the object exists.
     pub async fn exists(&self, key: &str) -> std::io::Result<bool> {
         let res = self

@@ -27,6 +27,12 @@ async fn documents_live_in_the_bucket_once_and_refusals_leave_nothing() {
         return;
     };
     let client = S3::new(server.config("deployment-1/")).expect("a client");
+    // A bucket that does not exist is named at start, not at the first upload.
+    let staging0 = std::env::temp_dir().join(format!("banli-s3-{}", uuid::Uuid::now_v7().simple()));
+    let err = BlobStore::s3(&staging0, client.clone())
+        .await
+        .expect_err("no bucket yet");
+    assert!(err.to_string().contains("does not exist"), "{err}");
     client.create_bucket().await.expect("the bucket");
     let staging = std::env::temp_dir().join(format!("banli-s3-{}", uuid::Uuid::now_v7().simple()));
     let store = BlobStore::s3(&staging, client.clone())
