@@ -81,7 +81,7 @@ enum Command {
     /// Uploads of 5 MiB PDFs through REST beside `std::fs` writes of the same bytes; the
     /// server's RSS while 16 clients upload 20 MiB files at once.
     Documents {
-        #[arg(long, default_value_t = 48)]
+        #[arg(long, default_value_t = 160)]
         count: usize,
         #[arg(long, default_value_t = 4)]
         clients: usize,
@@ -330,7 +330,7 @@ async fn main() -> Result<()> {
             ] {
                 propagation::run(t, 20_000, 1_000, 10).await?;
             }
-            documents::run(48, 4).await?;
+            documents::run(160, 4).await?;
             for b in [Backend::Sqlite, Backend::Postgres] {
                 audit::run(b, 1_000_000).await?;
                 timers::run_bench(b, 100_000, 20).await?;
