@@ -169,8 +169,6 @@ impl App {
         banli_api::idempotent(s.db(), s.idempotency_keys(), p, key, request_hash, f).await
     }
 
-    /// Lets commands naming an id this service has not seen yet wait for it (see
-    /// [`App::await_recent`]); set by the server at start.
     /// Gives the service its document store (once).
     pub fn set_documents(&self, documents: banli_documents::Documents) {
         let _ = self.inner.documents.set(documents);
@@ -181,6 +179,8 @@ impl App {
         self.inner.documents.get()
     }
 
+    /// Lets commands naming an id this service has not seen yet wait for it (see
+    /// [`App::await_recent`]); set by the server at start.
     pub fn set_gate(&self, gate: banli_eventlog::consistency::Gate, wait: std::time::Duration) {
         let _ = self.inner.gate.set((gate, wait));
     }

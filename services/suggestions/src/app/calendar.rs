@@ -148,7 +148,6 @@ impl App {
         Ok(out)
     }
 
-    /// One suggestion's open deadlines recomputed and appended (retried on a concurrent write).
     /// 答复审查: accepts, as `actor` (the assigning office), every reply whose review window
     /// closed before today without a decision; returns how many suggestions changed. The
     /// deputies are then asked for their rating as if the office had accepted it.
@@ -194,6 +193,7 @@ impl App {
         }
     }
 
+    /// One suggestion's open deadlines recomputed and appended (retried on a concurrent write).
     async fn recompute_one(
         &self,
         actor: &Actor,
