@@ -77,6 +77,9 @@ pub struct Config {
     /// The most bytes one uploaded document may have (default 20 MiB); a larger one is refused
     /// (413) before it is stored.
     pub max_document_bytes: u64,
+    /// The most bytes one agency (or the office) may upload per hour to one process (429
+    /// beyond, with how long to wait); 0: no limit. Default 2 GiB.
+    pub document_upload_bytes_per_hour: u64,
     /// The key that signs consistency tokens (`Banli-Consistency`); empty means
     /// `consistency.key` in the data directory, generated on first start (mode 0600). Every
     /// process of one deployment needs the same file.
@@ -242,6 +245,7 @@ impl Default for Config {
             webhook_allowed_networks: Vec::new(),
             documents_dir: None,
             max_document_bytes: banli_documents::DEFAULT_MAX_BYTES,
+            document_upload_bytes_per_hour: banli_documents::DEFAULT_HOURLY_BYTES,
             consistency_key: None,
             consistency_wait_ms: 5_000,
             header_read_timeout_secs: 20,
@@ -370,6 +374,11 @@ impl Config {
                     std::env::var("BANLI_DOCUMENTS_S3_SECRET_KEY").unwrap_or_default(),
                 ),
             });
+        }
+        if let Ok(v) = std::env::var("BANLI_DOCUMENT_UPLOAD_BYTES_PER_HOUR") {
+            config.document_upload_bytes_per_hour = v.parse().with_context(|| {
+                format!("BANLI_DOCUMENT_UPLOAD_BYTES_PER_HOUR `{v}` is not a number of bytes")
+            })?;
         }
         if let Ok(v) = std::env::var("BANLI_MAX_DOCUMENT_BYTES") {
             config.max_document_bytes = v.parse().with_context(|| {

@@ -75,11 +75,22 @@ pub async fn upload<R: AsyncRead + Unpin>(
     name: &str,
 ) -> Result<Uploaded, AppError> {
     let owner = owner(p)?;
+    if let Err(seconds) = docs.quota.check(&owner) {
+        return Err(AppError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "this agency has uploaded {} bytes in the last hour, the most this deployment takes (document_upload_bytes_per_hour); try again in {} minutes",
+                docs.quota.hourly_bytes(),
+                seconds.div_ceil(60)
+            ),
+        ));
+    }
     let stored: Stored = docs
         .store
         .put(body, docs.max_bytes)
         .await
         .map_err(put_error)?;
+    docs.quota.add(&owner, stored.size);
     let had = docs
         .store
         .claimed(&stored.sha256, &owner)

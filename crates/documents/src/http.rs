@@ -140,6 +140,21 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The answer to a refused upload: its problem document, with `Retry-After` when the owner has
+/// used this hour's bytes.
+pub fn refused(docs: &Documents, p: &Principal, e: AppError) -> Response {
+    let wait = (e.code == ErrorCode::RateLimited)
+        .then(|| access::owner(p).ok())
+        .flatten()
+        .and_then(|owner| docs.quota.check(&owner).err());
+    let mut res = banli_api::http::Problem(e).into_response();
+    if let Some(seconds) = wait {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    res
+}
+
 /// The answer to a successful upload: 201 when the caller had not uploaded it before, else 200.
 pub fn uploaded_response(u: &Uploaded) -> Response {
     let status = if u.created {

@@ -61,6 +61,8 @@ pub struct Options {
     pub profile: Option<RuleProfile>,
     /// The most bytes one uploaded document may have.
     pub max_document_bytes: u64,
+    /// The most bytes one owner may upload per hour.
+    pub document_upload_bytes_per_hour: u64,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             consistency_wait: banli_api::consistency::DEFAULT_WAIT,
             profile: None,
             max_document_bytes: banli_documents::DEFAULT_MAX_BYTES,
+            document_upload_bytes_per_hour: banli_documents::DEFAULT_HOURLY_BYTES,
         }
     }
 }
@@ -119,15 +122,16 @@ impl Api {
         // suggestions service here (serve: against its replica of the directory).
         let bus = Bus::Embedded(EmbeddedBus::new(&["suggestions", "coordination"]));
         let profile = o.profile.clone().unwrap_or_else(RuleProfile::hunan);
-        let documents = banli_documents::Documents {
-            store: banli_documents::BlobStore::open(std::env::temp_dir().join(format!(
+        let documents = banli_documents::Documents::new(
+            banli_documents::BlobStore::open(std::env::temp_dir().join(format!(
                 "banli-test-documents-{}",
                 uuid::Uuid::now_v7().simple()
             )))
             .await
             .expect("a document store"),
-            max_bytes: o.max_document_bytes,
-        };
+            o.max_document_bytes,
+            o.document_upload_bytes_per_hour,
+        );
         let suggestions = banli_suggestions::service::build(banli_suggestions::service::Deps {
             store: Store::new(db.pool.clone()),
             bus: bus.clone(),

@@ -502,8 +502,10 @@ async fn upload_document(
         .app
         .documents()
         .ok_or_else(banli_documents::access::unavailable)?;
-    let up = banli_documents::http::upload(docs, &caller.0, req).await?;
-    Ok(banli_documents::http::uploaded_response(&up))
+    match banli_documents::http::upload(docs, &caller.0, req).await {
+        Ok(up) => Ok(banli_documents::http::uploaded_response(&up)),
+        Err(e) => Ok(banli_documents::http::refused(docs, &caller.0, e)),
+    }
 }
 
 /// Downloads one of the caller's own uploads (its agency's, or the office's).

@@ -422,3 +422,60 @@ async fn a_signed_letter_is_attached_by_its_uploader_and_read_like_its_record() 
     assert!(issued.contains(&sha_r), "{issued}");
     w.api.close().await;
 }
+
+#[tokio::test]
+async fn an_agency_that_has_uploaded_its_hourly_bytes_waits_and_others_do_not() {
+    let api = Api::with(
+        banli_db::testing::TestDb::sqlite().await,
+        1024 * 1024,
+        Options {
+            document_upload_bytes_per_hour: 150_000,
+            ..Options::default()
+        },
+    )
+    .await;
+    let w = World::new(api).await;
+    let (api, k) = (&w.api, &w.keys);
+    for seed in [10, 11] {
+        let r = upload(
+            api,
+            &k.lead_admin,
+            "a.pdf",
+            pdf(100_000, seed),
+            "application/pdf",
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = upload(
+        api,
+        &k.lead_handler,
+        "c.pdf",
+        pdf(100_000, 12),
+        "application/pdf",
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    let wait: u64 = r.headers["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=3600).contains(&wait), "{wait}");
+    // Another agency has its own hour.
+    let r = upload(
+        api,
+        &k.co1_admin,
+        "d.pdf",
+        pdf(100_000, 13),
+        "application/pdf",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    w.api.close().await;
+}

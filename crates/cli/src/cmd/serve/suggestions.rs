@@ -51,10 +51,11 @@ pub(super) async fn documents(
         }
     };
     tracing::info!(location = %store.location(), max_bytes = config.max_document_bytes, "document store open");
-    Ok(banli_documents::Documents {
+    Ok(banli_documents::Documents::new(
         store,
-        max_bytes: config.max_document_bytes,
-    })
+        config.max_document_bytes,
+        config.document_upload_bytes_per_hour,
+    ))
 }
 
 /// Migrates, makes the first key, publishes the directory, and adds the service's APIs,
