@@ -108,7 +108,10 @@ pub async fn serve_with(
     }
     let incoming = limited_incoming(listener, options.limits, options.tls.clone());
     tonic::transport::Server::builder()
-        .timeout(options.call_timeout)
+        // The server's bound is the longest any call may take (a document upload); the
+        // others are held to `call_timeout` by `CallTimeLimit`. A client's shorter
+        // `grpc-timeout` is honoured by both.
+        .timeout(options.call_timeout.max(LONG_CALL_LIMIT))
         .concurrency_limit_per_connection(options.calls_per_connection.max(1))
         .max_concurrent_streams(256)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -123,11 +126,82 @@ pub async fn serve_with(
             span
         })
         .layer(crate::metrics::RequestMetricsLayer::grpc())
+        .layer(CallTimeLimitLayer {
+            limit: options.call_timeout,
+        })
         .layer(consistency)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// The calls that may take [`LONG_CALL_LIMIT`]: a document streamed up over a slow line.
+pub const LONG_CALLS: &[&str] = &["/banli.suggestions.v1.DocumentService/Upload"];
+
+/// How long a call of [`LONG_CALLS`] may take.
+pub const LONG_CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Holds every call but [`LONG_CALLS`] to `limit` (a stream's start, as tonic's own timeout):
+/// past it the call is answered `DEADLINE_EXCEEDED`.
+#[derive(Debug, Clone, Copy)]
+struct CallTimeLimitLayer {
+    limit: std::time::Duration,
+}
+
+impl<S> tower::Layer<S> for CallTimeLimitLayer {
+    type Service = CallTimeLimit<S>;
+
+    fn layer(&self, inner: S) -> CallTimeLimit<S> {
+        CallTimeLimit {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CallTimeLimit<S> {
+    inner: S,
+    limit: std::time::Duration,
+}
+
+impl<S, B, R> tower::Service<axum::http::Request<B>> for CallTimeLimit<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = axum::http::Response<R>;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<axum::http::Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let long = LONG_CALLS.contains(&req.uri().path());
+        let limit = self.limit;
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            if long {
+                return call.await;
+            }
+            match tokio::time::timeout(limit, call).await {
+                Ok(res) => res,
+                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+                    "the call took longer than {} s (grpc_call_timeout_secs) and was stopped",
+                    limit.as_secs()
+                ))
+                .into_http()),
+            }
+        })
+    }
 }
 
 /// A connection holding its place under the connection limit until it closes.

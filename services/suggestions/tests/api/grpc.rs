@@ -459,3 +459,64 @@ async fn documents_stream_up_and_down_over_grpc() {
     let _ = stop.send(());
     w.api.close().await;
 }
+
+/// Calls are held to the server's call limit, but a document streamed up over a slow line may
+/// take longer than that.
+#[tokio::test]
+async fn an_upload_may_outlast_the_call_limit() {
+    use pb::document_service_client::DocumentServiceClient;
+    let w = World::new(Api::sqlite().await).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut routes = tonic::service::RoutesBuilder::default();
+    banli_suggestions::grpc::add_services(w.api.app.clone(), &mut routes);
+    let layer = banli_api::consistency::ConsistencyLayer::new(
+        banli_api::consistency::TokenKey::ephemeral().expect("a key"),
+        banli_api::consistency::DEFAULT_WAIT,
+        banli_api::consistency::Gates::default(),
+    );
+    let options = banli_api::grpc::GrpcOptions {
+        call_timeout: std::time::Duration::from_secs(1),
+        ..banli_api::grpc::GrpcOptions::default()
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(banli_api::grpc::serve_with(
+        routes,
+        &banli_suggestions::grpc::NAMES,
+        listener,
+        layer,
+        options,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut client = DocumentServiceClient::new(channel);
+    // Five pieces, 600 ms apart: 2.4 s, beyond the 1 s call limit.
+    let mut letter = b"%PDF-1.7\n".to_vec();
+    letter.resize(50_000, b'x');
+    let pieces: Vec<Vec<u8>> = letter.chunks(10_000).map(<[u8]>::to_vec).collect();
+    let slow = tokio_stream::StreamExt::throttle(
+        tokio_stream::iter(pieces.into_iter().map(|data| pb::UploadDocumentChunk {
+            name: "slow.pdf".into(),
+            data,
+        })),
+        std::time::Duration::from_millis(600),
+    );
+    let start = std::time::Instant::now();
+    let up = client
+        .upload(authed(slow, &w.keys.lead_admin))
+        .await
+        .expect("the upload outlasts the call limit")
+        .into_inner();
+    assert!(start.elapsed() > std::time::Duration::from_secs(2));
+    assert_eq!(up.size, 50_000);
+    let _ = tx.send(());
+    w.api.close().await;
+}
