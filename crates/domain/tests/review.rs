@@ -219,3 +219,30 @@ fn without_the_profile_switch_a_reply_stands_at_once() {
         "wrong_state"
     );
 }
+
+#[test]
+fn a_withdrawn_item_takes_no_review_and_nothing_lapses() {
+    let (mut w, a) = world();
+    let reply = issue(&mut w, a, days(18));
+    w.run(
+        w.office_actor(),
+        CommandKind::Withdraw {
+            reason: "the deputy withdrew it in writing".into(),
+            on: days(19),
+        },
+    );
+    assert_eq!(
+        review(&mut w, reply, true, "", days(19))
+            .expect_err("withdrawn")
+            .code(),
+        "wrong_state"
+    );
+    let none = w
+        .try_run(
+            w.office_actor(),
+            CommandKind::LapseReplyReviews { on: days(40) },
+        )
+        .expect("runs");
+    assert!(none.is_empty());
+    assert_eq!(w.s().state, SuggestionState::Withdrawn);
+}

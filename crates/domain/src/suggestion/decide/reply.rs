@@ -253,7 +253,11 @@ impl<'a> Ctx<'a> {
             .active_assignments()
             .filter(|x| x.is_responsible())
             .all(|x| x.state == AssignmentState::Replied);
-        if all_replied && after.state != SuggestionState::Replied {
+        let handling = matches!(
+            after.state,
+            SuggestionState::Assigned | SuggestionState::ReHandling
+        );
+        if all_replied && handling {
             let feedback_due = self.deadline(
                 "reply",
                 on,

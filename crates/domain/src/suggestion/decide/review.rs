@@ -13,6 +13,7 @@ impl<'a> Ctx<'a> {
         on: Date,
     ) -> Result<Vec<SuggestionEvent>> {
         self.office()?;
+        self.in_state(&[SuggestionState::Assigned, SuggestionState::ReHandling])?;
         let s = self.s;
         let reply = s
             .replies
@@ -61,6 +62,13 @@ impl<'a> Ctx<'a> {
     pub(super) fn lapse_reply_reviews(&self, on: Date) -> Result<Vec<SuggestionEvent>> {
         self.office()?;
         let s = self.s;
+        // Only an item still being handled waits for reviews (a withdrawn one does not).
+        if !matches!(
+            s.state,
+            SuggestionState::Assigned | SuggestionState::ReHandling
+        ) {
+            return Ok(Vec::new());
+        }
         let mut events = Vec::new();
         for reply in &s.replies {
             let (Some(due), None) = (&reply.review_due, &reply.review) else {
