@@ -317,8 +317,21 @@ pub(crate) fn check_stopped(dir: &Path) {
 fn quarantine_and_erase_are_refused_while_a_sequencer_runs() {
     let dir = crate::distributed::temp_dir("quarantine");
     let server = crate::serve::serve_with(&dir, &[]);
-    let (status, key) = http(server.http, "GET", "/v1/audit/public-key", None, None);
-    assert_eq!(status, 200, "{key}");
+    // Until the process holds the log's sequencer lock (a moment after it answers /healthz),
+    // the log answers 503 `unavailable` and says to retry: the contract promises it within
+    // seconds.
+    let start = Instant::now();
+    let key = loop {
+        let (status, key) = http(server.http, "GET", "/v1/audit/public-key", None, None);
+        if status == 200 {
+            break key;
+        }
+        assert!(
+            status == 503 && start.elapsed() < Duration::from_secs(10),
+            "{status} {key}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     std::fs::write(dir.join("audit.pub"), &key).expect("write the public key");
     let args = [
         "audit",
