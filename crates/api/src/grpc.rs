@@ -498,6 +498,21 @@ pub fn opt_uuid(field: &str, s: &str) -> Result<Option<uuid::Uuid>, AppError> {
     }
 }
 
+/// A position (SignerPosition by number); UNSPECIFIED and unknown numbers are refused.
+pub fn position(field: &str, v: i32) -> Result<banli_domain::suggestion::SignerPosition, AppError> {
+    use banli_domain::suggestion::SignerPosition;
+    use banli_proto::common::v1 as pc;
+    match pc::SignerPosition::try_from(v) {
+        Ok(pc::SignerPosition::PrincipalHead) => Ok(SignerPosition::PrincipalHead),
+        Ok(pc::SignerPosition::AuthorizedLeader) => Ok(SignerPosition::AuthorizedLeader),
+        Ok(pc::SignerPosition::DivisionHead) => Ok(SignerPosition::DivisionHead),
+        Ok(pc::SignerPosition::Staff) => Ok(SignerPosition::Staff),
+        _ => Err(AppError::malformed(format!(
+            "{field} must be PRINCIPAL_HEAD, AUTHORIZED_LEADER, DIVISION_HEAD or STAFF"
+        ))),
+    }
+}
+
 /// The signer of a letter; both name and position are required.
 pub fn signer(
     s: Option<banli_proto::common::v1::Signer>,

@@ -1,6 +1,7 @@
 //! Who is calling.
 
 use banli_domain::ids::{AgencyId, DeputyId};
+use banli_domain::suggestion::SignerPosition;
 use banli_domain::{Actor, Role};
 use uuid::Uuid;
 
@@ -17,6 +18,8 @@ pub struct Principal {
     /// The SHA-256 fingerprint (hex) of the client certificate the key is bound to: the key
     /// is accepted only over a connection that presented it ([`Principal::presented`]).
     pub client_cert: Option<String>,
+    /// The position the key holds in its agency (for the steps of an approval chain).
+    pub position: Option<SignerPosition>,
 }
 
 /// The header (gRPC: metadata) that carries an agency's own reference id.
@@ -44,6 +47,7 @@ impl Principal {
             role: self.role,
             agency: self.agency,
             deputy: self.deputy,
+            position: self.position,
         }
     }
 }

@@ -172,6 +172,7 @@ mod tests {
 
     fn principal(bound: Option<&str>) -> Principal {
         Principal {
+            position: None,
             key_id: uuid::Uuid::nil(),
             role: banli_domain::Role::Handler,
             agency: None,

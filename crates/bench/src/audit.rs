@@ -287,6 +287,7 @@ pub async fn run(backend: Backend, leaves: u64) -> Result<()> {
         Box::pin(async move {
             if token == "bench-auditor" {
                 Ok(Principal {
+                    position: None,
                     key_id: uuid::Uuid::nil(),
                     role: banli_domain::Role::Auditor,
                     agency: None,

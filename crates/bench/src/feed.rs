@@ -40,6 +40,7 @@ pub fn bench_auth() -> Authenticator {
                 .map(AgencyId);
             match agency {
                 Some(a) => Ok(Principal {
+                    position: None,
                     key_id: a.0,
                     role: banli_domain::Role::AgencyAdmin,
                     agency: Some(a),

@@ -35,6 +35,7 @@ mod lifecycle;
 mod metrics;
 mod notify;
 mod propagation;
+mod public;
 mod server;
 mod soak;
 mod timers;
@@ -83,6 +84,19 @@ enum Command {
     Documents {
         #[arg(long, default_value_t = 160)]
         count: usize,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+    },
+    /// 公开答复: `GET /v1/public/replies` p50/p99 with 100,000 published replies (first page,
+    /// deep pages, one agency's pages) beside `GET /readyz` in the same run.
+    Public {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        #[arg(long, default_value_t = 100_000)]
+        replies: usize,
+        /// Requests per kind.
+        #[arg(long, default_value_t = 4000)]
+        requests: usize,
         #[arg(long, default_value_t = 4)]
         clients: usize,
     },
@@ -231,6 +245,12 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Some(Command::WebhookMemory { seconds }) => webhook_rss::run(seconds).await,
         Some(Command::Documents { count, clients }) => documents::run(count, clients).await,
+        Some(Command::Public {
+            backend,
+            replies,
+            requests,
+            clients,
+        }) => public::run(backend, replies, requests, clients).await,
         Some(Command::Tls {
             clients,
             seconds,

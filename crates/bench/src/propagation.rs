@@ -201,6 +201,7 @@ impl Rig {
         let event = NewEvent::new(
             SuggestionEvent::Submitted(submitted),
             Actor {
+                position: None,
                 role: banli_domain::Role::AssigningOffice,
                 agency: None,
                 deputy: None,

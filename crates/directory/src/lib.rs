@@ -311,6 +311,7 @@ impl Directory {
         match key {
             Some(k) if !k.revoked && token::verifies(secret, &k.secret_hash) => {
                 let p = Principal {
+                    position: None,
                     key_id: k.id,
                     role: k.role,
                     agency: k.agency_id,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgencyId, DeputyId};
+use crate::suggestion::SignerPosition;
 
 /// The role an API key is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,6 +93,10 @@ pub struct Actor {
     pub agency: Option<AgencyId>,
     /// Set for the deputy role.
     pub deputy: Option<DeputyId>,
+    /// The position the key holds in its agency, for the steps of an approval chain (内部审批):
+    /// a step is decided only by a key of the step's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<SignerPosition>,
 }
 
 impl Actor {
@@ -100,6 +105,7 @@ impl Actor {
             role: Role::AssigningOffice,
             agency: Some(agency),
             deputy: None,
+            position: None,
         }
     }
 
@@ -108,6 +114,7 @@ impl Actor {
             role,
             agency: Some(agency),
             deputy: None,
+            position: None,
         }
     }
 
@@ -116,6 +123,7 @@ impl Actor {
             role: Role::Deputy,
             agency: None,
             deputy: Some(deputy),
+            position: None,
         }
     }
 

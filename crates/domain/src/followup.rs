@@ -16,6 +16,8 @@ pub enum DeadlineKind {
     CoOpinion,
     /// The reply to the deputy (responsible units), as moved by extensions and re-handling.
     Reply,
+    /// 内部审批: the current step of the unit's approval chain on its drafted reply.
+    ApprovalStep,
 }
 
 impl DeadlineKind {
@@ -24,6 +26,7 @@ impl DeadlineKind {
             DeadlineKind::FirstContact => "first_contact",
             DeadlineKind::CoOpinion => "co_opinion",
             DeadlineKind::Reply => "reply",
+            DeadlineKind::ApprovalStep => "approval_step",
         }
     }
 
@@ -32,6 +35,7 @@ impl DeadlineKind {
             "first_contact" => Some(DeadlineKind::FirstContact),
             "co_opinion" => Some(DeadlineKind::CoOpinion),
             "reply" => Some(DeadlineKind::Reply),
+            "approval_step" => Some(DeadlineKind::ApprovalStep),
             _ => None,
         }
     }
@@ -71,7 +75,12 @@ pub fn deadlines_of(s: &Suggestion) -> Vec<TrackedDeadline> {
         let opinion = a.opinion_waived || s.opinions.iter().any(|o| o.assignment_id == a.id);
         // The latest reply of this unit answers the current round.
         let replied = s.replies.iter().any(|r| r.assignment_id == a.id) && s.rehandling_rounds == 0
-            || a.state == AssignmentState::Replied;
+            || a.state == AssignmentState::Replied
+            // A supplementary reply's draft in review: the unit had replied.
+            || a
+                .approval
+                .as_ref()
+                .is_some_and(|x| x.returns_to == AssignmentState::Replied);
         push(
             DeadlineKind::FirstContact,
             a.deadlines.first_contact.as_ref().map(|d| d.due),
@@ -87,6 +96,13 @@ pub fn deadlines_of(s: &Suggestion) -> Vec<TrackedDeadline> {
             a.deadlines.reply.as_ref().map(|d| d.due),
             replied,
         );
+        // The step the draft waits on; the row stays (met) once the chain is done or returned.
+        let step_due = a
+            .approval
+            .as_ref()
+            .and_then(|x| x.current().and_then(|i| x.steps[i].due.as_ref()))
+            .map(|d| d.due);
+        push(DeadlineKind::ApprovalStep, step_due, false);
     }
     out
 }

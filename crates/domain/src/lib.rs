@@ -85,6 +85,7 @@ pub mod ids;
 pub mod ledger;
 pub mod metrics;
 pub mod profile;
+pub mod publication;
 pub mod stage_plan;
 pub mod suggestion;
 pub mod supervision;

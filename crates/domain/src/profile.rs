@@ -58,6 +58,14 @@ pub struct Deadlines {
     /// A returned reply is issued again within this of its return.
     #[serde(default = "fifteen_working_days")]
     pub returned_reply: DurationSpec,
+    /// 内部审批: each step of a unit's approval chain decides within this of the draft reaching
+    /// it; a step past it shows in the follow-up lists (overdue) like any deadline.
+    #[serde(default = "three_working_days")]
+    pub approval_step: DurationSpec,
+}
+
+fn three_working_days() -> DurationSpec {
+    DurationSpec::WorkingDays { days: 3 }
 }
 
 fn five_working_days() -> DurationSpec {
@@ -101,6 +109,14 @@ pub struct Switches {
     /// deputies are asked for their rating; a reply not decided on in time is accepted.
     #[serde(default)]
     pub office_reviews_replies: bool,
+    /// 公开答复: replies are published (redacted) `deadlines.publication` after they are issued,
+    /// where the item is not confidential and its disclosure is not `none`.
+    #[serde(default = "yes")]
+    pub publish_replies: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +258,7 @@ impl RuleProfile {
             ("publication", &d.publication),
             ("office_review", &d.office_review),
             ("returned_reply", &d.returned_reply),
+            ("approval_step", &d.approval_step),
         ] {
             let positive = match spec {
                 DurationSpec::CalendarDays { days } => *days > 0,

@@ -19,6 +19,7 @@ fn the_signer_must_have_authority() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply,
                 commitments: vec![],
                 explanation: None,
@@ -46,6 +47,7 @@ fn class_b_needs_commitments_and_class_d_needs_the_national_scheme() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply,
                 commitments: vec![],
                 explanation: None,
@@ -67,6 +69,7 @@ fn class_b_needs_commitments_and_class_d_needs_the_national_scheme() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply,
                 commitments: vec![],
                 explanation: None,
@@ -290,6 +293,7 @@ fn feedback_is_once_per_deputy_per_round_and_the_window_closes_evaluation() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -344,6 +348,7 @@ fn class_changes_keep_the_history() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,

@@ -91,6 +91,7 @@ fn countersign_is_for_a_joint_reply_by_a_co_unit_once() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -164,6 +165,7 @@ fn a_plain_reply_is_not_countersigned_and_only_the_lead_reply_is_copied() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,

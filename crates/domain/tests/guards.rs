@@ -77,6 +77,7 @@ fn the_reply_gate_needs_a_communication_with_the_lead_deputy() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: reply.clone(),
                 commitments: vec![],
                 explanation: None,
@@ -108,6 +109,7 @@ fn the_reply_gate_needs_a_communication_with_the_lead_deputy() {
         w.try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: reply.clone(),
                 commitments: vec![],
                 explanation: None
@@ -119,6 +121,7 @@ fn the_reply_gate_needs_a_communication_with_the_lead_deputy() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -145,6 +148,7 @@ fn the_reply_gate_needs_a_communication_with_the_lead_deputy() {
     w2.run(
         w2.admin(w2.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -176,6 +180,7 @@ fn a_reply_of_the_profiles_kinds_comes_with_its_signed_letter() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: reply.clone(),
                 commitments: vec![],
                 explanation: None,
@@ -197,6 +202,7 @@ fn a_reply_of_the_profiles_kinds_comes_with_its_signed_letter() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -226,6 +232,7 @@ fn the_lead_waits_for_every_co_opinion_and_references_them() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: reply.clone(),
                 commitments: vec![],
                 explanation: None,
@@ -249,6 +256,7 @@ fn the_lead_waits_for_every_co_opinion_and_references_them() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: unreferenced,
                 commitments: vec![],
                 explanation: None,
@@ -271,6 +279,7 @@ fn the_lead_waits_for_every_co_opinion_and_references_them() {
         .try_run(
             w.admin(w.co1),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: co_reply,
                 commitments: vec![],
                 explanation: None,
@@ -284,6 +293,7 @@ fn the_lead_waits_for_every_co_opinion_and_references_them() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -313,6 +323,7 @@ fn a_joint_reply_is_countersigned_by_every_co_unit() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: joint.clone(),
                 commitments: vec![],
                 explanation: None,
@@ -333,6 +344,7 @@ fn a_joint_reply_is_countersigned_by_every_co_unit() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply: joint,
             commitments: vec![],
             explanation: None,

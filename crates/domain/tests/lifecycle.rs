@@ -54,6 +54,7 @@ fn a_co_handled_item_from_submission_to_b_to_a_conversion() {
     let ev = w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: drafts,
             explanation: None,
@@ -98,6 +99,7 @@ fn a_co_handled_item_from_submission_to_b_to_a_conversion() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: early,
                 commitments: vec![],
                 explanation: None,
@@ -136,6 +138,7 @@ fn a_co_handled_item_from_submission_to_b_to_a_conversion() {
         w.run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: sup,
                 commitments: vec![],
                 explanation: None,
@@ -159,6 +162,7 @@ fn a_co_handled_item_from_submission_to_b_to_a_conversion() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: again,
                 commitments: vec![],
                 explanation: None,
@@ -261,6 +265,7 @@ fn a_dissatisfied_rating_reopens_then_escalates_after_the_last_round() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -297,6 +302,7 @@ fn a_dissatisfied_rating_reopens_then_escalates_after_the_last_round() {
         .try_run(
             w.admin(w.lead),
             CommandKind::IssueReply {
+                approval_chain: Default::default(),
                 reply: wrong,
                 commitments: vec![],
                 explanation: None,
@@ -314,6 +320,7 @@ fn a_dissatisfied_rating_reopens_then_escalates_after_the_last_round() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply: again,
             commitments: vec![],
             explanation: None,

@@ -38,6 +38,7 @@ fn replied_item(reply_day: i64, face_to_face: bool) -> World {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -151,6 +152,7 @@ fn satisfaction_counts_each_deputys_final_round() {
     w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply: again,
             commitments: vec![],
             explanation: None,

@@ -27,7 +27,7 @@ struct Step {
 
 fn step() -> impl Strategy<Value = Step> {
     (
-        0u8..27,
+        0u8..29,
         0usize..8,
         0u8..4,
         0u8..12,
@@ -94,6 +94,8 @@ fn guide(w: &World, st: &Step) -> Step {
                         {
                             Some((16, i))
                         }
+                        // The unit's approval chain (内部审批): the current step decides.
+                        AssignmentState::InReview => Some((27, i)),
                         // The office's review, or its lapse.
                         AssignmentState::AwaitingReview => {
                             Some((if st.variant == 2 { 26 } else { 25 }, st.pick))
@@ -419,6 +421,7 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
             (
                 admin,
                 CommandKind::IssueReply {
+                    approval_chain: w.chain.clone(),
                     reply,
                     commitments: drafts,
                     explanation: (st.variant == 3).then(|| "explained".into()),
@@ -541,6 +544,68 @@ fn command(w: &World, st: &Step, on: Date) -> (Actor, CommandKind) {
             )
         }
         26 => (office, CommandKind::LapseReplyReviews { on }),
+        28 => {
+            // 公开答复: the platform's sweep, the office's publication or its withdrawal.
+            let replies: Vec<ReplyId> = s
+                .map(|s| s.replies.iter().map(|r| r.id).collect())
+                .unwrap_or_default();
+            let reply = replies
+                .get(st.pick % replies.len().max(1))
+                .copied()
+                .unwrap_or_else(ReplyId::new);
+            let kind = match st.variant {
+                0 | 1 => CommandKind::PublishDueReplies {
+                    names: vec!["Wang".into()],
+                    on,
+                },
+                2 => CommandKind::PublishReply {
+                    reply,
+                    names: vec!["Wang".into()],
+                    on,
+                },
+                _ => CommandKind::WithdrawPublication {
+                    reply,
+                    reason: "withdrawn".into(),
+                    on,
+                },
+            };
+            (office, kind)
+        }
+        27 => {
+            // The current step of the picked unit's chain, by a key of its position (or of
+            // another one, or a stale step, now and then).
+            let current = a
+                .as_ref()
+                .and_then(|a| a.approval.as_ref())
+                .and_then(|x| x.current().map(|i| (i, x.steps[i].position)));
+            let (i, position) = current.unwrap_or((0, SignerPosition::DivisionHead));
+            let position = if st.wrong_actor {
+                SignerPosition::AuthorizedLeader
+            } else {
+                position
+            };
+            let step = if st.variant == 3 {
+                i.saturating_sub(1)
+            } else {
+                i
+            } as u32;
+            let mut actor = Actor::agency(Role::Leader, unit);
+            actor.position = Some(position);
+            (
+                actor,
+                CommandKind::DecideApprovalStep {
+                    assignment: a_id,
+                    step,
+                    approve: st.variant != 2,
+                    comment: if st.variant == 2 {
+                        "revise the measures".into()
+                    } else {
+                        String::new()
+                    },
+                    on,
+                },
+            )
+        }
         _ => match st.variant {
             0 | 1 => (
                 admin,
@@ -572,6 +637,10 @@ proptest! {
         let mut w = World::new();
         // Half the runs under a profile where the office reviews replies (答复审查).
         w.profile.rules.office_reviews_replies = steps.len() % 2 == 0;
+        // A third of the runs with an approval chain (内部审批) for every unit.
+        if steps.len() % 3 == 0 {
+            w.chain.steps = vec![SignerPosition::DivisionHead, SignerPosition::PrincipalHead];
+        }
         let mut today = DAY0;
         for st in &steps {
             today += time::Duration::days(i64::from(st.advance));
@@ -581,7 +650,8 @@ proptest! {
             let Ok(events) = decide(before.as_ref(), &cmd, &w.rules()) else { continue };
             // (The platform's sweep of closed review windows may find nothing to do.)
             prop_assert!(
-                !events.is_empty() || matches!(cmd.kind, CommandKind::LapseReplyReviews { .. }),
+                !events.is_empty()
+                    || matches!(cmd.kind, CommandKind::LapseReplyReviews { .. } | CommandKind::PublishDueReplies { .. }),
                 "an accepted command produces events"
             );
             let mut current = before.clone();
@@ -620,6 +690,28 @@ proptest! {
             prop_assert!(s.active_assignments().filter(|a| a.role == UnitRole::Lead).count() <= 1);
             prop_assert!(s.replies.iter().all(|r| s.assignment(r.assignment_id).is_some_and(|a| a.is_responsible())));
             prop_assert_eq!(s.version as usize, w.events.len());
+            // Under a chain, every reply went through all its steps, each approved; in review,
+            // a unit's draft waits on exactly one undecided step at a time.
+            if !w.chain.steps.is_empty() {
+                prop_assert!(s.replies.iter().all(|r| r.approvals.len() >= w.chain.steps.len()
+                    && r.approvals.iter().all(|x| x.decision.as_ref().is_some_and(|d| d.approved))));
+            }
+            // Nothing of a confidential item is published; a published reply stood when it was.
+            for r in &s.replies {
+                if r.publication.is_some() {
+                    prop_assert!(!s.details.confidential && s.details.disclosure != Disclosure::None);
+                    prop_assert!(r.reply_type != ReplyType::Supplementary);
+                    prop_assert!(r.review.as_ref().is_none_or(|v| v.accepted));
+                }
+            }
+            for a in &s.assignments {
+                prop_assert_eq!(a.approval.is_some(), a.state == AssignmentState::InReview);
+                if let Some(x) = &a.approval {
+                    let current = x.current();
+                    prop_assert!(current.is_some());
+                    prop_assert!(x.steps.iter().enumerate().all(|(i, st)| (st.decision.is_some()) == (Some(i) < current)));
+                }
+            }
         }
         if let Some(s) = &w.state {
             let replayed = Suggestion::replay(s.id, &w.events).expect("starts with submitted");
@@ -650,6 +742,10 @@ fn random_runs_reach_every_state() {
         let mut w = World::new();
         // Half the runs under a profile where the office reviews replies (答复审查).
         w.profile.rules.office_reviews_replies = steps.len() % 2 == 0;
+        // A third of the runs with an approval chain (内部审批) for every unit.
+        if steps.len() % 3 == 0 {
+            w.chain.steps = vec![SignerPosition::DivisionHead, SignerPosition::PrincipalHead];
+        }
         let mut today = DAY0;
         for st in &steps {
             today += time::Duration::days(i64::from(st.advance));

@@ -38,6 +38,7 @@ fn issue(w: &mut World, a: AssignmentId, on: time::Date) -> ReplyId {
     let events = w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,
@@ -206,6 +207,7 @@ fn without_the_profile_switch_a_reply_stands_at_once() {
     let events = w.run(
         w.admin(w.lead),
         CommandKind::IssueReply {
+            approval_chain: Default::default(),
             reply,
             commitments: vec![],
             explanation: None,

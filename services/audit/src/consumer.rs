@@ -27,6 +27,12 @@ pub const ACCOUNTABILITY: &[(&str, &str)] = &[
     ("suggestion.extension_decided", "extension_decision"),
     ("suggestion.reply_issued", "reply_issued"),
     ("suggestion.reply_reviewed", "reply_review"),
+    // 内部审批: who in the unit signed a reply off, step by step, and who returned it.
+    ("suggestion.reply_submitted_for_approval", "reply_draft"),
+    ("suggestion.approval_step_decided", "approval_step"),
+    // 公开答复: what was published (the redacted text) and when, and a withdrawal's reason.
+    ("suggestion.reply_published", "publication"),
+    ("suggestion.publication_withdrawn", "publication_withdrawal"),
     ("suggestion.class_changed", "class_change"),
     ("suggestion.feedback_recorded", "feedback"),
     ("suggestion.commitment_created", "commitment_created"),

@@ -290,6 +290,7 @@ fn auth() -> Authenticator {
                 _ => return Err(AppError::new(ErrorCode::Unauthenticated, "unknown key")),
             };
             Ok(Principal {
+                position: None,
                 key_id: uuid::Uuid::nil(),
                 role,
                 agency: None,

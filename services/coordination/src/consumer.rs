@@ -116,6 +116,16 @@ fn change(
         let readers = replica.opinion_readers(o.opinion.assignment_id);
         parties.retain(|a| readers.contains(a));
     }
+    // A drafted reply and its approval steps (内部审批) go only to the drafting unit's feed.
+    let internal = match &event {
+        SuggestionEvent::ReplySubmittedForApproval(e) => Some(e.assignment_id),
+        SuggestionEvent::ApprovalStepDecided(e) => Some(e.assignment_id),
+        _ => None,
+    };
+    if let Some(id) = internal {
+        let unit = replica.assignment(id).map(|a| a.agency);
+        parties.retain(|a| Some(*a) == unit);
+    }
     let feed = feed_entries(wire, &parties);
     let settles = wire.causation_id.and_then(|c| {
         record

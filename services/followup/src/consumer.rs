@@ -219,7 +219,7 @@ macro_rules! handle_on {
             }
             crate::store::sync_commitments_into(&mut batch_rows.timers, &s);
             crate::store::sync_progress_into(&mut batch_rows.timers, before.as_ref(), &s, reminders);
-            let office_actor = banli_domain::Actor {
+            let office_actor = banli_domain::Actor { position: None,
                 role: banli_domain::Role::AssigningOffice,
                 agency: office,
                 deputy: None,

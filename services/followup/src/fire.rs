@@ -168,7 +168,7 @@ impl TimerHandler for AlertFirer {
                     if let Ok(c) = serde_json::from_str::<crate::store::CommitmentPayload>(&t.payload) {
                         let r = c.commitment;
                         let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
-                        let office_actor = Actor {
+                        let office_actor = Actor { position: None,
                             role: banli_domain::Role::AssigningOffice,
                             agency: office,
                             deputy: None,
@@ -297,7 +297,7 @@ impl TimerHandler for AlertFirer {
                     };
                     let today = t.due_at.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date();
                     let raised = office.and_then(|o| alert_notice(o, due_soon, &payload, today));
-                    let office_actor = Actor {
+                    let office_actor = Actor { position: None,
                         role: banli_domain::Role::AssigningOffice,
                         agency: office,
                         deputy: None,

@@ -538,6 +538,7 @@ macro_rules! escalate_impl {
             };
             let n = &current.notice;
             let actor = Actor {
+                position: None,
                 role: banli_domain::Role::AssigningOffice,
                 agency: Some(n.issuer),
                 deputy: None,

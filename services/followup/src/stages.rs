@@ -208,7 +208,7 @@ macro_rules! backend {
                     round_body(&progress, r.round),
                     today,
                 );
-                let actor = Actor {
+                let actor = Actor { position: None,
                     role: banli_domain::Role::AssigningOffice,
                     agency: Some(stored.issuer_agency_id),
                     deputy: None,
@@ -259,7 +259,7 @@ macro_rules! backend {
                     banli_domain::targets::notice_body(e.as_of, &check.shortfalls),
                     today,
                 );
-                let actor = Actor {
+                let actor = Actor { position: None,
                     role: banli_domain::Role::AssigningOffice,
                     agency: Some(stored.issuer_agency_id),
                     deputy: None,

@@ -128,6 +128,7 @@ pub fn random_suggestion(
         let id = AssignmentId::new();
         let responsible = role.is_responsible();
         s.assignments.push(Assignment {
+            approval: None,
             id,
             agency: agencies[pick(rng)],
             role,
@@ -185,6 +186,9 @@ pub fn random_suggestion(
         if responsible {
             for round in 0..1 + rng.below(2) {
                 s.replies.push(Reply {
+                    publication: None,
+                    publication_due: None,
+                    approvals: Vec::new(),
                     review: None,
                     review_due: None,
                     attachments: Vec::new(),

@@ -28,7 +28,10 @@ pub enum SuggestionCommand {
     RequestExtension { assignment_id: Uuid, body: ExtensionRequestBody },
     DecideExtension { assignment_id: Uuid, body: Decision },
     IssueReply { body: ReplyBody },
+    DecideApprovalStep { assignment_id: Uuid, body: ApprovalDecisionBody },
     ReviewReply { reply_id: Uuid, body: ReplyReviewBody },
+    PublishReply { reply_id: Uuid, body: PublishBody },
+    WithdrawPublication { reply_id: Uuid, body: Reason },
     ChangeClass { body: ClassChangeBody },
     RecordFeedback { body: FeedbackBody },
     CloseFeedbackWindow {},
@@ -43,7 +46,7 @@ pub enum SuggestionCommand {
 /// The domain commands no [`SuggestionCommand`] builds, and where they come from instead. With
 /// the commands built from a `SuggestionCommand`, these are every `CommandKind` exactly once (a
 /// test checks it): a new domain command has to be given a transport or named here.
-pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 10] = [
+pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 11] = [
     (
         "Submit",
         "its own call on both transports (POST /v1/suggestions, SubmitSuggestion)",
@@ -63,6 +66,10 @@ pub const NOT_FROM_SUGGESTION_COMMANDS: [(&str, &str); 10] = [
     (
         "RecordConsultation",
         "mirrored from the coordination service",
+    ),
+    (
+        "PublishDueReplies",
+        "the suggestions service's sweeper, as replies' publication dates pass",
     ),
     (
         "LapseReplyReviews",
@@ -102,7 +109,14 @@ impl SuggestionCommand {
                 "/v1/suggestions/{id}/assignments/{assignment_id}/extension-decision"
             }
             Self::IssueReply { .. } => "/v1/suggestions/{id}/replies",
+            Self::DecideApprovalStep { .. } => {
+                "/v1/suggestions/{id}/assignments/{assignment_id}/approval"
+            }
             Self::ReviewReply { .. } => "/v1/suggestions/{id}/replies/{reply_id}/review",
+            Self::PublishReply { .. } => "/v1/suggestions/{id}/replies/{reply_id}/publish",
+            Self::WithdrawPublication { .. } => {
+                "/v1/suggestions/{id}/replies/{reply_id}/publication/withdraw"
+            }
             Self::ChangeClass { .. } => "/v1/suggestions/{id}/class",
             Self::RecordFeedback { .. } => "/v1/suggestions/{id}/feedback",
             Self::CloseFeedbackWindow {} => "/v1/suggestions/{id}/feedback-window/close",
@@ -127,6 +141,21 @@ impl SuggestionCommand {
         }
     }
 
+    /// The assignment whose unit's approval chain (内部审批) the domain needs: a reply goes
+    /// through it.
+    pub fn needs_chain_of(&self) -> Option<AssignmentId> {
+        match self {
+            Self::IssueReply { body } => Some(AssignmentId(body.assignment_id)),
+            _ => None,
+        }
+    }
+
+    /// Whether the command needs the names of the item's deputies (to keep them out of a
+    /// published reply).
+    pub fn needs_deputy_names(&self) -> bool {
+        matches!(self, Self::PublishReply { .. })
+    }
+
     /// The documents (SHA-256s) the command attaches: each must be one the caller uploaded.
     pub fn documents(&self) -> Vec<&str> {
         match self {
@@ -145,16 +174,23 @@ impl SuggestionCommand {
 
     /// The domain command, against the current state `s` on `today`: the one place where a
     /// transport's request becomes a `CommandKind` (defaults, dates in the future refused).
-    /// `unit_divisions` are those of [`Self::needs_divisions_of`]'s unit (empty otherwise);
-    /// `docs` the documents of [`Self::documents`], resolved.
+    /// `looked_up` holds what the app read for it: the divisions of
+    /// [`Self::needs_divisions_of`]'s unit, the approval chain of [`Self::needs_chain_of`]'s, the
+    /// documents of [`Self::documents`] (each empty otherwise).
     pub fn into_kind(
         self,
         s: &Suggestion,
         today: Date,
         p: &Principal,
-        unit_divisions: Vec<DivisionId>,
-        docs: &Attached,
+        looked_up: LookedUp,
     ) -> Result<CommandKind, AppError> {
+        let LookedUp {
+            unit_divisions,
+            approval_chain,
+            attached,
+            deputy_names,
+        } = looked_up;
+        let docs = &attached;
         Ok(match self {
             Self::StartReview {} => CommandKind::StartReview { on: today },
             Self::Review { body } => CommandKind::Review {
@@ -222,7 +258,11 @@ impl SuggestionCommand {
                 on: today,
             },
             Self::IssueReply { body } => CommandKind::IssueReply {
+                approval_chain,
                 reply: Reply {
+                    publication: None,
+                    publication_due: None,
+                    approvals: Vec::new(),
                     review: None,
                     review_due: None,
                     id: ReplyId::new(),
@@ -262,6 +302,26 @@ impl SuggestionCommand {
                     })
                     .collect(),
                 explanation: body.explanation,
+            },
+            Self::DecideApprovalStep {
+                assignment_id,
+                body,
+            } => CommandKind::DecideApprovalStep {
+                assignment: AssignmentId(assignment_id),
+                step: body.step,
+                approve: body.approve,
+                comment: body.comment,
+                on: today,
+            },
+            Self::PublishReply { reply_id, body: _ } => CommandKind::PublishReply {
+                reply: ReplyId(reply_id),
+                names: deputy_names,
+                on: today,
+            },
+            Self::WithdrawPublication { reply_id, body } => CommandKind::WithdrawPublication {
+                reply: ReplyId(reply_id),
+                reason: body.reason,
+                on: today,
             },
             Self::ReviewReply { reply_id, body } => CommandKind::ReviewReply {
                 reply: ReplyId(reply_id),
@@ -334,6 +394,16 @@ impl SuggestionCommand {
             },
         })
     }
+}
+
+/// What the app reads for a command before building it (see [`SuggestionCommand::into_kind`]).
+#[derive(Debug, Clone, Default)]
+pub struct LookedUp {
+    pub unit_divisions: Vec<DivisionId>,
+    pub approval_chain: ApprovalChain,
+    pub attached: Attached,
+    /// The names of the item's deputies (lead and co-signers), from the directory.
+    pub deputy_names: Vec<String>,
 }
 
 /// The documents a command attaches, resolved against the caller's uploads.

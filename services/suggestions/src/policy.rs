@@ -18,6 +18,8 @@ pub enum Action {
     ManageDirectory,
     /// Create a division of `agency`.
     ManageDivisions(AgencyId),
+    /// Set the approval chain (内部审批链) of `agency`'s replies.
+    ManageApprovalChain(AgencyId),
     /// Read sessions, agencies and divisions.
     ReadDirectory,
     /// Read a deputy's record (including contact details).
@@ -78,7 +80,7 @@ pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
         Action::ManageDirectory | Action::ManageKeys | Action::RecomputeDeadlines => {
             p.role == Role::AssigningOffice
         }
-        Action::ManageDivisions(agency) => {
+        Action::ManageDivisions(agency) | Action::ManageApprovalChain(agency) => {
             p.role == Role::AssigningOffice
                 || (p.role == Role::AgencyAdmin && p.agency == Some(agency))
         }
@@ -100,7 +102,7 @@ pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
         Action::ManageDirectory | Action::ManageKeys | Action::RecomputeDeadlines => {
             "an assigning_office key"
         }
-        Action::ManageDivisions(_) => {
+        Action::ManageDivisions(_) | Action::ManageApprovalChain(_) => {
             "an assigning_office key or the agency's own agency_admin key"
         }
         Action::ReadDeputy(_) => "the deputy's own key or a non-deputy key",

@@ -46,6 +46,7 @@ async fn scenario(db: TestDb, bus: Bus) {
         Clock::Fixed(date!(2020 - 03 - 02)),
     );
     let p = Principal {
+        position: None,
         key_id: uuid::Uuid::now_v7(),
         role: Role::AssigningOffice,
         agency: Some(office.id),

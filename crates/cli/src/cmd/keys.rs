@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 use banli_db::{ConnectOptions, Pool};
 use banli_domain::Role;
+use banli_domain::suggestion::SignerPosition;
 use banli_suggestions::app::{App, Clock};
 use banli_suggestions::store::Store;
 use clap::Subcommand;
@@ -31,6 +32,10 @@ pub enum KeysCommand {
         /// certificate (the server needs `tls_client_ca`).
         #[arg(long, value_name = "FILE|SHA256")]
         client_cert: Option<String>,
+        /// The position the key's holder has in the agency, for its reply approval chain
+        /// (内部审批): division_head, authorized_leader or principal_head (staff drafts).
+        #[arg(long)]
+        position: Option<SignerPosition>,
     },
     /// List keys (never their tokens).
     List,
@@ -57,6 +62,7 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
             deputy,
             label,
             client_cert,
+            position,
         } => {
             let client_cert = client_cert
                 .as_deref()
@@ -90,8 +96,9 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
                 .key_binding(role, agency_id, deputy)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            App::key_position(role, position).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
             let (key, token) = store
-                .create_bound_key(role, agency_id, deputy_id, &label, client_cert)
+                .create_bound_key(role, agency_id, deputy_id, &label, client_cert, position)
                 .await?;
             println!(
                 "created key {} (role {}{})",
@@ -102,6 +109,9 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
                     .or(deputy_id.map(|d| format!(", deputy {d}")))
                     .unwrap_or_default()
             );
+            if let Some(p) = key.position {
+                println!("holding the position {} in its agency", p.as_str());
+            }
             if let Some(fp) = &key.client_cert {
                 println!("bound to the client certificate with SHA-256 {fp}");
             }

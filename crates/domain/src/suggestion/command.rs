@@ -51,6 +51,8 @@ pub struct CommitmentDraft {
 }
 
 command_enum! {
+// A command is built once and decided; boxing the reply (the large variant) buys nothing.
+#[allow(clippy::large_enum_variant)]
 /// What a command asks for. The suggestions service's transports build the client commands
 /// (`SuggestionCommand` there); the coordination service's are mirrored in; the rest are the
 /// platform's own (`RecomputeDeadlines`).
@@ -132,6 +134,18 @@ pub enum CommandKind {
         reply: Reply,
         commitments: Vec<CommitmentDraft>,
         explanation: Option<String>,
+        /// The replying unit's approval chain, from the directory: with steps, the reply goes
+        /// into review (内部审批) and is issued when the chain completes.
+        approval_chain: ApprovalChain,
+    },
+    /// A step of the unit's approval chain approves its drafted reply or returns it. `step`
+    /// is the step decided (0 first): a second decision on a step is refused.
+    DecideApprovalStep {
+        assignment: AssignmentId,
+        step: u32,
+        approve: bool,
+        comment: String,
+        on: Date,
     },
     /// 答复审查: the assigning office accepts a reply awaiting its review, or returns it for
     /// re-handling with its reasons.
@@ -144,6 +158,25 @@ pub enum CommandKind {
     /// The platform accepts every reply whose review window closed before `on` without a
     /// decision.
     LapseReplyReviews {
+        on: Date,
+    },
+    /// 公开答复: the assigning office publishes a reply now. `names`: the people whose names
+    /// the published text must not carry beyond those the item records (the deputies', from
+    /// the directory).
+    PublishReply {
+        reply: ReplyId,
+        names: Vec<String>,
+        on: Date,
+    },
+    /// The assigning office withdraws a published reply.
+    WithdrawPublication {
+        reply: ReplyId,
+        reason: String,
+        on: Date,
+    },
+    /// The platform publishes every reply whose publication date has passed.
+    PublishDueReplies {
+        names: Vec<String>,
         on: Date,
     },
     ChangeClass {
@@ -221,8 +254,12 @@ impl CommandKind {
             CommandKind::AcknowledgeOpinion { .. } => "acknowledge an opinion",
             CommandKind::WaiveOpinion { .. } => "waive an opinion",
             CommandKind::IssueReply { .. } => "issue a reply",
+            CommandKind::DecideApprovalStep { .. } => "decide an approval step",
             CommandKind::ReviewReply { .. } => "review a reply",
             CommandKind::LapseReplyReviews { .. } => "accept replies whose review window closed",
+            CommandKind::PublishReply { .. } => "publish a reply",
+            CommandKind::WithdrawPublication { .. } => "withdraw a publication",
+            CommandKind::PublishDueReplies { .. } => "publish the replies due",
             CommandKind::ChangeClass { .. } => "change the class",
             CommandKind::RecordFeedback { .. } => "record feedback",
             CommandKind::CloseFeedbackWindow { .. } => "close the feedback window",

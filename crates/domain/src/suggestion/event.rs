@@ -71,6 +71,18 @@ events! {
     /// The assigning office waived a co-handler's opinion.
     OpinionWaived { assignment_id: AssignmentId, reason: String, on: Date }
     ReplyIssued { reply: Reply }
+    /// 内部审批: a unit's drafted reply went into its approval chain (the first step's due date
+    /// set); the reply is issued when the last step approves.
+    ReplySubmittedForApproval { assignment_id: AssignmentId, approval: Approval }
+    /// A step of a unit's approval chain approved the draft (the next step's due date set, or
+    /// the reply issued after it) or returned it to the drafter with a comment.
+    ApprovalStepDecided {
+        assignment_id: AssignmentId,
+        step: u32,
+        position: SignerPosition,
+        decision: StepDecision,
+        next_due: Option<Deadline>,
+    }
     /// 答复审查: the assigning office accepted a reply, or returned it for re-handling (驳回重办)
     /// with the unit's new reply deadline; `review.lapsed`: accepted as the window closed.
     ReplyReviewed {
@@ -79,6 +91,11 @@ events! {
         review: ReplyReview,
         reply_deadline: Option<Deadline>,
     }
+    /// 公开答复: a reply was published (redacted), by the office or as its publication date
+    /// passed.
+    ReplyPublished { reply_id: ReplyId, assignment_id: AssignmentId, publication: Publication }
+    /// The assigning office withdrew a published reply, with its reason.
+    PublicationWithdrawn { reply_id: ReplyId, reason: String, on: Date }
     /// Every responsible unit has replied; the feedback window opens.
     Replied { feedback_due: Deadline, on: Date }
     ClassChanged { change: ClassChange }

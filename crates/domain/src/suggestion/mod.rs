@@ -131,6 +131,9 @@ pub enum AssignmentState {
     OpinionSubmitted,
     /// A co-handler whose opinion was acknowledged or waived.
     Done,
+    /// 内部审批: a responsible unit's drafted reply goes through the unit's approval chain
+    /// (`Assignment::approval` says where it waits); issued when the chain completes.
+    InReview,
     /// A responsible unit's reply is issued and awaits the assigning office's review (答复审查,
     /// under the profile's `rules.office_reviews_replies`).
     AwaitingReview,
@@ -150,6 +153,7 @@ impl AssignmentState {
             AssignmentState::InHandling => "in_handling",
             AssignmentState::OpinionSubmitted => "opinion_submitted",
             AssignmentState::Done => "done",
+            AssignmentState::InReview => "in_review",
             AssignmentState::AwaitingReview => "awaiting_review",
             AssignmentState::Replied => "replied",
             AssignmentState::ReHandling => "re_handling",
@@ -178,6 +182,13 @@ impl AssignmentState {
             (AwaitingReview, Replied),
             (AwaitingReview, InHandling),
             (AwaitingReview, ReHandling),
+            (InHandling, InReview),
+            (ReHandling, InReview),
+            (Replied, InReview),
+            (InReview, InHandling),
+            (InReview, ReHandling),
+            (InReview, Replied),
+            (InReview, AwaitingReview),
         ]
     }
 }
@@ -204,6 +215,9 @@ pub struct Assignment {
     /// Set when this assignment replaced a superseded one.
     pub replaces: Option<AssignmentId>,
     pub opinion_waived: bool,
+    /// The drafted reply waiting for the unit's approval chain (内部审批), while `in_review`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 impl Assignment {
@@ -342,6 +356,17 @@ impl Suggestion {
         }
     }
 
+    /// Whether `reader` may read the drafted reply of `assignment` in its approval chain (内部
+    /// 审批): the unit itself and the assigning office (and auditors); not other units, not the
+    /// deputies — a draft is internal until issued.
+    pub fn draft_readable(&self, reader: OpinionReader, assignment: AssignmentId) -> bool {
+        match reader {
+            OpinionReader::All => true,
+            OpinionReader::Nobody => false,
+            OpinionReader::Agency(x) => self.assignment(assignment).is_some_and(|a| a.agency == x),
+        }
+    }
+
     /// The agencies that read the opinion of `assignment`: the lead units (an opinion is
     /// addressed to the lead) and the co-handling unit that wrote it. Other co-handlers and the
     /// deputies do not.
@@ -401,6 +426,7 @@ impl Suggestion {
                     extensions_granted: 0,
                     replaces: e.replaces,
                     opinion_waived: false,
+                    approval: None,
                 });
                 if self.state == SuggestionState::Registered {
                     self.state = SuggestionState::Assigned;
@@ -479,6 +505,52 @@ impl Suggestion {
                         AssignmentState::Replied
                     };
                     self.set_assignment_state(e.reply.assignment_id, state);
+                }
+            }
+            E::ReplySubmittedForApproval(e) => {
+                if let Some(a) = self.assignment_mut(e.assignment_id) {
+                    a.approval = Some(e.approval.clone());
+                    a.state = AssignmentState::InReview;
+                }
+            }
+            E::ApprovalStepDecided(e) => {
+                if let Some(a) = self.assignment_mut(e.assignment_id)
+                    && let Some(approval) = a.approval.as_mut()
+                {
+                    let i = e.step as usize;
+                    if let Some(step) = approval.steps.get_mut(i) {
+                        step.decision = Some(e.decision.clone());
+                    }
+                    match (&e.next_due, e.decision.approved) {
+                        (Some(due), true) => {
+                            if let Some(next) = approval.steps.get_mut(i + 1) {
+                                next.due = Some(due.clone());
+                            }
+                        }
+                        // Returned, or the last step approved (the reply's issue follows).
+                        _ => {
+                            a.state = approval.returns_to;
+                            a.approval = None;
+                        }
+                    }
+                }
+            }
+            E::ReplyPublished(e) => {
+                if let Some(r) = self.replies.iter_mut().find(|r| r.id == e.reply_id) {
+                    r.publication = Some(e.publication.clone());
+                }
+            }
+            E::PublicationWithdrawn(e) => {
+                if let Some(p) = self
+                    .replies
+                    .iter_mut()
+                    .find(|r| r.id == e.reply_id)
+                    .and_then(|r| r.publication.as_mut())
+                {
+                    p.withdrawn = Some(PublicationWithdrawal {
+                        reason: e.reason.clone(),
+                        on: e.on,
+                    });
                 }
             }
             E::ReplyReviewed(e) => {

@@ -213,6 +213,34 @@ pub enum SignerPosition {
     Staff,
 }
 
+impl SignerPosition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignerPosition::PrincipalHead => "principal_head",
+            SignerPosition::AuthorizedLeader => "authorized_leader",
+            SignerPosition::DivisionHead => "division_head",
+            SignerPosition::Staff => "staff",
+        }
+    }
+}
+
+impl std::str::FromStr for SignerPosition {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            SignerPosition::PrincipalHead,
+            SignerPosition::AuthorizedLeader,
+            SignerPosition::DivisionHead,
+            SignerPosition::Staff,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown position `{s}`; expected principal_head, authorized_leader, division_head or staff")
+        })
+    }
+}
+
 /// 会办意见: a co-handler's formal opinion letter to the lead unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoHandlingOpinion {
@@ -369,6 +397,142 @@ pub struct Reply {
     /// The office's decision on it, once made (or the window's lapse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReplyReview>,
+    /// The unit's internal sign-off (内部审批) the reply went through before it was issued, step
+    /// by step; empty where the unit has no approval chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalStep>,
+    /// 公开答复: the day the platform publishes the reply, where the profile publishes replies
+    /// and the item's disclosure allows it (not for confidential items, `none` disclosure or
+    /// supplementary replies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication_due: Option<Deadline>,
+    /// The reply as published, once published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<Publication>,
+}
+
+/// 公开答复: a reply as the public reads it — the personal data of individuals removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    pub on: Date,
+    /// Published by the platform as `publication_due` passed (else by the assigning office).
+    pub automatic: bool,
+    /// The item's title, redacted.
+    pub title: String,
+    /// The reply's text, redacted; `None` where the item's disclosure is `summary`.
+    pub body: Option<String>,
+    /// How many names, phone numbers, e-mail addresses and identity numbers were removed.
+    pub redactions: u32,
+    /// Withdrawn by the assigning office, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<PublicationWithdrawal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicationWithdrawal {
+    pub reason: String,
+    pub on: Date,
+}
+
+/// 内部审批链: the positions that sign a unit's reply off, in order, after its drafter (拟稿):
+/// e.g. the division head (处室负责人), the leader in charge (分管领导), the head (主要负责人).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ApprovalChain {
+    pub steps: Vec<SignerPosition>,
+    /// Key-supervised items (重点督办) add the unit's principal head as the last step, when the
+    /// chain does not end with it already.
+    #[serde(default = "yes")]
+    pub key_items_add_head: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ApprovalChain {
+    /// The longest chain accepted.
+    pub const MAX_STEPS: usize = 6;
+
+    /// Checks a chain: steps by positions that sign (not `staff`, the drafter), each once, at
+    /// most [`Self::MAX_STEPS`].
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.steps.len() > Self::MAX_STEPS {
+            return Err((
+                "steps",
+                format!(
+                    "at most {} steps (was {})",
+                    Self::MAX_STEPS,
+                    self.steps.len()
+                ),
+            ));
+        }
+        if self.steps.contains(&SignerPosition::Staff) {
+            return Err((
+                "steps",
+                "`staff` drafts the reply; the steps are the positions that approve it: division_head, authorized_leader, principal_head".into(),
+            ));
+        }
+        for (i, p) in self.steps.iter().enumerate() {
+            if self.steps[..i].contains(p) {
+                return Err(("steps", format!("{} appears twice", p.as_str())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The steps a reply of an item goes through: the chain, and the principal head last for a
+    /// key-supervised item (where the chain asks for it). Empty: the reply is issued at once.
+    pub fn steps_for(&self, key_supervised: bool) -> Vec<SignerPosition> {
+        let mut steps = self.steps.clone();
+        if key_supervised
+            && self.key_items_add_head
+            && !steps.is_empty()
+            && steps.last() != Some(&SignerPosition::PrincipalHead)
+        {
+            steps.retain(|p| *p != SignerPosition::PrincipalHead);
+            steps.push(SignerPosition::PrincipalHead);
+        }
+        steps
+    }
+}
+
+/// A reply drafted by its unit and waiting for the unit's approval chain: issued when the last
+/// step approves, back to the unit when a step returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The reply as drafted (issued as it stands, dated the day the chain completes).
+    pub draft: Reply,
+    /// The measures it promises.
+    pub commitments: Vec<super::command::CommitmentDraft>,
+    pub explanation: Option<String>,
+    pub steps: Vec<ApprovalStep>,
+    pub submitted_on: Date,
+    /// The assignment's state before the draft went into review: where a return sends it.
+    pub returns_to: super::AssignmentState,
+}
+
+impl Approval {
+    /// The step waiting for a decision (the first undecided one).
+    pub fn current(&self) -> Option<usize> {
+        self.steps.iter().position(|s| s.decision.is_none())
+    }
+}
+
+/// One step of an approval chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalStep {
+    pub position: SignerPosition,
+    /// When the step is owed (set as it becomes the current step).
+    pub due: Option<Deadline>,
+    pub decision: Option<StepDecision>,
+}
+
+/// A step's decision: approved, or returned to the drafter with a comment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepDecision {
+    pub approved: bool,
+    pub comment: String,
+    pub on: Date,
 }
 
 /// The assigning office's review of a reply (答复审查): accepted, or returned for re-handling

@@ -20,6 +20,8 @@ pub struct World {
     pub session: SessionId,
     pub state: Option<Suggestion>,
     pub events: Vec<SuggestionEvent>,
+    /// The units' approval chain (内部审批) for their replies; empty by default.
+    pub chain: ApprovalChain,
 }
 
 impl World {
@@ -36,6 +38,7 @@ impl World {
             session: SessionId::new(),
             state: None,
             events: Vec::new(),
+            chain: ApprovalChain::default(),
         }
     }
 
@@ -227,6 +230,9 @@ impl World {
         on: Date,
     ) -> Reply {
         Reply {
+            publication: None,
+            publication_due: None,
+            approvals: Vec::new(),
             review: None,
             review_due: None,
             attachments: Vec::new(),

@@ -119,6 +119,7 @@ pub(crate) fn test_auth() -> Authenticator {
                 }
             };
             Ok(Principal {
+                position: None,
                 key_id: {
                     use std::hash::{Hash, Hasher};
                     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -174,7 +174,38 @@ impl App {
         Ok(changed)
     }
 
-    /// Runs [`Self::lapse_reply_reviews`] every `every` until `stop` completes.
+    /// 公开答复: publishes, as `actor` (the assigning office), every reply whose publication
+    /// date passed before today (redacted); returns how many suggestions changed. A reply still
+    /// awaiting the office's review waits for the next round.
+    pub async fn publish_due_replies(&self, actor: &Actor) -> Result<u64, AppError> {
+        let mut changed = 0;
+        for id in self.store().publications_due(self.today(), 10_000).await? {
+            let Some(s) = self.store().load(id).await? else {
+                continue;
+            };
+            let names = self.deputy_names(&s).await?;
+            let cmd = Command {
+                actor: actor.clone(),
+                kind: CommandKind::PublishDueReplies {
+                    names,
+                    on: self.today(),
+                },
+            };
+            let events = decide(Some(&s), &cmd, &self.rules())?;
+            if events.is_empty() {
+                continue;
+            }
+            let (_, appended) = self.commit(Arc::new(s), events, &cmd, 16).await?;
+            if !appended.is_empty() {
+                changed += 1;
+                tracing::info!(suggestion_id = %id, replies = appended.len(), "replies published as their publication date passed");
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Runs [`Self::lapse_reply_reviews`] and [`Self::publish_due_replies`] every `every` until
+    /// `stop` completes.
     pub async fn review_sweeper(
         self,
         actor: Actor,
@@ -185,6 +216,9 @@ impl App {
         loop {
             if let Err(e) = self.lapse_reply_reviews(&actor).await {
                 tracing::warn!(error = %e, "accepting replies whose review window closed failed; tried again in a minute");
+            }
+            if let Err(e) = self.publish_due_replies(&actor).await {
+                tracing::warn!(error = %e, "publishing the replies due failed; tried again in a minute");
             }
             tokio::select! {
                 () = &mut stop => return,

@@ -150,6 +150,47 @@ impl App {
             .collect())
     }
 
+    /// An agency's approval chain for its replies (内部审批); empty when none is set.
+    pub async fn approval_chain(
+        &self,
+        p: &Principal,
+        agency: Uuid,
+    ) -> Result<ApprovalChainView, AppError> {
+        policy::allow(p, Action::ReadDirectory)?;
+        let id = AgencyId(agency);
+        self.store().get_agency(id).await?;
+        let chain = self.store().approval_chain(id).await?;
+        Ok(ApprovalChainView::of(agency, &chain))
+    }
+
+    /// Sets an agency's approval chain. Drafts already in review keep their steps.
+    #[tracing::instrument(name = "suggestions.set_approval_chain", skip_all, fields(key_id = %p.key_id, agency_id = %agency))]
+    pub async fn set_approval_chain(
+        &self,
+        p: &Principal,
+        agency: Uuid,
+        r: ApprovalChainBody,
+    ) -> Result<ApprovalChainView, AppError> {
+        let id = AgencyId(agency);
+        policy::allow(p, Action::ManageApprovalChain(id))?;
+        let chain = ApprovalChain {
+            steps: r.steps,
+            key_items_add_head: r.key_items_add_head,
+        };
+        chain
+            .validate()
+            .map_err(|(field, reason)| AppError::invalid(format!("{field}: {reason}")))?;
+        let a = self.store().get_agency(id).await?;
+        if a.assigning_office {
+            return Err(AppError::invalid(
+                "the assigning office issues no replies: an approval chain is for a handling agency",
+            ));
+        }
+        self.store().set_approval_chain(id, &chain).await?;
+        tracing::info!(steps = chain.steps.len(), "approval chain set");
+        Ok(ApprovalChainView::of(agency, &chain))
+    }
+
     // ---- keys ----
 
     #[tracing::instrument(name = "suggestions.create_key", skip_all, fields(key_id = %p.key_id))]
@@ -169,15 +210,39 @@ impl App {
                 Some(hex.to_ascii_lowercase())
             }
         };
+        let position = Self::key_position(r.role, r.position)?;
         let (key, token) = self
             .store()
-            .create_bound_key(r.role, agency, deputy, r.label.trim(), client_cert)
+            .create_bound_key(
+                r.role,
+                agency,
+                deputy,
+                r.label.trim(),
+                client_cert,
+                position,
+            )
             .await?;
         tracing::info!(key_id = %key.id, role = %key.role, cert_bound = key.client_cert.is_some(), "api key created");
         Ok(CreatedKey {
             key: (&key).into(),
             token,
         })
+    }
+
+    /// Checks the position a new key of `role` holds: only an agency's keys hold one.
+    pub fn key_position(
+        role: Role,
+        position: Option<SignerPosition>,
+    ) -> Result<Option<SignerPosition>, AppError> {
+        match position {
+            Some(_) if !role.is_agency_role() => Err(AppError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "position: a {role} key holds no position in an agency; only agency_admin, handler and leader keys do"
+                ),
+            )),
+            p => Ok(p),
+        }
     }
 
     /// Checks what a new key of `role` is bound to.

@@ -32,7 +32,10 @@ pub use banli_api::Clock;
 mod calendar;
 mod directory;
 mod documents;
+mod public;
 mod suggestions;
+
+pub use public::{MAX_PUBLIC_PAGE, PublicReplyPage, PublicReplyView, document_html};
 
 /// What became of a command applied for another service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +133,7 @@ impl App {
             )
         })?;
         let p = Principal {
+            position: key.position,
             key_id: key.id,
             role: key.role,
             agency: key.agency_id,

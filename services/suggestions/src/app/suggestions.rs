@@ -219,7 +219,22 @@ impl App {
         let attached = crate::command::Attached(
             banli_documents::access::resolve(self.documents(), p, &cmd.documents()).await?,
         );
-        let kind = cmd.into_kind(&s, today, p, unit_divisions, &attached)?;
+        let approval_chain = match cmd.needs_chain_of().and_then(|a| s.assignment(a)) {
+            Some(a) => self.store().approval_chain(a.agency).await?,
+            None => Default::default(),
+        };
+        let deputy_names = if cmd.needs_deputy_names() {
+            self.deputy_names(&s).await?
+        } else {
+            Vec::new()
+        };
+        let looked_up = crate::command::LookedUp {
+            unit_divisions,
+            approval_chain,
+            attached,
+            deputy_names,
+        };
+        let kind = cmd.into_kind(&s, today, p, looked_up)?;
         let cmd = Command {
             actor: p.actor(),
             kind,
@@ -391,6 +406,19 @@ impl App {
             .collect())
     }
 
+    /// The names of `s`'s deputies (lead and co-signers), as the directory has them.
+    pub(super) async fn deputy_names(&self, s: &Suggestion) -> Result<Vec<String>, AppError> {
+        let mut out = Vec::new();
+        for d in s.deputies() {
+            match self.store().get_deputy(d).await {
+                Ok(x) => out.push(x.name),
+                Err(crate::store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
     /// The event history of a suggestion the caller is party to.
     pub async fn events(
         &self,
@@ -410,6 +438,12 @@ impl App {
                         if !s.opinion_readable(reader, o.opinion.assignment_id) =>
                     {
                         serde_json::json!({"opinion": {"id": o.opinion.id.0, "assignment_id": o.opinion.assignment_id.0}, "withheld": true})
+                    }
+                    // A drafted reply is internal to its unit until issued.
+                    SuggestionEvent::ReplySubmittedForApproval(d)
+                        if !s.draft_readable(reader, d.assignment_id) =>
+                    {
+                        serde_json::json!({"assignment_id": d.assignment_id.0, "withheld": true})
                     }
                     e => serde_json::to_value(e).unwrap_or_default(),
                 };

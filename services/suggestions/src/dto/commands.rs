@@ -186,6 +186,26 @@ pub struct ReplyReviewBody {
     pub reasons: String,
 }
 
+/// 公开答复: publish a reply now (no fields).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {}
+
+/// 内部审批: a step of the unit's approval chain decides the unit's drafted reply.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecisionBody {
+    /// The step decided (0 is the first; the assignment's `approval.current_step`): a second
+    /// decision on a step is refused (409).
+    pub step: u32,
+    /// `true` approves (the last step's approval issues the reply); `false` returns the draft
+    /// to its drafter.
+    pub approve: bool,
+    /// Required to return: what the drafter has to change.
+    #[serde(default)]
+    pub comment: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassChangeBody {

@@ -98,6 +98,46 @@ impl From<&Agency> for AgencyView {
     }
 }
 
+/// 内部审批链: the positions that sign an agency's drafted replies off, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalChainBody {
+    /// In order, after the drafter: `division_head`, `authorized_leader`, `principal_head`
+    /// (each at most once). Empty: replies are issued at once.
+    #[schema(value_type = Vec<doc::SignerPosition>)]
+    pub steps: Vec<banli_domain::suggestion::SignerPosition>,
+    /// Key-supervised items (重点督办) add the principal head as the last step (default true).
+    #[serde(default = "yes")]
+    pub key_items_add_head: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalChainView {
+    pub agency_id: Uuid,
+    pub steps: Vec<String>,
+    pub key_items_add_head: bool,
+    /// The steps a key-supervised item's reply goes through.
+    pub key_item_steps: Vec<String>,
+}
+
+impl ApprovalChainView {
+    pub fn of(agency: Uuid, c: &banli_domain::suggestion::ApprovalChain) -> Self {
+        let names = |v: Vec<banli_domain::suggestion::SignerPosition>| {
+            v.into_iter().map(|p| p.as_str().to_owned()).collect()
+        };
+        ApprovalChainView {
+            agency_id: agency,
+            steps: names(c.steps.clone()),
+            key_items_add_head: c.key_items_add_head,
+            key_item_steps: names(c.steps_for(true)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDivision {
@@ -140,6 +180,11 @@ pub struct CreateKey {
     /// allowed). The key then works only over TLS with that certificate.
     #[serde(default)]
     pub client_cert_sha256: Option<String>,
+    /// The position the key's holder has in the agency, for the agency's reply approval chain
+    /// (内部审批): `division_head`, `authorized_leader`, `principal_head` or `staff`.
+    #[serde(default)]
+    #[schema(value_type = Option<doc::SignerPosition>)]
+    pub position: Option<banli_domain::suggestion::SignerPosition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -153,6 +198,9 @@ pub struct KeyView {
     pub revoked_at: Option<String>,
     /// The SHA-256 fingerprint of the client certificate the key is bound to, if any.
     pub client_cert_sha256: Option<String>,
+    /// The position the key holds in its agency (approval chain steps), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
 }
 
 impl From<&ApiKey> for KeyView {
@@ -170,6 +218,7 @@ impl From<&ApiKey> for KeyView {
             created_at: ts(k.created_at),
             revoked_at: k.revoked_at.map(ts),
             client_cert_sha256: k.client_cert.clone(),
+            position: k.position.map(|p| p.as_str().to_owned()),
         }
     }
 }

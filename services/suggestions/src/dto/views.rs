@@ -85,6 +85,8 @@ pub struct AssignmentView {
     pub extensions_granted: u32,
     pub replaces: Option<Uuid>,
     pub opinion_waived: bool,
+    /// While `in_review`: where the unit's drafted reply waits in its approval chain.
+    pub approval: Option<ApprovalView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -239,6 +241,54 @@ pub struct ReplyView {
     /// Why the office returned it (or that the window lapsed).
     pub review_reasons: Option<String>,
     pub reviewed_on: Option<Date>,
+    /// The unit's internal sign-off (内部审批) the reply went through, step by step; empty where
+    /// the unit has no approval chain.
+    pub approvals: Vec<ApprovalStepView>,
+    /// 公开答复: the day the platform publishes the reply (absent: it is not published — a
+    /// confidential item, `none` disclosure, a supplementary reply, or publication off).
+    pub publication_due: Option<Date>,
+    /// The publication, once published (and its withdrawal).
+    pub publication: Option<PublicationView>,
+}
+
+/// A reply's publication (公开答复).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicationView {
+    pub published_on: Date,
+    /// Published by the platform as its date passed (else by the assigning office).
+    pub automatic: bool,
+    /// How many names, phone numbers, e-mail addresses and identity numbers were removed.
+    pub redactions: u32,
+    pub withdrawn_on: Option<Date>,
+    pub withdrawn_reason: Option<String>,
+}
+
+/// 内部审批: a unit's drafted reply in its approval chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    /// The step waiting for a decision: decide it with this `step`.
+    pub current_step: Option<u32>,
+    /// The position the draft waits for: `division_head`, `authorized_leader` or
+    /// `principal_head`.
+    pub waiting_for: Option<String>,
+    pub submitted_on: Date,
+    pub steps: Vec<ApprovalStepView>,
+    /// The drafted reply, for the unit itself and the assigning office (absent for others).
+    pub draft: Option<ReplyView>,
+}
+
+/// One step of an approval chain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalStepView {
+    pub position: String,
+    /// When the step is owed (set once it is the current step).
+    pub due: Option<DeadlineView>,
+    /// The current step, past its due date.
+    pub overdue: bool,
+    /// `approved`, `returned`, or absent while undecided.
+    pub decision: Option<String>,
+    pub comment: Option<String>,
+    pub decided_on: Option<Date>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -374,6 +424,14 @@ impl SuggestionView {
         v.opinions.retain(|o| {
             s.opinion_readable(reader, banli_domain::ids::AssignmentId(o.assignment_id))
         });
+        // A drafted reply is the unit's internal paper until issued: for the unit and the office.
+        for (a, view) in s.assignments.iter().zip(v.assignments.iter_mut()) {
+            if let Some(x) = view.approval.as_mut()
+                && !s.draft_readable(reader, a.id)
+            {
+                x.draft = None;
+            }
+        }
         v.consultations.retain(|c| match reader {
             banli_domain::suggestion::OpinionReader::All => true,
             banli_domain::suggestion::OpinionReader::Agency(a) => c.agency_ids.contains(&a.0),
@@ -404,7 +462,11 @@ impl SuggestionView {
             disclosure: name(&d.disclosure),
             received_on: s.received_on,
             current_class: s.current_class(),
-            assignments: s.assignments.iter().map(|a| assignment(a, today)).collect(),
+            assignments: s
+                .assignments
+                .iter()
+                .map(|a| assignment(s, a, today))
+                .collect(),
             communications: s
                 .communications
                 .iter()
@@ -448,35 +510,7 @@ impl SuggestionView {
                     attachments: docs(s, &o.attachments),
                 })
                 .collect(),
-            replies: s
-                .replies
-                .iter()
-                .map(|r| ReplyView {
-                    id: r.id.0,
-                    assignment_id: r.assignment_id.0,
-                    reply_type: r.reply_type,
-                    document_number: r.document_number.clone(),
-                    body: r.body.clone(),
-                    class: r.class,
-                    signer: signer(&r.signer),
-                    opinion_ids: r.references.iter().map(|x| x.0).collect(),
-                    countersigned_by: r.countersigned_by.iter().map(|x| x.0).collect(),
-                    round: r.round,
-                    on: r.on,
-                    consultation_ids: r.consultations.iter().map(|c| c.0).collect(),
-                    letter: r.letter.as_ref().map(|d| DocumentView::of(s.id.0, d)),
-                    attachments: docs(s, &r.attachments),
-                    review_state: match (&r.review_due, &r.review) {
-                        (None, _) => None,
-                        (Some(_), None) => Some("pending".to_owned()),
-                        (Some(_), Some(v)) if v.accepted => Some("accepted".to_owned()),
-                        (Some(_), Some(_)) => Some("returned".to_owned()),
-                    },
-                    review_deadline: r.review_due.as_ref().map(DeadlineView::from),
-                    review_reasons: r.review.as_ref().map(|v| v.reasons.clone()),
-                    reviewed_on: r.review.as_ref().map(|v| v.on),
-                })
-                .collect(),
+            replies: s.replies.iter().map(|r| reply_view(s, r)).collect(),
             class_history: s
                 .class_history
                 .iter()
@@ -584,13 +618,14 @@ impl SuggestionView {
     }
 }
 
-fn assignment(a: &Assignment, today: Date) -> AssignmentView {
+fn assignment(s: &Suggestion, a: &Assignment, today: Date) -> AssignmentView {
     let open = matches!(
         a.state,
         AssignmentState::PendingSign
             | AssignmentState::Accepted
             | AssignmentState::AdjustmentPending
             | AssignmentState::InHandling
+            | AssignmentState::InReview
             | AssignmentState::ReHandling
     );
     let due = a
@@ -645,6 +680,39 @@ fn assignment(a: &Assignment, today: Date) -> AssignmentView {
         extensions_granted: a.extensions_granted,
         replaces: a.replaces.map(|x| x.0),
         opinion_waived: a.opinion_waived,
+        approval: a.approval.as_ref().map(|x| {
+            let current = x.current();
+            ApprovalView {
+                current_step: current.map(|i| i as u32),
+                waiting_for: current.map(|i| x.steps[i].position.as_str().to_owned()),
+                submitted_on: x.submitted_on,
+                steps: x
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, st)| step_view(st, (current == Some(i)).then_some(today)))
+                    .collect(),
+                draft: Some(reply_view(s, &x.draft)),
+            }
+        }),
+    }
+}
+
+/// A step's view; `today` for the current step (its overdue flag).
+fn step_view(st: &ApprovalStep, today: Option<Date>) -> ApprovalStepView {
+    ApprovalStepView {
+        position: st.position.as_str().to_owned(),
+        due: st.due.as_ref().map(DeadlineView::from),
+        overdue: match (today, &st.due) {
+            (Some(t), Some(d)) => d.due < t,
+            _ => false,
+        },
+        decision: st
+            .decision
+            .as_ref()
+            .map(|d| if d.approved { "approved" } else { "returned" }.to_owned()),
+        comment: st.decision.as_ref().map(|d| d.comment.clone()),
+        decided_on: st.decision.as_ref().map(|d| d.on),
     }
 }
 
@@ -679,4 +747,41 @@ pub struct SuggestionPage {
     pub items: Vec<SuggestionSummaryView>,
     /// Pass as `page_token` for the next page; absent on the last page.
     pub next_page_token: Option<String>,
+}
+
+fn reply_view(s: &Suggestion, r: &Reply) -> ReplyView {
+    ReplyView {
+        id: r.id.0,
+        assignment_id: r.assignment_id.0,
+        reply_type: r.reply_type,
+        document_number: r.document_number.clone(),
+        body: r.body.clone(),
+        class: r.class,
+        signer: signer(&r.signer),
+        opinion_ids: r.references.iter().map(|x| x.0).collect(),
+        countersigned_by: r.countersigned_by.iter().map(|x| x.0).collect(),
+        round: r.round,
+        on: r.on,
+        consultation_ids: r.consultations.iter().map(|c| c.0).collect(),
+        letter: r.letter.as_ref().map(|d| DocumentView::of(s.id.0, d)),
+        attachments: docs(s, &r.attachments),
+        review_state: match (&r.review_due, &r.review) {
+            (None, _) => None,
+            (Some(_), None) => Some("pending".to_owned()),
+            (Some(_), Some(v)) if v.accepted => Some("accepted".to_owned()),
+            (Some(_), Some(_)) => Some("returned".to_owned()),
+        },
+        review_deadline: r.review_due.as_ref().map(DeadlineView::from),
+        review_reasons: r.review.as_ref().map(|v| v.reasons.clone()),
+        reviewed_on: r.review.as_ref().map(|v| v.on),
+        approvals: r.approvals.iter().map(|x| step_view(x, None)).collect(),
+        publication_due: r.publication_due.as_ref().map(|d| d.due),
+        publication: r.publication.as_ref().map(|p| PublicationView {
+            published_on: p.on,
+            automatic: p.automatic,
+            redactions: p.redactions,
+            withdrawn_on: p.withdrawn.as_ref().map(|w| w.on),
+            withdrawn_reason: p.withdrawn.as_ref().map(|w| w.reason.clone()),
+        }),
+    }
 }

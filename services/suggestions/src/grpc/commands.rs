@@ -303,6 +303,59 @@ impl TryFrom<pb::IssueReplyRequest> for Addressed {
     }
 }
 
+impl TryFrom<pb::DecideApprovalStepRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::DecideApprovalStepRequest) -> Result<Self, AppError> {
+        let assignment_id = uuid("assignment_id", &r.assignment_id)?;
+        let body = dto::ApprovalDecisionBody {
+            step: r.step,
+            approve: r.approve,
+            comment: r.comment,
+        };
+        addressed(
+            &r.suggestion_id,
+            r.expected_version,
+            Some(r.idempotency_key),
+            C::DecideApprovalStep {
+                assignment_id,
+                body,
+            },
+        )
+    }
+}
+
+impl TryFrom<pb::PublishReplyRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::PublishReplyRequest) -> Result<Self, AppError> {
+        let reply_id = uuid("reply_id", &r.reply_id)?;
+        addressed(
+            &r.suggestion_id,
+            r.expected_version,
+            Some(r.idempotency_key),
+            C::PublishReply {
+                reply_id,
+                body: dto::PublishBody {},
+            },
+        )
+    }
+}
+
+impl TryFrom<pb::WithdrawPublicationRequest> for Addressed {
+    type Error = AppError;
+    fn try_from(r: pb::WithdrawPublicationRequest) -> Result<Self, AppError> {
+        let reply_id = uuid("reply_id", &r.reply_id)?;
+        addressed(
+            &r.suggestion_id,
+            r.expected_version,
+            Some(r.idempotency_key),
+            C::WithdrawPublication {
+                reply_id,
+                body: dto::Reason { reason: r.reason },
+            },
+        )
+    }
+}
+
 impl TryFrom<pb::ReviewReplyRequest> for Addressed {
     type Error = AppError;
     fn try_from(r: pb::ReviewReplyRequest) -> Result<Self, AppError> {

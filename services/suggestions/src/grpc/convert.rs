@@ -127,32 +127,21 @@ pub(super) fn suggestion(v: &SuggestionView) -> pb::Suggestion {
                 co_opinion_deadline: a.deadlines.co_opinion.as_ref().map(deadline),
                 reply_deadline: a.deadlines.reply.as_ref().map(deadline),
                 replaces_assignment_id: a.replaces.map(|r| r.to_string()).unwrap_or_default(),
-            })
-            .collect(),
-        replies: v
-            .replies
-            .iter()
-            .map(|r| pb::Reply {
-                id: r.id.to_string(),
-                assignment_id: r.assignment_id.to_string(),
-                reply_type: reply_type_to(r.reply_type),
-                document_number: r.document_number.clone(),
-                body: r.body.clone(),
-                class: class_to(r.class),
-                signer: Some(pc::Signer {
-                    name: r.signer.name.clone(),
-                    position: position_to(r.signer.position),
+                approval: a.approval.as_ref().map(|x| pb::Approval {
+                    current_step: x.current_step.unwrap_or_default(),
+                    waiting_for: x
+                        .waiting_for
+                        .as_deref()
+                        .and_then(|w| w.parse().ok())
+                        .map(position_to)
+                        .unwrap_or_default(),
+                    submitted_on: text(x.submitted_on),
+                    steps: x.steps.iter().map(approval_step).collect(),
+                    draft: x.draft.as_ref().map(reply),
                 }),
-                opinion_ids: r.opinion_ids.iter().map(Uuid::to_string).collect(),
-                on: text(r.on),
-                consultation_ids: r.consultation_ids.iter().map(Uuid::to_string).collect(),
-                letter: r.letter.as_ref().map(document),
-                attachments: r.attachments.iter().map(document).collect(),
-                review_deadline: r.review_deadline.as_ref().map(deadline),
-                review_state: r.review_state.clone().unwrap_or_default(),
-                review_reasons: r.review_reasons.clone().unwrap_or_default(),
             })
             .collect(),
+        replies: v.replies.iter().map(reply).collect(),
         current_class: v.current_class.map(class_to).unwrap_or_default(),
         feedback_deadline: v.feedback_deadline.as_ref().map(deadline),
         rehandling_rounds: v.rehandling_rounds,
@@ -212,5 +201,100 @@ pub(super) fn document(d: &dto::DocumentView) -> pb::Document {
         size: d.size,
         name: d.name.clone(),
         created: false,
+    }
+}
+
+fn reply(r: &dto::ReplyView) -> pb::Reply {
+    pb::Reply {
+        id: r.id.to_string(),
+        assignment_id: r.assignment_id.to_string(),
+        reply_type: reply_type_to(r.reply_type),
+        document_number: r.document_number.clone(),
+        body: r.body.clone(),
+        class: class_to(r.class),
+        signer: Some(pc::Signer {
+            name: r.signer.name.clone(),
+            position: position_to(r.signer.position),
+        }),
+        opinion_ids: r.opinion_ids.iter().map(Uuid::to_string).collect(),
+        on: text(r.on),
+        consultation_ids: r.consultation_ids.iter().map(Uuid::to_string).collect(),
+        letter: r.letter.as_ref().map(document),
+        attachments: r.attachments.iter().map(document).collect(),
+        review_deadline: r.review_deadline.as_ref().map(deadline),
+        review_state: r.review_state.clone().unwrap_or_default(),
+        review_reasons: r.review_reasons.clone().unwrap_or_default(),
+        approvals: r.approvals.iter().map(approval_step).collect(),
+        publication_due: r.publication_due.map(text).unwrap_or_default(),
+        published_on: r
+            .publication
+            .as_ref()
+            .map(|p| text(p.published_on))
+            .unwrap_or_default(),
+        publication_withdrawn_on: r
+            .publication
+            .as_ref()
+            .and_then(|p| p.withdrawn_on.map(text))
+            .unwrap_or_default(),
+        publication_withdrawn_reason: r
+            .publication
+            .as_ref()
+            .and_then(|p| p.withdrawn_reason.clone())
+            .unwrap_or_default(),
+    }
+}
+
+fn approval_step(st: &dto::ApprovalStepView) -> pb::ApprovalStep {
+    pb::ApprovalStep {
+        position: st.position.parse().map(position_to).unwrap_or_default(),
+        due: st.due.as_ref().map(deadline),
+        overdue: st.overdue,
+        decision: st.decision.clone().unwrap_or_default(),
+        comment: st.comment.clone().unwrap_or_default(),
+        decided_on: st.decided_on.map(text).unwrap_or_default(),
+    }
+}
+
+pub(super) fn approval_chain(v: &dto::ApprovalChainView) -> Result<pb::ApprovalChain, AppError> {
+    let positions = |names: &[String]| -> Result<Vec<i32>, AppError> {
+        names
+            .iter()
+            .map(|n| {
+                n.parse::<SignerPosition>()
+                    .map(position_to)
+                    .map_err(|e| AppError::internal(&e))
+            })
+            .collect()
+    };
+    Ok(pb::ApprovalChain {
+        agency_id: v.agency_id.to_string(),
+        steps: positions(&v.steps)?,
+        key_items_add_head: v.key_items_add_head,
+        key_item_steps: positions(&v.key_item_steps)?,
+    })
+}
+
+pub(super) fn public_reply(v: &crate::app::PublicReplyView) -> pb::PublicReply {
+    pb::PublicReply {
+        id: v.id.to_string(),
+        suggestion_id: v.suggestion_id.to_string(),
+        number: v.number.clone(),
+        title: v.title.clone(),
+        agency_id: v.agency_id.to_string(),
+        agency: v.agency.clone().unwrap_or_default(),
+        class: match v.class.as_str() {
+            "A" => class_to(ReplyClass::A),
+            "B" => class_to(ReplyClass::B),
+            "C" => class_to(ReplyClass::C),
+            "D" => class_to(ReplyClass::D),
+            _ => 0,
+        },
+        reply_type: v.reply_type.clone(),
+        document_number: v.document_number.clone(),
+        replied_on: text(v.replied_on),
+        published_on: text(v.published_on),
+        body: v.body.clone().unwrap_or_default(),
+        disclosure: v.disclosure.clone(),
+        href: v.href.clone(),
     }
 }

@@ -37,10 +37,11 @@ mod suggestions;
 use convert::*;
 
 /// The full names of this service's gRPC services.
-pub const NAMES: [&str; 3] = [
+pub const NAMES: [&str; 4] = [
     "banli.suggestions.v1.SuggestionService",
     "banli.suggestions.v1.CalendarService",
     "banli.suggestions.v1.DocumentService",
+    "banli.suggestions.v1.PublicService",
 ];
 
 /// Adds this service's gRPC services to `routes`.
@@ -55,6 +56,9 @@ pub fn add_services(app: App, routes: &mut RoutesBuilder) {
             CalendarServiceServer::new(grpc.clone())
                 .max_decoding_message_size(crate::http::DEFAULT_BODY_LIMIT),
         )
+        .add_service(pb::public_service_server::PublicServiceServer::new(
+            grpc.clone(),
+        ))
         .add_service(
             pb::document_service_server::DocumentServiceServer::new(grpc)
                 .max_decoding_message_size(UPLOAD_MESSAGE_LIMIT),
@@ -159,4 +163,32 @@ fn once_of<T: std::fmt::Debug>(req: &Request<T>) -> Result<Once, Status> {
             req.get_ref()
         )),
     })
+}
+
+/// 公开答复: the public pages over gRPC — no key, like `GET /v1/public/replies`.
+#[tonic::async_trait]
+impl pb::public_service_server::PublicService for Grpc {
+    async fn list_public_replies(
+        &self,
+        req: Request<pb::ListPublicRepliesRequest>,
+    ) -> Result<Response<pb::ListPublicRepliesResponse>, Status> {
+        let r = req.into_inner();
+        let agency = banli_api::grpc::opt_uuid("agency_id", &r.agency_id)?;
+        let token = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let size = (r.page_size != 0).then_some(r.page_size);
+        let page = self.app.public_replies(token, agency, size).await?;
+        Ok(Response::new(pb::ListPublicRepliesResponse {
+            items: page.items.iter().map(convert::public_reply).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_public_reply(
+        &self,
+        req: Request<pb::GetPublicReplyRequest>,
+    ) -> Result<Response<pb::PublicReply>, Status> {
+        let id = banli_api::grpc::uuid("id", &req.get_ref().id)?;
+        let v = self.app.public_reply(id).await?;
+        Ok(Response::new(convert::public_reply(&v)))
+    }
 }

@@ -219,6 +219,57 @@ impl SuggestionService for Grpc {
         self.command(req).await
     }
 
+    async fn publish_reply(
+        &self,
+        req: Request<pb::PublishReplyRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        self.command(req).await
+    }
+
+    async fn withdraw_publication(
+        &self,
+        req: Request<pb::WithdrawPublicationRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        self.command(req).await
+    }
+
+    async fn decide_approval_step(
+        &self,
+        req: Request<pb::DecideApprovalStepRequest>,
+    ) -> Result<Response<pb::Suggestion>, Status> {
+        self.command(req).await
+    }
+
+    async fn get_approval_chain(
+        &self,
+        req: Request<pb::GetApprovalChainRequest>,
+    ) -> Result<Response<pb::ApprovalChain>, Status> {
+        let p = self.caller(&req).await?;
+        let agency = uuid("agency_id", &req.get_ref().agency_id)?;
+        let v = self.app.approval_chain(&p, agency).await?;
+        Ok(Response::new(approval_chain(&v)?))
+    }
+
+    async fn set_approval_chain(
+        &self,
+        req: Request<pb::SetApprovalChainRequest>,
+    ) -> Result<Response<pb::ApprovalChain>, Status> {
+        let p = self.caller(&req).await?;
+        let r = req.into_inner();
+        let agency = uuid("agency_id", &r.agency_id)?;
+        let steps = r
+            .steps
+            .iter()
+            .map(|v| banli_api::grpc::position("steps", *v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = dto::ApprovalChainBody {
+            steps,
+            key_items_add_head: !r.key_items_without_head,
+        };
+        let v = self.app.set_approval_chain(&p, agency, body).await?;
+        Ok(Response::new(approval_chain(&v)?))
+    }
+
     async fn change_class(
         &self,
         req: Request<pb::ChangeClassRequest>,

@@ -41,6 +41,7 @@ pub const PATHS: &[&str] = &[
     "/v1/admin",
     "/v1/calendar",
     "/v1/documents",
+    "/v1/public",
     "/banli.suggestions.v1.",
 ];
 

@@ -32,6 +32,7 @@ use banli_api::http::{
         (name = "calendar", description = "The PRC working-day calendar and deadline arithmetic"),
         (name = "keys", description = "API keys (assigning office only)"),
         (name = "documents", description = "Formal documents: signed reply letters (答复函), opinion letters, evidence, minutes — stored by SHA-256, type told by content"),
+        (name = "publication", description = "公开答复: replies published with the personal data of individuals removed — the office's publish and withdraw, and the public pages (no key)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -52,6 +53,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(create_agency, list_agencies))
         .routes(routes!(get_agency))
         .routes(routes!(create_division, list_divisions))
+        .routes(routes!(get_approval_chain, put_approval_chain))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
         .routes(routes!(submit, list_suggestions))
@@ -70,6 +72,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(decide_extension))
         .routes(routes!(issue_reply))
         .routes(routes!(review_reply))
+        .routes(routes!(decide_approval_step))
+        .routes(routes!(publish_reply))
+        .routes(routes!(public_replies))
+        .routes(routes!(public_reply))
+        .routes(routes!(public_document))
+        .routes(routes!(public_feed))
+        .routes(routes!(withdraw_publication))
         .routes(routes!(change_class))
         .routes(routes!(record_feedback))
         .routes(routes!(close_feedback_window))
@@ -182,6 +191,67 @@ async fn command<T>(
     let (status, body) = st.app.command(&caller.0, target, cmd).await?;
     let tag = version_of(&body);
     Ok(json_response(status, body, tag))
+}
+
+// ---- public pages (no key) ----
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct PublicQuery {
+    /// Only the replies of this agency.
+    agency_id: Option<Uuid>,
+    /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    page_token: Option<String>,
+}
+
+/// 公开答复: published replies, newest first, the personal data of individuals removed. No key.
+#[utoipa::path(get, path = "/v1/public/replies", tag = "publication", security(), params(PublicQuery),
+    responses((status = 200, body = crate::app::PublicReplyPage), (status = 400, body = ProblemDocument)))]
+async fn public_replies(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<PublicQuery>,
+) -> ApiResult {
+    ok(&st
+        .app
+        .public_replies(q.page_token.as_deref(), q.agency_id, q.page_size)
+        .await?)
+}
+
+/// One published reply. No key; 404 when it is not published (or was withdrawn).
+#[utoipa::path(get, path = "/v1/public/replies/{reply_id}", tag = "publication", security(), params(("reply_id" = Uuid, Path)),
+    responses((status = 200, body = crate::app::PublicReplyView), (status = 404, body = ProblemDocument)))]
+async fn public_reply(State(st): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult {
+    ok(&st.app.public_reply(id).await?)
+}
+
+/// The published document of a reply: a printable HTML page. No key.
+#[utoipa::path(get, path = "/v1/public/replies/{reply_id}/document", tag = "publication", security(), params(("reply_id" = Uuid, Path)),
+    responses((status = 200, content_type = "text/html", description = "the published document"), (status = 404, body = ProblemDocument)))]
+async fn public_document(State(st): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult {
+    let v = st.app.public_reply(id).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        crate::app::document_html(&v),
+    )
+        .into_response())
+}
+
+/// The newest published replies as an Atom feed (RFC 4287). No key.
+#[utoipa::path(get, path = "/v1/public/feed.atom", tag = "publication", security(),
+    responses((status = 200, content_type = "application/atom+xml", description = "the feed")))]
+async fn public_feed(State(st): State<AppState>) -> ApiResult {
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/atom+xml; charset=utf-8",
+        )],
+        st.app.public_feed().await?,
+    )
+        .into_response())
 }
 
 // ---- health ----
@@ -361,6 +431,31 @@ async fn list_divisions(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult {
     ok(&st.app.list_divisions(&caller.0, id).await?)
+}
+
+/// An agency's approval chain for its replies (内部审批): the positions that sign a draft off.
+#[utoipa::path(get, path = "/v1/agencies/{id}/approval-chain", tag = "directory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ApprovalChainView), (status = 404, body = ProblemDocument)))]
+async fn get_approval_chain(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult {
+    ok(&st.app.approval_chain(&caller.0, id).await?)
+}
+
+/// Set (replace) an agency's approval chain: its replies then go through the steps, each
+/// decided by a key holding the step's position, before they are issued. Drafts already in
+/// review keep their steps. Assigning office, or the agency's own agency_admin.
+#[utoipa::path(put, path = "/v1/agencies/{id}/approval-chain", tag = "directory", params(("id" = Uuid, Path)), request_body = ApprovalChainBody,
+    responses((status = 200, body = ApprovalChainView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn put_approval_chain(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: Posted<ApprovalChainBody>,
+) -> ApiResult {
+    ok(&st.app.set_approval_chain(&caller.0, id, body.value).await?)
 }
 
 // ---- keys ----
@@ -620,12 +715,31 @@ command_route!(
     /// co-opinion in or waived, an authorised signer; class B replies list their commitments.
     issue_reply, "/v1/suggestions/{id}/replies", "handling", ReplyBody, |v| SuggestionCommand::IssueReply { body: v });
 command_route!(
+    /// 内部审批: a step of the unit's approval chain approves its drafted reply (the last
+    /// step's approval issues it, dated today, under every check of the reply gate) or returns
+    /// it to the drafter with a comment. By a key of the unit holding the step's position
+    /// (`position` of the key); 403 for anyone else, 409 for a step decided already.
+    decide_approval_step, "/v1/suggestions/{id}/assignments/{assignment_id}/approval", "handling", ApprovalDecisionBody, assignment_id = "assignment_id",
+    |v| SuggestionCommand::DecideApprovalStep { assignment_id, body: v });
+command_route!(
     /// 答复审查: accept a reply awaiting the office's review, or return it for re-handling
     /// (驳回重办) with reasons — the unit's reply deadline moves to the profile's
     /// `returned_reply` from today. Within the profile's `office_review` window of the reply;
     /// after it the platform accepts the reply. Assigning office.
     review_reply, "/v1/suggestions/{id}/replies/{reply_id}/review", "handling", ReplyReviewBody, reply_id = "reply_id",
     |v| SuggestionCommand::ReviewReply { reply_id, body: v });
+command_route!(
+    /// 公开答复: publish a reply now (before its `publication_due`), the personal data of
+    /// individuals removed; `summary` disclosure publishes the record without the text. 422 for
+    /// a confidential item, `none` disclosure or a supplementary reply; 409 when published
+    /// already. Assigning office.
+    publish_reply, "/v1/suggestions/{id}/replies/{reply_id}/publish", "publication", PublishBody, reply_id = "reply_id",
+    |v| SuggestionCommand::PublishReply { reply_id, body: v });
+command_route!(
+    /// Withdraw a published reply from the public pages, with the reason (kept in the record).
+    /// A withdrawn reply is not published again automatically. Assigning office.
+    withdraw_publication, "/v1/suggestions/{id}/replies/{reply_id}/publication/withdraw", "publication", Reason, reply_id = "reply_id",
+    |v| SuggestionCommand::WithdrawPublication { reply_id, body: v });
 command_route!(
     /// Change the class of the reply (the history is kept). Assigning office.
     change_class, "/v1/suggestions/{id}/class", "handling", ClassChangeBody, |v| SuggestionCommand::ChangeClass { body: v });

@@ -3,7 +3,7 @@
 use banli_db::on_pool;
 use banli_domain::directory::{Agency, Deputy, Division, Session};
 use banli_domain::ids::{AgencyId, DeputyId, SessionId};
-use banli_domain::suggestion::Body;
+use banli_domain::suggestion::{ApprovalChain, Body};
 use sqlx::FromRow;
 use time::{Date, OffsetDateTime};
 
@@ -253,5 +253,61 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// The agency's approval chain (内部审批); the empty chain when none is set (replies are
+    /// issued at once).
+    pub async fn approval_chain(&self, agency: AgencyId) -> Result<ApprovalChain, StoreError> {
+        let row: Option<(String, bool)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT steps, key_items_add_head FROM approval_chains WHERE agency_id = $1",
+        )
+        .bind(agency.to_string())
+        .fetch_optional(p)
+        .await)?;
+        match row {
+            None => Ok(ApprovalChain::default()),
+            Some((steps, key_items_add_head)) => Ok(ApprovalChain {
+                steps: serde_json::from_str(&steps).map_err(|_| {
+                    StoreError::Corrupt(format!("approval chain of agency {agency}"))
+                })?,
+                key_items_add_head,
+            }),
+        }
+    }
+
+    /// Sets (replaces) the agency's approval chain. `NotFound` for an unknown agency. Drafts
+    /// already in review keep the steps they were submitted with.
+    pub async fn set_approval_chain(
+        &self,
+        agency: AgencyId,
+        chain: &ApprovalChain,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let steps = serde_json::to_string(&chain.steps)
+            .map_err(|e| StoreError::Corrupt(format!("approval chain: {e}")))?;
+        let add_head = chain.key_items_add_head;
+        self.write(move |pool| async move {
+            let r = on_pool!(&pool, p => sqlx::query(
+                "INSERT INTO approval_chains (agency_id, steps, key_items_add_head, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (agency_id) DO UPDATE SET steps = excluded.steps, key_items_add_head = excluded.key_items_add_head, updated_at = excluded.updated_at",
+            )
+            .bind(agency.to_string())
+            .bind(&steps)
+            .bind(add_head)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()));
+            match r {
+                Ok(()) => Ok(()),
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                    Err(StoreError::NotFound(format!("agency {agency}")))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 }

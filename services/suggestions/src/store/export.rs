@@ -72,6 +72,7 @@ fn rows(agencies: Vec<AgencyRow>, keys: Vec<KeyRow>) -> Result<Vec<Row>, StoreEr
     // The directory's writer: the assigning office (the only role that writes it).
     let office = agencies.iter().find(|a| a.2).and_then(|a| a.0.parse().ok());
     let actor = Actor {
+        position: None,
         role: banli_domain::Role::AssigningOffice,
         agency: office,
         deputy: None,

@@ -4,6 +4,7 @@ use banli_api::token;
 use banli_db::on_pool;
 use banli_domain::Role;
 use banli_domain::ids::{AgencyId, DeputyId};
+use banli_domain::suggestion::SignerPosition;
 use serde::Serialize;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -25,6 +26,8 @@ pub struct ApiKey {
     pub revoked_at: Option<OffsetDateTime>,
     /// The SHA-256 fingerprint of the client certificate the key is bound to.
     pub client_cert: Option<String>,
+    /// The position the key holds in its agency (内部审批: the approval steps it decides).
+    pub position: Option<SignerPosition>,
 }
 
 #[derive(FromRow)]
@@ -38,6 +41,7 @@ struct KeyRow {
     created_at: OffsetDateTime,
     revoked_at: Option<OffsetDateTime>,
     client_cert_sha256: Option<String>,
+    position: Option<String>,
 }
 
 impl KeyRow {
@@ -62,6 +66,12 @@ impl KeyRow {
             created_at: self.created_at,
             revoked_at: self.revoked_at,
             client_cert: self.client_cert_sha256.clone(),
+            position: self
+                .position
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| corrupt("position"))?,
         })
     }
 }
@@ -75,7 +85,7 @@ impl Store {
         deputy: Option<DeputyId>,
         label: &str,
     ) -> Result<(ApiKey, String), StoreError> {
-        self.create_bound_key(role, agency, deputy, label, None)
+        self.create_bound_key(role, agency, deputy, label, None, None)
             .await
     }
 
@@ -88,6 +98,7 @@ impl Store {
         deputy: Option<DeputyId>,
         label: &str,
         client_cert: Option<String>,
+        position: Option<SignerPosition>,
     ) -> Result<(ApiKey, String), StoreError> {
         let id = Uuid::now_v7();
         let (token, secret_hash) = token::issue(id);
@@ -99,7 +110,7 @@ impl Store {
             .write(move |pool| async move {
                 let inserted: Result<(), sqlx::Error> = super::export::with_export!(pool, |tx| {
                     let r = sqlx::query(
-                        "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at, client_cert_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO api_keys (id, secret_hash, role, agency_id, deputy_id, label, created_at, client_cert_sha256, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(id.to_string())
                     .bind(&secret_hash)
@@ -109,6 +120,7 @@ impl Store {
                     .bind(&owned_label)
                     .bind(now)
                     .bind(&cert)
+                    .bind(position.map(|p| p.as_str()))
                     .execute(&mut *tx)
                     .await;
                     if let Err(e) = r {
@@ -139,6 +151,7 @@ impl Store {
             created_at: now,
             revoked_at: None,
             client_cert,
+            position,
         };
         Ok((key, token))
     }
@@ -149,7 +162,7 @@ impl Store {
             return Ok(None);
         };
         let row: Option<KeyRow> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at, client_cert_sha256 FROM api_keys WHERE id = $1",
+            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at, client_cert_sha256, position FROM api_keys WHERE id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(p)
@@ -164,7 +177,7 @@ impl Store {
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let rows: Vec<KeyRow> = on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at, client_cert_sha256 FROM api_keys ORDER BY id",
+            "SELECT id, secret_hash, role, agency_id, deputy_id, label, created_at, revoked_at, client_cert_sha256, position FROM api_keys ORDER BY id",
         )
         .fetch_all(p)
         .await)?;

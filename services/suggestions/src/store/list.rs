@@ -187,7 +187,7 @@ impl Store {
 }
 
 /// Suggestion ids as read from a one-column query.
-fn suggestion_ids(rows: Vec<(String,)>) -> Result<Vec<SuggestionId>, StoreError> {
+pub(super) fn suggestion_ids(rows: Vec<(String,)>) -> Result<Vec<SuggestionId>, StoreError> {
     rows.into_iter()
         .map(|(id,)| {
             id.parse()

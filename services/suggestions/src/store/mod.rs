@@ -10,12 +10,15 @@ mod directory;
 mod export;
 mod keys;
 mod list;
+mod publications;
 mod rows;
 mod suggestions;
 
 pub use banli_db::idempotency::Idempotency;
 pub use banli_domain::directory::{Agency, Deputy, Division, Session};
 pub use keys::ApiKey;
+use list::suggestion_ids;
+pub use publications::{PublicReplyRow, PublicationRow};
 pub use suggestions::{
     InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary,
 };

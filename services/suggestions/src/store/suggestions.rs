@@ -219,6 +219,8 @@ impl Store {
                 e.occurred_at,
             ));
         }
+        let publications =
+            super::publications::ops(after, &events.iter().map(|e| &e.event).collect::<Vec<_>>());
         let details = &after.details;
         // Only the assignment rows that are new or changed are written.
         let projection =
@@ -278,13 +280,18 @@ impl Store {
                 rows,
                 changed,
             };
-            let Some(i) = inbox else {
+            if inbox.is_none() && publications.is_empty() {
                 // One statement is atomic by itself: no transaction round trips.
                 let mut c = pg.acquire().await?;
                 return append.run(&mut c).await;
-            };
+            }
             let mut tx = pg.begin().await?;
             append.run(&mut tx).await?;
+            super::publications::postgres::apply(&mut tx, &publications).await?;
+            let Some(i) = inbox else {
+                tx.commit().await?;
+                return Ok(());
+            };
             banli_eventlog::inbox::postgres::record(
                 i.inbox,
                 &mut tx,
@@ -380,6 +387,7 @@ impl Store {
                         .await?;
                 }
             }
+            super::publications::sqlite::apply(&mut *tx, &publications).await?;
             if let Some((inbox, envelope)) = &inbox {
                 banli_eventlog::inbox::sqlite::record(inbox, &mut *tx, envelope, Handled::Applied, true)
                     .await

@@ -3,11 +3,13 @@
 
 use banli_testkit as support;
 
+mod approval;
 mod bad_input;
 mod consistency;
 mod documents;
 mod grpc;
 mod lifecycle;
 mod policy_matrix;
+mod publication;
 mod review;
 mod tls;

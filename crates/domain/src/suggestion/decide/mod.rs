@@ -5,9 +5,11 @@
 //! the deputies' rating of it), `substance` (co-handling opinions' measures and consultations),
 //! `feedback` (ratings, evaluation, recomputed deadlines).
 
+mod approval;
 mod closure;
 mod feedback;
 mod lifecycle;
+mod publish;
 mod reply;
 mod review;
 mod substance;
@@ -330,7 +332,15 @@ pub fn decide(
             reply,
             commitments,
             explanation,
-        } => ctx.issue_reply(reply, commitments, explanation.as_deref()),
+            approval_chain,
+        } => ctx.issue_reply(reply, commitments, explanation.as_deref(), approval_chain),
+        K::DecideApprovalStep {
+            assignment,
+            step,
+            approve,
+            comment,
+            on,
+        } => ctx.decide_approval_step(*assignment, *step, *approve, comment, *on),
         K::ReviewReply {
             reply,
             accept,
@@ -338,6 +348,11 @@ pub fn decide(
             on,
         } => ctx.review_reply(*reply, *accept, reasons, *on),
         K::LapseReplyReviews { on } => ctx.lapse_reply_reviews(*on),
+        K::PublishReply { reply, names, on } => ctx.publish_reply(*reply, names, *on),
+        K::WithdrawPublication { reply, reason, on } => {
+            ctx.withdraw_publication(*reply, reason, *on)
+        }
+        K::PublishDueReplies { names, on } => ctx.publish_due_replies(names, *on),
         K::ChangeClass { to, reason, on } => {
             ctx.office()?;
             ctx.in_state(&[

@@ -3,15 +3,37 @@
 use super::*;
 
 impl<'a> Ctx<'a> {
+    /// A unit's reply: issued at once, or — where the unit has an approval chain — drafted into
+    /// it (内部审批), to be issued when the chain completes.
     pub(super) fn issue_reply(
         &self,
         reply: &Reply,
         drafts: &[CommitmentDraft],
         explanation: Option<&str>,
+        chain: &ApprovalChain,
+    ) -> Result<Vec<SuggestionEvent>> {
+        let steps = chain.steps_for(self.s.details.key_supervised);
+        if steps.is_empty() {
+            self.issue_checked(reply, drafts, explanation, Some(AGENCY_DECIDERS))
+        } else {
+            self.submit_for_approval(reply, drafts, explanation, steps)
+        }
+    }
+
+    /// The events of issuing `reply` after every check of the reply gate; `roles` the roles of
+    /// the unit that may issue it (`None`: its approval chain just completed).
+    pub(super) fn issue_checked(
+        &self,
+        reply: &Reply,
+        drafts: &[CommitmentDraft],
+        explanation: Option<&str>,
+        roles: Option<&[Role]>,
     ) -> Result<Vec<SuggestionEvent>> {
         let s = self.s;
         let a = self.assignment(reply.assignment_id)?;
-        self.agency(a, AGENCY_DECIDERS)?;
+        if let Some(roles) = roles {
+            self.agency(a, roles)?;
+        }
         if !a.is_responsible() {
             return Err(self.invalid("assignment", "is a co-handling assignment: co-handlers send an opinion to the lead and receive a copy of its reply"));
         }
@@ -201,6 +223,17 @@ impl<'a> Ctx<'a> {
         if reply.reply_type != ReplyType::Joint {
             reply.countersigned_by.clear();
         }
+        reply.publication = None;
+        reply.publication_due = if self.publishes(&reply) {
+            Some(self.deadline(
+                "reply",
+                reply.on,
+                &self.rules.profile.deadlines.publication,
+                &BTreeMap::new(),
+            )?)
+        } else {
+            None
+        };
         let on = reply.on;
         let mut events = vec![SuggestionEvent::ReplyIssued(ReplyIssued {
             reply: reply.clone(),

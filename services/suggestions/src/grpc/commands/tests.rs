@@ -87,6 +87,27 @@ fn grpc_samples() -> Vec<Result<Addressed, AppError>> {
             ..Default::default()
         }
         .try_into(),
+        pb::DecideApprovalStepRequest {
+            suggestion_id: ID.into(),
+            assignment_id: ID.into(),
+            step: 0,
+            approve: true,
+            ..Default::default()
+        }
+        .try_into(),
+        pb::PublishReplyRequest {
+            suggestion_id: ID.into(),
+            reply_id: ID.into(),
+            ..Default::default()
+        }
+        .try_into(),
+        pb::WithdrawPublicationRequest {
+            suggestion_id: ID.into(),
+            reply_id: ID.into(),
+            reason: "a name was left in".into(),
+            ..Default::default()
+        }
+        .try_into(),
         pb::ChangeClassRequest {
             suggestion_id: ID.into(),
             to: pc::ReplyClass::B as i32,
@@ -168,6 +189,7 @@ fn every_command_is_reachable_from_both_transports_and_builds_its_domain_command
     let doc = crate::http::openapi();
     let s = suggestion();
     let office = Principal {
+        position: None,
         key_id: Uuid::nil(),
         role: Role::AssigningOffice,
         agency: None,
@@ -190,7 +212,7 @@ fn every_command_is_reachable_from_both_transports_and_builds_its_domain_command
         assert!(item.post.is_some(), "{variant}: {path} has no POST");
         let kind = a
             .command
-            .into_kind(&s, s.received_on, &office, Vec::new(), &Default::default())
+            .into_kind(&s, s.received_on, &office, Default::default())
             .expect("the sample builds its domain command");
         assert_eq!(
             kind.variant(),
@@ -270,6 +292,7 @@ fn a_reply_or_communication_dated_in_the_future_is_refused_for_both_transports()
     let s = suggestion();
     let today = time::macros::date!(2020 - 06 - 10);
     let p = Principal {
+        position: None,
         key_id: Uuid::nil(),
         role: Role::AssigningOffice,
         agency: None,
@@ -289,7 +312,7 @@ fn a_reply_or_communication_dated_in_the_future_is_refused_for_both_transports()
     .expect("accepted");
     let e = a
         .command
-        .into_kind(&s, today, &p, Vec::new(), &Default::default())
+        .into_kind(&s, today, &p, Default::default())
         .expect_err("refused");
     assert!(e.to_string().contains("future"), "{e}");
     let a: Addressed = pb::IssueReplyRequest {
@@ -307,7 +330,7 @@ fn a_reply_or_communication_dated_in_the_future_is_refused_for_both_transports()
     .expect("accepted");
     let e = a
         .command
-        .into_kind(&s, today, &p, Vec::new(), &Default::default())
+        .into_kind(&s, today, &p, Default::default())
         .expect_err("refused");
     assert!(e.to_string().contains("future"), "{e}");
 }
