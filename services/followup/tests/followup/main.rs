@@ -3,6 +3,7 @@
 //! schedules, alerts fired once by two replicas, the overdue tiers and the due-soon list per
 //! agency, a redelivered batch changing nothing, and a deadline met or moved.
 
+mod approval;
 mod commitments;
 mod deadlines;
 mod grpc;

@@ -187,6 +187,7 @@ impl App {
             ));
         }
         self.store().set_approval_chain(id, &chain).await?;
+        self.inner.chains.remove(&id);
         tracing::info!(steps = chain.steps.len(), "approval chain set");
         Ok(ApprovalChainView::of(agency, &chain))
     }

@@ -68,6 +68,8 @@ struct Inner {
     keys: Bounded<String, Principal>,
     /// Sessions never change once created.
     sessions: Bounded<SessionId, Session>,
+    /// Agencies' approval chains, for [`CHAIN_CACHE_TTL`].
+    chains: Bounded<AgencyId, ApprovalChain>,
     /// The document store (set once when the service is built with one).
     documents: std::sync::OnceLock<banli_documents::Documents>,
 }
@@ -78,6 +80,11 @@ pub const MAX_CO_SIGNERS: usize = 500;
 /// How long an authenticated key is trusted without asking the database again. A key revoked
 /// through this process is forgotten at once; one revoked elsewhere stops working within this.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// How long an agency's approval chain is used without reading it again. A chain set through
+/// this process applies at once; one set through another process of the suggestions service
+/// applies to the replies drafted after this.
+pub const CHAIN_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The most items one page returns.
 pub const MAX_PAGE: u32 = 200;
@@ -93,6 +100,7 @@ impl App {
                 recent: Bounded::new(2_000, None),
                 keys: Bounded::new(10_000, Some(KEY_CACHE_TTL)),
                 sessions: Bounded::new(1_000, None),
+                chains: Bounded::new(10_000, Some(CHAIN_CACHE_TTL)),
                 documents: std::sync::OnceLock::new(),
             }),
         }

@@ -220,7 +220,7 @@ impl App {
             banli_documents::access::resolve(self.documents(), p, &cmd.documents()).await?,
         );
         let approval_chain = match cmd.needs_chain_of().and_then(|a| s.assignment(a)) {
-            Some(a) => self.store().approval_chain(a.agency).await?,
+            Some(a) => self.approval_chain_of(a.agency).await?,
             None => Default::default(),
         };
         let deputy_names = if cmd.needs_deputy_names() {
@@ -404,6 +404,16 @@ impl App {
             .into_iter()
             .map(|d| d.id)
             .collect())
+    }
+
+    /// `agency`'s approval chain, from the cache when read within [`super::CHAIN_CACHE_TTL`].
+    async fn approval_chain_of(&self, agency: AgencyId) -> Result<ApprovalChain, AppError> {
+        if let Some(c) = self.inner.chains.get(&agency) {
+            return Ok(c);
+        }
+        let c = self.store().approval_chain(agency).await?;
+        self.inner.chains.put(agency, c.clone());
+        Ok(c)
     }
 
     /// The names of `s`'s deputies (lead and co-signers), as the directory has them.

@@ -35,12 +35,6 @@ pub(super) struct PublicationOps {
     pub deletes: Vec<String>,
 }
 
-impl PublicationOps {
-    pub(super) fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.deletes.is_empty()
-    }
-}
-
 /// The row changes of `events`, against the state `after` them. Nothing for the events that do
 /// not touch a publication (most of them): the write path stays as it was.
 pub(super) fn ops(after: &Suggestion, events: &[&SuggestionEvent]) -> PublicationOps {
@@ -256,37 +250,30 @@ macro_rules! upsert_fn {
                 .await?;
             Ok(())
         }
-
-        pub(crate) async fn delete(
-            c: &mut <$db as sqlx::Database>::Connection,
-            reply_id: &str,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query("DELETE FROM reply_publications WHERE reply_id = $1")
-                .bind(reply_id)
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        }
-
-        /// Applies `ops` in the append's transaction.
-        pub(crate) async fn apply(
-            c: &mut <$db as sqlx::Database>::Connection,
-            ops: &PublicationOps,
-        ) -> Result<(), sqlx::Error> {
-            for id in &ops.deletes {
-                delete(&mut *c, id).await?;
-            }
-            for r in &ops.upserts {
-                upsert(&mut *c, r).await?;
-            }
-            Ok(())
-        }
     };
 }
 
 pub(super) mod sqlite {
     use super::*;
     upsert_fn!(sqlx::Sqlite);
+
+    /// Applies `ops` in the append's transaction (on PostgreSQL they are part of the append's
+    /// one statement).
+    pub(crate) async fn apply(
+        c: &mut sqlx::SqliteConnection,
+        ops: &PublicationOps,
+    ) -> Result<(), sqlx::Error> {
+        for id in &ops.deletes {
+            sqlx::query("DELETE FROM reply_publications WHERE reply_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+        }
+        for r in &ops.upserts {
+            upsert(&mut *c, r).await?;
+        }
+        Ok(())
+    }
 }
 
 pub(super) mod postgres {

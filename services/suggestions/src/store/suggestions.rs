@@ -279,19 +279,15 @@ impl Store {
                 now,
                 rows,
                 changed,
+                publications,
             };
-            if inbox.is_none() && publications.is_empty() {
+            let Some(i) = inbox else {
                 // One statement is atomic by itself: no transaction round trips.
                 let mut c = pg.acquire().await?;
                 return append.run(&mut c).await;
-            }
+            };
             let mut tx = pg.begin().await?;
             append.run(&mut tx).await?;
-            super::publications::postgres::apply(&mut tx, &publications).await?;
-            let Some(i) = inbox else {
-                tx.commit().await?;
-                return Ok(());
-            };
             banli_eventlog::inbox::postgres::record(
                 i.inbox,
                 &mut tx,
@@ -429,6 +425,8 @@ struct PgAppend {
     now: OffsetDateTime,
     rows: Vec<EventValues>,
     changed: Vec<(bool, AssignmentValues)>,
+    /// The publication rows the events move (公开答复).
+    publications: super::publications::PublicationOps,
 }
 
 impl PgAppend {
@@ -448,6 +446,12 @@ impl PgAppend {
                ON CONFLICT (assignment_id) DO UPDATE SET state = EXCLUDED.state, reply_due = EXCLUDED.reply_due) \
              , d AS (INSERT INTO suggestion_deputies (deputy_id, suggestion_id) \
                SELECT x.deputy, s.id FROM s, UNNEST({12}::text[]) AS x(deputy)) \
+             , pu AS (INSERT INTO reply_publications (reply_id, suggestion_id, due, published_on, agency_id, number, title, class, reply_type, document_number, replied_on, body, disclosure, automatic) \
+               SELECT x.rid, x.sid, NULLIF(x.due, '')::date, NULLIF(x.pub, '')::date, NULLIF(x.agency, ''), NULLIF(x.num, ''), NULLIF(x.title, ''), NULLIF(x.class, ''), NULLIF(x.rtype, ''), NULLIF(x.docnum, ''), NULLIF(x.replied, '')::date, NULLIF(x.body, ''), NULLIF(x.disc, ''), x.auto FROM s, \
+               UNNEST({13}::text[], {14}::text[], {15}::text[], {16}::text[], {17}::text[], {18}::text[], {19}::text[], {20}::text[], {21}::text[], {22}::text[], {23}::text[], {24}::text[], {25}::text[], {26}::bool[]) \
+                 AS x(rid, sid, due, pub, agency, num, title, class, rtype, docnum, replied, body, disc, auto) \
+               ON CONFLICT (reply_id) DO UPDATE SET due = EXCLUDED.due, published_on = EXCLUDED.published_on, agency_id = EXCLUDED.agency_id, number = EXCLUDED.number, title = EXCLUDED.title, class = EXCLUDED.class, reply_type = EXCLUDED.reply_type, document_number = EXCLUDED.document_number, replied_on = EXCLUDED.replied_on, body = EXCLUDED.body, disclosure = EXCLUDED.disclosure, automatic = EXCLUDED.automatic) \
+             , pd AS (DELETE FROM reply_publications WHERE reply_id = ANY({27}::text[]) AND EXISTS (SELECT 1 FROM s)) \
              SELECT COUNT(*) FROM s",
             p(0),
             p(1),
@@ -461,7 +465,22 @@ impl PgAppend {
             p(9),
             p(10),
             p(11),
-            p(12)
+            p(12),
+            p(13),
+            p(14),
+            p(15),
+            p(16),
+            p(17),
+            p(18),
+            p(19),
+            p(20),
+            p(21),
+            p(22),
+            p(23),
+            p(24),
+            p(25),
+            p(26),
+            p(27)
         )
     }
 
@@ -523,6 +542,29 @@ impl PgAppend {
             .bind(acol(|a| a.3.to_owned()))
             .bind(acol(|a| a.4.map(format_date).unwrap_or_default()))
             .bind(self.deputies.clone());
+        // The publication rows (公开答复): empty arrays for most appends.
+        let pubs = &self.publications.upserts;
+        let text = |f: fn(&super::publications::PublicationRow) -> Option<String>| {
+            pubs.iter()
+                .map(|r| f(r).unwrap_or_default())
+                .collect::<Vec<String>>()
+        };
+        q = q
+            .bind(text(|r| Some(r.reply_id.clone())))
+            .bind(text(|r| Some(r.suggestion_id.clone())))
+            .bind(text(|r| r.due.map(format_date)))
+            .bind(text(|r| r.published_on.map(format_date)))
+            .bind(text(|r| r.agency_id.clone()))
+            .bind(text(|r| r.number.clone()))
+            .bind(text(|r| r.title.clone()))
+            .bind(text(|r| r.class.clone()))
+            .bind(text(|r| r.reply_type.clone()))
+            .bind(text(|r| r.document_number.clone()))
+            .bind(text(|r| r.replied_on.map(format_date)))
+            .bind(text(|r| r.body.clone()))
+            .bind(text(|r| r.disclosure.clone()))
+            .bind(pubs.iter().map(|r| r.automatic).collect::<Vec<bool>>())
+            .bind(self.publications.deletes.clone());
         match q.fetch_one(&mut *pg).await {
             Ok((1,)) => Ok(()),
             Ok(_) => {

@@ -224,6 +224,10 @@ impl<'a> Ctx<'a> {
             reply.countersigned_by.clear();
         }
         reply.publication = None;
+        if roles.is_some() {
+            // Issued at once: no approval chain signed it off.
+            reply.approvals.clear();
+        }
         reply.publication_due = if self.publishes(&reply) {
             Some(self.deadline(
                 "reply",
