@@ -133,27 +133,39 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<PublicReplyRow>, StoreError> {
         let limit = i64::from(limit.clamp(1, 1000));
-        let (d, id) = after.unwrap_or((Date::MAX, String::new()));
-        // With no cursor the bound is above every row: `published_on <= MAX` holds for all.
-        let bounded = !id.is_empty();
-        let agency = agency.map(|a| a.to_string());
-        let sql = format!(
+        // One statement per shape, so that each is a range seek on its index (a cursor as a
+        // row value, no OR of parameters): pages deep in the list cost what the first does.
+        let mut sql = format!(
             "SELECT {PUBLIC_COLUMNS} FROM reply_publications p LEFT JOIN agencies a ON a.id = p.agency_id \
-             WHERE p.published_on IS NOT NULL \
-               AND ($1 = FALSE OR p.published_on < $2 OR (p.published_on = $2 AND p.reply_id < $3)) \
-               AND ($4 IS NULL OR p.agency_id = $4) \
-             ORDER BY p.published_on DESC, p.reply_id DESC LIMIT $5"
+             WHERE p.published_on IS NOT NULL"
         );
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if agency.is_some() {
+            sql.push_str(&format!(" AND p.agency_id = {}", next()));
+        }
+        if after.is_some() {
+            let (d, id) = (next(), next());
+            sql.push_str(&format!(" AND (p.published_on, p.reply_id) < ({d}, {id})"));
+        }
+        sql.push_str(&format!(
+            " ORDER BY p.published_on DESC, p.reply_id DESC LIMIT {}",
+            next()
+        ));
+        let agency = agency.map(|a| a.to_string());
         let rows: Vec<PublicReplyRow> = on_pool!(self.pool(), p => {
-            // Only the constant column list is spliced in; every value is bound.
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(bounded)
-                .bind(d)
-                .bind(id.clone())
-                .bind(agency.clone())
-                .bind(limit)
-                .fetch_all(p)
-                .await?
+            // Only placeholders and the constant column list are spliced in; every value is bound.
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            if let Some(a) = &agency {
+                q = q.bind(a.clone());
+            }
+            if let Some((d, id)) = &after {
+                q = q.bind(*d).bind(id.clone());
+            }
+            q.bind(limit).fetch_all(p).await?
         });
         Ok(rows)
     }

@@ -431,7 +431,9 @@ struct PgAppend {
 
 impl PgAppend {
     /// The part after the suggestion row, with array parameters from `$k` on.
-    fn tail(k: usize) -> String {
+    /// `publications`: with the publication rows' parts (公开答复), only for the appends that
+    /// move them — the others run the smaller statement they always ran.
+    fn tail(k: usize, publications: bool) -> String {
         let p = |i: usize| format!("${}", k + i);
         format!(
             ", e AS (INSERT INTO suggestion_events (suggestion_id, version, event_id, event_type, payload, actor, occurred_at) \
@@ -446,13 +448,7 @@ impl PgAppend {
                ON CONFLICT (assignment_id) DO UPDATE SET state = EXCLUDED.state, reply_due = EXCLUDED.reply_due) \
              , d AS (INSERT INTO suggestion_deputies (deputy_id, suggestion_id) \
                SELECT x.deputy, s.id FROM s, UNNEST({12}::text[]) AS x(deputy)) \
-             , pu AS (INSERT INTO reply_publications (reply_id, suggestion_id, due, published_on, agency_id, number, title, class, reply_type, document_number, replied_on, body, disclosure, automatic) \
-               SELECT x.rid, x.sid, NULLIF(x.due, '')::date, NULLIF(x.pub, '')::date, NULLIF(x.agency, ''), NULLIF(x.num, ''), NULLIF(x.title, ''), NULLIF(x.class, ''), NULLIF(x.rtype, ''), NULLIF(x.docnum, ''), NULLIF(x.replied, '')::date, NULLIF(x.body, ''), NULLIF(x.disc, ''), x.auto FROM s, \
-               UNNEST({13}::text[], {14}::text[], {15}::text[], {16}::text[], {17}::text[], {18}::text[], {19}::text[], {20}::text[], {21}::text[], {22}::text[], {23}::text[], {24}::text[], {25}::text[], {26}::bool[]) \
-                 AS x(rid, sid, due, pub, agency, num, title, class, rtype, docnum, replied, body, disc, auto) \
-               ON CONFLICT (reply_id) DO UPDATE SET due = EXCLUDED.due, published_on = EXCLUDED.published_on, agency_id = EXCLUDED.agency_id, number = EXCLUDED.number, title = EXCLUDED.title, class = EXCLUDED.class, reply_type = EXCLUDED.reply_type, document_number = EXCLUDED.document_number, replied_on = EXCLUDED.replied_on, body = EXCLUDED.body, disclosure = EXCLUDED.disclosure, automatic = EXCLUDED.automatic) \
-             , pd AS (DELETE FROM reply_publications WHERE reply_id = ANY({27}::text[]) AND EXISTS (SELECT 1 FROM s)) \
-             SELECT COUNT(*) FROM s",
+             {13}SELECT COUNT(*) FROM s",
             p(0),
             p(1),
             p(2),
@@ -466,6 +462,24 @@ impl PgAppend {
             p(10),
             p(11),
             p(12),
+            if publications {
+                Self::publication_ctes(k)
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    /// The parts of the statement that write the publication rows, parameters from `$k + 13`.
+    fn publication_ctes(k: usize) -> String {
+        let p = |i: usize| format!("${}", k + i);
+        format!(
+            "             , pu AS (INSERT INTO reply_publications (reply_id, suggestion_id, due, published_on, agency_id, number, title, class, reply_type, document_number, replied_on, body, disclosure, automatic) \
+               SELECT x.rid, x.sid, NULLIF(x.due, '')::date, NULLIF(x.pub, '')::date, NULLIF(x.agency, ''), NULLIF(x.num, ''), NULLIF(x.title, ''), NULLIF(x.class, ''), NULLIF(x.rtype, ''), NULLIF(x.docnum, ''), NULLIF(x.replied, '')::date, NULLIF(x.body, ''), NULLIF(x.disc, ''), x.auto FROM s, \
+               UNNEST({0}::text[], {1}::text[], {2}::text[], {3}::text[], {4}::text[], {5}::text[], {6}::text[], {7}::text[], {8}::text[], {9}::text[], {10}::text[], {11}::text[], {12}::text[], {13}::bool[]) \
+                 AS x(rid, sid, due, pub, agency, num, title, class, rtype, docnum, replied, body, disc, auto) \
+               ON CONFLICT (reply_id) DO UPDATE SET due = EXCLUDED.due, published_on = EXCLUDED.published_on, agency_id = EXCLUDED.agency_id, number = EXCLUDED.number, title = EXCLUDED.title, class = EXCLUDED.class, reply_type = EXCLUDED.reply_type, document_number = EXCLUDED.document_number, replied_on = EXCLUDED.replied_on, body = EXCLUDED.body, disclosure = EXCLUDED.disclosure, automatic = EXCLUDED.automatic) \
+             , pd AS (DELETE FROM reply_publications WHERE reply_id = ANY({14}::text[]) AND EXISTS (SELECT 1 FROM s)) ",
             p(13),
             p(14),
             p(15),
@@ -486,16 +500,18 @@ impl PgAppend {
 
     async fn run(self, pg: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         let new = self.expected_version == 0;
+        let with_publications =
+            !(self.publications.upserts.is_empty() && self.publications.deletes.is_empty());
         let sql = if new {
             format!(
                 "WITH s AS (INSERT INTO suggestions (id, session_id, number, state, version, title, lead_deputy_id, key_supervised, updated_at, confidential) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id){}",
-                Self::tail(11)
+                Self::tail(11, with_publications)
             )
         } else {
             format!(
                 "WITH s AS (UPDATE suggestions SET state = $1, version = $2, title = $3, updated_at = $4 WHERE id = $5 AND version = $6 RETURNING id){}",
-                Self::tail(7)
+                Self::tail(7, with_publications)
             )
         };
         // Only parameter numbers are spliced into the statement; every value is bound.
@@ -542,29 +558,31 @@ impl PgAppend {
             .bind(acol(|a| a.3.to_owned()))
             .bind(acol(|a| a.4.map(format_date).unwrap_or_default()))
             .bind(self.deputies.clone());
-        // The publication rows (公开答复): empty arrays for most appends.
+        // The publication rows (公开答复), for the appends that move them.
         let pubs = &self.publications.upserts;
         let text = |f: fn(&super::publications::PublicationRow) -> Option<String>| {
             pubs.iter()
                 .map(|r| f(r).unwrap_or_default())
                 .collect::<Vec<String>>()
         };
-        q = q
-            .bind(text(|r| Some(r.reply_id.clone())))
-            .bind(text(|r| Some(r.suggestion_id.clone())))
-            .bind(text(|r| r.due.map(format_date)))
-            .bind(text(|r| r.published_on.map(format_date)))
-            .bind(text(|r| r.agency_id.clone()))
-            .bind(text(|r| r.number.clone()))
-            .bind(text(|r| r.title.clone()))
-            .bind(text(|r| r.class.clone()))
-            .bind(text(|r| r.reply_type.clone()))
-            .bind(text(|r| r.document_number.clone()))
-            .bind(text(|r| r.replied_on.map(format_date)))
-            .bind(text(|r| r.body.clone()))
-            .bind(text(|r| r.disclosure.clone()))
-            .bind(pubs.iter().map(|r| r.automatic).collect::<Vec<bool>>())
-            .bind(self.publications.deletes.clone());
+        if with_publications {
+            q = q
+                .bind(text(|r| Some(r.reply_id.clone())))
+                .bind(text(|r| Some(r.suggestion_id.clone())))
+                .bind(text(|r| r.due.map(format_date)))
+                .bind(text(|r| r.published_on.map(format_date)))
+                .bind(text(|r| r.agency_id.clone()))
+                .bind(text(|r| r.number.clone()))
+                .bind(text(|r| r.title.clone()))
+                .bind(text(|r| r.class.clone()))
+                .bind(text(|r| r.reply_type.clone()))
+                .bind(text(|r| r.document_number.clone()))
+                .bind(text(|r| r.replied_on.map(format_date)))
+                .bind(text(|r| r.body.clone()))
+                .bind(text(|r| r.disclosure.clone()))
+                .bind(pubs.iter().map(|r| r.automatic).collect::<Vec<bool>>())
+                .bind(self.publications.deletes.clone());
+        }
         match q.fetch_one(&mut *pg).await {
             Ok((1,)) => Ok(()),
             Ok(_) => {
