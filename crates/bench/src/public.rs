@@ -24,6 +24,11 @@ use crate::server::Server;
 
 const AGENCIES: usize = 20;
 
+/// A published reply a page starts after: its date, id and agency.
+type Cursor = (time::Date, uuid::Uuid, String);
+/// A kind of request: its name, and its path from a cursor.
+type Kind = (&'static str, fn(&Cursor) -> String);
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -112,7 +117,7 @@ pub async fn run(backend: Backend, replies: usize, requests: usize, clients: usi
     );
 
     let cursors = Arc::new(cursors);
-    let kinds: [(&str, fn(&(time::Date, uuid::Uuid, String)) -> String); 4] = [
+    let kinds: [Kind; 4] = [
         ("readyz (baseline)", |_| "/readyz".to_owned()),
         ("first page", |_| {
             "/v1/public/replies?page_size=20".to_owned()
