@@ -474,6 +474,47 @@ impl World {
             .await
     }
 
+    /// A sole unit's item ready to reply: the submitted suggestion `s` (as the submission
+    /// answered it) reviewed, accepted, assigned to the lead agency as its sole unit (and known to
+    /// the coordination service), signed for, dispatched, and discussed face to face with the
+    /// deputy on `talked_on`. Returns (suggestion, assignment).
+    pub async fn ready_sole(&self, s: &Value, talked_on: &str) -> (String, String) {
+        let (api, k) = (&self.api, &self.keys);
+        let id = s["id"].as_str().expect("id").to_owned();
+        api.ok(
+            &format!("/v1/suggestions/{id}/start-review"),
+            &k.office,
+            json!({}),
+        )
+        .await;
+        api.ok(
+            &format!("/v1/suggestions/{id}/review"),
+            &k.office,
+            json!({"decision": "accept"}),
+        )
+        .await;
+        let s = api
+            .ok(
+                &format!("/v1/suggestions/{id}/assignments"),
+                &k.office,
+                json!({"units": [{"agency_id": self.lead, "role": "sole"}]}),
+            )
+            .await;
+        let a = assignment_of(&s, &self.lead);
+        api.eventually(&format!("/v1/coordination/cases/{id}"), &k.office, |c| {
+            c["units"].as_array().is_some_and(|u| u.len() == 1)
+        })
+        .await;
+        self.sign_and_dispatch(&id, &a, &k.lead_admin).await;
+        api.ok(
+            &format!("/v1/suggestions/{id}/communications"),
+            &k.lead_admin,
+            json!({"assignment_id": a, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [self.deputy], "summary": "scope", "on": talked_on}),
+        )
+        .await;
+        (id, a)
+    }
+
     /// Submitted, reviewed, accepted and assigned to lead + co1 + co2, and known to the
     /// coordination service; returns (id, lead, co1, co2).
     pub async fn assigned(&self, number: &str) -> (String, String, String, String) {

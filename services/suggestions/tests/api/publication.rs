@@ -19,33 +19,7 @@ async fn replied(w: &World, number: &str, extra: Value) -> (String, String) {
         body[k] = v.clone();
     }
     let s = api.ok("/v1/suggestions", &k.deputy, body).await;
-    let id = s["id"].as_str().expect("id").to_owned();
-    api.ok(
-        &format!("/v1/suggestions/{id}/start-review"),
-        &k.office,
-        json!({}),
-    )
-    .await;
-    api.ok(
-        &format!("/v1/suggestions/{id}/review"),
-        &k.office,
-        json!({"decision": "accept"}),
-    )
-    .await;
-    let s = api
-        .ok(
-            &format!("/v1/suggestions/{id}/assignments"),
-            &k.office,
-            json!({"units": [{"agency_id": w.lead, "role": "sole"}]}),
-        )
-        .await;
-    let a = crate::support::assignment_of(&s, &w.lead);
-    api.eventually(&format!("/v1/coordination/cases/{id}"), &k.office, |c| {
-        c["units"].as_array().is_some_and(|u| u.len() == 1)
-    })
-    .await;
-    w.sign_and_dispatch(&id, &a, &k.lead_admin).await;
-    api.ok(&format!("/v1/suggestions/{id}/communications"), &k.lead_admin, json!({"assignment_id": a, "phase": "during", "method": "visit", "face_to_face": true, "deputy_ids": [w.deputy], "summary": "scope", "on": "2020-03-02"})).await;
+    let (id, a) = w.ready_sole(&s, "2020-03-02").await;
     let s = api
         .ok(
             &format!("/v1/suggestions/{id}/replies"),
