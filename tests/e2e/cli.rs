@@ -179,3 +179,81 @@ fn bad_configuration_and_profiles_are_refused_with_the_reason() {
     );
     std::fs::remove_dir_all(dir).expect("cleanup");
 }
+
+#[test]
+fn users_are_created_listed_and_reset_from_the_command_line() {
+    let dir = temp_dir();
+    let created = banli(
+        &dir,
+        &[
+            "users",
+            "create",
+            "--username",
+            "office.li",
+            "--role",
+            "assigning_office",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let out = text(&created.stdout);
+    let token = out
+        .lines()
+        .last()
+        .expect("the token, last")
+        .trim()
+        .to_owned();
+    assert_eq!(token.len(), 64, "{out}");
+    assert!(out.contains("/set-password?token="), "{out}");
+    let list = text(&banli(&dir, &["users", "list"]).stdout);
+    assert!(
+        list.contains("office.li\tassigning_office") && list.contains("password not set"),
+        "{list}"
+    );
+    let again = banli(
+        &dir,
+        &[
+            "users",
+            "create",
+            "--username",
+            "office.li",
+            "--role",
+            "assigning_office",
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let bad = banli(
+        &dir,
+        &[
+            "users",
+            "create",
+            "--username",
+            "h",
+            "--role",
+            "handler",
+            "--agency",
+            "No such agency",
+        ],
+    );
+    assert!(!bad.status.success());
+    let reset = banli(
+        &dir,
+        &["users", "reset-password", "--username", "office.li"],
+    );
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    let new_token = text(&reset.stdout)
+        .lines()
+        .last()
+        .expect("token")
+        .trim()
+        .to_owned();
+    assert_eq!(new_token.len(), 64);
+    assert_ne!(new_token, token, "a new token; the old one no longer works");
+    let unknown = banli(&dir, &["users", "reset-password", "--username", "nobody"]);
+    assert!(!unknown.status.success());
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}

@@ -212,6 +212,16 @@ fn serve_starts_answers_and_stops_gracefully() {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600, "the key file is readable only by its owner");
+        // The office's first account: its one-time set-password token, as private as the key.
+        let user_file = dir.join("data/assigning-office.user");
+        let text = std::fs::read_to_string(&user_file).expect("the first start writes the user");
+        assert!(text.starts_with("username: office\n"), "{text}");
+        let mode = std::fs::metadata(&user_file)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "the user file is readable only by its owner");
         let dir_mode = std::fs::metadata(dir.join("data"))
             .expect("meta")
             .permissions()

@@ -38,6 +38,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// Create, list and reset accounts for people (the web console's users).
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// The PRC working-day calendar and deadline arithmetic.
     #[command(subcommand)]
     Calendar(cmd::calendar::CalendarCommand),
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         }
         Command::Init => run_async(cmd::init::run(&config)),
         Command::Keys(c) => run_async(cmd::keys::run(&config, c)),
+        Command::Users(c) => run_async(cmd::users::run(&config, c)),
         Command::Calendar(c) => cmd::calendar::run(&config, c),
         Command::Profile(c) => cmd::profile::run(&config, c),
         Command::Audit(c) => run_async(cmd::audit::run(&config, c)),

@@ -6,3 +6,4 @@ pub mod keys;
 pub mod profile;
 pub mod sequencer;
 pub mod serve;
+pub mod users;

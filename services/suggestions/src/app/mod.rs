@@ -34,8 +34,10 @@ mod directory;
 mod documents;
 mod public;
 mod suggestions;
+pub mod users;
 
 pub use public::{MAX_PUBLIC_PAGE, PublicReplyPage, PublicReplyView, document_html};
+pub use users::{LOCKOUT, MAX_FAILED_LOGINS, MIN_PASSWORD_CHARS, SETUP_TTL};
 
 /// What became of a command applied for another service.
 #[derive(Debug, Clone, PartialEq, Eq)]

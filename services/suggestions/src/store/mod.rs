@@ -13,6 +13,7 @@ mod list;
 mod publications;
 mod rows;
 mod suggestions;
+mod users;
 
 pub use banli_db::idempotency::Idempotency;
 pub use banli_domain::directory::{Agency, Deputy, Division, Session};
@@ -22,6 +23,7 @@ pub use publications::{PublicReplyRow, PublicationRow};
 pub use suggestions::{
     InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary,
 };
+pub use users::User;
 
 use std::future::Future;
 

@@ -10,6 +10,10 @@ use crate::config::Config;
 
 /// The file the first start writes the assigning office's key to.
 pub const FIRST_KEY_FILE: &str = "assigning-office.key";
+/// The first start's account for the office's people, and the file with its one-time
+/// set-password token (readable only by its owner).
+pub const FIRST_USER: &str = "office";
+pub const FIRST_USER_FILE: &str = "assigning-office.user";
 
 /// Which services this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

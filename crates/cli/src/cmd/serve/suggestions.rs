@@ -10,7 +10,9 @@ use banli_domain::ids::AgencyId;
 use banli_suggestions::app::Clock;
 use banli_suggestions::store::Store;
 
-use super::{Deps, FIRST_KEY_FILE, Process, RELAY_IDLE, purge, run_options};
+use super::{
+    Deps, FIRST_KEY_FILE, FIRST_USER, FIRST_USER_FILE, Process, RELAY_IDLE, purge, run_options,
+};
 
 /// What the rest of the process needs of the suggestions service.
 pub(super) struct Suggestions {
@@ -235,6 +237,26 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
     let path = data_dir.join(FIRST_KEY_FILE);
     write_private(&path, &format!("{token}\n"))?;
     tracing::info!(key_id = %key.id, file = %path.display(), "created the first assigning-office key");
+    // And an account for the office's people, with its one-time set-password token beside it.
+    let (secret, hash) = banli_suggestions::app::users::new_setup_token();
+    let user = store
+        .create_user(
+            FIRST_USER,
+            Role::AssigningOffice,
+            Some(office.id),
+            None,
+            &hash,
+            time::OffsetDateTime::now_utc() + banli_suggestions::app::SETUP_TTL,
+        )
+        .await?;
+    let user_path = data_dir.join(FIRST_USER_FILE);
+    write_private(
+        &user_path,
+        &format!(
+            "username: {FIRST_USER}\none-time set-password token (72 hours; `banli users reset-password --username {FIRST_USER}` issues a new one):\n{secret}\n"
+        ),
+    )?;
+    tracing::info!(user_id = %user.id, file = %user_path.display(), "created the first assigning-office user");
     println!(
         "First start: an assigning-office API key is in {} (readable only by you).",
         path.display()

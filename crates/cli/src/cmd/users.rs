@@ -1,0 +1,134 @@
+//! `banli users`: accounts for people (the web console's users) beside API keys for systems.
+//! A new account has no password: the command prints a one-time set-password token (and the
+//! path of the console's page that takes it), valid for 72 hours.
+
+use anyhow::{Result, bail};
+use banli_db::{ConnectOptions, Pool};
+use banli_domain::Role;
+use banli_suggestions::app::{App, Clock};
+use banli_suggestions::store::Store;
+use clap::Subcommand;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a person's account; prints its one-time set-password token.
+    Create {
+        /// 3 to 64 characters: letters, digits, `.`, `_`, `-` or `@`.
+        #[arg(long)]
+        username: String,
+        /// assigning_office, agency_admin, handler, leader, deputy or auditor.
+        #[arg(long)]
+        role: Role,
+        /// The agency (id or exact name) for agency_admin, handler and leader accounts.
+        #[arg(long)]
+        agency: Option<String>,
+        /// The deputy id for a deputy's account.
+        #[arg(long)]
+        deputy: Option<Uuid>,
+    },
+    /// Issue a new one-time set-password token: the old password stops working and a lockout
+    /// is lifted.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+    },
+    /// List accounts (never their passwords).
+    List,
+}
+
+pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
+    let pool = Pool::connect(
+        &config.database_url(),
+        &ConnectOptions {
+            max_connections: 2,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let store = Store::new(pool.clone());
+    store.migrate().await?;
+    super::init::ensure_assigning_office(&store).await?;
+    let app = App::new(
+        store.clone(),
+        config.rule_profile()?,
+        config.calendar()?,
+        Clock::System,
+    );
+    let result = match cmd {
+        UsersCommand::Create {
+            username,
+            role,
+            agency,
+            deputy,
+        } => {
+            let agency_id = match agency {
+                None => None,
+                Some(a) => match Uuid::try_parse(&a) {
+                    Ok(id) => Some(id),
+                    Err(_) => match store
+                        .list_agencies()
+                        .await?
+                        .into_iter()
+                        .find(|x| x.name == a)
+                    {
+                        Some(found) => Some(found.id.0),
+                        None => bail!(
+                            "no agency is named `{a}`; `banli` lists agencies at GET /v1/agencies"
+                        ),
+                    },
+                },
+            };
+            let (user, token) = app
+                .create_user(&username, role, agency_id, deputy)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            println!("created user {} (role {})", user.username, user.role);
+            print_token(&token);
+            Ok(())
+        }
+        UsersCommand::ResetPassword { username } => {
+            let token = app
+                .reset_password(&username)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            println!("the password of {username} is reset; the old one no longer works");
+            print_token(&token);
+            Ok(())
+        }
+        UsersCommand::List => {
+            for u in store.list_users().await? {
+                let bound = u
+                    .agency_id
+                    .map(|a| a.to_string())
+                    .or(u.deputy_id.map(|d| d.to_string()))
+                    .unwrap_or_else(|| "-".into());
+                let state = if u.disabled_at.is_some() {
+                    "disabled"
+                } else if u.password_hash.is_none() {
+                    "password not set"
+                } else if u
+                    .locked_until
+                    .is_some_and(|t| t > time::OffsetDateTime::now_utc())
+                {
+                    "locked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{bound}\t{state}", u.username, u.role);
+            }
+            Ok(())
+        }
+    };
+    pool.close().await;
+    result
+}
+
+fn print_token(token: &str) {
+    println!(
+        "the one-time set-password token below is valid for 72 hours and shown once; the person sets a password with it at /set-password?token=<token> on the console:"
+    );
+    println!("{token}");
+}
