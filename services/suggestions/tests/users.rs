@@ -10,7 +10,10 @@ use banli_suggestions::store::Store;
 use time::macros::date;
 
 async fn app() -> (TestDb, App) {
-    let db = TestDb::sqlite().await;
+    on(TestDb::sqlite().await).await
+}
+
+async fn on(db: TestDb) -> (TestDb, App) {
     let store = Store::new(db.pool.clone());
     store.migrate().await.expect("migrations");
     let office = banli_domain::directory::Agency {
@@ -30,7 +33,18 @@ async fn app() -> (TestDb, App) {
 
 #[tokio::test]
 async fn a_person_sets_a_password_once_and_logs_in_with_it() {
-    let (_db, app) = app().await;
+    sets_a_password_once(app().await).await;
+}
+
+#[tokio::test]
+async fn accounts_work_on_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    sets_a_password_once(on(db).await).await;
+}
+
+async fn sets_a_password_once((_db, app): (TestDb, App)) {
     let (user, token) = app
         .create_user("office.li", Role::AssigningOffice, None, None)
         .await

@@ -10,7 +10,7 @@ CREATE TABLE users (
     password_hash     TEXT,
     setup_hash        TEXT,
     setup_expires_at  TIMESTAMPTZ,
-    failed_logins     INTEGER NOT NULL DEFAULT 0,
+    failed_logins     BIGINT NOT NULL DEFAULT 0,
     locked_until      TIMESTAMPTZ,
     created_at        TIMESTAMPTZ NOT NULL,
     disabled_at       TIMESTAMPTZ

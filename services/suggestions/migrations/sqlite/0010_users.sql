@@ -10,7 +10,7 @@ CREATE TABLE users (
     password_hash     TEXT,
     setup_hash        TEXT,
     setup_expires_at  TEXT,
-    failed_logins     INTEGER NOT NULL DEFAULT 0,
+    failed_logins     BIGINT NOT NULL DEFAULT 0,
     locked_until      TEXT,
     created_at        TEXT NOT NULL,
     disabled_at       TEXT
