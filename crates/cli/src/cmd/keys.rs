@@ -69,23 +69,7 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
                 .map(banli_api::tls::fingerprint_of)
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
-            let agency_id = match agency {
-                None => None,
-                Some(a) => match Uuid::try_parse(&a) {
-                    Ok(id) => Some(id),
-                    Err(_) => match store
-                        .list_agencies()
-                        .await?
-                        .into_iter()
-                        .find(|x| x.name == a)
-                    {
-                        Some(found) => Some(found.id.0),
-                        None => bail!(
-                            "no agency is named `{a}`; `banli` lists agencies at GET /v1/agencies"
-                        ),
-                    },
-                },
-            };
+            let agency_id = agency_by_id_or_name(&store, agency).await?;
             let app = App::new(
                 store.clone(),
                 config.rule_profile()?,
@@ -154,4 +138,26 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
     };
     pool.close().await;
     result
+}
+
+/// An agency given on the command line by its id or its exact name.
+pub(crate) async fn agency_by_id_or_name(
+    store: &Store,
+    agency: Option<String>,
+) -> Result<Option<Uuid>> {
+    let Some(a) = agency else {
+        return Ok(None);
+    };
+    if let Ok(id) = Uuid::try_parse(&a) {
+        return Ok(Some(id));
+    }
+    match store
+        .list_agencies()
+        .await?
+        .into_iter()
+        .find(|x| x.name == a)
+    {
+        Some(found) => Ok(Some(found.id.0)),
+        None => bail!("no agency is named `{a}`; `banli` lists agencies at GET /v1/agencies"),
+    }
 }

@@ -2,7 +2,7 @@
 //! A new account has no password: the command prints a one-time set-password token (and the
 //! path of the console's page that takes it), valid for 72 hours.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use banli_db::{ConnectOptions, Pool};
 use banli_domain::Role;
 use banli_suggestions::app::{App, Clock};
@@ -64,23 +64,7 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
             agency,
             deputy,
         } => {
-            let agency_id = match agency {
-                None => None,
-                Some(a) => match Uuid::try_parse(&a) {
-                    Ok(id) => Some(id),
-                    Err(_) => match store
-                        .list_agencies()
-                        .await?
-                        .into_iter()
-                        .find(|x| x.name == a)
-                    {
-                        Some(found) => Some(found.id.0),
-                        None => bail!(
-                            "no agency is named `{a}`; `banli` lists agencies at GET /v1/agencies"
-                        ),
-                    },
-                },
-            };
+            let agency_id = super::keys::agency_by_id_or_name(&store, agency).await?;
             let (user, token) = app
                 .create_user(&username, role, agency_id, deputy)
                 .await

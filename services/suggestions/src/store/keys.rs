@@ -47,21 +47,17 @@ struct KeyRow {
 impl KeyRow {
     fn into_key(self) -> Result<ApiKey, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("api key {}: {what}", self.id));
+        let (role, agency_id, deputy_id) = super::parse_binding(
+            &format!("api key {}", self.id),
+            &self.role,
+            self.agency_id.as_deref(),
+            self.deputy_id.as_deref(),
+        )?;
         Ok(ApiKey {
             id: self.id.parse().map_err(|_| corrupt("id"))?,
-            role: self.role.parse().map_err(|_| corrupt("role"))?,
-            agency_id: self
-                .agency_id
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| corrupt("agency"))?,
-            deputy_id: self
-                .deputy_id
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| corrupt("deputy"))?,
+            role,
+            agency_id,
+            deputy_id,
             label: self.label.clone(),
             created_at: self.created_at,
             revoked_at: self.revoked_at,

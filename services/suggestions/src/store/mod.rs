@@ -157,3 +157,32 @@ pub fn migrator(backend: banli_db::Backend) -> sqlx::migrate::Migrator {
     m.dangerous_set_table_name(MIGRATIONS_TABLE);
     m
 }
+
+/// The role and binding of a key's or an account's row, parsed; `what` names the row in the
+/// error.
+pub(crate) fn parse_binding(
+    what: &str,
+    role: &str,
+    agency: Option<&str>,
+    deputy: Option<&str>,
+) -> Result<
+    (
+        banli_domain::Role,
+        Option<banli_domain::ids::AgencyId>,
+        Option<banli_domain::ids::DeputyId>,
+    ),
+    StoreError,
+> {
+    let corrupt = |field: &str| StoreError::Corrupt(format!("{what}: {field}"));
+    Ok((
+        role.parse().map_err(|_| corrupt("role"))?,
+        agency
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("agency"))?,
+        deputy
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| corrupt("deputy"))?,
+    ))
+}

@@ -49,21 +49,17 @@ const COLUMNS: &str = "id, username, role, agency_id, deputy_id, password_hash, 
 impl UserRow {
     fn into_user(self) -> Result<User, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("user {}: {what}", self.id));
+        let (role, agency_id, deputy_id) = super::parse_binding(
+            &format!("user {}", self.id),
+            &self.role,
+            self.agency_id.as_deref(),
+            self.deputy_id.as_deref(),
+        )?;
         Ok(User {
             id: self.id.parse().map_err(|_| corrupt("id"))?,
-            role: self.role.parse().map_err(|_| corrupt("role"))?,
-            agency_id: self
-                .agency_id
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| corrupt("agency"))?,
-            deputy_id: self
-                .deputy_id
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| corrupt("deputy"))?,
+            role,
+            agency_id,
+            deputy_id,
             username: self.username,
             password_hash: self.password_hash,
             setup_hash: self.setup_hash,
