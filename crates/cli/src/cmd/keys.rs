@@ -44,17 +44,7 @@ pub enum KeysCommand {
 }
 
 pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
-    let pool = Pool::connect(
-        &config.database_url(),
-        &ConnectOptions {
-            max_connections: 2,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let store = Store::new(pool.clone());
-    store.migrate().await?;
-    super::init::ensure_assigning_office(&store).await?;
+    let (pool, store) = open_store(config).await?;
     let result = match cmd {
         KeysCommand::Create {
             role,
@@ -138,6 +128,23 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> Result<()> {
     };
     pool.close().await;
     result
+}
+
+/// The suggestions service's store for a command-line tool: connected (two connections),
+/// migrated, with the assigning office.
+pub(crate) async fn open_store(config: &Config) -> Result<(Pool, Store)> {
+    let pool = Pool::connect(
+        &config.database_url(),
+        &ConnectOptions {
+            max_connections: 2,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let store = Store::new(pool.clone());
+    store.migrate().await?;
+    super::init::ensure_assigning_office(&store).await?;
+    Ok((pool, store))
 }
 
 /// An agency given on the command line by its id or its exact name.

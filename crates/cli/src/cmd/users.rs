@@ -3,10 +3,8 @@
 //! path of the console's page that takes it), valid for 72 hours.
 
 use anyhow::Result;
-use banli_db::{ConnectOptions, Pool};
 use banli_domain::Role;
 use banli_suggestions::app::{App, Clock};
-use banli_suggestions::store::Store;
 use clap::Subcommand;
 use uuid::Uuid;
 
@@ -40,17 +38,7 @@ pub enum UsersCommand {
 }
 
 pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
-    let pool = Pool::connect(
-        &config.database_url(),
-        &ConnectOptions {
-            max_connections: 2,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let store = Store::new(pool.clone());
-    store.migrate().await?;
-    super::init::ensure_assigning_office(&store).await?;
+    let (pool, store) = super::keys::open_store(config).await?;
     let app = App::new(
         store.clone(),
         config.rule_profile()?,
