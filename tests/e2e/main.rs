@@ -8,6 +8,7 @@ mod backup;
 mod cli;
 mod confidential;
 mod consistency;
+mod console;
 mod demo;
 mod deploy;
 mod distributed;

@@ -15,10 +15,21 @@ use crate::http::{ApiState, Problem};
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
+/// A caller this process has authenticated itself — a person signed in to the web console,
+/// whose pages call the API in-process. A request extension: only code inside the process can
+/// set it (nothing a client sends becomes an extension), and a request carrying it needs no
+/// `Authorization` header.
+#[derive(Debug, Clone)]
+pub struct Delegated(pub Principal);
+
 impl<S: ApiState> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        if let Some(Delegated(principal)) = parts.extensions.get::<Delegated>() {
+            tracing::Span::current().record("key_id", tracing::field::display(principal.key_id));
+            return Ok(Caller(principal.clone()));
+        }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             AppError::new(
                 ErrorCode::Unauthenticated,

@@ -19,7 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::Principal;
 use crate::error::{AppError, ErrorCode};
-pub use crate::extract::{ApiPath, ApiQuery, Caller, IfMatch, Posted};
+pub use crate::extract::{ApiPath, ApiQuery, Caller, Delegated, IfMatch, Posted};
 
 /// The default request body limit.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;

@@ -73,6 +73,7 @@ pub async fn serve(
         let (builder, router, watcher) = (builder.clone(), router.clone(), graceful.watcher());
         let first_byte = limits.header_read_timeout;
         let tls = tls.as_ref().map(|t| t.http.clone());
+        let peer = stream.peer_addr().ok().map(PeerAddr);
         tokio::spawn(async move {
             // The protocol is told by the first bytes, before HTTP/1's header timeout runs: a
             // connection that sends nothing is closed after the same time.
@@ -84,7 +85,14 @@ pub async fn serve(
             // itself.
             match tls {
                 None => {
-                    let service = TowerToHyperService::new(router);
+                    let service = TowerToHyperService::new(router.map_request(
+                        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                            if let Some(peer) = peer {
+                                req.extensions_mut().insert(peer);
+                            }
+                            req
+                        },
+                    ));
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();
@@ -100,6 +108,9 @@ pub async fn serve(
                         move |mut req: axum::extract::Request<hyper::body::Incoming>| {
                             if let Some(cert) = &cert {
                                 req.extensions_mut().insert(cert.clone());
+                            }
+                            if let Some(peer) = peer {
+                                req.extensions_mut().insert(peer);
                             }
                             req
                         },
@@ -125,6 +136,11 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// The address of the connection a request came on (a request extension): the client's, or a
+/// reverse proxy's in front of banli.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// A TLS handshake within `within`, and the fingerprint of the client's certificate if it
 /// presented one. A failed handshake (an unknown, expired or missing client certificate, a

@@ -24,6 +24,8 @@ pub enum Action {
     ReadDirectory,
     /// Read a deputy's record (including contact details).
     ReadDeputy(DeputyId),
+    /// The whole list of deputies (with their contacts): the office and inspectors.
+    ListDeputies,
     /// Create, list and revoke API keys.
     ManageKeys,
     /// Submit a suggestion led by this deputy.
@@ -85,6 +87,7 @@ pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
                 || (p.role == Role::AgencyAdmin && p.agency == Some(agency))
         }
         Action::ReadDirectory | Action::UseCalendar => true,
+        Action::ListDeputies => matches!(p.role, Role::AssigningOffice | Role::Auditor),
         Action::ReadDeputy(d) => match p.role {
             Role::Deputy => p.deputy == Some(d),
             _ => true,
@@ -106,6 +109,7 @@ pub fn allow(p: &Principal, action: Action) -> Result<(), AppError> {
             "an assigning_office key or the agency's own agency_admin key"
         }
         Action::ReadDeputy(_) => "the deputy's own key or a non-deputy key",
+        Action::ListDeputies => "an assigning-office or auditor key",
         Action::Submit(_) => "the lead deputy's own key or an assigning_office key",
         Action::ChangeSuggestion => "a key that may act (auditors only read)",
         _ => "a key bound to an agency or deputy",

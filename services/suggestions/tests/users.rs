@@ -94,6 +94,30 @@ async fn sets_a_password_once((_db, app): (TestDb, App)) {
         who.agency_id.is_some(),
         "bound to the office's agency like its keys"
     );
+    // A session: its secret finds the person, as the principal of their role; the store
+    // holds only its hash; signing out ends it; a new password ends every session.
+    let secret = app.start_session(&who).await.expect("session");
+    let signed = app.session(&secret).await.expect("read").expect("live");
+    assert_eq!(signed.user.id, who.id);
+    assert_eq!(signed.principal.key_id, who.id);
+    assert_eq!(signed.principal.role, Role::AssigningOffice);
+    assert_eq!(signed.principal.agency, who.agency_id);
+    assert!(app.session("not-a-secret").await.expect("read").is_none());
+    assert!(
+        app.session(&"0".repeat(64)).await.expect("read").is_none(),
+        "an unknown secret"
+    );
+    app.end_session(&secret).await.expect("signed out");
+    assert!(app.session(&secret).await.expect("read").is_none(), "ended");
+    let other = app.start_session(&who).await.expect("session");
+    let reset = app.reset_password("office.li").await.expect("reset");
+    assert!(
+        app.session(&other).await.expect("read").is_none(),
+        "a reset signs everyone out"
+    );
+    app.set_password(&reset, "a new good password")
+        .await
+        .expect("set again");
     // A name taken, a bad name, a deputy role without a deputy.
     let e = app
         .create_user("office.li", Role::AssigningOffice, None, None)

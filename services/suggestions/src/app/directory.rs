@@ -69,6 +69,18 @@ impl App {
         Ok((&d).into())
     }
 
+    /// Every deputy (the office and inspectors).
+    pub async fn list_deputies(&self, p: &Principal) -> Result<Vec<DeputyView>, AppError> {
+        policy::allow(p, Action::ListDeputies)?;
+        Ok(self
+            .store()
+            .list_deputies()
+            .await?
+            .iter()
+            .map(DeputyView::from)
+            .collect())
+    }
+
     pub async fn get_deputy(&self, p: &Principal, id: Uuid) -> Result<DeputyView, AppError> {
         policy::allow(p, Action::ReadDeputy(DeputyId(id)))
             .map_err(|_| AppError::not_found(format!("deputy {id} not found")))?;

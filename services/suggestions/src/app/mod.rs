@@ -37,7 +37,10 @@ mod suggestions;
 pub mod users;
 
 pub use public::{MAX_PUBLIC_PAGE, PublicReplyPage, PublicReplyView, document_html};
-pub use users::{LOCKOUT, MAX_FAILED_LOGINS, MIN_PASSWORD_CHARS, SETUP_TTL};
+pub use users::{
+    LOCKOUT, MAX_FAILED_LOGINS, MIN_PASSWORD_CHARS, SESSION_IDLE, SESSION_LIFETIME, SETUP_TTL,
+    SignedIn,
+};
 
 /// What became of a command applied for another service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,12 @@ pub const SETUP_TTL: time::Duration = time::Duration::hours(72);
 pub const MAX_FAILED_LOGINS: u32 = 5;
 /// How long a locked account stays locked.
 pub const LOCKOUT: time::Duration = time::Duration::minutes(15);
+/// How long a session lasts at most after its login (a working day and its evening).
+pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
+/// How long a session lasts unused.
+pub const SESSION_IDLE: time::Duration = time::Duration::minutes(30);
+/// How often a session's last use is written (not on every request).
+const SESSION_TOUCH: time::Duration = time::Duration::seconds(60);
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -130,6 +136,10 @@ impl App {
         user.failed_logins = 0;
         user.locked_until = None;
         self.store().update_user_secrets(&user).await?;
+        // Whoever was signed in with the old password is signed out.
+        self.store()
+            .end_user_sessions(None, Some(user.id), OffsetDateTime::now_utc())
+            .await?;
         tracing::info!(user_id = %user.id, username, "password reset: a new set-password link was issued");
         Ok(secret)
     }
@@ -171,6 +181,9 @@ impl App {
         user.failed_logins = 0;
         user.locked_until = None;
         self.store().update_user_secrets(&user).await?;
+        self.store()
+            .end_user_sessions(None, Some(user.id), OffsetDateTime::now_utc())
+            .await?;
         tracing::info!(user_id = %user.id, username = %user.username, "password set");
         Ok(user)
     }
@@ -234,5 +247,93 @@ impl App {
         }
         self.store().update_user_secrets(&user).await?;
         Err(wrong())
+    }
+}
+
+/// A signed-in person: their account and the principal their requests act as (bound like a
+/// key of their role; `key_id` is the account's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub user: User,
+    pub principal: Principal,
+    /// When the session ends at the latest.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A session's secret has this shape (64 hex digits); anything else is not looked up.
+fn session_secret_shape(secret: &str) -> bool {
+    secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl App {
+    /// Starts a session for `user` (after [`App::check_login`]): its secret, for the cookie;
+    /// only its SHA-256 is stored. It lasts [`SESSION_LIFETIME`] at most, [`SESSION_IDLE`] unused.
+    pub async fn start_session(&self, user: &User) -> Result<String, AppError> {
+        let secret = new_secret();
+        let now = OffsetDateTime::now_utc();
+        self.store()
+            .create_user_session(
+                &token::secret_hash(&secret),
+                user.id,
+                now,
+                now + SESSION_LIFETIME,
+            )
+            .await?;
+        tracing::info!(user_id = %user.id, username = %user.username, "session started");
+        Ok(secret)
+    }
+
+    /// The person signed in with session `secret`, or `None` when it is unknown, ended,
+    /// expired (absolute or idle), or its account is disabled.
+    pub async fn session(&self, secret: &str) -> Result<Option<SignedIn>, AppError> {
+        if !session_secret_shape(secret) {
+            return Ok(None);
+        }
+        let hash = token::secret_hash(secret);
+        let Some(s) = self.store().user_session(&hash).await? else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc();
+        if s.expires_at <= now
+            || s.last_seen_at + SESSION_IDLE <= now
+            || s.user.disabled_at.is_some()
+        {
+            self.store()
+                .end_user_sessions(Some(&hash), None, now)
+                .await?;
+            tracing::info!(user_id = %s.user.id, username = %s.user.username, "session expired");
+            return Ok(None);
+        }
+        if s.last_seen_at + SESSION_TOUCH <= now {
+            self.store().touch_user_session(&hash, now).await?;
+        }
+        let principal = Principal {
+            key_id: s.user.id,
+            role: s.user.role,
+            agency: s.user.agency_id,
+            deputy: s.user.deputy_id,
+            reference: None,
+            client_cert: None,
+            position: None,
+        };
+        Ok(Some(SignedIn {
+            user: s.user,
+            principal,
+            expires_at: s.expires_at.min(now + SESSION_IDLE),
+        }))
+    }
+
+    /// Ends session `secret` (signing out); unknown secrets are ignored.
+    pub async fn end_session(&self, secret: &str) -> Result<(), AppError> {
+        if session_secret_shape(secret) {
+            self.store()
+                .end_user_sessions(
+                    Some(&token::secret_hash(secret)),
+                    None,
+                    OffsetDateTime::now_utc(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

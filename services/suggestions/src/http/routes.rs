@@ -48,7 +48,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(calendar_recompute))
         .routes(routes!(create_session, list_sessions))
         .routes(routes!(get_session))
-        .routes(routes!(create_deputy))
+        .routes(routes!(create_deputy, list_deputies))
         .routes(routes!(get_deputy))
         .routes(routes!(create_agency, list_agencies))
         .routes(routes!(get_agency))
@@ -363,6 +363,13 @@ async fn create_deputy(
         st.app.create_deputy(&caller.0, v)
     })
     .await
+}
+
+/// Every deputy, by name (the office and inspectors: the register form picks the lead deputy).
+#[utoipa::path(get, path = "/v1/deputies", tag = "directory",
+    responses((status = 200, body = Vec<DeputyView>), (status = 403, body = ProblemDocument)))]
+async fn list_deputies(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    ok(&st.app.list_deputies(&caller.0).await?)
 }
 
 /// One deputy. A deputy's key reads only its own record.

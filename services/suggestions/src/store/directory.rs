@@ -161,6 +161,28 @@ impl Store {
             .collect())
     }
 
+    /// Every deputy, by name.
+    pub async fn list_deputies(&self) -> Result<Vec<Deputy>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT id, name, delegation, contact FROM deputies ORDER BY name, id",
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(id, name, delegation, contact)| {
+                Ok(Deputy {
+                    id: DeputyId(
+                        id.parse()
+                            .map_err(|_| StoreError::Corrupt(format!("deputy id {id}")))?,
+                    ),
+                    name,
+                    delegation,
+                    contact,
+                })
+            })
+            .collect()
+    }
+
     pub async fn get_deputy(&self, id: DeputyId) -> Result<Deputy, StoreError> {
         let row: Option<(String, String, String)> = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT name, delegation, contact FROM deputies WHERE id = $1",

@@ -23,7 +23,7 @@ pub use publications::{PublicReplyRow, PublicationRow};
 pub use suggestions::{
     InboxEntry, ListFilter, NewEvent, OutboxRow, SCHEMA_VERSION, SuggestionSummary,
 };
-pub use users::User;
+pub use users::{User, UserSession};
 
 use std::future::Future;
 

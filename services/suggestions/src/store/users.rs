@@ -174,3 +174,113 @@ impl Store {
         .await
     }
 }
+
+/// A signed-in person's session (the web console's cookie), by the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSession {
+    pub user: User,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
+impl Store {
+    /// Records a session of `user_id` whose secret hashes to `id_hash`.
+    pub async fn create_user_session(
+        &self,
+        id_hash: &str,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let hash = id_hash.to_owned();
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query(
+                "INSERT INTO user_sessions (id_hash, user_id, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $3)",
+            )
+            .bind(&hash)
+            .bind(user_id.to_string())
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The session whose secret hashes to `id_hash`, with its account.
+    pub async fn user_session(&self, id_hash: &str) -> Result<Option<UserSession>, StoreError> {
+        #[derive(FromRow)]
+        struct SessionRow {
+            user_id: String,
+            created_at: OffsetDateTime,
+            expires_at: OffsetDateTime,
+            last_seen_at: OffsetDateTime,
+        }
+        let row: Option<SessionRow> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT user_id, created_at, expires_at, last_seen_at FROM user_sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash.to_owned())
+        .fetch_optional(p)
+        .await)?;
+        let Some(row) = row else { return Ok(None) };
+        let user: Option<UserRow> = on_pool!(self.pool(), p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(&row.user_id)
+        .fetch_optional(p)
+        .await)?;
+        let Some(user) = user else { return Ok(None) };
+        Ok(Some(UserSession {
+            user: user.into_user()?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_seen_at: row.last_seen_at,
+        }))
+    }
+
+    /// Marks a session used at `now`.
+    pub async fn touch_user_session(
+        &self,
+        id_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let hash = id_hash.to_owned();
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query("UPDATE user_sessions SET last_seen_at = $1 WHERE id_hash = $2")
+                .bind(now)
+                .bind(&hash)
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends one session (`Some(hash)`) or every session of `user_id`, and any session past
+    /// `before` (expired ones are forgotten on the way).
+    pub async fn end_user_sessions(
+        &self,
+        id_hash: Option<&str>,
+        user_id: Option<Uuid>,
+        before: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let hash = id_hash.map(str::to_owned);
+        self.write(move |pool| async move {
+            on_pool!(&pool, p => sqlx::query(
+                "DELETE FROM user_sessions WHERE id_hash = $1 OR user_id = $2 OR expires_at < $3",
+            )
+            .bind(&hash)
+            .bind(user_id.map(|u| u.to_string()))
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -291,13 +291,31 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
     // Bounded between scrapes: the exporter's histogram samples are folded every 10 s.
     tasks.push(("metrics histogram purge", tokio::spawn(metrics.upkeep())));
     api = api.merge(metrics.router(process_auth.clone()));
-    let router = banli_api::http::finish(api, openapi);
+    let api_router = banli_api::http::finish(api, openapi);
+    let limits = config.connection_limits();
+    let tls = config
+        .tls_files()
+        .map(|files| banli_api::tls::ServerTls::load(&files))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    // The web console, where the suggestions service (and its accounts) runs: its pages call
+    // this process's API in-process as the signed-in person.
+    let router = match &suggestions {
+        Some(s) => banli_console::mount(
+            api_router.clone(),
+            s.app.clone(),
+            banli_console::ConsoleOptions {
+                secure_cookies: tls.is_some(),
+            },
+        ),
+        None => api_router.clone(),
+    };
     if demo {
         let s = suggestions.context("the suggestions service runs")?;
         tasks.push((
             "demo loader",
             tokio::spawn(suggestions::load_demo(
-                router.clone(),
+                api_router.clone(),
                 s.store,
                 s.office,
                 clock,
@@ -307,12 +325,6 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             )),
         ));
     }
-    let limits = config.connection_limits();
-    let tls = config
-        .tls_files()
-        .map(|files| banli_api::tls::ServerTls::load(&files))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
     let http_task = tokio::spawn({
         let stop = stopped(&rx);
         let tls = tls.clone();

@@ -17,6 +17,8 @@ use super::{
 /// What the rest of the process needs of the suggestions service.
 pub(super) struct Suggestions {
     pub store: Store,
+    /// The application the web console signs people in with.
+    pub app: banli_suggestions::app::App,
     /// The assigning office's agency.
     pub office: AgencyId,
 }
@@ -76,6 +78,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
     })
     .await?;
     let suggestions = built.app.clone();
+    let suggestions_app = built.app.clone();
     let office = crate::cmd::init::ensure_assigning_office(&store).await?;
     if !store.has_keys().await? {
         first_key(&store, &config.data_dir, config.http_addr).await?;
@@ -164,6 +167,7 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
     ));
     Ok(Suggestions {
         store,
+        app: suggestions_app,
         office: office.id,
     })
 }
