@@ -192,6 +192,16 @@ impl Browser {
         );
     }
 
+    /// Sets a field's value directly (a date input's typing order depends on the locale).
+    fn set(&self, css: &str, value: &str) {
+        let e = self.find(css);
+        self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            Some(json!({"script": "arguments[0].value = arguments[1];", "args": [{ELEMENT: e}, value]})),
+        );
+    }
+
     fn click(&self, css: &str) {
         let e = self.find(css);
         self.call(
@@ -431,7 +441,12 @@ fn the_console_in_a_real_browser() {
                 &dir,
                 "gxt-leader",
                 "leader",
-                &["--agency", "湖南省工业和信息化厅"],
+                &[
+                    "--agency",
+                    "湖南省工业和信息化厅",
+                    "--position",
+                    "authorized_leader",
+                ],
             ),
         ),
         (
@@ -516,6 +531,31 @@ fn the_console_in_a_real_browser() {
     b.click(&format!("#f-lead option[value='{department}']"));
     b.submit("form[action$='/assign'] button");
     assert!(b.page_text().contains("已交办"), "{}", b.page_text());
+    // A supervision notice to the department on it (answered below from the agency's inbox).
+    b.fill("#f-body", "请于本周内完成办前沟通。");
+    b.set("#f-response_due", "2030-01-31");
+    b.submit("form[action$='/notice'] button");
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
+    // The ledger, the annual report and the stage plan of the demo department.
+    b.go(&format!("{base}/console/ledger?agency_id={department}"));
+    assert!(
+        b.page_text().contains("加快工业互联网平台建设"),
+        "{}",
+        b.page_text()
+    );
+    b.go(&format!(
+        "{base}/console/report?agency_id={department}&year=2020"
+    ));
+    assert!(
+        b.text("article.report").contains("101"),
+        "{}",
+        b.page_text()
+    );
+    b.screenshot("annual-report");
+    b.go(&format!(
+        "{base}/console/stages?agency_id={department}&year=2020"
+    ));
+    assert!(b.page_text().contains("按期答复"), "{}", b.page_text());
     logout(&b);
 
     // Another agency's people get the not-found page for it, as for an unknown item.
@@ -537,6 +577,30 @@ fn the_console_in_a_real_browser() {
         &format!("a[href='{item_path}']"),
     );
     b.screenshot("agency-inbox");
+    let notice = office_get(
+        s.http,
+        &office,
+        &format!("/v1/followup/notices?agency_id={department}&state=issued"),
+    )["items"]
+        .as_array()
+        .and_then(|l| {
+            l.iter().find(|n| {
+                n["suggestions"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x == item_id.as_str()))
+            })
+        })
+        .and_then(|n| n["id"].as_str().map(str::to_owned))
+        .expect("the office's notice");
+    b.submit(&format!(
+        "#notice-{notice} form[action$='/acknowledge'] button"
+    ));
+    b.fill(
+        &format!("#notice-{notice} textarea"),
+        "已安排专人负责，本周内完成办前沟通。",
+    );
+    b.submit(&format!("#notice-{notice} form[action$='/answer'] button"));
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
     b.submit(&format!("a[href='{item_path}']"));
     b.submit("form[action*='/sign-for'] button");
     assert!(
@@ -594,11 +658,17 @@ fn the_console_in_a_real_browser() {
         "{}",
         b.page_text()
     );
-    logout(&b);
 
-    // The leader replies. A page changed since it was opened: the 412 as "changed since you
-    // opened it".
-    login(&b, &base, "gxt-leader", PASSWORD);
+    // With the department's approval chain (内部审批: its authorized leader), the handler drafts
+    // the reply. A page changed since it was opened: the 412 as "changed since you opened it".
+    let (status, body) = http(
+        s.http,
+        "PUT",
+        &format!("/v1/agencies/{department}/approval-chain"),
+        Some(&office),
+        Some(&json!({"steps": ["authorized_leader"]}).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
     b.go(&format!("{base}{item_path}"));
     let key = {
         let (status, body) = http(
@@ -639,12 +709,25 @@ fn the_console_in_a_real_browser() {
         "{}",
         b.page_text()
     );
-    // Reloaded, it goes through.
+    // Reloaded, it goes through: a draft waiting for the leader's step.
     b.go(&format!("{base}{item_path}"));
     b.fill("#f-document_number", "答复〔2026〕1号");
     b.fill("#f-body", "经研究，已将该建议列入今年工作要点并组织实施。");
     b.fill("#f-signer_name", "厅长");
     b.submit("form[action*='/reply'] button");
+    assert!(b.page_text().contains("内部审批中"), "{}", b.page_text());
+    logout(&b);
+
+    // The leader (an authorized leader) approves the step: the reply is issued.
+    login(&b, &base, "gxt-leader", PASSWORD);
+    b.go(&format!("{base}{item_path}"));
+    assert!(
+        b.text("section.action details")
+            .contains("列入今年工作要点"),
+        "the draft is shown: {}",
+        b.page_text()
+    );
+    b.submit("form[action*='/approval'] button");
     assert!(b.page_text().contains("已答复"), "{}", b.page_text());
     b.screenshot("item-replied");
 
@@ -711,6 +794,55 @@ fn the_console_in_a_real_browser() {
         b.page_text()
     );
     b.screenshot("inspector-audit");
+    let cookie = b.cookie("banli_session").expect("a session cookie");
+    let (status, _, bundle) = http_with(
+        s.http,
+        "GET",
+        "/console/audit/proof?index=0",
+        None,
+        None,
+        &[("Cookie", &format!("banli_session={cookie}"))],
+    );
+    assert_eq!(status, 200, "{bundle}");
+    let (status, key) = http(s.http, "GET", "/v1/audit/public-key", None, None);
+    assert_eq!(status, 200, "{key}");
+    std::fs::write(dir.join("proof.json"), &bundle).expect("written");
+    std::fs::write(dir.join("audit.pub"), &key).expect("written");
+    let out = Command::new(crate::banli_binary())
+        .args([
+            "audit",
+            "verify-proof",
+            "--public-key",
+            "audit.pub",
+            "--bundle",
+            "proof.json",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("banli audit verify-proof runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok: leaf 0"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A bundle whose entry was altered does not verify.
+    let mut forged: Value = serde_json::from_str(&bundle).expect("JSON");
+    forged["leaf_input"] = json!("eyJ4IjoxfQ==");
+    std::fs::write(dir.join("forged.json"), forged.to_string()).expect("written");
+    let out = Command::new(crate::banli_binary())
+        .args([
+            "audit",
+            "verify-proof",
+            "--public-key",
+            "audit.pub",
+            "--bundle",
+            "forged.json",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("banli audit verify-proof runs");
+    assert!(!out.status.success(), "a forged entry must not verify");
 
     drop(b);
     let _ = terminate(s);

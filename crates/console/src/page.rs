@@ -74,6 +74,9 @@ fn nav(lang: Lang, v: &Viewer) -> Vec<(&'static str, &'static str)> {
             ("/console/office", lang.t("概况", "Dashboard")),
             ("/console/items", lang.t("建议", "Suggestions")),
             ("/console/register", lang.t("登记", "Register")),
+            ("/console/stages", lang.t("阶段", "Stages")),
+            ("/console/ledger", lang.t("台账", "Ledger")),
+            ("/console/report", lang.t("年度报告", "Annual report")),
         ],
         "deputy" => vec![("/console/mine", lang.t("我的建议", "My suggestions"))],
         "auditor" => vec![
@@ -83,6 +86,10 @@ fn nav(lang: Lang, v: &Viewer) -> Vec<(&'static str, &'static str)> {
         _ => vec![
             ("/console/inbox", lang.t("待办", "Inbox")),
             ("/console/items", lang.t("建议", "Suggestions")),
+            ("/console/feed", lang.t("动态", "Feed")),
+            ("/console/stages", lang.t("阶段", "Stages")),
+            ("/console/ledger", lang.t("台账", "Ledger")),
+            ("/console/report", lang.t("年度报告", "Annual report")),
         ],
     }
 }

@@ -46,7 +46,7 @@ async fn accounts_work_on_postgres() {
 
 async fn sets_a_password_once((_db, app): (TestDb, App)) {
     let (user, token) = app
-        .create_user("office.li", Role::AssigningOffice, None, None)
+        .create_user("office.li", Role::AssigningOffice, None, None, None)
         .await
         .expect("created");
     assert!(
@@ -120,17 +120,17 @@ async fn sets_a_password_once((_db, app): (TestDb, App)) {
         .expect("set again");
     // A name taken, a bad name, a deputy role without a deputy.
     let e = app
-        .create_user("office.li", Role::AssigningOffice, None, None)
+        .create_user("office.li", Role::AssigningOffice, None, None, None)
         .await
         .expect_err("taken");
     assert_eq!(e.code.http_status(), 409, "{}", e.detail);
     let e = app
-        .create_user("a b", Role::AssigningOffice, None, None)
+        .create_user("a b", Role::AssigningOffice, None, None, None)
         .await
         .expect_err("bad name");
     assert_eq!(e.code.http_status(), 422, "{}", e.detail);
     assert!(
-        app.create_user("deputy.x", Role::Deputy, None, None)
+        app.create_user("deputy.x", Role::Deputy, None, None, None)
             .await
             .is_err()
     );
@@ -140,7 +140,7 @@ async fn sets_a_password_once((_db, app): (TestDb, App)) {
 async fn failed_logins_lock_the_account_until_a_reset() {
     let (_db, app) = app().await;
     let (_, token) = app
-        .create_user("office.wang", Role::AssigningOffice, None, None)
+        .create_user("office.wang", Role::AssigningOffice, None, None, None)
         .await
         .expect("created");
     app.set_password(&token, "a long enough secret")

@@ -126,8 +126,12 @@ pub enum AuditCommand {
         #[arg(long)]
         public_key: PathBuf,
         /// The signed checkpoint the proof leads to (GET /v1/audit/checkpoint).
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[arg(long, required_unless_present = "bundle")]
+        checkpoint: Option<PathBuf>,
+        /// A proof bundle as the console's inspector page downloads it: the checkpoint, the
+        /// inclusion proof at its size and the entry's bytes, in one JSON file.
+        #[arg(long, conflicts_with_all = ["checkpoint", "inclusion", "leaf_input", "leaf_hash", "consistency", "old_checkpoint"])]
+        bundle: Option<PathBuf>,
         /// An inclusion proof as served (GET /v1/audit/proofs/inclusion), JSON.
         #[arg(long, requires = "checkpoint")]
         inclusion: Option<PathBuf>,
@@ -207,6 +211,11 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             Ok(())
         }
         AuditCommand::VerifyProof {
+            bundle: Some(bundle),
+            public_key,
+            ..
+        } => verify_bundle(&public_key, &bundle),
+        AuditCommand::VerifyProof {
             public_key,
             checkpoint,
             inclusion,
@@ -214,9 +223,10 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> Result<()> {
             leaf_hash,
             consistency,
             old_checkpoint,
+            bundle: None,
         } => verify_proof(
             &public_key,
-            &checkpoint,
+            &checkpoint.context("give --checkpoint (or --bundle)")?,
             inclusion.as_deref(),
             leaf_input.as_deref(),
             leaf_hash.as_deref(),
@@ -545,6 +555,55 @@ async fn save_checkpoint(base: &str, dir: &Path, public_key: Option<&Path>) -> R
         std::fs::write(&etag_file, tag)
             .with_context(|| format!("cannot write {}", etag_file.display()))?;
     }
+    Ok(())
+}
+
+/// Checks a proof bundle: its checkpoint is signed by the key, and its entry is in the tree
+/// the checkpoint signs.
+fn verify_bundle(public_key: &Path, bundle: &Path) -> Result<()> {
+    let verifier = verifier_from(public_key)?;
+    let b: serde_json::Value = serde_json::from_str(&read(bundle, "the proof bundle")?)
+        .context("the proof bundle is not JSON")?;
+    let cp = verifier
+        .verify(
+            b["checkpoint"]
+                .as_str()
+                .context("the bundle has no `checkpoint`")?,
+            verifier.name(),
+        )
+        .context("the checkpoint does not verify")?;
+    let proof = &b["inclusion"];
+    let index = proof["index"]
+        .as_u64()
+        .context("the bundle's proof has no `index`")?;
+    let size = proof["tree_size"]
+        .as_u64()
+        .context("the bundle's proof has no `tree_size`")?;
+    if size != cp.size {
+        bail!(
+            "the proof is for tree size {size}, the checkpoint for {}",
+            cp.size
+        );
+    }
+    let leaf = STANDARD
+        .decode(
+            b["leaf_input"]
+                .as_str()
+                .context("the bundle has no `leaf_input`")?,
+        )
+        .context("`leaf_input` is not base64")?;
+    verify_inclusion(
+        index,
+        size,
+        &leaf_hash(&leaf),
+        &hashes(proof, "audit_path")?,
+        &cp.root,
+    )
+    .context("the inclusion proof does not verify")?;
+    println!(
+        "ok: leaf {index} is in the log `{}` at tree size {size}",
+        cp.origin
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use anyhow::Result;
 use banli_domain::Role;
+use banli_domain::suggestion::SignerPosition;
 use banli_suggestions::app::{App, Clock};
 use clap::Subcommand;
 use uuid::Uuid;
@@ -26,6 +27,10 @@ pub enum UsersCommand {
         /// The deputy id for a deputy's account.
         #[arg(long)]
         deputy: Option<Uuid>,
+        /// The position the person holds in the agency (the steps of its reply approval chain
+        /// they decide): principal_head, authorized_leader, division_head or staff.
+        #[arg(long)]
+        position: Option<SignerPosition>,
     },
     /// Issue a new one-time set-password token: the old password stops working and a lockout
     /// is lifted.
@@ -51,10 +56,11 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
             role,
             agency,
             deputy,
+            position,
         } => {
             let agency_id = super::keys::agency_by_id_or_name(&store, agency).await?;
             let (user, token) = app
-                .create_user(&username, role, agency_id, deputy)
+                .create_user(&username, role, agency_id, deputy, position)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
             println!("created user {} (role {})", user.username, user.role);

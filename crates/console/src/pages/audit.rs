@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
@@ -98,12 +98,76 @@ pub async fn audit(
             Some(Err(e)) => p.problem role="alert" { (e) },
             None => {},
         }
+        @if let (Some(Ok(_)), Some(i)) = (&entry, index) {
+            p { a #proof href=(format!("/console/audit/proof?index={i}")) download { (lang.t("下载该条目的证明", "Download this entry's proof")) } }
+        }
         h2 { (lang.t("独立验证", "Verify it yourself")) }
-        p { (lang.t("用公钥、检查点和包含证明即可离线验证任何条目：", "Any entry can be checked offline with the public key, the checkpoint and an inclusion proof:")) }
-        pre { "curl -o audit.pub   $BANLI/v1/audit/public-key\ncurl -o checkpoint $BANLI/v1/audit/checkpoint\n# the proof at the checkpoint's size (its second line)\ncurl -H \"Authorization: Bearer $KEY\" -o proof.json \"$BANLI/v1/audit/proofs/inclusion?index=N&tree_size=SIZE\"\nbanli audit verify-proof --public-key audit.pub --checkpoint checkpoint --inclusion proof.json --leaf-hash HASH" }
+        p { (lang.t("证明文件包含检查点、该检查点大小下的包含证明和条目原文。只需日志的公钥即可离线验证：", "The proof holds the checkpoint, the inclusion proof at its size and the entry's bytes. Only the log's public key is needed to check it offline:")) }
+        pre { "curl -o audit.pub http://<banli>/v1/audit/public-key\nbanli audit verify-proof --public-key audit.pub --bundle banli-proof-N.json" }
     };
     respond(
         StatusCode::OK,
         shell(lang, Some(&viewer), lang.t("审计日志", "Audit log"), body),
     )
+}
+
+/// One entry's proof bundle, for `banli audit verify-proof --bundle`: the latest checkpoint, the
+/// inclusion proof at its size, the entry's bytes.
+pub async fn proof(
+    State(c): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let lang = viewer.lang;
+    let Some(index) = q.index.as_deref().and_then(|i| i.parse::<u64>().ok()) else {
+        return crate::page::not_found(lang, Some(&viewer));
+    };
+    let checkpoint = match c.get(&viewer, "/v1/audit/checkpoint", None).await {
+        Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+        Err(r) => return crate::page::refused(lang, &viewer, &r),
+    };
+    let Some(size) = checkpoint
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse::<u64>().ok())
+    else {
+        return crate::page::unavailable(lang);
+    };
+    let inclusion = match c
+        .get(
+            &viewer,
+            &format!("/v1/audit/proofs/inclusion?index={index}&tree_size={size}"),
+            None,
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(r) => return crate::page::refused(lang, &viewer, &r),
+    };
+    let leaf = match c
+        .get(
+            &viewer,
+            &format!("/v1/audit/entries?start={index}&end={index}"),
+            None,
+        )
+        .await
+    {
+        Ok(v) => v["entries"][0]["leaf_input"].clone(),
+        Err(r) => return crate::page::refused(lang, &viewer, &r),
+    };
+    let bundle = serde_json::json!({"index": index, "tree_size": size, "checkpoint": checkpoint, "inclusion": inclusion, "leaf_input": leaf});
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"banli-proof-{index}.json\""),
+            ),
+        ],
+        serde_json::to_string_pretty(&bundle).unwrap_or_default(),
+    )
+        .into_response()
 }

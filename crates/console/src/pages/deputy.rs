@@ -29,6 +29,13 @@ pub async fn mine(
         Err(r) => return page::refused(lang, &viewer, &r),
     };
     let to_rate: Vec<_> = items.iter().filter(|s| s["state"] == "replied").collect();
+    // What the agencies and the office told them (replies issued, progress on promises).
+    let messages = c
+        .get(&viewer, "/v1/inbox?limit=50", q.c.as_deref())
+        .await
+        .ok()
+        .and_then(|v| v["items"].as_array().cloned())
+        .unwrap_or_default();
     let body = html! {
         @if !to_rate.is_empty() {
             div.note role="status" {
@@ -51,6 +58,19 @@ pub async fn mine(
                 }
             }
             p.hint { (lang.t("点开一条建议可以看到承办单位、答复期限及其计算方法、答复全文。", "Open a suggestion to see its handling units, when each must reply and how that date is counted, and the replies.")) }
+        }
+        h2 { (lang.t("办理进展通知", "Progress reports")) }
+        @if messages.is_empty() {
+            p { (lang.t("暂无通知。", "Nothing yet.")) }
+        } @else {
+            @for m in &messages {
+                article.reply {
+                    h3 {
+                        a href=(format!("/console/items/{}", m["suggestion_id"].as_str().unwrap_or(""))) { (m["title"].as_str().unwrap_or("")) }
+                    }
+                    p { (m["body"].as_str().unwrap_or("")) }
+                }
+            }
         }
     };
     respond(

@@ -350,6 +350,64 @@ fn actions(
                 }
             }
         }
+        @if role == "assigning_office" {
+            @for a in item["assignments"].as_array().into_iter().flatten() {
+                @let aid = a["id"].as_str().unwrap_or("");
+                @let agency = names.agencies.get(a["agency_id"].as_str().unwrap_or("")).cloned().unwrap_or_default();
+                @if a["adjustment"]["status"] == "pending" {
+                    section.action {
+                        form method="post" action=(format!("/console/items/{id}/adjustment-decision?assignment={aid}")) {
+                            (form_head("adjustment-decision", lang.t("调整申请", "Adjustment request")))
+                            p { (agency) "：" (a["adjustment"]["reason"].as_str().unwrap_or("")) }
+                            @let s = state_of("adjustment-decision");
+                            (select(s, "outcome", lang.t("决定", "Decision"), &[("accept".into(), lang.t("同意调整", "accept").into()), ("reject".into(), lang.t("不同意", "reject").into()), ("escalate".into(), lang.t("提请协调", "escalate").into())]))
+                            @let opts: Vec<(String, String)> = std::iter::once((String::new(), lang.t("（同意时选择新承办单位）", "(on accept: the new unit)").to_owned())).chain(names.agencies.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
+                            (select(s, "agency_id", lang.t("改由", "Hand over to"), &opts))
+                            (field(s, "reason", lang.t("理由（不同意或提请协调时）", "Reason (reject or escalate)"), Kind::Text, false))
+                            button type="submit" { (lang.t("决定", "Decide")) }
+                        }
+                    }
+                }
+                @if a["extension"]["status"] == "pending" {
+                    section.action {
+                        form method="post" action=(format!("/console/items/{id}/extension-decision?assignment={aid}")) {
+                            (form_head("extension-decision", lang.t("延期申请", "Extension request")))
+                            p { (agency) "：" (lang.t("申请延期至", "asks until")) " " (date(&a["extension"]["new_due"])) " · " (a["extension"]["reason"].as_str().unwrap_or("")) }
+                            fieldset {
+                                legend { (lang.t("决定", "Decision")) }
+                                label.check { input type="radio" name="approve" value="true" checked; " " (lang.t("同意", "Approve")) }
+                                label.check { input type="radio" name="approve" value="false"; " " (lang.t("不同意", "Reject")) }
+                            }
+                            button type="submit" { (lang.t("决定", "Decide")) }
+                        }
+                    }
+                }
+                @if a["role"] == "co" && matches!(a["state"].as_str(), Some("in_handling" | "accepted" | "pending_sign")) && a["opinion_waived"] != true {
+                    section.action {
+                        form method="post" action=(format!("/console/items/{id}/waiver?assignment={aid}")) {
+                            (form_head("waiver", lang.t("免交会办意见", "Waive the co-handling opinion")))
+                            p { (agency) }
+                            (field(state_of("waiver"), "reason", lang.t("理由", "Reason"), Kind::Text, true))
+                            button type="submit" { (lang.t("免交", "Waive")) }
+                        }
+                    }
+                }
+            }
+            @if matches!(state, "assigned" | "re_handling" | "in_follow_up" | "escalated") {
+                section.action {
+                    form method="post" action=(format!("/console/items/{id}/notice")) {
+                        (form_head("notice", lang.t("发出督办通知", "Issue a supervision notice")))
+                        @let s = state_of("notice");
+                        @let units: Vec<(String, String)> = item["assignments"].as_array().into_iter().flatten().filter(|a| a["state"] != "superseded").filter_map(|a| { let id = a["agency_id"].as_str()?; Some((id.to_owned(), names.agencies.get(id).cloned().unwrap_or_else(|| id.to_owned()))) }).collect();
+                        (select(s, "target_agency_id", lang.t("督办单位", "Unit"), &units))
+                        (select(s, "level", lang.t("督办方式", "Level"), &[("reminder".into(), lang.t("提醒", "reminder").into()), ("notice".into(), lang.t("督办通知", "notice").into()), ("special_inspection".into(), lang.t("专项督查", "special inspection").into()), ("on_site_supervision".into(), lang.t("现场督办", "on-site supervision").into())]))
+                        (field(s, "body", lang.t("督办事项", "What is to be done"), Kind::Area, true))
+                        (field(s, "response_due", lang.t("书面回复期限", "Written answer by"), Kind::Date, true))
+                        button type="submit" { (lang.t("发出", "Issue")) }
+                    }
+                }
+            }
+        }
         @for a in &mine {
             @let aid = a["id"].as_str().unwrap_or("");
             @let ast = a["state"].as_str().unwrap_or("");
@@ -414,6 +472,66 @@ fn actions(
                     }
                 }
             }
+            @if matches!(ast, "pending_sign" | "accepted") && a["adjustment"].is_null() {
+                section.action {
+                    form method="post" action=(format!("/console/items/{id}/adjustment-request?assignment={aid}")) {
+                        (form_head("adjustment-request", lang.t("申请调整承办单位", "Ask for another unit")))
+                        @let s = state_of("adjustment-request");
+                        p.hint { (lang.t("交办后五个工作日内，期限：", "Within five working days of the assignment, by ")) (date(&a["deadlines"]["objection"]["due"])) }
+                        (field(s, "reason", lang.t("理由", "Reason"), Kind::Area, true))
+                        @let opts: Vec<(String, String)> = std::iter::once((String::new(), lang.t("（建议由哪个单位承办，可不选）", "(a unit to suggest, if any)").to_owned())).chain(names.agencies.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
+                        (select(s, "suggested_agency_id", lang.t("建议改由", "Suggested unit"), &opts))
+                        button type="submit" { (lang.t("提交申请", "Ask")) }
+                    }
+                }
+            }
+            @if matches!(ast, "in_handling" | "re_handling") && unit_role != "co" && a["extension"]["status"] != "pending" {
+                section.action {
+                    form method="post" action=(format!("/console/items/{id}/extension-request?assignment={aid}")) {
+                        (form_head("extension-request", lang.t("申请延期答复", "Ask for more time")))
+                        @let s = state_of("extension-request");
+                        (field(s, "new_due", lang.t("延至", "Until"), Kind::Date, true))
+                        (field(s, "reason", lang.t("理由", "Reason"), Kind::Area, true))
+                        button type="submit" { (lang.t("提交申请", "Ask")) }
+                    }
+                }
+            }
+            @if ast == "in_review" && a["approval"]["current_step"].is_u64() {
+                @let ap = &a["approval"];
+                @let step = ap["current_step"].as_u64().unwrap_or(0);
+                section.action {
+                    h3 { (lang.t("内部审批", "Internal approval")) }
+                    ol.steps {
+                        @for st in ap["steps"].as_array().into_iter().flatten() {
+                            li {
+                                (position(lang, st["position"].as_str().unwrap_or(""))) " · "
+                                @match st["decision"].as_str() {
+                                    Some(d) => { (if d == "approved" { lang.t("已同意", "approved") } else { lang.t("已退回", "returned") }) " " (date(&st["decided_on"])) }
+                                    None => { (lang.t("待审批，期限", "waiting, due")) " " (date(&st["due"]["due"])) @if st["overdue"] == true { " " span.badge.late { (lang.t("逾期", "overdue")) } } }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(d) = ap["draft"].as_object() {
+                        details open {
+                            summary { (lang.t("答复稿", "The draft")) " " (d.get("document_number").and_then(Value::as_str).unwrap_or("")) }
+                            p.text { (d.get("body").and_then(Value::as_str).unwrap_or("")) }
+                        }
+                    }
+                    form method="post" action=(format!("/console/items/{id}/approval?assignment={aid}")) {
+                        (form_head("approval", lang.t("审批本步", "Decide this step")))
+                        @let s = state_of("approval");
+                        input type="hidden" name="step" value=(step);
+                        fieldset {
+                            legend { (lang.t("决定", "Decision")) }
+                            label.check { input type="radio" name="approve" value="true" checked[s.value("approve") != "false"]; " " (lang.t("同意", "Approve")) }
+                            label.check { input type="radio" name="approve" value="false" checked[s.value("approve") == "false"]; " " (lang.t("退回修改", "Return for changes")) }
+                        }
+                        (field(s, "comment", lang.t("意见（退回时必填）", "Comment (required to return)"), Kind::Area, false))
+                        button type="submit" { (lang.t("提交", "Send")) }
+                    }
+                }
+            }
             @if ast == "in_handling" && unit_role == "co" {
                 section.action {
                     form method="post" action=(format!("/console/items/{id}/opinion?assignment={aid}")) {
@@ -448,8 +566,25 @@ fn actions(
     }
 }
 
+/// A position in an agency (an approval step's holder).
+fn position(lang: Lang, p: &str) -> &'static str {
+    match p {
+        "principal_head" => lang.t("主要负责人", "principal head"),
+        "authorized_leader" => lang.t("分管负责人", "authorized leader"),
+        "division_head" => lang.t("处室负责人", "division head"),
+        "staff" => lang.t("经办人员", "staff"),
+        _ => "",
+    }
+}
+
 /// The fields of every form, for placing the API's message next to the one it is about.
 const FIELDS: &[&str] = &[
+    "reason",
+    "new_due",
+    "response_due",
+    "outcome",
+    "agency_id",
+    "target_agency_id",
     "lead",
     "division_id",
     "handler",
@@ -545,6 +680,50 @@ fn calls(action: &str, id: Uuid, aid: &str, f: &Form) -> Option<Vec<(String, Val
                 false,
             )]
         }
+        "adjustment-decision" => {
+            let mut body = json!({"outcome": f.text("outcome").unwrap_or_else(|| "accept".into())});
+            if let Some(a) = f.text("agency_id") {
+                body["agency_id"] = json!(a);
+            }
+            if let Some(r) = f.text("reason") {
+                body["reason"] = json!(r);
+            }
+            vec![(
+                format!("/v1/coordination/assignments/{aid}/adjustment-decision"),
+                body,
+                false,
+            )]
+        }
+        "adjustment-request" => vec![(
+            format!("/v1/coordination/assignments/{aid}/adjustment-request"),
+            json!({"reason": f.text("reason").unwrap_or_default(), "suggested_agency_id": f.text("suggested_agency_id")}),
+            false,
+        )],
+        "extension-decision" => vec![(
+            format!("/v1/suggestions/{id}/assignments/{aid}/extension-decision"),
+            json!({"approve": f.get("approve") != Some("false")}),
+            true,
+        )],
+        "extension-request" => vec![(
+            format!("/v1/suggestions/{id}/assignments/{aid}/extension-request"),
+            json!({"new_due": f.text("new_due"), "reason": f.text("reason").unwrap_or_default()}),
+            true,
+        )],
+        "waiver" => vec![(
+            format!("/v1/coordination/assignments/{aid}/waiver"),
+            json!({"reason": f.text("reason").unwrap_or_default()}),
+            false,
+        )],
+        "notice" => vec![(
+            "/v1/followup/notices".to_owned(),
+            json!({"target_agency_id": f.text("target_agency_id"), "suggestion_ids": [id], "level": f.text("level").unwrap_or_else(|| "notice".into()), "body": f.text("body").unwrap_or_default(), "response_due": f.text("response_due")}),
+            false,
+        )],
+        "approval" => vec![(
+            format!("/v1/suggestions/{id}/assignments/{aid}/approval"),
+            json!({"step": f.get("step").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0), "approve": f.get("approve") != Some("false"), "comment": f.text("comment").unwrap_or_default()}),
+            true,
+        )],
         "feedback" => vec![(
             format!("/v1/suggestions/{id}/feedback"),
             json!({"level": f.text("level").unwrap_or_else(|| "satisfied".into()), "handling": f.text("handling"), "result": f.text("result"), "comment": f.text("comment").unwrap_or_default()}),

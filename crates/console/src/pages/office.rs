@@ -527,3 +527,367 @@ pub async fn register(State(c): State<Console>, viewer: Viewer, body: Bytes) -> 
     }
     after_change(&format!("/console/items/{id}"), consistency.as_deref())
 }
+
+#[derive(Debug, Deserialize)]
+pub struct AgencyYear {
+    agency_id: Option<String>,
+    year: Option<String>,
+}
+
+/// The agency picker of the ledger and report pages.
+fn agency_picker(
+    lang: Lang,
+    action: &str,
+    agencies: &[(String, String)],
+    agency: Option<&str>,
+    year: Option<i32>,
+) -> Markup {
+    html! {
+        form.filters method="get" action=(action) {
+            label for="agency" { (lang.t("单位", "Agency")) }
+            select #agency name="agency_id" {
+                @for (id, name) in agencies {
+                    option value=(id) selected[agency == Some(id.as_str())] { (name) }
+                }
+            }
+            @if let Some(y) = year {
+                label for="year" { (lang.t("年度", "Year")) }
+                input #year name="year" type="number" min="2000" max="9999" value=(y);
+            }
+            button type="submit" { (lang.t("查看", "Show")) }
+        }
+    }
+}
+
+async fn agencies_of(c: &Console, viewer: &Viewer) -> Vec<(String, String)> {
+    let office = viewer.principal().agency.map(|a| a.to_string());
+    c.get(viewer, "/v1/agencies", None)
+        .await
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a["id"].as_str() != office.as_deref())
+        .filter_map(|a| Some((a["id"].as_str()?.to_owned(), a["name"].as_str()?.to_owned())))
+        .collect()
+}
+
+/// The B-class ledger (B类建议台账) of one agency: each item's commitments, their state, target
+/// date and progress.
+pub async fn ledger(
+    State(c): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<AgencyYear>,
+) -> Response {
+    let lang = viewer.lang;
+    let agencies = agencies_of(&c, &viewer).await;
+    let agency = q
+        .agency_id
+        .clone()
+        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
+        .or_else(|| {
+            viewer
+                .principal()
+                .agency
+                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
+                .map(|a| a.to_string())
+        })
+        .or_else(|| agencies.first().map(|(id, _)| id.clone()));
+    let ledger = match &agency {
+        Some(a) => match c
+            .get(
+                &viewer,
+                &format!("/v1/ledger?{}", query(&[("agency_id", a)])),
+                None,
+            )
+            .await
+        {
+            Ok(v) => v["items"].as_array().cloned().unwrap_or_default(),
+            Err(r) => return page::refused(lang, &viewer, &r),
+        },
+        None => Vec::new(),
+    };
+    let body = html! {
+        (agency_picker(lang, "/console/ledger", &agencies, agency.as_deref(), None))
+        @if ledger.is_empty() {
+            p { (lang.t("台账中没有B类建议。", "No class-B items in the ledger.")) }
+        }
+        @for it in &ledger {
+            article.reply {
+                h3 {
+                    a href=(format!("/console/items/{}", it["suggestion_id"].as_str().unwrap_or(""))) { (it["number"].as_str().unwrap_or("")) " " (it["title"].as_str().unwrap_or("")) }
+                    " · " (lang.class(it["class"].as_str().unwrap_or("")))
+                }
+                @if let Some(on) = it["converted_at"].as_str() { p.meta { (lang.t("B类转A类：", "B → A on ")) (on) } }
+                table {
+                    thead { tr { th scope="col" { (lang.t("承诺事项", "Commitment")) } th scope="col" { (lang.t("期限", "Target")) } th scope="col" { (lang.t("状态", "State")) } th scope="col" { (lang.t("最近进展", "Latest progress")) } } }
+                    tbody {
+                        @for m in it["commitments"].as_array().into_iter().flatten() {
+                            tr.overdue[m["overdue"] == true] {
+                                td { (m["measure"].as_str().unwrap_or("")) }
+                                td { (date(&m["target_date"])) @if m["overdue"] == true { " " span.badge.late { (lang.t("逾期", "overdue")) } } }
+                                td { (lang.state(m["state"].as_str().unwrap_or(""))) }
+                                td { (m["progress"].as_array().and_then(|p| p.last()).and_then(|p| p["note"].as_str()).unwrap_or("—")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        shell(
+            lang,
+            Some(&viewer),
+            lang.t("B类建议台账", "Class-B ledger"),
+            body,
+        ),
+    )
+}
+
+/// The annual handling report (年度办理工作报告) of one agency, as printable HTML.
+pub async fn report(
+    State(c): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<AgencyYear>,
+) -> Response {
+    let lang = viewer.lang;
+    let agencies = agencies_of(&c, &viewer).await;
+    let year: i32 = q
+        .year
+        .as_deref()
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(time::OffsetDateTime::now_utc().year() - 1);
+    let agency = q
+        .agency_id
+        .clone()
+        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
+        .or_else(|| {
+            viewer
+                .principal()
+                .agency
+                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
+                .map(|a| a.to_string())
+        })
+        .or_else(|| agencies.first().map(|(id, _)| id.clone()));
+    let text = match &agency {
+        Some(a) => match c
+            .get(
+                &viewer,
+                &format!(
+                    "/v1/reports/annual?{}",
+                    query(&[
+                        ("agency_id", a),
+                        ("year", &year.to_string()),
+                        ("format", "markdown")
+                    ])
+                ),
+                None,
+            )
+            .await
+        {
+            Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+            Err(r) => return page::refused(lang, &viewer, &r),
+        },
+        None => String::new(),
+    };
+    let body = html! {
+        (agency_picker(lang, "/console/report", &agencies, agency.as_deref(), Some(year)))
+        article.report { (raw(markdown(&text))) }
+    };
+    respond(
+        StatusCode::OK,
+        shell(
+            lang,
+            Some(&viewer),
+            lang.t("年度办理报告", "Annual report"),
+            body,
+        ),
+    )
+}
+
+/// Markdown as HTML, any HTML in it shown as text (the report quotes what people typed).
+fn markdown(text: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html::push_html};
+    let events = Parser::new_ext(text, Options::ENABLE_TABLES).map(|e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+        e => e,
+    });
+    let mut out = String::new();
+    push_html(&mut out, events);
+    out
+}
+
+/// The targets a stage can set.
+const TARGETS: [(&str, &str, &str); 4] = [
+    ("all_signed_for", "全部签收", "all signed for"),
+    ("all_communicated", "全部办前沟通", "all communicated"),
+    ("all_replied", "全部答复", "all replied"),
+    ("all_feedback_in", "全部反馈", "all rated"),
+];
+
+/// A stage plan (阶段安排) of one agency and year: shown as its timeline, and set with a form of
+/// up to four stages (each round of supervision issues notices on the items short of the
+/// stage's targets).
+pub async fn stages(
+    State(c): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<AgencyYear>,
+) -> Response {
+    stages_page(&c, &viewer, &q, None).await
+}
+
+async fn stages_page(
+    c: &Console,
+    viewer: &Viewer,
+    q: &AgencyYear,
+    failed: Option<FormState>,
+) -> Response {
+    let lang = viewer.lang;
+    let agencies = agencies_of(c, viewer).await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let year: i32 = q
+        .year
+        .as_deref()
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(today.year());
+    let agency = q
+        .agency_id
+        .clone()
+        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
+        .or_else(|| {
+            viewer
+                .principal()
+                .agency
+                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
+                .map(|a| a.to_string())
+        })
+        .or_else(|| agencies.first().map(|(id, _)| id.clone()));
+    let plan = match &agency {
+        Some(a) => c
+            .get(
+                viewer,
+                &format!(
+                    "/v1/followup/stage-plans?{}",
+                    query(&[("agency_id", a), ("year", &year.to_string())])
+                ),
+                None,
+            )
+            .await
+            .ok(),
+        None => None,
+    };
+    let state = failed.clone().unwrap_or_default();
+    let body = html! {
+        (agency_picker(lang, "/console/stages", &agencies, agency.as_deref(), Some(year)))
+        @match &plan {
+            Some(p) => (timeline(lang, p, today)),
+            None => p { (lang.t("该年度尚无阶段安排。", "No stage plan for this year yet.")) },
+        }
+        h2 { (lang.t("设置阶段安排", "Set the stage plan")) }
+        (form_problem(lang, &state, &["starts_on", "stages"], "/console/stages"))
+        form.card method="post" action=(format!("/console/stages?{}", query(&[("agency_id", agency.as_deref().unwrap_or("")), ("year", &year.to_string())]))) {
+            (hidden(viewer, &state, plan.as_ref().and_then(|p| p["version"].as_u64())))
+            (field(&state, "starts_on", lang.t("开始日期", "Starts on"), Kind::Date, true))
+            @for i in 0..4 {
+                fieldset {
+                    legend { (lang.t("阶段", "Stage")) " " (i + 1) @if i > 0 { " " (lang.t("（可空）", "(optional)")) } }
+                    (field(&state, &format!("name{i}"), lang.t("名称", "Name"), Kind::Text, i == 0))
+                    (field(&state, &format!("ends_on{i}"), lang.t("结束日期", "Ends on"), Kind::Date, i == 0))
+                    div {
+                        @for (t, zh, en) in TARGETS {
+                            label.check { input type="checkbox" name=(format!("targets{i}")) value=(t) checked[state.values.get(&format!("targets{i}")).is_some_and(|v| v == t)]; " " (lang.t(zh, en)) " " }
+                        }
+                    }
+                    (field(&state, &format!("rounds{i}"), lang.t("督办轮次日期（以逗号分隔）", "Supervision rounds (dates, comma-separated)"), Kind::Text, false))
+                }
+            }
+            button type="submit" { (lang.t("保存", "Save")) }
+        }
+    };
+    let status = state
+        .refusal
+        .as_ref()
+        .and_then(|r| StatusCode::from_u16(r.status).ok())
+        .unwrap_or(StatusCode::OK);
+    respond(
+        status,
+        shell(lang, Some(viewer), lang.t("阶段安排", "Stage plan"), body),
+    )
+}
+
+/// Sets the stage plan from the form.
+pub async fn set_stages(
+    State(c): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<AgencyYear>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if !form.csrf_ok(&viewer) {
+        return page::forbidden_form(viewer.lang);
+    }
+    let mut stages = Vec::new();
+    for i in 0..4 {
+        let Some(name) = form.text(&format!("name{i}")) else {
+            continue;
+        };
+        let rounds: Vec<String> = form
+            .text(&format!("rounds{i}"))
+            .unwrap_or_default()
+            .split([',', '，', ' '])
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        stages.push(json!({"name": name, "ends_on": form.text(&format!("ends_on{i}")), "targets": form.all(&format!("targets{i}")), "supervision_rounds": rounds}));
+    }
+    let year: Option<i32> = q.year.as_deref().and_then(|y| y.parse().ok());
+    let plan = json!({"agency_id": q.agency_id, "year": year, "starts_on": form.text("starts_on"), "stages": stages});
+    let send = Send {
+        idempotency_key: form.text("_key"),
+        if_match: form.get("_version").and_then(|v| v.parse().ok()),
+    };
+    let answer = c
+        .call(
+            &viewer,
+            Method::POST,
+            "/v1/followup/stage-plans",
+            Some(&plan),
+            &send,
+            None,
+        )
+        .await;
+    let consistency = answer.consistency.clone();
+    match answer.into_result() {
+        Ok(_) => after_change(
+            &format!(
+                "/console/stages?{}",
+                query(&[
+                    ("agency_id", q.agency_id.as_deref().unwrap_or("")),
+                    ("year", q.year.as_deref().unwrap_or(""))
+                ])
+            ),
+            consistency.as_deref(),
+        ),
+        Err(r) => {
+            let mut state = form.state();
+            state.refusal = Some(r);
+            stages_page(&c, &viewer, &q, Some(state)).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_report_never_passes_html_through() {
+        let html = super::markdown(
+            "# 报告\n\n<script>alert(1)</script> <b>x</b>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("<table>"), "{html}");
+    }
+}

@@ -8,3 +8,7 @@ CREATE TABLE user_sessions (
     last_seen_at  TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX user_sessions_by_user ON user_sessions (user_id);
+
+-- The position a person holds in their agency (内部审批: the approval steps they decide), as for
+-- keys.
+ALTER TABLE users ADD COLUMN position TEXT;

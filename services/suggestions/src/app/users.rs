@@ -94,9 +94,11 @@ impl App {
         role: Role,
         agency: Option<Uuid>,
         deputy: Option<Uuid>,
+        position: Option<SignerPosition>,
     ) -> Result<(User, String), AppError> {
         check_username(username)?;
         let (agency, deputy) = self.key_binding(role, agency, deputy).await?;
+        let position = Self::key_position(role, position)?;
         let secret = new_secret();
         let expires = OffsetDateTime::now_utc() + SETUP_TTL;
         let user = self
@@ -106,6 +108,7 @@ impl App {
                 role,
                 agency,
                 deputy,
+                position,
                 &token::secret_hash(&secret),
                 expires,
             )
@@ -314,7 +317,7 @@ impl App {
             deputy: s.user.deputy_id,
             reference: None,
             client_cert: None,
-            position: None,
+            position: s.user.position,
         };
         Ok(Some(SignedIn {
             user: s.user,

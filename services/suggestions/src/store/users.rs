@@ -4,6 +4,7 @@
 use banli_db::on_pool;
 use banli_domain::Role;
 use banli_domain::ids::{AgencyId, DeputyId};
+use banli_domain::suggestion::SignerPosition;
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -26,6 +27,8 @@ pub struct User {
     pub locked_until: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub disabled_at: Option<OffsetDateTime>,
+    /// The position the person holds in their agency (the approval steps they decide).
+    pub position: Option<SignerPosition>,
 }
 
 #[derive(FromRow)]
@@ -42,9 +45,10 @@ struct UserRow {
     locked_until: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     disabled_at: Option<OffsetDateTime>,
+    position: Option<String>,
 }
 
-const COLUMNS: &str = "id, username, role, agency_id, deputy_id, password_hash, setup_hash, setup_expires_at, failed_logins, locked_until, created_at, disabled_at";
+const COLUMNS: &str = "id, username, role, agency_id, deputy_id, password_hash, setup_hash, setup_expires_at, failed_logins, locked_until, created_at, disabled_at, position";
 
 impl UserRow {
     fn into_user(self) -> Result<User, StoreError> {
@@ -68,6 +72,12 @@ impl UserRow {
             locked_until: self.locked_until,
             created_at: self.created_at,
             disabled_at: self.disabled_at,
+            position: self
+                .position
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| corrupt("position"))?,
         })
     }
 }
@@ -82,6 +92,7 @@ impl Store {
         role: Role,
         agency: Option<AgencyId>,
         deputy: Option<DeputyId>,
+        position: Option<SignerPosition>,
         setup_hash: &str,
         setup_expires_at: OffsetDateTime,
     ) -> Result<User, StoreError> {
@@ -91,7 +102,7 @@ impl Store {
         let result = self
             .write(move |pool| async move {
                 Ok::<_, StoreError>(on_pool!(&pool, p => sqlx::query(
-                    "INSERT INTO users (id, username, role, agency_id, deputy_id, setup_hash, setup_expires_at, failed_logins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
+                    "INSERT INTO users (id, username, role, agency_id, deputy_id, setup_hash, setup_expires_at, failed_logins, created_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9)",
                 )
                 .bind(id.to_string())
                 .bind(&name)
@@ -101,6 +112,7 @@ impl Store {
                 .bind(&hash)
                 .bind(setup_expires_at)
                 .bind(now)
+                .bind(position.map(|p| p.as_str()))
                 .execute(p)
                 .await
                 .map(|_| ())))

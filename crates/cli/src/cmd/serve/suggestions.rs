@@ -249,6 +249,7 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
             Role::AssigningOffice,
             Some(office.id),
             None,
+            None,
             &hash,
             time::OffsetDateTime::now_utc() + banli_suggestions::app::SETUP_TTL,
         )
