@@ -179,6 +179,37 @@ impl Http {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// Any request with its own headers and body: the status, the response headers and the
+    /// body as bytes (the web console's pages and forms).
+    pub async fn raw(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, String)>,
+    ) -> Result<(u16, hyper::HeaderMap, Bytes)> {
+        let mut req = hyper::Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let bytes = match body {
+            Some((content_type, b)) => {
+                req = req.header("content-type", content_type);
+                Bytes::from(b)
+            }
+            None => Bytes::new(),
+        };
+        let res = self
+            .client
+            .request(req.body(Full::new(bytes))?)
+            .await
+            .with_context(|| format!("request to {path}"))?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok((status, headers, body))
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> Result<(u16, Brief)> {
         let (status, v, _) = self.send(hyper::Method::GET, path, key, None, None).await?;
         Ok((status, v))

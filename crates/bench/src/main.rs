@@ -29,6 +29,7 @@ mod audit;
 mod backup;
 mod client;
 mod connections;
+mod console;
 mod documents;
 mod feed;
 mod lifecycle;
@@ -78,6 +79,14 @@ enum Command {
         clients: usize,
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+    },
+    /// The web console on the demo data: the office's dashboard p50/p99 beside `GET
+    /// /v1/metrics` for the same agency, interleaved; each main page's weight and any request
+    /// it would make elsewhere.
+    Console {
+        /// Requests of each kind.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
     },
     /// Uploads of 5 MiB PDFs through REST beside `std::fs` writes of the same bytes; the
     /// server's RSS while 16 clients upload 20 MiB files at once.
@@ -251,6 +260,7 @@ async fn main() -> Result<()> {
             requests,
             clients,
         }) => public::run(backend, replies, requests, clients).await,
+        Some(Command::Console { requests }) => console::run(requests).await,
         Some(Command::Tls {
             clients,
             seconds,
