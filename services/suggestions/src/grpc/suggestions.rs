@@ -105,6 +105,26 @@ impl SuggestionService for Grpc {
         }))
     }
 
+    async fn list_deputies(
+        &self,
+        req: Request<pb::ListDeputiesRequest>,
+    ) -> Result<Response<pb::ListDeputiesResponse>, Status> {
+        let p = self.caller(&req).await?;
+        let deputies = self
+            .app
+            .list_deputies(&p)
+            .await?
+            .into_iter()
+            .map(|v| pb::Deputy {
+                id: v.id.to_string(),
+                name: v.name,
+                delegation: v.delegation,
+                contact: v.contact,
+            })
+            .collect();
+        Ok(Response::new(pb::ListDeputiesResponse { deputies }))
+    }
+
     async fn submit_suggestion(
         &self,
         req: Request<pb::SubmitSuggestionRequest>,

@@ -62,6 +62,20 @@ async fn grpc_serves_the_same_rules() {
         .expect_err("no key");
     assert_eq!(err.code(), Code::Unauthenticated);
 
+    // The deputies' list: the office (and auditors), as over REST.
+    let deputies = client
+        .list_deputies(authed(pb::ListDeputiesRequest {}, &w.keys.office))
+        .await
+        .expect("the office lists the deputies")
+        .into_inner()
+        .deputies;
+    assert!(deputies.iter().any(|d| d.id == w.deputy), "{deputies:?}");
+    let err = client
+        .list_deputies(authed(pb::ListDeputiesRequest {}, &w.keys.lead_admin))
+        .await
+        .expect_err("an agency's key");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
     let submit = pb::SubmitSuggestionRequest {
         session_id: w.session.clone(),
         number: "2020-0700".into(),

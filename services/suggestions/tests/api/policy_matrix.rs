@@ -365,6 +365,13 @@ async fn every_endpoint_for_every_caller() {
         },
         Case {
             method: Method::GET,
+            path: "/v1/deputies".into(),
+            body: None,
+            allowed: &["office", "auditor"],
+            party: &CALLERS_BUT_ANON,
+        },
+        Case {
+            method: Method::GET,
             path: format!("/v1/deputies/{}", w.deputy),
             body: None,
             allowed: &[
