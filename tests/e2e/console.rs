@@ -403,6 +403,11 @@ fn the_console_in_a_real_browser() {
         );
         std::thread::sleep(Duration::from_millis(300));
     };
+    let finance = office_get(s.http, &office, "/v1/agencies")
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["name"] == "湖南省财政厅"))
+        .and_then(|a| a["id"].as_str().map(str::to_owned))
+        .expect("the finance department");
     let deputies = office_get(s.http, &office, "/v1/deputies");
     let deputy = deputies[0]["id"].as_str().expect("a deputy").to_owned();
     let deputy_name = deputies[0]["name"].as_str().expect("a name").to_owned();
@@ -456,6 +461,15 @@ fn the_console_in_a_real_browser() {
                 "czt-office",
                 "agency_admin",
                 &["--agency", "湖南省财政厅"],
+            ),
+        ),
+        (
+            "kjt-office",
+            create_user(
+                &dir,
+                "kjt-office",
+                "agency_admin",
+                &["--agency", "湖南省科学技术厅"],
             ),
         ),
         (
@@ -529,6 +543,7 @@ fn the_console_in_a_real_browser() {
     let item_id = item_path.rsplit('/').next().unwrap_or_default().to_owned();
     assert!(b.page_text().contains("已立案"), "{}", b.page_text());
     b.click(&format!("#f-lead option[value='{department}']"));
+    b.click(&format!("input[name=co][value='{finance}']"));
     b.submit("form[action$='/assign'] button");
     assert!(b.page_text().contains("已交办"), "{}", b.page_text());
     // A supervision notice to the department on it (answered below from the agency's inbox).
@@ -558,8 +573,36 @@ fn the_console_in_a_real_browser() {
     assert!(b.page_text().contains("按期答复"), "{}", b.page_text());
     logout(&b);
 
-    // Another agency's people get the not-found page for it, as for an unknown item.
+    // The co-handling agency signs for it, dispatches it and sends its opinion (会办意见).
     login(&b, &base, "czt-office", PASSWORD);
+    b.until(
+        &format!("{base}/console/inbox"),
+        &format!("a[href='{item_path}']"),
+    );
+    b.submit(&format!("a[href='{item_path}']"));
+    b.submit("form[action*='/sign-for'] button");
+    b.fill("#f-handler", "赵丽");
+    b.fill("#f-responsible_leader", "钱副厅长");
+    b.fill("#f-plan", "提供资金政策依据。");
+    b.submit("form[action*='/dispatch'] button");
+    b.fill("#f-document_number", "会办〔2026〕1号");
+    b.fill(
+        "#f-body",
+        "经研究，本建议所提事项由主办单位牵头办理，我厅已提供相关政策依据。",
+    );
+    b.fill("#f-signer_name", "分管负责人");
+    b.fill("#f-no_measure_reason", "所提事项不在我厅职责范围内。");
+    b.submit("form[action*='/opinion'] button");
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
+    assert!(
+        b.page_text().contains("会办〔2026〕1号"),
+        "{}",
+        b.page_text()
+    );
+    logout(&b);
+
+    // Another agency's people get the not-found page for it, as for an unknown item.
+    login(&b, &base, "kjt-office", PASSWORD);
     b.go(&format!("{base}{item_path}"));
     let foreign = b.page_text();
     b.go(&format!(

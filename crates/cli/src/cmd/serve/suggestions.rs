@@ -258,7 +258,7 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
     write_private(
         &user_path,
         &format!(
-            "username: {FIRST_USER}\none-time set-password token (72 hours; `banli users reset-password --username {FIRST_USER}` issues a new one):\n{secret}\n"
+            "username: {FIRST_USER}\nset the password at: http://{http_addr}/set-password?token={secret}\none-time set-password token (72 hours; `banli users reset-password --username {FIRST_USER}` issues a new one):\n{secret}\n"
         ),
     )?;
     tracing::info!(user_id = %user.id, file = %user_path.display(), "created the first assigning-office user");
@@ -269,6 +269,10 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
     println!(
         "Try:  curl -H \"Authorization: Bearer $(cat {})\" http://{http_addr}/v1/agencies",
         path.display()
+    );
+    println!(
+        "The web console is at http://{http_addr}/ — the office account's one-time set-password link is in {}.",
+        user_path.display()
     );
     Ok(())
 }
