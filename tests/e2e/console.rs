@@ -658,8 +658,7 @@ fn the_console_in_a_real_browser() {
     assert!(b.page_text().contains("办理中"), "{}", b.page_text());
     logout(&b);
 
-    // The handler records the communication and replies; a reply without its text keeps what
-    // was typed and shows the API's message.
+    // The handler records the communication.
     login(&b, &base, "gxt-handler", PASSWORD);
     b.go(&format!("{base}{item_path}"));
     b.fill("#f-summary", "上门听取代表意见。");
@@ -669,25 +668,6 @@ fn the_console_in_a_real_browser() {
         "{}",
         b.page_text()
     );
-    // (Only blanks: the browser's own check of a required field lets it through; the API's
-    // does not.)
-    b.fill("#f-document_number", "答复〔2026〕1号");
-    b.fill("#f-body", "   ");
-    b.fill("#f-signer_name", "厅长");
-    b.submit("form[action*='/reply'] button");
-    assert!(
-        b.count(".problem, p.error") > 0,
-        "an empty reply is refused: {}",
-        b.page_text()
-    );
-    let kept = b.find("#f-document_number");
-    let kept = b.call(
-        "GET",
-        &b.s(&format!("/element/{kept}/property/value")),
-        None,
-    );
-    assert_eq!(kept, "答复〔2026〕1号", "what was typed is kept");
-    b.screenshot("reply-refused");
 
     // Without an approval chain a handler does not sign the reply off: the API's refusal,
     // shown with the form.
@@ -752,11 +732,28 @@ fn the_console_in_a_real_browser() {
         "{}",
         b.page_text()
     );
-    // Reloaded, it goes through: a draft waiting for the leader's step.
+    // Reloaded: a reply without its text (only blanks: the browser's own check of a required
+    // field lets them through, the API's does not) is refused, what was typed is kept, and the
+    // same form, corrected, goes through: a draft waiting for the leader's step.
     b.go(&format!("{base}{item_path}"));
     b.fill("#f-document_number", "答复〔2026〕1号");
-    b.fill("#f-body", "经研究，已将该建议列入今年工作要点并组织实施。");
+    b.fill("#f-body", "   ");
     b.fill("#f-signer_name", "厅长");
+    b.submit("form[action*='/reply'] button");
+    assert!(
+        b.count(".problem, p.error") > 0,
+        "an empty reply is refused: {}",
+        b.page_text()
+    );
+    let kept = b.find("#f-document_number");
+    let kept = b.call(
+        "GET",
+        &b.s(&format!("/element/{kept}/property/value")),
+        None,
+    );
+    assert_eq!(kept, "答复〔2026〕1号", "what was typed is kept");
+    b.screenshot("reply-refused");
+    b.fill("#f-body", "经研究，已将该建议列入今年工作要点并组织实施。");
     b.submit("form[action*='/reply'] button");
     assert!(b.page_text().contains("内部审批中"), "{}", b.page_text());
     logout(&b);

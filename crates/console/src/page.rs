@@ -268,12 +268,11 @@ pub fn select(state: &FormState, name: &str, label: &str, options: &[(String, St
 }
 
 /// The hidden fields every form of a signed-in page carries: the CSRF token, the form's own
-/// idempotency key (a form sent twice changes once) and the version the page showed.
-pub fn hidden(viewer: &Viewer, state: &FormState, version: Option<u64>) -> Markup {
-    let key = match state.value("_key") {
-        "" => uuid::Uuid::new_v4().to_string(),
-        k => k.to_owned(),
-    };
+/// idempotency key (a form sent twice changes once) and the version the page showed. A form
+/// shown again after a refusal gets a new key: the refused request has its answer, and the
+/// corrected one is another request.
+pub fn hidden(viewer: &Viewer, _state: &FormState, version: Option<u64>) -> Markup {
+    let key = uuid::Uuid::new_v4().to_string();
     html! {
         input type="hidden" name="_csrf" value=(viewer.csrf);
         input type="hidden" name="_key" value=(key);

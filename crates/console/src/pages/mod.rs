@@ -107,8 +107,17 @@ impl Form {
 
 /// A local path to go to after a form (never another site).
 pub fn local(next: Option<&str>) -> &str {
+    // Browsers drop tabs and line breaks from URLs and read `\` as `/`: `/\t/x.example`
+    // would become `//x.example`, another site.
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.chars()
+                    .all(|c| !c.is_control() && !c.is_whitespace() && c != '\\') =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -134,6 +143,13 @@ mod tests {
         assert_eq!(local(Some("//evil.example/")), "/");
         assert_eq!(local(Some("https://evil.example/")), "/");
         assert_eq!(local(Some("/\\evil.example")), "/");
+        assert_eq!(local(Some("/\t/evil.example")), "/");
+        assert_eq!(local(Some("/\n/evil.example")), "/");
+        assert_eq!(local(Some("/ /evil.example")), "/");
+        assert_eq!(
+            local(Some("/console/items?state=assigned")),
+            "/console/items?state=assigned"
+        );
         assert_eq!(local(None), "/");
     }
 

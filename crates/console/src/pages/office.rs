@@ -709,10 +709,13 @@ pub async fn report(
 
 /// Markdown as HTML, any HTML in it shown as text (the report quotes what people typed).
 fn markdown(text: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html::push_html};
-    let events = Parser::new_ext(text, Options::ENABLE_TABLES).map(|e| match e {
-        Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
-        e => e,
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html::push_html};
+    // Links and images keep only their text: the report links nowhere and loads nothing.
+    let events = Parser::new_ext(text, Options::ENABLE_TABLES).filter_map(|e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        Event::Start(Tag::Link { .. } | Tag::Image { .. })
+        | Event::End(TagEnd::Link | TagEnd::Image) => None,
+        e => Some(e),
     });
     let mut out = String::new();
     push_html(&mut out, events);
@@ -889,5 +892,8 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("<table>"), "{html}");
+        let html = super::markdown("[点此](javascript:alert(1)) ![](http://x.example/t.png)");
+        assert!(!html.contains("href") && !html.contains("<img"), "{html}");
+        assert!(html.contains("点此"), "{html}");
     }
 }
