@@ -361,6 +361,8 @@ async fn main() -> Result<()> {
                 propagation::run(t, 20_000, 1_000, 10).await?;
             }
             documents::run(160, 4).await?;
+            public::run(Backend::Sqlite, 100_000, 4000, 4).await?;
+            console::run(2000).await?;
             for b in [Backend::Sqlite, Backend::Postgres] {
                 audit::run(b, 1_000_000).await?;
                 timers::run_bench(b, 100_000, 20).await?;
