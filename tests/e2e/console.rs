@@ -202,6 +202,30 @@ impl Browser {
         );
     }
 
+    /// Every `id` on the page is used once (labels and error messages point at their own
+    /// field).
+    fn assert_unique_ids(&self) {
+        let ids = self.call(
+            "POST",
+            &self.s("/execute/sync"),
+            Some(json!({"script": "return Array.from(document.querySelectorAll('[id]')).map(e => e.id);", "args": []})),
+        );
+        let ids: Vec<&str> = ids
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for id in &ids {
+            assert!(
+                seen.insert(*id),
+                "the id `{id}` is used twice on {}",
+                self.url()
+            );
+        }
+    }
+
     fn click(&self, css: &str) {
         let e = self.find(css);
         self.call(
@@ -513,6 +537,7 @@ fn the_console_in_a_real_browser() {
         );
     }
     assert!(b.count("svg.chart") >= 2, "the charts are drawn");
+    b.assert_unique_ids();
     b.screenshot("office-dashboard");
     b.go(&format!(
         "{base}/console/lang/en?next=/console/office?agency_id={department}%26year=2020"
@@ -546,9 +571,10 @@ fn the_console_in_a_real_browser() {
     b.click(&format!("input[name=co][value='{finance}']"));
     b.submit("form[action$='/assign'] button");
     assert!(b.page_text().contains("已交办"), "{}", b.page_text());
+    b.assert_unique_ids();
     // A supervision notice to the department on it (answered below from the agency's inbox).
-    b.fill("#f-body", "请于本周内完成办前沟通。");
-    b.set("#f-response_due", "2030-01-31");
+    b.fill("#f-notice-body", "请于本周内完成办前沟通。");
+    b.set("#f-notice-response_due", "2030-01-31");
     b.submit("form[action$='/notice'] button");
     assert!(b.count(".problem") == 0, "{}", b.page_text());
     // The ledger, the annual report and the stage plan of the demo department.
@@ -585,13 +611,17 @@ fn the_console_in_a_real_browser() {
     b.fill("#f-responsible_leader", "钱副厅长");
     b.fill("#f-plan", "提供资金政策依据。");
     b.submit("form[action*='/dispatch'] button");
-    b.fill("#f-document_number", "会办〔2026〕1号");
+    b.assert_unique_ids();
+    b.fill("#f-opinion-document_number", "会办〔2026〕1号");
     b.fill(
-        "#f-body",
+        "#f-opinion-body",
         "经研究，本建议所提事项由主办单位牵头办理，我厅已提供相关政策依据。",
     );
-    b.fill("#f-signer_name", "分管负责人");
-    b.fill("#f-no_measure_reason", "所提事项不在我厅职责范围内。");
+    b.fill("#f-opinion-signer_name", "分管负责人");
+    b.fill(
+        "#f-opinion-no_measure_reason",
+        "所提事项不在我厅职责范围内。",
+    );
     b.submit("form[action*='/opinion'] button");
     assert!(b.count(".problem") == 0, "{}", b.page_text());
     assert!(
@@ -620,6 +650,7 @@ fn the_console_in_a_real_browser() {
         &format!("a[href='{item_path}']"),
     );
     b.screenshot("agency-inbox");
+    b.assert_unique_ids();
     let notice = office_get(
         s.http,
         &office,

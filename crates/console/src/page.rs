@@ -167,9 +167,20 @@ pub fn refused(lang: Lang, viewer: &Viewer, r: &Refusal) -> Response {
 pub struct FormState {
     pub values: HashMap<String, String>,
     pub refusal: Option<Refusal>,
+    /// Prefixes the fields' ids (`f-<scope>-<name>`) where a page has several forms with
+    /// fields of the same name: ids stay unique and labels point at their own field.
+    pub scope: Option<String>,
 }
 
 impl FormState {
+    /// A field's id on the page.
+    pub fn id(&self, name: &str) -> String {
+        match &self.scope {
+            Some(scope) => format!("f-{scope}-{name}"),
+            None => format!("f-{name}"),
+        }
+    }
+
     pub fn value(&self, name: &str) -> &str {
         self.values.get(name).map_or("", String::as_str)
     }
@@ -228,7 +239,7 @@ pub enum Kind {
 
 /// A labelled field: the API's message next to it when it is about it, what was typed kept.
 pub fn field(state: &FormState, name: &str, label: &str, kind: Kind, required: bool) -> Markup {
-    let id = format!("f-{name}");
+    let id = state.id(name);
     let err_id = format!("{id}-error");
     let error = state.error_for(name);
     let value = state.value(name);
@@ -251,7 +262,7 @@ pub fn field(state: &FormState, name: &str, label: &str, kind: Kind, required: b
 
 /// A `<select>` with its options (value, label).
 pub fn select(state: &FormState, name: &str, label: &str, options: &[(String, String)]) -> Markup {
-    let id = format!("f-{name}");
+    let id = state.id(name);
     let error = state.error_for(name);
     let chosen = state.value(name);
     html! {

@@ -160,6 +160,16 @@ async fn render(
         // Those still waiting for the unit: issued or acknowledged, not answered.
         .filter(|n| matches!(n["state"].as_str(), Some("issued" | "acknowledged")))
         .collect::<Vec<_>>();
+    // Each notice's form, its fields' ids its own.
+    let notice_state = |nid: &str| {
+        let mut s = failed
+            .as_ref()
+            .filter(|(id, _)| id == nid)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        s.scope = Some(format!("notice-{nid}"));
+        s
+    };
     let body = html! {
         h2 { (lang.t("待办事项", "To do")) " " span.count { (open.len()) } }
         @if open.is_empty() {
@@ -196,7 +206,7 @@ async fn render(
             @for n in &notices {
                 @let nid = n["id"].as_str().unwrap_or("");
                 @let version = n["version"].as_u64().unwrap_or(0);
-                @let state = failed.as_ref().filter(|(id, _)| id == nid).map(|(_, s)| s.clone()).unwrap_or_default();
+                @let state = notice_state(nid);
                 section.action id=(format!("notice-{nid}")) {
                     h3 { (date(&n["issued_on"])) " · " (lang.t("回复期限", "answer by")) " " (date(&n["response_due"])) }
                     p.text { (n["body"].as_str().unwrap_or("")) }

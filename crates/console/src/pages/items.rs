@@ -296,10 +296,16 @@ fn actions(
     names: &Names,
     failed: Option<(&str, &FormState)>,
 ) -> Markup {
-    let empty = FormState::default();
-    let state_of = |action: &str| match failed {
-        Some((a, s)) if a == action => s,
-        _ => &empty,
+    // The forms whose field names another form on the page may share get scoped ids.
+    let state_of = |action: &str| {
+        let mut s = match failed {
+            Some((a, s)) if a == action => s.clone(),
+            _ => FormState::default(),
+        };
+        if SCOPED.contains(&action) {
+            s.scope = Some(action.to_owned());
+        }
+        s
     };
     let id = item["id"].as_str().unwrap_or("");
     let version = item["version"].as_u64();
@@ -321,8 +327,8 @@ fn actions(
         let s = state_of(action);
         html! {
             h3 { (title) }
-            (form_problem(lang, s, FIELDS, &reload))
-            (hidden(viewer, s, version))
+            (form_problem(lang, &s, FIELDS, &reload))
+            (hidden(viewer, &s, version))
         }
     };
     html! {
@@ -339,7 +345,7 @@ fn actions(
                 form method="post" action=(format!("/console/items/{id}/assign")) {
                     (form_head("assign", lang.t("交办", "Assign")))
                     @let opts: Vec<(String, String)> = std::iter::once((String::new(), lang.t("（请选择）", "(choose)").to_owned())).chain(names.agencies.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
-                    (select(state_of("assign"), "lead", lang.t("主办单位", "Lead agency"), &opts))
+                    (select(&state_of("assign"), "lead", lang.t("主办单位", "Lead agency"), &opts))
                     fieldset {
                         legend { (lang.t("会办单位（可多选）", "Co-handling agencies (any)")) }
                         @for (k, v) in &names.agencies {
@@ -360,10 +366,10 @@ fn actions(
                             (form_head("adjustment-decision", lang.t("调整申请", "Adjustment request")))
                             p { (agency) "：" (a["adjustment"]["reason"].as_str().unwrap_or("")) }
                             @let s = state_of("adjustment-decision");
-                            (select(s, "outcome", lang.t("决定", "Decision"), &[("accept".into(), lang.t("同意调整", "accept").into()), ("reject".into(), lang.t("不同意", "reject").into()), ("escalate".into(), lang.t("提请协调", "escalate").into())]))
+                            (select(&s, "outcome", lang.t("决定", "Decision"), &[("accept".into(), lang.t("同意调整", "accept").into()), ("reject".into(), lang.t("不同意", "reject").into()), ("escalate".into(), lang.t("提请协调", "escalate").into())]))
                             @let opts: Vec<(String, String)> = std::iter::once((String::new(), lang.t("（同意时选择新承办单位）", "(on accept: the new unit)").to_owned())).chain(names.agencies.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
-                            (select(s, "agency_id", lang.t("改由", "Hand over to"), &opts))
-                            (field(s, "reason", lang.t("理由（不同意或提请协调时）", "Reason (reject or escalate)"), Kind::Text, false))
+                            (select(&s, "agency_id", lang.t("改由", "Hand over to"), &opts))
+                            (field(&s, "reason", lang.t("理由（不同意或提请协调时）", "Reason (reject or escalate)"), Kind::Text, false))
                             button type="submit" { (lang.t("决定", "Decide")) }
                         }
                     }
@@ -387,7 +393,7 @@ fn actions(
                         form method="post" action=(format!("/console/items/{id}/waiver?assignment={aid}")) {
                             (form_head("waiver", lang.t("免交会办意见", "Waive the co-handling opinion")))
                             p { (agency) }
-                            (field(state_of("waiver"), "reason", lang.t("理由", "Reason"), Kind::Text, true))
+                            (field(&state_of("waiver"), "reason", lang.t("理由", "Reason"), Kind::Text, true))
                             button type="submit" { (lang.t("免交", "Waive")) }
                         }
                     }
@@ -399,10 +405,10 @@ fn actions(
                         (form_head("notice", lang.t("发出督办通知", "Issue a supervision notice")))
                         @let s = state_of("notice");
                         @let units: Vec<(String, String)> = item["assignments"].as_array().into_iter().flatten().filter(|a| a["state"] != "superseded").filter_map(|a| { let id = a["agency_id"].as_str()?; Some((id.to_owned(), names.agencies.get(id).cloned().unwrap_or_else(|| id.to_owned()))) }).collect();
-                        (select(s, "target_agency_id", lang.t("督办单位", "Unit"), &units))
-                        (select(s, "level", lang.t("督办方式", "Level"), &[("reminder".into(), lang.t("提醒", "reminder").into()), ("notice".into(), lang.t("督办通知", "notice").into()), ("special_inspection".into(), lang.t("专项督查", "special inspection").into()), ("on_site_supervision".into(), lang.t("现场督办", "on-site supervision").into())]))
-                        (field(s, "body", lang.t("督办事项", "What is to be done"), Kind::Area, true))
-                        (field(s, "response_due", lang.t("书面回复期限", "Written answer by"), Kind::Date, true))
+                        (select(&s, "target_agency_id", lang.t("督办单位", "Unit"), &units))
+                        (select(&s, "level", lang.t("督办方式", "Level"), &[("reminder".into(), lang.t("提醒", "reminder").into()), ("notice".into(), lang.t("督办通知", "notice").into()), ("special_inspection".into(), lang.t("专项督查", "special inspection").into()), ("on_site_supervision".into(), lang.t("现场督办", "on-site supervision").into())]))
+                        (field(&s, "body", lang.t("督办事项", "What is to be done"), Kind::Area, true))
+                        (field(&s, "response_due", lang.t("书面回复期限", "Written answer by"), Kind::Date, true))
                         button type="submit" { (lang.t("发出", "Issue")) }
                     }
                 }
@@ -426,10 +432,10 @@ fn actions(
                     form method="post" action=(format!("/console/items/{id}/dispatch?assignment={aid}")) {
                         (form_head("dispatch", lang.t("交办到处室", "Dispatch to a division")))
                         @let s = state_of("dispatch");
-                        (select(s, "division_id", lang.t("承办处室", "Division"), &names.divisions))
-                        (field(s, "handler", lang.t("承办人", "Handler"), Kind::Text, true))
-                        (field(s, "responsible_leader", lang.t("分管领导", "Responsible leader"), Kind::Text, true))
-                        (field(s, "plan", lang.t("办理方案", "Plan"), Kind::Area, true))
+                        (select(&s, "division_id", lang.t("承办处室", "Division"), &names.divisions))
+                        (field(&s, "handler", lang.t("承办人", "Handler"), Kind::Text, true))
+                        (field(&s, "responsible_leader", lang.t("分管领导", "Responsible leader"), Kind::Text, true))
+                        (field(&s, "plan", lang.t("办理方案", "Plan"), Kind::Area, true))
                         button type="submit" { (lang.t("交办", "Dispatch")) }
                     }
                 }
@@ -442,10 +448,10 @@ fn actions(
                             @if let Some(d) = d.as_str() { input type="hidden" name="deputy" value=(d); }
                         }
                         @let s = state_of("communication");
-                        (select(s, "phase", lang.t("阶段", "Phase"), &[("before".into(), lang.t("办前", "before").into()), ("during".into(), lang.t("办中", "during").into()), ("after".into(), lang.t("办后", "after").into())]))
-                        (select(s, "method", lang.t("方式", "Method"), &[("visit".into(), lang.t("上门走访", "visit").into()), ("phone".into(), lang.t("电话", "phone").into()), ("symposium".into(), lang.t("座谈", "meeting").into()), ("field_research".into(), lang.t("实地调研", "field research").into()), ("letter".into(), lang.t("书面", "letter").into()), ("online_meeting".into(), lang.t("视频会议", "online meeting").into())]))
+                        (select(&s, "phase", lang.t("阶段", "Phase"), &[("before".into(), lang.t("办前", "before").into()), ("during".into(), lang.t("办中", "during").into()), ("after".into(), lang.t("办后", "after").into())]))
+                        (select(&s, "method", lang.t("方式", "Method"), &[("visit".into(), lang.t("上门走访", "visit").into()), ("phone".into(), lang.t("电话", "phone").into()), ("symposium".into(), lang.t("座谈", "meeting").into()), ("field_research".into(), lang.t("实地调研", "field research").into()), ("letter".into(), lang.t("书面", "letter").into()), ("online_meeting".into(), lang.t("视频会议", "online meeting").into())]))
                         label.check { input type="checkbox" name="face_to_face" value="true" checked[s.value("face_to_face") == "true"]; " " (lang.t("面对面", "Face to face")) }
-                        (field(s, "summary", lang.t("沟通内容", "Summary"), Kind::Area, true))
+                        (field(&s, "summary", lang.t("沟通内容", "Summary"), Kind::Area, true))
                         button type="submit" { (lang.t("保存", "Save")) }
                     }
                 }
@@ -458,15 +464,15 @@ fn actions(
                             @if let Some(o) = o["id"].as_str() { input type="hidden" name="opinion" value=(o); }
                         }
                         @let s = state_of("reply");
-                        (field(s, "document_number", lang.t("文号", "Document number"), Kind::Text, true))
-                        (select(s, "class", lang.t("答复类别", "Class"), &[("A".into(), lang.class("A").into()), ("B".into(), lang.class("B").into()), ("C".into(), lang.class("C").into())]))
-                        (field(s, "body", lang.t("答复正文", "Reply"), Kind::Area, true))
-                        (field(s, "signer_name", lang.t("签发人", "Signed by"), Kind::Text, true))
-                        (select(s, "signer_position", lang.t("签发人职务", "Signer's position"), &[("principal_head".into(), lang.t("主要负责人", "principal head").into()), ("authorized_leader".into(), lang.t("分管负责人", "authorized leader").into())]))
+                        (field(&s, "document_number", lang.t("文号", "Document number"), Kind::Text, true))
+                        (select(&s, "class", lang.t("答复类别", "Class"), &[("A".into(), lang.class("A").into()), ("B".into(), lang.class("B").into()), ("C".into(), lang.class("C").into())]))
+                        (field(&s, "body", lang.t("答复正文", "Reply"), Kind::Area, true))
+                        (field(&s, "signer_name", lang.t("签发人", "Signed by"), Kind::Text, true))
+                        (select(&s, "signer_position", lang.t("签发人职务", "Signer's position"), &[("principal_head".into(), lang.t("主要负责人", "principal head").into()), ("authorized_leader".into(), lang.t("分管负责人", "authorized leader").into())]))
                         fieldset {
                             legend { (lang.t("承诺事项（B类必填）", "Commitment (required for class B)")) }
-                            (field(s, "measure", lang.t("措施", "Measure"), Kind::Text, false))
-                            (field(s, "target_date", lang.t("完成期限", "Target date"), Kind::Date, false))
+                            (field(&s, "measure", lang.t("措施", "Measure"), Kind::Text, false))
+                            (field(&s, "target_date", lang.t("完成期限", "Target date"), Kind::Date, false))
                         }
                         button type="submit" { (lang.t("发出答复", "Send the reply")) }
                     }
@@ -478,9 +484,9 @@ fn actions(
                         (form_head("adjustment-request", lang.t("申请调整承办单位", "Ask for another unit")))
                         @let s = state_of("adjustment-request");
                         p.hint { (lang.t("交办后五个工作日内，期限：", "Within five working days of the assignment, by ")) (date(&a["deadlines"]["objection"]["due"])) }
-                        (field(s, "reason", lang.t("理由", "Reason"), Kind::Area, true))
+                        (field(&s, "reason", lang.t("理由", "Reason"), Kind::Area, true))
                         @let opts: Vec<(String, String)> = std::iter::once((String::new(), lang.t("（建议由哪个单位承办，可不选）", "(a unit to suggest, if any)").to_owned())).chain(names.agencies.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
-                        (select(s, "suggested_agency_id", lang.t("建议改由", "Suggested unit"), &opts))
+                        (select(&s, "suggested_agency_id", lang.t("建议改由", "Suggested unit"), &opts))
                         button type="submit" { (lang.t("提交申请", "Ask")) }
                     }
                 }
@@ -490,8 +496,8 @@ fn actions(
                     form method="post" action=(format!("/console/items/{id}/extension-request?assignment={aid}")) {
                         (form_head("extension-request", lang.t("申请延期答复", "Ask for more time")))
                         @let s = state_of("extension-request");
-                        (field(s, "new_due", lang.t("延至", "Until"), Kind::Date, true))
-                        (field(s, "reason", lang.t("理由", "Reason"), Kind::Area, true))
+                        (field(&s, "new_due", lang.t("延至", "Until"), Kind::Date, true))
+                        (field(&s, "reason", lang.t("理由", "Reason"), Kind::Area, true))
                         button type="submit" { (lang.t("提交申请", "Ask")) }
                     }
                 }
@@ -527,7 +533,7 @@ fn actions(
                             label.check { input type="radio" name="approve" value="true" checked[s.value("approve") != "false"]; " " (lang.t("同意", "Approve")) }
                             label.check { input type="radio" name="approve" value="false" checked[s.value("approve") == "false"]; " " (lang.t("退回修改", "Return for changes")) }
                         }
-                        (field(s, "comment", lang.t("意见（退回时必填）", "Comment (required to return)"), Kind::Area, false))
+                        (field(&s, "comment", lang.t("意见（退回时必填）", "Comment (required to return)"), Kind::Area, false))
                         button type="submit" { (lang.t("提交", "Send")) }
                     }
                 }
@@ -537,13 +543,13 @@ fn actions(
                     form method="post" action=(format!("/console/items/{id}/opinion?assignment={aid}")) {
                         (form_head("opinion", lang.t("会办意见", "Co-handling opinion")))
                         @let s = state_of("opinion");
-                        (field(s, "document_number", lang.t("文号", "Document number"), Kind::Text, true))
-                        (field(s, "body", lang.t("意见", "Opinion"), Kind::Area, true))
-                        (field(s, "signer_name", lang.t("签发人", "Signed by"), Kind::Text, true))
-                        (select(s, "signer_position", lang.t("签发人职务", "Signer's position"), &[("authorized_leader".into(), lang.t("分管负责人", "authorized leader").into()), ("principal_head".into(), lang.t("主要负责人", "principal head").into())]))
-                        (field(s, "measure", lang.t("本单位措施（无则说明理由）", "Your unit's measure (or why none)"), Kind::Text, false))
-                        (field(s, "target_date", lang.t("完成期限", "Target date"), Kind::Date, false))
-                        (field(s, "no_measure_reason", lang.t("无措施的理由", "Why no measure"), Kind::Text, false))
+                        (field(&s, "document_number", lang.t("文号", "Document number"), Kind::Text, true))
+                        (field(&s, "body", lang.t("意见", "Opinion"), Kind::Area, true))
+                        (field(&s, "signer_name", lang.t("签发人", "Signed by"), Kind::Text, true))
+                        (select(&s, "signer_position", lang.t("签发人职务", "Signer's position"), &[("authorized_leader".into(), lang.t("分管负责人", "authorized leader").into()), ("principal_head".into(), lang.t("主要负责人", "principal head").into())]))
+                        (field(&s, "measure", lang.t("本单位措施（无则说明理由）", "Your unit's measure (or why none)"), Kind::Text, false))
+                        (field(&s, "target_date", lang.t("完成期限", "Target date"), Kind::Date, false))
+                        (field(&s, "no_measure_reason", lang.t("无措施的理由", "Why no measure"), Kind::Text, false))
                         button type="submit" { (lang.t("提交意见", "Send the opinion")) }
                     }
                 }
@@ -555,10 +561,10 @@ fn actions(
                     (form_head("feedback", lang.t("评价答复", "Rate the reply")))
                     @let s = state_of("feedback");
                     @let levels = [("satisfied".to_owned(), lang.satisfaction("satisfied").to_owned()), ("basically_satisfied".to_owned(), lang.satisfaction("basically_satisfied").to_owned()), ("dissatisfied".to_owned(), lang.satisfaction("dissatisfied").to_owned())];
-                    (select(s, "level", lang.t("总体评价", "Overall"), &levels))
-                    (select(s, "handling", lang.t("对办理过程", "The handling"), &levels))
-                    (select(s, "result", lang.t("对办理结果", "The result"), &levels))
-                    (field(s, "comment", lang.t("意见", "Comment"), Kind::Area, false))
+                    (select(&s, "level", lang.t("总体评价", "Overall"), &levels))
+                    (select(&s, "handling", lang.t("对办理过程", "The handling"), &levels))
+                    (select(&s, "result", lang.t("对办理结果", "The result"), &levels))
+                    (field(&s, "comment", lang.t("意见", "Comment"), Kind::Area, false))
                     button type="submit" { (lang.t("提交评价", "Send the rating")) }
                 }
             }
@@ -576,6 +582,16 @@ fn position(lang: Lang, p: &str) -> &'static str {
         _ => "",
     }
 }
+
+/// The forms whose fields' names other forms on the same page use.
+const SCOPED: &[&str] = &[
+    "waiver",
+    "adjustment-decision",
+    "adjustment-request",
+    "extension-request",
+    "notice",
+    "opinion",
+];
 
 /// The fields of every form, for placing the API's message next to the one it is about.
 const FIELDS: &[&str] = &[

@@ -96,6 +96,7 @@ impl Form {
                 .cloned()
                 .collect(),
             refusal: None,
+            scope: None,
         }
     }
 
