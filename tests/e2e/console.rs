@@ -569,13 +569,13 @@ fn the_console_in_a_real_browser() {
     assert!(b.page_text().contains("已立案"), "{}", b.page_text());
     b.click(&format!("#f-lead option[value='{department}']"));
     b.click(&format!("input[name=co][value='{finance}']"));
-    b.submit("form[action$='/assign'] button");
+    b.submit("#act-assign button");
     assert!(b.page_text().contains("已交办"), "{}", b.page_text());
     b.assert_unique_ids();
     // A supervision notice to the department on it (answered below from the agency's inbox).
     b.fill("#f-notice-body", "请于本周内完成办前沟通。");
     b.set("#f-notice-response_due", "2030-01-31");
-    b.submit("form[action$='/notice'] button");
+    b.submit("#act-notice button");
     assert!(b.count(".problem") == 0, "{}", b.page_text());
     // The ledger, the annual report and the stage plan of the demo department.
     b.go(&format!("{base}/console/ledger?agency_id={department}"));
@@ -839,7 +839,7 @@ fn the_console_in_a_real_browser() {
     assert!(b.page_text().contains(&deputy_name));
     b.click("#f-level option[value='satisfied']");
     b.fill("#f-comment", "答复及时，措施具体。");
-    b.submit("form[action$='/feedback'] button");
+    b.submit("#act-feedback button");
     assert!(
         b.page_text().contains("答复及时，措施具体"),
         "{}",

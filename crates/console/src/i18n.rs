@@ -84,6 +84,22 @@ impl Lang {
         }
     }
 
+    /// How a communication took place.
+    pub fn method(self, m: &str) -> String {
+        let (zh, en) = match m {
+            "visit" => ("上门走访", "visit"),
+            "phone" => ("电话", "phone"),
+            "letter" => ("书面", "letter"),
+            "symposium" => ("座谈", "meeting"),
+            "field_research" => ("实地调研", "field research"),
+            "questionnaire" => ("问卷", "questionnaire"),
+            "online_meeting" => ("视频会议", "online meeting"),
+            "face_to_face_reply" => ("当面答复", "reply in person"),
+            other => return other.replace('_', " "),
+        };
+        self.t(zh, en).to_owned()
+    }
+
     /// A person's role.
     pub fn role(self, r: &str) -> &'static str {
         match r {

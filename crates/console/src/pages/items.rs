@@ -264,7 +264,7 @@ fn history(lang: Lang, item: &Value) -> Markup {
     html! {
         @if !comms.is_empty() {
             h2 { (lang.t("沟通记录", "Communications")) }
-            ul.records { @for m in &comms { li { (date(&m["on"])) " · " (m["method"].as_str().unwrap_or("").replace('_', " ")) " · " (m["summary"].as_str().unwrap_or("")) } } }
+            ul.records { @for m in &comms { li { (date(&m["on"])) " · " (lang.method(m["method"].as_str().unwrap_or(""))) " · " (m["summary"].as_str().unwrap_or("")) } } }
         }
         @if !opinions.is_empty() {
             h2 { (lang.t("会办意见", "Co-handling opinions")) }
@@ -334,7 +334,7 @@ fn actions(
     html! {
         @if role == "assigning_office" && state == "submitted" {
             section.action {
-                form method="post" action=(format!("/console/items/{id}/accept")) {
+                form id="act-accept" method="post" action=(format!("/console/items/{id}/accept#act-accept")) {
                     (form_head("accept", lang.t("立案", "Register")))
                     button type="submit" { (lang.t("审查并立案", "Review and register")) }
                 }
@@ -342,7 +342,7 @@ fn actions(
         }
         @if role == "assigning_office" && state == "registered" {
             section.action {
-                form method="post" action=(format!("/console/items/{id}/assign")) {
+                form id="act-assign" method="post" action=(format!("/console/items/{id}/assign#act-assign")) {
                     (form_head("assign", lang.t("交办", "Assign")))
                     @let opts: Vec<(String, String)> = std::iter::once((String::new(), lang.t("（请选择）", "(choose)").to_owned())).chain(names.agencies.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
                     (select(&state_of("assign"), "lead", lang.t("主办单位", "Lead agency"), &opts))
@@ -362,7 +362,7 @@ fn actions(
                 @let agency = names.agencies.get(a["agency_id"].as_str().unwrap_or("")).cloned().unwrap_or_default();
                 @if a["adjustment"]["status"] == "pending" {
                     section.action {
-                        form method="post" action=(format!("/console/items/{id}/adjustment-decision?assignment={aid}")) {
+                        form id=(format!("act-adjustment-decision-{aid}")) method="post" action=(format!("/console/items/{id}/adjustment-decision?assignment={aid}#act-adjustment-decision-{aid}")) {
                             (form_head("adjustment-decision", lang.t("调整申请", "Adjustment request")))
                             p { (agency) "：" (a["adjustment"]["reason"].as_str().unwrap_or("")) }
                             @let s = state_of("adjustment-decision");
@@ -376,7 +376,7 @@ fn actions(
                 }
                 @if a["extension"]["status"] == "pending" {
                     section.action {
-                        form method="post" action=(format!("/console/items/{id}/extension-decision?assignment={aid}")) {
+                        form id=(format!("act-extension-decision-{aid}")) method="post" action=(format!("/console/items/{id}/extension-decision?assignment={aid}#act-extension-decision-{aid}")) {
                             (form_head("extension-decision", lang.t("延期申请", "Extension request")))
                             p { (agency) "：" (lang.t("申请延期至", "asks until")) " " (date(&a["extension"]["new_due"])) " · " (a["extension"]["reason"].as_str().unwrap_or("")) }
                             fieldset {
@@ -390,7 +390,7 @@ fn actions(
                 }
                 @if a["role"] == "co" && matches!(a["state"].as_str(), Some("in_handling" | "accepted" | "pending_sign")) && a["opinion_waived"] != true {
                     section.action {
-                        form method="post" action=(format!("/console/items/{id}/waiver?assignment={aid}")) {
+                        form id=(format!("act-waiver-{aid}")) method="post" action=(format!("/console/items/{id}/waiver?assignment={aid}#act-waiver-{aid}")) {
                             (form_head("waiver", lang.t("免交会办意见", "Waive the co-handling opinion")))
                             p { (agency) }
                             (field(&state_of("waiver"), "reason", lang.t("理由", "Reason"), Kind::Text, true))
@@ -401,7 +401,7 @@ fn actions(
             }
             @if matches!(state, "assigned" | "re_handling" | "in_follow_up" | "escalated") {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/notice")) {
+                    form id="act-notice" method="post" action=(format!("/console/items/{id}/notice#act-notice")) {
                         (form_head("notice", lang.t("发出督办通知", "Issue a supervision notice")))
                         @let s = state_of("notice");
                         @let units: Vec<(String, String)> = item["assignments"].as_array().into_iter().flatten().filter(|a| a["state"] != "superseded").filter_map(|a| { let id = a["agency_id"].as_str()?; Some((id.to_owned(), names.agencies.get(id).cloned().unwrap_or_else(|| id.to_owned()))) }).collect();
@@ -420,7 +420,7 @@ fn actions(
             @let unit_role = a["role"].as_str().unwrap_or("");
             @if ast == "pending_sign" {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/sign-for?assignment={aid}")) {
+                    form id=(format!("act-sign-for-{aid}")) method="post" action=(format!("/console/items/{id}/sign-for?assignment={aid}#act-sign-for-{aid}")) {
                         (form_head("sign-for", lang.t("签收", "Sign for")))
                         p { (lang.t("签收后由本单位办理；如不属本单位职责，请在交办后五个工作日内申请调整。", "Once signed for, your unit handles it; if it is not your remit, ask for an adjustment within five working days of the assignment.")) }
                         button type="submit" { (lang.t("签收", "Sign for")) }
@@ -429,7 +429,7 @@ fn actions(
             }
             @if ast == "accepted" {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/dispatch?assignment={aid}")) {
+                    form id=(format!("act-dispatch-{aid}")) method="post" action=(format!("/console/items/{id}/dispatch?assignment={aid}#act-dispatch-{aid}")) {
                         (form_head("dispatch", lang.t("交办到处室", "Dispatch to a division")))
                         @let s = state_of("dispatch");
                         (select(&s, "division_id", lang.t("承办处室", "Division"), &names.divisions))
@@ -442,7 +442,7 @@ fn actions(
             }
             @if matches!(ast, "in_handling" | "re_handling" | "replied") {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/communication?assignment={aid}")) {
+                    form id=(format!("act-communication-{aid}")) method="post" action=(format!("/console/items/{id}/communication?assignment={aid}#act-communication-{aid}")) {
                         (form_head("communication", lang.t("记录沟通", "Record a communication")))
                         @for d in std::iter::once(&item["lead_deputy_id"]).chain(item["co_signer_ids"].as_array().into_iter().flatten()) {
                             @if let Some(d) = d.as_str() { input type="hidden" name="deputy" value=(d); }
@@ -458,7 +458,7 @@ fn actions(
             }
             @if matches!(ast, "in_handling" | "re_handling") && unit_role != "co" {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/reply?assignment={aid}")) {
+                    form id=(format!("act-reply-{aid}")) method="post" action=(format!("/console/items/{id}/reply?assignment={aid}#act-reply-{aid}")) {
                         (form_head("reply", lang.t("答复代表", "Reply to the deputy")))
                         @for o in item["opinions"].as_array().into_iter().flatten() {
                             @if let Some(o) = o["id"].as_str() { input type="hidden" name="opinion" value=(o); }
@@ -480,7 +480,7 @@ fn actions(
             }
             @if matches!(ast, "pending_sign" | "accepted") && a["adjustment"].is_null() {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/adjustment-request?assignment={aid}")) {
+                    form id=(format!("act-adjustment-request-{aid}")) method="post" action=(format!("/console/items/{id}/adjustment-request?assignment={aid}#act-adjustment-request-{aid}")) {
                         (form_head("adjustment-request", lang.t("申请调整承办单位", "Ask for another unit")))
                         @let s = state_of("adjustment-request");
                         p.hint { (lang.t("交办后五个工作日内，期限：", "Within five working days of the assignment, by ")) (date(&a["deadlines"]["objection"]["due"])) }
@@ -493,7 +493,7 @@ fn actions(
             }
             @if matches!(ast, "in_handling" | "re_handling") && unit_role != "co" && a["extension"]["status"] != "pending" {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/extension-request?assignment={aid}")) {
+                    form id=(format!("act-extension-request-{aid}")) method="post" action=(format!("/console/items/{id}/extension-request?assignment={aid}#act-extension-request-{aid}")) {
                         (form_head("extension-request", lang.t("申请延期答复", "Ask for more time")))
                         @let s = state_of("extension-request");
                         (field(&s, "new_due", lang.t("延至", "Until"), Kind::Date, true))
@@ -524,7 +524,7 @@ fn actions(
                             p.text { (d.get("body").and_then(Value::as_str).unwrap_or("")) }
                         }
                     }
-                    form method="post" action=(format!("/console/items/{id}/approval?assignment={aid}")) {
+                    form id=(format!("act-approval-{aid}")) method="post" action=(format!("/console/items/{id}/approval?assignment={aid}#act-approval-{aid}")) {
                         (form_head("approval", lang.t("审批本步", "Decide this step")))
                         @let s = state_of("approval");
                         input type="hidden" name="step" value=(step);
@@ -540,7 +540,7 @@ fn actions(
             }
             @if ast == "in_handling" && unit_role == "co" {
                 section.action {
-                    form method="post" action=(format!("/console/items/{id}/opinion?assignment={aid}")) {
+                    form id=(format!("act-opinion-{aid}")) method="post" action=(format!("/console/items/{id}/opinion?assignment={aid}#act-opinion-{aid}")) {
                         (form_head("opinion", lang.t("会办意见", "Co-handling opinion")))
                         @let s = state_of("opinion");
                         (field(&s, "document_number", lang.t("文号", "Document number"), Kind::Text, true))
@@ -557,7 +557,7 @@ fn actions(
         }
         @if role == "deputy" && state == "replied" {
             section.action {
-                form method="post" action=(format!("/console/items/{id}/feedback")) {
+                form id="act-feedback" method="post" action=(format!("/console/items/{id}/feedback#act-feedback")) {
                     (form_head("feedback", lang.t("评价答复", "Rate the reply")))
                     @let s = state_of("feedback");
                     @let levels = [("satisfied".to_owned(), lang.satisfaction("satisfied").to_owned()), ("basically_satisfied".to_owned(), lang.satisfaction("basically_satisfied").to_owned()), ("dissatisfied".to_owned(), lang.satisfaction("dissatisfied").to_owned())];
