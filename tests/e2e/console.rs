@@ -642,6 +642,12 @@ fn the_console_in_a_real_browser() {
     assert!(foreign.contains("找不到该页面"), "{foreign}");
     logout(&b);
 
+    let lead = office_get(s.http, &office, &format!("/v1/suggestions/{item_id}"))["assignments"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["role"] == "lead"))
+        .and_then(|a| a["id"].as_str())
+        .expect("the lead assignment")
+        .to_owned();
     // The agency's office signs for it and dispatches it (it is in their inbox once the
     // coordination service has the assignment).
     login(&b, &base, "gxt-office", PASSWORD);
@@ -687,6 +693,44 @@ fn the_console_in_a_real_browser() {
     b.fill("#f-plan", "办前沟通，办中协调，办后回访。");
     b.submit("form[action*='/dispatch'] button");
     assert!(b.page_text().contains("办理中"), "{}", b.page_text());
+    // It asks for more time; the office decides.
+    b.set(
+        &format!("#act-extension-request-{lead} input[type=date]"),
+        "2027-05-31",
+    );
+    b.fill(
+        &format!("#act-extension-request-{lead} textarea"),
+        "需开展专题调研。",
+    );
+    b.submit(&format!("#act-extension-request-{lead} button"));
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
+    logout(&b);
+    login(&b, &base, "office", PASSWORD);
+    b.go(&format!("{base}{item_path}"));
+    assert!(
+        b.page_text().contains("需开展专题调研"),
+        "{}",
+        b.page_text()
+    );
+    b.submit(&format!("#act-extension-decision-{lead} button"));
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
+    assert!(
+        b.page_text().contains("2027-05-31"),
+        "the new due date: {}",
+        b.page_text()
+    );
+    // A stage plan for the department's year, set from its form.
+    b.go(&format!(
+        "{base}/console/stages?agency_id={department}&year=2027"
+    ));
+    b.set("#f-starts_on", "2027-02-01");
+    b.fill("#f-name0", "集中办理");
+    b.set("#f-ends_on0", "2027-05-31");
+    b.click("input[name=targets0][value=all_replied]");
+    b.fill("#f-rounds0", "2027-04-15");
+    b.submit("form.card button");
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
+    assert!(b.text("figure").contains("集中办理"), "{}", b.page_text());
     logout(&b);
 
     // The handler records the communication.
@@ -741,11 +785,6 @@ fn the_console_in_a_real_browser() {
             .expect("token")
             .to_owned()
     };
-    let lead = office_get(s.http, &office, &format!("/v1/suggestions/{item_id}"))["assignments"][0]
-        ["id"]
-        .as_str()
-        .expect("the assignment")
-        .to_owned();
     let (status, body) = http(
         s.http,
         "POST",
