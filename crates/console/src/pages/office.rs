@@ -559,6 +559,21 @@ fn agency_picker(
     }
 }
 
+/// The agency a page is about: the one asked for, else an agency's own, else the first.
+fn chosen_agency(q: &AgencyYear, viewer: &Viewer, agencies: &[(String, String)]) -> Option<String> {
+    q.agency_id
+        .clone()
+        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
+        .or_else(|| {
+            viewer
+                .principal()
+                .agency
+                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
+                .map(|a| a.to_string())
+        })
+        .or_else(|| agencies.first().map(|(id, _)| id.clone()))
+}
+
 async fn agencies_of(c: &Console, viewer: &Viewer) -> Vec<(String, String)> {
     let office = viewer.principal().agency.map(|a| a.to_string());
     c.get(viewer, "/v1/agencies", None)
@@ -581,18 +596,7 @@ pub async fn ledger(
 ) -> Response {
     let lang = viewer.lang;
     let agencies = agencies_of(&c, &viewer).await;
-    let agency = q
-        .agency_id
-        .clone()
-        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
-        .or_else(|| {
-            viewer
-                .principal()
-                .agency
-                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
-                .map(|a| a.to_string())
-        })
-        .or_else(|| agencies.first().map(|(id, _)| id.clone()));
+    let agency = chosen_agency(&q, &viewer, &agencies);
     let ledger = match &agency {
         Some(a) => match c
             .get(
@@ -659,18 +663,7 @@ pub async fn report(
         .as_deref()
         .and_then(|y| y.parse().ok())
         .unwrap_or(time::OffsetDateTime::now_utc().year() - 1);
-    let agency = q
-        .agency_id
-        .clone()
-        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
-        .or_else(|| {
-            viewer
-                .principal()
-                .agency
-                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
-                .map(|a| a.to_string())
-        })
-        .or_else(|| agencies.first().map(|(id, _)| id.clone()));
+    let agency = chosen_agency(&q, &viewer, &agencies);
     let text = match &agency {
         Some(a) => match c
             .get(
@@ -755,18 +748,7 @@ async fn stages_page(
         .as_deref()
         .and_then(|y| y.parse().ok())
         .unwrap_or(today.year());
-    let agency = q
-        .agency_id
-        .clone()
-        .filter(|a| uuid::Uuid::try_parse(a).is_ok())
-        .or_else(|| {
-            viewer
-                .principal()
-                .agency
-                .filter(|_| viewer.principal().role.as_str() != "assigning_office")
-                .map(|a| a.to_string())
-        })
-        .or_else(|| agencies.first().map(|(id, _)| id.clone()));
+    let agency = chosen_agency(q, viewer, &agencies);
     let plan = match &agency {
         Some(a) => c
             .get(
