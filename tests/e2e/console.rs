@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::serve::{free_port, http, http_with, serve_with, terminate};
+use crate::serve::{free_port, http, http_with, serve_fresh, serve_with, terminate};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -955,6 +955,67 @@ fn the_console_in_a_real_browser() {
     assert!(!out.status.success(), "a forged entry must not verify");
 
     drop(b);
+    let _ = terminate(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `Set-Cookie` value from a response head.
+fn cookie_of(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.trim().split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+#[test]
+fn logins_are_limited_per_client_address_behind_a_trusted_proxy() {
+    // The test client is the proxy (127.0.0.1); X-Forwarded-For names the clients.
+    let (dir, s, _) = serve_fresh("console-limit", "trusted_proxies = [\"127.0.0.1\"]\n", &[]);
+    let (status, head, page) = http_with(s.http, "GET", "/login", None, None, &[]);
+    assert_eq!(status, 200, "{page}");
+    let form_cookie = cookie_of(&head, "banli_form").expect("the form cookie");
+    let at = page
+        .find("name=\"_form\" value=\"")
+        .expect("the form token")
+        + 20;
+    let form = &page[at..at + 64];
+    let cookie = format!("banli_form={form_cookie}");
+    let body = format!("_form={form}&username=nobody&password=wrong+password+here&next=%2F");
+    let attempt = |client: &str| {
+        let (status, _, page) = http_with(
+            s.http,
+            "POST",
+            "/login",
+            None,
+            Some(&body),
+            &[("Cookie", &cookie), ("X-Forwarded-For", client)],
+        );
+        (status, page)
+    };
+    for n in 0..20 {
+        let (status, page) = attempt("198.51.100.1");
+        assert_eq!(status, 401, "attempt {n}: {page}");
+    }
+    let (status, page) = attempt("198.51.100.1");
+    assert_eq!(status, 429, "the 21st attempt from one client: {page}");
+    assert!(page.contains("来自此地址的登录尝试过多"), "{page}");
+    // Another client behind the same proxy is not held back; one that forges an address
+    // further left is still the nearest one the proxy saw.
+    assert_eq!(attempt("198.51.100.2").0, 401);
+    assert_eq!(attempt("203.0.113.7, 198.51.100.1").0, 429);
+    // A form posted without its token is refused before anything is counted or checked.
+    let (status, _, _) = http_with(
+        s.http,
+        "POST",
+        "/login",
+        None,
+        Some("username=nobody&password=x"),
+        &[("Cookie", &cookie), ("X-Forwarded-For", "198.51.100.3")],
+    );
+    assert_eq!(status, 403);
     let _ = terminate(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -69,6 +69,14 @@ pub struct Config {
     /// Empty (the default): loopback, private, link-local, CGNAT, unique-local, multicast and
     /// metadata addresses are refused and every endpoint needs https.
     pub webhook_allowed_networks: Vec<String>,
+    /// The address people reach the web console at (e.g. `https://banli.example.gov.cn`) when
+    /// it is not `http://<http_addr>`: set-password links are printed with it, and an `https`
+    /// address makes the console's cookies `Secure` behind a TLS-terminating proxy.
+    pub public_url: Option<String>,
+    /// The addresses of reverse proxies in front of banli: for a request from one of them the
+    /// client is the nearest address in `X-Forwarded-For` that is not a proxy (the console's
+    /// per-address login limit and its logs). Empty: the connection's own address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where uploaded documents (signed letters, evidence, minutes) are kept, each once under
     /// its SHA-256; empty means `documents/` in the data directory. Every process of one
     /// deployment that serves documents (suggestions, coordination) needs the same directory
@@ -243,6 +251,8 @@ impl Default for Config {
             audit_signing_key: None,
             webhook_key: None,
             webhook_allowed_networks: Vec::new(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
             documents_dir: None,
             max_document_bytes: banli_documents::DEFAULT_MAX_BYTES,
             document_upload_bytes_per_hour: banli_documents::DEFAULT_HOURLY_BYTES,
@@ -332,6 +342,21 @@ impl Config {
         }
         if let Ok(v) = std::env::var("BANLI_WEBHOOK_KEY") {
             config.webhook_key = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("BANLI_PUBLIC_URL") {
+            config.public_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Ok(v) = std::env::var("BANLI_TRUSTED_PROXIES") {
+            config.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().with_context(|| {
+                        format!("BANLI_TRUSTED_PROXIES: `{s}` is not an IP address")
+                    })
+                })
+                .collect::<Result<_>>()?;
         }
         if let Ok(v) = std::env::var("BANLI_WEBHOOK_ALLOWED_NETWORKS") {
             config.webhook_allowed_networks = v
@@ -481,6 +506,13 @@ impl Config {
         }
         if self.nats_tls_cert.is_some() != self.nats_tls_key.is_some() {
             bail!("nats_tls_cert and nats_tls_key go together: give both (PEM files) or neither");
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            bail!(
+                "public_url `{u}` is the console's address as people reach it: http://… or https://…"
+            );
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) | (None, Some(_)) => {
@@ -636,6 +668,15 @@ impl Config {
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
             max_connections: self.max_connections,
             ..Default::default()
+        }
+    }
+
+    /// Where people reach the console: `public_url` without a trailing `/`, else
+    /// `http://<http_addr>`.
+    pub fn console_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.http_addr),
         }
     }
 

@@ -24,10 +24,13 @@ use axum::routing::{get, post};
 use banli_suggestions::app::App;
 
 /// How the console is served.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ConsoleOptions {
-    /// Cookies only over HTTPS (`Secure`): set when banli serves TLS.
+    /// Cookies only over HTTPS (`Secure`): when banli serves TLS, or people reach it at an
+    /// `https` address through a proxy.
     pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The console's state: the API it calls and the accounts it signs people in with.
@@ -69,6 +72,10 @@ impl Console {
 
     pub(crate) fn secure(&self) -> bool {
         self.0.options.secure_cookies
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        &self.0.options.trusted_proxies
     }
 
     pub(crate) fn limiter(&self) -> &session::LoginLimiter {

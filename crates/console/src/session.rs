@@ -145,6 +145,27 @@ impl FromRequestParts<Console> for Viewer {
     }
 }
 
+/// The client's address: the connection's, or — when that is a trusted proxy — the nearest
+/// address in `X-Forwarded-For` that is not a trusted proxy (the entries further left were
+/// written by the client and prove nothing).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
+}
+
 /// Login attempts per client address: at most [`LoginLimiter::MAX`] in
 /// [`LoginLimiter::WINDOW`], whatever the usernames (the per-account lockout stops guessing
 /// one password; this stops trying many accounts from one place).
@@ -209,6 +230,27 @@ mod tests {
         }
         assert!(l.attempt(a).is_err());
         assert!(l.attempt("192.0.2.2".parse().expect("valid")).is_ok());
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_nearest_untrusted_address() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("valid");
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7, 10.0.0.2"
+                .parse()
+                .expect("valid"),
+        );
+        let trusted = [proxy, "10.0.0.2".parse().expect("valid")];
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "198.51.100.7".parse::<IpAddr>().expect("valid"),
+            "what the client wrote further left is not believed"
+        );
+        let stranger: IpAddr = "192.0.2.5".parse().expect("valid");
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger, "not a proxy");
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 
     #[test]

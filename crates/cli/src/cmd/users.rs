@@ -64,7 +64,7 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
             println!("created user {} (role {})", user.username, user.role);
-            print_token(&token, config.http_addr);
+            print_token(&token, &config.console_url());
             Ok(())
         }
         UsersCommand::ResetPassword { username } => {
@@ -73,7 +73,7 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
             println!("the password of {username} is reset; the old one no longer works");
-            print_token(&token, config.http_addr);
+            print_token(&token, &config.console_url());
             Ok(())
         }
         UsersCommand::List => {
@@ -104,9 +104,9 @@ pub async fn run(config: &Config, cmd: UsersCommand) -> Result<()> {
     result
 }
 
-fn print_token(token: &str, http_addr: std::net::SocketAddr) {
+fn print_token(token: &str, console: &str) {
     println!(
-        "the person sets a password once at http://{http_addr}/set-password?token=<token> (the console's address as they reach it); the token below is valid for 72 hours and shown once:"
+        "the person sets a password once at {console}/set-password?token={token} ; the token (last line) is valid for 72 hours and shown once:"
     );
     println!("{token}");
 }

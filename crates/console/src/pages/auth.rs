@@ -127,10 +127,12 @@ pub async fn login(
             ),
         )
     };
-    if let Some(Extension(PeerAddr(addr))) = peer
-        && let Err(wait) = c.limiter().attempt(addr.ip())
+    let client = peer
+        .map(|Extension(PeerAddr(a))| session::client_ip(a.ip(), &headers, c.trusted_proxies()));
+    if let Some(ip) = client
+        && let Err(wait) = c.limiter().attempt(ip)
     {
-        tracing::warn!(address = %addr.ip(), outcome = "address limited", "login refused");
+        tracing::warn!(address = %ip, outcome = "address limited", "login refused");
         return show(
             StatusCode::TOO_MANY_REQUESTS,
             Refusal {

@@ -305,7 +305,12 @@ pub async fn run(config: &Config, service: Service, demo: bool) -> Result<()> {
             api_router.clone(),
             s.app.clone(),
             banli_console::ConsoleOptions {
-                secure_cookies: tls.is_some(),
+                secure_cookies: tls.is_some()
+                    || config
+                        .public_url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("https://")),
+                trusted_proxies: config.trusted_proxies.clone(),
             },
         ),
         None => api_router.clone(),

@@ -81,7 +81,13 @@ pub(super) async fn build(deps: &Deps<'_>, process: &mut Process) -> Result<Sugg
     let suggestions_app = built.app.clone();
     let office = crate::cmd::init::ensure_assigning_office(&store).await?;
     if !store.has_keys().await? {
-        first_key(&store, &config.data_dir, config.http_addr).await?;
+        first_key(
+            &store,
+            &config.data_dir,
+            config.http_addr,
+            &config.console_url(),
+        )
+        .await?;
     }
     // Directory rows written before it was published (an upgrade), or by a `banli keys`
     // whose export failed: published now, once.
@@ -221,7 +227,12 @@ pub(super) async fn load_demo(
 }
 
 /// On an empty store: one assigning-office key, written to a file only its owner can read.
-async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Result<()> {
+async fn first_key(
+    store: &Store,
+    data_dir: &Path,
+    http_addr: SocketAddr,
+    console: &str,
+) -> Result<()> {
     let office = store
         .list_agencies()
         .await?
@@ -258,7 +269,7 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
     write_private(
         &user_path,
         &format!(
-            "username: {FIRST_USER}\nset the password at: http://{http_addr}/set-password?token={secret}\none-time set-password token (72 hours; `banli users reset-password --username {FIRST_USER}` issues a new one):\n{secret}\n"
+            "username: {FIRST_USER}\nset the password at: {console}/set-password?token={secret}\none-time set-password token (72 hours; `banli users reset-password --username {FIRST_USER}` issues a new one):\n{secret}\n"
         ),
     )?;
     tracing::info!(user_id = %user.id, file = %user_path.display(), "created the first assigning-office user");
@@ -271,7 +282,7 @@ async fn first_key(store: &Store, data_dir: &Path, http_addr: SocketAddr) -> Res
         path.display()
     );
     println!(
-        "The web console is at http://{http_addr}/ — the office account's one-time set-password link is in {}.",
+        "The web console is at {console}/ — the office account's one-time set-password link is in {}.",
         user_path.display()
     );
     Ok(())
