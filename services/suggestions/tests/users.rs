@@ -44,7 +44,7 @@ async fn accounts_work_on_postgres() {
     sets_a_password_once(on(db).await).await;
 }
 
-async fn sets_a_password_once((_db, app): (TestDb, App)) {
+async fn sets_a_password_once((db, app): (TestDb, App)) {
     let (user, token) = app
         .create_user("office.li", Role::AssigningOffice, None, None, None)
         .await
@@ -106,6 +106,25 @@ async fn sets_a_password_once((_db, app): (TestDb, App)) {
     assert!(
         app.session(&"0".repeat(64)).await.expect("read").is_none(),
         "an unknown secret"
+    );
+    // Unused for longer than the idle limit: ended (and forgotten).
+    let idle = app.start_session(&who).await.expect("session");
+    let store = Store::new(db.pool.clone());
+    let hash = banli_api::token::secret_hash(&idle);
+    let long_ago = time::OffsetDateTime::now_utc()
+        - banli_suggestions::app::SESSION_IDLE
+        - time::Duration::seconds(1);
+    store
+        .touch_user_session(&hash, long_ago)
+        .await
+        .expect("aged");
+    assert!(
+        app.session(&idle).await.expect("read").is_none(),
+        "idle too long"
+    );
+    assert!(
+        store.user_session(&hash).await.expect("read").is_none(),
+        "an expired session is deleted"
     );
     app.end_session(&secret).await.expect("signed out");
     assert!(app.session(&secret).await.expect("read").is_none(), "ended");
