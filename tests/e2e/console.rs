@@ -1016,6 +1016,10 @@ fn logins_are_limited_per_client_address_behind_a_trusted_proxy() {
         &[("Cookie", &cookie), ("X-Forwarded-For", "198.51.100.3")],
     );
     assert_eq!(status, 403);
+    // A form's address opened as a page: a page that says so, not an empty answer.
+    let (status, _, page) = http_with(s.http, "GET", "/logout", None, None, &[]);
+    assert_eq!(status, 405);
+    assert!(page.contains("此地址用于提交表单"), "{page}");
     let _ = terminate(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -113,6 +113,7 @@ pub fn mount(api: Router, app: App, options: ConsoleOptions) -> Router {
         .route("/console/audit", get(pages::audit::audit))
         .route("/console/audit/proof", get(pages::audit::proof))
         .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
+        .method_not_allowed_fallback(pages::method_not_allowed)
         .with_state(console)
         .layer(axum::middleware::map_response(html_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

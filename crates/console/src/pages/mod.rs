@@ -54,6 +54,24 @@ pub async fn not_found(viewer: Viewer) -> Response {
     page::not_found(viewer.lang, Some(&viewer))
 }
 
+/// A form's address opened as a page (or a page's address posted to): said in words, with the
+/// way back.
+pub async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let lang = session::lang_of(&headers);
+    page::respond(
+        StatusCode::METHOD_NOT_ALLOWED,
+        page::shell(
+            lang,
+            None,
+            lang.t("此地址用于提交表单", "This address takes a form"),
+            maud::html! {
+                p { (lang.t("请从页面上的按钮操作；未做任何更改。", "Use the button on the page; nothing was changed.")) }
+                p { a href="/" { (lang.t("返回首页", "Back to the start")) } }
+            },
+        ),
+    )
+}
+
 /// A posted form: its fields in order (a field may repeat).
 #[derive(Debug, Default)]
 pub struct Form(pub Vec<(String, String)>);
