@@ -520,6 +520,10 @@ fn the_console_in_a_real_browser() {
     // The office: the dashboard shows the source report's figures, from the data.
     login(&b, &base, "office", PASSWORD);
     assert!(b.url().ends_with("/console/office"), "{}", b.url());
+    // Every agency, this year: the demo's items are of 2018–2020, its longer-term measure's
+    // notice is open.
+    assert_eq!(b.text("#total"), "0", "{}", b.page_text());
+    assert!(b.count(".problem") == 0, "{}", b.page_text());
     b.go(&format!(
         "{base}/console/office?agency_id={department}&year=2020"
     ));

@@ -73,39 +73,33 @@ pub async fn dashboard(
         Ok(v) => v,
         Err(r) => return page::refused(lang, &viewer, &r),
     };
-    // Overdue deadlines and open notices: of one agency, or of each.
-    let targets: Vec<&str> = match &agency {
-        Some(a) => vec![a.as_str()],
-        None => agencies.iter().map(|(id, _)| id.as_str()).collect(),
+    // Overdue deadlines and open notices: of one agency, or (the office reading without an
+    // agency) of every agency in one call each.
+    let one: Vec<(&str, &str)> = agency.iter().map(|a| ("agency_id", a.as_str())).collect();
+    let list = |v: Result<serde_json::Value, crate::api::Refusal>| {
+        v.ok()
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
     };
-    let mut overdue = Vec::new();
-    let mut notices = Vec::new();
+    let overdue = list(
+        c.get(
+            &viewer,
+            &format!("/v1/followup/overdue?{}", query(&one)),
+            None,
+        )
+        .await,
+    );
+    let mut issued = one.clone();
+    issued.push(("state", "issued"));
+    let notices = list(
+        c.get(
+            &viewer,
+            &format!("/v1/followup/notices?{}", query(&issued)),
+            None,
+        )
+        .await,
+    );
     let mut per_agency = Vec::new();
-    for a in &targets {
-        if let Ok(v) = c
-            .get(
-                &viewer,
-                &format!("/v1/followup/overdue?{}", query(&[("agency_id", a)])),
-                None,
-            )
-            .await
-        {
-            overdue.extend(v["items"].as_array().cloned().unwrap_or_default());
-        }
-        if let Ok(v) = c
-            .get(
-                &viewer,
-                &format!(
-                    "/v1/followup/notices?{}",
-                    query(&[("agency_id", a), ("state", "issued")])
-                ),
-                None,
-            )
-            .await
-        {
-            notices.extend(v["items"].as_array().cloned().unwrap_or_default());
-        }
-    }
     for (id, name) in &agencies {
         if let Ok(v) = c
             .get(
